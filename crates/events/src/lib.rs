@@ -1,0 +1,32 @@
+//! dealledger's event contract: what a fact about a deal is, how it is written in JSON, which
+//! histories are valid, and how an event is encoded on disk.
+//!
+//! Boundary: this crate is pure. It knows nothing of sled, tokio, clap or the file system; it
+//! never reads the clock (callers pass `now`). Everything else in dealledger depends on it and it
+//! depends on none of them, so the contract can be tested, fuzzed and reused on its own.
+//!
+//! - [`event`]: [`Event`] (what the source said) and [`StoredEvent`] (numbered and versioned).
+//! - [`json`]: JSON Lines in ([`parse_line`]) and out ([`write_event_json`]).
+//! - [`validate`]: [`Deals`], the per-deal rules checked on append, with undo for atomic batches.
+//! - [`codec`]: the versioned binary record format, the one place that knows bincode.
+//! - [`pipeline`]: stages and probabilities (`dealledger.toml`).
+//! - [`money`], [`time`]: exact amounts in minor units and UTC microseconds; never f64.
+
+pub mod codec;
+pub mod event;
+pub mod json;
+pub mod money;
+pub mod pipeline;
+pub mod rejection;
+pub mod time;
+pub mod validate;
+
+pub use event::{
+    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent, Submission,
+};
+pub use json::{parse_line, stored_event_json, write_event_json};
+pub use money::Currency;
+pub use pipeline::{Pipeline, Stage};
+pub use rejection::{Rejection, Rule};
+pub use time::{Clock, Date, FixedClock, SystemClock, Timestamp};
+pub use validate::{Deals, Savepoint};

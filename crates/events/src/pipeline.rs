@@ -1,0 +1,172 @@
+//! The pipeline (ordered stages with win probabilities) and the other settings of
+//! `dealledger.toml`.
+
+use serde::Deserialize;
+
+/// Stages a pipeline may have, at most.
+pub const STAGES_MAX: usize = 64;
+
+/// A stage and its win probability in basis points (0.25 is 2500): integers, so that weighted
+/// amounts are exact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    pub probability_bp: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    stages: Vec<Stage>,
+}
+
+impl Default for Pipeline {
+    /// prospecting 0.10, qualifying 0.25, quote 0.50, closing 0.80.
+    fn default() -> Pipeline {
+        let stage = |name: &str, probability_bp| Stage { name: name.to_string(), probability_bp };
+        Pipeline {
+            stages: vec![
+                stage("prospecting", 1000),
+                stage("qualifying", 2500),
+                stage("quote", 5000),
+                stage("closing", 8000),
+            ],
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn new(stages: Vec<Stage>) -> Result<Pipeline, String> {
+        if stages.is_empty() || stages.len() > STAGES_MAX {
+            return Err(format!("a pipeline has 1..={STAGES_MAX} stages, this one has {}", stages.len()));
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if stage.name.is_empty() || stage.name.len() > 64 {
+                return Err(format!("stage {}: a stage name is 1..=64 bytes", i + 1));
+            }
+            if stages[..i].iter().any(|s| s.name == stage.name) {
+                return Err(format!("stage `{}` is listed twice", stage.name));
+            }
+            if stage.probability_bp > 10_000 {
+                return Err(format!("stage `{}`: probability must be within 0..=1", stage.name));
+            }
+        }
+        Ok(Pipeline { stages })
+    }
+
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    pub fn first(&self) -> &str {
+        &self.stages[0].name
+    }
+
+    /// The stage's position in the pipeline, if it is one of its stages.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|stage| stage.name == name)
+    }
+
+    pub fn names(&self) -> String {
+        self.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// `dealledger.toml` as written. Sections other issues add are ignored here, so that the file
+/// can grow without breaking older readers.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    pipeline: Option<PipelineSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSection {
+    stages: Vec<StageSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageSection {
+    name: String,
+    probability: toml::Value,
+}
+
+/// Parses the `[pipeline]` of a `dealledger.toml`; the default pipeline when it has none.
+///
+/// ```toml
+/// [[pipeline.stages]]
+/// name = "discovery"
+/// probability = 0.2
+/// ```
+pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
+    let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let Some(section) = file.pipeline else {
+        return Ok(Pipeline::default());
+    };
+    let mut stages = Vec::with_capacity(section.stages.len());
+    for stage in section.stages {
+        let probability_bp = probability_to_bp(&stage.probability)
+            .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
+        stages.push(Stage { name: stage.name, probability_bp });
+    }
+    Pipeline::new(stages)
+}
+
+/// `0.25` to 2500 basis points, exactly: the TOML text of the number is parsed as a decimal.
+fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
+    let text = match value {
+        toml::Value::Float(f) => format!("{f}"),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::String(s) => s.clone(),
+        other => return Err(format!("must be a number, found {other}")),
+    };
+    let decimal = crate::money::Decimal::parse(&text).map_err(|_| format!("`{text}` must be within 0..=1"))?;
+    if decimal.scale > 4 {
+        return Err(format!("`{text}` has more than 4 decimal places"));
+    }
+    let bp = decimal.mantissa * 10u64.pow(4 - decimal.scale);
+    if bp > 10_000 {
+        return Err(format!("`{text}` must be within 0..=1"));
+    }
+    Ok(bp as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pipeline() {
+        let p = Pipeline::default();
+        assert_eq!(p.names(), "prospecting, qualifying, quote, closing");
+        assert_eq!(p.stages()[1].probability_bp, 2500);
+        assert_eq!(p.index("quote"), Some(2));
+        assert_eq!(p.first(), "prospecting");
+    }
+
+    #[test]
+    fn toml_pipeline() {
+        let p = parse_pipeline_toml(
+            "[[pipeline.stages]]\nname = \"discovery\"\nprobability = 0.2\n\
+             [[pipeline.stages]]\nname = \"proposal\"\nprobability = 0.65\n",
+        )
+        .unwrap();
+        assert_eq!(p.names(), "discovery, proposal");
+        assert_eq!(p.stages()[1].probability_bp, 6500);
+        assert_eq!(parse_pipeline_toml("").unwrap(), Pipeline::default());
+        assert_eq!(parse_pipeline_toml("[other]\nx = 1\n").unwrap(), Pipeline::default());
+    }
+
+    #[test]
+    fn toml_pipeline_errors() {
+        let err = parse_pipeline_toml("[[pipeline.stages]]\nname = \"a\"\nprobability = 1.5\n").unwrap_err();
+        assert_eq!(err, "pipeline stage `a`: probability `1.5` must be within 0..=1");
+        let err = parse_pipeline_toml(
+            "[[pipeline.stages]]\nname = \"a\"\nprobability = 0.1\n[[pipeline.stages]]\nname = \"a\"\nprobability = 0.2\n",
+        )
+        .unwrap_err();
+        assert_eq!(err, "stage `a` is listed twice");
+        assert!(parse_pipeline_toml("[pipeline]\nstages = []\n").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Instants and calendar dates, exact and UTC.
+//!
+//! An instant is microseconds since the Unix epoch in UTC. Microseconds because CRMs give at most
+//! milliseconds and the ledger must never round: input with sub-microsecond digits is rejected
+//! rather than truncated.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+
+/// An instant in UTC, microseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// Parses RFC 3339 (`2024-03-31T12:00:00Z`, any offset, up to 6 fractional digits).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+        let parsed = DateTime::parse_from_rfc3339(text)
+            .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp ({e})"))?;
+        let utc = parsed.with_timezone(&Utc);
+        if utc.timestamp_subsec_nanos() % 1_000 != 0 {
+            return Err(format!("`{text}` has sub-microsecond digits; the ledger keeps microseconds"));
+        }
+        Ok(Timestamp(utc.timestamp_micros()))
+    }
+
+    /// Parses RFC 3339, or a bare date `YYYY-MM-DD` meaning 00:00:00Z that day.
+    pub fn parse_instant_or_date(text: &str) -> Result<Timestamp, String> {
+        if text.len() == 10 {
+            if let Ok(date) = Date::parse(text) {
+                return Ok(date.start());
+            }
+        }
+        Timestamp::parse_rfc3339(text)
+    }
+
+    pub fn from_datetime(datetime: DateTime<Utc>) -> Timestamp {
+        Timestamp(datetime.timestamp_micros())
+    }
+
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.0).expect("timestamps are validated on parse")
+    }
+
+    /// The calendar date (UTC) this instant falls on.
+    pub fn date(self) -> Date {
+        Date(self.0.div_euclid(MICROS_PER_DAY) as i32)
+    }
+
+    pub fn plus_micros(self, micros: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(micros))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with `Z`, with only as many fractional digits as needed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DateTime::from_timestamp_micros(self.0) {
+            Some(datetime) => f.write_str(&datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            None => write!(f, "<invalid timestamp {}>", self.0),
+        }
+    }
+}
+
+/// A calendar date, days since 1970-01-01.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Date(pub i32);
+
+impl Date {
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse(text: &str) -> Result<Date, String> {
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|e| format!("`{text}` is not a YYYY-MM-DD date ({e})"))?;
+        if text.len() != 10 {
+            return Err(format!("`{text}` is not a YYYY-MM-DD date"));
+        }
+        let days = date.signed_duration_since(epoch_date()).num_days();
+        Ok(Date(days as i32))
+    }
+
+    /// 00:00:00Z on this date.
+    pub fn start(self) -> Timestamp {
+        Timestamp(i64::from(self.0) * MICROS_PER_DAY)
+    }
+
+    fn to_naive(self) -> Option<NaiveDate> {
+        epoch_date().checked_add_signed(chrono::Duration::days(i64::from(self.0)))
+    }
+}
+
+fn epoch_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_naive() {
+            Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+            None => write!(f, "<invalid date {}>", self.0),
+        }
+    }
+}
+
+/// The ledger never reads the wall clock itself: whoever appends passes a clock, so that tests
+/// and replays are deterministic.
+pub trait Clock {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real wall clock, for the binary.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(Utc::now())
+    }
+}
+
+/// A clock that always says the same instant, for tests and reproducible runs.
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_normalises_offsets() {
+        let t = Timestamp::parse_rfc3339("2024-03-31T14:00:00+02:00").unwrap();
+        assert_eq!(t.to_string(), "2024-03-31T12:00:00Z");
+        let t = Timestamp::parse_rfc3339("2024-03-31T12:00:00.250Z").unwrap();
+        assert_eq!(t.to_string(), "2024-03-31T12:00:00.250Z");
+        assert_eq!(t.0 % MICROS_PER_SECOND, 250_000);
+    }
+
+    #[test]
+    fn rejects_nanoseconds_and_garbage() {
+        assert!(Timestamp::parse_rfc3339("2024-03-31T12:00:00.123456789Z").is_err());
+        assert!(Timestamp::parse_rfc3339("2024-03-31").is_err());
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn bare_dates_mean_midnight_utc() {
+        let t = Timestamp::parse_instant_or_date("2024-03-31").unwrap();
+        assert_eq!(t.to_string(), "2024-03-31T00:00:00Z");
+        assert_eq!(t.date().to_string(), "2024-03-31");
+        assert_eq!(Date::parse("1970-01-02").unwrap(), Date(1));
+        assert!(Date::parse("2024-02-30").is_err());
+        assert!(Date::parse("2024-2-3").is_err());
+    }
+
+    #[test]
+    fn dates_before_the_epoch_floor_correctly() {
+        let t = Timestamp::parse_rfc3339("1969-12-31T23:59:59Z").unwrap();
+        assert_eq!(t.date(), Date(-1));
+    }
+}

@@ -1,0 +1,454 @@
+//! The validity rules of the contract, checked per deal in business-time order.
+//!
+//! [`Deals`] holds, for every deal, just what the rules need: its currency, when it was opened,
+//! its version and its lifecycle steps (opened, stage moves, outcomes, requalifications) ordered
+//! by (at, seq). A new event is inserted at its place in that order and the whole lifecycle is
+//! folded again, so a backdated event is accepted exactly when the history stays valid with it.
+//! Touches and field changes only need to come after `opened`, so they are counted, not kept.
+//!
+//! Deciding is separate from storing: `admit` mutates only this in-memory state, and every
+//! mutation is undoable back to a [`Savepoint`], which is how a batch stays all or nothing.
+
+use crate::event::{Amount, Body, DealId, Event, Submission};
+use crate::money::Currency;
+use crate::pipeline::Pipeline;
+use crate::rejection::{Rejection, Rule};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+
+/// Interned stage name (index into [`Deals::stage_names`]).
+type StageId = u16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Opened(StageId),
+    Moved(StageId),
+    Won,
+    Lost,
+    Disqualified,
+    Requalified(Option<StageId>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    at: Timestamp,
+    seq: u64,
+    kind: StepKind,
+}
+
+/// What the rules know of one deal.
+#[derive(Clone, Debug)]
+pub struct DealLine {
+    pub currency: Currency,
+    pub opened_at: Timestamp,
+    /// Events stored for the deal: the version the next writer must name as `expected_version`.
+    pub version: u32,
+    steps: Vec<Step>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Open(StageId),
+    Won,
+    Lost(StageId),
+    Disqualified(StageId),
+}
+
+/// A point to roll the state back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint(usize);
+
+/// Every deal's line, plus an undo journal since the last [`Deals::commit`].
+#[derive(Default)]
+pub struct Deals {
+    lines: HashMap<DealId, DealLine>,
+    stage_names: Vec<String>,
+    stage_ids: HashMap<String, StageId>,
+    /// (deal, its line before the change; `None` if it did not exist).
+    undo: Vec<(DealId, Option<DealLine>)>,
+}
+
+impl Deals {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn get(&self, deal: &DealId) -> Option<&DealLine> {
+        self.lines.get(deal)
+    }
+
+    /// The deal's currency, once opened.
+    pub fn currency(&self, deal: &DealId) -> Option<Currency> {
+        self.lines.get(deal).map(|line| line.currency)
+    }
+
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.undo.len())
+    }
+
+    pub fn rollback(&mut self, savepoint: Savepoint) {
+        while self.undo.len() > savepoint.0 {
+            let (deal, before) = self.undo.pop().expect("len checked");
+            match before {
+                Some(line) => self.lines.insert(deal, line),
+                None => self.lines.remove(&deal),
+            };
+        }
+    }
+
+    /// Forgets the undo journal: what was admitted is now stored.
+    pub fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    fn intern(&mut self, stage: &str) -> StageId {
+        if let Some(id) = self.stage_ids.get(stage) {
+            return *id;
+        }
+        let id = StageId::try_from(self.stage_names.len()).expect("fewer than 65536 distinct stage names");
+        self.stage_names.push(stage.to_string());
+        self.stage_ids.insert(stage.to_string(), id);
+        id
+    }
+
+    /// Applies an event already in the log (rebuilding state on open). Stored events were valid
+    /// when appended, so nothing is checked beyond what keeps the state consistent.
+    pub fn replay(&mut self, event: &Event, seq: u64) {
+        let kind = self.step_kind(&event.body);
+        if let Body::Opened { currency, .. } = &event.body {
+            let line = DealLine { currency: *currency, opened_at: event.at, version: 0, steps: Vec::new() };
+            self.lines.insert(event.deal.clone(), line);
+        }
+        let line = self.lines.get_mut(&event.deal).expect("a stored event's deal was opened before it");
+        line.version += 1;
+        if let Some(kind) = kind {
+            let position = line.steps.partition_point(|step| step.at <= event.at);
+            line.steps.insert(position, Step { at: event.at, seq, kind });
+        }
+    }
+
+    fn step_kind(&mut self, body: &Body) -> Option<StepKind> {
+        Some(match body {
+            Body::Opened { stage, .. } => {
+                StepKind::Opened(self.intern(stage.as_deref().expect("stage resolved before storing")))
+            }
+            Body::StageMoved { to } => StepKind::Moved(self.intern(to)),
+            Body::Won { .. } => StepKind::Won,
+            Body::Lost { .. } => StepKind::Lost,
+            Body::Disqualified { .. } => StepKind::Disqualified,
+            Body::Requalified { stage, .. } => StepKind::Requalified(stage.as_deref().map(|s| self.intern(s))),
+            _ => return None,
+        })
+    }
+
+    /// Checks a new event against its deal's history and, if it is valid, records it as event
+    /// `seq` and resolves its defaults (opened stage, amounts in minor units, recorded_at).
+    /// Returns the deal's version after it. On error nothing changed.
+    pub fn admit(
+        &mut self,
+        submission: &mut Submission,
+        seq: u64,
+        now: Timestamp,
+        pipeline: &Pipeline,
+    ) -> Result<u32, Rejection> {
+        let event = &mut submission.event;
+        let current_version = self.lines.get(&event.deal).map_or(0, |line| line.version);
+        if let Some(expected) = submission.expected_version {
+            if expected != current_version {
+                return Err(Rejection::field(
+                    Rule::VersionConflict,
+                    "expected_version",
+                    format!("deal `{}` is at version {current_version}, not {expected}", event.deal),
+                ));
+            }
+        }
+        self.resolve(event, pipeline)?;
+        if event.recorded_at.is_none() {
+            event.recorded_at = Some(now);
+        }
+        let kind = self.step_kind(&event.body);
+        let existing = self.lines.get(&event.deal);
+        match (&event.body, existing) {
+            (Body::Opened { .. }, Some(line)) => {
+                return Err(Rejection::new(
+                    Rule::AlreadyOpened,
+                    format!("deal `{}` was already opened at {}", event.deal, line.opened_at),
+                ));
+            }
+            (Body::Opened { .. }, None) => {}
+            (_, None) => {
+                return Err(Rejection::new(
+                    Rule::NotOpened,
+                    format!("deal `{}` has no `opened` event; open it first", event.deal),
+                ));
+            }
+            (_, Some(line)) if event.at < line.opened_at => {
+                return Err(Rejection::field(
+                    Rule::BeforeOpened,
+                    "at",
+                    format!("{} is before deal `{}` was opened ({})", event.at, event.deal, line.opened_at),
+                ));
+            }
+            (_, Some(_)) => {}
+        }
+        let mut line = match (&event.body, existing) {
+            (Body::Opened { currency, .. }, _) => {
+                DealLine { currency: *currency, opened_at: event.at, version: 0, steps: Vec::new() }
+            }
+            (_, Some(line)) => line.clone(),
+            (_, None) => unreachable!("checked above"),
+        };
+        if let Some(kind) = kind {
+            let position = line.steps.partition_point(|step| step.at <= event.at);
+            line.steps.insert(position, Step { at: event.at, seq, kind });
+            self.check_steps(&line.steps, position, &event.deal)?;
+        }
+        line.version += 1;
+        let version = line.version;
+        let before = self.lines.insert(event.deal.clone(), line);
+        self.undo.push((event.deal.clone(), before));
+        Ok(version)
+    }
+
+    /// Stage names known, amounts in the deal's currency, defaults filled in.
+    fn resolve(&self, event: &mut Event, pipeline: &Pipeline) -> Result<(), Rejection> {
+        let known = |stage: &str, field: &'static str| -> Result<(), Rejection> {
+            if pipeline.index(stage).is_none() {
+                return Err(Rejection::field(
+                    Rule::UnknownStage,
+                    field,
+                    format!("`{stage}` is not a stage of the pipeline ({})", pipeline.names()),
+                ));
+            }
+            Ok(())
+        };
+        let currency = self.lines.get(&event.deal).map(|line| line.currency);
+        let resolve_amount = |amount: &mut Amount| -> Result<(), Rejection> {
+            // Without an opened deal there is no currency; the NotOpened rule reports that.
+            if let Some(currency) = currency {
+                amount.resolve(currency).map_err(|why| Rejection::field(Rule::InvalidValue, "amount", why))?;
+            }
+            Ok(())
+        };
+        match &mut event.body {
+            Body::Opened { stage, .. } => match stage {
+                Some(stage) => known(stage, "stage")?,
+                None => *stage = Some(pipeline.first().to_string()),
+            },
+            Body::StageMoved { to } => known(to, "to")?,
+            Body::Requalified { stage: Some(stage), .. } => known(stage, "stage")?,
+            Body::AmountChanged { amount } => resolve_amount(amount)?,
+            Body::Won { amount: Some(amount) } => resolve_amount(amount)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Folds the lifecycle; `new` is the index of the step just inserted.
+    fn check_steps(&self, steps: &[Step], new: usize, deal: &DealId) -> Result<(), Rejection> {
+        let mut status: Option<Status> = None;
+        for (i, step) in steps.iter().enumerate() {
+            match self.step(status, step.kind) {
+                Ok(next) => status = Some(next),
+                Err(rejection) if i == new => return Err(rejection),
+                Err(rejection) => {
+                    let inserted = &steps[new];
+                    return Err(Rejection::new(
+                        Rule::BreaksLaterEvent,
+                        format!(
+                            "an event at {} would make deal `{}`'s later `{}` at {} (seq {}) invalid: {}",
+                            inserted.at,
+                            deal,
+                            kind_name(step.kind),
+                            step.at,
+                            step.seq,
+                            rejection.detail
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&self, status: Option<Status>, kind: StepKind) -> Result<Status, Rejection> {
+        let name = |id: StageId| self.stage_names[usize::from(id)].as_str();
+        let describe = |status: Status| match status {
+            Status::Open(stage) => format!("open in `{}`", name(stage)),
+            Status::Won => "won".to_string(),
+            Status::Lost(_) => "lost".to_string(),
+            Status::Disqualified(_) => "disqualified".to_string(),
+        };
+        let Some(status) = status else {
+            return match kind {
+                StepKind::Opened(stage) => Ok(Status::Open(stage)),
+                _ => Err(Rejection::new(Rule::NotOpened, "the deal is not opened yet")),
+            };
+        };
+        match (kind, status) {
+            (StepKind::Opened(_), _) => Err(Rejection::new(Rule::AlreadyOpened, "the deal is already opened")),
+            (StepKind::Moved(to), Status::Open(current)) if to == current => Err(Rejection::field(
+                Rule::SameStage,
+                "to",
+                format!("the deal is already in `{}`", name(to)),
+            )),
+            (StepKind::Moved(to), Status::Open(_)) => Ok(Status::Open(to)),
+            (StepKind::Won, Status::Open(_)) => Ok(Status::Won),
+            (StepKind::Lost, Status::Open(stage)) => Ok(Status::Lost(stage)),
+            (StepKind::Disqualified, Status::Open(stage)) => Ok(Status::Disqualified(stage)),
+            (StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified, closed) => {
+                Err(Rejection::new(
+                    Rule::NotOpen,
+                    format!("`{}` needs an open deal; the deal is {} then", kind_name(kind), describe(closed)),
+                ))
+            }
+            (StepKind::Requalified(stage), Status::Lost(was) | Status::Disqualified(was)) => {
+                Ok(Status::Open(stage.unwrap_or(was)))
+            }
+            (StepKind::Requalified(_), other) => Err(Rejection::new(
+                Rule::NotClosed,
+                format!("`requalified` needs a lost or disqualified deal; the deal is {} then", describe(other)),
+            )),
+        }
+    }
+}
+
+fn kind_name(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Opened(_) => "opened",
+        StepKind::Moved(_) => "stage_moved",
+        StepKind::Won => "won",
+        StepKind::Lost => "lost",
+        StepKind::Disqualified => "disqualified",
+        StepKind::Requalified(_) => "requalified",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse_line;
+
+    /// Given these lines (each must be admitted), when `line` arrives, then `expected`
+    /// (`Ok(version)` or the rejection's text).
+    fn check(given: &[&str], line: &str, expected: Result<u32, &str>) {
+        let pipeline = Pipeline::default();
+        let mut deals = Deals::default();
+        let now = Timestamp::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        for (i, given) in given.iter().enumerate() {
+            let mut s = parse_line(given).unwrap();
+            deals.admit(&mut s, i as u64 + 1, now, &pipeline).unwrap_or_else(|e| panic!("given {given}: {e}"));
+        }
+        deals.commit();
+        let before: Vec<(DealId, u32, usize)> =
+            deals.lines.iter().map(|(d, l)| (d.clone(), l.version, l.steps.len())).collect();
+        let mut s = parse_line(line).unwrap();
+        let got = deals.admit(&mut s, given.len() as u64 + 1, now, &pipeline).map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_string));
+        if got.is_err() {
+            let after: Vec<(DealId, u32, usize)> =
+                deals.lines.iter().map(|(d, l)| (d.clone(), l.version, l.steps.len())).collect();
+            assert_eq!(before.len(), after.len(), "a rejection changes nothing");
+            for entry in &before {
+                assert!(after.contains(entry), "a rejection changes nothing");
+            }
+        }
+    }
+
+    const OPEN: &str = r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100}"#;
+
+    fn ev(kind: &str, at: &str, extra: &str) -> String {
+        format!(r#"{{"deal":"d","type":"{kind}","at":"2024-01-{at}T00:00:00Z"{extra}}}"#)
+    }
+
+    #[test]
+    fn opened_exactly_once_and_first() {
+        check(&[], OPEN, Ok(1));
+        check(&[OPEN], OPEN, Err("deal `d` was already opened at 2024-01-10T00:00:00Z [already_opened]"));
+        check(&[], &ev("touch", "11", r#","channel":"call","direction":"outbound""#), Err("deal `d` has no `opened` event; open it first [not_opened]"));
+        check(&[OPEN], &ev("touch", "09", r#","channel":"call","direction":"outbound""#), Err("field `at`: 2024-01-09T00:00:00Z is before deal `d` was opened (2024-01-10T00:00:00Z) [before_opened]"));
+        check(&[OPEN], &ev("touch", "10", r#","channel":"call","direction":"outbound""#), Ok(2));
+    }
+
+    #[test]
+    fn stage_moves() {
+        check(&[OPEN], &ev("stage_moved", "11", r#","to":"quote""#), Ok(2));
+        check(&[OPEN], &ev("stage_moved", "11", r#","to":"prospecting""#), Err("field `to`: the deal is already in `prospecting` [same_stage]"));
+        check(&[OPEN], &ev("stage_moved", "11", r#","to":"demo""#), Err("field `to`: `demo` is not a stage of the pipeline (prospecting, qualifying, quote, closing) [unknown_stage]"));
+        let won = ev("won", "12", "");
+        check(&[OPEN, &won], &ev("stage_moved", "13", r#","to":"quote""#), Err("`stage_moved` needs an open deal; the deal is won then [not_open]"));
+        // Backdated before the win: valid.
+        check(&[OPEN, &won], &ev("stage_moved", "11", r#","to":"quote""#), Ok(3));
+    }
+
+    #[test]
+    fn outcomes_and_requalification() {
+        let dq = ev("disqualified", "12", r#","reason":"gone_dark""#);
+        check(&[OPEN, &dq], &ev("requalified", "13", ""), Ok(3));
+        check(&[OPEN, &dq], &ev("won", "13", ""), Err("`won` needs an open deal; the deal is disqualified then [not_open]"));
+        check(&[OPEN], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is open in `prospecting` then [not_closed]"));
+        let won = ev("won", "12", "");
+        check(&[OPEN, &won], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is won then [not_closed]"));
+        let lost = ev("lost", "12", r#","reason":"price""#);
+        check(&[OPEN, &lost], &ev("requalified", "13", r#","stage":"quote""#), Ok(3));
+        // Requalified into the stage it was in: moving to that stage is then a no-op, refused.
+        let requal = ev("requalified", "13", "");
+        check(&[OPEN, &lost, &requal], &ev("stage_moved", "14", r#","to":"prospecting""#), Err("field `to`: the deal is already in `prospecting` [same_stage]"));
+        check(&[OPEN, &lost, &requal], &ev("lost", "14", r#","reason":"again""#), Ok(4));
+    }
+
+    #[test]
+    fn backdated_events_that_break_history() {
+        let won = ev("won", "15", "");
+        check(&[OPEN, &won], &ev("lost", "12", r#","reason":"x""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `won` at 2024-01-15T00:00:00Z (seq 2) invalid: `won` needs an open deal; the deal is lost then [breaks_later_event]"));
+        let moved = ev("stage_moved", "15", r#","to":"quote""#);
+        check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"quote""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `stage_moved` at 2024-01-15T00:00:00Z (seq 2) invalid: the deal is already in `quote` [breaks_later_event]"));
+        check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"qualifying""#), Ok(3));
+    }
+
+    #[test]
+    fn ties_in_at_order_by_arrival() {
+        let won = ev("won", "12", "");
+        // Same instant, arriving later: comes after the win, so the deal is not open.
+        check(&[OPEN, &won], &ev("stage_moved", "12", r#","to":"quote""#), Err("`stage_moved` needs an open deal; the deal is won then [not_open]"));
+    }
+
+    #[test]
+    fn expected_version() {
+        let touch = ev("touch", "11", r#","channel":"call","direction":"outbound","expected_version":1"#);
+        check(&[OPEN], &touch, Ok(2));
+        check(&[OPEN, &touch], &touch, Err("field `expected_version`: deal `d` is at version 2, not 1 [version_conflict]"));
+        check(&[], &OPEN.replace("\"owner\"", "\"expected_version\":0,\"owner\""), Ok(1));
+    }
+
+    #[test]
+    fn amounts_resolve_in_the_deal_currency() {
+        let jpy = r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100,"currency":"JPY"}"#;
+        check(&[jpy], &ev("amount_changed", "11", r#","amount":"10.5""#), Err("field `amount`: 10.5 has 1 decimal places; JPY allows 0 [invalid_value]"));
+        check(&[jpy], &ev("amount_changed", "11", r#","amount":"10""#), Ok(2));
+    }
+
+    #[test]
+    fn rollback_restores_exactly() {
+        let pipeline = Pipeline::default();
+        let mut deals = Deals::default();
+        let now = Timestamp(0);
+        let mut s = parse_line(OPEN).unwrap();
+        deals.admit(&mut s, 1, now, &pipeline).unwrap();
+        deals.commit();
+        let savepoint = deals.savepoint();
+        let mut s = parse_line(&ev("stage_moved", "11", r#","to":"quote""#)).unwrap();
+        deals.admit(&mut s, 2, now, &pipeline).unwrap();
+        let mut s = parse_line(&OPEN.replace("\"d\"", "\"e\"")).unwrap();
+        deals.admit(&mut s, 3, now, &pipeline).unwrap();
+        assert_eq!(deals.len(), 2);
+        deals.rollback(savepoint);
+        assert_eq!(deals.len(), 1);
+        let line = deals.get(&DealId::parse("d").unwrap()).unwrap();
+        assert_eq!((line.version, line.steps.len()), (1, 1));
+    }
+}
