@@ -1,1 +1,27 @@
+//! dealledger's log: the append-only, hash-chained, durable home of every event.
+//!
+//! Boundary: this is the only crate that knows sled, and only [`sled_store`] does. Above the
+//! [`BlockStore`] trait everything speaks in events and sealed blocks, so that another backend
+//! (NATS JetStream for teams that outgrow one machine) is one more implementation of a
+//! five-method trait. It knows nothing of tokio, clap, JSON files or projections.
+//!
+//! - [`block`]: the sealed block format (zstd records, crc32c, blake3 chain).
+//! - [`Log`]: numbered events over a store: append sealed blocks, scan, read, verify.
+//! - [`Ledger`]: the writer. Rebuilds validity and idempotency state from the log on open,
+//!   admits events in atomic [`Batch`]es, and acknowledges only after the store has flushed.
+//!
+//! Invariants: sequence numbers start at 1 and have no gap; a block is never rewritten; what
+//! `append` returned Ok for is on disk; corrupt bytes are an error naming the seq, never skipped.
 
+pub mod block;
+mod error;
+mod ledger;
+mod log;
+mod sled_store;
+mod store;
+
+pub use error::LogError;
+pub use ledger::{Batch, Committed, Ledger, Outcome};
+pub use log::{BlockWriter, Head, Log, Sealed, Verified};
+pub use sled_store::SledStore;
+pub use store::{BlockStore, MemStore};

@@ -1,0 +1,229 @@
+//! The write side: decides which submitted events are stored, numbers them and appends them.
+//!
+//! On open the ledger replays its log once to rebuild what deciding needs: every deal's
+//! lifecycle ([`Deals`]) and the idempotency index (`source_id` to seq and body hash). Both are
+//! derived from the log alone, so they can never disagree with it after a crash.
+//!
+//! A [`Batch`] admits events one by one in memory, then [`Batch::commit`] seals them into blocks
+//! and appends them in one durable, atomic store write. Dropping a batch without committing (or
+//! a failed commit) undoes every in-memory change, so a batch is all or nothing.
+
+use crate::error::LogError;
+use crate::log::{BlockWriter, Head, Log};
+use crate::store::BlockStore;
+use dealledger_events::codec::encode_record;
+use dealledger_events::{Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission};
+use std::collections::HashMap;
+
+/// 128 bits of blake3: ids and bodies are compared by hash; a collision would need ~2^64 events.
+type Digest128 = u128;
+
+fn digest128(bytes: &[u8]) -> Digest128 {
+    let hash = blake3::hash(bytes);
+    u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"))
+}
+
+/// The idempotency body of an event: everything but `recorded_at` (bookkeeping that a retry may
+/// legitimately fill in differently) and the write conditions.
+fn body_digest(event: &Event, scratch: &mut Vec<u8>) -> Digest128 {
+    scratch.clear();
+    let mut body = event.clone();
+    body.recorded_at = None;
+    encode_record(0, &body, scratch);
+    digest128(scratch)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    seq: u64,
+    body: Digest128,
+}
+
+/// What happened to one submitted event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored as `seq`; the deal is at `version` after it.
+    Appended { seq: u64, version: u32 },
+    /// Its `source_id` was stored before with the same body, as `seq`.
+    Duplicate { seq: u64 },
+}
+
+/// What a committed batch stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// First and last seq appended by this batch; `None` when everything was a duplicate.
+    pub seqs: Option<(u64, u64)>,
+    pub appended: u64,
+    pub duplicates: u64,
+    pub head: Head,
+}
+
+pub struct Ledger<S> {
+    log: Log<S>,
+    deals: Deals,
+    seen: HashMap<Digest128, Seen>,
+    pipeline: Pipeline,
+}
+
+impl<S: BlockStore> Ledger<S> {
+    /// Opens the log and rebuilds the deciding state from it.
+    pub fn open(store: S, pipeline: Pipeline) -> Result<Ledger<S>, LogError> {
+        let log = Log::open(store)?;
+        let mut deals = Deals::default();
+        let mut seen = HashMap::new();
+        let mut scratch = Vec::new();
+        log.scan(1, |stored| {
+            deals.replay(&stored.event, stored.seq);
+            if let Some(source_id) = &stored.event.source_id {
+                let body = body_digest(&stored.event, &mut scratch);
+                seen.insert(digest128(source_id.as_bytes()), Seen { seq: stored.seq, body });
+            }
+            Ok(true)
+        })?;
+        deals.commit();
+        Ok(Ledger { log, deals, seen, pipeline })
+    }
+
+    pub fn log(&self) -> &Log<S> {
+        &self.log
+    }
+
+    pub fn deals(&self) -> &Deals {
+        &self.deals
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Starts an atomic batch; `clock` gives the `recorded_at` of events that have none.
+    pub fn batch(&mut self, clock: &dyn Clock) -> Batch<'_, S> {
+        let now = clock.now();
+        let writer = self.log.block_writer();
+        let savepoint = self.deals.savepoint();
+        Batch { ledger: self, writer, savepoint, now, new_ids: Vec::new(), appended: 0, duplicates: 0, scratch: Vec::new(), done: false }
+    }
+}
+
+pub struct Batch<'l, S: BlockStore> {
+    ledger: &'l mut Ledger<S>,
+    writer: BlockWriter,
+    savepoint: Savepoint,
+    now: dealledger_events::Timestamp,
+    new_ids: Vec<Digest128>,
+    appended: u64,
+    duplicates: u64,
+    scratch: Vec<u8>,
+    done: bool,
+}
+
+impl<S: BlockStore> Batch<'_, S> {
+    /// Admits one event. On `Err` the batch is as it was before the call and may go on (for
+    /// `--skip-invalid`) or be dropped (all or nothing).
+    pub fn push(&mut self, submission: Submission) -> Result<Outcome, Rejection> {
+        let seq = self.writer.next_seq();
+        let (outcome, admitted) = self.admit(submission, seq)?;
+        if let Some((version, event)) = admitted {
+            self.writer.push(version, &event);
+        }
+        Ok(outcome)
+    }
+
+    /// Admits a group of events as one atomic unit inside this batch (one request of a group
+    /// commit): either every event is admitted, or none is and the error names the first bad
+    /// one by its index in `group`.
+    pub fn push_all(&mut self, group: Vec<Submission>) -> Result<Vec<Outcome>, (usize, Rejection)> {
+        let deals_savepoint = self.ledger.deals.savepoint();
+        let ids_before = self.new_ids.len();
+        let (appended_before, duplicates_before) = (self.appended, self.duplicates);
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut admitted = Vec::with_capacity(group.len());
+        let mut seq = self.writer.next_seq();
+        for (index, submission) in group.into_iter().enumerate() {
+            match self.admit(submission, seq) {
+                Ok((outcome, event)) => {
+                    if let Some(event) = event {
+                        admitted.push(event);
+                        seq += 1;
+                    }
+                    outcomes.push(outcome);
+                }
+                Err(rejection) => {
+                    self.ledger.deals.rollback(deals_savepoint);
+                    for id in self.new_ids.drain(ids_before..) {
+                        self.ledger.seen.remove(&id);
+                    }
+                    (self.appended, self.duplicates) = (appended_before, duplicates_before);
+                    return Err((index, rejection));
+                }
+            }
+        }
+        for (version, event) in &admitted {
+            self.writer.push(*version, event);
+        }
+        Ok(outcomes)
+    }
+
+    fn admit(&mut self, mut submission: Submission, seq: u64) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
+        let id = submission.event.source_id.as_ref().map(|id| digest128(id.as_bytes()));
+        let mut body = None;
+        if let Some(id) = id {
+            let digest = body_digest(&submission.event, &mut self.scratch);
+            body = Some(digest);
+            if let Some(seen) = self.ledger.seen.get(&id) {
+                if seen.body == digest {
+                    self.duplicates += 1;
+                    return Ok((Outcome::Duplicate { seq: seen.seq }, None));
+                }
+                return Err(Rejection::field(
+                    Rule::IdempotencyConflict,
+                    "source_id",
+                    format!(
+                        "`{}` was stored as seq {} with a different body",
+                        submission.event.source_id.as_deref().unwrap_or_default(),
+                        seen.seq
+                    ),
+                ));
+            }
+        }
+        let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
+        if let (Some(id), Some(body)) = (id, body) {
+            self.ledger.seen.insert(id, Seen { seq, body });
+            self.new_ids.push(id);
+        }
+        self.appended += 1;
+        Ok((Outcome::Appended { seq, version }, Some((version, submission.event))))
+    }
+
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// Seals and stores everything admitted, durably, in one atomic write.
+    pub fn commit(mut self) -> Result<Committed, LogError> {
+        let writer = std::mem::replace(&mut self.writer, self.ledger.log.block_writer());
+        let sealed = writer.finish();
+        let first = self.ledger.log.head().seq + 1;
+        let head = sealed.head;
+        self.ledger.log.append(sealed)?;
+        self.ledger.deals.commit();
+        self.done = true;
+        let seqs = (self.appended > 0).then_some((first, head.seq));
+        Ok(Committed { seqs, appended: self.appended, duplicates: self.duplicates, head })
+    }
+
+    fn undo(&mut self) {
+        self.ledger.deals.rollback(self.savepoint);
+        for id in self.new_ids.drain(..) {
+            self.ledger.seen.remove(&id);
+        }
+    }
+}
+
+impl<S: BlockStore> Drop for Batch<'_, S> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.undo();
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The log: numbered events in sealed blocks over any [`BlockStore`].
+
+use crate::block::{self, Hash, Header, BLOCK_RAW_BYTES_TARGET, ZERO_HASH, ZSTD_LEVEL};
+use crate::error::LogError;
+use crate::store::BlockStore;
+use dealledger_events::codec::encode_record;
+use dealledger_events::{Event, StoredEvent};
+
+/// Where the log ends: the last sequence number and the chain hash after it. Printed by
+/// `audit digest`, kept elsewhere, and checked later by `audit verify --digest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub chain: Hash,
+}
+
+impl Head {
+    pub const EMPTY: Head = Head { seq: 0, chain: ZERO_HASH };
+
+    pub fn chain_hex(&self) -> String {
+        self.chain.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn parse_chain_hex(text: &str) -> Option<Hash> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut hash = ZERO_HASH;
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(hash)
+    }
+}
+
+pub struct Log<S> {
+    store: S,
+    head: Head,
+}
+
+/// What `verify` found on a whole log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub head: Head,
+    pub blocks: u64,
+    pub events: u64,
+}
+
+impl<S: BlockStore> Log<S> {
+    /// Opens the log, reading where it ends from its last block (checked).
+    pub fn open(store: S) -> Result<Log<S>, LogError> {
+        let head = match store.last()? {
+            None => Head::EMPTY,
+            Some((key, value)) => {
+                let header = block::header(key, &value)?;
+                Head { seq: header.last_seq(), chain: header.chain }
+            }
+        };
+        Ok(Log { store, head })
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A writer of new blocks that continue this log.
+    pub fn block_writer(&self) -> BlockWriter {
+        BlockWriter::new(self.head)
+    }
+
+    /// Stores what a [`BlockWriter`] sealed; durable when this returns.
+    pub fn append(&mut self, sealed: Sealed) -> Result<(), LogError> {
+        if sealed.blocks.is_empty() {
+            return Ok(());
+        }
+        assert_eq!(sealed.blocks[0].0, self.head.seq + 1, "sealed blocks continue the log");
+        // Assert around the disk: each block's header is re-read from its bytes before writing.
+        let mut expected_first = self.head.seq + 1;
+        let mut prev_chain = self.head.chain;
+        for (key, value) in &sealed.blocks {
+            let header = block::header(*key, value).expect("a block we sealed reads back");
+            assert_eq!(header.first_seq, expected_first);
+            assert_eq!(header.prev_chain, prev_chain);
+            expected_first = header.last_seq() + 1;
+            prev_chain = header.chain;
+        }
+        assert_eq!(Head { seq: expected_first - 1, chain: prev_chain }, sealed.head);
+        self.store.append(&sealed.blocks)?;
+        self.head = sealed.head;
+        Ok(())
+    }
+
+    /// Every block holding events at or after `from_seq`, decompressed and checked, to `visit`
+    /// with its header and raw records, until `visit` returns false.
+    pub fn scan_blocks(
+        &self,
+        from_seq: u64,
+        mut visit: impl FnMut(&Header, &[u8]) -> Result<bool, LogError>,
+    ) -> Result<(), LogError> {
+        let start = match self.store.block_at_or_before(from_seq.max(1))? {
+            Some((key, value)) => {
+                let header = block::header(key, &value)?;
+                if header.last_seq() >= from_seq { key } else { header.last_seq() + 1 }
+            }
+            None => 1,
+        };
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
+        let mut raw = Vec::with_capacity(block::BLOCK_RAW_BYTES_MAX);
+        let mut expected = start;
+        let head = self.head.seq;
+        self.store.scan(start, &mut |key, value| {
+            if key > head {
+                // Beyond the head this handle opened at: another writer's newer blocks.
+                return Ok(false);
+            }
+            let header = block::header(key, value)?;
+            if key != expected {
+                return Err(LogError::Corrupt { seq: expected, why: format!("missing: the next block starts at {key}") });
+            }
+            expected = header.last_seq() + 1;
+            block::records(&mut decompressor, &header, value, &mut raw)?;
+            visit(&header, &raw)
+        })
+    }
+
+    /// Every event with seq >= `from_seq`, in order, until `visit` returns false.
+    pub fn scan(
+        &self,
+        from_seq: u64,
+        mut visit: impl FnMut(StoredEvent) -> Result<bool, LogError>,
+    ) -> Result<(), LogError> {
+        let mut go_on = true;
+        self.scan_blocks(from_seq, |header, raw| {
+            block::decode_events(header, raw, |stored| {
+                if go_on && stored.seq >= from_seq {
+                    go_on = visit(stored)?;
+                }
+                Ok(())
+            })?;
+            Ok(go_on)
+        })
+    }
+
+    /// Reads one event.
+    pub fn read(&self, seq: u64) -> Result<Option<StoredEvent>, LogError> {
+        let mut found = None;
+        if seq == 0 || seq > self.head.seq {
+            return Ok(None);
+        }
+        self.scan(seq, |stored| {
+            found = Some(stored);
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    /// Proves the log whole and unaltered: every block's checksum, contiguous numbering from 1,
+    /// every record decodes, every deal version counts up from 1, and the chain recomputed from
+    /// the bytes matches every block's stored chain. With `digest`, the chain at the digest's
+    /// head must also match the one recorded then. `progress` is called with events checked.
+    pub fn verify(
+        &self,
+        digest: Option<Head>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Verified, LogError> {
+        let mut chain = ZERO_HASH;
+        let mut expected = 1u64;
+        let mut blocks = 0u64;
+        let mut digest_seen = digest.is_none_or(|d| d.seq == 0);
+        if let Some(d) = digest {
+            if d.seq == 0 && d.chain != ZERO_HASH {
+                return Err(LogError::Corrupt { seq: 0, why: "digest of an empty log must have a zero chain".into() });
+            }
+            if d.seq > self.head.seq {
+                return Err(LogError::Corrupt {
+                    seq: self.head.seq + 1,
+                    why: format!("the digest names seq {} but the log ends at {}", d.seq, self.head.seq),
+                });
+            }
+        }
+        let mut versions: std::collections::HashMap<dealledger_events::DealId, u32> = Default::default();
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
+        let mut raw = Vec::new();
+        let head = self.head.seq;
+        self.store.scan(1, &mut |key, value| {
+            if key > head {
+                return Ok(false);
+            }
+            if key != expected {
+                return Err(LogError::Corrupt { seq: expected, why: format!("missing: the next block starts at {key}") });
+            }
+            let header = block::header(key, value)?;
+            if header.prev_chain != chain {
+                return Err(LogError::Corrupt { seq: key, why: "chain link does not match the previous block".into() });
+            }
+            block::records(&mut decompressor, &header, value, &mut raw)?;
+            let computed = block::chain_hash(&chain, header.first_seq, header.count, &raw);
+            if computed != header.chain {
+                return Err(LogError::Corrupt { seq: key, why: "chain hash does not match the block's events".into() });
+            }
+            block::decode_events(&header, &raw, |stored| {
+                let version = versions.entry(stored.event.deal.clone()).or_insert(0);
+                *version += 1;
+                if stored.version != *version {
+                    return Err(LogError::Corrupt {
+                        seq: stored.seq,
+                        why: format!("deal `{}` version {} where {} was due", stored.event.deal, stored.version, version),
+                    });
+                }
+                Ok(())
+            })?;
+            chain = computed;
+            expected = header.last_seq() + 1;
+            blocks += 1;
+            if let Some(d) = digest {
+                if d.seq >= header.first_seq && d.seq <= header.last_seq() {
+                    if d.seq != header.last_seq() {
+                        return Err(LogError::Corrupt {
+                            seq: d.seq,
+                            why: "the digest's seq is not the end of a block; it was not printed by this log".into(),
+                        });
+                    }
+                    if d.chain != chain {
+                        return Err(LogError::Corrupt {
+                            seq: header.first_seq,
+                            why: "the chain at the digest's seq differs from the digest: events up to it were altered".into(),
+                        });
+                    }
+                    digest_seen = true;
+                }
+            }
+            progress(header.last_seq());
+            Ok(true)
+        })?;
+        if expected != head + 1 {
+            return Err(LogError::Corrupt { seq: expected, why: format!("the log ends at {} but its head says {head}", expected - 1) });
+        }
+        assert!(digest_seen, "a digest within the head was checked");
+        Ok(Verified { head: Head { seq: head, chain }, blocks, events: head })
+    }
+}
+
+/// What a [`BlockWriter`] produced: blocks to store and the head after them.
+pub struct Sealed {
+    pub blocks: Vec<(u64, Vec<u8>)>,
+    pub head: Head,
+}
+
+/// Encodes events into sealed blocks that continue a head. Pure computation: nothing is stored
+/// until [`Log::append`].
+pub struct BlockWriter {
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    first_seq: u64,
+    count: u32,
+    head: Head,
+    sealed: Vec<(u64, Vec<u8>)>,
+}
+
+impl BlockWriter {
+    fn new(head: Head) -> BlockWriter {
+        BlockWriter {
+            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context"),
+            raw: Vec::with_capacity(BLOCK_RAW_BYTES_TARGET + 4096),
+            first_seq: head.seq + 1,
+            count: 0,
+            head,
+            sealed: Vec::new(),
+        }
+    }
+
+    /// The seq the next pushed event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.count)
+    }
+
+    /// Adds the next event (numbered `next_seq()`).
+    pub fn push(&mut self, version: u32, event: &Event) {
+        assert!(event.recorded_at.is_some(), "recorded_at is resolved before storing");
+        encode_record(version, event, &mut self.raw);
+        self.count += 1;
+        if self.raw.len() >= BLOCK_RAW_BYTES_TARGET {
+            self.seal();
+        }
+    }
+
+    fn seal(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let (value, chain) = block::seal(&mut self.compressor, self.first_seq, self.count, &self.head.chain, &self.raw);
+        self.sealed.push((self.first_seq, value));
+        self.head = Head { seq: self.first_seq + u64::from(self.count) - 1, chain };
+        self.first_seq = self.head.seq + 1;
+        self.count = 0;
+        self.raw.clear();
+    }
+
+    pub fn finish(mut self) -> Sealed {
+        self.seal();
+        Sealed { blocks: self.sealed, head: self.head }
+    }
+}
