@@ -40,3 +40,17 @@ pub fn decode_record(format_version: u8, bytes: &[u8]) -> Result<(u32, Event, us
         bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
     Ok((version, event, used))
 }
+
+/// Encodes any serializable value (projection checkpoints) in the same format family.
+pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, config()).expect("every checkpoint serializes")
+}
+
+/// Decodes a value written by [`encode_value`]; the whole input must be used.
+pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Corrupt(format!("{} trailing bytes", bytes.len() - used)));
+    }
+    Ok(value)
+}
