@@ -1,1 +1,295 @@
-fn main(){}
+//! `dealledger`: the command line. Thin by design: parses flags, opens the data directory, calls
+//! the libraries, prints, and maps errors to exit codes. No rule of the ledger lives here.
+//!
+//! Exit codes: 0 success; 1 error (I/O, usage of the data directory, ...); 2 bad flags;
+//! 3 invalid input (nothing stored); 4 conflict (version or idempotency; nothing stored);
+//! 5 the log failed verification.
+
+mod audit;
+mod bench;
+mod data;
+mod demo;
+mod ingest;
+mod table;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use data::DataDir;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "dealledger",
+    version,
+    about = "An event-sourced deal ledger for B2B sales teams",
+    long_about = "An event-sourced deal ledger for B2B sales teams.\n\n\
+        Every fact about a deal is an immutable event in an append-only, hash-chained log; \
+        pipeline, time in stage, KPIs and audits are derived by replaying it.\n\n\
+        First look: `dealledger demo`. Event format: docs/events.md.",
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 invalid input (nothing stored), \
+        4 conflict (nothing stored), 5 log failed verification.\nLogs: RUST_LOG=info (or debug) to stderr."
+)]
+struct Cli {
+    /// Data directory (holds store/ and dealledger.toml)
+    #[arg(long, global = true, env = "DEALLEDGER_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Append JSON Lines events, all or nothing (docs/events.md)
+    Ingest(IngestArgs),
+    /// Size of the ledger: events, deals, head sequence, bytes on disk
+    Stats {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Rebuild every projection from the log from scratch
+    Replay,
+    /// Inspect and prove the log
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print a realistic synthetic history as JSON Lines
+    Gen {
+        /// Deals to generate
+        #[arg(long, default_value_t = 1000)]
+        deals: u64,
+        /// Random seed: the same seed gives the same history, byte for byte
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write to this file instead of standard output
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Generate a sample, ingest it, and print the pipeline: the one-command first look
+    Demo {
+        /// Deals in the sample
+        #[arg(long, default_value_t = 2000)]
+        deals: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Measure ingest, replay and bytes on disk on generated logs (not a test: prints figures)
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// JSON Lines files; `-` or nothing reads standard input
+    #[arg(value_name = "FILE|-")]
+    inputs: Vec<String>,
+    /// Store the valid lines and write the invalid ones to --rejects (default: all or nothing)
+    #[arg(long, requires = "rejects")]
+    skip_invalid: bool,
+    /// With --skip-invalid: file receiving each rejected line with its location and reason (JSON Lines)
+    #[arg(long, value_name = "FILE", requires = "skip_invalid")]
+    rejects: Option<PathBuf>,
+    /// Input format
+    #[arg(long, value_enum, default_value_t = InputFormat::Jsonl)]
+    format: InputFormat,
+    /// Summary format
+    #[arg(long = "output", value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// No progress bar even on a terminal
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InputFormat {
+    /// JSON Lines in the event contract of docs/events.md
+    Jsonl,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// A deal's full history: seq, version, at, recorded_at, type, details, actor, source_id
+    Deal {
+        /// The deal id
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Prove the log whole and unaltered (checksums, numbering, hash chain); exit 5 if not
+    Verify {
+        /// Also check the chain against a digest saved earlier by `audit digest`
+        #[arg(long, value_name = "FILE")]
+        digest: Option<PathBuf>,
+    },
+    /// Print (head sequence, chain hash) as JSON, to keep elsewhere and check with `verify --digest`
+    Digest,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// An error with its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+fn exit_code(error: &anyhow::Error) -> i32 {
+    if let Some(exit) = error.downcast_ref::<Exit>() {
+        return exit.code;
+    }
+    if let Some(invalid) = error.downcast_ref::<ingest::InvalidLine>() {
+        return if invalid.rejection.rule.is_conflict() {
+            4
+        } else {
+            3
+        };
+    }
+    if let Some(dealledger_log::LogError::Corrupt { .. }) =
+        error.downcast_ref::<dealledger_log::LogError>()
+    {
+        return 5;
+    }
+    1
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("dealledger-data")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let explicit_data = cli.data.is_some();
+    let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir));
+    let clock = dealledger_events::SystemClock;
+    match cli.command {
+        Command::Ingest(args) => {
+            let InputFormat::Jsonl = args.format;
+            let inputs = if args.inputs.is_empty() {
+                vec!["-".to_string()]
+            } else {
+                args.inputs
+            };
+            let mut ledger = data.open_ledger()?;
+            let options = ingest::Options {
+                inputs,
+                skip_invalid: args.skip_invalid,
+                rejects: args.rejects,
+                progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = ingest::run(&mut ledger, &clock, &options)?;
+            print_ingest(&report, args.output)?;
+            if report.rejected > 0 {
+                eprintln!(
+                    "{} invalid lines were not stored; see {}",
+                    report.rejected,
+                    options
+                        .rejects
+                        .as_ref()
+                        .map_or("the rejects file".into(), |p| p.display().to_string())
+                );
+            }
+            Ok(())
+        }
+        Command::Stats { format } => audit::stats(&data, format),
+        Command::Replay => audit::replay(&data),
+        Command::Audit { command } => match command {
+            AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
+            AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
+            AuditCommand::Digest => audit::digest(&data),
+        },
+        Command::Gen { deals, seed, out } => {
+            let config = dealledger_gen::Config::new(seed, deals);
+            let sink: Box<dyn Write> = match &out {
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            demo::write_jsonl(&config, sink)?;
+            Ok(())
+        }
+        Command::Demo { deals, seed } => demo::run(&data, explicit_data, deals, seed),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+fn print_ingest(report: &ingest::Report, format: Format) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "ingested": report.ingested,
+                "duplicates": report.duplicates,
+                "rejected": report.rejected,
+                "seconds": report.seconds,
+                "events_per_second": report.events_per_second().round(),
+                "head_seq": report.head_seq,
+            })
+        )?,
+        Format::Csv => {
+            writeln!(out, "ingested,duplicates,rejected,seconds,events_per_second,head_seq")?;
+            writeln!(
+                out,
+                "{},{},{},{:.3},{:.0},{}",
+                report.ingested,
+                report.duplicates,
+                report.rejected,
+                report.seconds,
+                report.events_per_second(),
+                report.head_seq
+            )?;
+        }
+        Format::Table => writeln!(
+            out,
+            "ingested {} events, {} duplicates skipped, {} rejected in {:.2} s ({} events/s); head seq {}",
+            table::thousands(report.ingested),
+            table::thousands(report.duplicates),
+            table::thousands(report.rejected),
+            report.seconds,
+            table::thousands(report.events_per_second() as u64),
+            table::thousands(report.head_seq)
+        )?,
+    }
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(error) = run(cli) {
+        // A closed pipe (`dealledger gen | head`) is a normal end, not an error.
+        if error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        let code = exit_code(&error);
+        let mut message = format!("error: {error}");
+        for cause in error.chain().skip(1) {
+            message.push_str(&format!(": {cause}"));
+        }
+        eprintln!("{message}");
+        if code == 3 || code == 4 {
+            eprintln!("nothing was stored");
+        }
+        std::process::exit(code);
+    }
+}

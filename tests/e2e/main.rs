@@ -1,1 +1,7 @@
+//! End-to-end tests: the real `dealledger` binary against real data directories.
 
+mod audit;
+mod crash;
+mod harness;
+mod ingest;
+mod rules;

@@ -37,7 +37,8 @@ pub fn decode_record(format_version: u8, bytes: &[u8]) -> Result<(u32, Event, us
         return Err(CodecError::UnknownVersion(format_version));
     }
     let ((version, event), used): ((u32, Event), usize) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
+        bincode::serde::decode_from_slice(bytes, config())
+            .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     Ok((version, event, used))
 }
 
@@ -48,9 +49,13 @@ pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a value written by [`encode_value`]; the whole input must be used.
 pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if used != bytes.len() {
-        return Err(CodecError::Corrupt(format!("{} trailing bytes", bytes.len() - used)));
+        return Err(CodecError::Corrupt(format!(
+            "{} trailing bytes",
+            bytes.len() - used
+        )));
     }
     Ok(value)
 }

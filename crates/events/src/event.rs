@@ -28,7 +28,9 @@ impl DealId {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
         {
-            return Err(format!("`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"));
+            return Err(format!(
+                "`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"
+            ));
         }
         Ok(DealId(text.to_string()))
     }
@@ -62,7 +64,10 @@ pub struct DecimalRepr {
 
 impl Amount {
     pub fn written(decimal: Decimal) -> Amount {
-        Amount::Written(DecimalRepr { mantissa: decimal.mantissa, scale: decimal.scale })
+        Amount::Written(DecimalRepr {
+            mantissa: decimal.mantissa,
+            scale: decimal.scale,
+        })
     }
 
     /// Minor units; panics on an unresolved amount, which never reaches storage.
@@ -75,7 +80,10 @@ impl Amount {
 
     pub fn resolve(&mut self, currency: Currency) -> Result<(), String> {
         if let Amount::Written(repr) = *self {
-            let decimal = Decimal { mantissa: repr.mantissa, scale: repr.scale };
+            let decimal = Decimal {
+                mantissa: repr.mantissa,
+                scale: repr.scale,
+            };
             *self = Amount::Minor(decimal.to_minor(currency)?);
         }
         Ok(())
@@ -93,8 +101,14 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 6] =
-        [Channel::Call, Channel::Email, Channel::Meeting, Channel::Demo, Channel::Social, Channel::Other];
+    pub const ALL: [Channel; 6] = [
+        Channel::Call,
+        Channel::Email,
+        Channel::Meeting,
+        Channel::Demo,
+        Channel::Social,
+        Channel::Other,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -188,16 +202,43 @@ pub enum Body {
         close_date: Option<Date>,
         name: Option<String>,
     },
-    Touch { channel: Channel, direction: Direction, minutes: Option<u16>, contact: Option<String> },
-    StageMoved { to: String },
-    AmountChanged { amount: Amount },
-    CloseDateChanged { close_date: Date },
-    OwnerChanged { owner: String },
-    FieldSet { field: String, value: FieldValue },
-    Disqualified { reason: DqReason, note: Option<String> },
-    Requalified { stage: Option<String>, note: Option<String> },
-    Won { amount: Option<Amount> },
-    Lost { reason: String, note: Option<String> },
+    Touch {
+        channel: Channel,
+        direction: Direction,
+        minutes: Option<u16>,
+        contact: Option<String>,
+    },
+    StageMoved {
+        to: String,
+    },
+    AmountChanged {
+        amount: Amount,
+    },
+    CloseDateChanged {
+        close_date: Date,
+    },
+    OwnerChanged {
+        owner: String,
+    },
+    FieldSet {
+        field: String,
+        value: FieldValue,
+    },
+    Disqualified {
+        reason: DqReason,
+        note: Option<String>,
+    },
+    Requalified {
+        stage: Option<String>,
+        note: Option<String>,
+    },
+    Won {
+        amount: Option<Amount>,
+    },
+    Lost {
+        reason: String,
+        note: Option<String>,
+    },
 }
 
 /// The closed list of event types, in the order of the contract.
@@ -297,7 +338,9 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// When the ledger learnt it; always set on a stored event.
     pub fn recorded_at(&self) -> Timestamp {
-        self.event.recorded_at.expect("stored events have recorded_at resolved")
+        self.event
+            .recorded_at
+            .expect("stored events have recorded_at resolved")
     }
 }
 

@@ -1,7 +1,7 @@
 //! JSON Lines in and out: the event contract of docs/events.md.
 
 use crate::event::{
-    Amount, Body, Channel, DealId, DqReason, Direction, Event, FieldValue, Kind, StoredEvent,
+    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent,
     Submission, TEXT_BYTES_MAX, TOUCH_MINUTES_MAX,
 };
 use crate::money::{format_scaled, Currency, Decimal};
@@ -65,14 +65,29 @@ struct Wire<'a> {
     note: Option<Cow<'a, str>>,
 }
 
-fn present_raw<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+fn present_raw<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// The type-specific fields, for the "not allowed on this type" check.
 const TYPE_FIELDS: [&str; 15] = [
-    "owner", "amount", "currency", "stage", "close_date", "name", "channel", "direction", "minutes",
-    "contact", "to", "field", "value", "reason", "note",
+    "owner",
+    "amount",
+    "currency",
+    "stage",
+    "close_date",
+    "name",
+    "channel",
+    "direction",
+    "minutes",
+    "contact",
+    "to",
+    "field",
+    "value",
+    "reason",
+    "note",
 ];
 
 fn allowed(kind: Kind) -> &'static [&'static str] {
@@ -114,9 +129,13 @@ impl Wire<'_> {
     }
 }
 
-fn required<'a, T>(value: Option<T>, field: &'static str, kind: Kind) -> Result<T, Rejection> {
+fn required<T>(value: Option<T>, field: &'static str, kind: Kind) -> Result<T, Rejection> {
     value.ok_or_else(|| {
-        Rejection::field(Rule::MissingField, field, format!("required on `{}`", kind.as_str()))
+        Rejection::field(
+            Rule::MissingField,
+            field,
+            format!("required on `{}`", kind.as_str()),
+        )
     })
 }
 
@@ -134,9 +153,11 @@ fn text(value: Option<Cow<'_, str>>, field: &'static str) -> Result<Option<Strin
 
 fn nonempty(value: Option<String>, field: &'static str) -> Result<Option<String>, Rejection> {
     match value {
-        Some(text) if text.trim().is_empty() => {
-            Err(Rejection::field(Rule::InvalidValue, field, "must not be empty"))
-        }
+        Some(text) if text.trim().is_empty() => Err(Rejection::field(
+            Rule::InvalidValue,
+            field,
+            "must not be empty",
+        )),
         other => Ok(other),
     }
 }
@@ -165,14 +186,20 @@ fn field_value(raw: &RawValue) -> Result<FieldValue, Rejection> {
         Some(b't') => Ok(FieldValue::Bool(true)),
         Some(b'f') => Ok(FieldValue::Bool(false)),
         Some(b'"') => {
-            let value: String = serde_json::from_str(text).map_err(|e| invalid("value")(e.to_string()))?;
+            let value: String =
+                serde_json::from_str(text).map_err(|e| invalid("value")(e.to_string()))?;
             if value.len() > TEXT_BYTES_MAX {
-                return Err(invalid("value")(format!("{} bytes, at most {TEXT_BYTES_MAX}", value.len())));
+                return Err(invalid("value")(format!(
+                    "{} bytes, at most {TEXT_BYTES_MAX}",
+                    value.len()
+                )));
             }
             Ok(FieldValue::Text(value))
         }
         Some(b'-' | b'0'..=b'9') => Ok(FieldValue::Number(text.to_string())),
-        _ => Err(invalid("value")("must be a string, a boolean, a number or null".to_string())),
+        _ => Err(invalid("value")(
+            "must be a string, a boolean, a number or null".to_string(),
+        )),
     }
 }
 
@@ -193,7 +220,10 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         }
         Rejection::new(Rule::MalformedJson, message)
     })?;
-    let kind_text = wire.kind.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "type", "required"))?;
+    let kind_text = wire
+        .kind
+        .as_deref()
+        .ok_or_else(|| Rejection::field(Rule::MissingField, "type", "required"))?;
     let kind = Kind::parse(kind_text).ok_or_else(|| {
         Rejection::field(
             Rule::UnknownType,
@@ -213,22 +243,37 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
             ));
         }
     }
-    let deal = DealId::parse(wire.deal.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?)
-        .map_err(invalid("deal"))?;
-    let at = Timestamp::parse_rfc3339(wire.at.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?)
-        .map_err(invalid("at"))?;
+    let deal = DealId::parse(
+        wire.deal
+            .as_deref()
+            .ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?,
+    )
+    .map_err(invalid("deal"))?;
+    let at = Timestamp::parse_rfc3339(
+        wire.at
+            .as_deref()
+            .ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?,
+    )
+    .map_err(invalid("at"))?;
     let recorded_at = match wire.recorded_at.as_deref() {
         Some(text) => Some(Timestamp::parse_rfc3339(text).map_err(invalid("recorded_at"))?),
         None => None,
     };
     let actor = nonempty(text(wire.actor, "actor")?, "actor")?;
     let source_id = nonempty(text(wire.source_id, "source_id")?, "source_id")?;
-    let date = |value: Option<Cow<'_, str>>, field: &'static str| -> Result<Option<Date>, Rejection> {
-        value.map(|text| Date::parse(&text).map_err(invalid(field))).transpose()
-    };
+    let date =
+        |value: Option<Cow<'_, str>>, field: &'static str| -> Result<Option<Date>, Rejection> {
+            value
+                .map(|text| Date::parse(&text).map_err(invalid(field)))
+                .transpose()
+        };
     let body = match kind {
         Kind::Opened => {
-            let owner = required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)?;
+            let owner = required(
+                nonempty(text(wire.owner, "owner")?, "owner")?,
+                "owner",
+                kind,
+            )?;
             let amount = amount(required(wire.amount, "amount", kind)?)?;
             let currency = match wire.currency.as_deref() {
                 Some(code) => Currency::parse(code).map_err(invalid("currency"))?,
@@ -247,57 +292,107 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         }
         Kind::Touch => {
             let channel = required(wire.channel.as_deref(), "channel", kind)?;
-            let channel = Channel::ALL.into_iter().find(|c| c.as_str() == channel).ok_or_else(|| {
-                invalid("channel")(format!(
-                    "`{channel}` is not a channel ({})",
-                    Channel::ALL.map(Channel::as_str).join(", ")
-                ))
-            })?;
+            let channel = Channel::ALL
+                .into_iter()
+                .find(|c| c.as_str() == channel)
+                .ok_or_else(|| {
+                    invalid("channel")(format!(
+                        "`{channel}` is not a channel ({})",
+                        Channel::ALL.map(Channel::as_str).join(", ")
+                    ))
+                })?;
             let direction = match required(wire.direction.as_deref(), "direction", kind)? {
                 "outbound" => Direction::Outbound,
                 "inbound" => Direction::Inbound,
-                other => return Err(invalid("direction")(format!("`{other}` is not inbound or outbound"))),
+                other => {
+                    return Err(invalid("direction")(format!(
+                        "`{other}` is not inbound or outbound"
+                    )))
+                }
             };
             let minutes = match wire.minutes {
                 None => None,
                 Some(m) if m <= u64::from(TOUCH_MINUTES_MAX) => Some(m as u16),
-                Some(m) => return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}"))),
+                Some(m) => {
+                    return Err(invalid("minutes")(format!(
+                        "{m} is not within 0..={TOUCH_MINUTES_MAX}"
+                    )))
+                }
             };
-            Body::Touch { channel, direction, minutes, contact: text(wire.contact, "contact")? }
+            Body::Touch {
+                channel,
+                direction,
+                minutes,
+                contact: text(wire.contact, "contact")?,
+            }
         }
-        Kind::StageMoved => Body::StageMoved { to: required(nonempty(text(wire.to, "to")?, "to")?, "to", kind)? },
-        Kind::AmountChanged => Body::AmountChanged { amount: amount(required(wire.amount, "amount", kind)?)? },
+        Kind::StageMoved => Body::StageMoved {
+            to: required(nonempty(text(wire.to, "to")?, "to")?, "to", kind)?,
+        },
+        Kind::AmountChanged => Body::AmountChanged {
+            amount: amount(required(wire.amount, "amount", kind)?)?,
+        },
         Kind::CloseDateChanged => Body::CloseDateChanged {
             close_date: required(date(wire.close_date, "close_date")?, "close_date", kind)?,
         },
-        Kind::OwnerChanged => {
-            Body::OwnerChanged { owner: required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)? }
-        }
+        Kind::OwnerChanged => Body::OwnerChanged {
+            owner: required(
+                nonempty(text(wire.owner, "owner")?, "owner")?,
+                "owner",
+                kind,
+            )?,
+        },
         Kind::FieldSet => Body::FieldSet {
-            field: required(nonempty(text(wire.field, "field")?, "field")?, "field", kind)?,
+            field: required(
+                nonempty(text(wire.field, "field")?, "field")?,
+                "field",
+                kind,
+            )?,
             value: field_value(required(wire.value, "value", kind)?)?,
         },
         Kind::Disqualified => {
             let reason = required(wire.reason.as_deref(), "reason", kind)?;
-            let reason = DqReason::ALL.into_iter().find(|r| r.as_str() == reason).ok_or_else(|| {
-                invalid("reason")(format!(
-                    "`{reason}` is not a disqualification reason ({})",
-                    DqReason::ALL.map(DqReason::as_str).join(", ")
-                ))
-            })?;
-            Body::Disqualified { reason, note: text(wire.note, "note")? }
+            let reason = DqReason::ALL
+                .into_iter()
+                .find(|r| r.as_str() == reason)
+                .ok_or_else(|| {
+                    invalid("reason")(format!(
+                        "`{reason}` is not a disqualification reason ({})",
+                        DqReason::ALL.map(DqReason::as_str).join(", ")
+                    ))
+                })?;
+            Body::Disqualified {
+                reason,
+                note: text(wire.note, "note")?,
+            }
         }
         Kind::Requalified => Body::Requalified {
             stage: nonempty(text(wire.stage, "stage")?, "stage")?,
             note: text(wire.note, "note")?,
         },
-        Kind::Won => Body::Won { amount: wire.amount.map(amount).transpose()? },
+        Kind::Won => Body::Won {
+            amount: wire.amount.map(amount).transpose()?,
+        },
         Kind::Lost => Body::Lost {
-            reason: required(nonempty(text(wire.reason, "reason")?, "reason")?, "reason", kind)?,
+            reason: required(
+                nonempty(text(wire.reason, "reason")?, "reason")?,
+                "reason",
+                kind,
+            )?,
             note: text(wire.note, "note")?,
         },
     };
-    Ok(Submission { event: Event { deal, at, recorded_at, actor, source_id, body }, expected_version: wire.expected_version })
+    Ok(Submission {
+        event: Event {
+            deal,
+            at,
+            recorded_at,
+            actor,
+            source_id,
+            body,
+        },
+        expected_version: wire.expected_version,
+    })
 }
 
 /// Appends `text` as a JSON string literal.
@@ -363,7 +458,14 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
     f.opt("actor", &event.actor);
     f.opt("source_id", &event.source_id);
     match &event.body {
-        Body::Opened { owner, amount, currency, stage, close_date, name } => {
+        Body::Opened {
+            owner,
+            amount,
+            currency,
+            stage,
+            close_date,
+            name,
+        } => {
             f.str("owner", owner);
             let mut text = String::new();
             push_amount(&mut text, amount, *currency);
@@ -375,7 +477,12 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
             }
             f.opt("name", name);
         }
-        Body::Touch { channel, direction, minutes, contact } => {
+        Body::Touch {
+            channel,
+            direction,
+            minutes,
+            contact,
+        } => {
             f.str("channel", channel.as_str());
             f.str("direction", direction.as_str());
             if let Some(minutes) = minutes {
@@ -492,7 +599,12 @@ mod tests {
         for line in lines {
             let submission = parse_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             let mut out = String::new();
-            write_event_json(&mut out, &submission.event, Currency::parse("EUR").unwrap(), "");
+            write_event_json(
+                &mut out,
+                &submission.event,
+                Currency::parse("EUR").unwrap(),
+                "",
+            );
             let again = parse_line(&out).unwrap();
             assert_eq!(again.event.deal, submission.event.deal);
             assert_eq!(again.event.at, submission.event.at);
@@ -500,7 +612,9 @@ mod tests {
         }
         let opened = parse_line(lines[0]).unwrap().event;
         match opened.body {
-            Body::Opened { amount, currency, .. } => {
+            Body::Opened {
+                amount, currency, ..
+            } => {
                 assert_eq!(amount, Amount::Minor(1_200_050));
                 assert_eq!(currency.as_str(), "EUR");
             }
@@ -510,11 +624,19 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = parse_line(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":10}"#).unwrap();
+        let s = parse_line(
+            r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":10}"#,
+        )
+        .unwrap();
         assert_eq!(s.expected_version, None);
         assert_eq!(s.event.recorded_at, None);
         match s.event.body {
-            Body::Opened { currency, stage, amount, .. } => {
+            Body::Opened {
+                currency,
+                stage,
+                amount,
+                ..
+            } => {
                 assert_eq!(currency, Currency::USD);
                 assert_eq!(stage, None);
                 assert_eq!(amount, Amount::Minor(1000));
@@ -525,26 +647,70 @@ mod tests {
 
     #[test]
     fn clear_errors() {
-        assert_eq!(reject("not json"), "expected ident at line 1 column 2 [malformed_json]");
-        assert_eq!(reject(r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","chanel":"call"}"#), "unknown field `chanel` [unknown_field]");
+        assert_eq!(
+            reject("not json"),
+            "expected ident at line 1 column 2 [malformed_json]"
+        );
+        assert_eq!(
+            reject(r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","chanel":"call"}"#),
+            "unknown field `chanel` [unknown_field]"
+        );
         assert_eq!(reject(r#"{"deal":"a","type":"meeting","at":"2024-01-02T09:00:00Z"}"#), "field `type`: `meeting` is not an event type (opened, touch, stage_moved, amount_changed, close_date_changed, owner_changed, field_set, disqualified, requalified, won, lost) [unknown_type]");
-        assert_eq!(reject(r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","channel":"call","direction":"inbound","to":"quote"}"#), "field `to`: not a field of `touch` [field_not_allowed]");
-        assert_eq!(reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","amount":1}"#), "field `owner`: required on `opened` [missing_field]");
-        assert_eq!(reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":-1}"#), "field `amount`: `-1` is negative; amounts must be >= 0 [invalid_value]");
-        assert_eq!(reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":1.005}"#), "field `amount`: 1.005 has 3 decimal places; USD allows 2 [invalid_value]");
-        assert_eq!(reject(r#"{"deal":"a b","type":"won","at":"2024-01-02T09:00:00Z"}"#), "field `deal`: `a b` has ` `; a deal id is made of [A-Za-z0-9._:-] [invalid_value]");
-        assert_eq!(reject(r#"{"deal":"a","type":"won","at":"2024-01-02"}"#).contains("field `at`: `2024-01-02` is not an RFC 3339 timestamp"), true);
-        assert_eq!(reject(r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","channel":"call","direction":"inbound","minutes":1441}"#), "field `minutes`: 1441 is not within 0..=1440 [invalid_value]");
+        assert_eq!(
+            reject(
+                r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","channel":"call","direction":"inbound","to":"quote"}"#
+            ),
+            "field `to`: not a field of `touch` [field_not_allowed]"
+        );
+        assert_eq!(
+            reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","amount":1}"#),
+            "field `owner`: required on `opened` [missing_field]"
+        );
+        assert_eq!(
+            reject(
+                r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":-1}"#
+            ),
+            "field `amount`: `-1` is negative; amounts must be >= 0 [invalid_value]"
+        );
+        assert_eq!(
+            reject(
+                r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":1.005}"#
+            ),
+            "field `amount`: 1.005 has 3 decimal places; USD allows 2 [invalid_value]"
+        );
+        assert_eq!(
+            reject(r#"{"deal":"a b","type":"won","at":"2024-01-02T09:00:00Z"}"#),
+            "field `deal`: `a b` has ` `; a deal id is made of [A-Za-z0-9._:-] [invalid_value]"
+        );
+        assert!(reject(r#"{"deal":"a","type":"won","at":"2024-01-02"}"#)
+            .contains("field `at`: `2024-01-02` is not an RFC 3339 timestamp"));
+        assert_eq!(
+            reject(
+                r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","channel":"call","direction":"inbound","minutes":1441}"#
+            ),
+            "field `minutes`: 1441 is not within 0..=1440 [invalid_value]"
+        );
         assert_eq!(reject(r#"{"deal":"a","type":"disqualified","at":"2024-01-02T09:00:00Z","reason":"meh"}"#), "field `reason`: `meh` is not a disqualification reason (gone_dark, no_budget, no_decision_maker, no_compelling_event, bad_fit, duplicate, other) [invalid_value]");
-        assert_eq!(reject(r#"{"deal":"a","type":"field_set","at":"2024-01-02T09:00:00Z","field":"x","value":[1]}"#), "field `value`: must be a string, a boolean, a number or null [invalid_value]");
-        assert_eq!(reject(r#"{"deal":"a","type":"won","at":"2024-01-02T09:00:00Z","amount":"1e3"}"#), "field `amount`: `1e3` is not a non-negative decimal amount [invalid_value]");
+        assert_eq!(
+            reject(
+                r#"{"deal":"a","type":"field_set","at":"2024-01-02T09:00:00Z","field":"x","value":[1]}"#
+            ),
+            "field `value`: must be a string, a boolean, a number or null [invalid_value]"
+        );
+        assert_eq!(
+            reject(r#"{"deal":"a","type":"won","at":"2024-01-02T09:00:00Z","amount":"1e3"}"#),
+            "field `amount`: `1e3` is not a non-negative decimal amount [invalid_value]"
+        );
         let long = format!("{{\"deal\":\"{}\"}}", "x".repeat(LINE_BYTES_MAX));
         assert!(reject(&long).ends_with("[too_large]"));
     }
 
     #[test]
     fn escaped_strings_survive() {
-        let s = parse_line(r#"{"deal":"a","type":"lost","at":"2024-01-02T09:00:00Z","reason":"said \"no\"\n"}"#).unwrap();
+        let s = parse_line(
+            r#"{"deal":"a","type":"lost","at":"2024-01-02T09:00:00Z","reason":"said \"no\"\n"}"#,
+        )
+        .unwrap();
         let mut out = String::new();
         write_event_json(&mut out, &s.event, Currency::USD, "");
         assert_eq!(parse_line(&out).unwrap().event, s.event);

@@ -22,7 +22,8 @@ pub mod time;
 pub mod validate;
 
 pub use event::{
-    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent, Submission,
+    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent,
+    Submission,
 };
 pub use json::{parse_line, stored_event_json, write_event_json};
 pub use money::Currency;

@@ -25,7 +25,9 @@ impl Timestamp {
             .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp ({e})"))?;
         let utc = parsed.with_timezone(&Utc);
         if utc.timestamp_subsec_nanos() % 1_000 != 0 {
-            return Err(format!("`{text}` has sub-microsecond digits; the ledger keeps microseconds"));
+            return Err(format!(
+                "`{text}` has sub-microsecond digits; the ledger keeps microseconds"
+            ));
         }
         Ok(Timestamp(utc.timestamp_micros()))
     }

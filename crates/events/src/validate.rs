@@ -109,7 +109,8 @@ impl Deals {
         if let Some(id) = self.stage_ids.get(stage) {
             return *id;
         }
-        let id = StageId::try_from(self.stage_names.len()).expect("fewer than 65536 distinct stage names");
+        let id = StageId::try_from(self.stage_names.len())
+            .expect("fewer than 65536 distinct stage names");
         self.stage_names.push(stage.to_string());
         self.stage_ids.insert(stage.to_string(), id);
         id
@@ -120,27 +121,44 @@ impl Deals {
     pub fn replay(&mut self, event: &Event, seq: u64) {
         let kind = self.step_kind(&event.body);
         if let Body::Opened { currency, .. } = &event.body {
-            let line = DealLine { currency: *currency, opened_at: event.at, version: 0, steps: Vec::new() };
+            let line = DealLine {
+                currency: *currency,
+                opened_at: event.at,
+                version: 0,
+                steps: Vec::new(),
+            };
             self.lines.insert(event.deal.clone(), line);
         }
-        let line = self.lines.get_mut(&event.deal).expect("a stored event's deal was opened before it");
+        let line = self
+            .lines
+            .get_mut(&event.deal)
+            .expect("a stored event's deal was opened before it");
         line.version += 1;
         if let Some(kind) = kind {
             let position = line.steps.partition_point(|step| step.at <= event.at);
-            line.steps.insert(position, Step { at: event.at, seq, kind });
+            line.steps.insert(
+                position,
+                Step {
+                    at: event.at,
+                    seq,
+                    kind,
+                },
+            );
         }
     }
 
     fn step_kind(&mut self, body: &Body) -> Option<StepKind> {
         Some(match body {
-            Body::Opened { stage, .. } => {
-                StepKind::Opened(self.intern(stage.as_deref().expect("stage resolved before storing")))
-            }
+            Body::Opened { stage, .. } => StepKind::Opened(
+                self.intern(stage.as_deref().expect("stage resolved before storing")),
+            ),
             Body::StageMoved { to } => StepKind::Moved(self.intern(to)),
             Body::Won { .. } => StepKind::Won,
             Body::Lost { .. } => StepKind::Lost,
             Body::Disqualified { .. } => StepKind::Disqualified,
-            Body::Requalified { stage, .. } => StepKind::Requalified(stage.as_deref().map(|s| self.intern(s))),
+            Body::Requalified { stage, .. } => {
+                StepKind::Requalified(stage.as_deref().map(|s| self.intern(s)))
+            }
             _ => return None,
         })
     }
@@ -162,7 +180,10 @@ impl Deals {
                 return Err(Rejection::field(
                     Rule::VersionConflict,
                     "expected_version",
-                    format!("deal `{}` is at version {current_version}, not {expected}", event.deal),
+                    format!(
+                        "deal `{}` is at version {current_version}, not {expected}",
+                        event.deal
+                    ),
                 ));
             }
         }
@@ -176,7 +197,10 @@ impl Deals {
             (Body::Opened { .. }, Some(line)) => {
                 return Err(Rejection::new(
                     Rule::AlreadyOpened,
-                    format!("deal `{}` was already opened at {}", event.deal, line.opened_at),
+                    format!(
+                        "deal `{}` was already opened at {}",
+                        event.deal, line.opened_at
+                    ),
                 ));
             }
             (Body::Opened { .. }, None) => {}
@@ -190,21 +214,34 @@ impl Deals {
                 return Err(Rejection::field(
                     Rule::BeforeOpened,
                     "at",
-                    format!("{} is before deal `{}` was opened ({})", event.at, event.deal, line.opened_at),
+                    format!(
+                        "{} is before deal `{}` was opened ({})",
+                        event.at, event.deal, line.opened_at
+                    ),
                 ));
             }
             (_, Some(_)) => {}
         }
         let mut line = match (&event.body, existing) {
-            (Body::Opened { currency, .. }, _) => {
-                DealLine { currency: *currency, opened_at: event.at, version: 0, steps: Vec::new() }
-            }
+            (Body::Opened { currency, .. }, _) => DealLine {
+                currency: *currency,
+                opened_at: event.at,
+                version: 0,
+                steps: Vec::new(),
+            },
             (_, Some(line)) => line.clone(),
             (_, None) => unreachable!("checked above"),
         };
         if let Some(kind) = kind {
             let position = line.steps.partition_point(|step| step.at <= event.at);
-            line.steps.insert(position, Step { at: event.at, seq, kind });
+            line.steps.insert(
+                position,
+                Step {
+                    at: event.at,
+                    seq,
+                    kind,
+                },
+            );
             self.check_steps(&line.steps, position, &event.deal)?;
         }
         line.version += 1;
@@ -221,7 +258,10 @@ impl Deals {
                 return Err(Rejection::field(
                     Rule::UnknownStage,
                     field,
-                    format!("`{stage}` is not a stage of the pipeline ({})", pipeline.names()),
+                    format!(
+                        "`{stage}` is not a stage of the pipeline ({})",
+                        pipeline.names()
+                    ),
                 ));
             }
             Ok(())
@@ -230,7 +270,9 @@ impl Deals {
         let resolve_amount = |amount: &mut Amount| -> Result<(), Rejection> {
             // Without an opened deal there is no currency; the NotOpened rule reports that.
             if let Some(currency) = currency {
-                amount.resolve(currency).map_err(|why| Rejection::field(Rule::InvalidValue, "amount", why))?;
+                amount
+                    .resolve(currency)
+                    .map_err(|why| Rejection::field(Rule::InvalidValue, "amount", why))?;
             }
             Ok(())
         };
@@ -240,9 +282,13 @@ impl Deals {
                 None => *stage = Some(pipeline.first().to_string()),
             },
             Body::StageMoved { to } => known(to, "to")?,
-            Body::Requalified { stage: Some(stage), .. } => known(stage, "stage")?,
+            Body::Requalified {
+                stage: Some(stage), ..
+            } => known(stage, "stage")?,
             Body::AmountChanged { amount } => resolve_amount(amount)?,
-            Body::Won { amount: Some(amount) } => resolve_amount(amount)?,
+            Body::Won {
+                amount: Some(amount),
+            } => resolve_amount(amount)?,
             _ => {}
         }
         Ok(())
@@ -286,11 +332,17 @@ impl Deals {
         let Some(status) = status else {
             return match kind {
                 StepKind::Opened(stage) => Ok(Status::Open(stage)),
-                _ => Err(Rejection::new(Rule::NotOpened, "the deal is not opened yet")),
+                _ => Err(Rejection::new(
+                    Rule::NotOpened,
+                    "the deal is not opened yet",
+                )),
             };
         };
         match (kind, status) {
-            (StepKind::Opened(_), _) => Err(Rejection::new(Rule::AlreadyOpened, "the deal is already opened")),
+            (StepKind::Opened(_), _) => Err(Rejection::new(
+                Rule::AlreadyOpened,
+                "the deal is already opened",
+            )),
             (StepKind::Moved(to), Status::Open(current)) if to == current => Err(Rejection::field(
                 Rule::SameStage,
                 "to",
@@ -300,18 +352,26 @@ impl Deals {
             (StepKind::Won, Status::Open(_)) => Ok(Status::Won),
             (StepKind::Lost, Status::Open(stage)) => Ok(Status::Lost(stage)),
             (StepKind::Disqualified, Status::Open(stage)) => Ok(Status::Disqualified(stage)),
-            (StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified, closed) => {
-                Err(Rejection::new(
-                    Rule::NotOpen,
-                    format!("`{}` needs an open deal; the deal is {} then", kind_name(kind), describe(closed)),
-                ))
-            }
+            (
+                StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified,
+                closed,
+            ) => Err(Rejection::new(
+                Rule::NotOpen,
+                format!(
+                    "`{}` needs an open deal; the deal is {} then",
+                    kind_name(kind),
+                    describe(closed)
+                ),
+            )),
             (StepKind::Requalified(stage), Status::Lost(was) | Status::Disqualified(was)) => {
                 Ok(Status::Open(stage.unwrap_or(was)))
             }
             (StepKind::Requalified(_), other) => Err(Rejection::new(
                 Rule::NotClosed,
-                format!("`requalified` needs a lost or disqualified deal; the deal is {} then", describe(other)),
+                format!(
+                    "`requalified` needs a lost or disqualified deal; the deal is {} then",
+                    describe(other)
+                ),
             )),
         }
     }
@@ -341,17 +401,27 @@ mod tests {
         let now = Timestamp::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
         for (i, given) in given.iter().enumerate() {
             let mut s = parse_line(given).unwrap();
-            deals.admit(&mut s, i as u64 + 1, now, &pipeline).unwrap_or_else(|e| panic!("given {given}: {e}"));
+            deals
+                .admit(&mut s, i as u64 + 1, now, &pipeline)
+                .unwrap_or_else(|e| panic!("given {given}: {e}"));
         }
         deals.commit();
-        let before: Vec<(DealId, u32, usize)> =
-            deals.lines.iter().map(|(d, l)| (d.clone(), l.version, l.steps.len())).collect();
+        let before: Vec<(DealId, u32, usize)> = deals
+            .lines
+            .iter()
+            .map(|(d, l)| (d.clone(), l.version, l.steps.len()))
+            .collect();
         let mut s = parse_line(line).unwrap();
-        let got = deals.admit(&mut s, given.len() as u64 + 1, now, &pipeline).map_err(|e| e.to_string());
+        let got = deals
+            .admit(&mut s, given.len() as u64 + 1, now, &pipeline)
+            .map_err(|e| e.to_string());
         assert_eq!(got, expected.map_err(str::to_string));
         if got.is_err() {
-            let after: Vec<(DealId, u32, usize)> =
-                deals.lines.iter().map(|(d, l)| (d.clone(), l.version, l.steps.len())).collect();
+            let after: Vec<(DealId, u32, usize)> = deals
+                .lines
+                .iter()
+                .map(|(d, l)| (d.clone(), l.version, l.steps.len()))
+                .collect();
             assert_eq!(before.len(), after.len(), "a rejection changes nothing");
             for entry in &before {
                 assert!(after.contains(entry), "a rejection changes nothing");
@@ -359,7 +429,8 @@ mod tests {
         }
     }
 
-    const OPEN: &str = r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100}"#;
+    const OPEN: &str =
+        r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100}"#;
 
     fn ev(kind: &str, at: &str, extra: &str) -> String {
         format!(r#"{{"deal":"d","type":"{kind}","at":"2024-01-{at}T00:00:00Z"{extra}}}"#)
@@ -368,37 +439,77 @@ mod tests {
     #[test]
     fn opened_exactly_once_and_first() {
         check(&[], OPEN, Ok(1));
-        check(&[OPEN], OPEN, Err("deal `d` was already opened at 2024-01-10T00:00:00Z [already_opened]"));
-        check(&[], &ev("touch", "11", r#","channel":"call","direction":"outbound""#), Err("deal `d` has no `opened` event; open it first [not_opened]"));
+        check(
+            &[OPEN],
+            OPEN,
+            Err("deal `d` was already opened at 2024-01-10T00:00:00Z [already_opened]"),
+        );
+        check(
+            &[],
+            &ev("touch", "11", r#","channel":"call","direction":"outbound""#),
+            Err("deal `d` has no `opened` event; open it first [not_opened]"),
+        );
         check(&[OPEN], &ev("touch", "09", r#","channel":"call","direction":"outbound""#), Err("field `at`: 2024-01-09T00:00:00Z is before deal `d` was opened (2024-01-10T00:00:00Z) [before_opened]"));
-        check(&[OPEN], &ev("touch", "10", r#","channel":"call","direction":"outbound""#), Ok(2));
+        check(
+            &[OPEN],
+            &ev("touch", "10", r#","channel":"call","direction":"outbound""#),
+            Ok(2),
+        );
     }
 
     #[test]
     fn stage_moves() {
         check(&[OPEN], &ev("stage_moved", "11", r#","to":"quote""#), Ok(2));
-        check(&[OPEN], &ev("stage_moved", "11", r#","to":"prospecting""#), Err("field `to`: the deal is already in `prospecting` [same_stage]"));
+        check(
+            &[OPEN],
+            &ev("stage_moved", "11", r#","to":"prospecting""#),
+            Err("field `to`: the deal is already in `prospecting` [same_stage]"),
+        );
         check(&[OPEN], &ev("stage_moved", "11", r#","to":"demo""#), Err("field `to`: `demo` is not a stage of the pipeline (prospecting, qualifying, quote, closing) [unknown_stage]"));
         let won = ev("won", "12", "");
-        check(&[OPEN, &won], &ev("stage_moved", "13", r#","to":"quote""#), Err("`stage_moved` needs an open deal; the deal is won then [not_open]"));
+        check(
+            &[OPEN, &won],
+            &ev("stage_moved", "13", r#","to":"quote""#),
+            Err("`stage_moved` needs an open deal; the deal is won then [not_open]"),
+        );
         // Backdated before the win: valid.
-        check(&[OPEN, &won], &ev("stage_moved", "11", r#","to":"quote""#), Ok(3));
+        check(
+            &[OPEN, &won],
+            &ev("stage_moved", "11", r#","to":"quote""#),
+            Ok(3),
+        );
     }
 
     #[test]
     fn outcomes_and_requalification() {
         let dq = ev("disqualified", "12", r#","reason":"gone_dark""#);
         check(&[OPEN, &dq], &ev("requalified", "13", ""), Ok(3));
-        check(&[OPEN, &dq], &ev("won", "13", ""), Err("`won` needs an open deal; the deal is disqualified then [not_open]"));
+        check(
+            &[OPEN, &dq],
+            &ev("won", "13", ""),
+            Err("`won` needs an open deal; the deal is disqualified then [not_open]"),
+        );
         check(&[OPEN], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is open in `prospecting` then [not_closed]"));
         let won = ev("won", "12", "");
         check(&[OPEN, &won], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is won then [not_closed]"));
         let lost = ev("lost", "12", r#","reason":"price""#);
-        check(&[OPEN, &lost], &ev("requalified", "13", r#","stage":"quote""#), Ok(3));
+        check(
+            &[OPEN, &lost],
+            &ev("requalified", "13", r#","stage":"quote""#),
+            Ok(3),
+        );
         // Requalified into the stage it was in: moving to that stage is then a no-op, refused.
         let requal = ev("requalified", "13", "");
-        check(&[OPEN, &lost, &requal], &ev("stage_moved", "14", r#","to":"prospecting""#), Err("field `to`: the deal is already in `prospecting` [same_stage]"));
-        check(&[OPEN, &lost, &requal], &ev("lost", "14", r#","reason":"again""#), Ok(4));
+        check(
+            &[OPEN, &lost, &requal],
+            &ev("stage_moved", "14", r#","to":"prospecting""#),
+            Err("field `to`: the deal is already in `prospecting` [same_stage]"),
+        );
+        check(
+            &[OPEN, &lost, &requal],
+            &ev("lost", "14", r#","reason":"again""#),
+            Ok(4),
+        );
     }
 
     #[test]
@@ -407,29 +518,57 @@ mod tests {
         check(&[OPEN, &won], &ev("lost", "12", r#","reason":"x""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `won` at 2024-01-15T00:00:00Z (seq 2) invalid: `won` needs an open deal; the deal is lost then [breaks_later_event]"));
         let moved = ev("stage_moved", "15", r#","to":"quote""#);
         check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"quote""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `stage_moved` at 2024-01-15T00:00:00Z (seq 2) invalid: the deal is already in `quote` [breaks_later_event]"));
-        check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"qualifying""#), Ok(3));
+        check(
+            &[OPEN, &moved],
+            &ev("stage_moved", "12", r#","to":"qualifying""#),
+            Ok(3),
+        );
     }
 
     #[test]
     fn ties_in_at_order_by_arrival() {
         let won = ev("won", "12", "");
         // Same instant, arriving later: comes after the win, so the deal is not open.
-        check(&[OPEN, &won], &ev("stage_moved", "12", r#","to":"quote""#), Err("`stage_moved` needs an open deal; the deal is won then [not_open]"));
+        check(
+            &[OPEN, &won],
+            &ev("stage_moved", "12", r#","to":"quote""#),
+            Err("`stage_moved` needs an open deal; the deal is won then [not_open]"),
+        );
     }
 
     #[test]
     fn expected_version() {
-        let touch = ev("touch", "11", r#","channel":"call","direction":"outbound","expected_version":1"#);
+        let touch = ev(
+            "touch",
+            "11",
+            r#","channel":"call","direction":"outbound","expected_version":1"#,
+        );
         check(&[OPEN], &touch, Ok(2));
-        check(&[OPEN, &touch], &touch, Err("field `expected_version`: deal `d` is at version 2, not 1 [version_conflict]"));
-        check(&[], &OPEN.replace("\"owner\"", "\"expected_version\":0,\"owner\""), Ok(1));
+        check(
+            &[OPEN, &touch],
+            &touch,
+            Err("field `expected_version`: deal `d` is at version 2, not 1 [version_conflict]"),
+        );
+        check(
+            &[],
+            &OPEN.replace("\"owner\"", "\"expected_version\":0,\"owner\""),
+            Ok(1),
+        );
     }
 
     #[test]
     fn amounts_resolve_in_the_deal_currency() {
         let jpy = r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100,"currency":"JPY"}"#;
-        check(&[jpy], &ev("amount_changed", "11", r#","amount":"10.5""#), Err("field `amount`: 10.5 has 1 decimal places; JPY allows 0 [invalid_value]"));
-        check(&[jpy], &ev("amount_changed", "11", r#","amount":"10""#), Ok(2));
+        check(
+            &[jpy],
+            &ev("amount_changed", "11", r#","amount":"10.5""#),
+            Err("field `amount`: 10.5 has 1 decimal places; JPY allows 0 [invalid_value]"),
+        );
+        check(
+            &[jpy],
+            &ev("amount_changed", "11", r#","amount":"10""#),
+            Ok(2),
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! same deal: exactly the backdated appends the ledger must accept.
 
 use dealledger_events::{
-    Amount, Body, Channel, Currency, Date, DealId, Direction, DqReason, Event, FieldValue, Timestamp,
+    Amount, Body, Channel, Currency, Date, DealId, Direction, DqReason, Event, FieldValue,
+    Timestamp,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,15 +36,22 @@ pub struct Config {
 }
 
 impl Config {
-    /// Two years of deals opened from 2024-01-01; the history stops at 2026-01-01.
+    /// Two years of deals opened from 2024-01-01 on; the history stops at 2026-01-01, so the
+    /// deals of the last weeks are still open.
     pub fn new(seed: u64, deals: u64) -> Config {
         let start = Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").expect("valid");
-        Config { seed, deals, start, window_days: 640, end: Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid") }
+        Config {
+            seed,
+            deals,
+            start,
+            window_days: 730,
+            end: Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid"),
+        }
     }
 }
 
 /// Average events per generated deal (measured: see the unit test), for sizing benchmarks.
-pub const EVENTS_PER_DEAL_APPROX: u64 = 24;
+pub const EVENTS_PER_DEAL_APPROX: u64 = 21;
 
 const STAGES: [&str; 4] = ["prospecting", "qualifying", "quote", "closing"];
 
@@ -75,9 +83,20 @@ impl DealStory<'_> {
         }
         // Reps log one touch in ten hours or days late; everything else lands within a minute.
         let late = matches!(body, Body::Touch { .. }) && self.rng.gen_bool(0.1);
-        let delay = if late { self.rng.gen_range(HOUR_MICROS..72 * HOUR_MICROS) } else { self.rng.gen_range(1..60_000_000) };
+        // The opening is recorded as it happens: every other event of the deal is at or after
+        // it in business time, so it is also at or after it in recorded order.
+        let delay = if matches!(body, Body::Opened { .. }) {
+            0
+        } else if late {
+            self.rng.gen_range(HOUR_MICROS..72 * HOUR_MICROS)
+        } else {
+            self.rng.gen_range(1..60_000_000)
+        };
         let source_id = match &body {
-            Body::Touch { channel: Channel::Email, .. } => {
+            Body::Touch {
+                channel: Channel::Email,
+                ..
+            } => {
                 self.touch_counter += 1;
                 Some(format!("mail:{}:{}", self.deal, self.touch_counter))
             }
@@ -100,21 +119,41 @@ impl DealStory<'_> {
             Direction::Outbound if roll < 0.45 => (Channel::Email, None),
             Direction::Outbound if roll < 0.80 => (Channel::Call, Some(self.rng.gen_range(3..45))),
             Direction::Outbound if roll < 0.90 => (Channel::Social, None),
-            Direction::Outbound => (Channel::Meeting, Some(*[30, 45, 60].get(self.rng.gen_range(0..3)).expect("in range"))),
+            Direction::Outbound => (
+                Channel::Meeting,
+                Some(
+                    *[30, 45, 60]
+                        .get(self.rng.gen_range(0..3))
+                        .expect("in range"),
+                ),
+            ),
             Direction::Inbound if roll < 0.55 => (Channel::Email, None),
             Direction::Inbound if roll < 0.75 => (Channel::Call, Some(self.rng.gen_range(5..40))),
-            Direction::Inbound if roll < 0.92 => (Channel::Meeting, Some(*[30, 60].get(self.rng.gen_range(0..2)).expect("in range"))),
+            Direction::Inbound if roll < 0.92 => (
+                Channel::Meeting,
+                Some(*[30, 60].get(self.rng.gen_range(0..2)).expect("in range")),
+            ),
             Direction::Inbound => (Channel::Demo, Some(self.rng.gen_range(45..91))),
         };
         let contact = Some(self.contacts[self.rng.gen_range(0..self.contacts.len())].clone());
-        self.push(at, Body::Touch { channel, direction, minutes, contact })
+        self.push(
+            at,
+            Body::Touch {
+                channel,
+                direction,
+                minutes,
+                contact,
+            },
+        )
     }
 
     /// Touches over a stage visit of `days`; returns false once past the end of history.
     fn touches(&mut self, from: Timestamp, days: i64, engaged: bool) -> bool {
         let outbound = self.rng.gen_range(1..=3 + days as u32 / 4);
         let reply_rate = if engaged { 0.65 } else { 0.08 };
-        let mut times: Vec<i64> = (0..outbound).map(|_| self.rng.gen_range(0..days.max(1) * DAY_MICROS)).collect();
+        let mut times: Vec<i64> = (0..outbound)
+            .map(|_| self.rng.gen_range(0..days.max(1) * DAY_MICROS))
+            .collect();
         times.sort_unstable();
         for offset in times {
             let at = from.plus_micros(offset);
@@ -144,15 +183,31 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
     let mut rng = deal_rng(config.seed, index);
     let deal = DealId::parse(&format!("D-{:07}", index + 1)).expect("valid id");
     let owner = format!("rep-{:02}", rng.gen_range(0..owners) + 1);
-    let currency = if rng.gen_bool(0.1) { Currency::parse("EUR").expect("valid") } else { Currency::USD };
-    let contacts = (0..rng.gen_range(1..=4)).map(|c| format!("contact-{c}@{}.example", deal.as_str().to_lowercase())).collect();
+    let currency = if rng.gen_bool(0.1) {
+        Currency::parse("EUR").expect("valid")
+    } else {
+        Currency::USD
+    };
+    let contacts = (0..rng.gen_range(1..=4))
+        .map(|c| format!("contact-{c}@{}.example", deal.as_str().to_lowercase()))
+        .collect();
     let fate = match rng.gen_range(0..100) {
         0..=27 => Fate::Won,
         28..=59 => Fate::Lost,
         60..=89 => Fate::Disqualified,
         _ => Fate::Requalified,
     };
-    let mut s = DealStory { rng, deal, owner, currency, contacts, events: Vec::new(), end: config.end, touch_counter: 0, _config: config };
+    let mut s = DealStory {
+        rng,
+        deal,
+        owner,
+        currency,
+        contacts,
+        events: Vec::new(),
+        end: config.end,
+        touch_counter: 0,
+        _config: config,
+    };
     // Amounts: 5,000 to 250,000 in hundreds, skewed small.
     let amount_units = (5_000.0 * (50f64).powf(s.rng.gen::<f64>())) as i64 / 100 * 100;
     let exponent = 10i64.pow(s.currency.exponent());
@@ -192,14 +247,29 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
         // Business-case fields arrive during qualifying and quote for deals that are going well.
         if engaged && (stage == 1 || stage == 2) {
             let fields: &[(&str, FieldValue)] = if stage == 1 {
-                &[("budget_confirmed", FieldValue::Bool(true)), ("decision_maker", FieldValue::Text("VP Sales".into()))]
+                &[
+                    ("budget_confirmed", FieldValue::Bool(true)),
+                    ("decision_maker", FieldValue::Text("VP Sales".into())),
+                ]
             } else {
-                &[("compelling_event", FieldValue::Text("renewal deadline".into())), ("mutual_plan", FieldValue::Bool(true))]
+                &[
+                    (
+                        "compelling_event",
+                        FieldValue::Text("renewal deadline".into()),
+                    ),
+                    ("mutual_plan", FieldValue::Bool(true)),
+                ]
             };
             for (field, value) in fields {
                 if s.rng.gen_bool(0.75) {
                     let when = at.plus_micros(s.rng.gen_range(0..days * DAY_MICROS));
-                    if !s.push(when, Body::FieldSet { field: field.to_string(), value: value.clone() }) {
+                    if !s.push(
+                        when,
+                        Body::FieldSet {
+                            field: field.to_string(),
+                            value: value.clone(),
+                        },
+                    ) {
                         return s.events;
                     }
                 }
@@ -208,35 +278,58 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
         at = at.plus_micros(days * DAY_MICROS);
         if s.rng.gen_bool(0.03) {
             let owner = format!("rep-{:02}", s.rng.gen_range(0..owners) + 1);
-            if owner != s.owner && !s.push(at, Body::OwnerChanged { owner: owner.clone() }) {
+            if owner != s.owner
+                && !s.push(
+                    at,
+                    Body::OwnerChanged {
+                        owner: owner.clone(),
+                    },
+                )
+            {
                 return s.events;
             }
             s.owner = owner;
         }
         if stage == 2 && s.rng.gen_bool(0.3) {
             let amount = amount_units * s.rng.gen_range(80..=120) / 100 / 100 * 100;
-            if !s.push(at.plus_micros(-HOUR_MICROS), Body::AmountChanged { amount: Amount::Minor(amount * exponent) }) {
+            if !s.push(
+                at.plus_micros(-HOUR_MICROS),
+                Body::AmountChanged {
+                    amount: Amount::Minor(amount * exponent),
+                },
+            ) {
                 return s.events;
             }
         }
         if s.rng.gen_bool(0.15) {
             let slipped = Date(close_date.0 + s.rng.gen_range(7..60));
-            if !s.push(at.plus_micros(-2 * HOUR_MICROS), Body::CloseDateChanged { close_date: slipped }) {
+            if !s.push(
+                at.plus_micros(-2 * HOUR_MICROS),
+                Body::CloseDateChanged {
+                    close_date: slipped,
+                },
+            ) {
                 return s.events;
             }
         }
-        let ending = stage >= exit_stage.min(STAGES.len() - 1) && !(fate == Fate::Requalified && requalified && stage < 3);
+        let ending = stage >= exit_stage.min(STAGES.len() - 1)
+            && !(fate == Fate::Requalified && requalified && stage < 3);
         if ending {
             let body = match fate {
                 Fate::Won => Body::Won { amount: None },
                 Fate::Requalified if requalified => Body::Won { amount: None },
                 Fate::Lost => Body::Lost {
-                    reason: ["price", "competitor", "no decision", "timing"][s.rng.gen_range(0..4)].to_string(),
+                    reason: ["price", "competitor", "no decision", "timing"][s.rng.gen_range(0..4)]
+                        .to_string(),
                     note: None,
                 },
                 Fate::Disqualified | Fate::Requalified => Body::Disqualified {
-                    reason: [DqReason::GoneDark, DqReason::NoBudget, DqReason::NoDecisionMaker, DqReason::BadFit]
-                        [s.rng.gen_range(0..4)],
+                    reason: [
+                        DqReason::GoneDark,
+                        DqReason::NoBudget,
+                        DqReason::NoDecisionMaker,
+                        DqReason::BadFit,
+                    ][s.rng.gen_range(0..4)],
                     note: None,
                 },
             };
@@ -246,7 +339,13 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
             if fate == Fate::Requalified && !requalified {
                 requalified = true;
                 at = at.plus_micros(s.rng.gen_range(20..60) * DAY_MICROS);
-                if !s.push(at, Body::Requalified { stage: None, note: Some("budget back".into()) }) {
+                if !s.push(
+                    at,
+                    Body::Requalified {
+                        stage: None,
+                        note: Some("budget back".into()),
+                    },
+                ) {
                     return s.events;
                 }
                 continue;
@@ -258,7 +357,12 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
             stage = STAGES.len() - 1;
             continue;
         }
-        if !s.push(at, Body::StageMoved { to: STAGES[stage].to_string() }) {
+        if !s.push(
+            at,
+            Body::StageMoved {
+                to: STAGES[stage].to_string(),
+            },
+        ) {
             return s.events;
         }
     }
@@ -269,7 +373,13 @@ pub fn generate(config: &Config, mut emit: impl FnMut(&Event)) {
     let owners = (config.deals / 40).clamp(3, 50);
     let mut opened: Vec<Timestamp> = {
         let mut rng = deal_rng(config.seed, u64::MAX);
-        (0..config.deals).map(|_| config.start.plus_micros(rng.gen_range(0..config.window_days * DAY_MICROS))).collect()
+        (0..config.deals)
+            .map(|_| {
+                config
+                    .start
+                    .plus_micros(rng.gen_range(0..config.window_days * DAY_MICROS))
+            })
+            .collect()
     };
     opened.sort_unstable();
     // Min-heap on (recorded_at, generation order). A later deal's events are all recorded at or
@@ -332,17 +442,23 @@ mod tests {
 
     #[test]
     fn every_event_is_admitted_in_output_order() {
-        let events = collect(42, 400);
+        let events = collect(42, 5000);
         let mut deals = Deals::default();
         let pipeline = Pipeline::default();
         for (i, event) in events.iter().enumerate() {
-            let mut submission = Submission { event: event.clone(), expected_version: None };
+            let mut submission = Submission {
+                event: event.clone(),
+                expected_version: None,
+            };
             deals
                 .admit(&mut submission, i as u64 + 1, Timestamp(0), &pipeline)
                 .unwrap_or_else(|e| panic!("event {i} {event:?}: {e}"));
         }
-        let per_deal = events.len() as f64 / 400.0;
-        assert!((12.0..40.0).contains(&per_deal), "{per_deal} events per deal");
+        let per_deal = events.len() as f64 / 5000.0;
+        assert!(
+            (12.0..40.0).contains(&per_deal),
+            "{per_deal} events per deal"
+        );
     }
 
     #[test]
@@ -350,11 +466,27 @@ mod tests {
         let events = collect(1, 300);
         let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.body.kind()).collect();
         assert_eq!(kinds.len(), dealledger_events::Kind::ALL.len(), "{kinds:?}");
-        let late = events.iter().filter(|e| e.recorded_at.unwrap().0 - e.at.0 > HOUR_MICROS).count();
+        let late = events
+            .iter()
+            .filter(|e| e.recorded_at.unwrap().0 - e.at.0 > HOUR_MICROS)
+            .count();
         assert!(late > 0);
         // Recorded order, and some events arrive after later-dated events of the same deal.
-        assert!(events.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
-        let inbound = events.iter().filter(|e| matches!(e.body, Body::Touch { direction: Direction::Inbound, .. })).count();
+        assert!(events
+            .windows(2)
+            .all(|w| w[0].recorded_at <= w[1].recorded_at));
+        let inbound = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.body,
+                    Body::Touch {
+                        direction: Direction::Inbound,
+                        ..
+                    }
+                )
+            })
+            .count();
         assert!(inbound > 0);
     }
 }

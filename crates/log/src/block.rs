@@ -74,10 +74,19 @@ pub fn seal(
     prev_chain: &Hash,
     raw: &[u8],
 ) -> (Vec<u8>, Hash) {
-    assert!(count > 0 && first_seq > 0, "a block holds at least one event, numbered from 1");
-    assert!(raw.len() <= BLOCK_RAW_BYTES_MAX, "block of {} raw bytes", raw.len());
+    assert!(
+        count > 0 && first_seq > 0,
+        "a block holds at least one event, numbered from 1"
+    );
+    assert!(
+        raw.len() <= BLOCK_RAW_BYTES_MAX,
+        "block of {} raw bytes",
+        raw.len()
+    );
     let chain = chain_hash(prev_chain, first_seq, count, raw);
-    let compressed = compressor.compress(raw).expect("zstd compresses any input into a Vec");
+    let compressed = compressor
+        .compress(raw)
+        .expect("zstd compresses any input into a Vec");
     let mut value = Vec::with_capacity(HEADER_BYTES + compressed.len() + TRAILER_BYTES);
     value.push(FORMAT_VERSION);
     value.push(COMPRESSION_ZSTD);
@@ -97,13 +106,18 @@ pub fn seal(
 pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
     let corrupt = |why: String| LogError::Corrupt { seq: key_seq, why };
     if value.len() < HEADER_BYTES + TRAILER_BYTES {
-        return Err(corrupt(format!("block of {} bytes is shorter than its header", value.len())));
+        return Err(corrupt(format!(
+            "block of {} bytes is shorter than its header",
+            value.len()
+        )));
     }
     let (body, trailer) = value.split_at(value.len() - TRAILER_BYTES);
     let stored_crc = u32::from_le_bytes(trailer.try_into().expect("4 bytes"));
     let crc = crc32c::crc32c(body);
     if crc != stored_crc {
-        return Err(corrupt(format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
+        return Err(corrupt(format!(
+            "checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"
+        )));
     }
     let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
     let u32_at = |at: usize| u32::from_le_bytes(value[at..at + 4].try_into().expect("4 bytes"));
@@ -117,13 +131,22 @@ pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
         chain: value[50..82].try_into().expect("32 bytes"),
     };
     if header.first_seq != key_seq {
-        return Err(corrupt(format!("block stored under seq {key_seq} says it starts at {}", header.first_seq)));
+        return Err(corrupt(format!(
+            "block stored under seq {key_seq} says it starts at {}",
+            header.first_seq
+        )));
     }
     if header.compression != COMPRESSION_ZSTD {
-        return Err(corrupt(format!("unknown compression {}", header.compression)));
+        return Err(corrupt(format!(
+            "unknown compression {}",
+            header.compression
+        )));
     }
     if header.count == 0 || header.raw_len as usize > BLOCK_RAW_BYTES_MAX {
-        return Err(corrupt(format!("implausible block: {} events, {} raw bytes", header.count, header.raw_len)));
+        return Err(corrupt(format!(
+            "implausible block: {} events, {} raw bytes",
+            header.count, header.raw_len
+        )));
     }
     Ok(header)
 }
@@ -140,11 +163,18 @@ pub fn records(
     raw.reserve(header.raw_len as usize);
     decompressor
         .decompress_to_buffer(payload, raw)
-        .map_err(|e| LogError::Corrupt { seq: header.first_seq, why: format!("does not decompress: {e}") })?;
+        .map_err(|e| LogError::Corrupt {
+            seq: header.first_seq,
+            why: format!("does not decompress: {e}"),
+        })?;
     if raw.len() != header.raw_len as usize {
         return Err(LogError::Corrupt {
             seq: header.first_seq,
-            why: format!("decompressed to {} bytes, header says {}", raw.len(), header.raw_len),
+            why: format!(
+                "decompressed to {} bytes, header says {}",
+                raw.len(),
+                header.raw_len
+            ),
         });
     }
     Ok(())
@@ -159,16 +189,87 @@ pub fn decode_events(
     let mut offset = 0;
     for i in 0..header.count {
         let seq = header.first_seq + u64::from(i);
-        let (version, event, used) = decode_record(header.format_version, &raw[offset..])
-            .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
+        let (version, event, used) =
+            decode_record(header.format_version, &raw[offset..]).map_err(|e| {
+                LogError::Corrupt {
+                    seq,
+                    why: e.to_string(),
+                }
+            })?;
         offset += used;
-        visit(StoredEvent { seq, version, event })?;
+        visit(StoredEvent {
+            seq,
+            version,
+            event,
+        })?;
     }
     if offset != raw.len() {
         return Err(LogError::Corrupt {
             seq: header.first_seq,
-            why: format!("{} bytes left over after {} records", raw.len() - offset, header.count),
+            why: format!(
+                "{} bytes left over after {} records",
+                raw.len() - offset,
+                header.count
+            ),
         });
     }
     Ok(())
+}
+
+/// Finds intact blocks in raw bytes that are not read through the store: the files of a store
+/// the engine refuses to open. A candidate is a header followed by a zstd frame whose checksum
+/// holds; anything else is skipped. Used to name the first bad seq (and to salvage events) when
+/// the storage engine's own recovery fails.
+pub fn find_intact(bytes: &[u8]) -> Vec<(Header, std::ops::Range<usize>)> {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at + HEADER_BYTES + TRAILER_BYTES <= bytes.len() {
+        let candidate = bytes[at] == FORMAT_VERSION
+            && bytes[at + 1] == COMPRESSION_ZSTD
+            && bytes[at + HEADER_BYTES..at + HEADER_BYTES + 4] == ZSTD_MAGIC;
+        if candidate {
+            if let Ok(frame) =
+                zstd::zstd_safe::find_frame_compressed_size(&bytes[at + HEADER_BYTES..])
+            {
+                let end = at + HEADER_BYTES + frame + TRAILER_BYTES;
+                if end <= bytes.len() {
+                    let value = &bytes[at..end];
+                    let first_seq = u64::from_le_bytes(value[2..10].try_into().expect("8 bytes"));
+                    if let Ok(header) = header(first_seq, value) {
+                        found.push((header, at..end));
+                        at = end;
+                        continue;
+                    }
+                }
+            }
+        }
+        at += 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_intact_blocks_in_noise() {
+        let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap();
+        let raw: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let (one, _) = seal(&mut compressor, 1, 10, &ZERO_HASH, &raw);
+        let (two, _) = seal(&mut compressor, 11, 5, &ZERO_HASH, &raw[..999]);
+        let mut bytes = vec![0x01u8; 100];
+        bytes.extend(&one);
+        bytes.extend([7u8; 33]);
+        let at_two = bytes.len();
+        bytes.extend(&two);
+        bytes.extend([1u8; 10]);
+        let found = find_intact(&bytes);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0.first_seq, 1);
+        assert_eq!(found[1].1, at_two..at_two + two.len());
+        bytes[at_two + 120] ^= 1;
+        assert_eq!(find_intact(&bytes).len(), 1);
+    }
 }

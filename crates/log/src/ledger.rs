@@ -76,12 +76,23 @@ impl<S: BlockStore> Ledger<S> {
             deals.replay(&stored.event, stored.seq);
             if let Some(source_id) = &stored.event.source_id {
                 let body = body_digest(&stored.event, &mut scratch);
-                seen.insert(digest128(source_id.as_bytes()), Seen { seq: stored.seq, body });
+                seen.insert(
+                    digest128(source_id.as_bytes()),
+                    Seen {
+                        seq: stored.seq,
+                        body,
+                    },
+                );
             }
             Ok(true)
         })?;
         deals.commit();
-        Ok(Ledger { log, deals, seen, pipeline })
+        Ok(Ledger {
+            log,
+            deals,
+            seen,
+            pipeline,
+        })
     }
 
     pub fn log(&self) -> &Log<S> {
@@ -101,7 +112,17 @@ impl<S: BlockStore> Ledger<S> {
         let now = clock.now();
         let writer = self.log.block_writer();
         let savepoint = self.deals.savepoint();
-        Batch { ledger: self, writer, savepoint, now, new_ids: Vec::new(), appended: 0, duplicates: 0, scratch: Vec::new(), done: false }
+        Batch {
+            ledger: self,
+            writer,
+            savepoint,
+            now,
+            new_ids: Vec::new(),
+            appended: 0,
+            duplicates: 0,
+            scratch: Vec::new(),
+            done: false,
+        }
     }
 }
 
@@ -164,8 +185,16 @@ impl<S: BlockStore> Batch<'_, S> {
         Ok(outcomes)
     }
 
-    fn admit(&mut self, mut submission: Submission, seq: u64) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
-        let id = submission.event.source_id.as_ref().map(|id| digest128(id.as_bytes()));
+    fn admit(
+        &mut self,
+        mut submission: Submission,
+        seq: u64,
+    ) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
+        let id = submission
+            .event
+            .source_id
+            .as_ref()
+            .map(|id| digest128(id.as_bytes()));
         let mut body = None;
         if let Some(id) = id {
             let digest = body_digest(&submission.event, &mut self.scratch);
@@ -186,13 +215,19 @@ impl<S: BlockStore> Batch<'_, S> {
                 ));
             }
         }
-        let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
+        let version =
+            self.ledger
+                .deals
+                .admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
         if let (Some(id), Some(body)) = (id, body) {
             self.ledger.seen.insert(id, Seen { seq, body });
             self.new_ids.push(id);
         }
         self.appended += 1;
-        Ok((Outcome::Appended { seq, version }, Some((version, submission.event))))
+        Ok((
+            Outcome::Appended { seq, version },
+            Some((version, submission.event)),
+        ))
     }
 
     pub fn appended(&self) -> u64 {
@@ -209,7 +244,12 @@ impl<S: BlockStore> Batch<'_, S> {
         self.ledger.deals.commit();
         self.done = true;
         let seqs = (self.appended > 0).then_some((first, head.seq));
-        Ok(Committed { seqs, appended: self.appended, duplicates: self.duplicates, head })
+        Ok(Committed {
+            seqs,
+            appended: self.appended,
+            duplicates: self.duplicates,
+            head,
+        })
     }
 
     fn undo(&mut self) {

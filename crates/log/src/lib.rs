@@ -23,5 +23,5 @@ mod store;
 pub use error::LogError;
 pub use ledger::{Batch, Committed, Ledger, Outcome};
 pub use log::{BlockWriter, Head, Log, Sealed, Verified};
-pub use sled_store::SledStore;
-pub use store::{BlockStore, MemStore};
+pub use sled_store::{Salvage, SledStore};
+pub use store::{BlockStore, BlockVisitor, MemStore};

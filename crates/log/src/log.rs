@@ -15,7 +15,10 @@ pub struct Head {
 }
 
 impl Head {
-    pub const EMPTY: Head = Head { seq: 0, chain: ZERO_HASH };
+    pub const EMPTY: Head = Head {
+        seq: 0,
+        chain: ZERO_HASH,
+    };
 
     pub fn chain_hex(&self) -> String {
         self.chain.iter().map(|b| format!("{b:02x}")).collect()
@@ -53,7 +56,10 @@ impl<S: BlockStore> Log<S> {
             None => Head::EMPTY,
             Some((key, value)) => {
                 let header = block::header(key, &value)?;
-                Head { seq: header.last_seq(), chain: header.chain }
+                Head {
+                    seq: header.last_seq(),
+                    chain: header.chain,
+                }
             }
         };
         Ok(Log { store, head })
@@ -77,7 +83,11 @@ impl<S: BlockStore> Log<S> {
         if sealed.blocks.is_empty() {
             return Ok(());
         }
-        assert_eq!(sealed.blocks[0].0, self.head.seq + 1, "sealed blocks continue the log");
+        assert_eq!(
+            sealed.blocks[0].0,
+            self.head.seq + 1,
+            "sealed blocks continue the log"
+        );
         // Assert around the disk: each block's header is re-read from its bytes before writing.
         let mut expected_first = self.head.seq + 1;
         let mut prev_chain = self.head.chain;
@@ -88,7 +98,13 @@ impl<S: BlockStore> Log<S> {
             expected_first = header.last_seq() + 1;
             prev_chain = header.chain;
         }
-        assert_eq!(Head { seq: expected_first - 1, chain: prev_chain }, sealed.head);
+        assert_eq!(
+            Head {
+                seq: expected_first - 1,
+                chain: prev_chain
+            },
+            sealed.head
+        );
         self.store.append(&sealed.blocks)?;
         self.head = sealed.head;
         Ok(())
@@ -104,7 +120,11 @@ impl<S: BlockStore> Log<S> {
         let start = match self.store.block_at_or_before(from_seq.max(1))? {
             Some((key, value)) => {
                 let header = block::header(key, &value)?;
-                if header.last_seq() >= from_seq { key } else { header.last_seq() + 1 }
+                if header.last_seq() >= from_seq {
+                    key
+                } else {
+                    header.last_seq() + 1
+                }
             }
             None => 1,
         };
@@ -119,7 +139,10 @@ impl<S: BlockStore> Log<S> {
             }
             let header = block::header(key, value)?;
             if key != expected {
-                return Err(LogError::Corrupt { seq: expected, why: format!("missing: the next block starts at {key}") });
+                return Err(LogError::Corrupt {
+                    seq: expected,
+                    why: format!("missing: the next block starts at {key}"),
+                });
             }
             expected = header.last_seq() + 1;
             block::records(&mut decompressor, &header, value, &mut raw)?;
@@ -173,16 +196,23 @@ impl<S: BlockStore> Log<S> {
         let mut digest_seen = digest.is_none_or(|d| d.seq == 0);
         if let Some(d) = digest {
             if d.seq == 0 && d.chain != ZERO_HASH {
-                return Err(LogError::Corrupt { seq: 0, why: "digest of an empty log must have a zero chain".into() });
+                return Err(LogError::Corrupt {
+                    seq: 0,
+                    why: "digest of an empty log must have a zero chain".into(),
+                });
             }
             if d.seq > self.head.seq {
                 return Err(LogError::Corrupt {
                     seq: self.head.seq + 1,
-                    why: format!("the digest names seq {} but the log ends at {}", d.seq, self.head.seq),
+                    why: format!(
+                        "the digest names seq {} but the log ends at {}",
+                        d.seq, self.head.seq
+                    ),
                 });
             }
         }
-        let mut versions: std::collections::HashMap<dealledger_events::DealId, u32> = Default::default();
+        let mut versions: std::collections::HashMap<dealledger_events::DealId, u32> =
+            Default::default();
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
         let mut raw = Vec::new();
         let head = self.head.seq;
@@ -237,10 +267,17 @@ impl<S: BlockStore> Log<S> {
             Ok(true)
         })?;
         if expected != head + 1 {
-            return Err(LogError::Corrupt { seq: expected, why: format!("the log ends at {} but its head says {head}", expected - 1) });
+            return Err(LogError::Corrupt {
+                seq: expected,
+                why: format!("the log ends at {} but its head says {head}", expected - 1),
+            });
         }
         assert!(digest_seen, "a digest within the head was checked");
-        Ok(Verified { head: Head { seq: head, chain }, blocks, events: head })
+        Ok(Verified {
+            head: Head { seq: head, chain },
+            blocks,
+            events: head,
+        })
     }
 }
 
@@ -280,7 +317,10 @@ impl BlockWriter {
 
     /// Adds the next event (numbered `next_seq()`).
     pub fn push(&mut self, version: u32, event: &Event) {
-        assert!(event.recorded_at.is_some(), "recorded_at is resolved before storing");
+        assert!(
+            event.recorded_at.is_some(),
+            "recorded_at is resolved before storing"
+        );
         encode_record(version, event, &mut self.raw);
         self.count += 1;
         if self.raw.len() >= BLOCK_RAW_BYTES_TARGET {
@@ -292,9 +332,18 @@ impl BlockWriter {
         if self.count == 0 {
             return;
         }
-        let (value, chain) = block::seal(&mut self.compressor, self.first_seq, self.count, &self.head.chain, &self.raw);
+        let (value, chain) = block::seal(
+            &mut self.compressor,
+            self.first_seq,
+            self.count,
+            &self.head.chain,
+            &self.raw,
+        );
         self.sealed.push((self.first_seq, value));
-        self.head = Head { seq: self.first_seq + u64::from(self.count) - 1, chain };
+        self.head = Head {
+            seq: self.first_seq + u64::from(self.count) - 1,
+            chain,
+        };
         self.first_seq = self.head.seq + 1;
         self.count = 0;
         self.raw.clear();
@@ -302,6 +351,9 @@ impl BlockWriter {
 
     pub fn finish(mut self) -> Sealed {
         self.seal();
-        Sealed { blocks: self.sealed, head: self.head }
+        Sealed {
+            blocks: self.sealed,
+            head: self.head,
+        }
     }
 }

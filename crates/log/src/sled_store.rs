@@ -6,7 +6,7 @@
 //! A multi-block append is one `sled::Batch`, which sled recovers atomically after a crash.
 
 use crate::error::LogError;
-use crate::store::BlockStore;
+use crate::store::{BlockStore, BlockVisitor};
 use std::path::{Path, PathBuf};
 
 pub struct SledStore {
@@ -30,13 +30,20 @@ impl SledStore {
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    LogError::Locked { path: path.display().to_string() }
+                    LogError::Locked {
+                        path: path.display().to_string(),
+                    }
                 }
                 other => store_error(other),
             })?;
         let blocks = db.open_tree("blocks").map_err(store_error)?;
         let meta = db.open_tree("meta").map_err(store_error)?;
-        Ok(SledStore { db, blocks, meta, path: path.to_path_buf() })
+        Ok(SledStore {
+            db,
+            blocks,
+            meta,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -49,9 +56,10 @@ fn key_of(seq: u64) -> [u8; 8] {
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, LogError> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| LogError::Corrupt { seq: 0, why: format!("block key of {} bytes", key.len()) })?;
+    let bytes: [u8; 8] = key.try_into().map_err(|_| LogError::Corrupt {
+        seq: 0,
+        why: format!("block key of {} bytes", key.len()),
+    })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -83,11 +91,7 @@ impl BlockStore for SledStore {
         }
     }
 
-    fn scan(
-        &self,
-        from_key: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool, LogError>,
-    ) -> Result<(), LogError> {
+    fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
         for entry in self.blocks.range(key_of(from_key)..) {
             let (key, value) = entry.map_err(store_error)?;
             if !visit(seq_of(&key)?, &value)? {
@@ -98,11 +102,17 @@ impl BlockStore for SledStore {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
-        Ok(self.meta.get(name.as_bytes()).map_err(store_error)?.map(|v| v.to_vec()))
+        Ok(self
+            .meta
+            .get(name.as_bytes())
+            .map_err(store_error)?
+            .map(|v| v.to_vec()))
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
-        self.meta.insert(name.as_bytes(), value).map_err(store_error)?;
+        self.meta
+            .insert(name.as_bytes(), value)
+            .map_err(store_error)?;
         self.db.flush().map_err(store_error)?;
         Ok(())
     }
@@ -118,7 +128,66 @@ fn dir_size(path: &Path) -> std::io::Result<u64> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
+}
+
+/// What a salvage scan found in a store's files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Salvage {
+    /// Events 1..=intact_through are all present in intact blocks.
+    pub intact_through: u64,
+    /// Intact blocks found beyond the first gap (first_seq, last_seq).
+    pub beyond: Vec<(u64, u64)>,
+}
+
+impl SledStore {
+    /// Reads every file of the store at `path` directly (no engine, no lock) and finds intact
+    /// blocks: for naming the first bad seq of a store sled refuses to open.
+    pub fn salvage_scan(path: &Path) -> Result<Salvage, LogError> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut files = Vec::new();
+        collect_files(path, &mut files)
+            .map_err(|e| LogError::Store(format!("{}: {e}", path.display())))?;
+        for file in files {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| LogError::Store(format!("{}: {e}", file.display())))?;
+            for (header, _) in crate::block::find_intact(&bytes) {
+                ranges.push((header.first_seq, header.last_seq()));
+            }
+        }
+        ranges.sort_unstable();
+        ranges.dedup();
+        let mut intact_through = 0;
+        let mut beyond = Vec::new();
+        for (first, last) in ranges {
+            if first <= intact_through + 1 && beyond.is_empty() {
+                intact_through = intact_through.max(last);
+            } else if first > intact_through + 1 {
+                beyond.push((first, last));
+            }
+        }
+        Ok(Salvage {
+            intact_through,
+            beyond,
+        })
+    }
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            collect_files(&entry.path(), files)?;
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(())
 }

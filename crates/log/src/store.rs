@@ -10,6 +10,9 @@ use crate::error::LogError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Called with each block's key and bytes; returns whether to go on.
+pub type BlockVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, LogError> + 'a;
+
 pub trait BlockStore: Send + Sync {
     /// Stores every block, all or nothing, and makes them durable before returning. Keys are
     /// strictly increasing and above every stored key.
@@ -22,11 +25,7 @@ pub trait BlockStore: Send + Sync {
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError>;
 
     /// Blocks with key >= `from_key`, in key order, to `visit` until it returns false.
-    fn scan(
-        &self,
-        from_key: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool, LogError>,
-    ) -> Result<(), LogError>;
+    fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError>;
 
     /// A named metadata value (projection checkpoints and the like).
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, LogError>;
@@ -74,7 +73,10 @@ impl BlockStore for MemStore {
 
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         let blocks = self.blocks.lock().expect("not poisoned");
-        Ok(blocks.range(..=seq).next_back().map(|(k, v)| (*k, v.clone())))
+        Ok(blocks
+            .range(..=seq)
+            .next_back()
+            .map(|(k, v)| (*k, v.clone())))
     }
 
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
@@ -82,11 +84,7 @@ impl BlockStore for MemStore {
         Ok(blocks.iter().next_back().map(|(k, v)| (*k, v.clone())))
     }
 
-    fn scan(
-        &self,
-        from_key: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool, LogError>,
-    ) -> Result<(), LogError> {
+    fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
         let blocks = self.blocks.lock().expect("not poisoned").clone();
         for (key, value) in blocks.range(from_key..) {
             if !visit(*key, value)? {
@@ -101,7 +99,10 @@ impl BlockStore for MemStore {
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
-        self.meta.lock().expect("not poisoned").insert(name.to_string(), value.to_vec());
+        self.meta
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string(), value.to_vec());
         Ok(())
     }
 

@@ -110,21 +110,41 @@ impl Projection for Deals {
     fn apply(&mut self, stored: &StoredEvent) {
         let event = &stored.event;
         let (at, seq) = (event.at, stored.seq);
-        if let Body::Opened { owner, amount, currency, stage, .. } = &event.body {
-            let stage = stage.clone().expect("stored opened events name their stage");
+        if let Body::Opened {
+            owner,
+            amount,
+            currency,
+            stage,
+            ..
+        } = &event.body
+        {
+            let stage = stage
+                .clone()
+                .expect("stored opened events name their stage");
             self.deals.insert(
                 event.deal.as_str().to_string(),
                 DealState {
                     currency: *currency,
-                    owner: Latest { value: owner.clone(), at, seq },
-                    amount: Latest { value: amount.minor(), at, seq },
+                    owner: Latest {
+                        value: owner.clone(),
+                        at,
+                        seq,
+                    },
+                    amount: Latest {
+                        value: amount.minor(),
+                        at,
+                        seq,
+                    },
                     won_amount: None,
                     life: vec![(at, seq, Life::Opened(stage))],
                 },
             );
             return;
         }
-        let deal = self.deals.get_mut(event.deal.as_str()).expect("stored events follow their deal's opened");
+        let deal = self
+            .deals
+            .get_mut(event.deal.as_str())
+            .expect("stored events follow their deal's opened");
         let life = match &event.body {
             Body::StageMoved { to } => Life::Moved(to.clone()),
             Body::Won { amount } => {
@@ -191,34 +211,49 @@ impl Deals {
     pub fn pipeline_summary(&self, pipeline: &Pipeline) -> Vec<PipelineSummary> {
         let mut by_currency: BTreeMap<Currency, PipelineSummary> = BTreeMap::new();
         for state in self.deals.values() {
-            let summary = by_currency.entry(state.currency).or_insert_with(|| PipelineSummary {
-                currency: state.currency,
-                stages: pipeline
-                    .stages()
-                    .iter()
-                    .map(|s| StageRow { stage: s.name.clone(), deals: 0, amount_minor: 0, weighted_minor_bp: 0 })
-                    .collect(),
-                won: 0,
-                lost: 0,
-                disqualified: 0,
-            });
+            let summary = by_currency
+                .entry(state.currency)
+                .or_insert_with(|| PipelineSummary {
+                    currency: state.currency,
+                    stages: pipeline
+                        .stages()
+                        .iter()
+                        .map(|s| StageRow {
+                            stage: s.name.clone(),
+                            deals: 0,
+                            amount_minor: 0,
+                            weighted_minor_bp: 0,
+                        })
+                        .collect(),
+                    won: 0,
+                    lost: 0,
+                    disqualified: 0,
+                });
             let (status, stage) = state.status();
             match status {
                 DealStatus::Won => summary.won += 1,
                 DealStatus::Lost => summary.lost += 1,
                 DealStatus::Disqualified => summary.disqualified += 1,
                 DealStatus::Open => {
-                    let probability_bp = pipeline.index(stage).map_or(0, |i| pipeline.stages()[i].probability_bp);
+                    let probability_bp = pipeline
+                        .index(stage)
+                        .map_or(0, |i| pipeline.stages()[i].probability_bp);
                     let row = match summary.stages.iter_mut().position(|row| row.stage == stage) {
                         Some(i) => &mut summary.stages[i],
                         None => {
-                            summary.stages.push(StageRow { stage: stage.to_string(), deals: 0, amount_minor: 0, weighted_minor_bp: 0 });
+                            summary.stages.push(StageRow {
+                                stage: stage.to_string(),
+                                deals: 0,
+                                amount_minor: 0,
+                                weighted_minor_bp: 0,
+                            });
                             summary.stages.last_mut().expect("pushed")
                         }
                     };
                     row.deals += 1;
                     row.amount_minor += state.amount.value;
-                    row.weighted_minor_bp += i128::from(state.amount.value) * i128::from(probability_bp);
+                    row.weighted_minor_bp +=
+                        i128::from(state.amount.value) * i128::from(probability_bp);
                 }
             }
         }
@@ -240,7 +275,11 @@ mod tests {
             let mut s = parse_line(line).unwrap();
             let seq = i as u64 + 1;
             let version = rules.admit(&mut s, seq, Timestamp(0), &pipeline).unwrap();
-            deals.apply(&StoredEvent { seq, version, event: s.event });
+            deals.apply(&StoredEvent {
+                seq,
+                version,
+                event: s.event,
+            });
         }
         deals
     }
@@ -270,13 +309,24 @@ mod tests {
             r#"{"deal":"b","type":"lost","at":"2024-01-02T00:00:00Z","reason":"price"}"#,
             r#"{"deal":"c","type":"opened","at":"2024-01-01T00:00:00Z","owner":"o","amount":10,"currency":"EUR"}"#,
         ]);
-        assert_eq!(deals.get("a").unwrap().status(), (DealStatus::Open, "quote"));
+        assert_eq!(
+            deals.get("a").unwrap().status(),
+            (DealStatus::Open, "quote")
+        );
         let summary = deals.pipeline_summary(&Pipeline::default());
         assert_eq!(summary.len(), 2);
         assert_eq!(summary[0].currency.as_str(), "EUR");
         let usd = &summary[1];
         assert_eq!((usd.won, usd.lost, usd.disqualified), (0, 1, 0));
         let quote = &usd.stages[2];
-        assert_eq!((quote.stage.as_str(), quote.deals, quote.amount_minor, quote.weighted_minor_bp), ("quote", 1, 10_000, 10_000 * 5000));
+        assert_eq!(
+            (
+                quote.stage.as_str(),
+                quote.deals,
+                quote.amount_minor,
+                quote.weighted_minor_bp
+            ),
+            ("quote", 1, 10_000, 10_000 * 5000)
+        );
     }
 }

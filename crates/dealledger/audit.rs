@@ -1,0 +1,287 @@
+//! `stats`, `replay` and `audit`: reading and proving the log.
+
+use crate::data::DataDir;
+use crate::table::{thousands, Align, Table};
+use crate::{Exit, Format};
+use anyhow::{Context, Result};
+use dealledger_events::{json, Currency, StoredEvent};
+use dealledger_log::{BlockStore, Head, LogError};
+use dealledger_projections::{catch_up, rebuild, Deals};
+use std::io::Write;
+use std::path::Path;
+
+pub fn stats(data: &DataDir, format: Format) -> Result<()> {
+    let log = data.open_log()?;
+    let (deals, _) = catch_up::<Deals, _>(&log)?;
+    let head = log.head();
+    let bytes = log.store().bytes_on_disk()?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "events": head.seq,
+                "deals": deals.len(),
+                "head_seq": head.seq,
+                "bytes_on_disk": bytes,
+                "chain": head.chain_hex(),
+            })
+        )?,
+        Format::Csv => {
+            writeln!(out, "events,deals,head_seq,bytes_on_disk,chain")?;
+            writeln!(
+                out,
+                "{},{},{},{},{}",
+                head.seq,
+                deals.len(),
+                head.seq,
+                bytes,
+                head.chain_hex()
+            )?;
+        }
+        Format::Table => {
+            let per_event = if head.seq > 0 {
+                bytes as f64 / head.seq as f64
+            } else {
+                0.0
+            };
+            writeln!(out, "events         {}", thousands(head.seq))?;
+            writeln!(out, "deals          {}", thousands(deals.len() as u64))?;
+            writeln!(out, "head seq       {}", thousands(head.seq))?;
+            writeln!(
+                out,
+                "bytes on disk  {} ({per_event:.1} bytes/event)",
+                thousands(bytes)
+            )?;
+            writeln!(out, "chain          {}", head.chain_hex())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn replay(data: &DataDir) -> Result<()> {
+    let log = data.open_log()?;
+    let (deals, stats) = rebuild::<Deals, _>(&log)?;
+    println!(
+        "rebuilt projection `deals` from {} events in {:.3} s ({} events/s): {} deals",
+        thousands(stats.events),
+        stats.seconds,
+        thousands(stats.events_per_second() as u64),
+        thousands(deals.len() as u64)
+    );
+    Ok(())
+}
+
+/// Every event of one deal, in seq order.
+fn deal_events<S: BlockStore>(log: &dealledger_log::Log<S>, id: &str) -> Result<Vec<StoredEvent>> {
+    let mut events = Vec::new();
+    log.scan(1, |stored| {
+        if stored.event.deal.as_str() == id {
+            events.push(stored);
+        }
+        Ok(true)
+    })?;
+    Ok(events)
+}
+
+pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
+    dealledger_events::DealId::parse(id).map_err(|why| Exit {
+        code: 1,
+        message: format!("deal id {why}"),
+    })?;
+    let log = data.open_log()?;
+    let events = deal_events(&log, id)?;
+    if events.is_empty() {
+        return Err(Exit {
+            code: 1,
+            message: format!(
+                "deal `{id}` is not in the ledger ({} events searched)",
+                log.head().seq
+            ),
+        }
+        .into());
+    }
+    let currency = match &events[0].event.body {
+        dealledger_events::Body::Opened { currency, .. } => *currency,
+        _ => Currency::USD,
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            writeln!(out, "[")?;
+            for (i, stored) in events.iter().enumerate() {
+                let comma = if i + 1 < events.len() { "," } else { "" };
+                writeln!(
+                    out,
+                    "  {}{comma}",
+                    json::stored_event_json(stored, currency)
+                )?;
+            }
+            writeln!(out, "]")?;
+        }
+        Format::Csv => {
+            writeln!(
+                out,
+                "seq,version,at,recorded_at,type,details,actor,source_id"
+            )?;
+            for stored in &events {
+                let e = &stored.event;
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{}",
+                    stored.seq,
+                    stored.version,
+                    e.at,
+                    stored.recorded_at(),
+                    e.body.kind().as_str(),
+                    csv_field(&json::details(&e.body, currency)),
+                    csv_field(e.actor.as_deref().unwrap_or("")),
+                    csv_field(e.source_id.as_deref().unwrap_or("")),
+                )?;
+            }
+        }
+        Format::Table => {
+            let mut table = Table::new(&[
+                ("seq", Align::Right),
+                ("version", Align::Right),
+                ("at", Align::Left),
+                ("recorded_at", Align::Left),
+                ("type", Align::Left),
+                ("details", Align::Left),
+                ("actor", Align::Left),
+                ("source_id", Align::Left),
+            ]);
+            for stored in &events {
+                let e = &stored.event;
+                table.row(vec![
+                    stored.seq.to_string(),
+                    stored.version.to_string(),
+                    e.at.to_string(),
+                    stored.recorded_at().to_string(),
+                    e.body.kind().as_str().to_string(),
+                    json::details(&e.body, currency),
+                    e.actor.clone().unwrap_or_default(),
+                    e.source_id.clone().unwrap_or_default(),
+                ]);
+            }
+            write!(out, "{}", table.render())?;
+        }
+    }
+    Ok(())
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn read_digest(path: &Path) -> Result<Head> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read digest {}", path.display()))?;
+    let bad = |why: &str| Exit {
+        code: 1,
+        message: format!("{}: not a dealledger digest ({why})", path.display()),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad("not JSON"))?;
+    let seq = value
+        .get("head_seq")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| bad("no head_seq"))?;
+    let chain = value
+        .get("chain")
+        .and_then(|v| v.as_str())
+        .and_then(Head::parse_chain_hex)
+        .ok_or_else(|| bad("no 64-hex-digit chain"))?;
+    Ok(Head { seq, chain })
+}
+
+pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
+    let digest = digest.map(read_digest).transpose()?;
+    // Read the raw files before sled opens them: when sled's recovery meets corruption it
+    // rewrites the damaged segment, and the evidence would be gone.
+    let salvage = match data.store_path().exists() {
+        true => Some(dealledger_log::SledStore::salvage_scan(&data.store_path())?),
+        false => None,
+    };
+    let log = match data.open_log() {
+        Ok(log) => log,
+        Err(error) => match error.downcast_ref::<LogError>() {
+            // The storage engine's own recovery refused the files: find our blocks in them.
+            Some(LogError::Store(why)) => {
+                let salvage = salvage.expect("the store exists if sled got as far as reading it");
+                let seq = salvage.intact_through + 1;
+                return Err(Exit {
+                    code: 5,
+                    message: format!(
+                        "log failed verification: first bad seq {seq}: the store cannot be opened ({why}); {}",
+                        match salvage.intact_through {
+                            0 => "no intact block precedes it in its files".to_string(),
+                            n => format!("events 1..={n} are intact in its files"),
+                        }
+                    ),
+                }
+                .into());
+            }
+            _ => return Err(error),
+        },
+    };
+    let started = std::time::Instant::now();
+    match log.verify(digest, |_| {}) {
+        Ok(verified) => {
+            println!(
+                "ok: {} events in {} blocks, head seq {}, chain {}{} ({:.2} s)",
+                thousands(verified.events),
+                thousands(verified.blocks),
+                verified.head.seq,
+                verified.head.chain_hex(),
+                if digest.is_some() {
+                    "; digest matches"
+                } else {
+                    ""
+                },
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(LogError::Corrupt { seq, why }) => Err(Exit {
+            code: 5,
+            message: format!("log failed verification: first bad seq {seq}: {why}"),
+        }
+        .into()),
+        Err(LogError::Store(why)) => {
+            // The storage engine's own checks failed while reading: report where reading stopped.
+            let seq = first_unreadable(&log).unwrap_or(1);
+            Err(Exit { code: 5, message: format!("log failed verification: first bad seq {seq}: the store cannot read it ({why})") }.into())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The first seq whose block the store cannot hand back.
+fn first_unreadable<S: BlockStore>(log: &dealledger_log::Log<S>) -> Option<u64> {
+    let mut next = 1;
+    let _ = log.store().scan(1, &mut |key, value| {
+        if dealledger_log::block::header(key, value).is_err() {
+            return Ok(false);
+        }
+        next = dealledger_log::block::header(key, value)
+            .map(|h| h.last_seq() + 1)
+            .unwrap_or(next);
+        Ok(true)
+    });
+    Some(next)
+}
+
+pub fn digest(data: &DataDir) -> Result<()> {
+    let log = data.open_log()?;
+    let head = log.head();
+    println!(
+        "{}",
+        serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() })
+    );
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! `dealledger ingest`: JSON Lines files into the ledger, all or nothing by default.
+//!
+//! Two threads: a reader reads each input in large chunks and parses its lines (the JSON work),
+//! the caller's thread admits them in order and seals blocks (the rules and compression). The
+//! channel between them is bounded, so memory stays flat whatever the input size; what does grow
+//! is the sealed, compressed blocks of an all-or-nothing batch, about 10 to 30 bytes an event.
+
+use anyhow::{Context, Result};
+use dealledger_events::{parse_line, Clock, Rejection, Rule, Submission};
+use dealledger_log::{BlockStore, Ledger};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Bytes read from an input at a time.
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Parsed chunks waiting for the admitting thread, at most.
+const CHUNKS_IN_FLIGHT_MAX: usize = 4;
+
+pub struct Options {
+    /// Paths, or `-` for standard input.
+    pub inputs: Vec<String>,
+    pub skip_invalid: bool,
+    pub rejects: Option<PathBuf>,
+    pub progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Report {
+    pub ingested: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub head_seq: u64,
+}
+
+impl Report {
+    pub fn events_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            (self.ingested + self.duplicates) as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// An invalid line in an all-or-nothing ingest: nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {rejection}")]
+pub struct InvalidLine {
+    pub location: String,
+    pub rejection: Rejection,
+}
+
+struct Parsed {
+    input: usize,
+    /// The raw chunk, for writing rejected lines out as they were.
+    chunk: Vec<u8>,
+    /// (line number, byte range in chunk, parse result).
+    lines: Vec<(u64, std::ops::Range<usize>, Result<Submission, Rejection>)>,
+}
+
+fn parse_chunk(input: usize, chunk: Vec<u8>, first_line: u64) -> Parsed {
+    let mut lines = Vec::with_capacity(chunk.len() / 128);
+    let mut start = 0;
+    let mut number = first_line;
+    while start < chunk.len() {
+        let end = memchr_newline(&chunk[start..]).map_or(chunk.len(), |i| start + i);
+        let mut text_end = end;
+        if text_end > start && chunk[text_end - 1] == b'\r' {
+            text_end -= 1;
+        }
+        let bytes = &chunk[start..text_end];
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let result = match std::str::from_utf8(bytes) {
+                Ok(text) => parse_line(text),
+                Err(e) => Err(Rejection::new(
+                    Rule::MalformedJson,
+                    format!("line is not UTF-8 ({e})"),
+                )),
+            };
+            lines.push((number, start..text_end, result));
+        }
+        number += 1;
+        start = end + 1;
+    }
+    Parsed {
+        input,
+        chunk,
+        lines,
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+fn open_input(name: &str) -> Result<Box<dyn Read + Send>> {
+    if name == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let file = std::fs::File::open(name).with_context(|| format!("cannot open {name}"))?;
+    Ok(Box::new(file))
+}
+
+/// Reads every input in order, sending parsed chunks; ends at the first I/O error.
+fn read_inputs(
+    inputs: &[String],
+    sender: mpsc::SyncSender<Result<Parsed>>,
+    progress: Option<indicatif::ProgressBar>,
+) {
+    for (index, name) in inputs.iter().enumerate() {
+        let mut reader = match open_input(name) {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = sender.send(Err(e));
+                return;
+            }
+        };
+        let mut carry: Vec<u8> = Vec::new();
+        let mut line = 1u64;
+        loop {
+            let mut chunk = std::mem::take(&mut carry);
+            let filled = chunk.len();
+            chunk.resize(filled + CHUNK_BYTES, 0);
+            let n = match read_full(&mut reader, &mut chunk[filled..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = sender.send(Err(
+                        anyhow::Error::new(e).context(format!("cannot read {name}"))
+                    ));
+                    return;
+                }
+            };
+            chunk.truncate(filled + n);
+            if let Some(bar) = &progress {
+                bar.inc(n as u64);
+            }
+            let eof = n == 0;
+            if !eof {
+                // Keep the partial last line for the next chunk.
+                match chunk.iter().rposition(|b| *b == b'\n') {
+                    Some(last) => carry = chunk.split_off(last + 1),
+                    None => {
+                        carry = chunk;
+                        if carry.len() > dealledger_events::json::LINE_BYTES_MAX * 2 {
+                            let _ = sender.send(Err(anyhow::anyhow!(
+                                "{name}:{line}: line is longer than {} bytes [too_large]",
+                                dealledger_events::json::LINE_BYTES_MAX
+                            )));
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let lines_in_chunk = chunk.iter().filter(|b| **b == b'\n').count() as u64
+                + u64::from(eof && !chunk.is_empty() && chunk.last() != Some(&b'\n'));
+            let parsed = parse_chunk(index, chunk, line);
+            line += lines_in_chunk;
+            if sender.send(Ok(parsed)).is_err() {
+                return;
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+}
+
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut total = 0;
+    while total < buf.len() {
+        match reader.read(&mut buf[total..]) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+fn location(inputs: &[String], input: usize, line: u64) -> String {
+    let name = if inputs[input] == "-" {
+        "<stdin>"
+    } else {
+        inputs[input].as_str()
+    };
+    format!("{name}:{line}")
+}
+
+/// Ingests the inputs as one batch. All or nothing unless `skip_invalid`; durable on return.
+pub fn run<S: BlockStore>(
+    ledger: &mut Ledger<S>,
+    clock: &dyn Clock,
+    options: &Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    let total_bytes: u64 = options
+        .inputs
+        .iter()
+        .filter(|name| *name != "-")
+        .filter_map(|name| std::fs::metadata(name).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = (options.progress && total_bytes > 8 * 1024 * 1024).then(|| {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    let mut rejects = match &options.rejects {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create rejects file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let (sender, receiver) = mpsc::sync_channel(CHUNKS_IN_FLIGHT_MAX);
+    let inputs = options.inputs.clone();
+    let reader_bar = progress.clone();
+    let reader = std::thread::Builder::new()
+        .name("ingest-reader".into())
+        .spawn(move || read_inputs(&inputs, sender, reader_bar))
+        .context("cannot start the reader thread")?;
+
+    let mut report = Report::default();
+    let mut batch = ledger.batch(clock);
+    let mut failure: Option<anyhow::Error> = None;
+    'chunks: for parsed in receiver.iter() {
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        report.bytes += parsed.chunk.len() as u64;
+        for (line, range, result) in parsed.lines {
+            report.lines += 1;
+            let outcome = result.and_then(|submission| batch.push(submission));
+            match outcome {
+                Ok(dealledger_log::Outcome::Appended { .. }) => {}
+                Ok(dealledger_log::Outcome::Duplicate { .. }) => {}
+                Err(rejection) => {
+                    let location = location(&options.inputs, parsed.input, line);
+                    if !options.skip_invalid {
+                        failure = Some(
+                            InvalidLine {
+                                location,
+                                rejection,
+                            }
+                            .into(),
+                        );
+                        break 'chunks;
+                    }
+                    report.rejected += 1;
+                    if let Some(out) = rejects.as_mut() {
+                        let text = String::from_utf8_lossy(&parsed.chunk[range]);
+                        let record = serde_json::json!({
+                            "location": location,
+                            "rule": rejection.rule.as_str(),
+                            "field": rejection.field,
+                            "reason": rejection.to_string(),
+                            "line": text,
+                        });
+                        writeln!(out, "{record}").context("cannot write the rejects file")?;
+                    }
+                }
+            }
+        }
+    }
+    drop(receiver);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = failure {
+        // Dropping the batch undoes everything it admitted: nothing is stored.
+        drop(batch);
+        return Err(e);
+    }
+    if let Some(mut out) = rejects {
+        out.flush().context("cannot write the rejects file")?;
+    }
+    let committed = batch.commit()?;
+    report.ingested = committed.appended;
+    report.duplicates = committed.duplicates;
+    report.head_seq = committed.head.seq;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -1,0 +1,128 @@
+//! Runs the binary in a fresh data directory and captures what it says.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Ledger {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_dealledger")
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Writes `lines` to a file in the ledger's temp dir and returns its path.
+    pub fn file(&self, name: &str, lines: &[&str]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = Command::new(binary())
+            .arg("--data")
+            .arg(self.data())
+            .args(args)
+            .env_remove("DEALLEDGER_DATA")
+            .env_remove("RUST_LOG")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Ingests lines from a file; returns the run.
+    pub fn ingest(&self, name: &str, lines: &[&str]) -> Run {
+        let path = self.file(name, lines);
+        self.run(&["ingest", "--output", "json", path.to_str().unwrap()])
+    }
+
+    pub fn head(&self) -> u64 {
+        if !self.data().join("store").exists() {
+            return 0;
+        }
+        self.run(&["stats", "--format", "json"]).ok().json()["head_seq"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub const OPEN_A: &str = r#"{"deal":"A-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"ana","amount":"12000","close_date":"2024-03-31"}"#;
+
+/// An event line for deal A-1 on 2024-01-DD at 10:00.
+pub fn a(kind: &str, day: u32, extra: &str) -> String {
+    format!(r#"{{"deal":"A-1","type":"{kind}","at":"2024-01-{day:02}T10:00:00Z"{extra}}}"#)
+}
