@@ -6,12 +6,43 @@
 //! codec is a change to this file plus a new version number, with the golden files proving
 //! that old blocks still read.
 
-use crate::event::Event;
+use crate::event::{Body, DealId, Event};
+use crate::time::{Timestamp, MICROS_PER_SECOND};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The record format written today. Version 1: bincode 2 `standard()` (little endian, varint
-/// integers) of `(version: u32, event: Event)`; the sequence number is implicit in the block.
+/// integers) of [`RecordRef`]'s fields in order; the sequence number is implicit in the block.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// One record as written. Instants are split into whole seconds and the microseconds past them:
+/// CRM times are whole seconds or milliseconds, so the second part is one byte and the seconds
+/// share their high bytes from record to record (a single microsecond varint takes 9 bytes and
+/// compresses worse). `recorded_at` is stored as its distance from `at`, usually seconds.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    version: u32,
+    deal: &'a DealId,
+    at_seconds: i64,
+    at_micros: u32,
+    recorded_after_at: Option<(i64, u32)>,
+    actor: &'a Option<String>,
+    source_id: &'a Option<String>,
+    body: &'a Body,
+}
+
+/// The same fields, owned, as read.
+#[derive(Deserialize)]
+struct Record {
+    version: u32,
+    deal: DealId,
+    at_seconds: i64,
+    at_micros: u32,
+    recorded_after_at: Option<(i64, u32)>,
+    actor: Option<String>,
+    source_id: Option<String>,
+    body: Body,
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -25,9 +56,51 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Microseconds as (whole seconds, micros past them), flooring.
+fn split(micros: i64) -> (i64, u32) {
+    (
+        micros.div_euclid(MICROS_PER_SECOND),
+        micros.rem_euclid(MICROS_PER_SECOND) as u32,
+    )
+}
+
+fn join(seconds: i64, micros: u32) -> Result<Timestamp, CodecError> {
+    if i64::from(micros) >= MICROS_PER_SECOND {
+        return Err(CodecError::Corrupt(format!(
+            "{micros} microseconds past a second"
+        )));
+    }
+    seconds
+        .checked_mul(MICROS_PER_SECOND)
+        .and_then(|m| m.checked_add(i64::from(micros)))
+        .map(Timestamp)
+        .ok_or_else(|| CodecError::Corrupt(format!("instant {seconds} s out of range")))
+}
+
 /// Appends one record to `out`.
 pub fn encode_record(version: u32, event: &Event, out: &mut Vec<u8>) {
-    bincode::serde::encode_into_std_write((version, event), out, config())
+    encode(version, event, event.recorded_at, out);
+}
+
+/// Appends the bytes that identify an event for idempotency: the record without its version and
+/// `recorded_at` (bookkeeping a retry may fill in differently).
+pub fn encode_identity(event: &Event, out: &mut Vec<u8>) {
+    encode(0, event, None, out);
+}
+
+fn encode(version: u32, event: &Event, recorded_at: Option<Timestamp>, out: &mut Vec<u8>) {
+    let (at_seconds, at_micros) = split(event.at.0);
+    let record = RecordRef {
+        version,
+        deal: &event.deal,
+        at_seconds,
+        at_micros,
+        recorded_after_at: recorded_at.map(|r| split(r.0.wrapping_sub(event.at.0))),
+        actor: &event.actor,
+        source_id: &event.source_id,
+        body: &event.body,
+    };
+    bincode::serde::encode_into_std_write(record, out, config())
         .expect("writing to a Vec cannot fail and every event serializes");
 }
 
@@ -36,10 +109,22 @@ pub fn decode_record(format_version: u8, bytes: &[u8]) -> Result<(u32, Event, us
     if format_version != FORMAT_VERSION {
         return Err(CodecError::UnknownVersion(format_version));
     }
-    let ((version, event), used): ((u32, Event), usize) =
-        bincode::serde::decode_from_slice(bytes, config())
-            .map_err(|e| CodecError::Corrupt(e.to_string()))?;
-    Ok((version, event, used))
+    let (record, used): (Record, usize) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let at = join(record.at_seconds, record.at_micros)?;
+    let recorded_at = match record.recorded_after_at {
+        Some((seconds, micros)) => Some(Timestamp(at.0.wrapping_add(join(seconds, micros)?.0))),
+        None => None,
+    };
+    let event = Event {
+        deal: record.deal,
+        at,
+        recorded_at,
+        actor: record.actor,
+        source_id: record.source_id,
+        body: record.body,
+    };
+    Ok((record.version, event, used))
 }
 
 /// Encodes any serializable value (projection checkpoints) in the same format family.

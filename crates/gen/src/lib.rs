@@ -78,6 +78,8 @@ struct DealStory<'a> {
 
 impl DealStory<'_> {
     fn push(&mut self, at: Timestamp, body: Body) -> bool {
+        // CRMs record whole seconds (HubSpot milliseconds): so does the generator.
+        let at = Timestamp(at.0 - at.0.rem_euclid(1_000_000));
         if at > self.end {
             return false;
         }
@@ -88,9 +90,9 @@ impl DealStory<'_> {
         let delay = if matches!(body, Body::Opened { .. }) {
             0
         } else if late {
-            self.rng.gen_range(HOUR_MICROS..72 * HOUR_MICROS)
+            self.rng.gen_range(3_600..72 * 3_600) * 1_000_000
         } else {
-            self.rng.gen_range(1..60_000_000)
+            self.rng.gen_range(1..60) * 1_000_000
         };
         let source_id = match &body {
             Body::Touch {

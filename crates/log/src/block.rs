@@ -29,7 +29,10 @@ use dealledger_events::StoredEvent;
 pub const HEADER_BYTES: usize = 82;
 pub const TRAILER_BYTES: usize = 4;
 pub const COMPRESSION_ZSTD: u8 = 1;
-/// A block is sealed once its uncompressed records reach this size.
+/// A block is sealed once its uncompressed records reach this size (about 4,000 events,
+/// ~70 KiB compressed). Measured on 1 M events: 96 KiB, 256 KiB and 1 MiB blocks all cost ~3x
+/// their compressed size on disk in sled 0.34 (it keeps leaf versions until its space
+/// amplification passes 5x); 256 KiB ingested fastest and keeps a random read to one small block.
 pub const BLOCK_RAW_BYTES_TARGET: usize = 256 * 1024;
 /// Upper bound on a block's uncompressed size: the target plus one maximal record.
 pub const BLOCK_RAW_BYTES_MAX: usize = BLOCK_RAW_BYTES_TARGET + 128 * 1024;

@@ -11,7 +11,7 @@
 use crate::error::LogError;
 use crate::log::{BlockWriter, Head, Log};
 use crate::store::BlockStore;
-use dealledger_events::codec::encode_record;
+use dealledger_events::codec::encode_identity;
 use dealledger_events::{Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission};
 use std::collections::HashMap;
 
@@ -23,13 +23,10 @@ fn digest128(bytes: &[u8]) -> Digest128 {
     u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-/// The idempotency body of an event: everything but `recorded_at` (bookkeeping that a retry may
-/// legitimately fill in differently) and the write conditions.
+/// The idempotency body of an event: everything but `recorded_at` and the write conditions.
 fn body_digest(event: &Event, scratch: &mut Vec<u8>) -> Digest128 {
     scratch.clear();
-    let mut body = event.clone();
-    body.recorded_at = None;
-    encode_record(0, &body, scratch);
+    encode_identity(event, scratch);
     digest128(scratch)
 }
 
@@ -61,7 +58,8 @@ pub struct Committed {
 pub struct Ledger<S> {
     log: Log<S>,
     deals: Deals,
-    seen: HashMap<Digest128, Seen>,
+    /// Keys are already blake3 output, so any fast hash spreads them well.
+    seen: HashMap<Digest128, Seen, ahash::RandomState>,
     pipeline: Pipeline,
 }
 
@@ -70,7 +68,7 @@ impl<S: BlockStore> Ledger<S> {
     pub fn open(store: S, pipeline: Pipeline) -> Result<Ledger<S>, LogError> {
         let log = Log::open(store)?;
         let mut deals = Deals::default();
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         let mut scratch = Vec::new();
         log.scan(1, |stored| {
             deals.replay(&stored.event, stored.seq);
