@@ -30,30 +30,14 @@ pub fn stats(data: &DataDir, format: Format) -> Result<()> {
         )?,
         Format::Csv => {
             writeln!(out, "events,deals,head_seq,bytes_on_disk,chain")?;
-            writeln!(
-                out,
-                "{},{},{},{},{}",
-                head.seq,
-                deals.len(),
-                head.seq,
-                bytes,
-                head.chain_hex()
-            )?;
+            writeln!(out, "{},{},{},{},{}", head.seq, deals.len(), head.seq, bytes, head.chain_hex())?;
         }
         Format::Table => {
-            let per_event = if head.seq > 0 {
-                bytes as f64 / head.seq as f64
-            } else {
-                0.0
-            };
+            let per_event = if head.seq > 0 { bytes as f64 / head.seq as f64 } else { 0.0 };
             writeln!(out, "events         {}", thousands(head.seq))?;
             writeln!(out, "deals          {}", thousands(deals.len() as u64))?;
             writeln!(out, "head seq       {}", thousands(head.seq))?;
-            writeln!(
-                out,
-                "bytes on disk  {} ({per_event:.1} bytes/event)",
-                thousands(bytes)
-            )?;
+            writeln!(out, "bytes on disk  {} ({per_event:.1} bytes/event)", thousands(bytes))?;
             writeln!(out, "chain          {}", head.chain_hex())?;
         }
     }
@@ -86,19 +70,14 @@ fn deal_events<S: BlockStore>(log: &dealledger_log::Log<S>, id: &str) -> Result<
 }
 
 pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
-    dealledger_events::DealId::parse(id).map_err(|why| Exit {
-        code: 1,
-        message: format!("deal id {why}"),
-    })?;
+    dealledger_events::DealId::parse(id)
+        .map_err(|why| Exit { code: 1, message: format!("deal id {why}") })?;
     let log = data.open_log()?;
     let events = deal_events(&log, id)?;
     if events.is_empty() {
         return Err(Exit {
             code: 1,
-            message: format!(
-                "deal `{id}` is not in the ledger ({} events searched)",
-                log.head().seq
-            ),
+            message: format!("deal `{id}` is not in the ledger ({} events searched)", log.head().seq),
         }
         .into());
     }
@@ -112,19 +91,12 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
             writeln!(out, "[")?;
             for (i, stored) in events.iter().enumerate() {
                 let comma = if i + 1 < events.len() { "," } else { "" };
-                writeln!(
-                    out,
-                    "  {}{comma}",
-                    json::stored_event_json(stored, currency)
-                )?;
+                writeln!(out, "  {}{comma}", json::stored_event_json(stored, currency))?;
             }
             writeln!(out, "]")?;
         }
         Format::Csv => {
-            writeln!(
-                out,
-                "seq,version,at,recorded_at,type,details,actor,source_id"
-            )?;
+            writeln!(out, "seq,version,at,recorded_at,type,details,actor,source_id")?;
             for stored in &events {
                 let e = &stored.event;
                 writeln!(
@@ -180,17 +152,12 @@ fn csv_field(text: &str) -> String {
 }
 
 fn read_digest(path: &Path) -> Result<Head> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read digest {}", path.display()))?;
-    let bad = |why: &str| Exit {
-        code: 1,
-        message: format!("{}: not a dealledger digest ({why})", path.display()),
-    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read digest {}", path.display()))?;
+    let bad =
+        |why: &str| Exit { code: 1, message: format!("{}: not a dealledger digest ({why})", path.display()) };
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad("not JSON"))?;
-    let seq = value
-        .get("head_seq")
-        .and_then(|v| v.as_u64())
-        .ok_or_else(|| bad("no head_seq"))?;
+    let seq = value.get("head_seq").and_then(|v| v.as_u64()).ok_or_else(|| bad("no head_seq"))?;
     let chain = value
         .get("chain")
         .and_then(|v| v.as_str())
@@ -238,24 +205,25 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
                 thousands(verified.blocks),
                 verified.head.seq,
                 verified.head.chain_hex(),
-                if digest.is_some() {
-                    "; digest matches"
-                } else {
-                    ""
-                },
+                if digest.is_some() { "; digest matches" } else { "" },
                 started.elapsed().as_secs_f64()
             );
             Ok(())
         }
-        Err(LogError::Corrupt { seq, why }) => Err(Exit {
-            code: 5,
-            message: format!("log failed verification: first bad seq {seq}: {why}"),
+        Err(LogError::Corrupt { seq, why }) => {
+            Err(Exit { code: 5, message: format!("log failed verification: first bad seq {seq}: {why}") }
+                .into())
         }
-        .into()),
         Err(LogError::Store(why)) => {
             // The storage engine's own checks failed while reading: report where reading stopped.
             let seq = first_unreadable(&log).unwrap_or(1);
-            Err(Exit { code: 5, message: format!("log failed verification: first bad seq {seq}: the store cannot read it ({why})") }.into())
+            Err(Exit {
+                code: 5,
+                message: format!(
+                    "log failed verification: first bad seq {seq}: the store cannot read it ({why})"
+                ),
+            }
+            .into())
         }
         Err(other) => Err(other.into()),
     }
@@ -268,9 +236,7 @@ fn first_unreadable<S: BlockStore>(log: &dealledger_log::Log<S>) -> Option<u64> 
         if dealledger_log::block::header(key, value).is_err() {
             return Ok(false);
         }
-        next = dealledger_log::block::header(key, value)
-            .map(|h| h.last_seq() + 1)
-            .unwrap_or(next);
+        next = dealledger_log::block::header(key, value).map(|h| h.last_seq() + 1).unwrap_or(next);
         Ok(true)
     });
     Some(next)
@@ -279,9 +245,6 @@ fn first_unreadable<S: BlockStore>(log: &dealledger_log::Log<S>) -> Option<u64> 
 pub fn digest(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
     let head = log.head();
-    println!(
-        "{}",
-        serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() })
-    );
+    println!("{}", serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() }));
     Ok(())
 }

@@ -42,17 +42,13 @@ struct Figures {
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
-    let root = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| temp.path().to_path_buf());
+    let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let mut all = Vec::new();
     for &target in &args.events {
         let deals = (target / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);
         let dir = root.join(format!("bench-{target}"));
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot clear {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         std::fs::create_dir_all(&dir)?;
         let file = dir.join("events.jsonl");

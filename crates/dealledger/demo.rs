@@ -22,10 +22,7 @@ pub fn write_jsonl(config: &dealledger_gen::Config, sink: Box<dyn Write>) -> Res
         if let Body::Opened { currency, .. } = &event.body {
             currencies.insert(event.deal.clone(), *currency);
         }
-        let currency = currencies
-            .get(&event.deal)
-            .copied()
-            .unwrap_or(Currency::USD);
+        let currency = currencies.get(&event.deal).copied().unwrap_or(Currency::USD);
         line.clear();
         json::write_event_json(&mut line, event, currency, "");
         line.push('\n');
@@ -142,10 +139,7 @@ pub fn run(data: &DataDir, explicit_data: bool, deals: u64, seed: u64) -> Result
     );
     let log = data.open_log()?;
     let (projection, _) = catch_up::<Deals, _>(&log)?;
-    print!(
-        "{}",
-        pipeline_table(&projection.pipeline_summary(&pipeline), &pipeline)
-    );
+    print!("{}", pipeline_table(&projection.pipeline_summary(&pipeline), &pipeline));
     let verified = log.verify(None, |_| {})?;
     println!(
         "audit verify: ok, {} events in {} blocks, chain {}",

@@ -77,21 +77,14 @@ fn parse_chunk(input: usize, chunk: Vec<u8>, first_line: u64) -> Parsed {
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             let result = match std::str::from_utf8(bytes) {
                 Ok(text) => parse_line(text),
-                Err(e) => Err(Rejection::new(
-                    Rule::MalformedJson,
-                    format!("line is not UTF-8 ({e})"),
-                )),
+                Err(e) => Err(Rejection::new(Rule::MalformedJson, format!("line is not UTF-8 ({e})"))),
             };
             lines.push((number, start..text_end, result));
         }
         number += 1;
         start = end + 1;
     }
-    Parsed {
-        input,
-        chunk,
-        lines,
-    }
+    Parsed { input, chunk, lines }
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
@@ -129,9 +122,7 @@ fn read_inputs(
             let n = match read_full(&mut reader, &mut chunk[filled..]) {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = sender.send(Err(
-                        anyhow::Error::new(e).context(format!("cannot read {name}"))
-                    ));
+                    let _ = sender.send(Err(anyhow::Error::new(e).context(format!("cannot read {name}"))));
                     return;
                 }
             };
@@ -185,20 +176,12 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 fn location(inputs: &[String], input: usize, line: u64) -> String {
-    let name = if inputs[input] == "-" {
-        "<stdin>"
-    } else {
-        inputs[input].as_str()
-    };
+    let name = if inputs[input] == "-" { "<stdin>" } else { inputs[input].as_str() };
     format!("{name}:{line}")
 }
 
 /// Ingests the inputs as one batch. All or nothing unless `skip_invalid`; durable on return.
-pub fn run<S: BlockStore>(
-    ledger: &mut Ledger<S>,
-    clock: &dyn Clock,
-    options: &Options,
-) -> Result<Report> {
+pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &Options) -> Result<Report> {
     let started = Instant::now();
     let total_bytes: u64 = options
         .inputs
@@ -253,13 +236,7 @@ pub fn run<S: BlockStore>(
                 Err(rejection) => {
                     let location = location(&options.inputs, parsed.input, line);
                     if !options.skip_invalid {
-                        failure = Some(
-                            InvalidLine {
-                                location,
-                                rejection,
-                            }
-                            .into(),
-                        );
+                        failure = Some(InvalidLine { location, rejection }.into());
                         break 'chunks;
                     }
                     report.rejected += 1;
@@ -279,9 +256,7 @@ pub fn run<S: BlockStore>(
         }
     }
     drop(receiver);
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+    reader.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }

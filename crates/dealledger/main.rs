@@ -146,15 +146,9 @@ fn exit_code(error: &anyhow::Error) -> i32 {
         return exit.code;
     }
     if let Some(invalid) = error.downcast_ref::<ingest::InvalidLine>() {
-        return if invalid.rejection.rule.is_conflict() {
-            4
-        } else {
-            3
-        };
+        return if invalid.rejection.rule.is_conflict() { 4 } else { 3 };
     }
-    if let Some(dealledger_log::LogError::Corrupt { .. }) =
-        error.downcast_ref::<dealledger_log::LogError>()
-    {
+    if let Some(dealledger_log::LogError::Corrupt { .. }) = error.downcast_ref::<dealledger_log::LogError>() {
         return 5;
     }
     1
@@ -171,11 +165,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => {
             let InputFormat::Jsonl = args.format;
-            let inputs = if args.inputs.is_empty() {
-                vec!["-".to_string()]
-            } else {
-                args.inputs
-            };
+            let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
             let mut ledger = data.open_ledger()?;
             let options = ingest::Options {
                 inputs,
@@ -189,10 +179,7 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!(
                     "{} invalid lines were not stored; see {}",
                     report.rejected,
-                    options
-                        .rejects
-                        .as_ref()
-                        .map_or("the rejects file".into(), |p| p.display().to_string())
+                    options.rejects.as_ref().map_or("the rejects file".into(), |p| p.display().to_string())
                 );
             }
             Ok(())
@@ -275,9 +262,7 @@ fn main() {
     if let Err(error) = run(cli) {
         // A closed pipe (`dealledger gen | head`) is a normal end, not an error.
         if error.chain().any(|cause| {
-            cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
         }) {
             std::process::exit(0);
         }

@@ -10,18 +10,10 @@ fn history(l: &Ledger) {
         ),
         a("stage_moved", 12, r#","to":"quote""#),
         a("amount_changed", 13, r#","amount":"15000.50""#),
-        a(
-            "field_set",
-            13,
-            r#","field":"budget_confirmed","value":true"#,
-        ),
+        a("field_set", 13, r#","field":"budget_confirmed","value":true"#),
         // Late-logged: happened on the 11th, recorded on the 14th.
-        a(
-            "touch",
-            11,
-            r#","channel":"email","direction":"inbound","recorded_at":"2024-01-14T08:00:00Z""#,
-        )
-        .replace("10:00:00Z\",\"channel", "11:00:00Z\",\"channel"),
+        a("touch", 11, r#","channel":"email","direction":"inbound","recorded_at":"2024-01-14T08:00:00Z""#)
+            .replace("10:00:00Z\",\"channel", "11:00:00Z\",\"channel"),
         a("won", 20, ""),
     ];
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -32,10 +24,7 @@ fn history(l: &Ledger) {
 fn audit_deal_shows_the_full_history() {
     let l = Ledger::new();
     history(&l);
-    let json = l
-        .run(&["audit", "deal", "A-1", "--format", "json"])
-        .ok()
-        .json();
+    let json = l.run(&["audit", "deal", "A-1", "--format", "json"]).ok().json();
     let events = json.as_array().unwrap();
     assert_eq!(events.len(), 7);
     assert_eq!(events[0]["seq"], 1);
@@ -45,14 +34,8 @@ fn audit_deal_shows_the_full_history() {
     assert_eq!(events[1]["source_id"], "c-1");
     assert_eq!(events[1]["actor"], "ana");
     // Amounts print exactly, in the deal currency's minor unit.
-    let raw = l
-        .run(&["audit", "deal", "A-1", "--format", "json"])
-        .ok()
-        .stdout;
-    assert!(
-        raw.contains(r#""type":"amount_changed","at":"2024-01-13T10:00:00Z","recorded_at""#),
-        "{raw}"
-    );
+    let raw = l.run(&["audit", "deal", "A-1", "--format", "json"]).ok().stdout;
+    assert!(raw.contains(r#""type":"amount_changed","at":"2024-01-13T10:00:00Z","recorded_at""#), "{raw}");
     assert!(raw.contains(r#""amount":15000.50}"#), "{raw}");
     assert_eq!(events[5]["at"], "2024-01-11T11:00:00Z");
     assert_eq!(events[5]["recorded_at"], "2024-01-14T08:00:00Z");
@@ -60,35 +43,16 @@ fn audit_deal_shows_the_full_history() {
     // The table names the columns and shows the details.
     let table = l.run(&["audit", "deal", "A-1"]).ok().stdout;
     let header = table.lines().next().unwrap();
-    for column in [
-        "seq",
-        "version",
-        "at",
-        "recorded_at",
-        "type",
-        "details",
-        "actor",
-        "source_id",
-    ] {
+    for column in ["seq", "version", "at", "recorded_at", "type", "details", "actor", "source_id"] {
         assert!(header.contains(column), "{header}");
     }
     assert!(table.contains("to=quote"), "{table}");
-    assert!(
-        table.contains("channel=call direction=outbound minutes=20"),
-        "{table}"
-    );
-    let csv = l
-        .run(&["audit", "deal", "A-1", "--format", "csv"])
-        .ok()
-        .stdout;
+    assert!(table.contains("channel=call direction=outbound minutes=20"), "{table}");
+    let csv = l.run(&["audit", "deal", "A-1", "--format", "csv"]).ok().stdout;
     assert_eq!(csv.lines().count(), 8);
     let missing = l.run(&["audit", "deal", "NOPE"]);
     assert_eq!(missing.code, 1);
-    assert!(
-        missing.stderr.contains("deal `NOPE` is not in the ledger"),
-        "{}",
-        missing.stderr
-    );
+    assert!(missing.stderr.contains("deal `NOPE` is not in the ledger"), "{}", missing.stderr);
 }
 
 #[test]
@@ -100,15 +64,8 @@ fn digest_then_verify_and_a_wrong_digest_fails() {
     assert_eq!(digest["chain"].as_str().unwrap().len(), 64);
     let file = l.dir.path().join("digest.json");
     std::fs::write(&file, digest.to_string()).unwrap();
-    let run = l
-        .run(&["audit", "verify", "--digest", file.to_str().unwrap()])
-        .ok();
-    assert!(
-        run.stdout
-            .starts_with("ok: 7 events in 1 blocks, head seq 7"),
-        "{}",
-        run.stdout
-    );
+    let run = l.run(&["audit", "verify", "--digest", file.to_str().unwrap()]).ok();
+    assert!(run.stdout.starts_with("ok: 7 events in 1 blocks, head seq 7"), "{}", run.stdout);
     assert!(run.stdout.contains("digest matches"));
     // More events later: the old digest still checks the prefix.
     l.ingest(
@@ -116,20 +73,14 @@ fn digest_then_verify_and_a_wrong_digest_fails() {
         &[r#"{"deal":"B-1","type":"opened","at":"2024-02-01T00:00:00Z","owner":"bo","amount":5}"#],
     )
     .ok();
-    l.run(&["audit", "verify", "--digest", file.to_str().unwrap()])
-        .ok();
+    l.run(&["audit", "verify", "--digest", file.to_str().unwrap()]).ok();
     // A digest whose chain differs: exit 5, naming the block.
     let mut wrong = digest.clone();
     wrong["chain"] = serde_json::json!("00".repeat(32));
     std::fs::write(&file, wrong.to_string()).unwrap();
     let run = l.run(&["audit", "verify", "--digest", file.to_str().unwrap()]);
     assert_eq!(run.code, 5);
-    assert!(
-        run.stderr
-            .contains("first bad seq 1: the chain at the digest's seq differs"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("first bad seq 1: the chain at the digest's seq differs"), "{}", run.stderr);
     // A digest from a longer log (events were lost since): exit 5.
     let mut longer = digest.clone();
     longer["head_seq"] = serde_json::json!(100);
@@ -137,8 +88,7 @@ fn digest_then_verify_and_a_wrong_digest_fails() {
     let run = l.run(&["audit", "verify", "--digest", file.to_str().unwrap()]);
     assert_eq!(run.code, 5);
     assert!(
-        run.stderr
-            .contains("first bad seq 9: the digest names seq 100 but the log ends at 8"),
+        run.stderr.contains("first bad seq 9: the digest names seq 100 but the log ends at 8"),
         "{}",
         run.stderr
     );
@@ -149,22 +99,14 @@ fn blocks_in(bytes: &[u8]) -> Vec<(usize, u64)> {
     let magic = [0x28, 0xb5, 0x2f, 0xfd];
     (82..bytes.len().saturating_sub(4))
         .filter(|&i| bytes[i..i + 4] == magic && bytes[i - 82] == 1 && bytes[i - 81] == 1)
-        .map(|i| {
-            (
-                i,
-                u64::from_le_bytes(bytes[i - 80..i - 72].try_into().unwrap()),
-            )
-        })
+        .map(|i| (i, u64::from_le_bytes(bytes[i - 80..i - 72].try_into().unwrap())))
         .collect()
 }
 
 #[test]
 fn verify_catches_a_flipped_byte_in_a_copy_of_the_store() {
     let l = Ledger::new();
-    let sample = l
-        .run(&["gen", "--deals", "1500", "--seed", "3"])
-        .ok()
-        .stdout;
+    let sample = l.run(&["gen", "--deals", "1500", "--seed", "3"]).ok().stdout;
     l.run_with_stdin(&["ingest"], Some(&sample)).ok();
     l.run(&["audit", "verify"]).ok();
     let original = std::fs::read(l.data().join("store/db")).unwrap();
@@ -179,11 +121,7 @@ fn verify_catches_a_flipped_byte_in_a_copy_of_the_store() {
         let run = copy.run(&["audit", "verify"]);
         assert_eq!(run.code, 5, "{}", run.stderr);
         let want = format!("first bad seq {first_seq}:");
-        assert!(
-            run.stderr.contains(&want),
-            "want {want}, got {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(&want), "want {want}, got {}", run.stderr);
     }
     // The original is untouched and whole.
     l.run(&["audit", "verify"]).ok();
@@ -193,23 +131,15 @@ fn verify_catches_a_flipped_byte_in_a_copy_of_the_store() {
 fn replay_is_deterministic() {
     let one = Ledger::new();
     let two = Ledger::new();
-    let sample = one
-        .run(&["gen", "--deals", "300", "--seed", "5"])
-        .ok()
-        .stdout;
+    let sample = one.run(&["gen", "--deals", "300", "--seed", "5"]).ok().stdout;
     one.run_with_stdin(&["ingest"], Some(&sample)).ok();
     two.run_with_stdin(&["ingest"], Some(&sample)).ok();
     // Every generated event names its recorded_at, so two ledgers of the same input are
     // identical to the last bit of the chain.
-    assert_eq!(
-        one.run(&["audit", "digest"]).ok().stdout,
-        two.run(&["audit", "digest"]).ok().stdout
-    );
+    assert_eq!(one.run(&["audit", "digest"]).ok().stdout, two.run(&["audit", "digest"]).ok().stdout);
     let first = one.run(&["replay"]).ok().stdout;
     let second = one.run(&["replay"]).ok().stdout;
-    let strip = |s: &str| {
-        s.split(" in ").next().unwrap().to_string() + s.split("events/s)").nth(1).unwrap()
-    };
+    let strip = |s: &str| s.split(" in ").next().unwrap().to_string() + s.split("events/s)").nth(1).unwrap();
     assert_eq!(strip(&first), strip(&second));
     // sled's file sizes are its own business; everything else must match.
     let stats = |l: &Ledger| {
@@ -220,12 +150,8 @@ fn replay_is_deterministic() {
     assert_eq!(stats(&one), stats(&two));
     for deal in ["D-0000001", "D-0000150", "D-0000300"] {
         assert_eq!(
-            one.run(&["audit", "deal", deal, "--format", "json"])
-                .ok()
-                .stdout,
-            two.run(&["audit", "deal", deal, "--format", "json"])
-                .ok()
-                .stdout
+            one.run(&["audit", "deal", deal, "--format", "json"]).ok().stdout,
+            two.run(&["audit", "deal", deal, "--format", "json"]).ok().stdout
         );
     }
 }

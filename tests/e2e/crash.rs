@@ -24,11 +24,8 @@ fn crash_child() {
     let Some(store) = std::env::var_os(CHILD_ENV) else {
         return; // Only does something when re-executed by the crash test.
     };
-    let mut ledger = Ledger::open(
-        SledStore::open(std::path::Path::new(&store)).unwrap(),
-        Pipeline::default(),
-    )
-    .unwrap();
+    let mut ledger =
+        Ledger::open(SledStore::open(std::path::Path::new(&store)).unwrap(), Pipeline::default()).unwrap();
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").unwrap();
     out.flush().unwrap();
@@ -67,13 +64,7 @@ fn acknowledged_events_survive_sigkill() {
     let mut killed_with_acks = 0;
     for cycle in 0..CYCLES {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "crash::crash_child",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
+            .args(["--exact", "crash::crash_child", "--nocapture", "--test-threads=1", "-q"])
             .env(CHILD_ENV, &store)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
@@ -127,19 +118,12 @@ fn acknowledged_events_survive_sigkill() {
 
         // After the crash: the CLI proves the log whole ...
         let verify = l.run(&["audit", "verify"]);
-        assert_eq!(
-            verify.code, 0,
-            "cycle {cycle}: {}{}",
-            verify.stdout, verify.stderr
-        );
+        assert_eq!(verify.code, 0, "cycle {cycle}: {}{}", verify.stdout, verify.stderr);
         // ... and every acknowledged batch is there, event for event.
         let log = Log::open(SledStore::open(&store).unwrap()).unwrap();
         let head = log.head().seq;
         let acked_through = acked.last().map_or(0, |(_, last)| *last);
-        assert!(
-            head >= acked_through,
-            "cycle {cycle}: head {head} < acknowledged {acked_through}"
-        );
+        assert!(head >= acked_through, "cycle {cycle}: head {head} < acknowledged {acked_through}");
         // At most one unacknowledged batch (the one in flight) may have landed.
         assert!(
             head == acked_through || head == acked_through + BATCH_EVENTS,
@@ -151,10 +135,7 @@ fn acknowledged_events_survive_sigkill() {
             assert_eq!(stored.seq, expected_seq, "no gap");
             expected_seq += 1;
             if stored.event.source_id.is_some() {
-                assert_eq!(
-                    stored.event.source_id.as_deref(),
-                    Some(format!("s{}", stored.seq).as_str())
-                );
+                assert_eq!(stored.event.source_id.as_deref(), Some(format!("s{}", stored.seq).as_str()));
             }
             seen += 1;
             Ok(true)
@@ -163,24 +144,10 @@ fn acknowledged_events_survive_sigkill() {
         assert_eq!(seen, head);
         for (first, last) in &acked {
             let opened = log.read(*first).unwrap().unwrap();
-            assert_eq!(
-                opened.event.deal.as_str(),
-                format!("K{first}"),
-                "cycle {cycle}"
-            );
-            assert_eq!(
-                log.read(*last).unwrap().unwrap().event.source_id,
-                Some(format!("s{last}"))
-            );
+            assert_eq!(opened.event.deal.as_str(), format!("K{first}"), "cycle {cycle}");
+            assert_eq!(log.read(*last).unwrap().unwrap().event.source_id, Some(format!("s{last}")));
         }
     }
-    assert!(
-        killed_with_acks >= CYCLES / 3,
-        "most kills should land mid-append: {killed_with_acks}"
-    );
-    assert!(
-        acked.len() >= CYCLES,
-        "{} batches acknowledged",
-        acked.len()
-    );
+    assert!(killed_with_acks >= CYCLES / 3, "most kills should land mid-append: {killed_with_acks}");
+    assert!(acked.len() >= CYCLES, "{} batches acknowledged", acked.len());
 }

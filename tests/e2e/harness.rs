@@ -17,17 +17,12 @@ pub struct Run {
 impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "expected success\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -37,9 +32,7 @@ pub fn binary() -> &'static str {
 
 impl Ledger {
     pub fn new() -> Ledger {
-        Ledger {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Ledger { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -66,22 +59,13 @@ impl Ledger {
             .args(args)
             .env_remove("DEALLEDGER_DATA")
             .env_remove("RUST_LOG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         let output = child.wait_with_output().unwrap();
         Run {
@@ -101,9 +85,7 @@ impl Ledger {
         if !self.data().join("store").exists() {
             return 0;
         }
-        self.run(&["stats", "--format", "json"]).ok().json()["head_seq"]
-            .as_u64()
-            .unwrap()
+        self.run(&["stats", "--format", "json"]).ok().json()["head_seq"].as_u64().unwrap()
     }
 }
 

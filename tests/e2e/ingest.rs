@@ -3,11 +3,7 @@ use crate::harness::*;
 #[test]
 fn ingest_reports_and_stats_count() {
     let l = Ledger::new();
-    let touch = a(
-        "touch",
-        11,
-        r#","channel":"call","direction":"outbound","minutes":20,"source_id":"c-1""#,
-    );
+    let touch = a("touch", 11, r#","channel":"call","direction":"outbound","minutes":20,"source_id":"c-1""#);
     let moved = a("stage_moved", 12, r#","to":"qualifying""#);
     let run = l.ingest("in.jsonl", &[OPEN_A, &touch, "", &moved]).ok();
     let report = run.json();
@@ -24,29 +20,14 @@ fn ingest_reports_and_stats_count() {
 #[test]
 fn duplicates_are_skipped_and_conflicts_refused() {
     let l = Ledger::new();
-    let t1 = a(
-        "touch",
-        11,
-        r#","channel":"email","direction":"inbound","source_id":"mail-1""#,
-    );
-    let t2 = a(
-        "touch",
-        12,
-        r#","channel":"email","direction":"inbound","source_id":"mail-2""#,
-    );
+    let t1 = a("touch", 11, r#","channel":"email","direction":"inbound","source_id":"mail-1""#);
+    let t2 = a("touch", 12, r#","channel":"email","direction":"inbound","source_id":"mail-2""#);
     l.ingest("one.jsonl", &[OPEN_A, &t1]).ok();
     // A retry of the same export plus one new line: only the new line is stored.
     let report = l.ingest("two.jsonl", &[&t1, &t2]).ok().json();
-    assert_eq!(
-        (report["ingested"].as_u64(), report["duplicates"].as_u64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!((report["ingested"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(1)));
     // A different body under a known source_id: a conflict, exit 4, nothing stored.
-    let changed = a(
-        "touch",
-        13,
-        r#","channel":"email","direction":"inbound","source_id":"mail-1""#,
-    );
+    let changed = a("touch", 13, r#","channel":"email","direction":"inbound","source_id":"mail-1""#);
     let t3 = a("touch", 14, r#","channel":"call","direction":"outbound""#);
     let path = l.file("three.jsonl", &[&t3, &changed]);
     let run = l.run(&["ingest", path.to_str().unwrap()]);
@@ -60,20 +41,18 @@ fn duplicates_are_skipped_and_conflicts_refused() {
 fn expected_version_conflicts() {
     let l = Ledger::new();
     l.ingest("one.jsonl", &[OPEN_A]).ok();
-    let good = a(
-        "touch",
-        11,
-        r#","channel":"call","direction":"outbound","expected_version":1"#,
-    );
-    let stale = a(
-        "touch",
-        12,
-        r#","channel":"call","direction":"outbound","expected_version":1"#,
-    );
+    let good = a("touch", 11, r#","channel":"call","direction":"outbound","expected_version":1"#);
+    let stale = a("touch", 12, r#","channel":"call","direction":"outbound","expected_version":1"#);
     l.ingest("two.jsonl", &[&good]).ok();
     let run = l.ingest("three.jsonl", &[&stale]);
     assert_eq!(run.code, 4);
-    assert!(run.stderr.contains("three.jsonl:1: field `expected_version`: deal `A-1` is at version 2, not 1 [version_conflict]"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "three.jsonl:1: field `expected_version`: deal `A-1` is at version 2, not 1 [version_conflict]"
+        ),
+        "{}",
+        run.stderr
+    );
     assert_eq!(l.head(), 2);
 }
 
@@ -81,29 +60,12 @@ fn expected_version_conflicts() {
 fn stdin_and_several_files_are_one_batch() {
     let l = Ledger::new();
     let first = l.file("1.jsonl", &[OPEN_A]);
-    let bad = l.file(
-        "2.jsonl",
-        &[&a(
-            "touch",
-            11,
-            r#","channel":"fax","direction":"outbound""#,
-        )],
-    );
+    let bad = l.file("2.jsonl", &[&a("touch", 11, r#","channel":"fax","direction":"outbound""#)]);
     let run = l.run(&["ingest", first.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(run.code, 3);
-    assert!(
-        run.stderr
-            .contains("2.jsonl:1: field `channel`: `fax` is not a channel"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("2.jsonl:1: field `channel`: `fax` is not a channel"), "{}", run.stderr);
     assert_eq!(l.head(), 0, "the valid first file was not stored either");
-    let run = l
-        .run_with_stdin(
-            &["ingest", "--output", "json", "-"],
-            Some(&format!("{OPEN_A}\n")),
-        )
-        .ok();
+    let run = l.run_with_stdin(&["ingest", "--output", "json", "-"], Some(&format!("{OPEN_A}\n"))).ok();
     assert_eq!(run.json()["ingested"], 1);
 }
 
@@ -133,24 +95,14 @@ fn skip_invalid_writes_rejects_with_reasons() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0]["location"]
-        .as_str()
-        .unwrap()
-        .ends_with("in.jsonl:2"));
+    assert!(lines[0]["location"].as_str().unwrap().ends_with("in.jsonl:2"));
     assert_eq!(lines[0]["rule"], "unknown_stage");
     assert_eq!(lines[0]["field"], "to");
     assert_eq!(lines[0]["line"], bad.as_str());
     assert_eq!(lines[1]["rule"], "malformed_json");
-    assert!(lines[1]["location"]
-        .as_str()
-        .unwrap()
-        .ends_with("in.jsonl:3"));
+    assert!(lines[1]["location"].as_str().unwrap().ends_with("in.jsonl:3"));
     // --skip-invalid without --rejects is refused by the flag parser (exit 2).
-    assert_eq!(
-        l.run(&["ingest", "--skip-invalid", path.to_str().unwrap()])
-            .code,
-        2
-    );
+    assert_eq!(l.run(&["ingest", "--skip-invalid", path.to_str().unwrap()]).code, 2);
 }
 
 #[test]
@@ -162,30 +114,19 @@ fn pipeline_comes_from_dealledger_toml() {
         "[[pipeline.stages]]\nname = \"discovery\"\nprobability = 0.2\n[[pipeline.stages]]\nname = \"proposal\"\nprobability = 0.6\n",
     )
     .unwrap();
-    let open =
-        r#"{"deal":"P-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"ana","amount":1}"#;
-    let to_quote =
-        r#"{"deal":"P-1","type":"stage_moved","at":"2024-01-11T09:00:00Z","to":"quote"}"#;
+    let open = r#"{"deal":"P-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"ana","amount":1}"#;
+    let to_quote = r#"{"deal":"P-1","type":"stage_moved","at":"2024-01-11T09:00:00Z","to":"quote"}"#;
     let run = l.ingest("in.jsonl", &[open, to_quote]);
     assert_eq!(run.code, 3);
     assert!(
-        run.stderr.contains(
-            "`quote` is not a stage of the pipeline (discovery, proposal) [unknown_stage]"
-        ),
+        run.stderr.contains("`quote` is not a stage of the pipeline (discovery, proposal) [unknown_stage]"),
         "{}",
         run.stderr
     );
-    let to_proposal =
-        r#"{"deal":"P-1","type":"stage_moved","at":"2024-01-11T09:00:00Z","to":"proposal"}"#;
+    let to_proposal = r#"{"deal":"P-1","type":"stage_moved","at":"2024-01-11T09:00:00Z","to":"proposal"}"#;
     l.ingest("ok.jsonl", &[open, to_proposal]).ok();
-    let history = l
-        .run(&["audit", "deal", "P-1", "--format", "json"])
-        .ok()
-        .json();
-    assert_eq!(
-        history[0]["stage"], "discovery",
-        "opened defaults to the pipeline's first stage"
-    );
+    let history = l.run(&["audit", "deal", "P-1", "--format", "json"]).ok().json();
+    assert_eq!(history[0]["stage"], "discovery", "opened defaults to the pipeline's first stage");
 }
 
 #[test]
@@ -194,31 +135,18 @@ fn gen_is_deterministic_and_ingests_whole() {
     let one = l.run(&["gen", "--deals", "60", "--seed", "9"]).ok().stdout;
     let two = l.run(&["gen", "--deals", "60", "--seed", "9"]).ok().stdout;
     assert_eq!(one, two);
-    assert_ne!(
-        one,
-        l.run(&["gen", "--deals", "60", "--seed", "10"]).ok().stdout
-    );
+    assert_ne!(one, l.run(&["gen", "--deals", "60", "--seed", "10"]).ok().stdout);
     let events = one.lines().count() as u64;
-    let report = l
-        .run_with_stdin(&["ingest", "--output", "json"], Some(&one))
-        .ok()
-        .json();
+    let report = l.run_with_stdin(&["ingest", "--output", "json"], Some(&one)).ok().json();
     assert_eq!(report["ingested"].as_u64(), Some(events));
-    assert_eq!(
-        l.run(&["stats", "--format", "json"]).ok().json()["deals"],
-        60
-    );
+    assert_eq!(l.run(&["stats", "--format", "json"]).ok().json()["deals"], 60);
 }
 
 #[test]
 fn demo_runs_in_a_given_directory_and_refuses_a_full_one() {
     let l = Ledger::new();
     let run = l.run(&["demo", "--deals", "200"]).ok();
-    assert!(
-        run.stdout.contains("Open pipeline in USD"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("Open pipeline in USD"), "{}", run.stdout);
     assert!(run.stdout.contains("audit verify: ok"));
     let again = l.run(&["demo", "--deals", "200"]);
     assert_eq!(again.code, 1);
@@ -242,11 +170,7 @@ fn help_is_there_for_every_subcommand() {
         let mut args = command.to_vec();
         args.push("--help");
         let run = l.run(&args).ok();
-        assert!(
-            run.stdout.contains("Usage: dealledger"),
-            "{args:?}: {}",
-            run.stdout
-        );
+        assert!(run.stdout.contains("Usage: dealledger"), "{args:?}: {}", run.stdout);
     }
 }
 

@@ -12,11 +12,7 @@ struct Case {
 }
 
 fn case(given: &[&str], bad: &str, expected: &'static str) -> Case {
-    Case {
-        given: given.iter().map(|s| s.to_string()).collect(),
-        bad: bad.to_string(),
-        expected,
-    }
+    Case { given: given.iter().map(|s| s.to_string()).collect(), bad: bad.to_string(), expected }
 }
 
 fn check(cases: Vec<Case>) {
@@ -31,22 +27,10 @@ fn check(cases: Vec<Case>) {
         let valid = r#"{"deal":"OTHER","type":"opened","at":"2024-01-01T00:00:00Z","owner":"x","amount":1}"#;
         let path = l.file("bad.jsonl", &[valid, &case.bad]);
         let run = l.run(&["ingest", path.to_str().unwrap()]);
-        let expected_code = if case.expected.contains("_conflict]") {
-            4
-        } else {
-            3
-        };
-        assert_eq!(
-            run.code, expected_code,
-            "case {i}: {}\n{}",
-            case.bad, run.stderr
-        );
+        let expected_code = if case.expected.contains("_conflict]") { 4 } else { 3 };
+        assert_eq!(run.code, expected_code, "case {i}: {}\n{}", case.bad, run.stderr);
         let located = run.stderr.contains("bad.jsonl:2: ") && run.stderr.contains(case.expected);
-        assert!(
-            located,
-            "case {i}:\nwant: bad.jsonl:2: ...{}\ngot:  {}",
-            case.expected, run.stderr
-        );
+        assert!(located, "case {i}:\nwant: bad.jsonl:2: ...{}\ngot:  {}", case.expected, run.stderr);
         assert!(run.stderr.contains("nothing was stored"));
         assert_eq!(l.head(), before, "case {i}: nothing stored");
     }
@@ -85,16 +69,8 @@ fn late_logged_events_are_accepted_where_the_rules_hold() {
     // Backdated before the win: a stage move, a touch, a field: all valid in their place.
     let lines = [
         a("stage_moved", 12, r#","to":"quote""#),
-        a(
-            "touch",
-            11,
-            r#","channel":"meeting","direction":"inbound","minutes":45"#,
-        ),
-        a(
-            "field_set",
-            13,
-            r#","field":"budget_confirmed","value":true"#,
-        ),
+        a("touch", 11, r#","channel":"meeting","direction":"inbound","minutes":45"#),
+        a("field_set", 13, r#","field":"budget_confirmed","value":true"#),
         a("touch", 25, r#","channel":"email","direction":"outbound""#),
     ];
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -104,40 +80,126 @@ fn late_logged_events_are_accepted_where_the_rules_hold() {
 #[test]
 fn bad_input() {
     let open = |extra: &str| {
-        format!(
-            r#"{{"deal":"N-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"o"{extra}}}"#
-        )
+        format!(r#"{{"deal":"N-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"o"{extra}}}"#)
     };
     check(vec![
         case(&[], "{not json", "key must be a string at line 1 column 2 [malformed_json]"),
         case(&[], "[1,2]", "[malformed_json]"),
-        case(&[], r#"{"deal":"N-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"o","amount":1,"colour":"red"}"#, "unknown field `colour` [unknown_field]"),
+        case(
+            &[],
+            r#"{"deal":"N-1","type":"opened","at":"2024-01-10T09:00:00Z","owner":"o","amount":1,"colour":"red"}"#,
+            "unknown field `colour` [unknown_field]",
+        ),
         case(&[], r#"{"deal":"N-1","at":"2024-01-10T09:00:00Z"}"#, "field `type`: required [missing_field]"),
-        case(&[], r#"{"deal":"N-1","type":"closed","at":"2024-01-10T09:00:00Z"}"#, "field `type`: `closed` is not an event type"),
+        case(
+            &[],
+            r#"{"deal":"N-1","type":"closed","at":"2024-01-10T09:00:00Z"}"#,
+            "field `type`: `closed` is not an event type",
+        ),
         case(&[], r#"{"type":"won","at":"2024-01-10T09:00:00Z"}"#, "field `deal`: required [missing_field]"),
-        case(&[], r#"{"deal":"","type":"won","at":"2024-01-10T09:00:00Z"}"#, "field `deal`: `` must be 1..=64 bytes, it is 0 [invalid_value]"),
-        case(&[], &format!(r#"{{"deal":"{}","type":"won","at":"2024-01-10T09:00:00Z"}}"#, "x".repeat(65)), "must be 1..=64 bytes, it is 65 [invalid_value]"),
-        case(&[], r#"{"deal":"a/b","type":"won","at":"2024-01-10T09:00:00Z"}"#, "field `deal`: `a/b` has `/`; a deal id is made of [A-Za-z0-9._:-] [invalid_value]"),
+        case(
+            &[],
+            r#"{"deal":"","type":"won","at":"2024-01-10T09:00:00Z"}"#,
+            "field `deal`: `` must be 1..=64 bytes, it is 0 [invalid_value]",
+        ),
+        case(
+            &[],
+            &format!(r#"{{"deal":"{}","type":"won","at":"2024-01-10T09:00:00Z"}}"#, "x".repeat(65)),
+            "must be 1..=64 bytes, it is 65 [invalid_value]",
+        ),
+        case(
+            &[],
+            r#"{"deal":"a/b","type":"won","at":"2024-01-10T09:00:00Z"}"#,
+            "field `deal`: `a/b` has `/`; a deal id is made of [A-Za-z0-9._:-] [invalid_value]",
+        ),
         case(&[], r#"{"deal":"N-1","type":"won"}"#, "field `at`: required [missing_field]"),
-        case(&[], r#"{"deal":"N-1","type":"won","at":"10/01/2024"}"#, "field `at`: `10/01/2024` is not an RFC 3339 timestamp"),
-        case(&[], r#"{"deal":"N-1","type":"won","at":"2024-01-10T09:00:00Z","recorded_at":"soon"}"#, "field `recorded_at`: `soon` is not an RFC 3339 timestamp"),
+        case(
+            &[],
+            r#"{"deal":"N-1","type":"won","at":"10/01/2024"}"#,
+            "field `at`: `10/01/2024` is not an RFC 3339 timestamp",
+        ),
+        case(
+            &[],
+            r#"{"deal":"N-1","type":"won","at":"2024-01-10T09:00:00Z","recorded_at":"soon"}"#,
+            "field `recorded_at`: `soon` is not an RFC 3339 timestamp",
+        ),
         case(&[], &open(""), "field `amount`: required on `opened` [missing_field]"),
-        case(&[], &open(r#","amount":-5"#), "field `amount`: `-5` is negative; amounts must be >= 0 [invalid_value]"),
-        case(&[], &open(r#","amount":"12,000""#), "field `amount`: `12,000` is not a non-negative decimal amount [invalid_value]"),
-        case(&[], &open(r#","amount":10.001"#), "field `amount`: 10.001 has 3 decimal places; USD allows 2 [invalid_value]"),
-        case(&[], &open(r#","amount":1,"currency":"euro""#), "field `currency`: `euro` is not an ISO 4217 code (three capital letters) [invalid_value]"),
-        case(&[], &open(r#","amount":1,"close_date":"2024-02-30""#), "field `close_date`: `2024-02-30` is not a YYYY-MM-DD date"),
-        case(&[], &open(r#","amount":1,"channel":"call""#), "field `channel`: not a field of `opened` [field_not_allowed]"),
-        case(&[OPEN_A], &a("touch", 11, r#","channel":"call""#), "field `direction`: required on `touch` [missing_field]"),
-        case(&[OPEN_A], &a("touch", 11, r#","channel":"call","direction":"sideways""#), "field `direction`: `sideways` is not inbound or outbound [invalid_value]"),
-        case(&[OPEN_A], &a("touch", 11, r#","channel":"call","direction":"inbound","minutes":2000"#), "field `minutes`: 2000 is not within 0..=1440 [invalid_value]"),
-        case(&[OPEN_A], &a("touch", 11, r#","channel":"call","direction":"inbound","minutes":-1"#), "[malformed_json]"),
+        case(
+            &[],
+            &open(r#","amount":-5"#),
+            "field `amount`: `-5` is negative; amounts must be >= 0 [invalid_value]",
+        ),
+        case(
+            &[],
+            &open(r#","amount":"12,000""#),
+            "field `amount`: `12,000` is not a non-negative decimal amount [invalid_value]",
+        ),
+        case(
+            &[],
+            &open(r#","amount":10.001"#),
+            "field `amount`: 10.001 has 3 decimal places; USD allows 2 [invalid_value]",
+        ),
+        case(
+            &[],
+            &open(r#","amount":1,"currency":"euro""#),
+            "field `currency`: `euro` is not an ISO 4217 code (three capital letters) [invalid_value]",
+        ),
+        case(
+            &[],
+            &open(r#","amount":1,"close_date":"2024-02-30""#),
+            "field `close_date`: `2024-02-30` is not a YYYY-MM-DD date",
+        ),
+        case(
+            &[],
+            &open(r#","amount":1,"channel":"call""#),
+            "field `channel`: not a field of `opened` [field_not_allowed]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("touch", 11, r#","channel":"call""#),
+            "field `direction`: required on `touch` [missing_field]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("touch", 11, r#","channel":"call","direction":"sideways""#),
+            "field `direction`: `sideways` is not inbound or outbound [invalid_value]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("touch", 11, r#","channel":"call","direction":"inbound","minutes":2000"#),
+            "field `minutes`: 2000 is not within 0..=1440 [invalid_value]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("touch", 11, r#","channel":"call","direction":"inbound","minutes":-1"#),
+            "[malformed_json]",
+        ),
         case(&[OPEN_A], &a("stage_moved", 11, ""), "field `to`: required on `stage_moved` [missing_field]"),
-        case(&[OPEN_A], &a("field_set", 11, r#","field":"x","value":{"a":1}"#), "field `value`: must be a string, a boolean, a number or null [invalid_value]"),
-        case(&[OPEN_A], &a("field_set", 11, r#","field":"x""#), "field `value`: required on `field_set` [missing_field]"),
-        case(&[OPEN_A], &a("disqualified", 11, r#","reason":"boring""#), "field `reason`: `boring` is not a disqualification reason"),
+        case(
+            &[OPEN_A],
+            &a("field_set", 11, r#","field":"x","value":{"a":1}"#),
+            "field `value`: must be a string, a boolean, a number or null [invalid_value]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("field_set", 11, r#","field":"x""#),
+            "field `value`: required on `field_set` [missing_field]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("disqualified", 11, r#","reason":"boring""#),
+            "field `reason`: `boring` is not a disqualification reason",
+        ),
         case(&[OPEN_A], &a("lost", 11, ""), "field `reason`: required on `lost` [missing_field]"),
-        case(&[OPEN_A], &a("owner_changed", 11, r#","owner":"  ""#), "field `owner`: must not be empty [invalid_value]"),
-        case(&[OPEN_A], &a("won", 11, r#","amount":"1.234""#), "field `amount`: 1.234 has 3 decimal places; USD allows 2 [invalid_value]"),
+        case(
+            &[OPEN_A],
+            &a("owner_changed", 11, r#","owner":"  ""#),
+            "field `owner`: must not be empty [invalid_value]",
+        ),
+        case(
+            &[OPEN_A],
+            &a("won", 11, r#","amount":"1.234""#),
+            "field `amount`: 1.234 has 3 decimal places; USD allows 2 [invalid_value]",
+        ),
     ]);
 }

@@ -6,7 +6,8 @@
 //! codec is a change to this file plus a new version number, with the golden files proving
 //! that old blocks still read.
 
-use crate::event::{Body, DealId, Event};
+use crate::event::{DealId, Event};
+use crate::event_ref::{BodyRef, EventRef};
 use crate::time::{Timestamp, MICROS_PER_SECOND};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -22,26 +23,29 @@ pub const FORMAT_VERSION: u8 = 1;
 #[derive(Serialize)]
 struct RecordRef<'a> {
     version: u32,
-    deal: &'a DealId,
+    deal: &'a str,
     at_seconds: i64,
     at_micros: u32,
     recorded_after_at: Option<(i64, u32)>,
-    actor: &'a Option<String>,
-    source_id: &'a Option<String>,
-    body: &'a Body,
+    actor: Option<&'a str>,
+    source_id: Option<&'a str>,
+    body: BodyRef<'a>,
 }
 
-/// The same fields, owned, as read.
+/// The same fields, borrowed from the block, as read.
 #[derive(Deserialize)]
-struct Record {
+struct RecordView<'a> {
     version: u32,
-    deal: DealId,
+    deal: &'a str,
     at_seconds: i64,
     at_micros: u32,
     recorded_after_at: Option<(i64, u32)>,
-    actor: Option<String>,
-    source_id: Option<String>,
-    body: Body,
+    #[serde(borrow)]
+    actor: Option<&'a str>,
+    #[serde(borrow)]
+    source_id: Option<&'a str>,
+    #[serde(borrow)]
+    body: BodyRef<'a>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -58,17 +62,12 @@ fn config() -> bincode::config::Configuration {
 
 /// Microseconds as (whole seconds, micros past them), flooring.
 fn split(micros: i64) -> (i64, u32) {
-    (
-        micros.div_euclid(MICROS_PER_SECOND),
-        micros.rem_euclid(MICROS_PER_SECOND) as u32,
-    )
+    (micros.div_euclid(MICROS_PER_SECOND), micros.rem_euclid(MICROS_PER_SECOND) as u32)
 }
 
 fn join(seconds: i64, micros: u32) -> Result<Timestamp, CodecError> {
     if i64::from(micros) >= MICROS_PER_SECOND {
-        return Err(CodecError::Corrupt(format!(
-            "{micros} microseconds past a second"
-        )));
+        return Err(CodecError::Corrupt(format!("{micros} microseconds past a second")));
     }
     seconds
         .checked_mul(MICROS_PER_SECOND)
@@ -79,26 +78,61 @@ fn join(seconds: i64, micros: u32) -> Result<Timestamp, CodecError> {
 
 /// Appends one record to `out`.
 pub fn encode_record(version: u32, event: &Event, out: &mut Vec<u8>) {
-    encode(version, event, event.recorded_at, out);
+    let body = BodyRef::of(&event.body);
+    encode(
+        version,
+        event.deal.as_str(),
+        event.at,
+        event.recorded_at,
+        event.actor.as_deref(),
+        event.source_id.as_deref(),
+        body,
+        out,
+    );
 }
 
 /// Appends the bytes that identify an event for idempotency: the record without its version and
 /// `recorded_at` (bookkeeping a retry may fill in differently).
 pub fn encode_identity(event: &Event, out: &mut Vec<u8>) {
-    encode(0, event, None, out);
+    let body = BodyRef::of(&event.body);
+    encode(
+        0,
+        event.deal.as_str(),
+        event.at,
+        None,
+        event.actor.as_deref(),
+        event.source_id.as_deref(),
+        body,
+        out,
+    );
 }
 
-fn encode(version: u32, event: &Event, recorded_at: Option<Timestamp>, out: &mut Vec<u8>) {
-    let (at_seconds, at_micros) = split(event.at.0);
+/// [`encode_identity`] of a stored event read back: the same bytes as for its owned form.
+pub fn encode_identity_ref(event: &EventRef<'_>, out: &mut Vec<u8>) {
+    encode(0, event.deal, event.at, None, event.actor, event.source_id, event.body, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode(
+    version: u32,
+    deal: &str,
+    at: Timestamp,
+    recorded_at: Option<Timestamp>,
+    actor: Option<&str>,
+    source_id: Option<&str>,
+    body: BodyRef<'_>,
+    out: &mut Vec<u8>,
+) {
+    let (at_seconds, at_micros) = split(at.0);
     let record = RecordRef {
         version,
-        deal: &event.deal,
+        deal,
         at_seconds,
         at_micros,
-        recorded_after_at: recorded_at.map(|r| split(r.0.wrapping_sub(event.at.0))),
-        actor: &event.actor,
-        source_id: &event.source_id,
-        body: &event.body,
+        recorded_after_at: recorded_at.map(|r| split(r.0.wrapping_sub(at.0))),
+        actor,
+        source_id,
+        body,
     };
     bincode::serde::encode_into_std_write(record, out, config())
         .expect("writing to a Vec cannot fail and every event serializes");
@@ -106,17 +140,31 @@ fn encode(version: u32, event: &Event, recorded_at: Option<Timestamp>, out: &mut
 
 /// Decodes one record from the front of `bytes`: (deal version, event, bytes consumed).
 pub fn decode_record(format_version: u8, bytes: &[u8]) -> Result<(u32, Event, usize), CodecError> {
+    let (view, used) = decode_record_ref(format_version, 0, bytes)?;
+    let stored = view.to_stored();
+    Ok((stored.version, stored.event, used))
+}
+
+/// Decodes one record borrowed from `bytes`, as event `seq`: the replay path, no allocation.
+pub fn decode_record_ref(
+    format_version: u8,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<(EventRef<'_>, usize), CodecError> {
     if format_version != FORMAT_VERSION {
         return Err(CodecError::UnknownVersion(format_version));
     }
-    let (record, used): (Record, usize) = bincode::serde::decode_from_slice(bytes, config())
+    let (record, used): (RecordView<'_>, usize) = bincode::serde::borrow_decode_from_slice(bytes, config())
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     let at = join(record.at_seconds, record.at_micros)?;
     let recorded_at = match record.recorded_after_at {
-        Some((seconds, micros)) => Some(Timestamp(at.0.wrapping_add(join(seconds, micros)?.0))),
-        None => None,
+        Some((seconds, micros)) => Timestamp(at.0.wrapping_add(join(seconds, micros)?.0)),
+        None => return Err(CodecError::Corrupt("stored record without recorded_at".into())),
     };
-    let event = Event {
+    DealId::check(record.deal).map_err(CodecError::Corrupt)?;
+    let event = EventRef {
+        seq,
+        version: record.version,
         deal: record.deal,
         at,
         recorded_at,
@@ -124,7 +172,7 @@ pub fn decode_record(format_version: u8, bytes: &[u8]) -> Result<(u32, Event, us
         source_id: record.source_id,
         body: record.body,
     };
-    Ok((record.version, event, used))
+    Ok((event, used))
 }
 
 /// Encodes any serializable value (projection checkpoints) in the same format family.
@@ -134,13 +182,10 @@ pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a value written by [`encode_value`]; the whole input must be used.
 pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if used != bytes.len() {
-        return Err(CodecError::Corrupt(format!(
-            "{} trailing bytes",
-            bytes.len() - used
-        )));
+        return Err(CodecError::Corrupt(format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
 }

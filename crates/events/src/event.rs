@@ -15,8 +15,20 @@ pub const TOUCH_MINUTES_MAX: u16 = 1440;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DealId(String);
 
+impl std::borrow::Borrow<str> for DealId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl DealId {
     pub fn parse(text: &str) -> Result<DealId, String> {
+        DealId::check(text)?;
+        Ok(DealId(text.to_string()))
+    }
+
+    /// Checks the id rules without allocating.
+    pub fn check(text: &str) -> Result<(), String> {
         if text.is_empty() || text.len() > DEAL_ID_BYTES_MAX {
             return Err(format!(
                 "`{}` must be 1..={DEAL_ID_BYTES_MAX} bytes, it is {}",
@@ -24,15 +36,12 @@ impl DealId {
                 text.len()
             ));
         }
-        if let Some(bad) = text
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        if let Some(bad) =
+            text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
         {
-            return Err(format!(
-                "`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"
-            ));
+            return Err(format!("`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"));
         }
-        Ok(DealId(text.to_string()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -64,10 +73,7 @@ pub struct DecimalRepr {
 
 impl Amount {
     pub fn written(decimal: Decimal) -> Amount {
-        Amount::Written(DecimalRepr {
-            mantissa: decimal.mantissa,
-            scale: decimal.scale,
-        })
+        Amount::Written(DecimalRepr { mantissa: decimal.mantissa, scale: decimal.scale })
     }
 
     /// Minor units; panics on an unresolved amount, which never reaches storage.
@@ -80,10 +86,7 @@ impl Amount {
 
     pub fn resolve(&mut self, currency: Currency) -> Result<(), String> {
         if let Amount::Written(repr) = *self {
-            let decimal = Decimal {
-                mantissa: repr.mantissa,
-                scale: repr.scale,
-            };
+            let decimal = Decimal { mantissa: repr.mantissa, scale: repr.scale };
             *self = Amount::Minor(decimal.to_minor(currency)?);
         }
         Ok(())
@@ -101,14 +104,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 6] = [
-        Channel::Call,
-        Channel::Email,
-        Channel::Meeting,
-        Channel::Demo,
-        Channel::Social,
-        Channel::Other,
-    ];
+    pub const ALL: [Channel; 6] =
+        [Channel::Call, Channel::Email, Channel::Meeting, Channel::Demo, Channel::Social, Channel::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -338,9 +335,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// When the ledger learnt it; always set on a stored event.
     pub fn recorded_at(&self) -> Timestamp {
-        self.event
-            .recorded_at
-            .expect("stored events have recorded_at resolved")
+        self.event.recorded_at.expect("stored events have recorded_at resolved")
     }
 }
 

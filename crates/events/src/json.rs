@@ -1,8 +1,8 @@
 //! JSON Lines in and out: the event contract of docs/events.md.
 
 use crate::event::{
-    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent,
-    Submission, TEXT_BYTES_MAX, TOUCH_MINUTES_MAX,
+    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent, Submission,
+    TEXT_BYTES_MAX, TOUCH_MINUTES_MAX,
 };
 use crate::money::{format_scaled, Currency, Decimal};
 use crate::rejection::{Rejection, Rule};
@@ -98,9 +98,7 @@ struct Wire<'a> {
     note: Option<Text<'a>>,
 }
 
-fn present_raw<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<&'de RawValue>, D::Error> {
+fn present_raw<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
@@ -164,11 +162,7 @@ impl Wire<'_> {
 
 fn required<T>(value: Option<T>, field: &'static str, kind: Kind) -> Result<T, Rejection> {
     value.ok_or_else(|| {
-        Rejection::field(
-            Rule::MissingField,
-            field,
-            format!("required on `{}`", kind.as_str()),
-        )
+        Rejection::field(Rule::MissingField, field, format!("required on `{}`", kind.as_str()))
     })
 }
 
@@ -186,11 +180,9 @@ fn text(value: Option<Text<'_>>, field: &'static str) -> Result<Option<String>, 
 
 fn nonempty(value: Option<String>, field: &'static str) -> Result<Option<String>, Rejection> {
     match value {
-        Some(text) if text.trim().is_empty() => Err(Rejection::field(
-            Rule::InvalidValue,
-            field,
-            "must not be empty",
-        )),
+        Some(text) if text.trim().is_empty() => {
+            Err(Rejection::field(Rule::InvalidValue, field, "must not be empty"))
+        }
         other => Ok(other),
     }
 }
@@ -219,20 +211,14 @@ fn field_value(raw: &RawValue) -> Result<FieldValue, Rejection> {
         Some(b't') => Ok(FieldValue::Bool(true)),
         Some(b'f') => Ok(FieldValue::Bool(false)),
         Some(b'"') => {
-            let value: String =
-                serde_json::from_str(text).map_err(|e| invalid("value")(e.to_string()))?;
+            let value: String = serde_json::from_str(text).map_err(|e| invalid("value")(e.to_string()))?;
             if value.len() > TEXT_BYTES_MAX {
-                return Err(invalid("value")(format!(
-                    "{} bytes, at most {TEXT_BYTES_MAX}",
-                    value.len()
-                )));
+                return Err(invalid("value")(format!("{} bytes, at most {TEXT_BYTES_MAX}", value.len())));
             }
             Ok(FieldValue::Text(value))
         }
         Some(b'-' | b'0'..=b'9') => Ok(FieldValue::Number(text.to_string())),
-        _ => Err(invalid("value")(
-            "must be a string, a boolean, a number or null".to_string(),
-        )),
+        _ => Err(invalid("value")("must be a string, a boolean, a number or null".to_string())),
     }
 }
 
@@ -253,18 +239,13 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         }
         Rejection::new(Rule::MalformedJson, message)
     })?;
-    let kind_text = wire
-        .kind
-        .as_deref()
-        .ok_or_else(|| Rejection::field(Rule::MissingField, "type", "required"))?;
+    let kind_text =
+        wire.kind.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "type", "required"))?;
     let kind = Kind::parse(kind_text).ok_or_else(|| {
         Rejection::field(
             Rule::UnknownType,
             "type",
-            format!(
-                "`{kind_text}` is not an event type ({})",
-                Kind::ALL.map(Kind::as_str).join(", ")
-            ),
+            format!("`{kind_text}` is not an event type ({})", Kind::ALL.map(Kind::as_str).join(", ")),
         )
     })?;
     for field in TYPE_FIELDS {
@@ -277,15 +258,11 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         }
     }
     let deal = DealId::parse(
-        wire.deal
-            .as_deref()
-            .ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?,
+        wire.deal.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?,
     )
     .map_err(invalid("deal"))?;
     let at = Timestamp::parse_rfc3339(
-        wire.at
-            .as_deref()
-            .ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?,
+        wire.at.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?,
     )
     .map_err(invalid("at"))?;
     let recorded_at = match wire.recorded_at.as_deref() {
@@ -295,17 +272,11 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
     let actor = nonempty(text(wire.actor, "actor")?, "actor")?;
     let source_id = nonempty(text(wire.source_id, "source_id")?, "source_id")?;
     let date = |value: Option<Text<'_>>, field: &'static str| -> Result<Option<Date>, Rejection> {
-        value
-            .map(|text| Date::parse(&text).map_err(invalid(field)))
-            .transpose()
+        value.map(|text| Date::parse(&text).map_err(invalid(field))).transpose()
     };
     let body = match kind {
         Kind::Opened => {
-            let owner = required(
-                nonempty(text(wire.owner, "owner")?, "owner")?,
-                "owner",
-                kind,
-            )?;
+            let owner = required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)?;
             let amount = amount(required(wire.amount, "amount", kind)?)?;
             let currency = match wire.currency.as_deref() {
                 Some(code) => Currency::parse(code).map_err(invalid("currency"))?,
@@ -324,105 +295,64 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         }
         Kind::Touch => {
             let channel = required(wire.channel.as_deref(), "channel", kind)?;
-            let channel = Channel::ALL
-                .into_iter()
-                .find(|c| c.as_str() == channel)
-                .ok_or_else(|| {
-                    invalid("channel")(format!(
-                        "`{channel}` is not a channel ({})",
-                        Channel::ALL.map(Channel::as_str).join(", ")
-                    ))
-                })?;
+            let channel = Channel::ALL.into_iter().find(|c| c.as_str() == channel).ok_or_else(|| {
+                invalid("channel")(format!(
+                    "`{channel}` is not a channel ({})",
+                    Channel::ALL.map(Channel::as_str).join(", ")
+                ))
+            })?;
             let direction = match required(wire.direction.as_deref(), "direction", kind)? {
                 "outbound" => Direction::Outbound,
                 "inbound" => Direction::Inbound,
-                other => {
-                    return Err(invalid("direction")(format!(
-                        "`{other}` is not inbound or outbound"
-                    )))
-                }
+                other => return Err(invalid("direction")(format!("`{other}` is not inbound or outbound"))),
             };
             let minutes = match wire.minutes {
                 None => None,
                 Some(m) if m <= u64::from(TOUCH_MINUTES_MAX) => Some(m as u16),
                 Some(m) => {
-                    return Err(invalid("minutes")(format!(
-                        "{m} is not within 0..={TOUCH_MINUTES_MAX}"
-                    )))
+                    return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}")))
                 }
             };
-            Body::Touch {
-                channel,
-                direction,
-                minutes,
-                contact: text(wire.contact, "contact")?,
-            }
+            Body::Touch { channel, direction, minutes, contact: text(wire.contact, "contact")? }
         }
-        Kind::StageMoved => Body::StageMoved {
-            to: required(nonempty(text(wire.to, "to")?, "to")?, "to", kind)?,
-        },
-        Kind::AmountChanged => Body::AmountChanged {
-            amount: amount(required(wire.amount, "amount", kind)?)?,
-        },
+        Kind::StageMoved => {
+            Body::StageMoved { to: required(nonempty(text(wire.to, "to")?, "to")?, "to", kind)? }
+        }
+        Kind::AmountChanged => {
+            Body::AmountChanged { amount: amount(required(wire.amount, "amount", kind)?)? }
+        }
         Kind::CloseDateChanged => Body::CloseDateChanged {
             close_date: required(date(wire.close_date, "close_date")?, "close_date", kind)?,
         },
         Kind::OwnerChanged => Body::OwnerChanged {
-            owner: required(
-                nonempty(text(wire.owner, "owner")?, "owner")?,
-                "owner",
-                kind,
-            )?,
+            owner: required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)?,
         },
         Kind::FieldSet => Body::FieldSet {
-            field: required(
-                nonempty(text(wire.field, "field")?, "field")?,
-                "field",
-                kind,
-            )?,
+            field: required(nonempty(text(wire.field, "field")?, "field")?, "field", kind)?,
             value: field_value(required(wire.value, "value", kind)?)?,
         },
         Kind::Disqualified => {
             let reason = required(wire.reason.as_deref(), "reason", kind)?;
-            let reason = DqReason::ALL
-                .into_iter()
-                .find(|r| r.as_str() == reason)
-                .ok_or_else(|| {
-                    invalid("reason")(format!(
-                        "`{reason}` is not a disqualification reason ({})",
-                        DqReason::ALL.map(DqReason::as_str).join(", ")
-                    ))
-                })?;
-            Body::Disqualified {
-                reason,
-                note: text(wire.note, "note")?,
-            }
+            let reason = DqReason::ALL.into_iter().find(|r| r.as_str() == reason).ok_or_else(|| {
+                invalid("reason")(format!(
+                    "`{reason}` is not a disqualification reason ({})",
+                    DqReason::ALL.map(DqReason::as_str).join(", ")
+                ))
+            })?;
+            Body::Disqualified { reason, note: text(wire.note, "note")? }
         }
         Kind::Requalified => Body::Requalified {
             stage: nonempty(text(wire.stage, "stage")?, "stage")?,
             note: text(wire.note, "note")?,
         },
-        Kind::Won => Body::Won {
-            amount: wire.amount.map(amount).transpose()?,
-        },
+        Kind::Won => Body::Won { amount: wire.amount.map(amount).transpose()? },
         Kind::Lost => Body::Lost {
-            reason: required(
-                nonempty(text(wire.reason, "reason")?, "reason")?,
-                "reason",
-                kind,
-            )?,
+            reason: required(nonempty(text(wire.reason, "reason")?, "reason")?, "reason", kind)?,
             note: text(wire.note, "note")?,
         },
     };
     Ok(Submission {
-        event: Event {
-            deal,
-            at,
-            recorded_at,
-            actor,
-            source_id,
-            body,
-        },
+        event: Event { deal, at, recorded_at, actor, source_id, body },
         expected_version: wire.expected_version,
     })
 }
@@ -490,14 +420,7 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
     f.opt("actor", &event.actor);
     f.opt("source_id", &event.source_id);
     match &event.body {
-        Body::Opened {
-            owner,
-            amount,
-            currency,
-            stage,
-            close_date,
-            name,
-        } => {
+        Body::Opened { owner, amount, currency, stage, close_date, name } => {
             f.str("owner", owner);
             let mut text = String::new();
             push_amount(&mut text, amount, *currency);
@@ -509,12 +432,7 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
             }
             f.opt("name", name);
         }
-        Body::Touch {
-            channel,
-            direction,
-            minutes,
-            contact,
-        } => {
+        Body::Touch { channel, direction, minutes, contact } => {
             f.str("channel", channel.as_str());
             f.str("direction", direction.as_str());
             if let Some(minutes) = minutes {
@@ -631,12 +549,7 @@ mod tests {
         for line in lines {
             let submission = parse_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             let mut out = String::new();
-            write_event_json(
-                &mut out,
-                &submission.event,
-                Currency::parse("EUR").unwrap(),
-                "",
-            );
+            write_event_json(&mut out, &submission.event, Currency::parse("EUR").unwrap(), "");
             let again = parse_line(&out).unwrap();
             assert_eq!(again.event.deal, submission.event.deal);
             assert_eq!(again.event.at, submission.event.at);
@@ -644,9 +557,7 @@ mod tests {
         }
         let opened = parse_line(lines[0]).unwrap().event;
         match opened.body {
-            Body::Opened {
-                amount, currency, ..
-            } => {
+            Body::Opened { amount, currency, .. } => {
                 assert_eq!(amount, Amount::Minor(1_200_050));
                 assert_eq!(currency.as_str(), "EUR");
             }
@@ -656,19 +567,13 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = parse_line(
-            r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":10}"#,
-        )
-        .unwrap();
+        let s =
+            parse_line(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":10}"#)
+                .unwrap();
         assert_eq!(s.expected_version, None);
         assert_eq!(s.event.recorded_at, None);
         match s.event.body {
-            Body::Opened {
-                currency,
-                stage,
-                amount,
-                ..
-            } => {
+            Body::Opened { currency, stage, amount, .. } => {
                 assert_eq!(currency, Currency::USD);
                 assert_eq!(stage, None);
                 assert_eq!(amount, Amount::Minor(1000));
@@ -679,10 +584,7 @@ mod tests {
 
     #[test]
     fn clear_errors() {
-        assert_eq!(
-            reject("not json"),
-            "expected ident at line 1 column 2 [malformed_json]"
-        );
+        assert_eq!(reject("not json"), "expected ident at line 1 column 2 [malformed_json]");
         assert_eq!(
             reject(r#"{"deal":"a","type":"touch","at":"2024-01-02T09:00:00Z","chanel":"call"}"#),
             "unknown field `chanel` [unknown_field]"
@@ -699,15 +601,11 @@ mod tests {
             "field `owner`: required on `opened` [missing_field]"
         );
         assert_eq!(
-            reject(
-                r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":-1}"#
-            ),
+            reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":-1}"#),
             "field `amount`: `-1` is negative; amounts must be >= 0 [invalid_value]"
         );
         assert_eq!(
-            reject(
-                r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":1.005}"#
-            ),
+            reject(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":1.005}"#),
             "field `amount`: 1.005 has 3 decimal places; USD allows 2 [invalid_value]"
         );
         assert_eq!(
@@ -724,9 +622,7 @@ mod tests {
         );
         assert_eq!(reject(r#"{"deal":"a","type":"disqualified","at":"2024-01-02T09:00:00Z","reason":"meh"}"#), "field `reason`: `meh` is not a disqualification reason (gone_dark, no_budget, no_decision_maker, no_compelling_event, bad_fit, duplicate, other) [invalid_value]");
         assert_eq!(
-            reject(
-                r#"{"deal":"a","type":"field_set","at":"2024-01-02T09:00:00Z","field":"x","value":[1]}"#
-            ),
+            reject(r#"{"deal":"a","type":"field_set","at":"2024-01-02T09:00:00Z","field":"x","value":[1]}"#),
             "field `value`: must be a string, a boolean, a number or null [invalid_value]"
         );
         assert_eq!(
@@ -739,10 +635,9 @@ mod tests {
 
     #[test]
     fn escaped_strings_survive() {
-        let s = parse_line(
-            r#"{"deal":"a","type":"lost","at":"2024-01-02T09:00:00Z","reason":"said \"no\"\n"}"#,
-        )
-        .unwrap();
+        let s =
+            parse_line(r#"{"deal":"a","type":"lost","at":"2024-01-02T09:00:00Z","reason":"said \"no\"\n"}"#)
+                .unwrap();
         let mut out = String::new();
         write_event_json(&mut out, &s.event, Currency::USD, "");
         assert_eq!(parse_line(&out).unwrap().event, s.event);

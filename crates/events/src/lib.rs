@@ -5,7 +5,8 @@
 //! never reads the clock (callers pass `now`). Everything else in dealledger depends on it and it
 //! depends on none of them, so the contract can be tested, fuzzed and reused on its own.
 //!
-//! - [`event`]: [`Event`] (what the source said) and [`StoredEvent`] (numbered and versioned).
+//! - [`event`]: [`Event`] (what the source said) and [`StoredEvent`] (numbered and versioned);
+//!   [`event_ref`]: [`EventRef`], a stored event borrowed from its block, for replay.
 //! - [`json`]: JSON Lines in ([`parse_line`]) and out ([`write_event_json`]).
 //! - [`validate`]: [`Deals`], the per-deal rules checked on append, with undo for atomic batches.
 //! - [`codec`]: the versioned binary record format, the one place that knows bincode.
@@ -14,6 +15,7 @@
 
 pub mod codec;
 pub mod event;
+pub mod event_ref;
 pub mod json;
 pub mod money;
 pub mod pipeline;
@@ -22,9 +24,9 @@ pub mod time;
 pub mod validate;
 
 pub use event::{
-    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent,
-    Submission,
+    Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, Kind, StoredEvent, Submission,
 };
+pub use event_ref::{BodyRef, EventRef, FieldValueRef};
 pub use json::{parse_line, stored_event_json, write_event_json};
 pub use money::Currency;
 pub use pipeline::{Pipeline, Stage};

@@ -13,9 +13,7 @@ impl Currency {
     pub fn parse(text: &str) -> Result<Currency, String> {
         let bytes = text.as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
-            return Err(format!(
-                "`{text}` is not an ISO 4217 code (three capital letters)"
-            ));
+            return Err(format!("`{text}` is not an ISO 4217 code (three capital letters)"));
         }
         Ok(Currency([bytes[0], bytes[1], bytes[2]]))
     }
@@ -28,8 +26,8 @@ impl Currency {
     pub fn exponent(&self) -> u32 {
         match &self.0 {
             // Currencies without a minor unit.
-            b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG"
-            | b"RWF" | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
+            b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG" | b"RWF"
+            | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
             // Currencies with thousandths.
             b"BHD" | b"IQD" | b"JOD" | b"KWD" | b"LYD" | b"OMR" | b"TND" => 3,
             b"CLF" | b"UYW" => 4,
@@ -57,12 +55,7 @@ pub fn format_scaled(value: i128, scale: u32) -> String {
         return format!("{sign}{magnitude}");
     }
     let divisor = 10u128.pow(scale);
-    format!(
-        "{sign}{}.{:0width$}",
-        magnitude / divisor,
-        magnitude % divisor,
-        width = scale as usize
-    )
+    format!("{sign}{}.{:0width$}", magnitude / divisor, magnitude % divisor, width = scale as usize)
 }
 
 /// A non-negative decimal exactly as written: `mantissa / 10^scale`.
@@ -89,9 +82,7 @@ impl Decimal {
         if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        if !fraction.bytes().all(|b| b.is_ascii_digit())
-            || (text.contains('.') && fraction.is_empty())
-        {
+        if !fraction.bytes().all(|b| b.is_ascii_digit()) || (text.contains('.') && fraction.is_empty()) {
             return Err(bad());
         }
         let fraction = fraction.trim_end_matches('0');
@@ -106,10 +97,7 @@ impl Decimal {
                 .and_then(|m| m.checked_add(u64::from(b - b'0')))
                 .ok_or_else(too_large)?;
         }
-        Ok(Decimal {
-            mantissa,
-            scale: fraction.len() as u32,
-        })
+        Ok(Decimal { mantissa, scale: fraction.len() as u32 })
     }
 
     /// This amount in minor units of `currency`; an error if it has more decimals than the
@@ -137,65 +125,22 @@ mod tests {
 
     #[test]
     fn decimals_parse_exactly() {
-        assert_eq!(
-            Decimal::parse("1234.50").unwrap(),
-            Decimal {
-                mantissa: 12345,
-                scale: 1
-            }
-        );
-        assert_eq!(
-            Decimal::parse("0").unwrap(),
-            Decimal {
-                mantissa: 0,
-                scale: 0
-            }
-        );
-        assert_eq!(
-            Decimal::parse("0.1").unwrap().to_minor(Currency::USD),
-            Ok(10)
-        );
-        assert_eq!(
-            Decimal::parse("19.99").unwrap().to_minor(Currency::USD),
-            Ok(1999)
-        );
-        assert_eq!(
-            Decimal::parse("5000")
-                .unwrap()
-                .to_minor(Currency::parse("JPY").unwrap()),
-            Ok(5000)
-        );
-        assert_eq!(
-            Decimal::parse("1.234")
-                .unwrap()
-                .to_minor(Currency::parse("KWD").unwrap()),
-            Ok(1234)
-        );
+        assert_eq!(Decimal::parse("1234.50").unwrap(), Decimal { mantissa: 12345, scale: 1 });
+        assert_eq!(Decimal::parse("0").unwrap(), Decimal { mantissa: 0, scale: 0 });
+        assert_eq!(Decimal::parse("0.1").unwrap().to_minor(Currency::USD), Ok(10));
+        assert_eq!(Decimal::parse("19.99").unwrap().to_minor(Currency::USD), Ok(1999));
+        assert_eq!(Decimal::parse("5000").unwrap().to_minor(Currency::parse("JPY").unwrap()), Ok(5000));
+        assert_eq!(Decimal::parse("1.234").unwrap().to_minor(Currency::parse("KWD").unwrap()), Ok(1234));
     }
 
     #[test]
     fn decimals_reject_what_is_not_exact() {
-        for bad in [
-            "-1",
-            "1e3",
-            "",
-            ".5",
-            "5.",
-            "1,000",
-            "12a",
-            "99999999999999999999",
-        ] {
+        for bad in ["-1", "1e3", "", ".5", "5.", "1,000", "12a", "99999999999999999999"] {
             assert!(Decimal::parse(bad).is_err(), "{bad}");
         }
-        let err = Decimal::parse("1.005")
-            .unwrap()
-            .to_minor(Currency::USD)
-            .unwrap_err();
+        let err = Decimal::parse("1.005").unwrap().to_minor(Currency::USD).unwrap_err();
         assert_eq!(err, "1.005 has 3 decimal places; USD allows 2");
-        assert!(Decimal::parse("0.5")
-            .unwrap()
-            .to_minor(Currency::parse("JPY").unwrap())
-            .is_err());
+        assert!(Decimal::parse("0.5").unwrap().to_minor(Currency::parse("JPY").unwrap()).is_err());
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub struct Pipeline {
 impl Default for Pipeline {
     /// prospecting 0.10, qualifying 0.25, quote 0.50, closing 0.80.
     fn default() -> Pipeline {
-        let stage = |name: &str, probability_bp| Stage {
-            name: name.to_string(),
-            probability_bp,
-        };
+        let stage = |name: &str, probability_bp| Stage { name: name.to_string(), probability_bp };
         Pipeline {
             stages: vec![
                 stage("prospecting", 1000),
@@ -40,10 +37,7 @@ impl Default for Pipeline {
 impl Pipeline {
     pub fn new(stages: Vec<Stage>) -> Result<Pipeline, String> {
         if stages.is_empty() || stages.len() > STAGES_MAX {
-            return Err(format!(
-                "a pipeline has 1..={STAGES_MAX} stages, this one has {}",
-                stages.len()
-            ));
+            return Err(format!("a pipeline has 1..={STAGES_MAX} stages, this one has {}", stages.len()));
         }
         for (i, stage) in stages.iter().enumerate() {
             if stage.name.is_empty() || stage.name.len() > 64 {
@@ -53,10 +47,7 @@ impl Pipeline {
                 return Err(format!("stage `{}` is listed twice", stage.name));
             }
             if stage.probability_bp > 10_000 {
-                return Err(format!(
-                    "stage `{}`: probability must be within 0..=1",
-                    stage.name
-                ));
+                return Err(format!("stage `{}`: probability must be within 0..=1", stage.name));
             }
         }
         Ok(Pipeline { stages })
@@ -76,11 +67,7 @@ impl Pipeline {
     }
 
     pub fn names(&self) -> String {
-        self.stages
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -121,10 +108,7 @@ pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
     for stage in section.stages {
         let probability_bp = probability_to_bp(&stage.probability)
             .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
-        stages.push(Stage {
-            name: stage.name,
-            probability_bp,
-        });
+        stages.push(Stage { name: stage.name, probability_bp });
     }
     Pipeline::new(stages)
 }
@@ -137,8 +121,8 @@ fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
         toml::Value::String(s) => s.clone(),
         other => return Err(format!("must be a number, found {other}")),
     };
-    let decimal = crate::money::Decimal::parse(&text)
-        .map_err(|_| format!("`{text}` must be within 0..=1"))?;
+    let decimal =
+        crate::money::Decimal::parse(&text).map_err(|_| format!("`{text}` must be within 0..=1"))?;
     if decimal.scale > 4 {
         return Err(format!("`{text}` has more than 4 decimal places"));
     }
@@ -172,20 +156,13 @@ mod tests {
         assert_eq!(p.names(), "discovery, proposal");
         assert_eq!(p.stages()[1].probability_bp, 6500);
         assert_eq!(parse_pipeline_toml("").unwrap(), Pipeline::default());
-        assert_eq!(
-            parse_pipeline_toml("[other]\nx = 1\n").unwrap(),
-            Pipeline::default()
-        );
+        assert_eq!(parse_pipeline_toml("[other]\nx = 1\n").unwrap(), Pipeline::default());
     }
 
     #[test]
     fn toml_pipeline_errors() {
-        let err = parse_pipeline_toml("[[pipeline.stages]]\nname = \"a\"\nprobability = 1.5\n")
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "pipeline stage `a`: probability `1.5` must be within 0..=1"
-        );
+        let err = parse_pipeline_toml("[[pipeline.stages]]\nname = \"a\"\nprobability = 1.5\n").unwrap_err();
+        assert_eq!(err, "pipeline stage `a`: probability `1.5` must be within 0..=1");
         let err = parse_pipeline_toml(
             "[[pipeline.stages]]\nname = \"a\"\nprobability = 0.1\n[[pipeline.stages]]\nname = \"a\"\nprobability = 0.2\n",
         )

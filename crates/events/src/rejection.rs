@@ -99,31 +99,18 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(rule: Rule, detail: impl Into<String>) -> Rejection {
-        Rejection {
-            rule,
-            field: None,
-            detail: detail.into(),
-        }
+        Rejection { rule, field: None, detail: detail.into() }
     }
 
     pub fn field(rule: Rule, field: &'static str, detail: impl Into<String>) -> Rejection {
-        Rejection {
-            rule,
-            field: Some(field),
-            detail: detail.into(),
-        }
+        Rejection { rule, field: Some(field), detail: detail.into() }
     }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.field {
-            Some(field) => write!(
-                f,
-                "field `{field}`: {} [{}]",
-                self.detail,
-                self.rule.as_str()
-            ),
+            Some(field) => write!(f, "field `{field}`: {} [{}]", self.detail, self.rule.as_str()),
             None => write!(f, "{} [{}]", self.detail, self.rule.as_str()),
         }
     }

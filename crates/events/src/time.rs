@@ -28,9 +28,7 @@ impl Timestamp {
             .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp ({e})"))?;
         let utc = parsed.with_timezone(&Utc);
         if utc.timestamp_subsec_nanos() % 1_000 != 0 {
-            return Err(format!(
-                "`{text}` has sub-microsecond digits; the ledger keeps microseconds"
-            ));
+            return Err(format!("`{text}` has sub-microsecond digits; the ledger keeps microseconds"));
         }
         Ok(Timestamp(utc.timestamp_micros()))
     }
@@ -87,13 +85,7 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
         }
         Some(value)
     };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);

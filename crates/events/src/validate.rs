@@ -10,6 +10,7 @@
 //! mutation is undoable back to a [`Savepoint`], which is how a batch stays all or nothing.
 
 use crate::event::{Amount, Body, DealId, Event, Submission};
+use crate::event_ref::{BodyRef, EventRef};
 use crate::money::Currency;
 use crate::pipeline::Pipeline;
 use crate::rejection::{Rejection, Rule};
@@ -141,8 +142,7 @@ impl Deals {
         if let Some(id) = self.stage_ids.get(stage) {
             return *id;
         }
-        let id = StageId::try_from(self.stage_names.len())
-            .expect("fewer than 65536 distinct stage names");
+        let id = StageId::try_from(self.stage_names.len()).expect("fewer than 65536 distinct stage names");
         self.stage_names.push(stage.to_string());
         self.stage_ids.insert(stage.to_string(), id);
         id
@@ -150,43 +150,39 @@ impl Deals {
 
     /// Applies an event already in the log (rebuilding state on open). Stored events were valid
     /// when appended, so nothing is checked beyond what keeps the state consistent.
-    pub fn replay(&mut self, event: &Event, seq: u64) {
-        let kind = self.step_kind(&event.body);
-        let i = match &event.body {
-            Body::Opened { currency, .. } => {
-                let line = DealLine {
-                    currency: *currency,
-                    opened_at: event.at,
-                    version: 0,
-                    steps: Vec::new(),
-                };
-                self.create(&event.deal, line)
+    pub fn replay(&mut self, event: &EventRef<'_>) {
+        let kind = match event.body {
+            BodyRef::Opened { stage, .. } => {
+                Some(StepKind::Opened(self.intern(stage.expect("stage resolved before storing"))))
             }
-            _ => *self
-                .index
-                .get(&event.deal)
-                .expect("a stored event's deal was opened before it"),
+            BodyRef::StageMoved { to } => Some(StepKind::Moved(self.intern(to))),
+            BodyRef::Won { .. } => Some(StepKind::Won),
+            BodyRef::Lost { .. } => Some(StepKind::Lost),
+            BodyRef::Disqualified { .. } => Some(StepKind::Disqualified),
+            BodyRef::Requalified { stage, .. } => Some(StepKind::Requalified(stage.map(|s| self.intern(s)))),
+            _ => None,
+        };
+        let i = match event.body {
+            BodyRef::Opened { currency, .. } => {
+                let line = DealLine { currency, opened_at: event.at, version: 0, steps: Vec::new() };
+                let deal = DealId::parse(event.deal).expect("stored deal ids are valid");
+                self.create(&deal, line)
+            }
+            _ => *self.index.get(event.deal).expect("a stored event's deal was opened before it"),
         };
         let line = &mut self.lines[i as usize];
         line.version += 1;
         if let Some(kind) = kind {
             let position = line.steps.partition_point(|step| step.at <= event.at);
-            line.steps.insert(
-                position,
-                Step {
-                    at: event.at,
-                    seq,
-                    kind,
-                },
-            );
+            line.steps.insert(position, Step { at: event.at, seq: event.seq, kind });
         }
     }
 
     fn step_kind(&mut self, body: &Body) -> Option<StepKind> {
         Some(match body {
-            Body::Opened { stage, .. } => StepKind::Opened(
-                self.intern(stage.as_deref().expect("stage resolved before storing")),
-            ),
+            Body::Opened { stage, .. } => {
+                StepKind::Opened(self.intern(stage.as_deref().expect("stage resolved before storing")))
+            }
             Body::StageMoved { to } => StepKind::Moved(self.intern(to)),
             Body::Won { .. } => StepKind::Won,
             Body::Lost { .. } => StepKind::Lost,
@@ -216,18 +212,11 @@ impl Deals {
                 return Err(Rejection::field(
                     Rule::VersionConflict,
                     "expected_version",
-                    format!(
-                        "deal `{}` is at version {current_version}, not {expected}",
-                        event.deal
-                    ),
+                    format!("deal `{}` is at version {current_version}, not {expected}", event.deal),
                 ));
             }
         }
-        self.resolve(
-            event,
-            existing.map(|i| self.lines[i as usize].currency),
-            pipeline,
-        )?;
+        self.resolve(event, existing.map(|i| self.lines[i as usize].currency), pipeline)?;
         if event.recorded_at.is_none() {
             event.recorded_at = Some(now);
         }
@@ -241,22 +230,13 @@ impl Deals {
                     ),
                 ));
             }
-            (
-                Body::Opened {
-                    currency, stage, ..
-                },
-                None,
-            ) => {
+            (Body::Opened { currency, stage, .. }, None) => {
                 let stage = self.intern(stage.as_deref().expect("resolved"));
                 let line = DealLine {
                     currency: *currency,
                     opened_at: event.at,
                     version: 1,
-                    steps: vec![Step {
-                        at: event.at,
-                        seq,
-                        kind: StepKind::Opened(stage),
-                    }],
+                    steps: vec![Step { at: event.at, seq, kind: StepKind::Opened(stage) }],
                 };
                 self.create(&event.deal, line);
                 self.undo.push(Undo::Created);
@@ -275,10 +255,7 @@ impl Deals {
             return Err(Rejection::field(
                 Rule::BeforeOpened,
                 "at",
-                format!(
-                    "{} is before deal `{}` was opened ({opened_at})",
-                    event.at, event.deal
-                ),
+                format!("{} is before deal `{}` was opened ({opened_at})", event.at, event.deal),
             ));
         }
         let Some(kind) = self.step_kind(&event.body) else {
@@ -289,17 +266,8 @@ impl Deals {
         };
         let line = &mut self.lines[i as usize];
         let position = line.steps.partition_point(|step| step.at <= event.at);
-        line.steps.insert(
-            position,
-            Step {
-                at: event.at,
-                seq,
-                kind,
-            },
-        );
-        if let Err(rejection) =
-            self.check_steps(&self.lines[i as usize].steps, position, &event.deal)
-        {
+        line.steps.insert(position, Step { at: event.at, seq, kind });
+        if let Err(rejection) = self.check_steps(&self.lines[i as usize].steps, position, &event.deal) {
             self.lines[i as usize].steps.remove(position);
             return Err(rejection);
         }
@@ -321,10 +289,7 @@ impl Deals {
                 return Err(Rejection::field(
                     Rule::UnknownStage,
                     field,
-                    format!(
-                        "`{stage}` is not a stage of the pipeline ({})",
-                        pipeline.names()
-                    ),
+                    format!("`{stage}` is not a stage of the pipeline ({})", pipeline.names()),
                 ));
             }
             Ok(())
@@ -344,13 +309,9 @@ impl Deals {
                 None => *stage = Some(pipeline.first().to_string()),
             },
             Body::StageMoved { to } => known(to, "to")?,
-            Body::Requalified {
-                stage: Some(stage), ..
-            } => known(stage, "stage")?,
+            Body::Requalified { stage: Some(stage), .. } => known(stage, "stage")?,
             Body::AmountChanged { amount } => resolve_amount(amount)?,
-            Body::Won {
-                amount: Some(amount),
-            } => resolve_amount(amount)?,
+            Body::Won { amount: Some(amount) } => resolve_amount(amount)?,
             _ => {}
         }
         Ok(())
@@ -394,37 +355,30 @@ impl Deals {
         let Some(status) = status else {
             return match kind {
                 StepKind::Opened(stage) => Ok(Status::Open(stage)),
-                _ => Err(Rejection::new(
-                    Rule::NotOpened,
-                    "the deal is not opened yet",
-                )),
+                _ => Err(Rejection::new(Rule::NotOpened, "the deal is not opened yet")),
             };
         };
         match (kind, status) {
-            (StepKind::Opened(_), _) => Err(Rejection::new(
-                Rule::AlreadyOpened,
-                "the deal is already opened",
-            )),
-            (StepKind::Moved(to), Status::Open(current)) if to == current => Err(Rejection::field(
-                Rule::SameStage,
-                "to",
-                format!("the deal is already in `{}`", name(to)),
-            )),
+            (StepKind::Opened(_), _) => {
+                Err(Rejection::new(Rule::AlreadyOpened, "the deal is already opened"))
+            }
+            (StepKind::Moved(to), Status::Open(current)) if to == current => {
+                Err(Rejection::field(Rule::SameStage, "to", format!("the deal is already in `{}`", name(to))))
+            }
             (StepKind::Moved(to), Status::Open(_)) => Ok(Status::Open(to)),
             (StepKind::Won, Status::Open(_)) => Ok(Status::Won),
             (StepKind::Lost, Status::Open(stage)) => Ok(Status::Lost(stage)),
             (StepKind::Disqualified, Status::Open(stage)) => Ok(Status::Disqualified(stage)),
-            (
-                StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified,
-                closed,
-            ) => Err(Rejection::new(
-                Rule::NotOpen,
-                format!(
-                    "`{}` needs an open deal; the deal is {} then",
-                    kind_name(kind),
-                    describe(closed)
-                ),
-            )),
+            (StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified, closed) => {
+                Err(Rejection::new(
+                    Rule::NotOpen,
+                    format!(
+                        "`{}` needs an open deal; the deal is {} then",
+                        kind_name(kind),
+                        describe(closed)
+                    ),
+                ))
+            }
             (StepKind::Requalified(stage), Status::Lost(was) | Status::Disqualified(was)) => {
                 Ok(Status::Open(stage.unwrap_or(was)))
             }
@@ -472,15 +426,11 @@ mod tests {
         let snapshot = |deals: &Deals| -> Snapshot {
             let steps = |l: &DealLine| l.steps.iter().map(|s| (s.at, s.seq)).collect();
             let lines = deals.ids.iter().zip(&deals.lines);
-            lines
-                .map(|(d, l)| (d.clone(), l.version, steps(l)))
-                .collect()
+            lines.map(|(d, l)| (d.clone(), l.version, steps(l))).collect()
         };
         let before = snapshot(&deals);
         let mut s = parse_line(line).unwrap();
-        let got = deals
-            .admit(&mut s, given.len() as u64 + 1, now, &pipeline)
-            .map_err(|e| e.to_string());
+        let got = deals.admit(&mut s, given.len() as u64 + 1, now, &pipeline).map_err(|e| e.to_string());
         assert_eq!(got, expected.map_err(str::to_string));
         if got.is_err() {
             assert_eq!(before, snapshot(&deals), "a rejection changes nothing");
@@ -491,8 +441,7 @@ mod tests {
         }
     }
 
-    const OPEN: &str =
-        r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100}"#;
+    const OPEN: &str = r#"{"deal":"d","type":"opened","at":"2024-01-10T00:00:00Z","owner":"o","amount":100}"#;
 
     fn ev(kind: &str, at: &str, extra: &str) -> String {
         format!(r#"{{"deal":"d","type":"{kind}","at":"2024-01-{at}T00:00:00Z"{extra}}}"#)
@@ -501,22 +450,14 @@ mod tests {
     #[test]
     fn opened_exactly_once_and_first() {
         check(&[], OPEN, Ok(1));
-        check(
-            &[OPEN],
-            OPEN,
-            Err("deal `d` was already opened at 2024-01-10T00:00:00Z [already_opened]"),
-        );
+        check(&[OPEN], OPEN, Err("deal `d` was already opened at 2024-01-10T00:00:00Z [already_opened]"));
         check(
             &[],
             &ev("touch", "11", r#","channel":"call","direction":"outbound""#),
             Err("deal `d` has no `opened` event; open it first [not_opened]"),
         );
         check(&[OPEN], &ev("touch", "09", r#","channel":"call","direction":"outbound""#), Err("field `at`: 2024-01-09T00:00:00Z is before deal `d` was opened (2024-01-10T00:00:00Z) [before_opened]"));
-        check(
-            &[OPEN],
-            &ev("touch", "10", r#","channel":"call","direction":"outbound""#),
-            Ok(2),
-        );
+        check(&[OPEN], &ev("touch", "10", r#","channel":"call","direction":"outbound""#), Ok(2));
     }
 
     #[test]
@@ -535,11 +476,7 @@ mod tests {
             Err("`stage_moved` needs an open deal; the deal is won then [not_open]"),
         );
         // Backdated before the win: valid.
-        check(
-            &[OPEN, &won],
-            &ev("stage_moved", "11", r#","to":"quote""#),
-            Ok(3),
-        );
+        check(&[OPEN, &won], &ev("stage_moved", "11", r#","to":"quote""#), Ok(3));
     }
 
     #[test]
@@ -553,13 +490,13 @@ mod tests {
         );
         check(&[OPEN], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is open in `prospecting` then [not_closed]"));
         let won = ev("won", "12", "");
-        check(&[OPEN, &won], &ev("requalified", "13", ""), Err("`requalified` needs a lost or disqualified deal; the deal is won then [not_closed]"));
-        let lost = ev("lost", "12", r#","reason":"price""#);
         check(
-            &[OPEN, &lost],
-            &ev("requalified", "13", r#","stage":"quote""#),
-            Ok(3),
+            &[OPEN, &won],
+            &ev("requalified", "13", ""),
+            Err("`requalified` needs a lost or disqualified deal; the deal is won then [not_closed]"),
         );
+        let lost = ev("lost", "12", r#","reason":"price""#);
+        check(&[OPEN, &lost], &ev("requalified", "13", r#","stage":"quote""#), Ok(3));
         // Requalified into the stage it was in: moving to that stage is then a no-op, refused.
         let requal = ev("requalified", "13", "");
         check(
@@ -567,11 +504,7 @@ mod tests {
             &ev("stage_moved", "14", r#","to":"prospecting""#),
             Err("field `to`: the deal is already in `prospecting` [same_stage]"),
         );
-        check(
-            &[OPEN, &lost, &requal],
-            &ev("lost", "14", r#","reason":"again""#),
-            Ok(4),
-        );
+        check(&[OPEN, &lost, &requal], &ev("lost", "14", r#","reason":"again""#), Ok(4));
     }
 
     #[test]
@@ -580,11 +513,7 @@ mod tests {
         check(&[OPEN, &won], &ev("lost", "12", r#","reason":"x""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `won` at 2024-01-15T00:00:00Z (seq 2) invalid: `won` needs an open deal; the deal is lost then [breaks_later_event]"));
         let moved = ev("stage_moved", "15", r#","to":"quote""#);
         check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"quote""#), Err("an event at 2024-01-12T00:00:00Z would make deal `d`'s later `stage_moved` at 2024-01-15T00:00:00Z (seq 2) invalid: the deal is already in `quote` [breaks_later_event]"));
-        check(
-            &[OPEN, &moved],
-            &ev("stage_moved", "12", r#","to":"qualifying""#),
-            Ok(3),
-        );
+        check(&[OPEN, &moved], &ev("stage_moved", "12", r#","to":"qualifying""#), Ok(3));
     }
 
     #[test]
@@ -600,22 +529,14 @@ mod tests {
 
     #[test]
     fn expected_version() {
-        let touch = ev(
-            "touch",
-            "11",
-            r#","channel":"call","direction":"outbound","expected_version":1"#,
-        );
+        let touch = ev("touch", "11", r#","channel":"call","direction":"outbound","expected_version":1"#);
         check(&[OPEN], &touch, Ok(2));
         check(
             &[OPEN, &touch],
             &touch,
             Err("field `expected_version`: deal `d` is at version 2, not 1 [version_conflict]"),
         );
-        check(
-            &[],
-            &OPEN.replace("\"owner\"", "\"expected_version\":0,\"owner\""),
-            Ok(1),
-        );
+        check(&[], &OPEN.replace("\"owner\"", "\"expected_version\":0,\"owner\""), Ok(1));
     }
 
     #[test]
@@ -626,11 +547,7 @@ mod tests {
             &ev("amount_changed", "11", r#","amount":"10.5""#),
             Err("field `amount`: 10.5 has 1 decimal places; JPY allows 0 [invalid_value]"),
         );
-        check(
-            &[jpy],
-            &ev("amount_changed", "11", r#","amount":"10""#),
-            Ok(2),
-        );
+        check(&[jpy], &ev("amount_changed", "11", r#","amount":"10""#), Ok(2));
     }
 
     #[test]

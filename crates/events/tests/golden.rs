@@ -20,9 +20,7 @@ fn events() -> Vec<(u32, dealledger_events::Event)> {
         .enumerate()
         .map(|(i, line)| {
             let mut submission = parse_line(line).unwrap();
-            let version = deals
-                .admit(&mut submission, i as u64 + 1, now, &pipeline)
-                .unwrap();
+            let version = deals.admit(&mut submission, i as u64 + 1, now, &pipeline).unwrap();
             (version, submission.event)
         })
         .collect()
@@ -40,15 +38,11 @@ fn records_encode_to_the_golden_bytes_and_back() {
     }
     let golden = std::fs::read(GOLDEN_PATH).expect("golden file present");
     assert_eq!(FORMAT_VERSION, 1);
-    assert_eq!(
-        bytes, golden,
-        "encoder output changed: this is an on-disk format change"
-    );
+    assert_eq!(bytes, golden, "encoder output changed: this is an on-disk format change");
 
     let mut offset = 0;
     for (version, event) in &events {
-        let (got_version, got_event, used) =
-            decode_record(FORMAT_VERSION, &golden[offset..]).unwrap();
+        let (got_version, got_event, used) = decode_record(FORMAT_VERSION, &golden[offset..]).unwrap();
         assert_eq!((got_version, &got_event), (*version, event));
         offset += used;
     }

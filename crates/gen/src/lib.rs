@@ -14,8 +14,7 @@
 //! same deal: exactly the backdated appends the ledger must accept.
 
 use dealledger_events::{
-    Amount, Body, Channel, Currency, Date, DealId, Direction, DqReason, Event, FieldValue,
-    Timestamp,
+    Amount, Body, Channel, Currency, Date, DealId, Direction, DqReason, Event, FieldValue, Timestamp,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -95,10 +94,7 @@ impl DealStory<'_> {
             self.rng.gen_range(1..60) * 1_000_000
         };
         let source_id = match &body {
-            Body::Touch {
-                channel: Channel::Email,
-                ..
-            } => {
+            Body::Touch { channel: Channel::Email, .. } => {
                 self.touch_counter += 1;
                 Some(format!("mail:{}:{}", self.deal, self.touch_counter))
             }
@@ -121,41 +117,26 @@ impl DealStory<'_> {
             Direction::Outbound if roll < 0.45 => (Channel::Email, None),
             Direction::Outbound if roll < 0.80 => (Channel::Call, Some(self.rng.gen_range(3..45))),
             Direction::Outbound if roll < 0.90 => (Channel::Social, None),
-            Direction::Outbound => (
-                Channel::Meeting,
-                Some(
-                    *[30, 45, 60]
-                        .get(self.rng.gen_range(0..3))
-                        .expect("in range"),
-                ),
-            ),
+            Direction::Outbound => {
+                (Channel::Meeting, Some(*[30, 45, 60].get(self.rng.gen_range(0..3)).expect("in range")))
+            }
             Direction::Inbound if roll < 0.55 => (Channel::Email, None),
             Direction::Inbound if roll < 0.75 => (Channel::Call, Some(self.rng.gen_range(5..40))),
-            Direction::Inbound if roll < 0.92 => (
-                Channel::Meeting,
-                Some(*[30, 60].get(self.rng.gen_range(0..2)).expect("in range")),
-            ),
+            Direction::Inbound if roll < 0.92 => {
+                (Channel::Meeting, Some(*[30, 60].get(self.rng.gen_range(0..2)).expect("in range")))
+            }
             Direction::Inbound => (Channel::Demo, Some(self.rng.gen_range(45..91))),
         };
         let contact = Some(self.contacts[self.rng.gen_range(0..self.contacts.len())].clone());
-        self.push(
-            at,
-            Body::Touch {
-                channel,
-                direction,
-                minutes,
-                contact,
-            },
-        )
+        self.push(at, Body::Touch { channel, direction, minutes, contact })
     }
 
     /// Touches over a stage visit of `days`; returns false once past the end of history.
     fn touches(&mut self, from: Timestamp, days: i64, engaged: bool) -> bool {
         let outbound = self.rng.gen_range(1..=3 + days as u32 / 4);
         let reply_rate = if engaged { 0.65 } else { 0.08 };
-        let mut times: Vec<i64> = (0..outbound)
-            .map(|_| self.rng.gen_range(0..days.max(1) * DAY_MICROS))
-            .collect();
+        let mut times: Vec<i64> =
+            (0..outbound).map(|_| self.rng.gen_range(0..days.max(1) * DAY_MICROS)).collect();
         times.sort_unstable();
         for offset in times {
             let at = from.plus_micros(offset);
@@ -185,11 +166,7 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
     let mut rng = deal_rng(config.seed, index);
     let deal = DealId::parse(&format!("D-{:07}", index + 1)).expect("valid id");
     let owner = format!("rep-{:02}", rng.gen_range(0..owners) + 1);
-    let currency = if rng.gen_bool(0.1) {
-        Currency::parse("EUR").expect("valid")
-    } else {
-        Currency::USD
-    };
+    let currency = if rng.gen_bool(0.1) { Currency::parse("EUR").expect("valid") } else { Currency::USD };
     let contacts = (0..rng.gen_range(1..=4))
         .map(|c| format!("contact-{c}@{}.example", deal.as_str().to_lowercase()))
         .collect();
@@ -255,23 +232,14 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
                 ]
             } else {
                 &[
-                    (
-                        "compelling_event",
-                        FieldValue::Text("renewal deadline".into()),
-                    ),
+                    ("compelling_event", FieldValue::Text("renewal deadline".into())),
                     ("mutual_plan", FieldValue::Bool(true)),
                 ]
             };
             for (field, value) in fields {
                 if s.rng.gen_bool(0.75) {
                     let when = at.plus_micros(s.rng.gen_range(0..days * DAY_MICROS));
-                    if !s.push(
-                        when,
-                        Body::FieldSet {
-                            field: field.to_string(),
-                            value: value.clone(),
-                        },
-                    ) {
+                    if !s.push(when, Body::FieldSet { field: field.to_string(), value: value.clone() }) {
                         return s.events;
                     }
                 }
@@ -280,14 +248,7 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
         at = at.plus_micros(days * DAY_MICROS);
         if s.rng.gen_bool(0.03) {
             let owner = format!("rep-{:02}", s.rng.gen_range(0..owners) + 1);
-            if owner != s.owner
-                && !s.push(
-                    at,
-                    Body::OwnerChanged {
-                        owner: owner.clone(),
-                    },
-                )
-            {
+            if owner != s.owner && !s.push(at, Body::OwnerChanged { owner: owner.clone() }) {
                 return s.events;
             }
             s.owner = owner;
@@ -296,21 +257,14 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
             let amount = amount_units * s.rng.gen_range(80..=120) / 100 / 100 * 100;
             if !s.push(
                 at.plus_micros(-HOUR_MICROS),
-                Body::AmountChanged {
-                    amount: Amount::Minor(amount * exponent),
-                },
+                Body::AmountChanged { amount: Amount::Minor(amount * exponent) },
             ) {
                 return s.events;
             }
         }
         if s.rng.gen_bool(0.15) {
             let slipped = Date(close_date.0 + s.rng.gen_range(7..60));
-            if !s.push(
-                at.plus_micros(-2 * HOUR_MICROS),
-                Body::CloseDateChanged {
-                    close_date: slipped,
-                },
-            ) {
+            if !s.push(at.plus_micros(-2 * HOUR_MICROS), Body::CloseDateChanged { close_date: slipped }) {
                 return s.events;
             }
         }
@@ -341,13 +295,7 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
             if fate == Fate::Requalified && !requalified {
                 requalified = true;
                 at = at.plus_micros(s.rng.gen_range(20..60) * DAY_MICROS);
-                if !s.push(
-                    at,
-                    Body::Requalified {
-                        stage: None,
-                        note: Some("budget back".into()),
-                    },
-                ) {
+                if !s.push(at, Body::Requalified { stage: None, note: Some("budget back".into()) }) {
                     return s.events;
                 }
                 continue;
@@ -359,12 +307,7 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
             stage = STAGES.len() - 1;
             continue;
         }
-        if !s.push(
-            at,
-            Body::StageMoved {
-                to: STAGES[stage].to_string(),
-            },
-        ) {
+        if !s.push(at, Body::StageMoved { to: STAGES[stage].to_string() }) {
             return s.events;
         }
     }
@@ -376,11 +319,7 @@ pub fn generate(config: &Config, mut emit: impl FnMut(&Event)) {
     let mut opened: Vec<Timestamp> = {
         let mut rng = deal_rng(config.seed, u64::MAX);
         (0..config.deals)
-            .map(|_| {
-                config
-                    .start
-                    .plus_micros(rng.gen_range(0..config.window_days * DAY_MICROS))
-            })
+            .map(|_| config.start.plus_micros(rng.gen_range(0..config.window_days * DAY_MICROS)))
             .collect()
     };
     opened.sort_unstable();
@@ -448,19 +387,13 @@ mod tests {
         let mut deals = Deals::default();
         let pipeline = Pipeline::default();
         for (i, event) in events.iter().enumerate() {
-            let mut submission = Submission {
-                event: event.clone(),
-                expected_version: None,
-            };
+            let mut submission = Submission { event: event.clone(), expected_version: None };
             deals
                 .admit(&mut submission, i as u64 + 1, Timestamp(0), &pipeline)
                 .unwrap_or_else(|e| panic!("event {i} {event:?}: {e}"));
         }
         let per_deal = events.len() as f64 / 5000.0;
-        assert!(
-            (12.0..40.0).contains(&per_deal),
-            "{per_deal} events per deal"
-        );
+        assert!((12.0..40.0).contains(&per_deal), "{per_deal} events per deal");
     }
 
     #[test]
@@ -468,26 +401,13 @@ mod tests {
         let events = collect(1, 300);
         let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.body.kind()).collect();
         assert_eq!(kinds.len(), dealledger_events::Kind::ALL.len(), "{kinds:?}");
-        let late = events
-            .iter()
-            .filter(|e| e.recorded_at.unwrap().0 - e.at.0 > HOUR_MICROS)
-            .count();
+        let late = events.iter().filter(|e| e.recorded_at.unwrap().0 - e.at.0 > HOUR_MICROS).count();
         assert!(late > 0);
         // Recorded order, and some events arrive after later-dated events of the same deal.
-        assert!(events
-            .windows(2)
-            .all(|w| w[0].recorded_at <= w[1].recorded_at));
+        assert!(events.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
         let inbound = events
             .iter()
-            .filter(|e| {
-                matches!(
-                    e.body,
-                    Body::Touch {
-                        direction: Direction::Inbound,
-                        ..
-                    }
-                )
-            })
+            .filter(|e| matches!(e.body, Body::Touch { direction: Direction::Inbound, .. }))
             .count();
         assert!(inbound > 0);
     }

@@ -23,7 +23,8 @@
 //! the cost of a cryptographic hash.
 
 use crate::error::LogError;
-use dealledger_events::codec::{decode_record, FORMAT_VERSION};
+use dealledger_events::codec::{decode_record, decode_record_ref, FORMAT_VERSION};
+use dealledger_events::EventRef;
 use dealledger_events::StoredEvent;
 
 pub const HEADER_BYTES: usize = 82;
@@ -77,19 +78,10 @@ pub fn seal(
     prev_chain: &Hash,
     raw: &[u8],
 ) -> (Vec<u8>, Hash) {
-    assert!(
-        count > 0 && first_seq > 0,
-        "a block holds at least one event, numbered from 1"
-    );
-    assert!(
-        raw.len() <= BLOCK_RAW_BYTES_MAX,
-        "block of {} raw bytes",
-        raw.len()
-    );
+    assert!(count > 0 && first_seq > 0, "a block holds at least one event, numbered from 1");
+    assert!(raw.len() <= BLOCK_RAW_BYTES_MAX, "block of {} raw bytes", raw.len());
     let chain = chain_hash(prev_chain, first_seq, count, raw);
-    let compressed = compressor
-        .compress(raw)
-        .expect("zstd compresses any input into a Vec");
+    let compressed = compressor.compress(raw).expect("zstd compresses any input into a Vec");
     let mut value = Vec::with_capacity(HEADER_BYTES + compressed.len() + TRAILER_BYTES);
     value.push(FORMAT_VERSION);
     value.push(COMPRESSION_ZSTD);
@@ -109,18 +101,13 @@ pub fn seal(
 pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
     let corrupt = |why: String| LogError::Corrupt { seq: key_seq, why };
     if value.len() < HEADER_BYTES + TRAILER_BYTES {
-        return Err(corrupt(format!(
-            "block of {} bytes is shorter than its header",
-            value.len()
-        )));
+        return Err(corrupt(format!("block of {} bytes is shorter than its header", value.len())));
     }
     let (body, trailer) = value.split_at(value.len() - TRAILER_BYTES);
     let stored_crc = u32::from_le_bytes(trailer.try_into().expect("4 bytes"));
     let crc = crc32c::crc32c(body);
     if crc != stored_crc {
-        return Err(corrupt(format!(
-            "checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"
-        )));
+        return Err(corrupt(format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
     }
     let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
     let u32_at = |at: usize| u32::from_le_bytes(value[at..at + 4].try_into().expect("4 bytes"));
@@ -140,10 +127,7 @@ pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
         )));
     }
     if header.compression != COMPRESSION_ZSTD {
-        return Err(corrupt(format!(
-            "unknown compression {}",
-            header.compression
-        )));
+        return Err(corrupt(format!("unknown compression {}", header.compression)));
     }
     if header.count == 0 || header.raw_len as usize > BLOCK_RAW_BYTES_MAX {
         return Err(corrupt(format!(
@@ -166,18 +150,34 @@ pub fn records(
     raw.reserve(header.raw_len as usize);
     decompressor
         .decompress_to_buffer(payload, raw)
-        .map_err(|e| LogError::Corrupt {
-            seq: header.first_seq,
-            why: format!("does not decompress: {e}"),
-        })?;
+        .map_err(|e| LogError::Corrupt { seq: header.first_seq, why: format!("does not decompress: {e}") })?;
     if raw.len() != header.raw_len as usize {
         return Err(LogError::Corrupt {
             seq: header.first_seq,
-            why: format!(
-                "decompressed to {} bytes, header says {}",
-                raw.len(),
-                header.raw_len
-            ),
+            why: format!("decompressed to {} bytes, header says {}", raw.len(), header.raw_len),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes every record of a block borrowed from `raw`, calling `visit` for each in order.
+pub fn decode_event_refs<'a>(
+    header: &Header,
+    raw: &'a [u8],
+    mut visit: impl FnMut(&EventRef<'a>) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut offset = 0;
+    for i in 0..header.count {
+        let seq = header.first_seq + u64::from(i);
+        let (event, used) = decode_record_ref(header.format_version, seq, &raw[offset..])
+            .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
+        offset += used;
+        visit(&event)?;
+    }
+    if offset != raw.len() {
+        return Err(LogError::Corrupt {
+            seq: header.first_seq,
+            why: format!("{} bytes left over after {} records", raw.len() - offset, header.count),
         });
     }
     Ok(())
@@ -192,28 +192,15 @@ pub fn decode_events(
     let mut offset = 0;
     for i in 0..header.count {
         let seq = header.first_seq + u64::from(i);
-        let (version, event, used) =
-            decode_record(header.format_version, &raw[offset..]).map_err(|e| {
-                LogError::Corrupt {
-                    seq,
-                    why: e.to_string(),
-                }
-            })?;
+        let (version, event, used) = decode_record(header.format_version, &raw[offset..])
+            .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
         offset += used;
-        visit(StoredEvent {
-            seq,
-            version,
-            event,
-        })?;
+        visit(StoredEvent { seq, version, event })?;
     }
     if offset != raw.len() {
         return Err(LogError::Corrupt {
             seq: header.first_seq,
-            why: format!(
-                "{} bytes left over after {} records",
-                raw.len() - offset,
-                header.count
-            ),
+            why: format!("{} bytes left over after {} records", raw.len() - offset, header.count),
         });
     }
     Ok(())
@@ -232,9 +219,7 @@ pub fn find_intact(bytes: &[u8]) -> Vec<(Header, std::ops::Range<usize>)> {
             && bytes[at + 1] == COMPRESSION_ZSTD
             && bytes[at + HEADER_BYTES..at + HEADER_BYTES + 4] == ZSTD_MAGIC;
         if candidate {
-            if let Ok(frame) =
-                zstd::zstd_safe::find_frame_compressed_size(&bytes[at + HEADER_BYTES..])
-            {
+            if let Ok(frame) = zstd::zstd_safe::find_frame_compressed_size(&bytes[at + HEADER_BYTES..]) {
                 let end = at + HEADER_BYTES + frame + TRAILER_BYTES;
                 if end <= bytes.len() {
                     let value = &bytes[at..end];

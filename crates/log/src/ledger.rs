@@ -11,7 +11,7 @@
 use crate::error::LogError;
 use crate::log::{BlockWriter, Head, Log};
 use crate::store::BlockStore;
-use dealledger_events::codec::encode_identity;
+use dealledger_events::codec::{encode_identity, encode_identity_ref};
 use dealledger_events::{Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission};
 use std::collections::HashMap;
 
@@ -70,27 +70,18 @@ impl<S: BlockStore> Ledger<S> {
         let mut deals = Deals::default();
         let mut seen = HashMap::default();
         let mut scratch = Vec::new();
-        log.scan(1, |stored| {
-            deals.replay(&stored.event, stored.seq);
-            if let Some(source_id) = &stored.event.source_id {
-                let body = body_digest(&stored.event, &mut scratch);
-                seen.insert(
-                    digest128(source_id.as_bytes()),
-                    Seen {
-                        seq: stored.seq,
-                        body,
-                    },
-                );
+        log.scan_refs(1, |event| {
+            deals.replay(event);
+            if let Some(source_id) = event.source_id {
+                scratch.clear();
+                encode_identity_ref(event, &mut scratch);
+                let body = digest128(&scratch);
+                seen.insert(digest128(source_id.as_bytes()), Seen { seq: event.seq, body });
             }
             Ok(true)
         })?;
         deals.commit();
-        Ok(Ledger {
-            log,
-            deals,
-            seen,
-            pipeline,
-        })
+        Ok(Ledger { log, deals, seen, pipeline })
     }
 
     pub fn log(&self) -> &Log<S> {
@@ -188,11 +179,7 @@ impl<S: BlockStore> Batch<'_, S> {
         mut submission: Submission,
         seq: u64,
     ) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
-        let id = submission
-            .event
-            .source_id
-            .as_ref()
-            .map(|id| digest128(id.as_bytes()));
+        let id = submission.event.source_id.as_ref().map(|id| digest128(id.as_bytes()));
         let mut body = None;
         if let Some(id) = id {
             let digest = body_digest(&submission.event, &mut self.scratch);
@@ -213,19 +200,13 @@ impl<S: BlockStore> Batch<'_, S> {
                 ));
             }
         }
-        let version =
-            self.ledger
-                .deals
-                .admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
+        let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
         if let (Some(id), Some(body)) = (id, body) {
             self.ledger.seen.insert(id, Seen { seq, body });
             self.new_ids.push(id);
         }
         self.appended += 1;
-        Ok((
-            Outcome::Appended { seq, version },
-            Some((version, submission.event)),
-        ))
+        Ok((Outcome::Appended { seq, version }, Some((version, submission.event))))
     }
 
     pub fn appended(&self) -> u64 {
@@ -242,12 +223,7 @@ impl<S: BlockStore> Batch<'_, S> {
         self.ledger.deals.commit();
         self.done = true;
         let seqs = (self.appended > 0).then_some((first, head.seq));
-        Ok(Committed {
-            seqs,
-            appended: self.appended,
-            duplicates: self.duplicates,
-            head,
-        })
+        Ok(Committed { seqs, appended: self.appended, duplicates: self.duplicates, head })
     }
 
     fn undo(&mut self) {

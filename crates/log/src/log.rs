@@ -4,7 +4,13 @@ use crate::block::{self, Hash, Header, BLOCK_RAW_BYTES_TARGET, ZERO_HASH, ZSTD_L
 use crate::error::LogError;
 use crate::store::BlockStore;
 use dealledger_events::codec::encode_record;
-use dealledger_events::{Event, StoredEvent};
+use dealledger_events::{Event, EventRef, StoredEvent};
+
+/// Decompressed blocks waiting between the reading and the visiting thread of a scan, at most.
+pub const SCAN_BLOCKS_IN_FLIGHT_MAX: usize = 8;
+
+/// A visitor of checked, still-compressed blocks: returns false to stop.
+type RawBlockVisitor<'a> = dyn FnMut(&Header, &[u8]) -> Result<bool, LogError> + 'a;
 
 /// Where the log ends: the last sequence number and the chain hash after it. Printed by
 /// `audit digest`, kept elsewhere, and checked later by `audit verify --digest`.
@@ -15,10 +21,7 @@ pub struct Head {
 }
 
 impl Head {
-    pub const EMPTY: Head = Head {
-        seq: 0,
-        chain: ZERO_HASH,
-    };
+    pub const EMPTY: Head = Head { seq: 0, chain: ZERO_HASH };
 
     pub fn chain_hex(&self) -> String {
         self.chain.iter().map(|b| format!("{b:02x}")).collect()
@@ -56,10 +59,7 @@ impl<S: BlockStore> Log<S> {
             None => Head::EMPTY,
             Some((key, value)) => {
                 let header = block::header(key, &value)?;
-                Head {
-                    seq: header.last_seq(),
-                    chain: header.chain,
-                }
+                Head { seq: header.last_seq(), chain: header.chain }
             }
         };
         Ok(Log { store, head })
@@ -83,11 +83,7 @@ impl<S: BlockStore> Log<S> {
         if sealed.blocks.is_empty() {
             return Ok(());
         }
-        assert_eq!(
-            sealed.blocks[0].0,
-            self.head.seq + 1,
-            "sealed blocks continue the log"
-        );
+        assert_eq!(sealed.blocks[0].0, self.head.seq + 1, "sealed blocks continue the log");
         // Assert around the disk: each block's header is re-read from its bytes before writing.
         let mut expected_first = self.head.seq + 1;
         let mut prev_chain = self.head.chain;
@@ -98,13 +94,7 @@ impl<S: BlockStore> Log<S> {
             expected_first = header.last_seq() + 1;
             prev_chain = header.chain;
         }
-        assert_eq!(
-            Head {
-                seq: expected_first - 1,
-                chain: prev_chain
-            },
-            sealed.head
-        );
+        assert_eq!(Head { seq: expected_first - 1, chain: prev_chain }, sealed.head);
         self.store.append(&sealed.blocks)?;
         self.head = sealed.head;
         Ok(())
@@ -117,6 +107,64 @@ impl<S: BlockStore> Log<S> {
         from_seq: u64,
         mut visit: impl FnMut(&Header, &[u8]) -> Result<bool, LogError>,
     ) -> Result<(), LogError> {
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
+        let mut raw = Vec::with_capacity(block::BLOCK_RAW_BYTES_MAX);
+        self.scan_raw(from_seq, &mut |header, value| {
+            block::records(&mut decompressor, header, value, &mut raw)?;
+            visit(header, &raw)
+        })
+    }
+
+    /// Every event with seq >= `from_seq`, borrowed, in order, until `visit` returns false: the
+    /// replay path. A second thread reads, checks and decompresses blocks while this one decodes
+    /// and visits, with at most [`SCAN_BLOCKS_IN_FLIGHT_MAX`] blocks between them.
+    pub fn scan_refs(
+        &self,
+        from_seq: u64,
+        mut visit: impl FnMut(&EventRef<'_>) -> Result<bool, LogError>,
+    ) -> Result<(), LogError> {
+        let (full_tx, full_rx) =
+            std::sync::mpsc::sync_channel::<(Header, Vec<u8>)>(SCAN_BLOCKS_IN_FLIGHT_MAX);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || -> Result<(), LogError> {
+                let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
+                self.scan_raw(from_seq, &mut |header, value| {
+                    let mut raw = empty_rx.try_recv().unwrap_or_default();
+                    block::records(&mut decompressor, header, value, &mut raw)?;
+                    // A closed channel means the visitor stopped early.
+                    Ok(full_tx.send((*header, raw)).is_ok())
+                })
+            });
+            let mut go_on = true;
+            let mut result = Ok(());
+            for (header, raw) in full_rx.iter() {
+                if go_on {
+                    let decoded = block::decode_event_refs(&header, &raw, |event| {
+                        if go_on && event.seq >= from_seq {
+                            go_on = visit(event)?;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = decoded {
+                        result = Err(e);
+                        go_on = false;
+                    }
+                }
+                if !go_on {
+                    break;
+                }
+                let _ = empty_tx.send(raw);
+            }
+            drop(full_rx);
+            let read = reader.join().expect("the scan reader does not panic");
+            result.and(read)
+        })
+    }
+
+    /// Checked blocks (header and crc, contiguous keys) holding seq >= `from_seq`, still
+    /// compressed, to `visit` until it returns false.
+    fn scan_raw(&self, from_seq: u64, visit: &mut RawBlockVisitor<'_>) -> Result<(), LogError> {
         let start = match self.store.block_at_or_before(from_seq.max(1))? {
             Some((key, value)) => {
                 let header = block::header(key, &value)?;
@@ -128,8 +176,6 @@ impl<S: BlockStore> Log<S> {
             }
             None => 1,
         };
-        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
-        let mut raw = Vec::with_capacity(block::BLOCK_RAW_BYTES_MAX);
         let mut expected = start;
         let head = self.head.seq;
         self.store.scan(start, &mut |key, value| {
@@ -145,8 +191,7 @@ impl<S: BlockStore> Log<S> {
                 });
             }
             expected = header.last_seq() + 1;
-            block::records(&mut decompressor, &header, value, &mut raw)?;
-            visit(&header, &raw)
+            visit(&header, value)
         })
     }
 
@@ -185,11 +230,7 @@ impl<S: BlockStore> Log<S> {
     /// every record decodes, every deal version counts up from 1, and the chain recomputed from
     /// the bytes matches every block's stored chain. With `digest`, the chain at the digest's
     /// head must also match the one recorded then. `progress` is called with events checked.
-    pub fn verify(
-        &self,
-        digest: Option<Head>,
-        mut progress: impl FnMut(u64),
-    ) -> Result<Verified, LogError> {
+    pub fn verify(&self, digest: Option<Head>, mut progress: impl FnMut(u64)) -> Result<Verified, LogError> {
         let mut chain = ZERO_HASH;
         let mut expected = 1u64;
         let mut blocks = 0u64;
@@ -204,20 +245,17 @@ impl<S: BlockStore> Log<S> {
             if d.seq > self.head.seq {
                 return Err(LogError::Corrupt {
                     seq: self.head.seq + 1,
-                    why: format!(
-                        "the digest names seq {} but the log ends at {}",
-                        d.seq, self.head.seq
-                    ),
+                    why: format!("the digest names seq {} but the log ends at {}", d.seq, self.head.seq),
                 });
             }
         }
-        let mut versions: std::collections::HashMap<dealledger_events::DealId, u32> =
-            Default::default();
+        let mut versions: std::collections::HashMap<dealledger_events::DealId, u32> = Default::default();
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
         let mut raw = Vec::new();
         let head = self.head.seq;
         self.store.scan(1, &mut |key, value| {
             if key > head {
+                // Beyond the head this handle opened at: another writer's newer blocks.
                 return Ok(false);
             }
             if key != expected {
@@ -273,11 +311,7 @@ impl<S: BlockStore> Log<S> {
             });
         }
         assert!(digest_seen, "a digest within the head was checked");
-        Ok(Verified {
-            head: Head { seq: head, chain },
-            blocks,
-            events: head,
-        })
+        Ok(Verified { head: Head { seq: head, chain }, blocks, events: head })
     }
 }
 
@@ -317,10 +351,7 @@ impl BlockWriter {
 
     /// Adds the next event (numbered `next_seq()`).
     pub fn push(&mut self, version: u32, event: &Event) {
-        assert!(
-            event.recorded_at.is_some(),
-            "recorded_at is resolved before storing"
-        );
+        assert!(event.recorded_at.is_some(), "recorded_at is resolved before storing");
         encode_record(version, event, &mut self.raw);
         self.count += 1;
         if self.raw.len() >= BLOCK_RAW_BYTES_TARGET {
@@ -332,18 +363,10 @@ impl BlockWriter {
         if self.count == 0 {
             return;
         }
-        let (value, chain) = block::seal(
-            &mut self.compressor,
-            self.first_seq,
-            self.count,
-            &self.head.chain,
-            &self.raw,
-        );
+        let (value, chain) =
+            block::seal(&mut self.compressor, self.first_seq, self.count, &self.head.chain, &self.raw);
         self.sealed.push((self.first_seq, value));
-        self.head = Head {
-            seq: self.first_seq + u64::from(self.count) - 1,
-            chain,
-        };
+        self.head = Head { seq: self.first_seq + u64::from(self.count) - 1, chain };
         self.first_seq = self.head.seq + 1;
         self.count = 0;
         self.raw.clear();
@@ -351,9 +374,6 @@ impl BlockWriter {
 
     pub fn finish(mut self) -> Sealed {
         self.seal();
-        Sealed {
-            blocks: self.sealed,
-            head: self.head,
-        }
+        Sealed { blocks: self.sealed, head: self.head }
     }
 }

@@ -30,20 +30,13 @@ impl SledStore {
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    LogError::Locked {
-                        path: path.display().to_string(),
-                    }
+                    LogError::Locked { path: path.display().to_string() }
                 }
                 other => store_error(other),
             })?;
         let blocks = db.open_tree("blocks").map_err(store_error)?;
         let meta = db.open_tree("meta").map_err(store_error)?;
-        Ok(SledStore {
-            db,
-            blocks,
-            meta,
-            path: path.to_path_buf(),
-        })
+        Ok(SledStore { db, blocks, meta, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -56,10 +49,9 @@ fn key_of(seq: u64) -> [u8; 8] {
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, LogError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| LogError::Corrupt {
-        seq: 0,
-        why: format!("block key of {} bytes", key.len()),
-    })?;
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| LogError::Corrupt { seq: 0, why: format!("block key of {} bytes", key.len()) })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -102,17 +94,11 @@ impl BlockStore for SledStore {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
-        Ok(self
-            .meta
-            .get(name.as_bytes())
-            .map_err(store_error)?
-            .map(|v| v.to_vec()))
+        Ok(self.meta.get(name.as_bytes()).map_err(store_error)?.map(|v| v.to_vec()))
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
-        self.meta
-            .insert(name.as_bytes(), value)
-            .map_err(store_error)?;
+        self.meta.insert(name.as_bytes(), value).map_err(store_error)?;
         self.db.flush().map_err(store_error)?;
         Ok(())
     }
@@ -128,11 +114,7 @@ fn dir_size(path: &Path) -> std::io::Result<u64> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            dir_size(&entry.path())?
-        } else {
-            meta.len()
-        };
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
     }
     Ok(total)
 }
@@ -152,11 +134,10 @@ impl SledStore {
     pub fn salvage_scan(path: &Path) -> Result<Salvage, LogError> {
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let mut files = Vec::new();
-        collect_files(path, &mut files)
-            .map_err(|e| LogError::Store(format!("{}: {e}", path.display())))?;
+        collect_files(path, &mut files).map_err(|e| LogError::Store(format!("{}: {e}", path.display())))?;
         for file in files {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| LogError::Store(format!("{}: {e}", file.display())))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| LogError::Store(format!("{}: {e}", file.display())))?;
             for (header, _) in crate::block::find_intact(&bytes) {
                 ranges.push((header.first_seq, header.last_seq()));
             }
@@ -172,10 +153,7 @@ impl SledStore {
                 beyond.push((first, last));
             }
         }
-        Ok(Salvage {
-            intact_through,
-            beyond,
-        })
+        Ok(Salvage { intact_through, beyond })
     }
 }
 

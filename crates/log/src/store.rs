@@ -73,10 +73,7 @@ impl BlockStore for MemStore {
 
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         let blocks = self.blocks.lock().expect("not poisoned");
-        Ok(blocks
-            .range(..=seq)
-            .next_back()
-            .map(|(k, v)| (*k, v.clone())))
+        Ok(blocks.range(..=seq).next_back().map(|(k, v)| (*k, v.clone())))
     }
 
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
@@ -99,10 +96,7 @@ impl BlockStore for MemStore {
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
-        self.meta
-            .lock()
-            .expect("not poisoned")
-            .insert(name.to_string(), value.to_vec());
+        self.meta.lock().expect("not poisoned").insert(name.to_string(), value.to_vec());
         Ok(())
     }
 

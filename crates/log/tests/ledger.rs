@@ -17,10 +17,7 @@ fn touch(deal: &str, day: u32, source_id: &str, minutes: u32) -> String {
     )
 }
 
-fn append<S: BlockStore>(
-    ledger: &mut Ledger<S>,
-    lines: &[String],
-) -> Result<Vec<Outcome>, (usize, String)> {
+fn append<S: BlockStore>(ledger: &mut Ledger<S>, lines: &[String]) -> Result<Vec<Outcome>, (usize, String)> {
     let clock = clock();
     let mut batch = ledger.batch(&clock);
     let mut outcomes = Vec::new();
@@ -47,11 +44,7 @@ fn all_seqs<S: BlockStore>(ledger: &Ledger<S>) -> Vec<u64> {
 #[test]
 fn numbering_versions_and_duplicates() {
     let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
-    let out = append(
-        &mut ledger,
-        &[opened("a", 1), opened("b", 1), touch("a", 2, "s1", 5)],
-    )
-    .unwrap();
+    let out = append(&mut ledger, &[opened("a", 1), opened("b", 1), touch("a", 2, "s1", 5)]).unwrap();
     assert_eq!(
         out,
         vec![
@@ -61,25 +54,18 @@ fn numbering_versions_and_duplicates() {
         ]
     );
     // The same source_id and body again: the original seq, nothing stored.
-    let out = append(
-        &mut ledger,
-        &[touch("a", 2, "s1", 5), touch("b", 3, "s2", 5)],
-    )
-    .unwrap();
-    assert_eq!(
-        out,
-        vec![
-            Outcome::Duplicate { seq: 3 },
-            Outcome::Appended { seq: 4, version: 2 }
-        ]
-    );
+    let out = append(&mut ledger, &[touch("a", 2, "s1", 5), touch("b", 3, "s2", 5)]).unwrap();
+    assert_eq!(out, vec![Outcome::Duplicate { seq: 3 }, Outcome::Appended { seq: 4, version: 2 }]);
     // Same source_id, different body: a conflict, and the batch stores nothing.
-    let err = append(
-        &mut ledger,
-        &[touch("b", 4, "s3", 5), touch("a", 2, "s1", 6)],
-    )
-    .unwrap_err();
-    assert_eq!(err, (1, "field `source_id`: `s1` was stored as seq 3 with a different body [idempotency_conflict]".to_string()));
+    let err = append(&mut ledger, &[touch("b", 4, "s3", 5), touch("a", 2, "s1", 6)]).unwrap_err();
+    assert_eq!(
+        err,
+        (
+            1,
+            "field `source_id`: `s1` was stored as seq 3 with a different body [idempotency_conflict]"
+                .to_string()
+        )
+    );
     assert_eq!(ledger.log().head().seq, 4);
     // The rolled-back s3 is free again.
     let out = append(&mut ledger, &[touch("b", 4, "s3", 5)]).unwrap();
@@ -91,18 +77,11 @@ fn numbering_versions_and_duplicates() {
 fn a_dropped_batch_leaves_no_trace() {
     let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
     append(&mut ledger, &[opened("a", 1)]).unwrap();
-    let err = append(
-        &mut ledger,
-        &[opened("b", 1), touch("b", 2, "x", 1), opened("a", 3)],
-    )
-    .unwrap_err();
+    let err = append(&mut ledger, &[opened("b", 1), touch("b", 2, "x", 1), opened("a", 3)]).unwrap_err();
     assert_eq!(err.0, 2);
     assert!(err.1.ends_with("[already_opened]"));
     assert_eq!(ledger.log().head().seq, 1);
-    assert!(ledger
-        .deals()
-        .get(&dealledger_events::DealId::parse("b").unwrap())
-        .is_none());
+    assert!(ledger.deals().get(&dealledger_events::DealId::parse("b").unwrap()).is_none());
     // b can be opened now, and x is not a duplicate.
     let out = append(&mut ledger, &[opened("b", 1), touch("b", 2, "x", 1)]).unwrap();
     assert_eq!(out[1], Outcome::Appended { seq: 3, version: 2 });
@@ -114,24 +93,15 @@ fn push_all_is_atomic_inside_a_batch() {
     let clock = clock();
     let mut batch = ledger.batch(&clock);
     let sub = |line: String| parse_line(&line).unwrap();
-    let good = batch
-        .push_all(vec![sub(opened("a", 1)), sub(touch("a", 2, "t1", 1))])
-        .unwrap();
+    let good = batch.push_all(vec![sub(opened("a", 1)), sub(touch("a", 2, "t1", 1))]).unwrap();
     assert_eq!(good[1], Outcome::Appended { seq: 2, version: 2 });
-    let bad = batch
-        .push_all(vec![sub(opened("b", 1)), sub(touch("c", 2, "t2", 1))])
-        .unwrap_err();
+    let bad = batch.push_all(vec![sub(opened("b", 1)), sub(touch("c", 2, "t2", 1))]).unwrap_err();
     assert_eq!(bad.0, 1);
     assert_eq!(bad.1.rule, Rule::NotOpened);
-    let next = batch
-        .push_all(vec![sub(opened("b", 1)), sub(touch("b", 2, "t2", 1))])
-        .unwrap();
+    let next = batch.push_all(vec![sub(opened("b", 1)), sub(touch("b", 2, "t2", 1))]).unwrap();
     assert_eq!(
         next,
-        vec![
-            Outcome::Appended { seq: 3, version: 1 },
-            Outcome::Appended { seq: 4, version: 2 }
-        ]
+        vec![Outcome::Appended { seq: 3, version: 1 }, Outcome::Appended { seq: 4, version: 2 }]
     );
     let committed = batch.commit().unwrap();
     assert_eq!((committed.seqs, committed.appended), (Some((1, 4)), 4));
@@ -142,8 +112,7 @@ fn state_survives_reopen_on_sled() {
     let dir = tempfile::tempdir().unwrap();
     let head;
     {
-        let mut ledger =
-            Ledger::open(SledStore::open(dir.path()).unwrap(), Pipeline::default()).unwrap();
+        let mut ledger = Ledger::open(SledStore::open(dir.path()).unwrap(), Pipeline::default()).unwrap();
         let mut lines = vec![opened("a", 1)];
         // Enough events for several blocks.
         for i in 0..20_000 {
@@ -158,23 +127,13 @@ fn state_survives_reopen_on_sled() {
             other => panic!("expected Locked, got {:?}", other.map(|_| ())),
         }
     }
-    let mut ledger =
-        Ledger::open(SledStore::open(dir.path()).unwrap(), Pipeline::default()).unwrap();
+    let mut ledger = Ledger::open(SledStore::open(dir.path()).unwrap(), Pipeline::default()).unwrap();
     assert_eq!(ledger.log().head(), head);
     let verified = ledger.log().verify(Some(head), |_| {}).unwrap();
     assert!(verified.blocks >= 2, "{verified:?}");
     // Idempotency and validity state were rebuilt from the log.
     let out = append(&mut ledger, &[touch("a", 2, "s0", 0), opened("b", 1)]).unwrap();
-    assert_eq!(
-        out,
-        vec![
-            Outcome::Duplicate { seq: 2 },
-            Outcome::Appended {
-                seq: 20_002,
-                version: 1
-            }
-        ]
-    );
+    assert_eq!(out, vec![Outcome::Duplicate { seq: 2 }, Outcome::Appended { seq: 20_002, version: 1 }]);
     assert!(append(&mut ledger, &[opened("a", 1)]).is_err());
     let read = ledger.log().read(777).unwrap().unwrap();
     assert_eq!((read.seq, read.version), (777, 777));
@@ -238,10 +197,7 @@ fn verify_catches_a_rewritten_block_with_a_valid_checksum() {
 fn verify_catches_a_gap_and_a_wrong_digest() {
     let (ledger, _) = store_with_blocks();
     let head = ledger.log().head();
-    let wrong = Head {
-        seq: 22,
-        chain: [7; 32],
-    };
+    let wrong = Head { seq: 22, chain: [7; 32] };
     match ledger.log().verify(Some(wrong), |_| {}) {
         Err(LogError::Corrupt { seq: 12, .. }) => {}
         other => panic!("{other:?}"),

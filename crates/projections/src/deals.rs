@@ -5,7 +5,7 @@
 //! depend on the whole lifecycle (a requalified deal returns to the stage it was in), so the
 //! lifecycle is kept in (at, seq) order and folded when asked.
 
-use dealledger_events::{Body, Currency, Pipeline, StoredEvent, Timestamp};
+use dealledger_events::{BodyRef, Currency, EventRef, Pipeline, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -107,59 +107,40 @@ impl Projection for Deals {
     const NAME: &'static str = "deals";
     const VERSION: u32 = 1;
 
-    fn apply(&mut self, stored: &StoredEvent) {
-        let event = &stored.event;
-        let (at, seq) = (event.at, stored.seq);
-        if let Body::Opened {
-            owner,
-            amount,
-            currency,
-            stage,
-            ..
-        } = &event.body
-        {
-            let stage = stage
-                .clone()
-                .expect("stored opened events name their stage");
+    fn apply(&mut self, event: &EventRef<'_>) {
+        let (at, seq) = (event.at, event.seq);
+        if let BodyRef::Opened { owner, amount, currency, stage, .. } = event.body {
+            let stage = stage.expect("stored opened events name their stage");
             self.deals.insert(
-                event.deal.as_str().to_string(),
+                event.deal.to_string(),
                 DealState {
-                    currency: *currency,
-                    owner: Latest {
-                        value: owner.clone(),
-                        at,
-                        seq,
-                    },
-                    amount: Latest {
-                        value: amount.minor(),
-                        at,
-                        seq,
-                    },
+                    currency,
+                    owner: Latest { value: owner.to_string(), at, seq },
+                    amount: Latest { value: amount.minor(), at, seq },
                     won_amount: None,
-                    life: vec![(at, seq, Life::Opened(stage))],
+                    life: vec![(at, seq, Life::Opened(stage.to_string()))],
                 },
             );
             return;
         }
-        let deal = self
-            .deals
-            .get_mut(event.deal.as_str())
-            .expect("stored events follow their deal's opened");
-        let life = match &event.body {
-            Body::StageMoved { to } => Life::Moved(to.clone()),
-            Body::Won { amount } => {
+        let deal = self.deals.get_mut(event.deal).expect("stored events follow their deal's opened");
+        let life = match event.body {
+            BodyRef::StageMoved { to } => Life::Moved(to.to_string()),
+            BodyRef::Won { amount } => {
                 deal.won_amount = amount.map(|a| a.minor());
                 Life::Won
             }
-            Body::Lost { .. } => Life::Lost,
-            Body::Disqualified { .. } => Life::Disqualified,
-            Body::Requalified { stage, .. } => Life::Requalified(stage.clone()),
-            Body::AmountChanged { amount } => {
+            BodyRef::Lost { .. } => Life::Lost,
+            BodyRef::Disqualified { .. } => Life::Disqualified,
+            BodyRef::Requalified { stage, .. } => Life::Requalified(stage.map(str::to_string)),
+            BodyRef::AmountChanged { amount } => {
                 deal.amount.offer(amount.minor(), at, seq);
                 return;
             }
-            Body::OwnerChanged { owner } => {
-                deal.owner.offer(owner.clone(), at, seq);
+            BodyRef::OwnerChanged { owner } => {
+                if (at, seq) > (deal.owner.at, deal.owner.seq) {
+                    deal.owner = Latest { value: owner.to_string(), at, seq };
+                }
                 return;
             }
             _ => return,
@@ -211,33 +192,30 @@ impl Deals {
     pub fn pipeline_summary(&self, pipeline: &Pipeline) -> Vec<PipelineSummary> {
         let mut by_currency: BTreeMap<Currency, PipelineSummary> = BTreeMap::new();
         for state in self.deals.values() {
-            let summary = by_currency
-                .entry(state.currency)
-                .or_insert_with(|| PipelineSummary {
-                    currency: state.currency,
-                    stages: pipeline
-                        .stages()
-                        .iter()
-                        .map(|s| StageRow {
-                            stage: s.name.clone(),
-                            deals: 0,
-                            amount_minor: 0,
-                            weighted_minor_bp: 0,
-                        })
-                        .collect(),
-                    won: 0,
-                    lost: 0,
-                    disqualified: 0,
-                });
+            let summary = by_currency.entry(state.currency).or_insert_with(|| PipelineSummary {
+                currency: state.currency,
+                stages: pipeline
+                    .stages()
+                    .iter()
+                    .map(|s| StageRow {
+                        stage: s.name.clone(),
+                        deals: 0,
+                        amount_minor: 0,
+                        weighted_minor_bp: 0,
+                    })
+                    .collect(),
+                won: 0,
+                lost: 0,
+                disqualified: 0,
+            });
             let (status, stage) = state.status();
             match status {
                 DealStatus::Won => summary.won += 1,
                 DealStatus::Lost => summary.lost += 1,
                 DealStatus::Disqualified => summary.disqualified += 1,
                 DealStatus::Open => {
-                    let probability_bp = pipeline
-                        .index(stage)
-                        .map_or(0, |i| pipeline.stages()[i].probability_bp);
+                    let probability_bp =
+                        pipeline.index(stage).map_or(0, |i| pipeline.stages()[i].probability_bp);
                     let row = match summary.stages.iter_mut().position(|row| row.stage == stage) {
                         Some(i) => &mut summary.stages[i],
                         None => {
@@ -252,8 +230,7 @@ impl Deals {
                     };
                     row.deals += 1;
                     row.amount_minor += state.amount.value;
-                    row.weighted_minor_bp +=
-                        i128::from(state.amount.value) * i128::from(probability_bp);
+                    row.weighted_minor_bp += i128::from(state.amount.value) * i128::from(probability_bp);
                 }
             }
         }
@@ -264,7 +241,7 @@ impl Deals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dealledger_events::{parse_line, Deals as Rules, StoredEvent, Timestamp};
+    use dealledger_events::{parse_line, BodyRef, Deals as Rules, EventRef, Timestamp};
 
     /// Admits the lines in order (as the ledger would) and folds them.
     fn fold(lines: &[&str]) -> Deals {
@@ -275,10 +252,16 @@ mod tests {
             let mut s = parse_line(line).unwrap();
             let seq = i as u64 + 1;
             let version = rules.admit(&mut s, seq, Timestamp(0), &pipeline).unwrap();
-            deals.apply(&StoredEvent {
+            let e = &s.event;
+            deals.apply(&EventRef {
                 seq,
                 version,
-                event: s.event,
+                deal: e.deal.as_str(),
+                at: e.at,
+                recorded_at: e.recorded_at.unwrap(),
+                actor: e.actor.as_deref(),
+                source_id: e.source_id.as_deref(),
+                body: BodyRef::of(&e.body),
             });
         }
         deals
@@ -309,10 +292,7 @@ mod tests {
             r#"{"deal":"b","type":"lost","at":"2024-01-02T00:00:00Z","reason":"price"}"#,
             r#"{"deal":"c","type":"opened","at":"2024-01-01T00:00:00Z","owner":"o","amount":10,"currency":"EUR"}"#,
         ]);
-        assert_eq!(
-            deals.get("a").unwrap().status(),
-            (DealStatus::Open, "quote")
-        );
+        assert_eq!(deals.get("a").unwrap().status(), (DealStatus::Open, "quote"));
         let summary = deals.pipeline_summary(&Pipeline::default());
         assert_eq!(summary.len(), 2);
         assert_eq!(summary[0].currency.as_str(), "EUR");
@@ -320,12 +300,7 @@ mod tests {
         assert_eq!((usd.won, usd.lost, usd.disqualified), (0, 1, 0));
         let quote = &usd.stages[2];
         assert_eq!(
-            (
-                quote.stage.as_str(),
-                quote.deals,
-                quote.amount_minor,
-                quote.weighted_minor_bp
-            ),
+            (quote.stage.as_str(), quote.deals, quote.amount_minor, quote.weighted_minor_bp),
             ("quote", 1, 10_000, 10_000 * 5000)
         );
     }

@@ -1,7 +1,7 @@
 //! dealledger's read side: the replay runner, the [`Projection`] trait and the standard
 //! projections every report reads.
 //!
-//! Boundary: projections see events, never storage. They are folds over [`StoredEvent`]s that
+//! Boundary: projections see events, never storage. They are folds over [`dealledger_events::EventRef`]s (borrowed, no allocation) that
 //! cannot fail and never read the clock; the runner feeds them from a [`Log`] and keeps their
 //! checkpoints through the log's metadata. Nothing here knows sled, clap or JSON files.
 //!

@@ -1,7 +1,7 @@
 //! Replay: folding the log into projections, from scratch or from a checkpoint.
 
 use dealledger_events::codec::{decode_value, encode_value};
-use dealledger_events::StoredEvent;
+use dealledger_events::EventRef;
 use dealledger_log::{BlockStore, Head, Log, LogError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,7 +14,7 @@ pub trait Projection: Serialize + DeserializeOwned + Default {
     /// Bump when the state's layout or meaning changes: older checkpoints are then rebuilt.
     const VERSION: u32;
 
-    fn apply(&mut self, event: &StoredEvent);
+    fn apply(&mut self, event: &EventRef<'_>);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,28 +51,17 @@ fn key<P: Projection>() -> String {
 }
 
 /// Folds every event from seq 1 into a fresh projection, and stores its checkpoint.
-pub fn rebuild<P: Projection, S: BlockStore>(
-    log: &Log<S>,
-) -> Result<(P, ReplayStats), ReplayError> {
+pub fn rebuild<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayStats), ReplayError> {
     let started = Instant::now();
     let mut projection = P::default();
     let events = fold(log, 1, &mut projection)?;
     save(log, &projection)?;
-    Ok((
-        projection,
-        ReplayStats {
-            events,
-            seconds: started.elapsed().as_secs_f64(),
-            from_checkpoint: false,
-        },
-    ))
+    Ok((projection, ReplayStats { events, seconds: started.elapsed().as_secs_f64(), from_checkpoint: false }))
 }
 
 /// Loads the checkpoint (if it is of the current version and belongs to this log), folds only
 /// the tail, and stores a new checkpoint when the tail was not empty.
-pub fn catch_up<P: Projection, S: BlockStore>(
-    log: &Log<S>,
-) -> Result<(P, ReplayStats), ReplayError> {
+pub fn catch_up<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayStats), ReplayError> {
     let started = Instant::now();
     let Some((mut projection, seq)) = load::<P, S>(log)? else {
         return rebuild(log);
@@ -81,14 +70,7 @@ pub fn catch_up<P: Projection, S: BlockStore>(
     if events > 0 {
         save(log, &projection)?;
     }
-    Ok((
-        projection,
-        ReplayStats {
-            events,
-            seconds: started.elapsed().as_secs_f64(),
-            from_checkpoint: true,
-        },
-    ))
+    Ok((projection, ReplayStats { events, seconds: started.elapsed().as_secs_f64(), from_checkpoint: true }))
 }
 
 fn fold<P: Projection, S: BlockStore>(
@@ -97,8 +79,8 @@ fn fold<P: Projection, S: BlockStore>(
     projection: &mut P,
 ) -> Result<u64, ReplayError> {
     let mut events = 0;
-    log.scan(from, |stored| {
-        projection.apply(&stored);
+    log.scan_refs(from, |event| {
+        projection.apply(event);
         events += 1;
         Ok(true)
     })?;
@@ -125,30 +107,18 @@ fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, 
         return Ok(None);
     };
     if bytes.len() < CHECKPOINT_HEADER_BYTES {
-        tracing::warn!(
-            projection = P::NAME,
-            "checkpoint too short; rebuilding from the log"
-        );
+        tracing::warn!(projection = P::NAME, "checkpoint too short; rebuilding from the log");
         return Ok(None);
     }
     let version = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
     let seq = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
     let chain: [u8; 32] = bytes[12..44].try_into().expect("32 bytes");
     if version != P::VERSION || seq > log.head().seq {
-        tracing::info!(
-            projection = P::NAME,
-            version,
-            seq,
-            "checkpoint is stale; rebuilding from the log"
-        );
+        tracing::info!(projection = P::NAME, version, seq, "checkpoint is stale; rebuilding from the log");
         return Ok(None);
     }
     if chain_at(log, seq)? != Some(chain) {
-        tracing::warn!(
-            projection = P::NAME,
-            seq,
-            "checkpoint does not belong to this log; rebuilding"
-        );
+        tracing::warn!(projection = P::NAME, seq, "checkpoint does not belong to this log; rebuilding");
         return Ok(None);
     }
     match decode_value::<P>(&bytes[CHECKPOINT_HEADER_BYTES..]) {

@@ -1,0 +1,198 @@
+//! A stored event borrowed from its block's bytes: no allocation to read one.
+//!
+//! Replay reads every event of the log, and owned `String`s cost more than decompressing and
+//! decoding together. Projections therefore fold [`EventRef`]s. The types mirror [`Body`] and
+//! [`FieldValue`] variant for variant and field for field: serde gives `&str` and `String` the
+//! same shape, so both decode (and encode) the same bytes; a unit test holds them together.
+
+use crate::event::{Amount, Body, Channel, DealId, Direction, DqReason, Event, FieldValue, StoredEvent};
+use crate::money::Currency;
+use crate::time::{Date, Timestamp};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValueRef<'a> {
+    Clear,
+    Bool(bool),
+    Number(&'a str),
+    Text(&'a str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyRef<'a> {
+    Opened {
+        owner: &'a str,
+        amount: Amount,
+        currency: Currency,
+        #[serde(borrow)]
+        stage: Option<&'a str>,
+        close_date: Option<Date>,
+        #[serde(borrow)]
+        name: Option<&'a str>,
+    },
+    Touch {
+        channel: Channel,
+        direction: Direction,
+        minutes: Option<u16>,
+        #[serde(borrow)]
+        contact: Option<&'a str>,
+    },
+    StageMoved {
+        to: &'a str,
+    },
+    AmountChanged {
+        amount: Amount,
+    },
+    CloseDateChanged {
+        close_date: Date,
+    },
+    OwnerChanged {
+        owner: &'a str,
+    },
+    FieldSet {
+        field: &'a str,
+        #[serde(borrow)]
+        value: FieldValueRef<'a>,
+    },
+    Disqualified {
+        reason: DqReason,
+        #[serde(borrow)]
+        note: Option<&'a str>,
+    },
+    Requalified {
+        #[serde(borrow)]
+        stage: Option<&'a str>,
+        #[serde(borrow)]
+        note: Option<&'a str>,
+    },
+    Won {
+        amount: Option<Amount>,
+    },
+    Lost {
+        reason: &'a str,
+        #[serde(borrow)]
+        note: Option<&'a str>,
+    },
+}
+
+/// A stored event, borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub seq: u64,
+    /// The deal's version after this event.
+    pub version: u32,
+    pub deal: &'a str,
+    pub at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: Option<&'a str>,
+    pub source_id: Option<&'a str>,
+    pub body: BodyRef<'a>,
+}
+
+impl<'a> BodyRef<'a> {
+    pub fn kind(&self) -> crate::event::Kind {
+        use crate::event::Kind;
+        match self {
+            BodyRef::Opened { .. } => Kind::Opened,
+            BodyRef::Touch { .. } => Kind::Touch,
+            BodyRef::StageMoved { .. } => Kind::StageMoved,
+            BodyRef::AmountChanged { .. } => Kind::AmountChanged,
+            BodyRef::CloseDateChanged { .. } => Kind::CloseDateChanged,
+            BodyRef::OwnerChanged { .. } => Kind::OwnerChanged,
+            BodyRef::FieldSet { .. } => Kind::FieldSet,
+            BodyRef::Disqualified { .. } => Kind::Disqualified,
+            BodyRef::Requalified { .. } => Kind::Requalified,
+            BodyRef::Won { .. } => Kind::Won,
+            BodyRef::Lost { .. } => Kind::Lost,
+        }
+    }
+
+    /// The borrowed view of an owned body.
+    pub fn of(body: &'a Body) -> BodyRef<'a> {
+        match body {
+            Body::Opened { owner, amount, currency, stage, close_date, name } => BodyRef::Opened {
+                owner,
+                amount: *amount,
+                currency: *currency,
+                stage: stage.as_deref(),
+                close_date: *close_date,
+                name: name.as_deref(),
+            },
+            Body::Touch { channel, direction, minutes, contact } => BodyRef::Touch {
+                channel: *channel,
+                direction: *direction,
+                minutes: *minutes,
+                contact: contact.as_deref(),
+            },
+            Body::StageMoved { to } => BodyRef::StageMoved { to },
+            Body::AmountChanged { amount } => BodyRef::AmountChanged { amount: *amount },
+            Body::CloseDateChanged { close_date } => BodyRef::CloseDateChanged { close_date: *close_date },
+            Body::OwnerChanged { owner } => BodyRef::OwnerChanged { owner },
+            Body::FieldSet { field, value } => BodyRef::FieldSet {
+                field,
+                value: match value {
+                    FieldValue::Clear => FieldValueRef::Clear,
+                    FieldValue::Bool(b) => FieldValueRef::Bool(*b),
+                    FieldValue::Number(n) => FieldValueRef::Number(n),
+                    FieldValue::Text(t) => FieldValueRef::Text(t),
+                },
+            },
+            Body::Disqualified { reason, note } => {
+                BodyRef::Disqualified { reason: *reason, note: note.as_deref() }
+            }
+            Body::Requalified { stage, note } => {
+                BodyRef::Requalified { stage: stage.as_deref(), note: note.as_deref() }
+            }
+            Body::Won { amount } => BodyRef::Won { amount: *amount },
+            Body::Lost { reason, note } => BodyRef::Lost { reason, note: note.as_deref() },
+        }
+    }
+
+    pub fn to_owned_body(&self) -> Body {
+        let s = |t: &str| t.to_string();
+        let o = |t: Option<&str>| t.map(str::to_string);
+        match *self {
+            BodyRef::Opened { owner, amount, currency, stage, close_date, name } => {
+                Body::Opened { owner: s(owner), amount, currency, stage: o(stage), close_date, name: o(name) }
+            }
+            BodyRef::Touch { channel, direction, minutes, contact } => {
+                Body::Touch { channel, direction, minutes, contact: o(contact) }
+            }
+            BodyRef::StageMoved { to } => Body::StageMoved { to: s(to) },
+            BodyRef::AmountChanged { amount } => Body::AmountChanged { amount },
+            BodyRef::CloseDateChanged { close_date } => Body::CloseDateChanged { close_date },
+            BodyRef::OwnerChanged { owner } => Body::OwnerChanged { owner: s(owner) },
+            BodyRef::FieldSet { field, value } => Body::FieldSet {
+                field: s(field),
+                value: match value {
+                    FieldValueRef::Clear => FieldValue::Clear,
+                    FieldValueRef::Bool(b) => FieldValue::Bool(b),
+                    FieldValueRef::Number(n) => FieldValue::Number(s(n)),
+                    FieldValueRef::Text(t) => FieldValue::Text(s(t)),
+                },
+            },
+            BodyRef::Disqualified { reason, note } => Body::Disqualified { reason, note: o(note) },
+            BodyRef::Requalified { stage, note } => Body::Requalified { stage: o(stage), note: o(note) },
+            BodyRef::Won { amount } => Body::Won { amount },
+            BodyRef::Lost { reason, note } => Body::Lost { reason: s(reason), note: o(note) },
+        }
+    }
+}
+
+impl EventRef<'_> {
+    /// An owned copy, for the few readers that keep events (audit, the HTTP history).
+    pub fn to_stored(&self) -> StoredEvent {
+        StoredEvent {
+            seq: self.seq,
+            version: self.version,
+            event: Event {
+                deal: DealId::parse(self.deal).expect("stored deal ids are valid"),
+                at: self.at,
+                recorded_at: Some(self.recorded_at),
+                actor: self.actor.map(str::to_string),
+                source_id: self.source_id.map(str::to_string),
+                body: self.body.to_owned_body(),
+            },
+        }
+    }
+}
