@@ -6,13 +6,14 @@ use crate::{Exit, Format};
 use anyhow::{Context, Result};
 use dealledger_events::{json, Currency, StoredEvent};
 use dealledger_log::{BlockStore, Head, LogError};
-use dealledger_projections::{catch_up, rebuild, Deals};
+use dealledger_projections::{catch_up, rebuild, Timeline};
 use std::io::Write;
 use std::path::Path;
 
 pub fn stats(data: &DataDir, format: Format) -> Result<()> {
     let log = data.open_log()?;
-    let (deals, _) = catch_up::<Deals, _>(&log)?;
+    let (timeline, _) = catch_up::<Timeline, _>(&log)?;
+    let deals = timeline.deals();
     let head = log.head();
     let bytes = log.store().bytes_on_disk()?;
     let mut out = std::io::stdout().lock();
@@ -46,9 +47,10 @@ pub fn stats(data: &DataDir, format: Format) -> Result<()> {
 
 pub fn replay(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
-    let (deals, stats) = rebuild::<Deals, _>(&log)?;
+    let (timeline, stats) = rebuild::<Timeline, _>(&log)?;
+    let deals = timeline.deals();
     println!(
-        "rebuilt projection `deals` from {} events in {:.3} s ({} events/s): {} deals",
+        "rebuilt projection `timeline` from {} events in {:.3} s ({} events/s): {} deals",
         thousands(stats.events),
         stats.seconds,
         thousands(stats.events_per_second() as u64),

@@ -6,7 +6,7 @@ use crate::table::{thousands, Align, Table};
 use anyhow::{Context, Result};
 use clap::Args;
 use dealledger_log::BlockStore;
-use dealledger_projections::{rebuild, Deals};
+use dealledger_projections::{rebuild, Timeline};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -89,7 +89,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Ok(true)
         })?;
         let scan_seconds = started.elapsed().as_secs_f64();
-        let (_, replay) = rebuild::<Deals, _>(&log)?;
+        let (_, replay) = rebuild::<Timeline, _>(&log)?;
         let started = Instant::now();
         log.verify(None, |_| {})?;
         let verify_seconds = started.elapsed().as_secs_f64();

@@ -32,6 +32,17 @@ impl DataDir {
         }
     }
 
+    /// Report settings (and the pipeline) from `dealledger.toml`; the defaults without one.
+    pub fn settings(&self) -> Result<dealledger_reports::Settings> {
+        let path = self.path.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => dealledger_reports::parse_settings_toml(&text)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(dealledger_reports::Settings::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
     fn open_store(&self, create: bool) -> Result<SledStore> {
         let store = self.store_path();
         if !create && !store.exists() {

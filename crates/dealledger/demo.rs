@@ -1,10 +1,10 @@
 //! `gen` and `demo`.
 
 use crate::data::{is_empty_dir, DataDir};
-use crate::table::{money, thousands, Align, Table};
+use crate::table::thousands;
 use anyhow::{Context, Result};
-use dealledger_events::{json, Body, Currency, DealId, Pipeline};
-use dealledger_projections::{catch_up, Deals, PipelineSummary};
+use dealledger_events::{json, Body, Clock, Currency, DealId};
+use dealledger_projections::{catch_up, Timeline, View};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -40,58 +40,7 @@ pub fn write_jsonl(config: &dealledger_gen::Config, sink: Box<dyn Write>) -> Res
 
 /// Weighted amount (minor units x basis points) to a decimal in currency units, rounded half
 /// away from zero to the minor unit.
-fn weighted_text(currency: Currency, weighted_minor_bp: i128) -> String {
-    let minor = (weighted_minor_bp + 5_000) / 10_000;
-    money(&currency.format_minor(minor as i64))
-}
-
-pub fn pipeline_table(summaries: &[PipelineSummary], pipeline: &Pipeline) -> String {
-    let mut out = String::new();
-    for summary in summaries {
-        let c = summary.currency;
-        let mut table = Table::new(&[
-            ("stage", Align::Left),
-            ("probability", Align::Right),
-            ("deals", Align::Right),
-            (&format!("amount ({c})"), Align::Right),
-            (&format!("weighted ({c})"), Align::Right),
-        ]);
-        let (mut deals, mut amount, mut weighted) = (0u64, 0i64, 0i128);
-        for row in &summary.stages {
-            let probability = pipeline.index(&row.stage).map_or("-".to_string(), |i| {
-                format!("{}%", pipeline.stages()[i].probability_bp as f64 / 100.0)
-            });
-            table.row(vec![
-                row.stage.clone(),
-                probability,
-                thousands(row.deals),
-                money(&c.format_minor(row.amount_minor)),
-                weighted_text(c, row.weighted_minor_bp),
-            ]);
-            deals += row.deals;
-            amount += row.amount_minor;
-            weighted += row.weighted_minor_bp;
-        }
-        table.row(vec![
-            "total open".into(),
-            String::new(),
-            thousands(deals),
-            money(&c.format_minor(amount)),
-            weighted_text(c, weighted),
-        ]);
-        out.push_str(&format!("Open pipeline in {c}\n"));
-        out.push_str(&table.render());
-        out.push_str(&format!(
-            "closed: {} won, {} lost, {} disqualified\n\n",
-            thousands(summary.won),
-            thousands(summary.lost),
-            thousands(summary.disqualified)
-        ));
-    }
-    out
-}
-
-pub fn run(data: &DataDir, explicit_data: bool, deals: u64, seed: u64) -> Result<()> {
+pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, seed: u64) -> Result<()> {
     let temp;
     let data = if explicit_data {
         if data.store_path().exists() && !is_empty_dir(&data.store_path()) {
@@ -127,8 +76,7 @@ pub fn run(data: &DataDir, explicit_data: bool, deals: u64, seed: u64) -> Result
         rejects: None,
         progress: false,
     };
-    let report = crate::ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?;
-    let pipeline = ledger.pipeline().clone();
+    let report = crate::ingest::run(&mut ledger, clock, &options)?;
     drop(ledger);
     println!(
         "Ingested {} events in {:.2} s ({} events/s), head seq {}\n",
@@ -138,8 +86,12 @@ pub fn run(data: &DataDir, explicit_data: bool, deals: u64, seed: u64) -> Result
         thousands(report.head_seq)
     );
     let log = data.open_log()?;
-    let (projection, _) = catch_up::<Deals, _>(&log)?;
-    print!("{}", pipeline_table(&projection.pipeline_summary(&pipeline), &pipeline));
+    let (timeline, _) = catch_up::<Timeline, _>(&log)?;
+    let settings = data.settings()?;
+    let now = clock.now();
+    let view = View { as_of: now, known_at: now };
+    let report = dealledger_reports::pipeline::pipeline(&timeline, &settings, view, None);
+    println!("{}", dealledger_reports::render(&report, dealledger_reports::Format::Table));
     let verified = log.verify(None, |_| {})?;
     println!(
         "audit verify: ok, {} events in {} blocks, chain {}",
@@ -149,7 +101,7 @@ pub fn run(data: &DataDir, explicit_data: bool, deals: u64, seed: u64) -> Result
     );
     if explicit_data {
         let dir = data.path.display();
-        println!("\nTry next:\n  dealledger --data {dir} stats\n  dealledger --data {dir} audit deal D-0000001\n  dealledger --data {dir} audit verify");
+        println!("\nTry next:\n  dealledger --data {dir} stats\n  dealledger --data {dir} audit deal D-0000001\n  dealledger --data {dir} report kpis --from 2025-01-01 --to 2026-01-01\n  dealledger --data {dir} report flags\n  dealledger --data {dir} audit verify");
     } else {
         println!("\nThis demo used a temporary directory, now removed. To keep the ledger: dealledger --data ./demo-data demo");
     }

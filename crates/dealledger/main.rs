@@ -10,6 +10,7 @@ mod bench;
 mod data;
 mod demo;
 mod ingest;
+mod report;
 mod table;
 
 use anyhow::Result;
@@ -35,6 +36,11 @@ struct Cli {
     #[arg(long, global = true, env = "DEALLEDGER_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
 
+    /// Pretend it is this moment (RFC 3339): the default --as-of / --known-at and the default
+    /// recorded_at of ingested events. For tests and reproducible reports.
+    #[arg(long, global = true, env = "DEALLEDGER_NOW", value_name = "TIME", hide_short_help = true)]
+    now: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +56,11 @@ enum Command {
     },
     /// Rebuild every projection from the log from scratch
     Replay,
+    /// Reports on the pipeline, time in stage, KPIs, cost of bad deals, flags (docs/metrics.md)
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
     /// Inspect and prove the log
     Audit {
         #[command(subcommand)]
@@ -161,7 +172,14 @@ fn default_data_dir() -> PathBuf {
 fn run(cli: Cli) -> Result<()> {
     let explicit_data = cli.data.is_some();
     let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir));
-    let clock = dealledger_events::SystemClock;
+    let clock: Box<dyn dealledger_events::Clock> = match &cli.now {
+        None => Box::new(dealledger_events::SystemClock),
+        Some(text) => Box::new(dealledger_events::FixedClock(
+            dealledger_events::Timestamp::parse_instant_or_date(text)
+                .map_err(|why| Exit { code: 2, message: format!("--now `{text}`: {why}") })?,
+        )),
+    };
+    let clock = clock.as_ref();
     match cli.command {
         Command::Ingest(args) => {
             let InputFormat::Jsonl = args.format;
@@ -173,7 +191,7 @@ fn run(cli: Cli) -> Result<()> {
                 rejects: args.rejects,
                 progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let report = ingest::run(&mut ledger, &clock, &options)?;
+            let report = ingest::run(&mut ledger, clock, &options)?;
             print_ingest(&report, args.output)?;
             if report.rejected > 0 {
                 eprintln!(
@@ -186,6 +204,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Stats { format } => audit::stats(&data, format),
         Command::Replay => audit::replay(&data),
+        Command::Report { command } => report::run(&data, clock, &command),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
@@ -203,7 +222,7 @@ fn run(cli: Cli) -> Result<()> {
             demo::write_jsonl(&config, sink)?;
             Ok(())
         }
-        Command::Demo { deals, seed } => demo::run(&data, explicit_data, deals, seed),
+        Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -82,14 +82,3 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
-
-/// A decimal amount string `1234567.89` with thousands separators: `1,234,567.89`.
-pub fn money(decimal: &str) -> String {
-    let (sign, rest) = decimal.strip_prefix('-').map_or(("", decimal), |r| ("-", r));
-    let (whole, fraction) = rest.split_once('.').map_or((rest, None), |(w, f)| (w, Some(f)));
-    let whole = thousands(whole.parse().unwrap_or(0));
-    match fraction {
-        Some(f) => format!("{sign}{whole}.{f}"),
-        None => format!("{sign}{whole}"),
-    }
-}

@@ -146,7 +146,7 @@ fn gen_is_deterministic_and_ingests_whole() {
 fn demo_runs_in_a_given_directory_and_refuses_a_full_one() {
     let l = Ledger::new();
     let run = l.run(&["demo", "--deals", "200"]).ok();
-    assert!(run.stdout.contains("Open pipeline in USD"), "{}", run.stdout);
+    assert!(run.stdout.contains("Pipeline (USD) as of"), "{}", run.stdout);
     assert!(run.stdout.contains("audit verify: ok"));
     let again = l.run(&["demo", "--deals", "200"]);
     assert_eq!(again.code, 1);
@@ -166,6 +166,11 @@ fn help_is_there_for_every_subcommand() {
         &["gen"],
         &["demo"],
         &["bench"],
+        &["report", "pipeline"],
+        &["report", "time-in-stage"],
+        &["report", "kpis"],
+        &["report", "bad-deal-cost"],
+        &["report", "flags"],
     ] {
         let mut args = command.to_vec();
         args.push("--help");

@@ -114,7 +114,7 @@ pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
 }
 
 /// `0.25` to 2500 basis points, exactly: the TOML text of the number is parsed as a decimal.
-fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
+pub fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
     let text = match value {
         toml::Value::Float(f) => format!("{f}"),
         toml::Value::Integer(i) => i.to_string(),

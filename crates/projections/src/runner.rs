@@ -15,6 +15,9 @@ pub trait Projection: Serialize + DeserializeOwned + Default {
     const VERSION: u32;
 
     fn apply(&mut self, event: &EventRef<'_>);
+
+    /// Called once after a checkpoint is decoded: rebuild what is not stored (indexes).
+    fn loaded(&mut self) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +125,10 @@ fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, 
         return Ok(None);
     }
     match decode_value::<P>(&bytes[CHECKPOINT_HEADER_BYTES..]) {
-        Ok(projection) => Ok(Some((projection, seq))),
+        Ok(mut projection) => {
+            projection.loaded();
+            Ok(Some((projection, seq)))
+        }
         Err(e) => {
             tracing::warn!(projection = P::NAME, error = %e, "unreadable checkpoint; rebuilding from the log");
             Ok(None)

@@ -1,0 +1,56 @@
+//! dealledger's reports: pipeline as of any moment (bitemporal), time in stage, KPIs, the cost of
+//! bad deals and the flags on open deals, each as JSON, an aligned table or CSV.
+//!
+//! Boundary: reports read a [`Timeline`] and [`Settings`] and nothing else: no storage, no clock
+//! (every moment is an argument), no files. The definitions are the contract of docs/metrics.md.
+
+pub mod cost;
+pub mod flags;
+pub mod kpis;
+pub mod output;
+pub mod pipeline;
+pub mod settings;
+pub mod stages;
+
+use dealledger_events::{Channel, Currency};
+use dealledger_projections::{Name, Timeline, Touch};
+
+pub use output::{render, Format, Report};
+pub use settings::{parse_settings_toml, Settings};
+
+/// Minutes a touch counts for: its own, else the channel's default (call 15, email 5, meeting
+/// 60, demo 60, social 5, other 10).
+pub fn touch_minutes(touch: &Touch) -> i64 {
+    i64::from(touch.minutes.unwrap_or(match touch.channel {
+        Channel::Call => 15,
+        Channel::Email => 5,
+        Channel::Meeting | Channel::Demo => 60,
+        Channel::Social => 5,
+        Channel::Other => 10,
+    }))
+}
+
+/// The currency a report leads with: the one asked for, else the only one the deals have, else
+/// the configured one.
+pub fn report_currency(present: &[Currency], asked: Option<Currency>, settings: &Settings) -> Currency {
+    match (asked, present) {
+        (Some(c), _) => c,
+        (None, [only]) => *only,
+        _ => settings.currency,
+    }
+}
+
+/// Stage names in report order: the pipeline's stages in order, then any other stage in `seen`
+/// (one the pipeline no longer has) by name. Each with its interned name, if the log has it.
+pub fn stage_order(timeline: &Timeline, settings: &Settings, seen: &[Name]) -> Vec<(String, Option<Name>)> {
+    let mut order: Vec<(String, Option<Name>)> =
+        settings.pipeline.stages().iter().map(|s| (s.name.clone(), timeline.names.get(&s.name))).collect();
+    let mut others: Vec<(String, Option<Name>)> = seen
+        .iter()
+        .map(|&n| (timeline.names.resolve(n).to_string(), Some(n)))
+        .filter(|(s, _)| settings.pipeline.index(s).is_none())
+        .collect();
+    others.sort();
+    order.extend(others);
+    order
+}

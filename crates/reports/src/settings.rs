@@ -1,0 +1,263 @@
+//! Report settings from `dealledger.toml`: cost rates per owner, flag thresholds, exit criteria.
+//!
+//! ```toml
+//! [costs]                      # the defaults, for every owner
+//! currency = "USD"             # the currency quotas are in
+//! quota = 1000000              # annual quota
+//! selling_hours = 500          # selling hours per year
+//! working_days = 250
+//! commission_rate = 0.10
+//! [costs.owners.alice]         # any of the above, for one owner
+//! quota = 1200000
+//!
+//! [flags]
+//! gone_dark_days = 14
+//! no_activity_days = 10
+//! min_contacts = 2
+//! contacts_by_stage = "quote"
+//! late_stages = ["quote", "closing"]
+//! late_stage_deals_max = 15
+//!
+//! [exit_criteria]              # fields a stage expects before a deal leaves it
+//! qualifying = ["budget_confirmed", "decision_maker"]
+//! ```
+
+use dealledger_events::money::Decimal;
+use dealledger_events::pipeline::{parse_pipeline_toml, probability_to_bp};
+use dealledger_events::{Currency, Pipeline};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// What one owner's time is worth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rates {
+    /// Annual quota in minor units of [`Settings::currency`].
+    pub quota_minor: i64,
+    pub selling_hours: u32,
+    pub working_days: u32,
+    /// Commission rate in basis points (0.10 is 1000).
+    pub commission_bp: u32,
+}
+
+impl Default for Rates {
+    /// The seed article's figures: $1,000,000 over 500 selling hours ($2,000 an hour) and 250
+    /// working days ($4,000 a day), 10% commission.
+    fn default() -> Rates {
+        Rates { quota_minor: 100_000_000, selling_hours: 500, working_days: 250, commission_bp: 1000 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagSettings {
+    pub gone_dark_days: u32,
+    pub no_activity_days: u32,
+    pub min_contacts: u32,
+    pub contacts_by_stage: String,
+    pub late_stages: Vec<String>,
+    pub late_stage_deals_max: u32,
+}
+
+impl Default for FlagSettings {
+    fn default() -> FlagSettings {
+        FlagSettings {
+            gone_dark_days: 14,
+            no_activity_days: 10,
+            min_contacts: 2,
+            contacts_by_stage: "quote".into(),
+            late_stages: vec!["quote".into(), "closing".into()],
+            late_stage_deals_max: 15,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub pipeline: Pipeline,
+    /// The currency of quotas and of costs.
+    pub currency: Currency,
+    pub rates: Rates,
+    pub owner_rates: BTreeMap<String, Rates>,
+    pub flags: FlagSettings,
+    /// Stage name to the fields it expects, in file order.
+    pub exit_criteria: Vec<(String, Vec<String>)>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            pipeline: Pipeline::default(),
+            currency: Currency::USD,
+            rates: Rates::default(),
+            owner_rates: BTreeMap::new(),
+            flags: FlagSettings::default(),
+            exit_criteria: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn rates(&self, owner: &str) -> Rates {
+        self.owner_rates.get(owner).copied().unwrap_or(self.rates)
+    }
+}
+
+#[derive(Deserialize)]
+struct File {
+    costs: Option<CostsSection>,
+    flags: Option<FlagsSection>,
+    exit_criteria: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostsSection {
+    currency: Option<String>,
+    #[serde(flatten)]
+    rates: RatesSection,
+    #[serde(default)]
+    owners: BTreeMap<String, RatesSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatesSection {
+    quota: Option<toml::Value>,
+    selling_hours: Option<u32>,
+    working_days: Option<u32>,
+    commission_rate: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagsSection {
+    gone_dark_days: Option<u32>,
+    no_activity_days: Option<u32>,
+    min_contacts: Option<u32>,
+    contacts_by_stage: Option<String>,
+    late_stages: Option<Vec<String>>,
+    late_stage_deals_max: Option<u32>,
+}
+
+/// Parses a `dealledger.toml` (its pipeline and the sections above). Errors name the section
+/// and key.
+pub fn parse_settings_toml(text: &str) -> Result<Settings, String> {
+    let pipeline = parse_pipeline_toml(text)?;
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut settings = Settings { pipeline, ..Settings::default() };
+    if let Some(costs) = file.costs {
+        if let Some(code) = &costs.currency {
+            settings.currency = Currency::parse(code).map_err(|why| format!("[costs] currency: {why}"))?;
+        }
+        let base = apply_rates(Rates::default(), &costs.rates, settings.currency, "[costs]")?;
+        settings.rates = base;
+        for (owner, section) in &costs.owners {
+            let rates = apply_rates(base, section, settings.currency, &format!("[costs.owners.{owner}]"))?;
+            settings.owner_rates.insert(owner.clone(), rates);
+        }
+    }
+    if let Some(flags) = file.flags {
+        let f = &mut settings.flags;
+        f.gone_dark_days = flags.gone_dark_days.unwrap_or(f.gone_dark_days);
+        f.no_activity_days = flags.no_activity_days.unwrap_or(f.no_activity_days);
+        f.min_contacts = flags.min_contacts.unwrap_or(f.min_contacts);
+        f.late_stage_deals_max = flags.late_stage_deals_max.unwrap_or(f.late_stage_deals_max);
+        if let Some(stage) = flags.contacts_by_stage {
+            f.contacts_by_stage = stage;
+        }
+        if let Some(stages) = flags.late_stages {
+            f.late_stages = stages;
+        }
+        for stage in std::iter::once(&f.contacts_by_stage).chain(&f.late_stages) {
+            if settings.pipeline.index(stage).is_none() {
+                return Err(format!(
+                    "[flags]: `{stage}` is not a stage of the pipeline ({})",
+                    settings.pipeline.names()
+                ));
+            }
+        }
+    }
+    if let Some(table) = file.exit_criteria {
+        for (stage, fields) in table {
+            if settings.pipeline.index(&stage).is_none() {
+                return Err(format!(
+                    "[exit_criteria]: `{stage}` is not a stage of the pipeline ({})",
+                    settings.pipeline.names()
+                ));
+            }
+            let fields = fields
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| format!("[exit_criteria] {stage}: must be a list of field names"))?;
+            settings.exit_criteria.push((stage, fields));
+        }
+    }
+    Ok(settings)
+}
+
+fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str) -> Result<Rates, String> {
+    let mut rates = base;
+    if let Some(quota) = &section.quota {
+        let text = match quota {
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::String(s) => s.clone(),
+            other => return Err(format!("{at} quota: must be a number, found {other}")),
+        };
+        rates.quota_minor = Decimal::parse(&text)
+            .and_then(|d| d.to_minor(currency))
+            .map_err(|why| format!("{at} quota: {why}"))?;
+    }
+    if let Some(hours) = section.selling_hours {
+        if hours == 0 {
+            return Err(format!("{at} selling_hours: must be at least 1"));
+        }
+        rates.selling_hours = hours;
+    }
+    if let Some(days) = section.working_days {
+        if days == 0 {
+            return Err(format!("{at} working_days: must be at least 1"));
+        }
+        rates.working_days = days;
+    }
+    if let Some(rate) = &section.commission_rate {
+        rates.commission_bp =
+            probability_to_bp(rate).map_err(|why| format!("{at} commission_rate: {why}"))?;
+    }
+    Ok(rates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = parse_settings_toml("").unwrap();
+        assert_eq!(s.rates("anyone"), Rates::default());
+        let s = parse_settings_toml(
+            "[costs]\nquota = 2000000\ncommission_rate = 0.08\n[costs.owners.alice]\nselling_hours = 400\n\
+             [flags]\ngone_dark_days = 21\n[exit_criteria]\nqualifying = [\"budget_confirmed\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.rates.quota_minor, 200_000_000);
+        assert_eq!(s.rates.commission_bp, 800);
+        assert_eq!(
+            s.rates("alice"),
+            Rates { quota_minor: 200_000_000, selling_hours: 400, working_days: 250, commission_bp: 800 }
+        );
+        assert_eq!(s.flags.gone_dark_days, 21);
+        assert_eq!(s.exit_criteria, vec![("qualifying".to_string(), vec!["budget_confirmed".to_string()])]);
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = parse_settings_toml("[costs]\nquota = \"lots\"\n").unwrap_err();
+        assert!(e.starts_with("[costs] quota:"), "{e}");
+        let e = parse_settings_toml("[costs.owners.bob]\nselling_hours = 0\n").unwrap_err();
+        assert_eq!(e, "[costs.owners.bob] selling_hours: must be at least 1");
+        let e = parse_settings_toml("[exit_criteria]\nnegotiation = [\"x\"]\n").unwrap_err();
+        assert!(e.starts_with("[exit_criteria]: `negotiation` is not a stage"), "{e}");
+        let e = parse_settings_toml("[flags]\ngone_dark = 3\n").unwrap_err();
+        assert!(e.contains("unknown field `gone_dark`"), "{e}");
+    }
+}

@@ -1,0 +1,275 @@
+//! `report time-in-stage`: how long stage visits take, per stage (and per owner), and each deal's
+//! cumulative time in each stage.
+
+use dealledger_projections::{Folded, Name, Timeline, View};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::output::{days, opt_num, round6, Cell, Instant, Report, Table};
+use crate::{stage_order, Settings};
+
+/// Statistics over a set of durations (microseconds), in days.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DurationStats {
+    pub completed: u64,
+    pub mean_days: Option<f64>,
+    pub median_days: Option<f64>,
+    pub p90_days: Option<f64>,
+    pub max_days: Option<f64>,
+}
+
+impl DurationStats {
+    /// Sorts `micros` in place. Median: the middle value, or the mean of the two middle values;
+    /// p90: nearest rank, the value at rank ceil(0.9 n).
+    pub fn of(micros: &mut [i64]) -> DurationStats {
+        micros.sort_unstable();
+        let n = micros.len();
+        if n == 0 {
+            return DurationStats {
+                completed: 0,
+                mean_days: None,
+                median_days: None,
+                p90_days: None,
+                max_days: None,
+            };
+        }
+        let sum: i128 = micros.iter().map(|&m| i128::from(m)).sum();
+        let median = if n % 2 == 1 {
+            days(micros[n / 2])
+        } else {
+            (days(micros[n / 2 - 1]) + days(micros[n / 2])) / 2.0
+        };
+        DurationStats {
+            completed: n as u64,
+            mean_days: Some(round6(sum as f64 / n as f64 / dealledger_events::time::MICROS_PER_DAY as f64)),
+            median_days: Some(round6(median)),
+            p90_days: Some(round6(days(micros[p90_rank(n) - 1]))),
+            max_days: Some(round6(days(micros[n - 1]))),
+        }
+    }
+}
+
+/// Nearest rank of the 90th percentile among n values: ceil(0.9 n), 1-based, in integers.
+pub fn p90_rank(n: usize) -> usize {
+    (9 * n).div_ceil(10)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageStats {
+    pub stage: String,
+    #[serde(flatten)]
+    pub stats: DurationStats,
+    /// Deals open in this stage at `as_of`.
+    pub open: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnerStages {
+    pub owner: String,
+    pub stages: Vec<StageStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageDays {
+    pub stage: String,
+    pub days: f64,
+}
+
+/// A deal's cumulative time in each stage it visited (the open visit counted up to `as_of`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DealStages {
+    pub deal: String,
+    pub owner: String,
+    pub status: &'static str,
+    pub stages: Vec<StageDays>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimeInStageReport {
+    pub as_of: Instant,
+    pub stages: Vec<StageStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_owner: Option<Vec<OwnerStages>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deals: Option<Vec<DealStages>>,
+}
+
+#[derive(Default)]
+struct Acc {
+    completed: BTreeMap<Name, Vec<i64>>,
+    open: BTreeMap<Name, u64>,
+}
+
+impl Acc {
+    fn add(&mut self, folded: &Folded) {
+        for visit in &folded.visits {
+            match visit.end {
+                Some(end) => self.completed.entry(visit.stage).or_default().push(end.0 - visit.start.0),
+                None => *self.open.entry(visit.stage).or_default() += 1,
+            }
+        }
+    }
+
+    fn finish(mut self, timeline: &Timeline, settings: &Settings) -> Vec<StageStats> {
+        let mut seen: Vec<Name> = self.completed.keys().chain(self.open.keys()).copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        stage_order(timeline, settings, &seen)
+            .into_iter()
+            .map(|(stage, name)| {
+                let mut micros = name.and_then(|n| self.completed.remove(&n)).unwrap_or_default();
+                StageStats {
+                    stage,
+                    stats: DurationStats::of(&mut micros),
+                    open: name.and_then(|n| self.open.get(&n).copied()).unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Completed visits (ended at or before `as_of`) per stage; `by_owner` groups by each deal's
+/// owner at `as_of`; `with_deals` adds every deal's cumulative days per stage.
+pub fn time_in_stage(
+    timeline: &Timeline,
+    settings: &Settings,
+    view: View,
+    by_owner: bool,
+    with_deals: bool,
+) -> TimeInStageReport {
+    let mut all = Acc::default();
+    let mut owners: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut deals = Vec::new();
+    let mut folded = Folded::default();
+    for deal in timeline.deals() {
+        if !folded.fold(deal, view) {
+            continue;
+        }
+        all.add(&folded);
+        if by_owner {
+            owners.entry(timeline.names.resolve(folded.owner)).or_default().add(&folded);
+        }
+        if with_deals {
+            let mut cumulative: BTreeMap<Name, i64> = BTreeMap::new();
+            for visit in &folded.visits {
+                let end = visit.end.unwrap_or(view.as_of);
+                *cumulative.entry(visit.stage).or_default() += end.0 - visit.start.0;
+            }
+            let seen: Vec<Name> = cumulative.keys().copied().collect();
+            let stages = stage_order(timeline, settings, &seen)
+                .into_iter()
+                .filter_map(|(stage, name)| {
+                    name.map(|n| StageDays { stage, days: round6(days(cumulative[&n])) })
+                })
+                .collect();
+            deals.push(DealStages {
+                deal: deal.id.clone(),
+                owner: timeline.names.resolve(folded.owner).to_string(),
+                status: folded.status().as_str(),
+                stages,
+            });
+        }
+    }
+    deals.sort_by(|a, b| a.deal.cmp(&b.deal));
+    TimeInStageReport {
+        as_of: Instant(view.as_of),
+        stages: all.finish(timeline, settings),
+        by_owner: by_owner.then(|| {
+            owners
+                .into_iter()
+                .map(|(owner, acc)| OwnerStages {
+                    owner: owner.to_string(),
+                    stages: acc.finish(timeline, settings),
+                })
+                .collect()
+        }),
+        deals: with_deals.then_some(deals),
+    }
+}
+
+const STAT_COLUMNS: [&str; 6] =
+    ["completed", "mean (days)", "median (days)", "p90 (days)", "max (days)", "open now"];
+
+fn stat_cells(s: &StageStats) -> Vec<Cell> {
+    vec![
+        Cell::Text(s.stage.clone()),
+        Cell::Int(s.stats.completed as i64),
+        opt_num(s.stats.mean_days, 2),
+        opt_num(s.stats.median_days, 2),
+        opt_num(s.stats.p90_days, 2),
+        opt_num(s.stats.max_days, 2),
+        Cell::Int(s.open as i64),
+    ]
+}
+
+fn stat_columns(first: &[&str]) -> Vec<String> {
+    let mut columns: Vec<String> = first.iter().map(|c| c.to_string()).collect();
+    columns.push("stage".into());
+    columns.extend(STAT_COLUMNS.iter().map(|c| c.to_string()));
+    columns
+}
+
+impl Report for TimeInStageReport {
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = Vec::new();
+        let mut table = Table {
+            title: format!("Time in stage as of {}", self.as_of.0),
+            columns: stat_columns(&[]),
+            rows: vec![],
+        };
+        for s in &self.stages {
+            table.push(stat_cells(s));
+        }
+        tables.push(table);
+        if let Some(owners) = &self.by_owner {
+            let mut table =
+                Table { title: "By owner".into(), columns: stat_columns(&["owner"]), rows: vec![] };
+            for o in owners {
+                for s in &o.stages {
+                    let mut row = vec![Cell::Text(o.owner.clone())];
+                    row.extend(stat_cells(s));
+                    table.push(row);
+                }
+            }
+            tables.push(table);
+        }
+        if let Some(deals) = &self.deals {
+            let mut table =
+                Table::new("Cumulative time per deal", &["deal", "owner", "status", "stage", "days"]);
+            for d in deals {
+                for s in &d.stages {
+                    table.push(vec![
+                        Cell::Text(d.deal.clone()),
+                        Cell::Text(d.owner.clone()),
+                        Cell::Text(d.status.into()),
+                        Cell::Text(s.stage.clone()),
+                        Cell::Num(s.days, 2),
+                    ]);
+                }
+            }
+            tables.push(table);
+        }
+        tables
+    }
+
+    /// The most detailed table asked for: per deal, else per owner, else per stage.
+    fn csv_table(&self) -> Table {
+        let mut tables = self.tables();
+        let mut table = tables.pop().expect("at least one table");
+        table.title.clear();
+        table.columns = table.columns.iter().map(|c| csv_name(c)).collect();
+        table
+    }
+}
+
+/// `mean (days)` to `mean_days`: CSV headers match the JSON keys.
+fn csv_name(column: &str) -> String {
+    match column {
+        "mean (days)" => "mean_days".into(),
+        "median (days)" => "median_days".into(),
+        "p90 (days)" => "p90_days".into(),
+        "max (days)" => "max_days".into(),
+        "open now" => "open".into(),
+        other => other.into(),
+    }
+}
