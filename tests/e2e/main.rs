@@ -4,4 +4,5 @@ mod audit;
 mod crash;
 mod harness;
 mod ingest;
+mod reports;
 mod rules;

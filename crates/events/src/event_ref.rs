@@ -179,7 +179,22 @@ impl<'a> BodyRef<'a> {
     }
 }
 
-impl EventRef<'_> {
+impl<'a> EventRef<'a> {
+    /// The borrowed view of an owned stored event (whose `recorded_at` is resolved).
+    pub fn of(stored: &'a StoredEvent) -> EventRef<'a> {
+        let event = &stored.event;
+        EventRef {
+            seq: stored.seq,
+            version: stored.version,
+            deal: event.deal.as_str(),
+            at: event.at,
+            recorded_at: event.recorded_at.expect("stored events have their recorded_at resolved"),
+            actor: event.actor.as_deref(),
+            source_id: event.source_id.as_deref(),
+            body: BodyRef::of(&event.body),
+        }
+    }
+
     /// An owned copy, for the few readers that keep events (audit, the HTTP history).
     pub fn to_stored(&self) -> StoredEvent {
         StoredEvent {

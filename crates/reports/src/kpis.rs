@@ -22,6 +22,7 @@ pub struct Conversion {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Kpis {
+    #[serde(serialize_with = "crate::output::currency_code")]
     pub currency: Currency,
     pub won: u64,
     pub lost: u64,

@@ -54,3 +54,8 @@ pub fn stage_order(timeline: &Timeline, settings: &Settings, seen: &[Name]) -> V
     order.extend(others);
     order
 }
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

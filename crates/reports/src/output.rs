@@ -52,6 +52,11 @@ pub fn div_round(numerator: i128, denominator: i128) -> i128 {
     }
 }
 
+/// Writes a currency as its code (`"USD"`), for `#[serde(serialize_with)]`.
+pub fn currency_code<S: Serializer>(currency: &Currency, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(currency.as_str())
+}
+
 /// A time written as RFC 3339 in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Instant(pub Timestamp);

@@ -33,6 +33,7 @@ pub struct Closed {
 /// The pipeline of one currency.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CurrencyPipeline {
+    #[serde(serialize_with = "crate::output::currency_code")]
     pub currency: Currency,
     pub stages: Vec<StageRow>,
     pub totals: Totals,

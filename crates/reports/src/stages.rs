@@ -159,7 +159,8 @@ pub fn time_in_stage(
             let stages = stage_order(timeline, settings, &seen)
                 .into_iter()
                 .filter_map(|(stage, name)| {
-                    name.map(|n| StageDays { stage, days: round6(days(cumulative[&n])) })
+                    name.and_then(|n| cumulative.get(&n))
+                        .map(|&micros| StageDays { stage, days: round6(days(micros)) })
                 })
                 .collect();
             deals.push(DealStages {
