@@ -5,8 +5,11 @@ use crate::data::DataDir;
 use crate::table::{thousands, Align, Table};
 use anyhow::{Context, Result};
 use clap::Args;
+use dealledger_events::Timestamp;
 use dealledger_log::BlockStore;
-use dealledger_projections::{rebuild, Timeline};
+use dealledger_projections::{catch_up, rebuild, Timeline, View};
+use dealledger_reports::Settings;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,6 +41,57 @@ struct Figures {
     verify_events_per_second: f64,
     bytes_on_disk: u64,
     bytes_per_event: f64,
+    /// The timeline checkpoint: its size, and the time to read and decode it (a current one).
+    checkpoint_bytes: u64,
+    checkpoint_load_ms: f64,
+    /// Each report computed on the loaded timeline (the daemon's latency; the CLI adds the load).
+    report_ms: BTreeMap<&'static str, f64>,
+    /// Peak resident memory of this process so far (VmHWM).
+    peak_rss_bytes: u64,
+}
+
+/// Peak resident set size from /proc (Linux); 0 where there is none.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Times each report on `timeline`, over the last year of the generated history.
+fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static str, f64> {
+    let end = timeline
+        .deals()
+        .iter()
+        .filter_map(|d| d.entries.last().map(|e| e.at).max(d.touches.last().map(|t| t.at)))
+        .max()
+        .unwrap_or(Timestamp(0));
+    let start = Timestamp(end.0 - 365 * dealledger_events::time::MICROS_PER_DAY);
+    let view = View { as_of: end, known_at: Timestamp::MAX };
+    let mut out = BTreeMap::new();
+    let mut time = |name: &'static str, run: &mut dyn FnMut() -> usize| {
+        let started = Instant::now();
+        let size = run();
+        out.insert(name, started.elapsed().as_secs_f64() * 1000.0);
+        tracing::debug!(name, size, "report");
+    };
+    use dealledger_reports::*;
+    time("pipeline", &mut || render(&pipeline::pipeline(timeline, settings, view, None), Format::Json).len());
+    time("time_in_stage", &mut || {
+        render(&stages::time_in_stage(timeline, settings, view, false, false), Format::Json).len()
+    });
+    time("kpis", &mut || {
+        render(&kpis::kpis(timeline, settings, start, end, Timestamp::MAX, None, None), Format::Json).len()
+    });
+    time("bad_deal_cost", &mut || {
+        render(&cost::bad_deal_cost(timeline, settings, start, end, Timestamp::MAX), Format::Json).len()
+    });
+    time("flags", &mut || render(&flags::flags(timeline, settings, view), Format::Json).len());
+    out
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -84,16 +138,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let log = data.open_log()?;
         let started = Instant::now();
         let mut scanned = 0u64;
-        log.scan(1, |_| {
+        log.scan_refs(1, |_| {
             scanned += 1;
             Ok(true)
         })?;
         let scan_seconds = started.elapsed().as_secs_f64();
+        // The log's own size, before the replay below stores the timeline's checkpoint.
+        let bytes_on_disk = log.store().bytes_on_disk()?;
         let (_, replay) = rebuild::<Timeline, _>(&log)?;
         let started = Instant::now();
         log.verify(None, |_| {})?;
         let verify_seconds = started.elapsed().as_secs_f64();
-        let bytes_on_disk = log.store().bytes_on_disk()?;
+        let checkpoint_bytes = log.store().get_meta("checkpoint/timeline")?.map_or(0, |v| v.len() as u64);
+        drop(log);
+
+        eprintln!("loading the checkpoint, timing reports");
+        let log = data.open_log()?;
+        let started = Instant::now();
+        let (timeline, loaded) = catch_up::<Timeline, _>(&log)?;
+        let checkpoint_load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(loaded.from_checkpoint && loaded.events == 0, "the checkpoint is current");
+        let report_ms = time_reports(&timeline, &Settings::default());
+        drop(timeline);
         all.push(Figures {
             events,
             deals,
@@ -106,6 +172,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             verify_events_per_second: events as f64 / verify_seconds,
             bytes_on_disk,
             bytes_per_event: bytes_on_disk as f64 / events as f64,
+            checkpoint_bytes,
+            checkpoint_load_ms,
+            report_ms,
+            peak_rss_bytes: peak_rss_bytes(),
         });
         drop(log);
         if args.dir.is_none() {
@@ -139,5 +209,29 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ]);
     }
     print!("{}", table.render());
+    let mut table = Table::new(&[
+        ("events", Align::Right),
+        ("checkpoint MB", Align::Right),
+        ("load ms", Align::Right),
+        ("pipeline ms", Align::Right),
+        ("time-in-stage ms", Align::Right),
+        ("kpis ms", Align::Right),
+        ("bad-deal-cost ms", Align::Right),
+        ("flags ms", Align::Right),
+        ("peak RSS MB", Align::Right),
+    ]);
+    for f in &all {
+        let mut row = vec![
+            thousands(f.events),
+            format!("{:.1}", f.checkpoint_bytes as f64 / 1e6),
+            format!("{:.0}", f.checkpoint_load_ms),
+        ];
+        for name in ["pipeline", "time_in_stage", "kpis", "bad_deal_cost", "flags"] {
+            row.push(format!("{:.1}", f.report_ms[name]));
+        }
+        row.push(format!("{:.0}", f.peak_rss_bytes as f64 / 1e6));
+        table.row(row);
+    }
+    print!("\n{}", table.render());
     Ok(())
 }

@@ -16,4 +16,4 @@ mod timeline;
 
 pub use fold::{Folded, Status, Visit};
 pub use runner::{catch_up, rebuild, Projection, ReplayError, ReplayStats};
-pub use timeline::{Change, DealHistory, Entry, Name, Names, Timeline, Touch, View};
+pub use timeline::{contact_key, Change, DealHistory, Entry, Name, Names, Timeline, Touch, View};
