@@ -50,11 +50,13 @@ pub fn replay(data: &DataDir) -> Result<()> {
     let (timeline, stats) = rebuild::<Timeline, _>(&log)?;
     let deals = timeline.deals();
     println!(
-        "rebuilt projection `timeline` from {} events in {:.3} s ({} events/s): {} deals",
+        "rebuilt projection `timeline` from {} events in {:.3} s ({} events/s): {} deals; \
+         of which {:.3} s saving its checkpoint",
         thousands(stats.events),
         stats.seconds,
         thousands(stats.events_per_second() as u64),
-        thousands(deals.len() as u64)
+        thousands(deals.len() as u64),
+        stats.save_seconds
     );
     Ok(())
 }

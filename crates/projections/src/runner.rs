@@ -30,7 +30,10 @@ pub enum ReplayError {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReplayStats {
     pub events: u64,
+    /// Loading the checkpoint, folding and saving, all told.
     pub seconds: f64,
+    /// Of which saving the new checkpoint (encoding and a flushed write).
+    pub save_seconds: f64,
     /// True when a checkpoint was used (only the tail was replayed).
     pub from_checkpoint: bool,
 }
@@ -58,8 +61,15 @@ pub fn rebuild<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayS
     let started = Instant::now();
     let mut projection = P::default();
     let events = fold(log, 1, &mut projection)?;
+    let saving = Instant::now();
     save(log, &projection)?;
-    Ok((projection, ReplayStats { events, seconds: started.elapsed().as_secs_f64(), from_checkpoint: false }))
+    let stats = ReplayStats {
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+        save_seconds: saving.elapsed().as_secs_f64(),
+        from_checkpoint: false,
+    };
+    Ok((projection, stats))
 }
 
 /// Loads the checkpoint (if it is of the current version and belongs to this log), folds only
@@ -70,10 +80,17 @@ pub fn catch_up<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, Replay
         return rebuild(log);
     };
     let events = fold(log, seq + 1, &mut projection)?;
+    let saving = Instant::now();
     if events > 0 {
         save(log, &projection)?;
     }
-    Ok((projection, ReplayStats { events, seconds: started.elapsed().as_secs_f64(), from_checkpoint: true }))
+    let stats = ReplayStats {
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+        save_seconds: saving.elapsed().as_secs_f64(),
+        from_checkpoint: true,
+    };
+    Ok((projection, stats))
 }
 
 fn fold<P: Projection, S: BlockStore>(
