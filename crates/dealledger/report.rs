@@ -160,22 +160,16 @@ pub fn run(data: &DataDir, clock: &dyn Clock, command: &ReportCommand) -> Result
             let (from, to, known_at) = period(p, now)?;
             let c = currency(c.as_deref())?;
             let timeline = timeline(data)?;
-            let forecast_minor = match forecast {
-                None => None,
-                Some(text) => {
-                    let lead = c.unwrap_or_else(|| {
-                        let present: std::collections::BTreeSet<Currency> =
-                            timeline.deals().iter().map(|d| d.currency).collect();
-                        let present: Vec<Currency> = present.into_iter().collect();
-                        dealledger_reports::report_currency(&present, None, &settings)
-                    });
-                    Some(Decimal::parse(text).and_then(|d| d.to_minor(lead)).map_err(|why| crate::Exit {
+            let forecast = forecast
+                .as_deref()
+                .map(|text| {
+                    Decimal::parse(text).map_err(|why| crate::Exit {
                         code: 2,
                         message: format!("--forecast `{text}`: {why}"),
-                    })?)
-                }
-            };
-            render(&kpis::kpis(&timeline, &settings, from, to, known_at, c, forecast_minor), (*format).into())
+                    })
+                })
+                .transpose()?;
+            render(&kpis::kpis(&timeline, &settings, from, to, known_at, c, forecast), (*format).into())
         }
         ReportCommand::BadDealCost { period: p, format } => {
             let (from, to, known_at) = period(p, now)?;

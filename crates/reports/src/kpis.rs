@@ -1,6 +1,7 @@
 //! `report kpis`: the period's closed deals, revenue, cycle, created pipeline, first response
 //! and stage conversion.
 
+use dealledger_events::money::Decimal;
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::{Currency, Direction, Timestamp};
 
@@ -71,7 +72,7 @@ fn ratio(numerator: f64, denominator: u64) -> Option<f64> {
 }
 
 /// KPIs over [from, to): computed from the events with `at < to` (and `recorded_at <=
-/// known_at`). `forecast_minor` is in minor units of the report currency.
+/// known_at`). `forecast` is an amount of the report currency, any number of decimals.
 pub fn kpis(
     timeline: &Timeline,
     settings: &Settings,
@@ -79,7 +80,7 @@ pub fn kpis(
     to: Timestamp,
     known_at: Timestamp,
     currency: Option<Currency>,
-    forecast_minor: Option<i64>,
+    forecast: Option<Decimal>,
 ) -> KpiReport {
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
     let in_period = |t: Timestamp| from <= t && t < to;
@@ -138,11 +139,17 @@ pub fn kpis(
     let mut all: Vec<Kpis> = by_currency.into_iter().map(|(c, acc)| finish(settings, c, acc)).collect();
     for k in &mut all {
         if k.currency == main_currency {
-            if let Some(forecast) = forecast_minor {
-                let actual = k.revenue.minor;
-                k.forecast_accuracy = Some((actual != 0).then(|| {
-                    round6((actual - i128::from(forecast)).abs() as f64 / actual.abs() as f64 * 100.0)
-                }));
+            if let Some(forecast) = forecast {
+                // Both sides at one decimal scale, exactly: revenue in minor units, the
+                // forecast as written.
+                let exponent = k.currency.exponent();
+                let scale = exponent.max(forecast.scale);
+                let actual = k.revenue.minor * 10i128.pow(scale - exponent);
+                let forecast = i128::from(forecast.mantissa) * 10i128.pow(scale - forecast.scale);
+                k.forecast_accuracy = Some(
+                    (actual != 0)
+                        .then(|| round6((actual - forecast).abs() as f64 / actual.abs() as f64 * 100.0)),
+                );
             }
         }
     }

@@ -4,6 +4,7 @@
 use crate::output::render;
 use crate::testkit::{e, t, timeline};
 use crate::{cost, flags, kpis, parse_settings_toml, pipeline, stages, Format, Settings};
+use dealledger_events::money::Decimal;
 use dealledger_events::Timestamp;
 use dealledger_projections::{Timeline, View};
 use serde_json::{json, Value};
@@ -195,7 +196,15 @@ fn time_in_stage_statistics() {
 fn kpis_over_a_period() {
     let tl = timeline(&january());
     let s = Settings::default();
-    let report = kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, Some(54_000));
+    let report = kpis::kpis(
+        &tl,
+        &s,
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        None,
+        Some(Decimal::parse("540").unwrap()),
+    );
     let k = json_of(&report);
     let expected = json!({
         "from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "known_at": k["known_at"],
@@ -215,6 +224,17 @@ fn kpis_over_a_period() {
         "forecast_accuracy": 10.0,
     });
     assert_eq!(k, expected);
+    // A forecast with more decimals than the currency has is compared exactly, not rounded.
+    let fine = kpis::kpis(
+        &tl,
+        &s,
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        None,
+        Decimal::parse("540.005").ok(),
+    );
+    assert_eq!(json_of(&fine)["forecast_accuracy"], 9.999167);
 
     // Up to 01-14 (exclusive) B is not won yet: only E closed, so the close rate is 0.
     let early = json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-01-14"), Timestamp::MAX, None, None));
