@@ -19,6 +19,12 @@ use data::DataDir;
 use std::io::Write;
 use std::path::PathBuf;
 
+// Why not the system allocator: reports fold millions of deals into fresh per-core buffers, and
+// glibc hands large blocks back to the kernel on free, so each report paid the page faults again
+// (a cold time-in-stage on 10 M events: 76 ms with glibc, 27 ms with mimalloc; warm runs equal).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dealledger",

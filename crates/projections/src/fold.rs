@@ -4,7 +4,7 @@
 //! (a `won` known before the `requalified` that preceded it). The fold never fails on that: a
 //! status change is taken as it comes, and a stage move on a closed deal only changes its stage.
 
-use dealledger_events::{Date, Timestamp};
+use dealledger_events::{Date, Direction, Timestamp};
 
 use crate::timeline::{Change, DealHistory, Name, View};
 
@@ -59,6 +59,27 @@ pub struct Folded {
     /// The last requalification, if any.
     pub requalified_at: Option<Timestamp>,
     pub visits: Vec<Visit>,
+    /// The fields set (not cleared) in this view, sorted.
+    pub fields_set: Vec<Name>,
+    /// What the deal's touches add up to: only filled by [`Folded::fold_touches`].
+    pub touches: TouchFacts,
+    /// Scratch for counting distinct contacts; always left empty.
+    contact_keys: Vec<u64>,
+}
+
+/// A deal's touches in one view, reduced to what reports ask of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TouchFacts {
+    /// The latest touch, either direction.
+    pub last_at: Option<Timestamp>,
+    pub last_inbound_at: Option<Timestamp>,
+    /// The first outbound touch in (`at`, seq) order.
+    pub first_outbound_at: Option<Timestamp>,
+    /// Distinct contacts over all touches.
+    pub contacts: u32,
+    /// Minutes (a touch's own, else its channel's default) of the touches with `at` up to and
+    /// including `status_at`: for a closed deal, the effort it took until it closed.
+    pub minutes_to_status: i64,
 }
 
 impl Folded {
@@ -71,6 +92,8 @@ impl Folded {
     /// not see the deal's `opened`: the deal does not exist for it.
     pub fn fold(&mut self, deal: &DealHistory, view: View) -> bool {
         self.visits.clear();
+        self.fields_set.clear();
+        self.touches = TouchFacts::default();
         self.status = None;
         self.requalified_at = None;
         for entry in deal.entries(view) {
@@ -114,10 +137,46 @@ impl Folded {
                 Change::Amount { amount_minor } => self.amount_minor = amount_minor,
                 Change::CloseDate { close_date } => self.close_date = Some(close_date),
                 Change::Owner { owner } => self.owner = owner,
-                Change::Field { .. } => {}
+                Change::Field { field, set } => match (self.fields_set.binary_search(&field), set) {
+                    (Err(i), true) => self.fields_set.insert(i, field),
+                    (Ok(i), false) => {
+                        self.fields_set.remove(i);
+                    }
+                    _ => {}
+                },
             }
         }
         self.status.is_some()
+    }
+
+    /// Fills [`Folded::touches`] from the deal's touches in `view`; call after a successful
+    /// [`Folded::fold`] under the same view.
+    pub fn fold_touches(&mut self, deal: &DealHistory, view: View) {
+        let mut facts = TouchFacts::default();
+        for touch in deal.touches(view) {
+            let at = Some(touch.at);
+            facts.last_at = facts.last_at.max(at);
+            match touch.direction {
+                Direction::Inbound => facts.last_inbound_at = facts.last_inbound_at.max(at),
+                Direction::Outbound => facts.first_outbound_at = facts.first_outbound_at.or(at),
+            }
+            if let Some(contact) = touch.contact {
+                self.contact_keys.push(contact);
+            }
+            if touch.at <= self.status_at {
+                facts.minutes_to_status += touch.minutes_or_default();
+            }
+        }
+        self.contact_keys.sort_unstable();
+        self.contact_keys.dedup();
+        facts.contacts = u32::try_from(self.contact_keys.len()).expect("fewer than 2^32 touches per deal");
+        self.contact_keys.clear();
+        self.touches = facts;
+    }
+
+    /// Whether the field is set in this view.
+    pub fn field_is_set(&self, field: Name) -> bool {
+        self.fields_set.binary_search(&field).is_ok()
     }
 
     fn close(&mut self, status: Status, at: Timestamp) {

@@ -14,6 +14,8 @@ mod fold;
 mod runner;
 mod timeline;
 
-pub use fold::{Folded, Status, Visit};
+pub use fold::{Folded, Status, TouchFacts, Visit};
 pub use runner::{catch_up, rebuild, Projection, ReplayError, ReplayStats};
-pub use timeline::{contact_key, Change, DealHistory, Entry, Name, Names, Timeline, Touch, View};
+pub use timeline::{
+    contact_key, force_parallel_parts, Change, DealHistory, Entry, Name, Names, Timeline, Touch, View,
+};

@@ -15,7 +15,7 @@ use dealledger_events::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::Projection;
+use crate::{Folded, Projection};
 
 /// An interned string: a stage, owner or field name.
 pub type Name = u32;
@@ -41,6 +41,14 @@ impl Names {
 
     pub fn get(&self, text: &str) -> Option<Name> {
         self.index.get(text).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
     }
 
     pub fn resolve(&self, name: Name) -> &str {
@@ -109,6 +117,20 @@ pub struct Touch {
     pub contact: Option<u64>,
 }
 
+impl Touch {
+    /// Minutes the touch counts for: its own, else the channel's default (call 15, email 5,
+    /// meeting 60, demo 60, social 5, other 10).
+    pub fn minutes_or_default(&self) -> i64 {
+        i64::from(self.minutes.unwrap_or(match self.channel {
+            Channel::Call => 15,
+            Channel::Email => 5,
+            Channel::Meeting | Channel::Demo => 60,
+            Channel::Social => 5,
+            Channel::Other => 10,
+        }))
+    }
+}
+
 /// FNV-1a, 64 bits: stable across versions and platforms (checkpoints keep it), and two contacts
 /// of one deal colliding is a 1 in 2^64 event.
 pub fn contact_key(contact: &str) -> u64 {
@@ -165,11 +187,190 @@ impl DealHistory {
 pub struct Timeline {
     pub names: Names,
     deals: Vec<DealHistory>,
+    /// The latest `at` and `recorded_at` of any event: a view at or past both sees everything.
+    latest_at: Timestamp,
+    latest_recorded_at: Timestamp,
     #[serde(skip)]
     index: AHashMap<String, u32>,
+    #[serde(skip)]
+    current: Current,
+}
+
+/// Every deal folded under [`View::ALL`], touches too: what a report on "now" reads, so it
+/// need not fold 10 M events' worth of history per question. Built by [`Timeline::refresh`],
+/// which then refolds only the deals events have touched since.
+#[derive(Clone, Debug, Default)]
+struct Current {
+    built: bool,
+    /// By deal index, while built.
+    folded: Vec<Folded>,
+    /// Deals touched since the last refresh (indexes, unsorted, repeats allowed).
+    stale: Vec<u32>,
+}
+
+impl Current {
+    /// Past this many stale entries per deal a refresh refolds everything: the list stays
+    /// bounded however long nobody refreshes (a large catch-up).
+    const STALE_PER_DEAL_MAX: usize = 1;
+
+    fn touched(&mut self, deal: u32, deals: usize) {
+        if self.built {
+            self.stale.push(deal);
+            if self.stale.len() > deals.max(1024) * Self::STALE_PER_DEAL_MAX {
+                *self = Current::default();
+            }
+        }
+    }
+
+    fn fresh(&self) -> bool {
+        self.built && self.stale.is_empty()
+    }
+}
+
+static FORCED_PARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Folds in exactly `parts` parts (0: one per core), however few the deals: lets tests check
+/// that merging parts gives what one pass gives, on histories small enough to test.
+#[doc(hidden)]
+pub fn force_parallel_parts(parts: usize) {
+    FORCED_PARTS.store(parts, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many parts to fold `deals` deals in: one per core (at most 8), and one for few deals,
+/// where a thread would cost more than it saves.
+fn parallel_parts(deals: usize) -> usize {
+    const DEALS_PER_PART_MIN: usize = 8192;
+    let forced = FORCED_PARTS.load(std::sync::atomic::Ordering::Relaxed);
+    if forced > 0 {
+        return forced.min(deals).max(1);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    cores.min(deals / DEALS_PER_PART_MIN).max(1)
+}
+
+/// Reallocates every deal's visits in deal order, all while the old ones are still held, so
+/// that they come from fresh memory one after another: a report walking the deals then reads
+/// its visits nearly in sequence instead of chasing pointers all over the heap (4x faster at
+/// 10 M events).
+fn compact(mut folded: Vec<Folded>) -> Vec<Folded> {
+    let visits: Vec<Vec<crate::Visit>> = folded.iter().map(|f| f.visits.clone()).collect();
+    for (f, visits) in folded.iter_mut().zip(visits) {
+        f.visits = visits;
+    }
+    folded
+}
+
+fn fold_all(deal: &DealHistory) -> Folded {
+    let mut folded = Folded::default();
+    let visible = folded.fold(deal, View::ALL);
+    debug_assert!(visible, "every stored deal has its opened event");
+    folded.fold_touches(deal, View::ALL);
+    folded
 }
 
 impl Timeline {
+    /// Folds every deal the view sees (its touches too when `touches`, see
+    /// [`Folded::fold_touches`]) into accumulators: the deals are cut into consecutive parts
+    /// folded on all cores, one accumulator per part, returned in deal order, so that merging
+    /// them in order gives what one pass would. A view that sees every event reads the folds
+    /// [`Timeline::refresh`] keeps, when they are fresh.
+    pub fn fold_deals<A: Send>(
+        &self,
+        view: View,
+        touches: bool,
+        init: impl Fn() -> A + Sync,
+        each: impl Fn(&mut A, &DealHistory, &Folded) + Sync,
+    ) -> Vec<A> {
+        let parts = parallel_parts(self.deals.len());
+        let part_len = self.deals.len().div_ceil(parts).max(1);
+        let fold_part = |start: usize| {
+            let mut acc = init();
+            let end = (start + part_len).min(self.deals.len());
+            self.each_folded_in(start..end, view, touches, |deal, folded| each(&mut acc, deal, folded));
+            acc
+        };
+        if parts == 1 {
+            return vec![fold_part(0)];
+        }
+        std::thread::scope(|scope| {
+            let rest: Vec<_> =
+                (1..parts).map(|part| scope.spawn(move || fold_part(part * part_len))).collect();
+            let mut accs = vec![fold_part(0)];
+            accs.extend(rest.into_iter().map(|h| h.join().expect("folding threads do not panic")));
+            accs
+        })
+    }
+
+    /// Calls `each` with every deal the view sees, folded as [`Timeline::fold_deals`] does, in
+    /// deal order, on this thread.
+    pub fn each_folded(&self, view: View, touches: bool, each: impl FnMut(&DealHistory, &Folded)) {
+        self.each_folded_in(0..self.deals.len(), view, touches, each);
+    }
+
+    fn each_folded_in(
+        &self,
+        range: std::ops::Range<usize>,
+        view: View,
+        touches: bool,
+        mut each: impl FnMut(&DealHistory, &Folded),
+    ) {
+        let sees_all = view.as_of >= self.latest_at && view.known_at >= self.latest_recorded_at;
+        if sees_all && self.current.fresh() {
+            debug_assert_eq!(self.current.folded.len(), self.deals.len());
+            for (deal, folded) in self.deals[range.clone()].iter().zip(&self.current.folded[range]) {
+                each(deal, folded);
+            }
+            return;
+        }
+        let mut folded = Folded::default();
+        for deal in &self.deals[range] {
+            if folded.fold(deal, view) {
+                if touches {
+                    folded.fold_touches(deal, view);
+                }
+                each(deal, &folded);
+            }
+        }
+    }
+
+    /// True when the folds of "now" are built and no event came after the last refresh.
+    pub fn is_fresh(&self) -> bool {
+        self.current.fresh()
+    }
+
+    /// Brings the folds of "now" up to date: all of them the first time (on all cores), then
+    /// only the deals that events touched since. The daemon calls it after each commit; a
+    /// one-off report need not (it folds what it reads).
+    pub fn refresh(&mut self) {
+        let current = &mut self.current;
+        if !current.built {
+            let part_len = self.deals.len().div_ceil(parallel_parts(self.deals.len())).max(1);
+            let folded = std::thread::scope(|scope| {
+                let parts: Vec<_> = self
+                    .deals
+                    .chunks(part_len)
+                    .map(|part| scope.spawn(|| part.iter().map(fold_all).collect::<Vec<_>>()))
+                    .collect();
+                parts.into_iter().flat_map(|h| h.join().expect("folding threads do not panic")).collect()
+            });
+            *current = Current { built: true, folded: compact(folded), stale: Vec::new() };
+            return;
+        }
+        current.stale.sort_unstable();
+        current.stale.dedup();
+        for &deal in &current.stale {
+            let history = &self.deals[deal as usize];
+            match current.folded.get_mut(deal as usize) {
+                Some(folded) => *folded = fold_all(history),
+                None => {
+                    debug_assert_eq!(current.folded.len(), deal as usize, "deals are appended in order");
+                    current.folded.push(fold_all(history));
+                }
+            }
+        }
+        current.stale.clear();
+    }
+
     pub fn deals(&self) -> &[DealHistory] {
         &self.deals
     }
@@ -195,7 +396,7 @@ fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(
 
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn loaded(&mut self) {
         self.names.reindex();
@@ -204,6 +405,8 @@ impl Projection for Timeline {
 
     fn apply(&mut self, event: &EventRef<'_>) {
         let (at, recorded_at) = (event.at, event.recorded_at);
+        self.latest_at = self.latest_at.max(at);
+        self.latest_recorded_at = self.latest_recorded_at.max(recorded_at);
         let names = &mut self.names;
         let change = match event.body {
             BodyRef::Opened { owner, amount, currency, stage, close_date, .. } => {
@@ -215,6 +418,7 @@ impl Projection for Timeline {
                 };
                 let i = u32::try_from(self.deals.len()).expect("fewer than 2^32 deals");
                 self.index.insert(event.deal.to_string(), i);
+                self.current.touched(i, self.deals.len());
                 self.deals.push(DealHistory {
                     id: event.deal.to_string(),
                     currency,
@@ -227,6 +431,7 @@ impl Projection for Timeline {
                 let touch =
                     Touch { at, recorded_at, channel, direction, minutes, contact: contact.map(contact_key) };
                 let deal = self.index[event.deal];
+                self.current.touched(deal, self.deals.len());
                 insert_ordered(&mut self.deals[deal as usize].touches, at, touch, |t| t.at);
                 return;
             }
@@ -245,6 +450,7 @@ impl Projection for Timeline {
             }
         };
         let deal = *self.index.get(event.deal).expect("stored events follow their deal's opened");
+        self.current.touched(deal, self.deals.len());
         insert_ordered(&mut self.deals[deal as usize].entries, at, Entry { at, recorded_at, change }, |e| {
             e.at
         });

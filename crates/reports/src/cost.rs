@@ -2,12 +2,12 @@
 //! what it was worth.
 
 use dealledger_events::Timestamp;
-use dealledger_projections::{Folded, Timeline, View};
+use dealledger_projections::{Name, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::output::{div_round, round6, Cell, Instant, Money, Report, Table};
-use crate::{touch_minutes, Settings};
+use crate::Settings;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cost {
@@ -46,20 +46,19 @@ pub fn bad_deal_cost(
     known_at: Timestamp,
 ) -> CostReport {
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
-    let mut owners: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
-    let mut folded = Folded::default();
-    for deal in timeline.deals() {
-        if !folded.fold(deal, view) || !folded.status().is_bad() {
-            continue;
-        }
+    let parts = timeline.fold_deals(view, true, BTreeMap::<Name, (u64, i64)>::new, |owners, _, folded| {
         let ended = folded.status_at;
-        if ended < from || ended >= to {
-            continue;
+        if folded.status().is_bad() && from <= ended && ended < to {
+            let owner = owners.entry(folded.owner).or_default();
+            owner.0 += 1;
+            owner.1 += folded.touches.minutes_to_status;
         }
-        let minutes: i64 = deal.touches(View { as_of: ended, known_at }).map(touch_minutes).sum();
-        let owner = owners.entry(timeline.names.resolve(folded.owner)).or_default();
-        owner.0 += 1;
-        owner.1 += minutes;
+    });
+    let mut owners: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    for (owner, (deals, minutes)) in parts.into_iter().flatten() {
+        let sum = owners.entry(timeline.names.resolve(owner)).or_default();
+        sum.0 += deals;
+        sum.1 += minutes;
     }
     let currency = settings.currency;
     let by_owner: Vec<OwnerCost> = owners

@@ -1,14 +1,14 @@
 //! `report flags`: open deals that need a decision, each with its rule, figure and since when.
 
 use dealledger_events::time::MICROS_PER_DAY;
-use dealledger_events::{Direction, Timestamp};
-use dealledger_projections::{Change, Folded, Name, Status, Timeline, View};
+use dealledger_events::Timestamp;
+use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::output::{days, round6, Cell, Instant, Report, Table};
-use crate::stages::p90_rank;
-use crate::Settings;
+use crate::stages::{completed_visits, p90_rank};
+use crate::{stage_indexes, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Flag {
@@ -35,17 +35,28 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
     let as_of = view.as_of;
     let f = &settings.flags;
     let pipeline = &settings.pipeline;
-    let stage_index = |name: Name| pipeline.index(timeline.names.resolve(name));
+    let index_by_name = stage_indexes(timeline, settings);
+    let stage_index = |name: Name| index_by_name[name as usize];
+    // Per stage with exit criteria: its name, pipeline index, and each required field with its
+    // interned name (None: no deal ever set it).
+    type Criteria<'a> = (&'a str, usize, Vec<(&'a str, Option<Name>)>);
+    let exit_criteria: Vec<Criteria> = settings
+        .exit_criteria
+        .iter()
+        .map(|(stage, fields)| {
+            let index = pipeline.index(stage).expect("settings checked exit-criteria stages");
+            (stage.as_str(), index, fields.iter().map(|f| (f.as_str(), timeline.names.get(f))).collect())
+        })
+        .collect();
     let contacts_index = pipeline.index(&f.contacts_by_stage).unwrap_or(usize::MAX);
     let late: BTreeSet<usize> = f.late_stages.iter().filter_map(|s| pipeline.index(s)).collect();
     let p90 = stage_p90s(timeline, view);
 
-    let mut out = Vec::new();
-    let mut late_by_owner: BTreeMap<&str, Vec<Timestamp>> = BTreeMap::new();
-    let mut folded = Folded::default();
-    for deal in timeline.deals() {
-        if !folded.fold(deal, view) || folded.status() != Status::Open {
-            continue;
+    // Per part: the deal flags, and per owner when each of their late-stage deals got there.
+    type Part = (Vec<Flag>, BTreeMap<Name, Vec<Timestamp>>);
+    let parts = timeline.fold_deals(view, true, Part::default, |(out, late_by_owner), deal, folded| {
+        if folded.status() != Status::Open {
+            return;
         }
         let owner = timeline.names.resolve(folded.owner);
         let mut flag = |rule: &'static str, since: Timestamp, figure: f64, detail: String| {
@@ -60,18 +71,10 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
         };
         // The clocks of gone_dark and no_activity start at opened and restart at requalified.
         let clock_start = folded.requalified_at.unwrap_or(folded.opened_at);
-        let mut last_inbound = clock_start;
-        let mut last_touch = clock_start;
-        let mut contacts = BTreeSet::new();
-        for touch in deal.touches(view) {
-            last_touch = last_touch.max(touch.at);
-            if touch.direction == Direction::Inbound {
-                last_inbound = last_inbound.max(touch.at);
-            }
-            if let Some(contact) = touch.contact {
-                contacts.insert(contact);
-            }
-        }
+        let touches = &folded.touches;
+        let last_inbound = touches.last_inbound_at.map_or(clock_start, |at| at.max(clock_start));
+        let last_touch = touches.last_at.map_or(clock_start, |at| at.max(clock_start));
+        let contacts = touches.contacts as usize;
         let quiet = |since: Timestamp,
                      limit_days: u32,
                      rule: &'static str,
@@ -92,7 +95,7 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
         quiet(last_touch, f.no_activity_days, "no_activity", "touch", &mut flag);
 
         if let Some(visit) = folded.current_visit() {
-            if let Some(&p90_micros) = p90.get(&visit.stage) {
+            if let Some(p90_micros) = p90[visit.stage as usize] {
                 let length = as_of.0 - visit.start.0;
                 if length > p90_micros {
                     flag(
@@ -122,29 +125,23 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
         let reached = |index: usize| {
             folded.visits.iter().find(|v| stage_index(v.stage).is_some_and(|i| i >= index)).map(|v| v.start)
         };
-        if current.is_some_and(|i| i >= contacts_index) && contacts.len() < f.min_contacts as usize {
+        if current.is_some_and(|i| i >= contacts_index) && contacts < f.min_contacts as usize {
             let since = reached(contacts_index).unwrap_or(folded.status_at);
             flag(
                 "not_enough_contacts",
                 since,
-                contacts.len() as f64,
-                format!(
-                    "{} contacts by {} (minimum {})",
-                    contacts.len(),
-                    f.contacts_by_stage,
-                    f.min_contacts
-                ),
+                contacts as f64,
+                format!("{} contacts by {} (minimum {})", contacts, f.contacts_by_stage, f.min_contacts),
             );
         }
-        for (stage, fields) in &settings.exit_criteria {
-            let index = pipeline.index(stage).expect("settings checked exit-criteria stages");
-            if current.is_none_or(|i| i <= index) {
+        for (stage, index, fields) in &exit_criteria {
+            if current.is_none_or(|i| i <= *index) {
                 continue;
             }
             let missing: Vec<&str> = fields
                 .iter()
-                .filter(|field| !field_is_set(timeline, deal, view, field))
-                .map(String::as_str)
+                .filter(|(_, name)| !name.is_some_and(|n| folded.field_is_set(n)))
+                .map(|(field, _)| *field)
                 .collect();
             if !missing.is_empty() {
                 let since = reached(index + 1).unwrap_or(folded.status_at);
@@ -158,7 +155,15 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
         }
         if current.is_some_and(|i| late.contains(&i)) {
             let entered = folded.current_visit().map_or(folded.status_at, |v| v.start);
-            late_by_owner.entry(owner).or_default().push(entered);
+            late_by_owner.entry(folded.owner).or_default().push(entered);
+        }
+    });
+    let mut out = Vec::new();
+    let mut late_by_owner: BTreeMap<&str, Vec<Timestamp>> = BTreeMap::new();
+    for (flags, late) in parts {
+        out.extend(flags);
+        for (owner, entered) in late {
+            late_by_owner.entry(timeline.names.resolve(owner)).or_default().extend(entered);
         }
     }
     out.sort_by(|a, b| (&a.deal, a.rule).cmp(&(&b.deal, b.rule)));
@@ -179,44 +184,14 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
     FlagReport { as_of: Instant(as_of), flags: out }
 }
 
-fn field_is_set(
-    timeline: &Timeline,
-    deal: &dealledger_projections::DealHistory,
-    view: View,
-    field: &str,
-) -> bool {
-    let Some(name) = timeline.names.get(field) else {
-        return false;
-    };
-    let mut set = false;
-    for entry in deal.entries(view) {
-        if let Change::Field { field, set: now } = entry.change {
-            if field == name {
-                set = now;
-            }
-        }
-    }
-    set
-}
-
-/// Per stage, the p90 (nearest rank) of the visits completed by `as_of`.
-pub fn stage_p90s(timeline: &Timeline, view: View) -> BTreeMap<Name, i64> {
-    let mut completed: BTreeMap<Name, Vec<i64>> = BTreeMap::new();
-    let mut folded = Folded::default();
-    for deal in timeline.deals() {
-        if folded.fold(deal, view) {
-            for visit in &folded.visits {
-                if let Some(end) = visit.end {
-                    completed.entry(visit.stage).or_default().push(end.0 - visit.start.0);
-                }
-            }
-        }
-    }
-    completed
+/// Per stage ([`Name`]), the p90 (nearest rank) of the visits completed by `as_of`; None for a
+/// stage without one.
+pub fn stage_p90s(timeline: &Timeline, view: View) -> Vec<Option<i64>> {
+    completed_visits(timeline, view)
         .into_iter()
-        .map(|(stage, mut micros)| {
-            micros.sort_unstable();
-            (stage, micros[p90_rank(micros.len()) - 1])
+        .map(|mut micros| {
+            let rank = p90_rank(micros.len());
+            (rank > 0).then(|| *micros.select_nth_unstable(rank - 1).1)
         })
         .collect()
 }

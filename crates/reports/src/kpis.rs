@@ -3,15 +3,15 @@
 
 use dealledger_events::money::Decimal;
 use dealledger_events::time::MICROS_PER_DAY;
-use dealledger_events::{Currency, Direction, Timestamp};
+use dealledger_events::{Currency, Timestamp};
 
 const MICROS_PER_HOUR: i64 = MICROS_PER_DAY / 24;
-use dealledger_projections::{Folded, Status, Timeline, View};
+use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::output::{div_round, opt_num, round6, Cell, Instant, Money, Report, Table};
-use crate::{report_currency, Settings};
+use crate::{report_currency, stage_indexes, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conversion {
@@ -67,6 +67,23 @@ struct Acc {
     conversion: Vec<(u64, u64)>,
 }
 
+impl Acc {
+    fn merge(&mut self, other: Acc) {
+        self.won += other.won;
+        self.lost += other.lost;
+        self.disqualified += other.disqualified;
+        self.revenue_minor += other.revenue_minor;
+        self.cycle_micros += other.cycle_micros;
+        self.created += other.created;
+        self.generated_minor += other.generated_minor;
+        self.responses += other.responses;
+        self.response_micros += other.response_micros;
+        for (counts, add) in self.conversion.iter_mut().zip(other.conversion) {
+            *counts = (counts.0 + add.0, counts.1 + add.1);
+        }
+    }
+}
+
 fn ratio(numerator: f64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| round6(numerator / denominator as f64))
 }
@@ -85,50 +102,58 @@ pub fn kpis(
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
     let in_period = |t: Timestamp| from <= t && t < to;
     let stages = settings.pipeline.stages().len();
-    let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
-    let mut folded = Folded::default();
-    for deal in timeline.deals() {
-        if !folded.fold(deal, view) {
-            continue;
-        }
-        let acc = by_currency
-            .entry(deal.currency)
-            .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
-        let status = folded.status();
-        if status != Status::Open && in_period(folded.status_at) {
-            match status {
-                Status::Won => {
-                    acc.won += 1;
-                    acc.revenue_minor += i128::from(folded.won_amount_minor);
-                    acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
+    let index_by_name = stage_indexes(timeline, settings);
+    let index = |name: Name| index_by_name[name as usize];
+    let parts =
+        timeline.fold_deals(view, true, BTreeMap::<Currency, Acc>::new, |by_currency, deal, folded| {
+            let acc = by_currency
+                .entry(deal.currency)
+                .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
+            let status = folded.status();
+            if status != Status::Open && in_period(folded.status_at) {
+                match status {
+                    Status::Won => {
+                        acc.won += 1;
+                        acc.revenue_minor += i128::from(folded.won_amount_minor);
+                        acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
+                    }
+                    Status::Lost => acc.lost += 1,
+                    Status::Disqualified => acc.disqualified += 1,
+                    Status::Open => unreachable!(),
                 }
-                Status::Lost => acc.lost += 1,
-                Status::Disqualified => acc.disqualified += 1,
-                Status::Open => unreachable!(),
             }
-        }
-        if !in_period(folded.opened_at) {
-            continue;
-        }
-        acc.created += 1;
-        acc.generated_minor += i128::from(folded.opened_amount_minor);
-        if let Some(touch) = deal.touches(view).find(|t| t.direction == Direction::Outbound) {
-            acc.responses += 1;
-            acc.response_micros += i128::from(touch.at.0 - folded.opened_at.0);
-        }
-        // Per stage: when the deal first entered it, and whether it reached a later stage (or
-        // was won) after that.
-        let index = |name| settings.pipeline.index(timeline.names.resolve(name));
-        for (i, counts) in acc.conversion.iter_mut().enumerate() {
-            let Some(first) = folded.visits.iter().find(|v| index(v.stage) == Some(i)) else {
-                continue;
-            };
-            counts.0 += 1;
-            let later =
-                folded.visits.iter().any(|v| v.start >= first.start && index(v.stage).is_some_and(|j| j > i));
-            if later || status == Status::Won {
-                counts.1 += 1;
+            if !in_period(folded.opened_at) {
+                return;
             }
+            acc.created += 1;
+            acc.generated_minor += i128::from(folded.opened_amount_minor);
+            if let Some(first_outbound) = folded.touches.first_outbound_at {
+                acc.responses += 1;
+                acc.response_micros += i128::from(first_outbound.0 - folded.opened_at.0);
+            }
+            // Per stage: when the deal first entered it, and whether it reached a later stage (or
+            // was won) after that.
+            for (i, counts) in acc.conversion.iter_mut().enumerate() {
+                let Some(first) = folded.visits.iter().find(|v| index(v.stage) == Some(i)) else {
+                    continue;
+                };
+                counts.0 += 1;
+                let later = folded
+                    .visits
+                    .iter()
+                    .any(|v| v.start >= first.start && index(v.stage).is_some_and(|j| j > i));
+                if later || status == Status::Won {
+                    counts.1 += 1;
+                }
+            }
+        });
+    let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
+    for (currency, acc) in parts.into_iter().flatten() {
+        match by_currency.entry(currency) {
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(acc);
+            }
+            std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().merge(acc),
         }
     }
     let currencies: Vec<Currency> = by_currency.keys().copied().collect();

@@ -12,22 +12,22 @@ pub mod pipeline;
 pub mod settings;
 pub mod stages;
 
-use dealledger_events::{Channel, Currency};
-use dealledger_projections::{Name, Timeline, Touch};
+use dealledger_events::Currency;
+use dealledger_projections::{Name, Timeline};
 
 pub use output::{render, Format, Report};
 pub use settings::{parse_settings_toml, Settings};
 
-/// Minutes a touch counts for: its own, else the channel's default (call 15, email 5, meeting
-/// 60, demo 60, social 5, other 10).
-pub fn touch_minutes(touch: &Touch) -> i64 {
-    i64::from(touch.minutes.unwrap_or(match touch.channel {
-        Channel::Call => 15,
-        Channel::Email => 5,
-        Channel::Meeting | Channel::Demo => 60,
-        Channel::Social => 5,
-        Channel::Other => 10,
-    }))
+/// Each interned name's place in the pipeline (None: not a pipeline stage, or not a stage at
+/// all), so that a report resolves a stage with an index instead of a string search.
+pub fn stage_indexes(timeline: &Timeline, settings: &Settings) -> Vec<Option<usize>> {
+    let mut indexes = vec![None; timeline.names.len()];
+    for (i, stage) in settings.pipeline.stages().iter().enumerate() {
+        if let Some(name) = timeline.names.get(&stage.name) {
+            indexes[name as usize] = Some(i);
+        }
+    }
+    indexes
 }
 
 /// The currency a report leads with: the one asked for, else the only one the deals have, else

@@ -1,12 +1,12 @@
 //! `report pipeline`: open deals by stage, and closed counts, as of a moment.
 
 use dealledger_events::Currency;
-use dealledger_projections::{Folded, Status, Timeline, View};
+use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::output::{div_round, Cell, Instant, Money, Report, Table};
-use crate::{report_currency, Settings};
+use crate::{report_currency, stage_indexes, stage_order, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageRow {
@@ -54,9 +54,22 @@ pub struct PipelineReport {
 
 #[derive(Default)]
 struct Acc {
-    /// Per stage name: deals, amount, amount x basis points.
-    stages: BTreeMap<String, (u64, i128, i128)>,
+    /// Per stage name (by [`dealledger_projections::Name`]): deals, amount, amount x basis points.
+    stages: Vec<(u64, i128, i128)>,
     closed: (u64, u64, u64),
+}
+
+impl Acc {
+    fn merge(&mut self, other: Acc) {
+        if self.stages.len() < other.stages.len() {
+            self.stages.resize(other.stages.len(), (0, 0, 0));
+        }
+        for (row, add) in self.stages.iter_mut().zip(other.stages) {
+            *row = (row.0 + add.0, row.1 + add.1, row.2 + add.2);
+        }
+        self.closed =
+            (self.closed.0 + other.closed.0, self.closed.1 + other.closed.1, self.closed.2 + other.closed.2);
+    }
 }
 
 /// Open deals by stage (the deal's latest amount at `as_of`, weighted by the stage's
@@ -67,32 +80,34 @@ pub fn pipeline(
     view: View,
     currency: Option<Currency>,
 ) -> PipelineReport {
-    let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
-    let mut folded = Folded::default();
-    for deal in timeline.deals() {
-        if !folded.fold(deal, view) {
-            continue;
-        }
-        let acc = by_currency.entry(deal.currency).or_default();
-        match folded.status() {
-            Status::Won => acc.closed.0 += 1,
-            Status::Lost => acc.closed.1 += 1,
-            Status::Disqualified => acc.closed.2 += 1,
-            Status::Open => {
-                let stage = timeline.names.resolve(folded.stage);
-                let bp = settings
-                    .pipeline
-                    .index(stage)
-                    .map_or(0, |i| settings.pipeline.stages()[i].probability_bp);
-                let amount = i128::from(folded.amount_minor);
-                let row = match acc.stages.get_mut(stage) {
-                    Some(row) => row,
-                    None => acc.stages.entry(stage.to_string()).or_default(),
-                };
-                row.0 += 1;
-                row.1 += amount;
-                row.2 += amount * i128::from(bp);
+    let stages = settings.pipeline.stages();
+    let bp_by_name: Vec<i128> = stage_indexes(timeline, settings)
+        .into_iter()
+        .map(|i| i.map_or(0, |i| i128::from(stages[i].probability_bp)))
+        .collect();
+    let parts =
+        timeline.fold_deals(view, false, BTreeMap::<Currency, Acc>::new, |by_currency, deal, folded| {
+            let acc = by_currency.entry(deal.currency).or_default();
+            match folded.status() {
+                Status::Won => acc.closed.0 += 1,
+                Status::Lost => acc.closed.1 += 1,
+                Status::Disqualified => acc.closed.2 += 1,
+                Status::Open => {
+                    if acc.stages.is_empty() {
+                        acc.stages = vec![(0, 0, 0); bp_by_name.len()];
+                    }
+                    let amount = i128::from(folded.amount_minor);
+                    let row = &mut acc.stages[folded.stage as usize];
+                    row.0 += 1;
+                    row.1 += amount;
+                    row.2 += amount * bp_by_name[folded.stage as usize];
+                }
             }
+        });
+    let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
+    for part in parts {
+        for (currency, acc) in part {
+            by_currency.entry(currency).or_default().merge(acc);
         }
     }
     let currencies: Vec<Currency> = by_currency.keys().copied().collect();
@@ -100,31 +115,29 @@ pub fn pipeline(
     let mut all: Vec<CurrencyPipeline> = Vec::new();
     by_currency.entry(main_currency).or_default();
     for (currency, acc) in by_currency {
-        all.push(finish(settings, currency, acc));
+        all.push(finish(timeline, settings, currency, acc));
     }
     let main = all.iter().find(|p| p.currency == main_currency).cloned().expect("inserted above");
     let by_currency = if all.len() > 1 { all } else { Vec::new() };
     PipelineReport { as_of: Instant(view.as_of), known_at: Instant(view.known_at), main, by_currency }
 }
 
-fn finish(settings: &Settings, currency: Currency, mut acc: Acc) -> CurrencyPipeline {
+fn finish(timeline: &Timeline, settings: &Settings, currency: Currency, acc: Acc) -> CurrencyPipeline {
     let money = |minor: i128| Money::new(minor, currency);
-    let mut stages = Vec::new();
-    let mut push = |stage: String, (deals, amount, weighted): (u64, i128, i128)| {
-        stages.push(StageRow {
-            stage,
-            deals,
-            amount: money(amount),
-            weighted_amount: money(div_round(weighted, 10_000)),
-        });
-    };
-    for stage in settings.pipeline.stages() {
-        let row = acc.stages.remove(&stage.name).unwrap_or_default();
-        push(stage.name.clone(), row);
-    }
-    for (stage, row) in acc.stages {
-        push(stage, row);
-    }
+    let seen: Vec<Name> = (0..acc.stages.len()).filter(|&n| acc.stages[n].0 > 0).map(|n| n as Name).collect();
+    let stages = stage_order(timeline, settings, &seen)
+        .into_iter()
+        .map(|(stage, name)| {
+            let (deals, amount, weighted) =
+                name.and_then(|n| acc.stages.get(n as usize)).copied().unwrap_or_default();
+            StageRow {
+                stage,
+                deals,
+                amount: money(amount),
+                weighted_amount: money(div_round(weighted, 10_000)),
+            }
+        })
+        .collect::<Vec<_>>();
     let totals = Totals {
         deals: stages.iter().map(|s| s.deals).sum(),
         amount: money(stages.iter().map(|s| s.amount.minor).sum()),
