@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "dealledger.toml";
 const STORE_DIR: &str = "store";
+/// Held (an OS file lock) by the one process that writes: `serve` or `ingest`. It names the
+/// holder, so the next writer's error can say who to stop or where to send events instead.
+const LOCK_FILE: &str = "writer.lock";
 
 pub struct DataDir {
     pub path: PathBuf,
@@ -43,6 +46,57 @@ impl DataDir {
         }
     }
 
+    /// The `[serve]` and `[hubspot]` settings of `dealledger.toml`; defaults without one.
+    pub fn serve_config(&self) -> Result<dealledger_server::ServeConfig> {
+        let path = self.path.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => dealledger_server::parse_serve_toml(&text)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(dealledger_server::ServeConfig::default())
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Who holds the writer lock, as its lock file says, and the daemon's URL if it is one.
+    fn lock_holder(&self) -> (String, Option<String>) {
+        let text = std::fs::read_to_string(self.path.join(LOCK_FILE)).unwrap_or_default();
+        let url = text.lines().find_map(|l| l.strip_prefix("url ")).map(str::to_string);
+        let holder = text.lines().collect::<Vec<_>>().join(", ");
+        (if holder.is_empty() { "a process starting up".to_string() } else { holder }, url)
+    }
+
+    /// Takes the writer lock for `command`, or says who holds it.
+    pub fn lock_writer(&self, command: &str) -> Result<WriterLock> {
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        let path = self.path.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let (holder, url) = self.lock_holder();
+                let advice = url.map_or("wait for it to finish, or stop it first".to_string(), |url| {
+                    format!("send events to the daemon instead (POST {url}/v1/events), or stop it first")
+                });
+                anyhow::bail!("{} is in use by another writer ({holder}); {advice}", self.path.display());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        let mut lock = WriterLock { file, command: command.to_string() };
+        lock.describe(None)?;
+        Ok(lock)
+    }
+
     fn open_store(&self, create: bool) -> Result<SledStore> {
         let store = self.store_path();
         if !create && !store.exists() {
@@ -54,7 +108,20 @@ impl DataDir {
         }
         std::fs::create_dir_all(&self.path)
             .with_context(|| format!("cannot create {}", self.path.display()))?;
-        Ok(SledStore::open(&store)?)
+        match SledStore::open(&store) {
+            Ok(store) => Ok(store),
+            Err(dealledger_log::LogError::Locked { .. }) => {
+                let (holder, url) = self.lock_holder();
+                let advice = url.map_or("wait for it to finish".to_string(), |url| {
+                    format!("ask the daemon instead: --server {url} (reports), or GET {url}/v1/...")
+                });
+                anyhow::bail!(
+                    "the ledger in {} is open in another process ({holder}); {advice}",
+                    self.path.display()
+                )
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The writer: validity and idempotency state rebuilt from the log.
@@ -66,6 +133,27 @@ impl DataDir {
     /// The log for reading (and projection checkpoints).
     pub fn open_log(&self) -> Result<Log<SledStore>> {
         Ok(Log::open(self.open_store(false)?)?)
+    }
+}
+
+/// The writer lock, held until dropped (the OS releases it if the process dies).
+pub struct WriterLock {
+    file: std::fs::File,
+    command: String,
+}
+
+impl WriterLock {
+    /// Writes who holds the lock (and the daemon's URL once it listens).
+    pub fn describe(&mut self, url: Option<&str>) -> Result<()> {
+        use std::io::{Seek, Write};
+        let mut text = format!("pid {}\ncommand {}\n", std::process::id(), self.command);
+        if let Some(url) = url {
+            text.push_str(&format!("url {url}\n"));
+        }
+        self.file.set_len(0)?;
+        self.file.seek(std::io::SeekFrom::Start(0))?;
+        self.file.write_all(text.as_bytes())?;
+        Ok(())
     }
 }
 

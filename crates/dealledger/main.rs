@@ -7,6 +7,7 @@
 
 mod audit;
 mod bench;
+mod client;
 mod data;
 mod demo;
 mod ingest;
@@ -47,6 +48,11 @@ struct Cli {
     #[arg(long, global = true, env = "DEALLEDGER_NOW", value_name = "TIME", hide_short_help = true)]
     now: Option<String>,
 
+    /// Ask a running daemon instead of opening the data directory (reports): its URL, e.g.
+    /// http://127.0.0.1:7878. The token comes from DEALLEDGER_TOKEN or [serve] token
+    #[arg(long, global = true, env = "DEALLEDGER_SERVER", value_name = "URL")]
+    server: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +68,9 @@ enum Command {
     },
     /// Rebuild every projection from the log from scratch
     Replay,
+    /// Run the ingest daemon: HTTP events with group commit, live tail, reports, HubSpot
+    /// webhooks ([serve] and [hubspot] in dealledger.toml; docs/daemon.md)
+    Serve(ServeArgs),
     /// Reports on the pipeline, time in stage, KPIs, cost of bad deals, flags (docs/metrics.md)
     Report {
         #[command(subcommand)]
@@ -116,6 +125,17 @@ struct IngestArgs {
     /// No progress bar even on a terminal
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default: [serve] listen, else 127.0.0.1:7878; port 0 picks one)
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// File holding the bearer token clients must send (default: [serve] token). Required to
+    /// listen on anything but a loopback address
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,18 +198,20 @@ fn default_data_dir() -> PathBuf {
 fn run(cli: Cli) -> Result<()> {
     let explicit_data = cli.data.is_some();
     let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir));
-    let clock: Box<dyn dealledger_events::Clock> = match &cli.now {
-        None => Box::new(dealledger_events::SystemClock),
-        Some(text) => Box::new(dealledger_events::FixedClock(
+    let clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync> = match &cli.now {
+        None => std::sync::Arc::new(dealledger_events::SystemClock),
+        Some(text) => std::sync::Arc::new(dealledger_events::FixedClock(
             dealledger_events::Timestamp::parse_instant_or_date(text)
                 .map_err(|why| Exit { code: 2, message: format!("--now `{text}`: {why}") })?,
         )),
     };
-    let clock = clock.as_ref();
+    let shared_clock = clock.clone();
+    let clock: &dyn dealledger_events::Clock = &*clock;
     match cli.command {
         Command::Ingest(args) => {
             let InputFormat::Jsonl = args.format;
             let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
+            let _lock = data.lock_writer("dealledger ingest")?;
             let mut ledger = data.open_ledger()?;
             let options = ingest::Options {
                 inputs,
@@ -210,7 +232,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Stats { format } => audit::stats(&data, format),
         Command::Replay => audit::replay(&data),
-        Command::Report { command } => report::run(&data, clock, &command),
+        Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
+        Command::Serve(args) => serve(&data, shared_clock, args),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
@@ -231,6 +254,43 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),
         Command::Bench(args) => bench::run(&args),
     }
+}
+
+fn serve(
+    data: &DataDir,
+    clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync>,
+    args: ServeArgs,
+) -> Result<()> {
+    let mut config = data.serve_config()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(path) = &args.token_file {
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", path.display()))?;
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(Exit { code: 2, message: format!("--token-file {} is empty", path.display()) }.into());
+        }
+        config.token = Some(token);
+    }
+    let mut lock = data.lock_writer("dealledger serve")?;
+    let pipeline = data.pipeline()?;
+    let settings = data.settings()?;
+    std::fs::create_dir_all(&data.path)?;
+    let store: dealledger_server::Store =
+        std::sync::Arc::new(dealledger_log::SledStore::open(&data.store_path())?);
+    let mut described = Ok(());
+    let stopped = dealledger_server::run(store, pipeline, settings, config, clock, |addr| {
+        let url = format!("http://{addr}");
+        described = lock.describe(Some(&url));
+        // Scripts and tests read this line to learn the port when listening on port 0.
+        println!("listening on {url}");
+        let _ = std::io::stdout().flush();
+    })?;
+    described?;
+    eprintln!("stopped; head seq {}", stopped.head.seq);
+    Ok(())
 }
 
 fn print_ingest(report: &ingest::Report, format: Format) -> Result<()> {

@@ -5,10 +5,9 @@ use crate::data::DataDir;
 use crate::Format;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use dealledger_events::money::Decimal;
-use dealledger_events::{Clock, Currency, Timestamp};
-use dealledger_projections::{catch_up, Timeline, View};
-use dealledger_reports::{cost, flags, kpis, pipeline, render, stages, Settings};
+use dealledger_events::Clock;
+use dealledger_projections::{catch_up, Timeline};
+use dealledger_reports::{answer, ParamError, Params, ReportName, Settings};
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -95,33 +94,39 @@ pub struct Period {
     known_at: Option<String>,
 }
 
-fn instant(flag: &str, text: Option<&str>, now: Timestamp) -> Result<Timestamp> {
-    match text {
-        None => Ok(now),
-        Some(text) => Timestamp::parse_instant_or_date(text)
-            .map_err(|why| crate::Exit { code: 2, message: format!("--{flag} `{text}`: {why}") }.into()),
-    }
-}
-
-fn currency(text: Option<&str>) -> Result<Option<Currency>> {
-    text.map(|t| {
-        Currency::parse(t)
-            .map_err(|why| crate::Exit { code: 2, message: format!("--currency: {why}") }.into())
-    })
-    .transpose()
-}
-
-fn period(p: &Period, now: Timestamp) -> Result<(Timestamp, Timestamp, Timestamp)> {
-    let from = instant("from", Some(&p.from), now)?;
-    let to = instant("to", Some(&p.to), now)?;
-    if from >= to {
-        return Err(crate::Exit {
-            code: 2,
-            message: format!("--from {} must be before --to {}", p.from, p.to),
+/// The command's name and parameters, as the daemon's query string would carry them.
+fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
+    let when =
+        |w: &When| Params { as_of: w.as_of.clone(), known_at: w.known_at.clone(), ..Params::default() };
+    let period = |p: &Period| Params {
+        from: Some(p.from.clone()),
+        to: Some(p.to.clone()),
+        known_at: p.known_at.clone(),
+        ..Params::default()
+    };
+    match command {
+        ReportCommand::Pipeline { when: w, currency, format } => {
+            (ReportName::Pipeline, Params { currency: currency.clone(), ..when(w) }, *format)
         }
-        .into());
+        ReportCommand::TimeInStage { when: w, by, deals, format } => (
+            ReportName::TimeInStage,
+            Params { by: by.map(|_| "owner".to_string()), deals: *deals, ..when(w) },
+            *format,
+        ),
+        ReportCommand::Kpis { period: p, forecast, currency, format } => (
+            ReportName::Kpis,
+            Params { forecast: forecast.clone(), currency: currency.clone(), ..period(p) },
+            *format,
+        ),
+        ReportCommand::BadDealCost { period: p, format } => (ReportName::BadDealCost, period(p), *format),
+        ReportCommand::Flags { when: w, format } => (ReportName::Flags, when(w), *format),
     }
-    Ok((from, to, instant("known-at", p.known_at.as_deref(), now)?))
+}
+
+/// A parameter error as the flag the user typed.
+fn flag_error(e: ParamError) -> anyhow::Error {
+    crate::Exit { code: 2, message: format!("--{} `{}`: {}", e.param.replace('_', "-"), e.value, e.reason) }
+        .into()
 }
 
 /// The timeline, caught up with the log.
@@ -137,47 +142,16 @@ pub fn timeline(data: &DataDir) -> Result<Timeline> {
     Ok(timeline)
 }
 
-pub fn run(data: &DataDir, clock: &dyn Clock, command: &ReportCommand) -> Result<()> {
-    let settings: Settings = data.settings()?;
+pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &ReportCommand) -> Result<()> {
+    let (name, params, format) = request(command);
     let now = clock.now();
-    let when = |w: &When| -> Result<View> {
-        Ok(View {
-            as_of: instant("as-of", w.as_of.as_deref(), now)?,
-            known_at: instant("known-at", w.known_at.as_deref(), now)?,
-        })
-    };
-    let text = match command {
-        ReportCommand::Pipeline { when: w, currency: c, format } => {
-            let (view, c) = (when(w)?, currency(c.as_deref())?);
-            render(&pipeline::pipeline(&timeline(data)?, &settings, view, c), (*format).into())
-        }
-        ReportCommand::TimeInStage { when: w, by, deals, format } => {
-            let view = when(w)?;
-            let report = stages::time_in_stage(&timeline(data)?, &settings, view, by.is_some(), *deals);
-            render(&report, (*format).into())
-        }
-        ReportCommand::Kpis { period: p, forecast, currency: c, format } => {
-            let (from, to, known_at) = period(p, now)?;
-            let c = currency(c.as_deref())?;
-            let timeline = timeline(data)?;
-            let forecast = forecast
-                .as_deref()
-                .map(|text| {
-                    Decimal::parse(text).map_err(|why| crate::Exit {
-                        code: 2,
-                        message: format!("--forecast `{text}`: {why}"),
-                    })
-                })
-                .transpose()?;
-            render(&kpis::kpis(&timeline, &settings, from, to, known_at, c, forecast), (*format).into())
-        }
-        ReportCommand::BadDealCost { period: p, format } => {
-            let (from, to, known_at) = period(p, now)?;
-            render(&cost::bad_deal_cost(&timeline(data)?, &settings, from, to, known_at), (*format).into())
-        }
-        ReportCommand::Flags { when: w, format } => {
-            let view = when(w)?;
-            render(&flags::flags(&timeline(data)?, &settings, view), (*format).into())
+    // Flags are checked before anything is opened or asked, so a typo never waits on a load.
+    dealledger_reports::query::check(name, &params, now).map_err(flag_error)?;
+    let text = match server {
+        Some(url) => crate::client::report(url, data, name, &params, format)?,
+        None => {
+            let settings: Settings = data.settings()?;
+            answer(name, &params, &timeline(data)?, &settings, now, format.into()).map_err(flag_error)?
         }
     };
     print!("{text}");

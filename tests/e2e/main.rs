@@ -2,6 +2,8 @@
 
 mod audit;
 mod crash;
+mod daemon;
+mod daemon_crash;
 mod harness;
 mod ingest;
 mod reports;

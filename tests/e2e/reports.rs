@@ -140,7 +140,7 @@ fn bad_report_arguments_are_one_clear_error() {
     assert!(run.stderr.contains("--as-of `last tuesday`"), "{}", run.stderr);
     let run = l.run(&["report", "kpis", "--from", "2024-02-01", "--to", "2024-01-01"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("must be before --to"), "{}", run.stderr);
+    assert!(run.stderr.contains("--from `2024-02-01`: must be before to (2024-01-01)"), "{}", run.stderr);
     std::fs::write(l.data().join("dealledger.toml"), "[flags]\nlate_stages = [\"negotiation\"]\n").unwrap();
     let run = l.run(&["report", "flags"]);
     assert_eq!(run.code, 1);

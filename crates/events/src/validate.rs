@@ -103,6 +103,22 @@ impl Deals {
         self.get(deal).map(|line| line.currency)
     }
 
+    /// Where the deal stands after all its steps: `Some(Some(stage))` open in that stage,
+    /// `Some(None)` won, lost or disqualified, `None` not opened. For mappers (webhooks) that
+    /// must not send a stage move to the stage a deal is already in.
+    pub fn stage_now(&self, deal: &str) -> Option<Option<&str>> {
+        let line = &self.lines[*self.index.get(deal)? as usize];
+        let mut status = None;
+        for step in &line.steps {
+            // Stored steps are valid in order, so folding them cannot fail.
+            status = self.step(status, step.kind).ok();
+        }
+        Some(match status? {
+            Status::Open(stage) => Some(self.stage_names[usize::from(stage)].as_str()),
+            _ => None,
+        })
+    }
+
     pub fn savepoint(&self) -> Savepoint {
         Savepoint(self.undo.len())
     }

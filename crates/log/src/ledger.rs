@@ -33,6 +33,8 @@ fn body_digest(event: &Event, scratch: &mut Vec<u8>) -> Digest128 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Seen {
     seq: u64,
+    /// The deal's version after it (fits in the padding of the u128).
+    version: u32,
     body: Digest128,
 }
 
@@ -41,8 +43,8 @@ struct Seen {
 pub enum Outcome {
     /// Stored as `seq`; the deal is at `version` after it.
     Appended { seq: u64, version: u32 },
-    /// Its `source_id` was stored before with the same body, as `seq`.
-    Duplicate { seq: u64 },
+    /// Its `source_id` was stored before with the same body, as `seq`, the deal then at `version`.
+    Duplicate { seq: u64, version: u32 },
 }
 
 /// What a committed batch stored.
@@ -76,7 +78,10 @@ impl<S: BlockStore> Ledger<S> {
                 scratch.clear();
                 encode_identity_ref(event, &mut scratch);
                 let body = digest128(&scratch);
-                seen.insert(digest128(source_id.as_bytes()), Seen { seq: event.seq, body });
+                seen.insert(
+                    digest128(source_id.as_bytes()),
+                    Seen { seq: event.seq, version: event.version, body },
+                );
             }
             Ok(true)
         })?;
@@ -187,7 +192,7 @@ impl<S: BlockStore> Batch<'_, S> {
             if let Some(seen) = self.ledger.seen.get(&id) {
                 if seen.body == digest {
                     self.duplicates += 1;
-                    return Ok((Outcome::Duplicate { seq: seen.seq }, None));
+                    return Ok((Outcome::Duplicate { seq: seen.seq, version: seen.version }, None));
                 }
                 return Err(Rejection::field(
                     Rule::IdempotencyConflict,
@@ -202,11 +207,16 @@ impl<S: BlockStore> Batch<'_, S> {
         }
         let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
         if let (Some(id), Some(body)) = (id, body) {
-            self.ledger.seen.insert(id, Seen { seq, body });
+            self.ledger.seen.insert(id, Seen { seq, version, body });
             self.new_ids.push(id);
         }
         self.appended += 1;
         Ok((Outcome::Appended { seq, version }, Some((version, submission.event))))
+    }
+
+    /// The deciding state, with what this batch admitted so far.
+    pub fn deals(&self) -> &Deals {
+        &self.ledger.deals
     }
 
     pub fn appended(&self) -> u64 {

@@ -65,6 +65,12 @@ impl<S: BlockStore> Log<S> {
         Ok(Log { store, head })
     }
 
+    /// A reader that sees the log up to `head` and nothing after it, whatever the store holds
+    /// beyond: how the daemon's readers see only what its writer has made durable.
+    pub fn at_head(store: S, head: Head) -> Log<S> {
+        Log { store, head }
+    }
+
     pub fn head(&self) -> Head {
         self.head
     }

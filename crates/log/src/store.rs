@@ -37,6 +37,31 @@ pub trait BlockStore: Send + Sync {
     fn bytes_on_disk(&self) -> Result<u64, LogError>;
 }
 
+/// A shared store: the daemon's writer and its readers hold one store between them.
+impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
+    fn append(&self, blocks: &[(u64, Vec<u8>)]) -> Result<(), LogError> {
+        (**self).append(blocks)
+    }
+    fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        (**self).block_at_or_before(seq)
+    }
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        (**self).last()
+    }
+    fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
+        (**self).scan(from_key, visit)
+    }
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        (**self).get_meta(name)
+    }
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
+        (**self).put_meta(name, value)
+    }
+    fn bytes_on_disk(&self) -> Result<u64, LogError> {
+        (**self).bytes_on_disk()
+    }
+}
+
 /// An in-memory backend, for tests of everything above the storage engine.
 #[derive(Default)]
 pub struct MemStore {

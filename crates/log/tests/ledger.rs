@@ -55,7 +55,10 @@ fn numbering_versions_and_duplicates() {
     );
     // The same source_id and body again: the original seq, nothing stored.
     let out = append(&mut ledger, &[touch("a", 2, "s1", 5), touch("b", 3, "s2", 5)]).unwrap();
-    assert_eq!(out, vec![Outcome::Duplicate { seq: 3 }, Outcome::Appended { seq: 4, version: 2 }]);
+    assert_eq!(
+        out,
+        vec![Outcome::Duplicate { seq: 3, version: 2 }, Outcome::Appended { seq: 4, version: 2 }]
+    );
     // Same source_id, different body: a conflict, and the batch stores nothing.
     let err = append(&mut ledger, &[touch("b", 4, "s3", 5), touch("a", 2, "s1", 6)]).unwrap_err();
     assert_eq!(
@@ -133,7 +136,10 @@ fn state_survives_reopen_on_sled() {
     assert!(verified.blocks >= 2, "{verified:?}");
     // Idempotency and validity state were rebuilt from the log.
     let out = append(&mut ledger, &[touch("a", 2, "s0", 0), opened("b", 1)]).unwrap();
-    assert_eq!(out, vec![Outcome::Duplicate { seq: 2 }, Outcome::Appended { seq: 20_002, version: 1 }]);
+    assert_eq!(
+        out,
+        vec![Outcome::Duplicate { seq: 2, version: 2 }, Outcome::Appended { seq: 20_002, version: 1 }]
+    );
     assert!(append(&mut ledger, &[opened("a", 1)]).is_err());
     let read = ledger.log().read(777).unwrap().unwrap();
     assert_eq!((read.seq, read.version), (777, 777));

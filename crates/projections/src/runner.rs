@@ -62,7 +62,7 @@ pub fn rebuild<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayS
     let mut projection = P::default();
     let events = fold(log, 1, &mut projection)?;
     let saving = Instant::now();
-    save(log, &projection)?;
+    save_checkpoint(log, &projection)?;
     let stats = ReplayStats {
         events,
         seconds: started.elapsed().as_secs_f64(),
@@ -82,7 +82,7 @@ pub fn catch_up<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, Replay
     let events = fold(log, seq + 1, &mut projection)?;
     let saving = Instant::now();
     if events > 0 {
-        save(log, &projection)?;
+        save_checkpoint(log, &projection)?;
     }
     let stats = ReplayStats {
         events,
@@ -107,7 +107,12 @@ fn fold<P: Projection, S: BlockStore>(
     Ok(events)
 }
 
-fn save<P: Projection, S: BlockStore>(log: &Log<S>, projection: &P) -> Result<(), ReplayError> {
+/// Stores `projection` as the checkpoint at the log's head: the caller vouches that it has folded
+/// exactly the events up to that head (the daemon, whose writer folds every commit).
+pub fn save_checkpoint<P: Projection, S: BlockStore>(
+    log: &Log<S>,
+    projection: &P,
+) -> Result<(), ReplayError> {
     let head = log.head();
     let mut bytes = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
     bytes.extend_from_slice(&P::VERSION.to_le_bytes());

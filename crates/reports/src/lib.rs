@@ -9,6 +9,7 @@ pub mod flags;
 pub mod kpis;
 pub mod output;
 pub mod pipeline;
+pub mod query;
 pub mod settings;
 pub mod stages;
 
@@ -16,6 +17,7 @@ use dealledger_events::Currency;
 use dealledger_projections::{Name, Timeline};
 
 pub use output::{render, Format, Report};
+pub use query::{answer, ParamError, Params, ReportName};
 pub use settings::{parse_settings_toml, Settings};
 
 /// Each interned name's place in the pipeline (None: not a pipeline stage, or not a stage at

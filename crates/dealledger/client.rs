@@ -1,0 +1,78 @@
+//! `--server URL`: asking a running daemon instead of opening the data directory (which the
+//! daemon holds). The daemon answers with the same bytes the local command would print.
+
+use crate::data::DataDir;
+use crate::Format;
+use anyhow::{Context, Result};
+use dealledger_reports::{Params, ReportName};
+
+/// Bytes of a report answer read, at most.
+const ANSWER_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// The token: DEALLEDGER_TOKEN, else `[serve] token` of the data directory's dealledger.toml.
+fn token(data: &DataDir) -> Option<String> {
+    if let Ok(token) = std::env::var("DEALLEDGER_TOKEN") {
+        return Some(token.trim().to_string());
+    }
+    data.serve_config().ok().and_then(|c| c.token)
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Csv => "csv",
+    }
+}
+
+pub fn report(
+    url: &str,
+    data: &DataDir,
+    name: ReportName,
+    params: &Params,
+    format: Format,
+) -> Result<String> {
+    let base = url.trim_end_matches('/');
+    let mut request =
+        ureq::get(&format!("{base}/v1/reports/{}", name.as_str())).query("format", format_name(format));
+    let pairs = [
+        ("as_of", &params.as_of),
+        ("known_at", &params.known_at),
+        ("from", &params.from),
+        ("to", &params.to),
+        ("by", &params.by),
+        ("currency", &params.currency),
+        ("forecast", &params.forecast),
+    ];
+    for (key, value) in pairs {
+        if let Some(value) = value {
+            request = request.query(key, value);
+        }
+    }
+    if params.deals {
+        request = request.query("deals", "true");
+    }
+    if let Some(token) = token(data) {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    match request.call() {
+        Ok(response) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(response.into_reader(), ANSWER_BYTES_MAX),
+                &mut text,
+            )
+            .with_context(|| format!("reading the answer of {base}"))?;
+            Ok(text)
+        }
+        Err(ureq::Error::Status(code, response)) => {
+            let body = response.into_string().unwrap_or_default();
+            let reason = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            anyhow::bail!("the daemon at {base} answered {code}: {}", reason.trim())
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot reach the daemon at {base}: {e}")),
+    }
+}

@@ -1,0 +1,135 @@
+//! Request bodies to submissions: a JSON array of events, or NDJSON (one event per line).
+//! Total over any input: every failure is a [`BadEvent`] naming the event's index, never a panic.
+
+use dealledger_events::{parse_line, Rejection, Rule, Submission};
+use serde_json::value::RawValue;
+
+/// Why a body was refused: the event's 0-based index in the request (None: the body as a
+/// whole) and the rule it broke.
+#[derive(Debug)]
+pub struct BadEvent {
+    pub index: Option<usize>,
+    pub rejection: Rejection,
+}
+
+/// Too many events in one request.
+#[derive(Debug)]
+pub struct TooMany {
+    pub events_max: usize,
+}
+
+pub enum Decoded {
+    Events(Vec<Submission>),
+    Bad(BadEvent),
+    TooMany(TooMany),
+}
+
+/// Decodes a body of at most `events_max` events.
+pub fn decode_events(body: &[u8], events_max: usize) -> Decoded {
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => {
+            return Decoded::Bad(BadEvent {
+                index: None,
+                rejection: Rejection::new(Rule::MalformedJson, format!("body is not UTF-8 ({e})")),
+            })
+        }
+    };
+    let trimmed = text.trim_start();
+    let mut out = Vec::new();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = match serde_json::from_str(trimmed) {
+            Ok(items) => items,
+            Err(e) => {
+                return Decoded::Bad(BadEvent {
+                    index: None,
+                    rejection: Rejection::new(
+                        Rule::MalformedJson,
+                        format!("body is not a JSON array of events: {e}"),
+                    ),
+                })
+            }
+        };
+        if items.len() > events_max {
+            return Decoded::TooMany(TooMany { events_max });
+        }
+        for (index, item) in items.iter().enumerate() {
+            match parse_line(item.get()) {
+                Ok(submission) => out.push(submission),
+                Err(rejection) => return Decoded::Bad(BadEvent { index: Some(index), rejection }),
+            }
+        }
+    } else {
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if out.len() == events_max {
+                return Decoded::TooMany(TooMany { events_max });
+            }
+            match parse_line(line) {
+                Ok(submission) => out.push(submission),
+                Err(rejection) => return Decoded::Bad(BadEvent { index: Some(out.len()), rejection }),
+            }
+        }
+    }
+    if out.is_empty() {
+        return Decoded::Bad(BadEvent {
+            index: None,
+            rejection: Rejection::new(Rule::MalformedJson, "the body holds no event"),
+        });
+    }
+    Decoded::Events(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OPENED: &str =
+        r#"{"deal":"d1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"ann","amount":100}"#;
+
+    #[test]
+    fn array_and_ndjson() {
+        let Decoded::Events(v) = decode_events(format!("[{OPENED},{OPENED}]").as_bytes(), 10) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 2);
+        let Decoded::Events(v) = decode_events(format!("{OPENED}\n\n{OPENED}\n").as_bytes(), 10) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 2);
+        let Decoded::Bad(bad) = decode_events(format!("{OPENED}\n{{\"deal\":1}}\n").as_bytes(), 10) else {
+            panic!()
+        };
+        assert_eq!(bad.index, Some(1));
+        let Decoded::TooMany(t) = decode_events(format!("[{OPENED},{OPENED}]").as_bytes(), 1) else {
+            panic!()
+        };
+        assert_eq!(t.events_max, 1);
+        let Decoded::Bad(bad) = decode_events(b"  ", 10) else { panic!() };
+        assert_eq!(bad.index, None);
+        let Decoded::Bad(bad) = decode_events(b"[1,", 10) else { panic!() };
+        assert_eq!(bad.rejection.rule, Rule::MalformedJson);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        // The decoder is total: arbitrary bytes and mangled events decode or are refused.
+        #[test]
+        fn never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_events(&body, 16);
+        }
+
+        #[test]
+        fn never_panics_on_mangled_events(cut in 0usize..200, insert in any::<char>(), array in any::<bool>()) {
+            let text = if array { format!("[{OPENED},{OPENED}]") } else { format!("{OPENED}\n{OPENED}") };
+            let mut chars: Vec<char> = text.chars().collect();
+            let at = cut.min(chars.len());
+            chars.insert(at, insert);
+            let mangled: String = chars.into_iter().collect();
+            let _ = decode_events(mangled.as_bytes(), 16);
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Routes, authentication, limits and the JSON of every answer.
+
+use crate::decode::{decode_events, Decoded};
+use crate::hubspot;
+use crate::writer::{Answer, Job, Message, Work};
+use crate::Shared;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use dealledger_events::{stored_event_json, Currency, Rejection, StoredEvent};
+use dealledger_log::{Log, Outcome};
+use dealledger_reports::{Format, Params, ReportName};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Events in one page of `GET /v1/events`, by default and at most.
+const PAGE_EVENTS_DEFAULT: usize = 1_000;
+const PAGE_EVENTS_MAX: usize = 10_000;
+/// Events the live tail reads from the log at a time.
+const STREAM_PAGE_EVENTS: usize = 1_000;
+/// Seconds a client is asked to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+type SharedState = State<Arc<Shared>>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let authenticated = Router::new()
+        .route("/v1/events", post(post_events).get(get_events))
+        .route("/v1/deals/{id}", get(get_deal))
+        .route("/v1/reports/{name}", get(get_report))
+        .route("/v1/stream", get(get_stream))
+        .route("/metrics", get(get_metrics))
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), require_token));
+    Router::new()
+        .merge(authenticated)
+        // HubSpot cannot send our token: its deliveries are authenticated by their signature.
+        .route("/v1/hooks/hubspot", post(post_hubspot))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(get_ready))
+        .fallback(|| async {
+            error(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/daemon.md)".into(), None)
+        })
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, code: &str, reason: String, index: Option<usize>) -> Response {
+    (status, axum::Json(json!({"error": code, "index": index, "reason": reason}))).into_response()
+}
+
+fn unavailable(code: &str, reason: String) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code, reason, None);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    response
+}
+
+fn refused(shared: &Shared, index: Option<usize>, rejection: &Rejection) -> Response {
+    shared.metrics.reject(rejection.rule.as_str());
+    let status = if rejection.rule.is_conflict() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+    let mut body = json!({"error": rejection.rule.as_str(), "index": index, "reason": rejection.to_string()});
+    if let Some(field) = rejection.field {
+        body["field"] = field.into();
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+async fn require_token(State(shared): SharedState, request: Request, next: Next) -> Response {
+    if let Some(token) = &shared.config.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time, so the answer's timing does not leak how much of the token matched.
+        let (a, b) = (token.as_bytes(), given.trim().as_bytes());
+        let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
+        if differ {
+            shared.metrics.reject("unauthorized");
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer TOKEN)".into(),
+                None,
+            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// The whole body, within the size limit and the request timeout.
+async fn read_body(shared: &Shared, body: Body) -> Result<axum::body::Bytes, Response> {
+    let limit = shared.config.body_bytes_max;
+    let timeout = Duration::from_millis(shared.config.request_timeout_ms);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            shared.metrics.reject("timeout");
+            Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the body did not arrive within {} ms", shared.config.request_timeout_ms),
+                None,
+            ))
+        }
+        Ok(Err(e)) => {
+            // axum does not re-export the limit's error type; its Debug names it.
+            let too_large = format!("{e:?}").contains("LengthLimitError");
+            if too_large {
+                shared.metrics.reject("too_large");
+                Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the body is larger than {limit} bytes (body_bytes_max)"),
+                    None,
+                ))
+            } else {
+                shared.metrics.reject("bad_body");
+                Err(error(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {e}"), None))
+            }
+        }
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+async fn post_events(State(shared): SharedState, request: Request) -> Response {
+    let body = match read_body(&shared, request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match decode_events(&body, shared.config.request_events_max) {
+        Decoded::Events(submissions) => submit(&shared, Work::Events(submissions)).await,
+        Decoded::Bad(bad) => refused(&shared, bad.index, &bad.rejection),
+        Decoded::TooMany(t) => {
+            shared.metrics.reject("too_many_events");
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("more than {} events in one request (request_events_max)", t.events_max),
+                None,
+            )
+        }
+    }
+}
+
+async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: Request) -> Response {
+    let Some(config) = shared.hubspot.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "HubSpot webhooks need a [hubspot] section with app_secret in dealledger.toml".into(),
+            None,
+        );
+    };
+    let path = request.uri().path_and_query().map_or("/v1/hooks/hubspot".to_string(), |p| p.to_string());
+    let uri = match &config.public_url {
+        Some(base) => format!("{base}{path}"),
+        None => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("http://{host}{path}")
+        }
+    };
+    let body = match read_body(&shared, request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(why) = hubspot::verify_v3(
+        &config.app_secret,
+        Method::POST.as_str(),
+        &uri,
+        &body,
+        header_text("x-hubspot-request-timestamp"),
+        header_text("x-hubspot-signature-v3"),
+        shared.clock.now(),
+    ) {
+        shared.metrics.reject("bad_signature");
+        return error(StatusCode::UNAUTHORIZED, "bad_signature", why.to_string(), None);
+    }
+    match hubspot::parse_deliveries(&body) {
+        Ok(deliveries) => submit(&shared, Work::HubSpot(deliveries)).await,
+        Err(rejection) => refused(&shared, None, &rejection),
+    }
+}
+
+/// Queues work for the writer and waits for its answer.
+async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
+    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
+        return unavailable("writer_stopped", format!("the writer stopped after a storage error: {why}"));
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    shared.metrics.queue_depth.fetch_add(1, Relaxed);
+    if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply })) {
+        shared.metrics.queue_depth.fetch_sub(1, Relaxed);
+        return match e {
+            std::sync::mpsc::TrySendError::Full(_) => {
+                shared.metrics.reject("queue_full");
+                unavailable(
+                    "queue_full",
+                    format!(
+                        "{} requests are waiting for the writer (queue_requests_max); retry",
+                        shared.config.queue_requests_max
+                    ),
+                )
+            }
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                unavailable("writer_stopped", "the writer has stopped".into())
+            }
+        };
+    }
+    let timeout = Duration::from_millis(shared.config.request_timeout_ms);
+    match tokio::time::timeout(timeout, answer).await {
+        Err(_) => {
+            shared.metrics.reject("timeout");
+            unavailable(
+                "timeout",
+                format!(
+                    "not acknowledged within {} ms; the batch may still be stored: retry with the same source_id values",
+                    shared.config.request_timeout_ms
+                ),
+            )
+        }
+        Ok(Err(_)) => {
+            unavailable("writer_stopped", "the writer stopped before answering; nothing acknowledged".into())
+        }
+        Ok(Ok(Answer::Refused { index, rejection })) => refused(shared, Some(index), &rejection),
+        Ok(Ok(Answer::Failed(why))) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            format!("nothing was stored: {why}"),
+            None,
+        ),
+        Ok(Ok(Answer::Acked { outcomes, ignored })) => {
+            let mut events = Vec::with_capacity(outcomes.len());
+            let (mut first, mut last, mut duplicates) = (None::<u64>, None::<u64>, 0u64);
+            for (deal, outcome) in &outcomes {
+                let (seq, version, duplicate) = match *outcome {
+                    Outcome::Appended { seq, version } => {
+                        first = Some(first.map_or(seq, |f| f.min(seq)));
+                        last = Some(last.map_or(seq, |l| l.max(seq)));
+                        (seq, version, false)
+                    }
+                    Outcome::Duplicate { seq, version } => {
+                        duplicates += 1;
+                        (seq, version, true)
+                    }
+                };
+                events.push(json!({"seq": seq, "deal": deal, "version": version, "duplicate": duplicate}));
+            }
+            let mut body =
+                json!({"first_seq": first, "last_seq": last, "duplicates": duplicates, "events": events});
+            if ignored > 0 {
+                body["ignored"] = ignored.into();
+            }
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// A reader that sees the log up to the last durable head.
+fn reader(shared: &Shared) -> Log<crate::Store> {
+    Log::at_head(shared.store.clone(), *shared.head.borrow())
+}
+
+/// Events with seq in [from, ..] up to `limit`, as JSON objects.
+fn read_events(shared: &Shared, from: u64, limit: usize) -> Result<Vec<(u64, String)>, String> {
+    let log = reader(shared);
+    let mut stored: Vec<StoredEvent> = Vec::new();
+    log.scan(from.max(1), |event| {
+        stored.push(event);
+        Ok(stored.len() < limit)
+    })
+    .map_err(|e| e.to_string())?;
+    let timeline = shared.timeline.read().expect("not poisoned");
+    Ok(stored
+        .iter()
+        .map(|s| {
+            let currency = timeline.deal(s.event.deal.as_str()).map_or(Currency::USD, |d| d.currency);
+            (s.seq, stored_event_json(s, currency))
+        })
+        .collect())
+}
+
+fn bad_param(param: &str, reason: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_parameter", format!("{param}: {reason}"), None)
+}
+
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn only_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Response> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => {
+            Err(bad_param(unknown, format!("unknown parameter (this endpoint takes {})", allowed.join(", "))))
+        }
+        None => Ok(()),
+    }
+}
+
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, Response> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| bad_param(name, format!("`{text}` is not a whole number"))),
+    }
+}
+
+async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<String, String>>) -> Response {
+    if let Err(response) = only_params(&query, &["from_seq", "limit"]) {
+        return response;
+    }
+    let from = match number(&query, "from_seq", 1) {
+        Ok(n) => n,
+        Err(response) => return response,
+    };
+    let limit = match number(&query, "limit", PAGE_EVENTS_DEFAULT as u64) {
+        Ok(n) if (1..=PAGE_EVENTS_MAX as u64).contains(&n) => n as usize,
+        Ok(n) => return bad_param("limit", format!("{n} is not in 1..={PAGE_EVENTS_MAX}")),
+        Err(response) => return response,
+    };
+    let head = shared.head.borrow().seq;
+    let task_shared = shared.clone();
+    let read = tokio::task::spawn_blocking(move || read_events(&task_shared, from, limit)).await;
+    match read {
+        Ok(Ok(events)) => {
+            let next = events.last().map_or(from.max(1).min(head + 1), |(seq, _)| seq + 1);
+            let mut body = String::with_capacity(events.iter().map(|(_, e)| e.len() + 2).sum::<usize>() + 64);
+            body.push_str("{\"events\":[");
+            for (i, (_, event)) in events.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(event);
+            }
+            body.push_str(&format!("],\"next_seq\":{next},\"head_seq\":{head}}}\n"));
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
+    }
+}
+
+async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Response {
+    if dealledger_events::DealId::parse(&id).is_err()
+        || shared.timeline.read().expect("not poisoned").deal(&id).is_none()
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_deal",
+            format!("deal `{id}` is not in the ledger"),
+            None,
+        );
+    }
+    let task_shared = shared.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let log = reader(&task_shared);
+        let mut events = Vec::new();
+        log.scan(1, |stored| {
+            if stored.event.deal.as_str() == id {
+                events.push(stored);
+            }
+            Ok(true)
+        })
+        .map_err(|e| e.to_string())?;
+        let currency = task_shared
+            .timeline
+            .read()
+            .expect("not poisoned")
+            .deal(&id)
+            .map_or(Currency::USD, |d| d.currency);
+        let parts: Vec<String> = events.iter().map(|s| stored_event_json(s, currency)).collect();
+        Ok(format!("[{}]\n", parts.join(",")))
+    })
+    .await;
+    match read {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
+    }
+}
+
+async fn get_report(
+    State(shared): SharedState,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(report) = ReportName::parse(&name) else {
+        let names: Vec<&str> = ReportName::ALL.iter().map(|n| n.as_str()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_report",
+            format!("no report `{name}` (reports: {})", names.join(", ")),
+            None,
+        );
+    };
+    let mut allowed: Vec<&str> = report.params().to_vec();
+    allowed.push("format");
+    if let Err(response) = only_params(&query, &allowed) {
+        return response;
+    }
+    let format = match query.get("format").map(String::as_str) {
+        None | Some("json") => Format::Json,
+        Some("table") => Format::Table,
+        Some("csv") => Format::Csv,
+        Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
+    };
+    let deals = match query.get("deals").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => return bad_param("deals", format!("`{other}` is not true or false")),
+    };
+    let params = Params {
+        as_of: query.get("as_of").cloned(),
+        known_at: query.get("known_at").cloned(),
+        from: query.get("from").cloned(),
+        to: query.get("to").cloned(),
+        by: query.get("by").cloned(),
+        deals,
+        currency: query.get("currency").cloned(),
+        forecast: query.get("forecast").cloned(),
+    };
+    let now = shared.clock.now();
+    let task_shared = shared.clone();
+    let answered = tokio::task::spawn_blocking(move || {
+        let shared = task_shared;
+        if !shared.timeline.read().expect("not poisoned").is_fresh() {
+            shared.timeline.write().expect("not poisoned").refresh();
+        }
+        let timeline = shared.timeline.read().expect("not poisoned");
+        dealledger_reports::answer(report, &params, &timeline, &shared.settings, now, format)
+    })
+    .await;
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Table => "text/plain; charset=utf-8",
+    };
+    match answered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+        Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
+    }
+}
+
+/// The live tail: every event from `from_seq` (or after `Last-Event-ID`), then each new one as
+/// it becomes durable. Ends when the daemon shuts down.
+async fn get_stream(
+    State(shared): SharedState,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = only_params(&query, &["from_seq"]) {
+        return response;
+    }
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let from = match resume {
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(seq) => seq + 1,
+            Err(_) => return bad_param("Last-Event-ID", format!("`{text}` is not a sequence number")),
+        },
+        None => match number(&query, "from_seq", shared.head.borrow().seq + 1) {
+            Ok(n) => n.max(1),
+            Err(response) => return response,
+        },
+    };
+    struct Tail {
+        shared: Arc<Shared>,
+        next: u64,
+        pending: VecDeque<(u64, String)>,
+        head: tokio::sync::watch::Receiver<dealledger_log::Head>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    }
+    let tail = Tail {
+        head: shared.head.subscribe(),
+        shutdown: shared.shutdown.subscribe(),
+        shared,
+        next: from,
+        pending: VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(tail, |mut tail| async move {
+        loop {
+            if let Some((seq, data)) = tail.pending.pop_front() {
+                let event = SseEvent::default().id(seq.to_string()).event("event").data(data);
+                return Some((Ok::<_, std::convert::Infallible>(event), tail));
+            }
+            if *tail.shutdown.borrow() {
+                return None;
+            }
+            let head = tail.head.borrow_and_update().seq;
+            if tail.next <= head {
+                let (shared, from) = (tail.shared.clone(), tail.next);
+                let page =
+                    tokio::task::spawn_blocking(move || read_events(&shared, from, STREAM_PAGE_EVENTS)).await;
+                match page {
+                    Ok(Ok(events)) if !events.is_empty() => {
+                        tail.next = events.last().expect("not empty").0 + 1;
+                        tail.pending.extend(events);
+                        continue;
+                    }
+                    Ok(Ok(_)) => tail.next = head + 1,
+                    // A read error ends the stream; the client resumes with Last-Event-ID.
+                    _ => return None,
+                }
+                continue;
+            }
+            tokio::select! {
+                changed = tail.head.changed() => if changed.is_err() { return None },
+                _ = tail.shutdown.changed() => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+async fn get_metrics(State(shared): SharedState) -> Response {
+    let head = shared.head.borrow().seq;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render(head)).into_response()
+}
+
+async fn get_ready(State(shared): SharedState) -> Response {
+    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
+        return unavailable("writer_stopped", why);
+    }
+    if *shared.shutdown.borrow() {
+        return unavailable("shutting_down", "the daemon is shutting down".into());
+    }
+    "ready\n".into_response()
+}

@@ -1,0 +1,167 @@
+//! dealledger's ingest daemon: `dealledger serve`.
+//!
+//! HTTP (axum on tokio) in front of one writer thread that group-commits: every request is its
+//! own atomic unit, everything waiting is appended as one store write and flushed once, and a
+//! request is answered only after its events are durable and folded into the live timeline
+//! (so a report asked right after an acknowledgement reflects it). Readers (event pages, the
+//! SSE live tail, deal histories, reports) see the log only up to the last durable head.
+//!
+//! Boundary: depends on the ledger's libraries (events, log, projections, reports) through
+//! their public APIs, and on the store only through `BlockStore`. It knows nothing of clap or of
+//! files other than what its caller hands it; it never reads the wall clock (the clock is
+//! injected, so tests pin `now`).
+
+pub mod config;
+mod decode;
+mod http;
+pub mod hubspot;
+mod metrics;
+mod writer;
+
+pub use config::{parse_serve_toml, HubSpotConfig, ServeConfig, StageTarget};
+pub use decode::{decode_events, Decoded};
+
+use dealledger_events::{Clock, Pipeline};
+use dealledger_log::{Head, Ledger};
+use dealledger_projections::{catch_up, save_checkpoint, Timeline};
+use dealledger_reports::Settings;
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use tokio::sync::watch;
+pub use writer::Store;
+
+/// What every request handler and the writer share.
+pub(crate) struct Shared {
+    config: ServeConfig,
+    hubspot: Option<HubSpotConfig>,
+    settings: Settings,
+    metrics: Metrics,
+    /// The timeline with every durable event folded in.
+    timeline: RwLock<Timeline>,
+    /// The last durable head; readers never look past it.
+    head: watch::Sender<Head>,
+    /// Set when the store failed and the writer stopped.
+    failed: Mutex<Option<String>>,
+    queue: mpsc::SyncSender<writer::Message>,
+    store: Store,
+    clock: Arc<dyn Clock + Send + Sync>,
+    /// True once a shutdown signal arrived: live tails end, readiness fails.
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing to listen on {0} without a token: set [serve] token in dealledger.toml or pass --token-file (only loopback addresses may go without)")]
+    NoToken(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Log(#[from] dealledger_log::LogError),
+    #[error(transparent)]
+    Replay(#[from] dealledger_projections::ReplayError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// What a finished daemon did.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopped {
+    pub head: Head,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT (or `stop` resolves): stops accepting, finishes the
+/// requests in flight, flushes, checkpoints the timeline and returns. `listening` is called
+/// once with the bound address (port 0 picks one) before the first request is accepted.
+pub fn run(
+    store: Store,
+    pipeline: Pipeline,
+    settings: Settings,
+    config: ServeConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<Stopped, ServeError> {
+    if config.token.is_none() && !config.listen.ip().is_loopback() {
+        return Err(ServeError::NoToken(config.listen));
+    }
+    let ledger = Ledger::open(store.clone(), pipeline)?;
+    let (mut timeline, stats) = catch_up::<Timeline, _>(ledger.log())?;
+    timeline.refresh();
+    tracing::info!(events = stats.events, seconds = stats.seconds, "timeline caught up");
+    let head = ledger.log().head();
+    let (queue_tx, queue_rx) = mpsc::sync_channel(config.queue_requests_max);
+    let shared = Arc::new(Shared {
+        hubspot: config.hubspot.clone(),
+        config,
+        settings,
+        metrics: Metrics::default(),
+        timeline: RwLock::new(timeline),
+        head: watch::Sender::new(head),
+        failed: Mutex::new(None),
+        queue: queue_tx,
+        store,
+        clock: clock.clone(),
+        shutdown: watch::Sender::new(false),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dealledger-http")
+        .build()
+        .map_err(|e| ServeError::Runtime(e.to_string()))?;
+    let listener = {
+        let addr = shared.config.listen;
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        std_listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener).map_err(|source| ServeError::Bind { addr, source })?
+    };
+    let bound =
+        listener.local_addr().map_err(|source| ServeError::Bind { addr: shared.config.listen, source })?;
+    let writer_shared = shared.clone();
+    let writer = std::thread::Builder::new()
+        .name("dealledger-writer".into())
+        .spawn(move || writer::run(ledger, clock, queue_rx, writer_shared))
+        .map_err(|e| ServeError::Runtime(format!("cannot start the writer thread: {e}")))?;
+    listening(bound);
+    tracing::info!(%bound, "listening");
+    let router = http::router(shared.clone());
+    let signal_shared = shared.clone();
+    let served = runtime.block_on(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down: finishing requests in flight");
+                signal_shared.shutdown.send_replace(true);
+            })
+            .await
+    });
+    // Every request has been answered; the writer finishes what is queued and stops.
+    let _ = shared.queue.send(writer::Message::Stop);
+    let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served.map_err(|e| ServeError::Runtime(e.to_string()))?;
+    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
+        return Err(ServeError::Runtime(format!("the store failed: {why}")));
+    }
+    let timeline = shared.timeline.read().expect("not poisoned");
+    save_checkpoint(ledger.log(), &*timeline)?;
+    Ok(Stopped { head: ledger.log().head() })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

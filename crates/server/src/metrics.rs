@@ -1,0 +1,100 @@
+//! The daemon's counters, in the Prometheus text format (`GET /metrics`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Upper bounds of the commit latency histogram, in seconds.
+const COMMIT_BUCKETS_SECONDS: [f64; 12] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub events_appended: AtomicU64,
+    pub batches_appended: AtomicU64,
+    pub requests_acknowledged: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub queue_depth: AtomicU64,
+    pub hubspot_ignored: AtomicU64,
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS_SECONDS.len()],
+    commit_count: AtomicU64,
+    commit_micros_sum: AtomicU64,
+    rejects: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub fn reject(&self, reason: &'static str) {
+        *self.rejects.lock().expect("not poisoned").entry(reason).or_default() += 1;
+    }
+
+    pub fn observe_commit(&self, seconds: f64) {
+        for (bucket, bound) in self.commit_buckets.iter().zip(COMMIT_BUCKETS_SECONDS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.commit_count.fetch_add(1, Relaxed);
+        self.commit_micros_sum.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    pub fn render(&self, head_seq: u64) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        counter(
+            "dealledger_events_appended_total",
+            "Events appended to the log.",
+            "counter",
+            self.events_appended.load(Relaxed),
+        );
+        counter(
+            "dealledger_batches_appended_total",
+            "Group commits (one flush each).",
+            "counter",
+            self.batches_appended.load(Relaxed),
+        );
+        counter(
+            "dealledger_requests_acknowledged_total",
+            "Requests answered 200 after their commit.",
+            "counter",
+            self.requests_acknowledged.load(Relaxed),
+        );
+        counter(
+            "dealledger_duplicates_total",
+            "Events skipped as idempotent retries.",
+            "counter",
+            self.duplicates.load(Relaxed),
+        );
+        counter(
+            "dealledger_queue_depth",
+            "Requests waiting for the writer.",
+            "gauge",
+            self.queue_depth.load(Relaxed),
+        );
+        counter(
+            "dealledger_hubspot_ignored_total",
+            "HubSpot webhook events accepted and ignored (unmapped property or type).",
+            "counter",
+            self.hubspot_ignored.load(Relaxed),
+        );
+        counter("dealledger_head_seq", "The last durable sequence number.", "gauge", head_seq);
+        let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");
+        let _ = writeln!(out, "# TYPE dealledger_rejects_total counter");
+        for (reason, count) in self.rejects.lock().expect("not poisoned").iter() {
+            let _ = writeln!(out, "dealledger_rejects_total{{reason=\"{reason}\"}} {count}");
+        }
+        let name = "dealledger_commit_seconds";
+        let _ = writeln!(out, "# HELP {name} Group commit latency: admit, seal, write and flush.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bucket, bound) in self.commit_buckets.iter().zip(COMMIT_BUCKETS_SECONDS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+        }
+        let count = self.commit_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.commit_micros_sum.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}
