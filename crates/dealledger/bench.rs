@@ -26,6 +26,165 @@ pub struct BenchArgs {
     /// Print the figures as JSON
     #[arg(long)]
     json: bool,
+    /// Measure the daemon instead, over real HTTP on loopback: 32 clients sending batches of
+    /// 100 events, then 1 client sending one event per request
+    #[arg(long)]
+    daemon: bool,
+}
+
+/// The daemon benchmark's shape.
+const DAEMON_CLIENTS: usize = 32;
+const DAEMON_BATCH_EVENTS: usize = 100;
+const DAEMON_BATCHES_PER_CLIENT: usize = 100;
+const DAEMON_SINGLE_REQUESTS: usize = 3_000;
+
+#[derive(serde::Serialize)]
+struct DaemonFigures {
+    clients: usize,
+    batch_events: usize,
+    batched_events: u64,
+    batched_events_per_second: f64,
+    batched_p50_ms: f64,
+    batched_p99_ms: f64,
+    /// Server side: group commits, and the histogram bucket holding their 99th percentile
+    /// (admit, seal, write, flush), in ms.
+    group_commits: u64,
+    commit_p99_ms_at_most: f64,
+    single_requests: usize,
+    single_requests_per_second: f64,
+    single_p50_ms: f64,
+    single_p99_ms: f64,
+}
+
+/// The value at rank ceil(q n) of sorted durations, in ms.
+fn quantile_ms(sorted: &[std::time::Duration], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+/// From the daemon's /metrics: the number of group commits and the upper bound (ms) of the
+/// first histogram bucket holding the `q` quantile.
+fn commit_quantile(metrics_url: &str, q: f64) -> Result<(u64, f64)> {
+    let text = ureq::get(metrics_url)
+        .call()
+        .map_err(|e| anyhow::anyhow!("GET {metrics_url}: {e}"))?
+        .into_string()?;
+    let mut buckets = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("dealledger_commit_seconds_bucket{le=\"") {
+            let (bound, count) = rest.split_once("\"} ").context("histogram line")?;
+            buckets.push((bound.parse::<f64>().unwrap_or(f64::INFINITY), count.parse::<u64>()?));
+        }
+    }
+    let total = buckets.last().map_or(0, |b| b.1);
+    let bound = buckets.iter().find(|b| b.1 as f64 >= q * total as f64).map_or(f64::INFINITY, |b| b.0);
+    Ok((total, bound * 1000.0))
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<std::time::Duration> {
+    let started = Instant::now();
+    let response = agent.post(url).send_string(body).map_err(|e| anyhow::anyhow!("POST {url}: {e}"))?;
+    let _ = response.into_string()?;
+    Ok(started.elapsed())
+}
+
+fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
+    let dir = root.join("bench-daemon");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let store: dealledger_server::Store =
+        std::sync::Arc::new(dealledger_log::SledStore::open(&dir.join("store"))?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, bound) = std::sync::mpsc::channel();
+    let config = dealledger_server::ServeConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() };
+    let server = std::thread::spawn(move || {
+        dealledger_server::run(
+            store,
+            dealledger_events::Pipeline::default(),
+            Settings::default(),
+            config,
+            std::sync::Arc::new(dealledger_events::SystemClock),
+            |addr| {
+                let _ = address.send(addr);
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        )
+    });
+    let url = format!("http://{}/v1/events", bound.recv().context("the daemon did not start")?);
+    let opened = |deal: &str| {
+        format!(r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":100}}"#)
+    };
+    let touch = |deal: &str, i: usize| {
+        format!(
+            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"email","direction":"outbound","minutes":5,"source_id":"{deal}-{i}"}}"#
+        )
+    };
+    eprintln!(
+        "daemon: {DAEMON_CLIENTS} clients x {DAEMON_BATCHES_PER_CLIENT} batches of {DAEMON_BATCH_EVENTS} events"
+    );
+    // Bodies are built before the clock starts: the figure is the daemon's, not the clients'.
+    let bodies: Vec<Vec<String>> = (0..DAEMON_CLIENTS)
+        .map(|c| {
+            (0..DAEMON_BATCHES_PER_CLIENT)
+                .map(|b| {
+                    let deal = format!("P{c}-{b}");
+                    let mut lines = vec![opened(&deal)];
+                    lines.extend((1..DAEMON_BATCH_EVENTS).map(|i| touch(&deal, i)));
+                    lines.join("\n")
+                })
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    let clients: Vec<_> = bodies
+        .into_iter()
+        .map(|bodies| {
+            let url = url.clone();
+            std::thread::spawn(move || -> Result<Vec<std::time::Duration>> {
+                let agent = ureq::AgentBuilder::new().build();
+                bodies.iter().map(|body| post(&agent, &url, body)).collect()
+            })
+        })
+        .collect();
+    let mut batched = Vec::new();
+    for client in clients {
+        batched.extend(client.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+    }
+    let batched_seconds = started.elapsed().as_secs_f64();
+    let (group_commits, commit_p99_ms_at_most) =
+        commit_quantile(&url.replace("/v1/events", "/metrics"), 0.99)?;
+    batched.sort();
+    let batched_events = (DAEMON_CLIENTS * DAEMON_BATCHES_PER_CLIENT * DAEMON_BATCH_EVENTS) as u64;
+
+    eprintln!("daemon: 1 client x {DAEMON_SINGLE_REQUESTS} requests of one event");
+    let agent = ureq::AgentBuilder::new().build();
+    post(&agent, &url, &opened("S"))?;
+    let started = Instant::now();
+    let mut single = (1..=DAEMON_SINGLE_REQUESTS)
+        .map(|i| post(&agent, &url, &touch("S", i)))
+        .collect::<Result<Vec<_>>>()?;
+    let single_seconds = started.elapsed().as_secs_f64();
+    single.sort();
+    let _ = stop.send(());
+    server.join().map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+    Ok(DaemonFigures {
+        clients: DAEMON_CLIENTS,
+        batch_events: DAEMON_BATCH_EVENTS,
+        batched_events,
+        batched_events_per_second: batched_events as f64 / batched_seconds,
+        batched_p50_ms: quantile_ms(&batched, 0.5),
+        batched_p99_ms: quantile_ms(&batched, 0.99),
+        group_commits,
+        commit_p99_ms_at_most,
+        single_requests: DAEMON_SINGLE_REQUESTS,
+        single_requests_per_second: DAEMON_SINGLE_REQUESTS as f64 / single_seconds,
+        single_p50_ms: quantile_ms(&single, 0.5),
+        single_p99_ms: quantile_ms(&single, 0.99),
+    })
 }
 
 #[derive(serde::Serialize)]
@@ -106,6 +265,31 @@ fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static s
 pub fn run(args: &BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    if args.daemon {
+        let f = daemon_bench(&root)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&f)?);
+        } else {
+            println!(
+                "{} clients x batches of {}: {} events/s acknowledged, p50 {:.1} ms, p99 {:.1} ms \
+                 (clients' clocks); {} group commits, 99% within {} ms (daemon's histogram)",
+                f.clients,
+                f.batch_events,
+                thousands(f.batched_events_per_second as u64),
+                f.batched_p50_ms,
+                f.batched_p99_ms,
+                f.group_commits,
+                f.commit_p99_ms_at_most
+            );
+            println!(
+                "1 client x 1 event per request: {} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+                thousands(f.single_requests_per_second as u64),
+                f.single_p50_ms,
+                f.single_p99_ms
+            );
+        }
+        return Ok(());
+    }
     let mut all = Vec::new();
     for &target in &args.events {
         let deals = (target / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);

@@ -281,13 +281,21 @@ fn serve(
     let store: dealledger_server::Store =
         std::sync::Arc::new(dealledger_log::SledStore::open(&data.store_path())?);
     let mut described = Ok(());
-    let stopped = dealledger_server::run(store, pipeline, settings, config, clock, |addr| {
-        let url = format!("http://{addr}");
-        described = lock.describe(Some(&url));
-        // Scripts and tests read this line to learn the port when listening on port 0.
-        println!("listening on {url}");
-        let _ = std::io::stdout().flush();
-    })?;
+    let stopped = dealledger_server::run(
+        store,
+        pipeline,
+        settings,
+        config,
+        clock,
+        |addr| {
+            let url = format!("http://{addr}");
+            described = lock.describe(Some(&url));
+            // Scripts and tests read this line to learn the port when listening on port 0.
+            println!("listening on {url}");
+            let _ = std::io::stdout().flush();
+        },
+        dealledger_server::signal(),
+    )?;
     described?;
     eprintln!("stopped; head seq {}", stopped.head.seq);
     Ok(())

@@ -70,9 +70,10 @@ pub struct Stopped {
     pub head: Head,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT (or `stop` resolves): stops accepting, finishes the
-/// requests in flight, flushes, checkpoints the timeline and returns. `listening` is called
-/// once with the bound address (port 0 picks one) before the first request is accepted.
+/// Runs the daemon until `stop` resolves (the binary passes [`signal`]: SIGTERM or SIGINT):
+/// stops accepting, finishes the requests in flight, flushes, checkpoints the timeline and
+/// returns. `listening` is called once with the bound address (port 0 picks one) before the
+/// first request is accepted.
 pub fn run(
     store: Store,
     pipeline: Pipeline,
@@ -80,6 +81,7 @@ pub fn run(
     config: ServeConfig,
     clock: Arc<dyn Clock + Send + Sync>,
     listening: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));
@@ -130,7 +132,7 @@ pub fn run(
     let served = runtime.block_on(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                wait_for_signal().await;
+                stop.await;
                 tracing::info!("shutting down: finishing requests in flight");
                 signal_shared.shutdown.send_replace(true);
             })
@@ -149,7 +151,8 @@ pub fn run(
     Ok(Stopped { head: ledger.log().head() })
 }
 
-async fn wait_for_signal() {
+/// Resolves at SIGTERM or SIGINT.
+pub async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

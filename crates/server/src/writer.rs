@@ -159,11 +159,17 @@ fn commit_group(
         metrics.batches_appended.fetch_add(1, Relaxed);
         // Fold the new events before anyone hears of them: a report asked right after an
         // acknowledgement reflects it.
+        // On this thread (no read-ahead thread): the blocks were just written and are few.
         let mut timeline = shared.timeline.write().expect("not poisoned");
         ledger
             .log()
-            .scan_refs(first, |event| {
-                timeline.apply(event);
+            .scan_blocks(first, |header, raw| {
+                dealledger_log::block::decode_event_refs(header, raw, |event| {
+                    if event.seq >= first {
+                        timeline.apply(event);
+                    }
+                    Ok(())
+                })?;
                 Ok(true)
             })
             .map_err(|e| format!("reading back the events just committed: {e}"))?;
