@@ -46,6 +46,20 @@ impl DataDir {
         }
     }
 
+    /// The importers' options: the pipeline and `[import]` of `dealledger.toml`.
+    pub fn import_options(&self) -> Result<dealledger_import::Options> {
+        let pipeline = self.pipeline()?;
+        let path = self.path.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => dealledger_import::parse_import_toml(&text, pipeline)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(dealledger_import::Options { pipeline, ..Default::default() })
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
     /// The `[serve]` and `[hubspot]` settings of `dealledger.toml`; defaults without one.
     pub fn serve_config(&self) -> Result<dealledger_server::ServeConfig> {
         let path = self.path.join(CONFIG_FILE);

@@ -35,6 +35,8 @@ pub struct Report {
     pub bytes: u64,
     pub seconds: f64,
     pub head_seq: u64,
+    /// Import rows that map to no event (reported, never guessed).
+    pub skipped: u64,
 }
 
 impl Report {
@@ -265,6 +267,56 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
         drop(batch);
         return Err(e);
     }
+    finish(batch, rejects, report, started)
+}
+
+/// Admits what an importer produced as one batch: all or nothing unless `skip_invalid`, exactly
+/// like JSON Lines; durable on return.
+pub fn run_rows<S: BlockStore>(
+    ledger: &mut Ledger<S>,
+    clock: &dyn Clock,
+    imported: dealledger_import::Imported,
+    options: &Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    let mut rejects = match &options.rejects {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create rejects file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut report = Report { skipped: imported.skipped.len() as u64, ..Report::default() };
+    let mut batch = ledger.batch(clock);
+    for row in imported.rows {
+        report.lines += 1;
+        if let Err(rejection) = row.result.and_then(|submission| batch.push(submission)) {
+            if !options.skip_invalid {
+                // Dropping the batch undoes everything it admitted: nothing is stored.
+                return Err(InvalidLine { location: row.location, rejection }.into());
+            }
+            report.rejected += 1;
+            if let Some(out) = rejects.as_mut() {
+                let record = serde_json::json!({
+                    "location": row.location,
+                    "rule": rejection.rule.as_str(),
+                    "field": rejection.field,
+                    "reason": rejection.to_string(),
+                });
+                writeln!(out, "{record}").context("cannot write the rejects file")?;
+            }
+        }
+    }
+    finish(batch, rejects, report, started)
+}
+
+/// Flushes the rejects file, commits the batch (durable on return) and completes the report.
+fn finish<S: BlockStore>(
+    batch: dealledger_log::Batch<'_, S>,
+    rejects: Option<std::io::BufWriter<std::fs::File>>,
+    mut report: Report,
+    started: Instant,
+) -> Result<Report> {
     if let Some(mut out) = rejects {
         out.flush().context("cannot write the rejects file")?;
     }

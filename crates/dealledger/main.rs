@@ -116,9 +116,13 @@ struct IngestArgs {
     /// With --skip-invalid: file receiving each rejected line with its location and reason (JSON Lines)
     #[arg(long, value_name = "FILE", requires = "skip_invalid")]
     rejects: Option<PathBuf>,
-    /// Input format
+    /// Input format: JSON Lines, or a CRM export (docs/importers.md)
     #[arg(long, value_enum, default_value_t = InputFormat::Jsonl)]
     format: InputFormat,
+    /// For CRM exports: read the importer's KEY from the column HEADER (repeatable; also
+    /// [import.columns] in dealledger.toml)
+    #[arg(long = "column", value_name = "KEY=HEADER")]
+    columns: Vec<String>,
     /// Summary format
     #[arg(long = "output", value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -142,6 +146,12 @@ struct ServeArgs {
 enum InputFormat {
     /// JSON Lines in the event contract of docs/events.md
     Jsonl,
+    /// Salesforce OpportunityHistory CSV (plus Opportunity.csv for owners and names)
+    SalesforceHistory,
+    /// A field-change log (Pipedrive deal_changes.csv with stages.csv, fields.csv, activity.csv)
+    FieldChanges,
+    /// One row per opportunity (a CRM report export; the Maven sales_pipeline.csv layout)
+    OpportunitiesCsv,
 }
 
 #[derive(Subcommand)]
@@ -209,17 +219,25 @@ fn run(cli: Cli) -> Result<()> {
     let clock: &dyn dealledger_events::Clock = &*clock;
     match cli.command {
         Command::Ingest(args) => {
-            let InputFormat::Jsonl = args.format;
             let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
             let _lock = data.lock_writer("dealledger ingest")?;
-            let mut ledger = data.open_ledger()?;
             let options = ingest::Options {
                 inputs,
                 skip_invalid: args.skip_invalid,
                 rejects: args.rejects,
                 progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let report = ingest::run(&mut ledger, clock, &options)?;
+            let report = match args.format {
+                InputFormat::Jsonl => {
+                    let mut ledger = data.open_ledger()?;
+                    ingest::run(&mut ledger, clock, &options)?
+                }
+                format => {
+                    let imported = import(&data, format, &options.inputs, &args.columns)?;
+                    let mut ledger = data.open_ledger()?;
+                    ingest::run_rows(&mut ledger, clock, imported, &options)?
+                }
+            };
             print_ingest(&report, args.output)?;
             if report.rejected > 0 {
                 eprintln!(
@@ -254,6 +272,46 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),
         Command::Bench(args) => bench::run(&args),
     }
+}
+
+/// Reads a CRM export with its importer; reports the rows it skipped on stderr.
+fn import(
+    data: &DataDir,
+    format: InputFormat,
+    inputs: &[String],
+    columns: &[String],
+) -> Result<dealledger_import::Imported> {
+    let mut options = data.import_options()?;
+    for pair in columns {
+        let (key, header) = pair
+            .split_once('=')
+            .ok_or_else(|| Exit { code: 2, message: format!("--column `{pair}`: expected KEY=HEADER") })?;
+        options.columns.insert(key.to_string(), header.to_string());
+    }
+    if inputs.iter().any(|i| i == "-") {
+        return Err(
+            Exit { code: 2, message: "CRM exports are read from files, not standard input".into() }.into()
+        );
+    }
+    let files: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+    let imported = match format {
+        InputFormat::SalesforceHistory => dealledger_import::salesforce::import(&files, &options),
+        InputFormat::FieldChanges => dealledger_import::field_changes::import(&files, &options),
+        InputFormat::OpportunitiesCsv => dealledger_import::opportunities::import(&files, &options),
+        InputFormat::Jsonl => unreachable!("JSON Lines does not go through an importer"),
+    }
+    .map_err(|e| Exit { code: 3, message: format!("{e}") })?;
+    const SHOWN_MAX: usize = 10;
+    if !imported.skipped.is_empty() {
+        eprintln!("{} rows map to no event and were skipped:", imported.skipped.len());
+        for skipped in imported.skipped.iter().take(SHOWN_MAX) {
+            eprintln!("  {}: {} [{}]", skipped.location, skipped.reason, skipped.kind);
+        }
+        if imported.skipped.len() > SHOWN_MAX {
+            eprintln!("  ... and {} more", imported.skipped.len() - SHOWN_MAX);
+        }
+    }
+    Ok(imported)
 }
 
 fn serve(
@@ -314,6 +372,7 @@ fn print_ingest(report: &ingest::Report, format: Format) -> Result<()> {
                 "seconds": report.seconds,
                 "events_per_second": report.events_per_second().round(),
                 "head_seq": report.head_seq,
+                "skipped": report.skipped,
             })
         )?,
         Format::Csv => {

@@ -5,6 +5,7 @@ mod crash;
 mod daemon;
 mod daemon_crash;
 mod harness;
+mod importers;
 mod ingest;
 mod reports;
 mod rules;

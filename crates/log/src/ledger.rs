@@ -12,7 +12,9 @@ use crate::error::LogError;
 use crate::log::{BlockWriter, Head, Log};
 use crate::store::BlockStore;
 use dealledger_events::codec::{encode_identity, encode_identity_ref};
-use dealledger_events::{Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission};
+use dealledger_events::{
+    Amount, Body, Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission,
+};
 use std::collections::HashMap;
 
 /// 128 bits of blake3: ids and bodies are compared by hash; a collision would need ~2^64 events.
@@ -28,6 +30,33 @@ fn body_digest(event: &Event, scratch: &mut Vec<u8>) -> Digest128 {
     scratch.clear();
     encode_identity(event, scratch);
     digest128(scratch)
+}
+
+/// [`body_digest`] of a submitted event in the form the log will store it (opened's default
+/// stage filled in, written amounts in minor units): the digests of stored events are rebuilt
+/// from the log on open, so a retry after a restart must hash the same bytes as the original.
+fn submitted_digest(event: &Event, deals: &Deals, pipeline: &Pipeline, scratch: &mut Vec<u8>) -> Digest128 {
+    let differs = matches!(
+        &event.body,
+        Body::Opened { stage: None, .. }
+            | Body::AmountChanged { amount: Amount::Written(_) }
+            | Body::Won { amount: Some(Amount::Written(_)) }
+    );
+    if !differs {
+        return body_digest(event, scratch);
+    }
+    let mut stored = event.clone();
+    match &mut stored.body {
+        Body::Opened { stage, .. } => *stage = Some(pipeline.first().to_string()),
+        Body::AmountChanged { amount } | Body::Won { amount: Some(amount) } => {
+            // An amount that does not resolve is refused by admit; its digest does not matter.
+            if let Some(currency) = deals.currency(&stored.deal) {
+                let _ = amount.resolve(currency);
+            }
+        }
+        _ => {}
+    }
+    body_digest(&stored, scratch)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +216,12 @@ impl<S: BlockStore> Batch<'_, S> {
         let id = submission.event.source_id.as_ref().map(|id| digest128(id.as_bytes()));
         let mut body = None;
         if let Some(id) = id {
-            let digest = body_digest(&submission.event, &mut self.scratch);
+            let digest = submitted_digest(
+                &submission.event,
+                &self.ledger.deals,
+                &self.ledger.pipeline,
+                &mut self.scratch,
+            );
             body = Some(digest);
             if let Some(seen) = self.ledger.seen.get(&id) {
                 if seen.body == digest {

@@ -214,3 +214,37 @@ fn verify_catches_a_gap_and_a_wrong_digest() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn retries_with_defaults_are_duplicates_after_a_reopen() {
+    // Events whose stored form differs from what was sent: opened without a stage (the default
+    // is stored), amounts written as decimals (stored in minor units).
+    let lines = vec![
+        r#"{"deal":"r","type":"opened","at":"2024-01-01T00:00:00Z","owner":"ana","amount":"10.5","source_id":"o"}"#
+            .to_string(),
+        r#"{"deal":"r","type":"amount_changed","at":"2024-01-02T00:00:00Z","amount":"12.25","source_id":"a"}"#
+            .to_string(),
+        r#"{"deal":"r","type":"won","at":"2024-01-03T00:00:00Z","amount":"12.30","source_id":"w"}"#.to_string(),
+    ];
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut ledger = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    append(&mut ledger, &lines).unwrap();
+    // In the same process, and after the state is rebuilt from the log: duplicates both times.
+    let same = append(&mut ledger, &lines).unwrap();
+    assert!(same.iter().all(|o| matches!(o, Outcome::Duplicate { .. })), "{same:?}");
+    drop(ledger);
+    let mut reopened = Ledger::open(store, Pipeline::default()).unwrap();
+    let after = append(&mut reopened, &lines).unwrap();
+    assert_eq!(
+        after,
+        vec![
+            Outcome::Duplicate { seq: 1, version: 1 },
+            Outcome::Duplicate { seq: 2, version: 2 },
+            Outcome::Duplicate { seq: 3, version: 3 }
+        ]
+    );
+    // A different amount is still a conflict.
+    let changed = lines[1].replace("12.25", "12.26");
+    let err = append(&mut reopened, &[changed]).unwrap_err();
+    assert!(err.1.contains("idempotency_conflict"), "{err:?}");
+}

@@ -1,0 +1,204 @@
+//! dealledger's CRM importers: a team's history, exported from its CRM, as ledger events.
+//!
+//! - [`salesforce`]: Salesforce OpportunityHistory (and optionally Opportunity) CSV exports.
+//! - [`field_changes`]: field-change logs (Pipedrive's deal_changes, with stages and activities).
+//! - [`opportunities`]: one row per opportunity (CRM report exports; the Maven layout).
+//!
+//! Each importer turns files into events in the contract of docs/events.md (built as JSON and
+//! parsed by the contract's own parser, so an importer cannot produce what ingest would refuse),
+//! each with the file and line it came from. Rows that cannot become an event without guessing
+//! (no date, a deal never created) are reported as skipped with the reason, never invented.
+//! The caller admits the events as one all-or-nothing batch, exactly like JSON Lines.
+//!
+//! Boundary: depends only on `events` (and csv); no storage, no clock, no clap. Mapping rules
+//! are documented in docs/importers.md and are the contract of these functions.
+
+pub mod field_changes;
+pub mod opportunities;
+pub mod salesforce;
+
+use dealledger_events::{parse_line, Pipeline, Rejection, Submission};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One event and where it came from (`FILE:LINE`).
+#[derive(Debug)]
+pub struct Row {
+    pub location: String,
+    pub result: Result<Submission, Rejection>,
+}
+
+/// A row that maps to no event, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub location: String,
+    /// A stable name for the kind of row (docs/importers.md lists them), for counting.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// In the order to admit them.
+    pub rows: Vec<Row>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Imported {
+    fn push(&mut self, location: String, event: serde_json::Value) {
+        let result = parse_line(&event.to_string());
+        self.rows.push(Row { location, result });
+    }
+
+    fn skip(&mut self, location: String, kind: &'static str, reason: impl Into<String>) {
+        self.skipped.push(Skipped { location, kind, reason: reason.into() });
+    }
+}
+
+/// A file, a column or a value the importer cannot work with: the import stops, nothing stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {why}")]
+    Read { path: String, why: String },
+    #[error("{location}: {why}")]
+    Invalid { location: String, why: String },
+}
+
+/// Where a CRM stage leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Stage(String),
+    Won,
+    Lost,
+}
+
+/// What every importer needs beside its files.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub pipeline: Pipeline,
+    /// CRM stage names to targets (`[import.stages]` of dealledger.toml).
+    pub stages: BTreeMap<String, Target>,
+    /// Column overrides: the importer's key (e.g. `deal_id`) to the file's header.
+    pub columns: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    import: Option<ImportSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportSection {
+    #[serde(default)]
+    stages: BTreeMap<String, String>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+}
+
+/// Reads `[import]` of a dealledger.toml: `stages` (CRM stage name to a pipeline stage, `won`
+/// or `lost`) and `columns` (importer key to header). Stages are checked against `pipeline`.
+pub fn parse_import_toml(text: &str, pipeline: Pipeline) -> Result<Options, String> {
+    let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut options = Options { pipeline, ..Options::default() };
+    if let Some(section) = file.import {
+        for (name, target) in section.stages {
+            let target = match target.as_str() {
+                "won" => Target::Won,
+                "lost" => Target::Lost,
+                stage if options.pipeline.index(stage).is_some() => Target::Stage(stage.to_string()),
+                other => {
+                    return Err(format!(
+                        "[import.stages] `{name}` = `{other}`: not a pipeline stage, `won` or `lost`"
+                    ))
+                }
+            };
+            options.stages.insert(name, target);
+        }
+        options.columns = section.columns;
+    }
+    Ok(options)
+}
+
+impl Options {
+    /// A CRM stage name's target: the configured map first, then a pipeline stage of that name,
+    /// then `fallback` (the importer's standard names); else an error naming it.
+    fn target(&self, name: &str, fallback: impl Fn(&str) -> Option<Target>) -> Result<Target, String> {
+        if let Some(target) = self.stages.get(name) {
+            return Ok(target.clone());
+        }
+        if self.pipeline.index(name).is_some() {
+            return Ok(Target::Stage(name.to_string()));
+        }
+        fallback(name).ok_or_else(|| {
+            format!("stage `{name}` is not a pipeline stage; map it in [import.stages] of dealledger.toml")
+        })
+    }
+}
+
+/// A CSV file read whole, with its header, and the columns an importer asked for.
+struct Table {
+    path: String,
+    headers: Vec<String>,
+    /// (line number, fields).
+    records: Vec<(u64, csv::StringRecord)>,
+}
+
+impl Table {
+    fn read(path: &Path) -> Result<Table, ImportError> {
+        let name = path.display().to_string();
+        let read_error = |why: String| ImportError::Read { path: name.clone(), why };
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_path(path)
+            .map_err(|e| read_error(e.to_string()))?;
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| read_error(e.to_string()))?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect();
+        let mut records = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| read_error(e.to_string()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            records.push((line, record));
+        }
+        Ok(Table { path: name, headers, records })
+    }
+
+    fn has(&self, header: &str) -> bool {
+        self.headers.iter().any(|h| h == header)
+    }
+
+    /// The index of the column for `key` (its override, else `default`).
+    fn column(&self, options: &Options, key: &str, default: &str) -> Result<usize, ImportError> {
+        let header = options.columns.get(key).map_or(default, String::as_str);
+        self.headers.iter().position(|h| h == header).ok_or_else(|| ImportError::Invalid {
+            location: format!("{}:1", self.path),
+            why: format!(
+                "no column `{header}` (for {key}); the header has {}. Set [import.columns] {key} = \"...\" or --column {key}=HEADER",
+                self.headers.join(", ")
+            ),
+        })
+    }
+
+    fn location(&self, line: u64) -> String {
+        format!("{}:{line}", self.path)
+    }
+}
+
+/// Reads every file, so an importer can tell them apart by header.
+fn read_all(files: &[PathBuf]) -> Result<Vec<Table>, ImportError> {
+    files.iter().map(|f| Table::read(f)).collect()
+}
+
+fn cell(record: &csv::StringRecord, column: usize) -> &str {
+    record.get(column).unwrap_or("").trim()
+}
+
+/// A valid deal id from a CRM id: the id if it is valid, else an error naming it.
+fn deal_id(raw: &str) -> Result<String, String> {
+    dealledger_events::DealId::parse(raw).map(|_| raw.to_string()).map_err(|why| format!("deal id {why}"))
+}

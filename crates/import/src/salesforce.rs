@@ -1,0 +1,270 @@
+//! Salesforce OpportunityHistory exports (with Opportunity.csv for owner and name, optional).
+//!
+//! Salesforce writes a history row when Stage, Amount, Probability or CloseDate changes. The
+//! first row of an opportunity opens it; a stage change is a stage move (or won / lost, or a
+//! requalification when a closed deal reopens); amount and close-date changes are their events;
+//! a row that changes only the probability or forecast category maps to nothing (the ledger
+//! derives probability from the stage) and is reported. CreatedDate gives `at` and
+//! `recorded_at`, Id the `source_id` (with the event type appended: one row can carry several
+//! changes), CreatedById the actor.
+
+use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
+use dealledger_events::Pipeline;
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Salesforce's standard opportunity stages and their default probabilities (percent).
+pub const STANDARD_STAGES: [(&str, u32); 8] = [
+    ("Prospecting", 10),
+    ("Qualification", 10),
+    ("Needs Analysis", 20),
+    ("Value Proposition", 50),
+    ("Id. Decision Makers", 60),
+    ("Perception Analysis", 70),
+    ("Proposal/Price Quote", 75),
+    ("Negotiation/Review", 90),
+];
+
+/// A standard stage's target: Closed Won / Closed Lost, or the pipeline stage whose probability
+/// is nearest the standard one (the lower stage on a tie).
+pub fn standard_target(name: &str, pipeline: &Pipeline) -> Option<Target> {
+    match name {
+        "Closed Won" => return Some(Target::Won),
+        "Closed Lost" => return Some(Target::Lost),
+        _ => {}
+    }
+    let percent = STANDARD_STAGES.iter().find(|(n, _)| *n == name)?.1;
+    let bp = percent * 100;
+    let stage = pipeline.stages().iter().min_by_key(|s| s.probability_bp.abs_diff(bp))?;
+    Some(Target::Stage(stage.name.clone()))
+}
+
+/// `2018-10-13 17:16:45` (data loader, UTC) or `2018-10-13T17:16:45.000+0000` (API) as RFC 3339.
+fn instant(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.len() < 19 {
+        return None;
+    }
+    let (date, time) = (&text[..10], &text[11..19]);
+    let zone = match &text[19..] {
+        "" | "Z" => "Z".to_string(),
+        rest => {
+            let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+            match rest {
+                "" | "Z" => "Z".to_string(),
+                z if z.len() == 5 => format!("{}:{}", &z[..3], &z[3..]),
+                z => z.to_string(),
+            }
+        }
+    };
+    let out = format!("{date}T{time}{zone}");
+    dealledger_events::Timestamp::parse_rfc3339(&out).ok()?;
+    Some(out)
+}
+
+struct Opportunity {
+    owner: String,
+    name: String,
+}
+
+struct State {
+    target: Target,
+    amount: String,
+    close_date: String,
+}
+
+pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportError> {
+    let tables = read_all(files)?;
+    let (history, others): (Vec<Table>, Vec<Table>) = tables
+        .into_iter()
+        .partition(|t| t.has(options.columns.get("deal_id").map_or("OpportunityId", String::as_str)));
+    // Opportunity.csv: owner and name by opportunity id.
+    let mut opportunities: HashMap<String, Opportunity> = HashMap::new();
+    for table in &others {
+        let id = table.column(options, "opportunity_id", "Id")?;
+        let owner = table.column(options, "opportunity_owner", "OwnerId")?;
+        let name = table.column(options, "opportunity_name", "Name")?;
+        for (_, record) in &table.records {
+            opportunities.insert(
+                cell(record, id).to_string(),
+                Opportunity { owner: cell(record, owner).to_string(), name: cell(record, name).to_string() },
+            );
+        }
+    }
+    if history.is_empty() {
+        return Err(ImportError::Invalid {
+            location: files.first().map_or("(no file)".into(), |f| f.display().to_string()),
+            why: "no OpportunityHistory file among the inputs (a CSV with an OpportunityId column)".into(),
+        });
+    }
+    // Every history row, in (CreatedDate, file, line) order: each deal's rows in time order.
+    let mut rows = Vec::new();
+    for (t, table) in history.iter().enumerate() {
+        let c = |key: &str, default: &str| table.column(options, key, default);
+        let columns = [
+            c("id", "Id")?,
+            c("deal_id", "OpportunityId")?,
+            c("actor", "CreatedById")?,
+            c("created", "CreatedDate")?,
+            c("stage", "StageName")?,
+            c("amount", "Amount")?,
+            c("close_date", "CloseDate")?,
+        ];
+        let deleted = c("deleted", "IsDeleted").ok();
+        for (line, record) in &table.records {
+            let location = table.location(*line);
+            if deleted.is_some_and(|d| matches!(cell(record, d), "1" | "true" | "True")) {
+                continue;
+            }
+            let created = cell(record, columns[3]);
+            let Some(at) = instant(created) else {
+                return Err(ImportError::Invalid {
+                    location,
+                    why: format!("CreatedDate `{created}` is not a date and time"),
+                });
+            };
+            let sort_key = dealledger_events::Timestamp::parse_rfc3339(&at).expect("checked").0;
+            let fields: Vec<String> = columns.iter().map(|&i| cell(record, i).to_string()).collect();
+            rows.push((sort_key, t, *line, location, at, fields));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    let mut out = Imported::default();
+    let mut deals: HashMap<String, State> = HashMap::new();
+    let last_stage = options.pipeline.stages().last().expect("a pipeline has stages").name.clone();
+    for (_, _, _, location, at, f) in rows {
+        let [id, opportunity, actor, _, stage_name, amount, close] =
+            <[String; 7]>::try_from(f).expect("7 columns");
+        let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
+        let deal = deal_id(&opportunity).map_err(invalid)?;
+        let target =
+            options.target(&stage_name, |s| standard_target(s, &options.pipeline)).map_err(invalid)?;
+        let close_date = close.get(..10).unwrap_or("").to_string();
+        let base = |kind: &str| json!({"deal": deal, "type": kind, "at": at, "recorded_at": at, "actor": actor, "source_id": format!("{id}:{kind}")});
+        let Some(state) = deals.get_mut(&deal) else {
+            let mut opened = base("opened");
+            let known = opportunities.get(&opportunity);
+            opened["owner"] = known.map_or(actor.clone(), |o| o.owner.clone()).into();
+            opened["amount"] = if amount.is_empty() { "0".into() } else { amount.clone().into() };
+            opened["stage"] = match &target {
+                Target::Stage(s) => s.clone(),
+                // First seen closed: the stage before is unknown, so the last one (no earlier
+                // stage's time is invented).
+                _ => last_stage.clone(),
+            }
+            .into();
+            if !close_date.is_empty() {
+                opened["close_date"] = close_date.clone().into();
+            }
+            if let Some(name) = known.map(|o| o.name.as_str()).filter(|n| !n.is_empty()) {
+                opened["name"] = name.into();
+            }
+            out.push(location.clone(), opened);
+            match &target {
+                Target::Won => out.push(location.clone(), base("won")),
+                Target::Lost => {
+                    let mut e = base("lost");
+                    e["reason"] = stage_name.clone().into();
+                    out.push(location.clone(), e);
+                }
+                Target::Stage(_) => {}
+            }
+            deals.insert(deal.clone(), State { target, amount, close_date });
+            continue;
+        };
+        let mut changed = false;
+        let mut won_now = false;
+        if target != state.target {
+            changed = true;
+            let closed = !matches!(state.target, Target::Stage(_));
+            match &target {
+                Target::Stage(s) if closed => {
+                    let mut e = base("requalified");
+                    e["stage"] = s.clone().into();
+                    out.push(location.clone(), e);
+                }
+                Target::Stage(s) => {
+                    let mut e = base("stage_moved");
+                    e["to"] = s.clone().into();
+                    out.push(location.clone(), e);
+                }
+                outcome => {
+                    if closed {
+                        let mut e = base("requalified");
+                        e["stage"] = last_stage.clone().into();
+                        out.push(location.clone(), e);
+                    }
+                    let mut e = base(if *outcome == Target::Won { "won" } else { "lost" });
+                    if *outcome == Target::Won {
+                        won_now = true;
+                        if !amount.is_empty() {
+                            e["amount"] = amount.clone().into();
+                        }
+                    } else {
+                        e["reason"] = stage_name.clone().into();
+                    }
+                    out.push(location.clone(), e);
+                }
+            }
+            state.target = target.clone();
+        }
+        if !amount.is_empty() && amount != state.amount {
+            changed = true;
+            // A won event in this row already carries the amount.
+            if !won_now {
+                let mut e = base("amount_changed");
+                e["amount"] = amount.clone().into();
+                out.push(location.clone(), e);
+            }
+            state.amount = amount;
+        }
+        if !close_date.is_empty() && close_date != state.close_date {
+            changed = true;
+            let mut e = base("close_date_changed");
+            e["close_date"] = close_date.clone().into();
+            out.push(location.clone(), e);
+            state.close_date = close_date;
+        }
+        if !changed {
+            out.skip(
+                location,
+                "probability_only",
+                format!("{id}: only probability or forecast category changed (derived from the stage)"),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_stages_on_the_default_pipeline() {
+        let p = Pipeline::default();
+        let stage = |n: &str| match standard_target(n, &p) {
+            Some(Target::Stage(s)) => s,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(stage("Prospecting"), "prospecting");
+        assert_eq!(stage("Qualification"), "prospecting");
+        assert_eq!(stage("Needs Analysis"), "qualifying");
+        assert_eq!(stage("Value Proposition"), "quote");
+        assert_eq!(stage("Id. Decision Makers"), "quote");
+        assert_eq!(stage("Perception Analysis"), "closing");
+        assert_eq!(stage("Proposal/Price Quote"), "closing");
+        assert_eq!(stage("Negotiation/Review"), "closing");
+        assert_eq!(standard_target("Closed Won", &p), Some(Target::Won));
+        assert_eq!(standard_target("Closed Lost", &p), Some(Target::Lost));
+        assert_eq!(standard_target("Pitching", &p), None);
+    }
+
+    #[test]
+    fn instants() {
+        assert_eq!(instant("2018-10-13 17:16:45").as_deref(), Some("2018-10-13T17:16:45Z"));
+        assert_eq!(instant("2018-10-13T17:16:45.000+0000").as_deref(), Some("2018-10-13T17:16:45+00:00"));
+        assert_eq!(instant("2018-10-13"), None);
+    }
+}
