@@ -320,6 +320,46 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        // Decoding and mapping are total: any bytes, any notification, never a panic.
+        #[test]
+        fn deliveries_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse_deliveries(&body);
+        }
+
+        #[test]
+        fn mapping_never_panics(
+            occurred_at in proptest::prelude::any::<i64>(),
+            object_id in proptest::prelude::any::<u64>(),
+            kind in 0usize..4,
+            property in 0usize..6,
+            value in "\\PC{0,20}",
+        ) {
+            let kinds = ["deal.creation", "deal.propertyChange", "deal.deletion", "contact.creation"];
+            let properties = ["dealstage", "amount", "closedate", "hubspot_owner_id", "hs_x", ""];
+            let delivery = Delivery {
+                event_id: None,
+                subscription_id: None,
+                portal_id: None,
+                occurred_at,
+                subscription_type: kinds[kind].to_string(),
+                object_id,
+                property_name: Some(properties[property].to_string()),
+                property_value: Some(value),
+                change_source: None,
+                source_id: None,
+            };
+            let config = HubSpotConfig {
+                app_secret: "s".into(),
+                stages: [("qualifiedtobuy".to_string(), StageTarget::Stage("qualifying".into()))].into(),
+                public_url: None,
+                default_owner: "hubspot".into(),
+            };
+            let _ = to_submissions(&[delivery.clone(), delivery], &Deals::default(), "prospecting", Some(&config));
+        }
+    }
+
     #[test]
     fn close_dates() {
         assert_eq!(close_date("1735689600000").as_deref(), Some("2025-01-01"));
