@@ -1,0 +1,135 @@
+//! Disqualification policies: rules read from a TOML file or from `--rule name=value`.
+
+use serde::{Deserialize, Serialize};
+
+/// `missing_field = {field, by_stage, grace_days}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingField {
+    pub field: String,
+    pub by_stage: String,
+    pub grace_days: f64,
+}
+
+/// A policy: each rule cuts an open deal at the first moment its condition holds; several rules
+/// cut at the earliest. Durations are in days (fractions allowed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Days without an inbound touch (the clock starts at opened and restarts at every inbound
+    /// touch and at requalified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gone_dark: Option<f64>,
+    /// Days without any touch (restarts at opened, every touch and requalified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_activity: Option<f64>,
+    /// The current stage visit is longer than this times the p90 of that stage's visits that
+    /// ended before the visit started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_field: Vec<MissingField>,
+    /// Outbound touches in a row with no inbound touch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unanswered_touches: Option<u32>,
+    /// Days past the expected close date (the end of that day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub past_close_date: Option<f64>,
+}
+
+/// The rules a number sets, for `--rule` and `--sweep`.
+pub const NUMERIC_RULES: [&str; 5] = ["gone_dark", "no_activity", "stalled", "unanswered_touches", "past_close_date"];
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Reads a policy file's text.
+    pub fn parse_toml(text: &str) -> Result<Policy, String> {
+        let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        policy.check()?;
+        Ok(policy)
+    }
+
+    /// Sets one numeric rule (`gone_dark`, `no_activity`, `stalled`, `unanswered_touches`,
+    /// `past_close_date`) to `value`.
+    pub fn set(&mut self, rule: &str, value: f64) -> Result<(), String> {
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("{rule} = {value}: must be a number at least 0"));
+        }
+        match rule {
+            "gone_dark" => self.gone_dark = Some(value),
+            "no_activity" => self.no_activity = Some(value),
+            "stalled" => self.stalled = Some(value),
+            "past_close_date" => self.past_close_date = Some(value),
+            "unanswered_touches" => {
+                if value.fract() != 0.0 || value < 1.0 {
+                    return Err(format!("unanswered_touches = {value}: must be a whole number at least 1"));
+                }
+                self.unanswered_touches = Some(value as u32);
+            }
+            other => {
+                return Err(format!(
+                    "unknown rule `{other}` (numeric rules: {}; missing_field needs a policy file)",
+                    NUMERIC_RULES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// `--rule name=value`.
+    pub fn set_text(&mut self, text: &str) -> Result<(), String> {
+        let (rule, value) = text.split_once('=').ok_or_else(|| format!("`{text}`: expected RULE=VALUE"))?;
+        let value: f64 = value.trim().parse().map_err(|_| format!("`{text}`: `{value}` is not a number"))?;
+        self.set(rule.trim(), value)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (rule, value) in [
+            ("gone_dark", self.gone_dark),
+            ("no_activity", self.no_activity),
+            ("stalled", self.stalled),
+            ("past_close_date", self.past_close_date),
+        ] {
+            if let Some(v) = value {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(format!("{rule} = {v}: must be a number at least 0"));
+                }
+            }
+        }
+        if self.unanswered_touches == Some(0) {
+            return Err("unanswered_touches = 0: must be at least 1".into());
+        }
+        for m in &self.missing_field {
+            if !m.grace_days.is_finite() || m.grace_days < 0.0 {
+                return Err(format!("missing_field {}: grace_days must be at least 0", m.field));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_rules() {
+        let p = Policy::parse_toml(
+            "gone_dark = 14\nstalled = 1.5\n[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 7\n",
+        )
+        .unwrap();
+        assert_eq!(p.gone_dark, Some(14.0));
+        assert_eq!(p.missing_field[0].by_stage, "quote");
+        assert!(Policy::parse_toml("gone_drak = 14\n").unwrap_err().contains("unknown field `gone_drak`"));
+        assert!(Policy::parse_toml("gone_dark = -1\n").unwrap_err().contains("at least 0"));
+        let mut q = Policy::default();
+        q.set_text("unanswered_touches=3").unwrap();
+        assert_eq!(q.unanswered_touches, Some(3));
+        assert!(q.set_text("unanswered_touches=2.5").is_err());
+        assert!(q.set_text("nope=1").unwrap_err().contains("unknown rule `nope`"));
+        assert!(q.set_text("gone_dark").unwrap_err().contains("expected RULE=VALUE"));
+    }
+}

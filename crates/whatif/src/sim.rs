@@ -1,0 +1,220 @@
+//! One deal under one policy: walk its history in the order the team learned it, and find the
+//! first moment a rule's condition holds while the deal is open.
+//!
+//! The walk goes in order of knowledge: an event counts from max(`at`, `recorded_at`), because a
+//! policy running at the time could not act on what was not logged yet (a late-logged inbound
+//! touch does not save a deal that was already cut). Clocks restart at the event's business
+//! time `at`. A cut never lands before the moment the state that triggers it was known. When a
+//! deadline and an event fall on the same instant the cut comes first: a deal that really closed
+//! at exactly the cut moment counts as cut.
+
+use crate::history::StageHistory;
+use dealledger_events::time::MICROS_PER_DAY;
+use dealledger_events::{Date, Direction, Timestamp};
+use dealledger_projections::{Change, DealHistory, Name};
+
+/// A policy in the units of the walk.
+#[derive(Clone, Debug, Default)]
+pub struct Compiled {
+    pub gone_dark_us: Option<i64>,
+    pub no_activity_us: Option<i64>,
+    pub stalled_factor: Option<f64>,
+    /// (field, or None if no deal ever set it; pipeline index of by_stage; grace µs; label).
+    pub missing_field: Vec<(Option<Name>, usize, i64, String)>,
+    pub unanswered_touches: Option<u32>,
+    pub past_close_date_us: Option<i64>,
+}
+
+pub fn days_to_us(days: f64) -> i64 {
+    (days * MICROS_PER_DAY as f64).round() as i64
+}
+
+/// Which rule cut, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub at: Timestamp,
+    pub rule: String,
+}
+
+#[derive(Clone, Copy)]
+enum Item {
+    Entry(usize),
+    Touch(usize),
+}
+
+/// Reused buffers.
+#[derive(Default)]
+pub struct Scratch {
+    items: Vec<(Timestamp, Timestamp, u8, usize, Item)>,
+    fields: Vec<Name>,
+    since: Vec<Option<Timestamp>>,
+}
+
+struct State {
+    open: bool,
+    stage: Name,
+    stage_index: Option<usize>,
+    visit_start: Timestamp,
+    reset_inbound: Timestamp,
+    reset_any: Timestamp,
+    streak: u32,
+    close_date: Option<Date>,
+}
+
+/// The cut of `deal` under `policy`, seeing events with `at <= as_of` known by `as_of`.
+pub fn simulate(
+    deal: &DealHistory,
+    policy: &Compiled,
+    history: &StageHistory,
+    stage_index: &[Option<usize>],
+    as_of: Timestamp,
+    scratch: &mut Scratch,
+) -> Option<Cut> {
+    let Scratch { items, fields, since } = scratch;
+    items.clear();
+    fields.clear();
+    since.clear();
+    since.resize(policy.missing_field.len(), None);
+    let known = |at: Timestamp, recorded_at: Timestamp| at.max(recorded_at);
+    for (i, e) in deal.entries.iter().enumerate().take_while(|(_, e)| e.at <= as_of) {
+        items.push((known(e.at, e.recorded_at), e.at, 0, i, Item::Entry(i)));
+    }
+    for (i, t) in deal.touches.iter().enumerate().take_while(|(_, t)| t.at <= as_of) {
+        items.push((known(t.at, t.recorded_at), t.at, 1, i, Item::Touch(i)));
+    }
+    items.sort_unstable_by_key(|x| (x.0, x.1, x.2, x.3));
+    let mut state: Option<State> = None;
+    let mut now = Timestamp::MIN;
+    let index_of = |name: Name| stage_index.get(name as usize).copied().flatten();
+    // The earliest deadline of the rules, while the deal is open.
+    let deadline = |state: &State, fields: &[Name], since: &[Option<Timestamp>]| -> Option<(Timestamp, String)> {
+        if !state.open {
+            return None;
+        }
+        let mut best: Option<(Timestamp, String)> = None;
+        let mut consider = |at: i64, rule: &str| {
+            if best.as_ref().is_none_or(|(b, _)| at < b.0) {
+                best = Some((Timestamp(at), rule.to_string()));
+            }
+        };
+        if let Some(d) = policy.gone_dark_us {
+            consider(state.reset_inbound.0.saturating_add(d), "gone_dark");
+        }
+        if let Some(d) = policy.no_activity_us {
+            consider(state.reset_any.0.saturating_add(d), "no_activity");
+        }
+        if let Some(f) = policy.stalled_factor {
+            if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
+                consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), "stalled");
+            }
+        }
+        for (rule, since) in policy.missing_field.iter().zip(since) {
+            let unset = rule.0.is_none_or(|field| !fields.contains(&field));
+            if let (Some(since), true) = (since, unset) {
+                consider(since.0.saturating_add(rule.2), &rule.3);
+            }
+        }
+        if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
+            consider(close.start().0.saturating_add(MICROS_PER_DAY).saturating_add(d), "past_close_date");
+        }
+        best
+    };
+    // Where the missing-field clocks stand after entering a stage at `at`.
+    let enter = |since: &mut Vec<Option<Timestamp>>, stage_index: Option<usize>, at: Timestamp, restart: bool| {
+        for (rule, since) in policy.missing_field.iter().zip(since.iter_mut()) {
+            let past = stage_index.is_some_and(|i| i >= rule.1);
+            *since = match (past, *since) {
+                (false, _) => None,
+                (true, Some(s)) if !restart => Some(s),
+                (true, _) => Some(at),
+            };
+        }
+    };
+    for &(k, at, _, _, item) in items.iter() {
+        if k > as_of {
+            break;
+        }
+        if let Some(s) = &state {
+            if let Some((d, rule)) = deadline(s, fields, since) {
+                if d <= k {
+                    return Some(Cut { at: d.max(now), rule });
+                }
+            }
+        }
+        now = k;
+        match item {
+            Item::Entry(i) => match deal.entries[i].change {
+                Change::Opened { stage, close_date, .. } => {
+                    let stage_index = index_of(stage);
+                    state = Some(State {
+                        open: true,
+                        stage,
+                        stage_index,
+                        visit_start: at,
+                        reset_inbound: at,
+                        reset_any: at,
+                        streak: 0,
+                        close_date,
+                    });
+                    enter(since, stage_index, at, true);
+                }
+                change => {
+                    let Some(s) = state.as_mut() else { continue };
+                    match change {
+                        Change::Moved { to } => {
+                            s.stage = to;
+                            s.stage_index = index_of(to);
+                            s.visit_start = at;
+                            enter(since, s.stage_index, at, false);
+                        }
+                        Change::Won { .. } | Change::Lost | Change::Disqualified { .. } => s.open = false,
+                        Change::Requalified { stage } => {
+                            s.open = true;
+                            if let Some(stage) = stage {
+                                s.stage = stage;
+                                s.stage_index = index_of(stage);
+                            }
+                            s.visit_start = at;
+                            s.reset_inbound = s.reset_inbound.max(at);
+                            s.reset_any = s.reset_any.max(at);
+                            s.streak = 0;
+                            enter(since, s.stage_index, at, true);
+                        }
+                        Change::CloseDate { close_date } => s.close_date = Some(close_date),
+                        Change::Field { field, set } => {
+                            let present = fields.iter().position(|f| *f == field);
+                            match (set, present) {
+                                (true, None) => fields.push(field),
+                                (false, Some(p)) => {
+                                    fields.swap_remove(p);
+                                }
+                                _ => {}
+                            }
+                        }
+                        Change::Opened { .. } | Change::Amount { .. } | Change::Owner { .. } => {}
+                    }
+                }
+            },
+            Item::Touch(i) => {
+                let Some(s) = state.as_mut() else { continue };
+                let touch = &deal.touches[i];
+                s.reset_any = s.reset_any.max(at);
+                match touch.direction {
+                    Direction::Inbound => {
+                        s.reset_inbound = s.reset_inbound.max(at);
+                        s.streak = 0;
+                    }
+                    Direction::Outbound => {
+                        s.streak += 1;
+                        if s.open && policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
+                            return Some(Cut { at: now, rule: "unanswered_touches".into() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let s = state?;
+    let (d, rule) = deadline(&s, fields, since)?;
+    (d <= as_of).then(|| Cut { at: d.max(now), rule })
+}

@@ -1,0 +1,237 @@
+//! Hand-built histories for every rule, with exact figures.
+
+use super::*;
+use dealledger_events::{parse_line, Deals, EventRef, Pipeline, StoredEvent};
+use dealledger_projections::Projection;
+
+/// One JSON event on day `day` of 2025 (day 0 = 2025-01-01, midnight UTC).
+fn e(deal: &str, kind: &str, day: i64, fields: &str) -> String {
+    let at = Timestamp(t0().0 + day * MICROS_PER_DAY);
+    let sep = if fields.is_empty() { "" } else { "," };
+    format!(r#"{{"deal":"{deal}","type":"{kind}","at":"{at}"{sep}{fields}}}"#)
+}
+
+fn t0() -> Timestamp {
+    Timestamp::parse_rfc3339("2025-01-01T00:00:00Z").unwrap()
+}
+
+fn day(d: i64) -> Timestamp {
+    Timestamp(t0().0 + d * MICROS_PER_DAY)
+}
+
+fn opened(deal: &str, d: i64) -> String {
+    e(deal, "opened", d, r#""owner":"ann","amount":10000"#)
+}
+
+fn touch(deal: &str, d: i64, direction: &str, extra: &str) -> String {
+    e(deal, "touch", d, &format!(r#""channel":"call","direction":"{direction}","minutes":30{extra}"#))
+}
+
+/// Admits the lines in order (recorded at the epoch unless they say otherwise) into a timeline.
+fn timeline(lines: &[String]) -> Timeline {
+    let mut rules = Deals::default();
+    let pipeline = Pipeline::default();
+    let mut timeline = Timeline::default();
+    for (i, line) in lines.iter().enumerate() {
+        let mut submission = parse_line(line).unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
+        let seq = i as u64 + 1;
+        let version = rules.admit(&mut submission, seq, Timestamp(0), &pipeline).unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
+        timeline.apply(&EventRef::of(&StoredEvent { seq, version, event: submission.event }));
+    }
+    timeline
+}
+
+fn run(lines: &[String], policy: &str, as_of: i64) -> WhatIfReport {
+    let timeline = timeline(lines);
+    let settings = Settings::default();
+    let mut p = Policy::default();
+    for rule in policy.split(',') {
+        p.set_text(rule).unwrap();
+    }
+    Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(as_of) }).run(&p, true, true).unwrap()
+}
+
+fn cuts(report: &WhatIfReport) -> Vec<(String, String, Timestamp)> {
+    report.deals.as_ref().unwrap().iter().map(|d| (d.deal.clone(), d.rule.clone(), d.cut_at.0)).collect()
+}
+
+#[test]
+fn the_seeds_calculator_day_15_instead_of_day_45() {
+    // Opened on day 0, the buyer answers on day 1 and then goes dark; the team disqualifies on
+    // day 45. gone_dark = 14 cuts on day 15: 30 days earlier, at $4,000 a day.
+    let lines = vec![
+        opened("A", 0),
+        touch("A", 1, "inbound", ""),
+        touch("A", 20, "outbound", ""),
+        e("A", "disqualified", 45, r#""reason":"gone_dark""#),
+    ];
+    let r = run(&lines, "gone_dark=14", 60);
+    assert_eq!(cuts(&r), vec![("A".into(), "gone_dark".into(), day(15))]);
+    let o = &r.outcome;
+    assert_eq!((o.cut, o.cut_won, o.cut_bad, o.cut_open, o.bad_deals), (1, 0, 1, 0, 1));
+    assert_eq!(o.calendar_days_saved, 30.0);
+    assert_eq!(o.calendar_value_saved.decimal(), "120000.00");
+    // The 30-minute call on day 20 was effort the cut would have freed: $1,000 at $2,000 an hour.
+    assert_eq!(o.effort_hours_saved, 0.5);
+    assert_eq!(o.effort_value_saved.decimal(), "1000.00");
+    assert_eq!(o.revenue_at_risk.decimal(), "0.00");
+    assert_eq!(o.net_value.decimal(), "1000.00");
+    assert_eq!((o.precision, o.recall), (Some(1.0), Some(1.0)));
+}
+
+#[test]
+fn gone_dark_restarts_at_inbound_touches_and_late_logged_touches_come_too_late() {
+    let on_time = vec![opened("B", 0), touch("B", 10, "inbound", "")];
+    assert_eq!(cuts(&run(&on_time, "gone_dark=14", 60)), vec![("B".into(), "gone_dark".into(), day(24))]);
+    // The same touch, logged on day 20: on day 14 nobody knew of it, so the deal was cut then.
+    let late = vec![opened("B", 0), touch("B", 10, "inbound", &format!(r#","recorded_at":"{}""#, day(20)))];
+    assert_eq!(cuts(&run(&late, "gone_dark=14", 60)), vec![("B".into(), "gone_dark".into(), day(14))]);
+    // Outbound touches do not restart it.
+    let outbound = vec![opened("B", 0), touch("B", 10, "outbound", "")];
+    assert_eq!(cuts(&run(&outbound, "gone_dark=14", 60))[0].2, day(14));
+}
+
+#[test]
+fn requalified_deals_restart_the_clock_and_closed_periods_never_cut() {
+    let lines = vec![
+        opened("C", 0),
+        touch("C", 3, "inbound", ""),
+        e("C", "lost", 5, r#""reason":"budget""#),
+        e("C", "requalified", 30, ""),
+    ];
+    // Lost from day 5 to day 30: no cut then; the clock restarts on day 30.
+    assert_eq!(cuts(&run(&lines, "gone_dark=14", 60)), vec![("C".into(), "gone_dark".into(), day(44))]);
+    // Once cut, a deal stays cut: cut on day 17 it is never requalified in the simulation.
+    assert_eq!(cuts(&run(&lines, "gone_dark=2", 60)), vec![("C".into(), "gone_dark".into(), day(2))]);
+    // Open at as-of: cut_open, with the days from the cut to as-of.
+    let r = run(&lines, "gone_dark=14", 60);
+    assert_eq!((r.outcome.cut_open, r.outcome.calendar_days_saved), (1, 16.0));
+}
+
+#[test]
+fn a_deal_closed_at_exactly_the_cut_moment_counts_as_cut() {
+    let lines = vec![opened("D", 0), e("D", "disqualified", 14, r#""reason":"gone_dark""#)];
+    let r = run(&lines, "gone_dark=14", 60);
+    assert_eq!(cuts(&r), vec![("D".into(), "gone_dark".into(), day(14))]);
+    assert_eq!((r.outcome.cut_bad, r.outcome.calendar_days_saved), (1, 0.0));
+    // One microsecond later it is not.
+    assert!(cuts(&run(&lines, "gone_dark=14.0000001", 60)).is_empty());
+}
+
+#[test]
+fn stalled_never_looks_into_the_future() {
+    let lines = vec![
+        // X: a 10-day visit of prospecting, over by day 10.
+        opened("X", 0),
+        e("X", "stage_moved", 10, r#""to":"qualifying""#),
+        // Y: starts on day 5, when no prospecting visit had ended: nothing to compare with.
+        opened("Y", 5),
+        // L: a 100-day visit that ends on day 105, after Z started: it must not count for Z.
+        opened("L", 5),
+        e("L", "stage_moved", 105, r#""to":"qualifying""#),
+        // Z: starts on day 20; the history then is X's 10 days: p90 = 10 days.
+        opened("Z", 20),
+    ];
+    let r = run(&lines, "stalled=1.5", 200);
+    assert_eq!(cuts(&r), vec![("Z".into(), "stalled".into(), day(35))]);
+}
+
+#[test]
+fn unanswered_touches_count_outbound_in_a_row() {
+    let lines = vec![
+        opened("U", 0),
+        touch("U", 1, "outbound", ""),
+        touch("U", 2, "outbound", ""),
+        touch("U", 3, "inbound", ""),
+        touch("U", 4, "outbound", ""),
+        touch("U", 5, "outbound", ""),
+        touch("U", 6, "outbound", ""),
+    ];
+    assert_eq!(cuts(&run(&lines, "unanswered_touches=3", 60)), vec![("U".into(), "unanswered_touches".into(), day(6))]);
+    assert_eq!(cuts(&run(&lines, "unanswered_touches=2", 60))[0].2, day(2));
+}
+
+#[test]
+fn no_activity_and_past_close_date_and_the_earliest_rule_wins() {
+    let lines = vec![
+        e("P", "opened", 0, r#""owner":"ann","amount":10000,"close_date":"2025-01-31""#),
+        touch("P", 8, "outbound", ""),
+    ];
+    assert_eq!(cuts(&run(&lines, "no_activity=10", 60)), vec![("P".into(), "no_activity".into(), day(18))]);
+    // Past the end of the close date (day 31) by 7 days: day 38.
+    assert_eq!(cuts(&run(&lines, "past_close_date=7", 60)), vec![("P".into(), "past_close_date".into(), day(38))]);
+    assert_eq!(cuts(&run(&lines, "past_close_date=7,no_activity=10", 60))[0].1, "no_activity");
+    // A later close date pushes the deadline.
+    let mut moved = lines.clone();
+    moved.push(e("P", "close_date_changed", 20, r#""close_date":"2025-03-01""#));
+    // 2025-03-01 is day 59; its end is day 60.
+    assert_eq!(cuts(&run(&moved, "past_close_date=7", 80))[0].2, day(67));
+}
+
+#[test]
+fn missing_field_by_stage_with_grace() {
+    let base = vec![opened("M", 0), e("M", "stage_moved", 10, r#""to":"quote""#)];
+    let policy = |timeline: &Timeline, as_of: i64| {
+        let settings = Settings::default();
+        let p = Policy::parse_toml("[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 5\n").unwrap();
+        Prepared::new(timeline, &settings, Scope { from: None, to: None, as_of: day(as_of) }).run(&p, false, true).unwrap()
+    };
+    let r = policy(&timeline(&base), 60);
+    assert_eq!(cuts(&r), vec![("M".into(), "missing_field:budget".into(), day(15))]);
+    let mut set = base.clone();
+    set.push(e("M", "field_set", 12, r#""field":"budget","value":true"#));
+    assert!(cuts(&policy(&timeline(&set), 60)).is_empty());
+    // Moving on to a later stage keeps the clock; the grace is counted from entering quote.
+    let mut later = base.clone();
+    later.push(e("M", "stage_moved", 12, r#""to":"closing""#));
+    assert_eq!(cuts(&policy(&timeline(&later), 60))[0].2, day(15));
+}
+
+#[test]
+fn false_cuts_put_revenue_at_risk_and_precision_and_recall() {
+    let lines = vec![
+        opened("W", 0),
+        e("W", "won", 30, r#""amount":25000"#),
+        opened("Q", 0),
+        touch("Q", 1, "inbound", ""),
+        e("Q", "lost", 20, r#""reason":"price""#),
+        opened("R", 0),
+        touch("R", 10, "inbound", ""),
+        e("R", "lost", 20, r#""reason":"price""#),
+    ];
+    let r = run(&lines, "gone_dark=14", 60);
+    let o = &r.outcome;
+    // W is cut on day 14 (a false cut), Q on day 15; R is never 14 days dark before closing.
+    assert_eq!((o.cut, o.cut_won, o.cut_bad, o.bad_deals), (2, 1, 1, 2));
+    assert_eq!(o.revenue_at_risk.decimal(), "25000.00");
+    assert_eq!((o.precision, o.recall), (Some(0.5), Some(0.5)));
+    assert_eq!(o.calendar_days_saved, 5.0);
+    assert_eq!(o.net_value.decimal(), "-25000.00");
+}
+
+#[test]
+fn a_sweep_equals_separate_runs() {
+    let lines = vec![
+        opened("A", 0),
+        touch("A", 1, "inbound", ""),
+        touch("A", 20, "outbound", ""),
+        e("A", "disqualified", 45, r#""reason":"gone_dark""#),
+        opened("W", 0),
+        touch("W", 9, "inbound", ""),
+        e("W", "won", 30, r#""amount":25000"#),
+    ];
+    let timeline = timeline(&lines);
+    let settings = Settings::default();
+    let prepared = Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(60) });
+    let values: Vec<f64> = (7..=30).map(f64::from).collect();
+    let sweep = prepared.sweep(&Policy::default(), "gone_dark", &values).unwrap();
+    for row in &sweep.rows {
+        let mut p = Policy::default();
+        p.set("gone_dark", row.value).unwrap();
+        assert_eq!(row.outcome, prepared.run(&p, false, false).unwrap().outcome, "value {}", row.value);
+    }
+    // 7 to 21 days cut W (won on day 30; dark from day 9) and lose $25,000; 22 and more keep it.
+    let best = sweep.best.unwrap();
+    assert_eq!(best.value, 22.0);
+    assert_eq!(best.outcome.cut_won, 0);
+}
