@@ -11,8 +11,10 @@ mod client;
 mod data;
 mod demo;
 mod ingest;
+mod plot;
 mod report;
 mod table;
+mod whatif;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -76,6 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: report::ReportCommand,
     },
+    /// Backtest a disqualification policy on the real history: what it saves, which wins it
+    /// throws away (docs/whatif.md)
+    Whatif(whatif::WhatIfArgs),
     /// Inspect and prove the log
     Audit {
         #[command(subcommand)]
@@ -252,6 +257,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay => audit::replay(&data),
         Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
         Command::Serve(args) => serve(&data, shared_clock, args),
+        Command::Whatif(args) => whatif::run(&data, &args),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),

@@ -9,3 +9,4 @@ mod importers;
 mod ingest;
 mod reports;
 mod rules;
+mod whatif;

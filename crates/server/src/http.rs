@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/deals/{id}", get(get_deal))
         .route("/v1/reports/{name}", get(get_report))
         .route("/v1/stream", get(get_stream))
+        .route("/v1/whatif", get(get_whatif))
         .route("/metrics", get(get_metrics))
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
@@ -438,15 +439,18 @@ async fn get_report(
         dealledger_reports::answer(report, &params, &timeline, &shared.settings, now, format)
     })
     .await;
-    let content_type = match format {
+    match answered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type(format))], text).into_response(),
+        Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
+    }
+}
+
+fn content_type(format: Format) -> &'static str {
+    match format {
         Format::Json => "application/json",
         Format::Csv => "text/csv; charset=utf-8",
         Format::Table => "text/plain; charset=utf-8",
-    };
-    match answered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
-        Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
     }
 }
 
@@ -518,6 +522,102 @@ async fn get_stream(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `GET /v1/whatif?rule=gone_dark=14&rule=...&from=&to=&as_of=&by=owner&deals=true&format=`:
+/// the JSON of `dealledger whatif --rule ...`.
+async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    // Repeated `rule` parameters: parsed by hand, the map extractor keeps one value per key.
+    let mut rules = Vec::new();
+    let mut single: HashMap<String, String> = HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        if key == "rule" {
+            rules.push(value);
+        } else {
+            single.insert(key.to_string(), value);
+        }
+    }
+    if let Err(response) =
+        only_params(&single, &["from", "to", "as_of", "as_logged", "by", "deals", "format"])
+    {
+        return response;
+    }
+    let mut policy = dealledger_whatif::Policy::default();
+    for rule in &rules {
+        if let Err(why) = policy.set_text(rule) {
+            return bad_param("rule", why);
+        }
+    }
+    if policy.is_empty() {
+        return bad_param("rule", "at least one rule=NAME=VALUE is required, e.g. rule=gone_dark=14".into());
+    }
+    // Errors as (parameter, reason), turned into the answer once.
+    let moment =
+        |name: &'static str| -> Result<Option<dealledger_events::Timestamp>, (&'static str, String)> {
+            single
+                .get(name)
+                .map(|t| dealledger_events::Timestamp::parse_instant_or_date(t).map_err(|why| (name, why)))
+                .transpose()
+        };
+    let (from, to, as_of) = match (moment("from"), moment("to"), moment("as_of")) {
+        (Ok(f), Ok(t), Ok(a)) => (f, t, a),
+        (Err((name, why)), _, _) | (_, Err((name, why)), _) | (_, _, Err((name, why))) => {
+            return bad_param(name, why)
+        }
+    };
+    let by_owner = match single.get("by").map(String::as_str) {
+        None => false,
+        Some("owner") => true,
+        Some(other) => return bad_param("by", format!("`{other}`: the only breakdown is owner")),
+    };
+    let deals = matches!(single.get("deals").map(String::as_str), Some("true" | "1" | ""));
+    let as_logged = matches!(single.get("as_logged").map(String::as_str), Some("true" | "1" | ""));
+    let format = match single.get("format").map(String::as_str) {
+        None | Some("json") => Format::Json,
+        Some("table") => Format::Table,
+        Some("csv") => Format::Csv,
+        Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
+    };
+    let task_shared = shared.clone();
+    let answered = tokio::task::spawn_blocking(move || {
+        let timeline = task_shared.timeline.read().expect("not poisoned");
+        let as_of = as_of.unwrap_or_else(|| dealledger_whatif::log_end(&timeline));
+        let scope = dealledger_whatif::Scope { from, to, as_of, as_logged };
+        let prepared = dealledger_whatif::Prepared::new(&timeline, &task_shared.settings, scope);
+        prepared.run(&policy, by_owner, deals).map(|report| dealledger_reports::render(&report, format))
+    })
+    .await;
+    match answered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type(format))], text).into_response(),
+        Ok(Err(why)) => bad_param("rule", why),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None),
+    }
+}
+
+/// `%XX` and `+` of a query-string value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn get_metrics(State(shared): SharedState) -> Response {

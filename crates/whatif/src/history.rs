@@ -65,7 +65,8 @@ impl StageHistory {
                 }
             }
         }
-        let answers = ended.into_iter().zip(starts).map(|(ended, starts)| Self::sweep(ended, starts)).collect();
+        let answers =
+            ended.into_iter().zip(starts).map(|(ended, starts)| Self::sweep(ended, starts)).collect();
         StageHistory { answers }
     }
 

@@ -31,6 +31,9 @@ pub struct Scope {
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     pub as_of: Timestamp,
+    /// Simulate in order of knowledge (events count from when they were logged); default:
+    /// business time (see [`sim`]).
+    pub as_logged: bool,
 }
 
 /// The outcome figures of one policy (over all deals, or one owner's).
@@ -75,6 +78,8 @@ pub struct CutDeal {
 pub struct WhatIfReport {
     pub policy: Policy,
     pub as_of: Instant,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub as_logged: bool,
     #[serde(flatten)]
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,7 +149,12 @@ impl<'t> Prepared<'t> {
             let by = self.settings.pipeline.index(&m.by_stage).ok_or_else(|| {
                 format!("missing_field {}: by_stage `{}` is not a pipeline stage", m.field, m.by_stage)
             })?;
-            missing.push((self.timeline.names.get(&m.field), by, days_to_us(m.grace_days), format!("missing_field:{}", m.field)));
+            missing.push((
+                self.timeline.names.get(&m.field),
+                by,
+                days_to_us(m.grace_days),
+                format!("missing_field:{}", m.field),
+            ));
         }
         Ok(Compiled {
             gone_dark_us: policy.gone_dark.map(days_to_us),
@@ -153,6 +163,7 @@ impl<'t> Prepared<'t> {
             missing_field: missing,
             unanswered_touches: policy.unanswered_touches,
             past_close_date_us: policy.past_close_date.map(days_to_us),
+            as_logged: self.scope.as_logged,
         })
     }
 
@@ -212,7 +223,7 @@ impl<'t> Prepared<'t> {
             }
         }
         let currency = self.settings.currency;
-        let priced: Vec<(String, Outcome, Sums)> = owners
+        let mut priced: Vec<(String, Outcome, Sums)> = owners
             .into_iter()
             .map(|(owner, sums)| {
                 let name = self.timeline.names.resolve(owner).to_string();
@@ -220,6 +231,7 @@ impl<'t> Prepared<'t> {
                 (name, outcome, sums)
             })
             .collect();
+        priced.sort_by(|a, b| a.0.cmp(&b.0));
         let total_sums = priced.iter().fold(Sums::default(), |mut a, (_, _, s)| {
             a.cut += s.cut;
             a.cut_won += s.cut_won;
@@ -232,7 +244,8 @@ impl<'t> Prepared<'t> {
             a
         });
         // Money totals are the sums of the owners' rounded figures, so the rows add up.
-        let sum = |f: fn(&Outcome) -> &Money| Money::new(priced.iter().map(|(_, o, _)| f(o).minor).sum(), currency);
+        let sum =
+            |f: fn(&Outcome) -> &Money| Money::new(priced.iter().map(|(_, o, _)| f(o).minor).sum(), currency);
         let effort_value_saved = sum(|o| &o.effort_value_saved);
         let revenue_at_risk = Money::new(total_sums.revenue_minor, currency);
         let outcome = Outcome {
@@ -245,9 +258,11 @@ impl<'t> Prepared<'t> {
         Ok(WhatIfReport {
             policy: policy.clone(),
             as_of: Instant(self.scope.as_of),
+            as_logged: self.scope.as_logged,
             outcome,
-            by_owner: by_owner
-                .then(|| priced.into_iter().map(|(owner, outcome, _)| OwnerOutcome { owner, outcome }).collect()),
+            by_owner: by_owner.then(|| {
+                priced.into_iter().map(|(owner, outcome, _)| OwnerOutcome { owner, outcome }).collect()
+            }),
             deals: with_deals.then_some(cut_deals),
         })
     }
@@ -258,8 +273,10 @@ impl<'t> Prepared<'t> {
         let quota = i128::from(rates.quota_minor);
         let effort =
             div_round(i128::from(sums.effort_minutes) * quota, i128::from(rates.selling_hours.max(1)) * 60);
-        let calendar =
-            div_round(i128::from(sums.calendar_us) * quota, i128::from(rates.working_days.max(1)) * i128::from(MICROS_PER_DAY));
+        let calendar = div_round(
+            i128::from(sums.calendar_us) * quota,
+            i128::from(rates.working_days.max(1)) * i128::from(MICROS_PER_DAY),
+        );
         let revenue = Money::new(sums.revenue_minor, currency);
         Outcome {
             effort_value_saved: Money::new(effort, currency),
@@ -306,7 +323,13 @@ impl Prepared<'_> {
                 _ => Some(row),
             })
             .cloned();
-        Ok(SweepReport { rule: rule.to_string(), policy: base.clone(), as_of: Instant(self.scope.as_of), rows, best })
+        Ok(SweepReport {
+            rule: rule.to_string(),
+            policy: base.clone(),
+            as_of: Instant(self.scope.as_of),
+            rows,
+            best,
+        })
     }
 }
 
@@ -323,7 +346,11 @@ impl Report for SweepReport {
         let mut tables = vec![table];
         if let Some(best) = &self.best {
             let mut t = Table::new("Best net value", &["rule", "value", "net value"]);
-            t.push(vec![Cell::Text(self.rule.clone()), Cell::Num(best.value, 2), Cell::Money(best.outcome.net_value)]);
+            t.push(vec![
+                Cell::Text(self.rule.clone()),
+                Cell::Num(best.value, 2),
+                Cell::Money(best.outcome.net_value),
+            ]);
             tables.push(t);
         }
         tables
@@ -437,7 +464,8 @@ impl Report for WhatIfReport {
         table.push(row);
         let mut tables = vec![table];
         if let Some(deals) = &self.deals {
-            let mut t = Table::new("Cut deals", &["deal", "owner", "rule", "cut at", "outcome", "outcome at"]);
+            let mut t =
+                Table::new("Cut deals", &["deal", "owner", "rule", "cut at", "outcome", "outcome at"]);
             for d in deals {
                 t.push(vec![
                     Cell::Text(d.deal.clone()),

@@ -38,7 +38,8 @@ pub struct Policy {
 }
 
 /// The rules a number sets, for `--rule` and `--sweep`.
-pub const NUMERIC_RULES: [&str; 5] = ["gone_dark", "no_activity", "stalled", "unanswered_touches", "past_close_date"];
+pub const NUMERIC_RULES: [&str; 5] =
+    ["gone_dark", "no_activity", "stalled", "unanswered_touches", "past_close_date"];
 
 impl Policy {
     pub fn is_empty(&self) -> bool {

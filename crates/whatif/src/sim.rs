@@ -1,12 +1,15 @@
 //! One deal under one policy: walk its history in the order the team learned it, and find the
 //! first moment a rule's condition holds while the deal is open.
 //!
-//! The walk goes in order of knowledge: an event counts from max(`at`, `recorded_at`), because a
-//! policy running at the time could not act on what was not logged yet (a late-logged inbound
-//! touch does not save a deal that was already cut). Clocks restart at the event's business
-//! time `at`. A cut never lands before the moment the state that triggers it was known. When a
-//! deadline and an event fall on the same instant the cut comes first: a deal that really closed
-//! at exactly the cut moment counts as cut.
+//! By default the walk goes in business time: an event counts from its `at`, whenever it was
+//! logged (what was true: a late-logged inbound touch still restarts the clock, and histories
+//! backfilled from a CRM export years later replay as they happened). With `as_logged` it goes
+//! in order of knowledge: an event counts from max(`at`, `recorded_at`), because a policy running
+//! at the time could not act on what was not logged yet (a late-logged inbound touch then does
+//! not save a deal already cut); clocks still restart at the event's `at`, and a cut never lands
+//! before the moment the state that triggers it was known. When a deadline and an event fall on
+//! the same instant the cut comes first: a deal that really closed at exactly the cut moment
+//! counts as cut.
 
 use crate::history::StageHistory;
 use dealledger_events::time::MICROS_PER_DAY;
@@ -23,6 +26,8 @@ pub struct Compiled {
     pub missing_field: Vec<(Option<Name>, usize, i64, String)>,
     pub unanswered_touches: Option<u32>,
     pub past_close_date_us: Option<i64>,
+    /// Walk in order of knowledge (max of `at` and `recorded_at`) instead of business time.
+    pub as_logged: bool,
 }
 
 pub fn days_to_us(days: f64) -> i64 {
@@ -75,7 +80,8 @@ pub fn simulate(
     fields.clear();
     since.clear();
     since.resize(policy.missing_field.len(), None);
-    let known = |at: Timestamp, recorded_at: Timestamp| at.max(recorded_at);
+    let known =
+        |at: Timestamp, recorded_at: Timestamp| if policy.as_logged { at.max(recorded_at) } else { at };
     for (i, e) in deal.entries.iter().enumerate().take_while(|(_, e)| e.at <= as_of) {
         items.push((known(e.at, e.recorded_at), e.at, 0, i, Item::Entry(i)));
     }
@@ -87,49 +93,51 @@ pub fn simulate(
     let mut now = Timestamp::MIN;
     let index_of = |name: Name| stage_index.get(name as usize).copied().flatten();
     // The earliest deadline of the rules, while the deal is open.
-    let deadline = |state: &State, fields: &[Name], since: &[Option<Timestamp>]| -> Option<(Timestamp, String)> {
-        if !state.open {
-            return None;
-        }
-        let mut best: Option<(Timestamp, String)> = None;
-        let mut consider = |at: i64, rule: &str| {
-            if best.as_ref().is_none_or(|(b, _)| at < b.0) {
-                best = Some((Timestamp(at), rule.to_string()));
+    let deadline =
+        |state: &State, fields: &[Name], since: &[Option<Timestamp>]| -> Option<(Timestamp, String)> {
+            if !state.open {
+                return None;
+            }
+            let mut best: Option<(Timestamp, String)> = None;
+            let mut consider = |at: i64, rule: &str| {
+                if best.as_ref().is_none_or(|(b, _)| at < b.0) {
+                    best = Some((Timestamp(at), rule.to_string()));
+                }
+            };
+            if let Some(d) = policy.gone_dark_us {
+                consider(state.reset_inbound.0.saturating_add(d), "gone_dark");
+            }
+            if let Some(d) = policy.no_activity_us {
+                consider(state.reset_any.0.saturating_add(d), "no_activity");
+            }
+            if let Some(f) = policy.stalled_factor {
+                if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
+                    consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), "stalled");
+                }
+            }
+            for (rule, since) in policy.missing_field.iter().zip(since) {
+                let unset = rule.0.is_none_or(|field| !fields.contains(&field));
+                if let (Some(since), true) = (since, unset) {
+                    consider(since.0.saturating_add(rule.2), &rule.3);
+                }
+            }
+            if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
+                consider(close.start().0.saturating_add(MICROS_PER_DAY).saturating_add(d), "past_close_date");
+            }
+            best
+        };
+    // Where the missing-field clocks stand after entering a stage at `at`.
+    let enter =
+        |since: &mut Vec<Option<Timestamp>>, stage_index: Option<usize>, at: Timestamp, restart: bool| {
+            for (rule, since) in policy.missing_field.iter().zip(since.iter_mut()) {
+                let past = stage_index.is_some_and(|i| i >= rule.1);
+                *since = match (past, *since) {
+                    (false, _) => None,
+                    (true, Some(s)) if !restart => Some(s),
+                    (true, _) => Some(at),
+                };
             }
         };
-        if let Some(d) = policy.gone_dark_us {
-            consider(state.reset_inbound.0.saturating_add(d), "gone_dark");
-        }
-        if let Some(d) = policy.no_activity_us {
-            consider(state.reset_any.0.saturating_add(d), "no_activity");
-        }
-        if let Some(f) = policy.stalled_factor {
-            if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
-                consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), "stalled");
-            }
-        }
-        for (rule, since) in policy.missing_field.iter().zip(since) {
-            let unset = rule.0.is_none_or(|field| !fields.contains(&field));
-            if let (Some(since), true) = (since, unset) {
-                consider(since.0.saturating_add(rule.2), &rule.3);
-            }
-        }
-        if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
-            consider(close.start().0.saturating_add(MICROS_PER_DAY).saturating_add(d), "past_close_date");
-        }
-        best
-    };
-    // Where the missing-field clocks stand after entering a stage at `at`.
-    let enter = |since: &mut Vec<Option<Timestamp>>, stage_index: Option<usize>, at: Timestamp, restart: bool| {
-        for (rule, since) in policy.missing_field.iter().zip(since.iter_mut()) {
-            let past = stage_index.is_some_and(|i| i >= rule.1);
-            *since = match (past, *since) {
-                (false, _) => None,
-                (true, Some(s)) if !restart => Some(s),
-                (true, _) => Some(at),
-            };
-        }
-    };
     for &(k, at, _, _, item) in items.iter() {
         if k > as_of {
             break;

@@ -35,7 +35,9 @@ fn timeline(lines: &[String]) -> Timeline {
     for (i, line) in lines.iter().enumerate() {
         let mut submission = parse_line(line).unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
         let seq = i as u64 + 1;
-        let version = rules.admit(&mut submission, seq, Timestamp(0), &pipeline).unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
+        let version = rules
+            .admit(&mut submission, seq, Timestamp(0), &pipeline)
+            .unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
         timeline.apply(&EventRef::of(&StoredEvent { seq, version, event: submission.event }));
     }
     timeline
@@ -48,7 +50,9 @@ fn run(lines: &[String], policy: &str, as_of: i64) -> WhatIfReport {
     for rule in policy.split(',') {
         p.set_text(rule).unwrap();
     }
-    Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(as_of) }).run(&p, true, true).unwrap()
+    Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(as_of), as_logged: false })
+        .run(&p, true, true)
+        .unwrap()
 }
 
 fn cuts(report: &WhatIfReport) -> Vec<(String, String, Timestamp)> {
@@ -83,9 +87,37 @@ fn the_seeds_calculator_day_15_instead_of_day_45() {
 fn gone_dark_restarts_at_inbound_touches_and_late_logged_touches_come_too_late() {
     let on_time = vec![opened("B", 0), touch("B", 10, "inbound", "")];
     assert_eq!(cuts(&run(&on_time, "gone_dark=14", 60)), vec![("B".into(), "gone_dark".into(), day(24))]);
-    // The same touch, logged on day 20: on day 14 nobody knew of it, so the deal was cut then.
+    // The same touch, logged on day 20: in business time it still happened on day 10 ...
     let late = vec![opened("B", 0), touch("B", 10, "inbound", &format!(r#","recorded_at":"{}""#, day(20)))];
-    assert_eq!(cuts(&run(&late, "gone_dark=14", 60)), vec![("B".into(), "gone_dark".into(), day(14))]);
+    assert_eq!(cuts(&run(&late, "gone_dark=14", 60)), vec![("B".into(), "gone_dark".into(), day(24))]);
+    // ... but as logged, on day 14 nobody knew of it, so the deal was cut then.
+    let timeline = timeline(&late);
+    let settings = Settings::default();
+    let mut p = Policy::default();
+    p.set("gone_dark", 14.0).unwrap();
+    let scope = Scope { from: None, to: None, as_of: day(60), as_logged: true };
+    let r = Prepared::new(&timeline, &settings, scope).run(&p, false, true).unwrap();
+    assert_eq!(cuts(&r), vec![("B".into(), "gone_dark".into(), day(14))]);
+    // A stage move logged late: as logged, the policy still saw the deal in its old stage.
+    let moved = vec![
+        opened("S", 0),
+        e("S", "stage_moved", 1, r#""to":"qualifying""#),
+        e("S", "stage_moved", 2, r#""to":"quote""#),
+        opened("T", 5),
+        e("T", "stage_moved", 6, &format!(r#""to":"qualifying","recorded_at":"{}""#, day(30))),
+    ];
+    let timeline = self::timeline(&moved);
+    let mut p = Policy::default();
+    p.set("stalled", 3.0).unwrap();
+    // S's one-day visits are the history (p90 = 1 day in both stages). As logged, T sits in
+    // prospecting until day 30 as far as anyone knew: cut 3 days after it opened.
+    let r = Prepared::new(&timeline, &settings, scope).run(&p, false, true).unwrap();
+    assert_eq!(cuts(&r), vec![("T".into(), "stalled".into(), day(8))]);
+    // In business time T entered qualifying on day 6: cut 3 days later.
+    let r = Prepared::new(&timeline, &settings, Scope { as_logged: false, ..scope })
+        .run(&p, false, true)
+        .unwrap();
+    assert_eq!(cuts(&r), vec![("T".into(), "stalled".into(), day(9))]);
     // Outbound touches do not restart it.
     let outbound = vec![opened("B", 0), touch("B", 10, "outbound", "")];
     assert_eq!(cuts(&run(&outbound, "gone_dark=14", 60))[0].2, day(14));
@@ -147,7 +179,10 @@ fn unanswered_touches_count_outbound_in_a_row() {
         touch("U", 5, "outbound", ""),
         touch("U", 6, "outbound", ""),
     ];
-    assert_eq!(cuts(&run(&lines, "unanswered_touches=3", 60)), vec![("U".into(), "unanswered_touches".into(), day(6))]);
+    assert_eq!(
+        cuts(&run(&lines, "unanswered_touches=3", 60)),
+        vec![("U".into(), "unanswered_touches".into(), day(6))]
+    );
     assert_eq!(cuts(&run(&lines, "unanswered_touches=2", 60))[0].2, day(2));
 }
 
@@ -159,7 +194,10 @@ fn no_activity_and_past_close_date_and_the_earliest_rule_wins() {
     ];
     assert_eq!(cuts(&run(&lines, "no_activity=10", 60)), vec![("P".into(), "no_activity".into(), day(18))]);
     // Past the end of the close date (day 31) by 7 days: day 38.
-    assert_eq!(cuts(&run(&lines, "past_close_date=7", 60)), vec![("P".into(), "past_close_date".into(), day(38))]);
+    assert_eq!(
+        cuts(&run(&lines, "past_close_date=7", 60)),
+        vec![("P".into(), "past_close_date".into(), day(38))]
+    );
     assert_eq!(cuts(&run(&lines, "past_close_date=7,no_activity=10", 60))[0].1, "no_activity");
     // A later close date pushes the deadline.
     let mut moved = lines.clone();
@@ -173,8 +211,17 @@ fn missing_field_by_stage_with_grace() {
     let base = vec![opened("M", 0), e("M", "stage_moved", 10, r#""to":"quote""#)];
     let policy = |timeline: &Timeline, as_of: i64| {
         let settings = Settings::default();
-        let p = Policy::parse_toml("[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 5\n").unwrap();
-        Prepared::new(timeline, &settings, Scope { from: None, to: None, as_of: day(as_of) }).run(&p, false, true).unwrap()
+        let p = Policy::parse_toml(
+            "[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 5\n",
+        )
+        .unwrap();
+        Prepared::new(
+            timeline,
+            &settings,
+            Scope { from: None, to: None, as_of: day(as_of), as_logged: false },
+        )
+        .run(&p, false, true)
+        .unwrap()
     };
     let r = policy(&timeline(&base), 60);
     assert_eq!(cuts(&r), vec![("M".into(), "missing_field:budget".into(), day(15))]);
@@ -222,7 +269,8 @@ fn a_sweep_equals_separate_runs() {
     ];
     let timeline = timeline(&lines);
     let settings = Settings::default();
-    let prepared = Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(60) });
+    let prepared =
+        Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(60), as_logged: false });
     let values: Vec<f64> = (7..=30).map(f64::from).collect();
     let sweep = prepared.sweep(&Policy::default(), "gone_dark", &values).unwrap();
     for row in &sweep.rows {
