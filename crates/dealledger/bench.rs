@@ -210,8 +210,54 @@ struct Figures {
     refresh_ms: f64,
     /// Each report on "now" from the kept folds: the daemon's latency.
     report_ms: BTreeMap<&'static str, f64>,
+    whatif: WhatIfFigures,
     /// Peak resident memory of this process so far (VmHWM).
     peak_rss_bytes: u64,
+}
+
+/// Values in the what-if benchmark's sweep.
+const WHATIF_SWEEP_VALUES: usize = 50;
+
+#[derive(serde::Serialize)]
+struct WhatIfFigures {
+    /// Preparing (every deal folded once, the stages' p90 history) and one policy
+    /// (gone_dark = 14), as `dealledger whatif --rule gone_dark=14` does after the load.
+    single_ms: f64,
+    single_events_per_second: f64,
+    /// Preparing once and a sweep of gone_dark over 50 values.
+    sweep_ms: f64,
+    sweep_over_single: f64,
+}
+
+fn time_whatif(timeline: &Timeline, events: u64) -> Result<WhatIfFigures> {
+    let settings = Settings::default();
+    let scope = dealledger_whatif::Scope {
+        from: None,
+        to: None,
+        as_of: dealledger_whatif::log_end(timeline),
+        as_logged: false,
+    };
+    let mut policy = dealledger_whatif::Policy::default();
+    policy.set("gone_dark", 14.0).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let prepared = dealledger_whatif::Prepared::new(timeline, &settings, scope);
+    std::hint::black_box(prepared.run(&policy, false, false).map_err(anyhow::Error::msg)?);
+    let single_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let values: Vec<f64> = (0..WHATIF_SWEEP_VALUES).map(|i| 7.0 + i as f64).collect();
+    let started = Instant::now();
+    let prepared = dealledger_whatif::Prepared::new(timeline, &settings, scope);
+    std::hint::black_box(
+        prepared
+            .sweep(&dealledger_whatif::Policy::default(), "gone_dark", &values)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let sweep_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(WhatIfFigures {
+        single_ms,
+        single_events_per_second: events as f64 / (single_ms / 1000.0),
+        sweep_ms,
+        sweep_over_single: sweep_ms / single_ms,
+    })
 }
 
 /// Peak resident set size from /proc (Linux); 0 where there is none.
@@ -357,6 +403,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         timeline.refresh();
         let refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
         let report_ms = time_reports(&timeline, &Settings::default());
+        eprintln!("what-if: one policy, and a sweep of {WHATIF_SWEEP_VALUES} values");
+        let whatif = time_whatif(&timeline, events)?;
         drop(timeline);
         all.push(Figures {
             events,
@@ -375,6 +423,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             report_fold_ms,
             refresh_ms,
             report_ms,
+            whatif,
             peak_rss_bytes: peak_rss_bytes(),
         });
         drop(log);
@@ -419,6 +468,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ("kpis ms (kept / fold)", Align::Right),
         ("bad-deal-cost ms (kept / fold)", Align::Right),
         ("flags ms (kept / fold)", Align::Right),
+        ("what-if ms (ev/s)", Align::Right),
+        ("50-value sweep ms (x single)", Align::Right),
         ("peak RSS MB", Align::Right),
     ]);
     for f in &all {
@@ -432,6 +483,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             // Kept folds (the daemon), then folding (a one-off report after the load).
             row.push(format!("{:.1} / {:.1}", f.report_ms[name], f.report_fold_ms[name]));
         }
+        row.push(format!(
+            "{:.0} ({})",
+            f.whatif.single_ms,
+            thousands(f.whatif.single_events_per_second as u64)
+        ));
+        row.push(format!("{:.0} ({:.1}x)", f.whatif.sweep_ms, f.whatif.sweep_over_single));
         row.push(format!("{:.0}", f.peak_rss_bytes as f64 / 1e6));
         table.row(row);
     }

@@ -22,7 +22,7 @@ use dealledger_reports::output::{div_round, round6, Cell, Instant, Money, Table}
 use dealledger_reports::{stage_indexes, Report, Settings};
 use history::StageHistory;
 use serde::Serialize;
-use sim::{days_to_us, simulate, Compiled, Cut, Scratch};
+use sim::{days_to_us, simulate, simulate_swept, Compiled, Cut, Scratch, Swept};
 use std::collections::BTreeMap;
 
 /// Which deals and how far: deals opened in [from, to), history up to `as_of`.
@@ -176,36 +176,16 @@ impl<'t> Prepared<'t> {
         let deals = self.timeline.deals();
         for real in &self.reals {
             let deal = &deals[real.index];
+            let cut =
+                simulate(deal, &compiled, &self.history, &self.stage_index, self.scope.as_of, &mut scratch);
             let sums = owners.entry(real.owner).or_default();
-            let bad = matches!(real.status, Status::Lost | Status::Disqualified);
-            sums.bad_deals += u64::from(bad);
-            let Some(Cut { at, rule }) =
-                simulate(deal, &compiled, &self.history, &self.stage_index, self.scope.as_of, &mut scratch)
-            else {
-                continue;
-            };
-            sums.cut += 1;
-            match real.status {
-                Status::Won => {
-                    sums.cut_won += 1;
-                    sums.revenue_minor += i128::from(real.won_minor);
-                }
-                _ => {
-                    if bad {
-                        sums.cut_bad += 1;
-                    } else {
-                        sums.cut_open += 1;
-                    }
-                    // The effort the cut would have freed: touches after it, up to the close.
-                    sums.effort_minutes += deal
-                        .touches
-                        .iter()
-                        .filter(|t| t.at > at && t.at <= real.end)
-                        .map(|t| t.minutes_or_default())
-                        .sum::<i64>();
-                    sums.calendar_us += (real.end.0 - at.0).max(0);
-                }
-            }
+            account(
+                real,
+                deal.touches.iter().map(|t| (t.at, t.minutes_or_default())),
+                cut.as_ref().map(|c| c.at),
+                sums,
+            );
+            let Some(Cut { at, rule }) = cut else { continue };
             if with_deals {
                 cut_deals.push(CutDeal {
                     deal: deal.id.clone(),
@@ -222,6 +202,19 @@ impl<'t> Prepared<'t> {
                 });
             }
         }
+        let (outcome, owners) = self.total(owners);
+        Ok(WhatIfReport {
+            policy: policy.clone(),
+            as_of: Instant(self.scope.as_of),
+            as_logged: self.scope.as_logged,
+            outcome,
+            by_owner: by_owner.then_some(owners),
+            deals: with_deals.then_some(cut_deals),
+        })
+    }
+
+    /// The outcome over every owner, and each owner's, by owner name.
+    fn total(&self, owners: BTreeMap<Name, Sums>) -> (Outcome, Vec<OwnerOutcome>) {
         let currency = self.settings.currency;
         let mut priced: Vec<(String, Outcome, Sums)> = owners
             .into_iter()
@@ -255,16 +248,7 @@ impl<'t> Prepared<'t> {
             revenue_at_risk,
             ..counts(&total_sums, currency)
         };
-        Ok(WhatIfReport {
-            policy: policy.clone(),
-            as_of: Instant(self.scope.as_of),
-            as_logged: self.scope.as_logged,
-            outcome,
-            by_owner: by_owner.then(|| {
-                priced.into_iter().map(|(owner, outcome, _)| OwnerOutcome { owner, outcome }).collect()
-            }),
-            deals: with_deals.then_some(cut_deals),
-        })
+        (outcome, priced.into_iter().map(|(owner, outcome, _)| OwnerOutcome { owner, outcome }).collect())
     }
 
     fn price(&self, owner: &str, sums: &Sums) -> Outcome {
@@ -308,14 +292,64 @@ pub struct SweepReport {
 }
 
 impl Prepared<'_> {
-    /// Backtests `base` with `rule` set to each of `values`, on the history prepared once.
+    /// Backtests `base` with `rule` set to each of `values`: one walk per deal records the rule's
+    /// windows, and each value's cut is read off them (a row equals a single run exactly).
     pub fn sweep(&self, base: &Policy, rule: &str, values: &[f64]) -> Result<SweepReport, String> {
-        let mut rows = Vec::with_capacity(values.len());
+        let swept = Swept::parse(rule).ok_or_else(|| {
+            format!("`{rule}` cannot be swept (numeric rules: {})", NUMERIC_RULES.join(", "))
+        })?;
         for &value in values {
-            let mut policy = base.clone();
-            policy.set(rule, value)?;
-            rows.push(SweepRow { value, outcome: self.run(&policy, false, false)?.outcome });
+            base.clone().set(rule, value)?;
         }
+        let mut fixed = base.clone();
+        match swept {
+            Swept::GoneDark => fixed.gone_dark = None,
+            Swept::NoActivity => fixed.no_activity = None,
+            Swept::Stalled => fixed.stalled = None,
+            Swept::PastCloseDate => fixed.past_close_date = None,
+            Swept::UnansweredTouches => fixed.unanswered_touches = None,
+        }
+        let compiled = self.compile(&fixed)?;
+        let mut scratch = Scratch::default();
+        let mut windows = sim::Windows::default();
+        let mut owners: Vec<BTreeMap<Name, Sums>> = vec![BTreeMap::new(); values.len()];
+        let mut touches: Vec<(Timestamp, i64)> = Vec::new();
+        let deals = self.timeline.deals();
+        for real in &self.reals {
+            let deal = &deals[real.index];
+            let fixed_cut = simulate_swept(
+                deal,
+                &compiled,
+                swept,
+                &self.history,
+                &self.stage_index,
+                self.scope.as_of,
+                &mut scratch,
+                &mut windows,
+            );
+            touches.clear();
+            touches.extend(deal.touches.iter().map(|t| (t.at, t.minutes_or_default())));
+            for (i, &value) in values.iter().enumerate() {
+                let cut = match (&fixed_cut, windows.cut(swept, value)) {
+                    (Some(f), Some(s)) => {
+                        // The earlier wins; on a tie, the rule the walk checks first.
+                        if (s, sim::tie_rank(swept.name())) < (f.at, sim::tie_rank(&f.rule)) {
+                            Some(s)
+                        } else {
+                            Some(f.at)
+                        }
+                    }
+                    (Some(f), None) => Some(f.at),
+                    (None, s) => s,
+                };
+                account(real, touches.iter().copied(), cut, owners[i].entry(real.owner).or_default());
+            }
+        }
+        let rows: Vec<SweepRow> = values
+            .iter()
+            .zip(owners)
+            .map(|(&value, owners)| SweepRow { value, outcome: self.total(owners).0 })
+            .collect();
         let best = rows
             .iter()
             .fold(None::<&SweepRow>, |best, row| match best {
@@ -325,7 +359,7 @@ impl Prepared<'_> {
             .cloned();
         Ok(SweepReport {
             rule: rule.to_string(),
-            policy: base.clone(),
+            policy: fixed,
             as_of: Instant(self.scope.as_of),
             rows,
             best,
@@ -362,6 +396,37 @@ impl Report for SweepReport {
         let mut table = Table::new("", &columns);
         table.rows = self.tables().remove(0).rows;
         table
+    }
+}
+
+/// Adds one deal to its owner's sums: its real outcome and, if the policy cut it at `cut`, what
+/// the cut puts at risk or saves. `touches` are (at, minutes) in time order.
+fn account(
+    real: &Real,
+    touches: impl Iterator<Item = (Timestamp, i64)>,
+    cut: Option<Timestamp>,
+    sums: &mut Sums,
+) {
+    let bad = matches!(real.status, Status::Lost | Status::Disqualified);
+    sums.bad_deals += u64::from(bad);
+    let Some(at) = cut else { return };
+    sums.cut += 1;
+    match real.status {
+        Status::Won => {
+            sums.cut_won += 1;
+            sums.revenue_minor += i128::from(real.won_minor);
+        }
+        _ => {
+            if bad {
+                sums.cut_bad += 1;
+            } else {
+                sums.cut_open += 1;
+            }
+            // The effort the cut would have freed: touches after it, up to the close.
+            sums.effort_minutes +=
+                touches.filter(|(t, _)| *t > at && *t <= real.end).map(|(_, m)| m).sum::<i64>();
+            sums.calendar_us += (real.end.0 - at.0).max(0);
+        }
     }
 }
 

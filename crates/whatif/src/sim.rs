@@ -66,6 +66,108 @@ struct State {
     close_date: Option<Date>,
 }
 
+/// A rule swept over many values: instead of walking the deal once per value, one walk records
+/// the rule's windows (a deadline anchor holding from `start` to `end`), and each value's cut is
+/// read off them with the walk's own formulas, so a sweep row equals a single run exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swept {
+    GoneDark,
+    NoActivity,
+    Stalled,
+    PastCloseDate,
+    UnansweredTouches,
+}
+
+impl Swept {
+    pub fn parse(rule: &str) -> Option<Swept> {
+        Some(match rule {
+            "gone_dark" => Swept::GoneDark,
+            "no_activity" => Swept::NoActivity,
+            "stalled" => Swept::Stalled,
+            "past_close_date" => Swept::PastCloseDate,
+            "unanswered_touches" => Swept::UnansweredTouches,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Swept::GoneDark => "gone_dark",
+            Swept::NoActivity => "no_activity",
+            Swept::Stalled => "stalled",
+            Swept::PastCloseDate => "past_close_date",
+            Swept::UnansweredTouches => "unanswered_touches",
+        }
+    }
+}
+
+/// The order in which rules win a tie (the walk checks deadlines in this order, and only then
+/// counts an unanswered touch).
+pub fn tie_rank(rule: &str) -> u8 {
+    match rule {
+        "gone_dark" => 0,
+        "no_activity" => 1,
+        "stalled" => 2,
+        "past_close_date" => 4,
+        "unanswered_touches" => 5,
+        _ => 3, // missing_field:*
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    anchor: i64,
+    p90: i64,
+}
+
+/// One deal's windows for the swept rule.
+#[derive(Debug, Default)]
+pub struct Windows {
+    /// (anchor µs, p90 µs for stalled, start, end): a cut at max(deadline, start) if deadline <= end.
+    deadlines: Vec<(i64, i64, Timestamp, Timestamp)>,
+    /// For unanswered touches: (time, outbound touches in a row then) while open.
+    streaks: Vec<(Timestamp, u32)>,
+    current: Option<(Key, Timestamp)>,
+}
+
+impl Windows {
+    fn clear(&mut self) {
+        self.deadlines.clear();
+        self.streaks.clear();
+        self.current = None;
+    }
+
+    fn observe(&mut self, key: Option<Key>, now: Timestamp) {
+        if self.current.map(|c| c.0) == key {
+            return;
+        }
+        self.close(now);
+        self.current = key.map(|k| (k, now));
+    }
+
+    fn close(&mut self, end: Timestamp) {
+        if let Some((key, start)) = self.current.take() {
+            self.deadlines.push((key.anchor, key.p90, start, end));
+        }
+    }
+
+    /// The swept rule's cut at `value`, if any.
+    pub fn cut(&self, swept: Swept, value: f64) -> Option<Timestamp> {
+        if swept == Swept::UnansweredTouches {
+            let n = value as u32;
+            return self.streaks.iter().find(|(_, streak)| *streak >= n).map(|(at, _)| *at);
+        }
+        let days = days_to_us(value);
+        self.deadlines.iter().find_map(|&(anchor, p90, start, end)| {
+            let d = match swept {
+                Swept::Stalled => anchor.saturating_add((value * p90 as f64) as i64),
+                _ => anchor.saturating_add(days),
+            };
+            (d <= end.0).then(|| Timestamp(d).max(start))
+        })
+    }
+}
+
 /// The cut of `deal` under `policy`, seeing events with `at <= as_of` known by `as_of`.
 pub fn simulate(
     deal: &DealHistory,
@@ -74,6 +176,34 @@ pub fn simulate(
     stage_index: &[Option<usize>],
     as_of: Timestamp,
     scratch: &mut Scratch,
+) -> Option<Cut> {
+    walk(deal, policy, history, stage_index, as_of, scratch, None)
+}
+
+/// The cut under `policy` (which must not hold `swept`), and `swept`'s windows up to it.
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_swept(
+    deal: &DealHistory,
+    policy: &Compiled,
+    swept: Swept,
+    history: &StageHistory,
+    stage_index: &[Option<usize>],
+    as_of: Timestamp,
+    scratch: &mut Scratch,
+    windows: &mut Windows,
+) -> Option<Cut> {
+    windows.clear();
+    walk(deal, policy, history, stage_index, as_of, scratch, Some((swept, windows)))
+}
+
+fn walk(
+    deal: &DealHistory,
+    policy: &Compiled,
+    history: &StageHistory,
+    stage_index: &[Option<usize>],
+    as_of: Timestamp,
+    scratch: &mut Scratch,
+    mut tracker: Option<(Swept, &mut Windows)>,
 ) -> Option<Cut> {
     let Scratch { items, fields, since } = scratch;
     items.clear();
@@ -138,6 +268,23 @@ pub fn simulate(
                 };
             }
         };
+    // The swept rule's deadline anchor in a state (None: closed, or the rule cannot fire).
+    let key = |swept: Swept, s: &State| -> Option<Key> {
+        if !s.open {
+            return None;
+        }
+        match swept {
+            Swept::GoneDark => Some(Key { anchor: s.reset_inbound.0, p90: 0 }),
+            Swept::NoActivity => Some(Key { anchor: s.reset_any.0, p90: 0 }),
+            Swept::PastCloseDate => {
+                s.close_date.map(|c| Key { anchor: c.start().0.saturating_add(MICROS_PER_DAY), p90: 0 })
+            }
+            Swept::Stalled => {
+                history.p90_before(s.stage, s.visit_start).map(|p90| Key { anchor: s.visit_start.0, p90 })
+            }
+            Swept::UnansweredTouches => None,
+        }
+    };
     for &(k, at, _, _, item) in items.iter() {
         if k > as_of {
             break;
@@ -145,6 +292,9 @@ pub fn simulate(
         if let Some(s) = &state {
             if let Some((d, rule)) = deadline(s, fields, since) {
                 if d <= k {
+                    if let Some((_, windows)) = tracker.as_mut() {
+                        windows.close(k);
+                    }
                     return Some(Cut { at: d.max(now), rule });
                 }
             }
@@ -214,13 +364,27 @@ pub fn simulate(
                     }
                     Direction::Outbound => {
                         s.streak += 1;
+                        if let Some((Swept::UnansweredTouches, windows)) = tracker.as_mut() {
+                            if s.open {
+                                windows.streaks.push((now, s.streak));
+                            }
+                        }
                         if s.open && policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
+                            if let Some((_, windows)) = tracker.as_mut() {
+                                windows.close(now);
+                            }
                             return Some(Cut { at: now, rule: "unanswered_touches".into() });
                         }
                     }
                 }
             }
         }
+        if let (Some((swept, windows)), Some(s)) = (tracker.as_mut(), &state) {
+            windows.observe(key(*swept, s), now);
+        }
+    }
+    if let Some((_, windows)) = tracker.as_mut() {
+        windows.close(as_of);
     }
     let s = state?;
     let (d, rule) = deadline(&s, fields, since)?;

@@ -283,3 +283,50 @@ fn a_sweep_equals_separate_runs() {
     assert_eq!(best.value, 22.0);
     assert_eq!(best.outcome.cut_won, 0);
 }
+
+mod sweep_equals_single_runs {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn generated(seed: u64, deals: u64) -> Timeline {
+        let mut lines = Vec::new();
+        dealledger_gen::generate(&dealledger_gen::Config::new(seed, deals), |e| {
+            let mut text = String::new();
+            dealledger_events::json::write_event_json(&mut text, e, dealledger_events::Currency::USD, "");
+            lines.push(text);
+        });
+        timeline(&lines)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        // For every numeric rule, with or without other rules fixed, in business time and as
+        // logged: each sweep row is exactly the single run at that value.
+        #[test]
+        fn on_generated_histories(seed in 0u64..1_000_000, rule in 0usize..5, fixed in 0usize..3, as_logged in any::<bool>()) {
+            let timeline = generated(seed, 40);
+            let settings = Settings::default();
+            let scope = Scope { from: None, to: None, as_of: log_end(&timeline), as_logged };
+            let prepared = Prepared::new(&timeline, &settings, scope);
+            let rule = NUMERIC_RULES[rule];
+            let mut base = Policy::default();
+            match fixed {
+                1 => base.set_text("no_activity=12").unwrap(),
+                2 => base.set_text("unanswered_touches=4").unwrap(),
+                _ => {}
+            }
+            let values: Vec<f64> = match rule {
+                "stalled" => (1..=12).map(|i| f64::from(i) * 0.25).collect(),
+                "unanswered_touches" => (1..=8).map(f64::from).collect(),
+                _ => (1..=30).map(f64::from).collect(),
+            };
+            let sweep = prepared.sweep(&base, rule, &values).unwrap();
+            for row in &sweep.rows {
+                let mut policy = base.clone();
+                policy.set(rule, row.value).unwrap();
+                let single = prepared.run(&policy, false, false).unwrap();
+                prop_assert_eq!(&row.outcome, &single.outcome, "{} = {}", rule, row.value);
+            }
+        }
+    }
+}
