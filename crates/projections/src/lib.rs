@@ -12,6 +12,8 @@
 
 mod fold;
 mod runner;
+#[doc(hidden)]
+pub mod testkit;
 mod timeline;
 
 pub use fold::{Folded, Status, TouchFacts, Visit};

@@ -1,8 +1,6 @@
 //! Hand-built histories for every rule, with exact figures.
 
 use super::*;
-use dealledger_events::{parse_line, Deals, EventRef, Pipeline, StoredEvent};
-use dealledger_projections::Projection;
 
 /// One JSON event on day `day` of 2025 (day 0 = 2025-01-01, midnight UTC).
 fn e(deal: &str, kind: &str, day: i64, fields: &str) -> String {
@@ -27,21 +25,7 @@ fn touch(deal: &str, d: i64, direction: &str, extra: &str) -> String {
     e(deal, "touch", d, &format!(r#""channel":"call","direction":"{direction}","minutes":30{extra}"#))
 }
 
-/// Admits the lines in order (recorded at the epoch unless they say otherwise) into a timeline.
-fn timeline(lines: &[String]) -> Timeline {
-    let mut rules = Deals::default();
-    let pipeline = Pipeline::default();
-    let mut timeline = Timeline::default();
-    for (i, line) in lines.iter().enumerate() {
-        let mut submission = parse_line(line).unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
-        let seq = i as u64 + 1;
-        let version = rules
-            .admit(&mut submission, seq, Timestamp(0), &pipeline)
-            .unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
-        timeline.apply(&EventRef::of(&StoredEvent { seq, version, event: submission.event }));
-    }
-    timeline
-}
+use dealledger_projections::testkit::timeline;
 
 fn run(lines: &[String], policy: &str, as_of: i64) -> WhatIfReport {
     let timeline = timeline(lines);
