@@ -25,32 +25,12 @@ fn format_name(format: Format) -> &'static str {
     }
 }
 
-pub fn report(
-    url: &str,
-    data: &DataDir,
-    name: ReportName,
-    params: &Params,
-    format: Format,
-) -> Result<String> {
+/// GET `path` with `query` from the daemon at `url`: the answer's text, or the daemon's reason.
+fn get(url: &str, data: &DataDir, path: &str, query: &[(&str, String)]) -> Result<String> {
     let base = url.trim_end_matches('/');
-    let mut request =
-        ureq::get(&format!("{base}/v1/reports/{}", name.as_str())).query("format", format_name(format));
-    let pairs = [
-        ("as_of", &params.as_of),
-        ("known_at", &params.known_at),
-        ("from", &params.from),
-        ("to", &params.to),
-        ("by", &params.by),
-        ("currency", &params.currency),
-        ("forecast", &params.forecast),
-    ];
-    for (key, value) in pairs {
-        if let Some(value) = value {
-            request = request.query(key, value);
-        }
-    }
-    if params.deals {
-        request = request.query("deals", "true");
+    let mut request = ureq::get(&format!("{base}{path}"));
+    for (key, value) in query {
+        request = request.query(key, value);
     }
     if let Some(token) = token(data) {
         request = request.set("Authorization", &format!("Bearer {token}"));
@@ -75,4 +55,33 @@ pub fn report(
         }
         Err(e) => Err(anyhow::anyhow!("cannot reach the daemon at {base}: {e}")),
     }
+}
+
+pub fn report(
+    url: &str,
+    data: &DataDir,
+    name: ReportName,
+    params: &Params,
+    format: Format,
+) -> Result<String> {
+    let mut query = vec![("format", format_name(format).to_string())];
+    let pairs = [
+        ("as_of", &params.as_of),
+        ("known_at", &params.known_at),
+        ("from", &params.from),
+        ("to", &params.to),
+        ("by", &params.by),
+        ("currency", &params.currency),
+        ("forecast", &params.forecast),
+    ];
+    query.extend(pairs.into_iter().filter_map(|(key, value)| value.clone().map(|v| (key, v))));
+    if params.deals {
+        query.push(("deals", "true".to_string()));
+    }
+    get(url, data, &format!("/v1/reports/{}", name.as_str()), &query)
+}
+
+/// `dealledger whatif --rule ...` asked of the daemon (`GET /v1/whatif`).
+pub fn whatif(url: &str, data: &DataDir, query: Vec<(&str, String)>) -> Result<String> {
+    get(url, data, "/v1/whatif", &query)
 }

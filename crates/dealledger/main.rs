@@ -50,7 +50,7 @@ struct Cli {
     #[arg(long, global = true, env = "DEALLEDGER_NOW", value_name = "TIME", hide_short_help = true)]
     now: Option<String>,
 
-    /// Ask a running daemon instead of opening the data directory (reports): its URL, e.g.
+    /// Ask a running daemon instead of opening the data directory (report, whatif --rule): its URL, e.g.
     /// http://127.0.0.1:7878. The token comes from DEALLEDGER_TOKEN or [serve] token
     #[arg(long, global = true, env = "DEALLEDGER_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -220,6 +220,9 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|why| Exit { code: 2, message: format!("--now `{text}`: {why}") })?,
         )),
     };
+    if cli.server.is_some() && !matches!(cli.command, Command::Report { .. } | Command::Whatif(_)) {
+        return Err(Exit { code: 2, message: "--server applies to `report` and `whatif` only".into() }.into());
+    }
     let shared_clock = clock.clone();
     let clock: &dyn dealledger_events::Clock = &*clock;
     match cli.command {
@@ -257,7 +260,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay => audit::replay(&data),
         Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
         Command::Serve(args) => serve(&data, shared_clock, args),
-        Command::Whatif(args) => whatif::run(&data, &args),
+        Command::Whatif(args) => whatif::run(&data, cli.server.as_deref(), &args),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),

@@ -137,7 +137,7 @@ impl Report for Comparison {
     }
 }
 
-pub fn run(data: &DataDir, args: &WhatIfArgs) -> Result<()> {
+pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()> {
     let (from, to) = (instant("from", &args.from)?, instant("to", &args.to)?);
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
@@ -162,6 +162,36 @@ pub fn run(data: &DataDir, args: &WhatIfArgs) -> Result<()> {
                     .into(),
         }
         .into());
+    }
+    if let Some(url) = server {
+        // The daemon takes numeric rules (GET /v1/whatif); files, sweeps and comparisons run
+        // here, on a data directory this process can open.
+        if args.policy.is_some() || sweep.is_some() || !compare.is_empty() || args.plot.is_some() {
+            return Err(flag_error("server", "the daemon backtests --rule policies only; run --policy, --sweep and --compare where the data directory is not held"));
+        }
+        let mut query: Vec<(&str, String)> = args.rules.iter().map(|r| ("rule", r.clone())).collect();
+        for (key, value) in [("from", &args.from), ("to", &args.to), ("as_of", &args.as_of)] {
+            if let Some(v) = value {
+                query.push((key, v.clone()));
+            }
+        }
+        if args.as_logged {
+            query.push(("as_logged", "true".into()));
+        }
+        if args.by.is_some() {
+            query.push(("by", "owner".into()));
+        }
+        if args.deals {
+            query.push(("deals", "true".into()));
+        }
+        let format = match args.format {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        };
+        query.push(("format", format.into()));
+        print!("{}", crate::client::whatif(url, data, query)?);
+        return Ok(());
     }
     let settings = data.settings()?;
     let timeline = crate::report::timeline(data)?;

@@ -1,6 +1,6 @@
 //! `dealledger whatif` through the binary, and `GET /v1/whatif` on the daemon.
 
-use crate::daemon::{Daemon, NOW};
+use crate::daemon::Daemon;
 use crate::harness::Ledger;
 
 /// The seed's example: opened on day 0 (2025-01-01), an inbound touch on day 1, a 30-minute call
@@ -104,26 +104,23 @@ fn bad_policies_are_one_clear_error() {
 #[test]
 fn the_daemon_answers_the_same() {
     let l = ledger();
-    let local = l
-        .run(&[
-            "whatif",
-            "--rule",
-            "gone_dark=14",
-            "--rule",
-            "no_activity=30",
-            "--by",
-            "owner",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let args =
+        ["whatif", "--rule", "gone_dark=14", "--rule", "no_activity=30", "--by", "owner", "--format", "json"];
+    let local = l.run(&args).ok();
     let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
     let (code, text) = d.get("/v1/whatif?rule=gone_dark%3D14&rule=no_activity=30&by=owner");
     assert_eq!(code, 200, "{text}");
     assert_eq!(text, local.stdout);
+    // And the CLI's --server asks it.
+    let through = l.run(&[&["--server", d.url.as_str()][..], &args[..]].concat());
+    assert_eq!(through.ok().stdout, local.stdout);
+    let refused = l.run(&["--server", &d.url, "whatif", "--sweep", "gone_dark=7..9"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--rule policies only"), "{}", refused.stderr);
+    let refused = l.run(&["--server", &d.url, "stats"]);
+    assert_eq!(refused.code, 2);
     let (code, text) = d.get("/v1/whatif?rule=nope=1");
     assert_eq!(code, 400);
     assert!(text.contains("unknown rule `nope`"), "{text}");
-    let _ = NOW;
     assert_eq!(d.terminate(), 0);
 }
