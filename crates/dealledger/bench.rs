@@ -274,12 +274,7 @@ fn peak_rss_bytes() -> u64 {
 
 /// Times each report on `timeline` as of its last event (KPIs and costs over the last year).
 fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static str, f64> {
-    let end = timeline
-        .deals()
-        .iter()
-        .filter_map(|d| d.entries.last().map(|e| e.at).max(d.touches.last().map(|t| t.at)))
-        .max()
-        .unwrap_or(Timestamp(0));
+    let end = timeline.latest_at();
     let start = Timestamp(end.0 - 365 * dealledger_events::time::MICROS_PER_DAY);
     // Periods end after the last event, as a period "to date" does.
     let end_exclusive = Timestamp(end.0 + 1);

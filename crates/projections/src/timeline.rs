@@ -333,6 +333,11 @@ impl Timeline {
         }
     }
 
+    /// The latest business time (`at`) of any event: the end of the history.
+    pub fn latest_at(&self) -> Timestamp {
+        self.latest_at
+    }
+
     /// True when the folds of "now" are built and no event came after the last refresh.
     pub fn is_fresh(&self) -> bool {
         self.current.fresh()

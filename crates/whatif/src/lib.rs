@@ -453,12 +453,7 @@ fn counts(s: &Sums, currency: dealledger_events::Currency) -> Outcome {
 
 /// The end of the log: the latest `at` any event has.
 pub fn log_end(timeline: &Timeline) -> Timestamp {
-    timeline
-        .deals()
-        .iter()
-        .flat_map(|d| d.entries.last().map(|e| e.at).into_iter().chain(d.touches.last().map(|t| t.at)))
-        .max()
-        .unwrap_or(Timestamp(0))
+    timeline.latest_at()
 }
 
 const OUTCOME_COLUMNS: [&str; 13] = [
