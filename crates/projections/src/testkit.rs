@@ -3,7 +3,10 @@
 //! without a store.
 
 use crate::{Projection, Timeline};
-use dealledger_events::{parse_line, Deals, EventRef, Pipeline, StoredEvent, Timestamp};
+use dealledger_events::{
+    parse_line, Deals, Event, EventRef, FixedClock, Pipeline, StoredEvent, Submission, Timestamp,
+};
+use dealledger_log::{BlockStore, Ledger};
 
 /// Admits the JSON lines in order on the default pipeline; events without `recorded_at` are
 /// recorded at the epoch (known to every view). Panics on a line the rules refuse: a test's
@@ -22,4 +25,15 @@ pub fn timeline(lines: &[String]) -> Timeline {
         timeline.apply(&EventRef::of(&stored));
     }
     timeline
+}
+
+/// Appends `events` to `ledger` as one committed batch, recorded at 2026-06-01 unless they say
+/// otherwise. Panics on a refusal, like [`timeline`].
+pub fn append<S: BlockStore>(ledger: &mut Ledger<S>, events: &[Event]) {
+    let clock = FixedClock(Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").expect("a valid instant"));
+    let mut batch = ledger.batch(&clock);
+    for event in events {
+        batch.push(Submission { event: event.clone(), expected_version: None }).expect("a valid event");
+    }
+    batch.commit().expect("the store accepts the batch");
 }

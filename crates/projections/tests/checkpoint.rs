@@ -2,19 +2,11 @@
 //! the timeline rebuilt from scratch, byte for byte, and rebuilding twice gives the same bytes.
 
 use dealledger_events::codec::encode_value;
-use dealledger_events::{FixedClock, Pipeline, Submission, Timestamp};
+use dealledger_events::Pipeline;
 use dealledger_log::{Ledger, MemStore};
+use dealledger_projections::testkit::append;
 use dealledger_projections::{catch_up, rebuild, Timeline};
 use proptest::prelude::*;
-
-fn append(ledger: &mut Ledger<MemStore>, events: &[dealledger_events::Event]) {
-    let clock = FixedClock(Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").unwrap());
-    let mut batch = ledger.batch(&clock);
-    for event in events {
-        batch.push(Submission { event: event.clone(), expected_version: None }).unwrap();
-    }
-    batch.commit().unwrap();
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]

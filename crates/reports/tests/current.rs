@@ -4,20 +4,12 @@
 //! falls back to folding; deals folded in parts on several threads answer as one pass does.
 
 use dealledger_events::time::MICROS_PER_DAY;
-use dealledger_events::{FixedClock, Pipeline, Submission, Timestamp};
+use dealledger_events::{Pipeline, Timestamp};
 use dealledger_log::{Ledger, MemStore};
+use dealledger_projections::testkit::append;
 use dealledger_projections::{force_parallel_parts, Projection, Timeline, View};
 use dealledger_reports::{parse_settings_toml, Settings};
 use proptest::prelude::*;
-
-fn append(ledger: &mut Ledger<MemStore>, events: &[dealledger_events::Event]) {
-    let clock = FixedClock(Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").unwrap());
-    let mut batch = ledger.batch(&clock);
-    for event in events {
-        batch.push(Submission { event: event.clone(), expected_version: None }).unwrap();
-    }
-    batch.commit().unwrap();
-}
 
 fn fold_tail(ledger: &Ledger<MemStore>, from_seq: u64, timeline: &mut Timeline) {
     ledger

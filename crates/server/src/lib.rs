@@ -19,7 +19,6 @@ mod metrics;
 mod writer;
 
 pub use config::{parse_serve_toml, HubSpotConfig, ServeConfig, StageTarget};
-pub use decode::{decode_events, Decoded};
 
 use dealledger_events::{Clock, Pipeline};
 use dealledger_log::{Head, Ledger};

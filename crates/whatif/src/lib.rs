@@ -143,6 +143,10 @@ impl<'t> Prepared<'t> {
         Prepared { timeline, settings, scope, history, stage_index, reals }
     }
 
+    fn world(&self) -> sim::World<'_> {
+        sim::World { history: &self.history, stage_index: &self.stage_index, as_of: self.scope.as_of }
+    }
+
     fn compile(&self, policy: &Policy) -> Result<Compiled, String> {
         let mut missing = Vec::new();
         for m in &policy.missing_field {
@@ -170,14 +174,14 @@ impl<'t> Prepared<'t> {
     /// Backtests one policy.
     pub fn run(&self, policy: &Policy, by_owner: bool, with_deals: bool) -> Result<WhatIfReport, String> {
         let compiled = self.compile(policy)?;
+        let world = self.world();
         let mut scratch = Scratch::default();
         let mut owners: BTreeMap<Name, Sums> = BTreeMap::new();
         let mut cut_deals = Vec::new();
         let deals = self.timeline.deals();
         for real in &self.reals {
             let deal = &deals[real.index];
-            let cut =
-                simulate(deal, &compiled, &self.history, &self.stage_index, self.scope.as_of, &mut scratch);
+            let cut = simulate(deal, &compiled, &world, &mut scratch);
             let sums = owners.entry(real.owner).or_default();
             account(
                 real,
@@ -312,21 +316,13 @@ impl Prepared<'_> {
         let compiled = self.compile(&fixed)?;
         let mut scratch = Scratch::default();
         let mut windows = sim::Windows::default();
+        let world = self.world();
         let mut owners: Vec<BTreeMap<Name, Sums>> = vec![BTreeMap::new(); values.len()];
         let mut touches: Vec<(Timestamp, i64)> = Vec::new();
         let deals = self.timeline.deals();
         for real in &self.reals {
             let deal = &deals[real.index];
-            let fixed_cut = simulate_swept(
-                deal,
-                &compiled,
-                swept,
-                &self.history,
-                &self.stage_index,
-                self.scope.as_of,
-                &mut scratch,
-                &mut windows,
-            );
+            let fixed_cut = simulate_swept(deal, &compiled, swept, &world, &mut scratch, &mut windows);
             touches.clear();
             touches.extend(deal.touches.iter().map(|t| (t.at, t.minutes_or_default())));
             for (i, &value) in values.iter().enumerate() {

@@ -168,43 +168,40 @@ impl Windows {
     }
 }
 
-/// The cut of `deal` under `policy`, seeing events with `at <= as_of` known by `as_of`.
-pub fn simulate(
-    deal: &DealHistory,
-    policy: &Compiled,
-    history: &StageHistory,
-    stage_index: &[Option<usize>],
-    as_of: Timestamp,
-    scratch: &mut Scratch,
-) -> Option<Cut> {
-    walk(deal, policy, history, stage_index, as_of, scratch, None)
+/// What every deal's walk shares: the stages' p90 history, each interned name's pipeline index,
+/// and how far the history goes.
+pub struct World<'a> {
+    pub history: &'a StageHistory,
+    pub stage_index: &'a [Option<usize>],
+    pub as_of: Timestamp,
+}
+
+/// The cut of `deal` under `policy`, seeing events with `at <= as_of`.
+pub fn simulate(deal: &DealHistory, policy: &Compiled, world: &World, scratch: &mut Scratch) -> Option<Cut> {
+    walk(deal, policy, world, scratch, None)
 }
 
 /// The cut under `policy` (which must not hold `swept`), and `swept`'s windows up to it.
-#[allow(clippy::too_many_arguments)]
 pub fn simulate_swept(
     deal: &DealHistory,
     policy: &Compiled,
     swept: Swept,
-    history: &StageHistory,
-    stage_index: &[Option<usize>],
-    as_of: Timestamp,
+    world: &World,
     scratch: &mut Scratch,
     windows: &mut Windows,
 ) -> Option<Cut> {
     windows.clear();
-    walk(deal, policy, history, stage_index, as_of, scratch, Some((swept, windows)))
+    walk(deal, policy, world, scratch, Some((swept, windows)))
 }
 
 fn walk(
     deal: &DealHistory,
     policy: &Compiled,
-    history: &StageHistory,
-    stage_index: &[Option<usize>],
-    as_of: Timestamp,
+    world: &World,
     scratch: &mut Scratch,
     mut tracker: Option<(Swept, &mut Windows)>,
 ) -> Option<Cut> {
+    let World { history, stage_index, as_of } = *world;
     let Scratch { items, fields, since } = scratch;
     items.clear();
     fields.clear();
