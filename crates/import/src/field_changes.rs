@@ -11,27 +11,27 @@
 //! second creation, a second loss and activities for deals the log never created are reported
 //! and skipped; done activities become outbound touches.
 
-use crate::opportunities::date_start;
+use crate::opportunities::iso_date;
 use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
+use dealledger_events::Timestamp;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// `2024-04-09 21:32:09`, `2024-04-09T21:32:09` (UTC), or RFC 3339, as RFC 3339.
-fn instant(text: &str) -> Option<String> {
+/// `2024-04-09 21:32:09`, `2024-04-09T21:32:09` (UTC), or RFC 3339: as RFC 3339, and the
+/// instant in microseconds. A cell may hold any character, so it is cut with `get`, never by
+/// byte index.
+fn instant(text: &str) -> Option<(String, i64)> {
     let text = text.trim();
-    if dealledger_events::Timestamp::parse_rfc3339(text).is_ok() {
-        return Some(text.to_string());
+    if let Ok(at) = Timestamp::parse_rfc3339(text) {
+        return Some((text.to_string(), at.0));
     }
     if text.len() == 19 {
-        let out = format!("{}T{}Z", &text[..10], &text[11..]);
-        return dealledger_events::Timestamp::parse_rfc3339(&out).is_ok().then_some(out);
+        let out = format!("{}T{}Z", text.get(..10)?, text.get(11..)?);
+        let at = Timestamp::parse_rfc3339(&out).ok()?;
+        return Some((out, at.0));
     }
     None
-}
-
-fn micros(rfc3339: &str) -> i64 {
-    dealledger_events::Timestamp::parse_rfc3339(rfc3339).expect("checked").0
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
         for (line, record) in &table.records {
             let location = table.location(*line);
             let text = cell(record, time);
-            let at = instant(text).ok_or_else(|| ImportError::Invalid {
+            let (at, time) = instant(text).ok_or_else(|| ImportError::Invalid {
                 location: location.clone(),
                 why: format!("change time `{text}` is not a date and time"),
             })?;
@@ -162,7 +162,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
                 cell(record, field_c).to_string(),
                 cell(record, value).to_string(),
             );
-            rows.push((micros(&at), t, *line, location, at, row));
+            rows.push((time, t, *line, location, at, row));
         }
     }
     rows.sort_by_key(|r| (r.0, r.1, r.2));
@@ -170,7 +170,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     // (time, rank, order, location, event): changes rank before activities at one instant.
     let mut events: Vec<(i64, u8, usize, String, Value)> = Vec::new();
     let mut deals: HashMap<String, Deal> = HashMap::new();
-    let first_stage = options.pipeline.stages()[0].name.clone();
+    let first_stage = options.pipeline.first().to_string();
     for (time, _, _, location, at, (raw_deal, key, value)) in rows {
         let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
         let deal = deal_id(&raw_deal).map_err(invalid)?;
@@ -301,12 +301,12 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
                 emit(e);
             }
             Field::CloseDate => {
-                let Some(date) = date_start(&value) else {
+                let Some(date) = iso_date(&value) else {
                     out.skip(location, "no_date", format!("deal {deal}: close date `{value}` is not a date"));
                     continue;
                 };
                 let mut e = base("close_date_changed");
-                e["close_date"] = date[..10].into();
+                e["close_date"] = date.into();
                 emit(e);
             }
         }
@@ -334,11 +334,10 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
                 continue;
             };
             let text = cell(record, due);
-            let Some(at) = instant(text) else {
+            let Some((at, time)) = instant(text) else {
                 out.skip(location, "no_date", format!("activity {activity}: no valid time (`{text}`)"));
                 continue;
             };
-            let time = micros(&at);
             if time < state.opened_at {
                 out.skip(
                     location,

@@ -7,8 +7,9 @@ use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Target};
 use serde_json::json;
 use std::path::PathBuf;
 
-/// `M/D/YYYY` (US exports) or `YYYY-MM-DD`, as an RFC 3339 midnight UTC.
-pub(crate) fn date_start(text: &str) -> Option<String> {
+/// `M/D/YYYY` (US exports) or `YYYY-MM-DD` (anything after the tenth character is ignored), as
+/// `YYYY-MM-DD`.
+pub(crate) fn iso_date(text: &str) -> Option<String> {
     let iso = if let Some((m, rest)) = text.split_once('/') {
         let (d, y) = rest.split_once('/')?;
         let (m, d, y): (u32, u32, i32) = (m.parse().ok()?, d.parse().ok()?, y.parse().ok()?);
@@ -17,7 +18,12 @@ pub(crate) fn date_start(text: &str) -> Option<String> {
         text.get(..10)?.to_string()
     };
     dealledger_events::Date::parse(&iso).ok()?;
-    Some(format!("{iso}T00:00:00Z"))
+    Some(iso)
+}
+
+/// The same date as an RFC 3339 midnight UTC.
+pub(crate) fn date_start(text: &str) -> Option<String> {
+    iso_date(text).map(|iso| format!("{iso}T00:00:00Z"))
 }
 
 pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportError> {
@@ -41,7 +47,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
                     "Won" => Some(Target::Won),
                     "Lost" => Some(Target::Lost),
                     // Any other status is a deal still open (Engaging, Prospecting, ...).
-                    _ => Some(Target::Stage(options.pipeline.stages()[0].name.clone())),
+                    _ => Some(Target::Stage(options.pipeline.first().to_string())),
                 })
                 .map_err(invalid)?;
             let engage = cell(record, opened_at);

@@ -9,7 +9,7 @@
 //! changes), CreatedById the actor.
 
 use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
-use dealledger_events::Pipeline;
+use dealledger_events::{Pipeline, Timestamp};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,32 +40,42 @@ pub fn standard_target(name: &str, pipeline: &Pipeline) -> Option<Target> {
     Some(Target::Stage(stage.name.clone()))
 }
 
-/// `2018-10-13 17:16:45` (data loader, UTC) or `2018-10-13T17:16:45.000+0000` (API) as RFC 3339.
-fn instant(text: &str) -> Option<String> {
+/// `2018-10-13 17:16:45` (data loader, UTC) or `2018-10-13T17:16:45.000+0000` (API): the
+/// instant, and the same as RFC 3339. `None` for anything else, also for text whose date, time or
+/// zone is not where those formats put them (a cell is untrusted: it may hold any character, so
+/// it is cut with `get`, never by byte index).
+fn instant(text: &str) -> Option<(String, Timestamp)> {
     let text = text.trim();
-    if text.len() < 19 {
-        return None;
-    }
-    let (date, time) = (&text[..10], &text[11..19]);
-    let zone = match &text[19..] {
+    let (date, time, rest) = (text.get(..10)?, text.get(11..19)?, text.get(19..)?);
+    let zone = match rest {
         "" | "Z" => "Z".to_string(),
         rest => {
             let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
             match rest {
                 "" | "Z" => "Z".to_string(),
-                z if z.len() == 5 => format!("{}:{}", &z[..3], &z[3..]),
+                z if z.len() == 5 => format!("{}:{}", z.get(..3)?, z.get(3..)?),
                 z => z.to_string(),
             }
         }
     };
     let out = format!("{date}T{time}{zone}");
-    dealledger_events::Timestamp::parse_rfc3339(&out).ok()?;
-    Some(out)
+    let at = Timestamp::parse_rfc3339(&out).ok()?;
+    Some((out, at))
 }
 
 struct Opportunity {
     owner: String,
     name: String,
+}
+
+/// The cells of one history row that the events are made of.
+struct HistoryRow {
+    id: String,
+    opportunity: String,
+    actor: String,
+    stage: String,
+    amount: String,
+    close: String,
 }
 
 struct State {
@@ -102,7 +112,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     let mut rows = Vec::new();
     for (t, table) in history.iter().enumerate() {
         let c = |key: &str, default: &str| table.column(options, key, default);
-        let columns = [
+        let (id, opportunity, actor, created, stage, amount, close) = (
             c("id", "Id")?,
             c("deal_id", "OpportunityId")?,
             c("actor", "CreatedById")?,
@@ -110,32 +120,38 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
             c("stage", "StageName")?,
             c("amount", "Amount")?,
             c("close_date", "CloseDate")?,
-        ];
+        );
         let deleted = c("deleted", "IsDeleted").ok();
         for (line, record) in &table.records {
             let location = table.location(*line);
             if deleted.is_some_and(|d| matches!(cell(record, d), "1" | "true" | "True")) {
                 continue;
             }
-            let created = cell(record, columns[3]);
-            let Some(at) = instant(created) else {
+            let created = cell(record, created);
+            let Some((at, sort_key)) = instant(created) else {
                 return Err(ImportError::Invalid {
                     location,
                     why: format!("CreatedDate `{created}` is not a date and time"),
                 });
             };
-            let sort_key = dealledger_events::Timestamp::parse_rfc3339(&at).expect("checked").0;
-            let fields: Vec<String> = columns.iter().map(|&i| cell(record, i).to_string()).collect();
-            rows.push((sort_key, t, *line, location, at, fields));
+            let text = |column: usize| cell(record, column).to_string();
+            let row = HistoryRow {
+                id: text(id),
+                opportunity: text(opportunity),
+                actor: text(actor),
+                stage: text(stage),
+                amount: text(amount),
+                close: text(close),
+            };
+            rows.push((sort_key, t, *line, location, at, row));
         }
     }
     rows.sort_by_key(|r| (r.0, r.1, r.2));
     let mut out = Imported::default();
     let mut deals: HashMap<String, State> = HashMap::new();
     let last_stage = options.pipeline.stages().last().expect("a pipeline has stages").name.clone();
-    for (_, _, _, location, at, f) in rows {
-        let [id, opportunity, actor, _, stage_name, amount, close] =
-            <[String; 7]>::try_from(f).expect("7 columns");
+    for (_, _, _, location, at, row) in rows {
+        let HistoryRow { id, opportunity, actor, stage: stage_name, amount, close } = row;
         let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
         let deal = deal_id(&opportunity).map_err(invalid)?;
         let target =
@@ -263,8 +279,13 @@ mod tests {
 
     #[test]
     fn instants() {
-        assert_eq!(instant("2018-10-13 17:16:45").as_deref(), Some("2018-10-13T17:16:45Z"));
-        assert_eq!(instant("2018-10-13T17:16:45.000+0000").as_deref(), Some("2018-10-13T17:16:45+00:00"));
-        assert_eq!(instant("2018-10-13"), None);
+        let text = |t: &str| instant(t).map(|(text, _)| text);
+        assert_eq!(text("2018-10-13 17:16:45").as_deref(), Some("2018-10-13T17:16:45Z"));
+        assert_eq!(text("2018-10-13T17:16:45.000+0000").as_deref(), Some("2018-10-13T17:16:45+00:00"));
+        assert_eq!(text("2018-10-13"), None);
+        assert_eq!(
+            instant("2018-10-13 17:16:45").map(|(_, at)| at.to_string()).as_deref(),
+            Some("2018-10-13T17:16:45Z")
+        );
     }
 }
