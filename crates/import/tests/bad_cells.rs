@@ -104,3 +104,22 @@ fn field_changes_activity_time_non_ascii_is_skipped() {
     assert_eq!(skipped, [("no_date", "activity.csv:2")]);
     assert_eq!(imported.skipped[0].reason, "activity 807438: no valid time (`2024-07-2é 06:47:1`)");
 }
+
+fn check_close_date(close: &str) {
+    let row = format!("h1,O1,u1,2018-10-13 17:16:45,Prospecting,100,{close}");
+    check_error(
+        salesforce_history(&[&row]),
+        &format!("OpportunityHistory.csv:2: CloseDate `{close}` is not a date (YYYY-MM-DD)"),
+    );
+}
+
+// A CloseDate that is not a date was dropped without a word (the deal then had no close date).
+#[test]
+fn salesforce_close_date_that_is_not_a_date_is_an_error() {
+    check_close_date("soon");
+}
+
+#[test]
+fn salesforce_close_date_non_ascii_is_an_error() {
+    check_close_date("2018-12-0é 00:00:00");
+}
