@@ -156,7 +156,12 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
         let deal = deal_id(&opportunity).map_err(invalid)?;
         let target =
             options.target(&stage_name, |s| standard_target(s, &options.pipeline)).map_err(invalid)?;
-        let close_date = close.get(..10).unwrap_or("").to_string();
+        // `2018-08-22 00:00:00` or `2018-08-22`; empty means unchanged.
+        let close_date = match close.get(..10) {
+            _ if close.is_empty() => String::new(),
+            Some(date) if dealledger_events::Date::parse(date).is_ok() => date.to_string(),
+            _ => return Err(invalid(format!("CloseDate `{close}` is not a date (YYYY-MM-DD)"))),
+        };
         let base = |kind: &str| json!({"deal": deal, "type": kind, "at": at, "recorded_at": at, "actor": actor, "source_id": format!("{id}:{kind}")});
         let Some(state) = deals.get_mut(&deal) else {
             let mut opened = base("opened");
