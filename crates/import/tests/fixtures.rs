@@ -1,0 +1,247 @@
+//! The importers on the project's own fixtures (tests/fixtures, one folder per format, a few
+//! dozen hand-made rows each): exact counts of deals, events and skipped rows of each kind, the
+//! events that carry the interesting cases, and that every history is one the ledger admits.
+//! They always run; datasets.rs runs the same importers on the real exports when they are there.
+
+mod common;
+
+use common::{admit_all, census, counts, fixture, history, json, pipedrive_options};
+use dealledger_events::Pipeline;
+use dealledger_import::{field_changes, opportunities, parse_import_toml, salesforce, Options};
+
+#[test]
+fn opportunities_csv_fixture() {
+    // Starts with a BOM, as spreadsheet exports do.
+    let imported =
+        opportunities::import(&[fixture("opportunities-csv/sales_pipeline.csv")], &Options::default())
+            .unwrap();
+    let c = census(&imported);
+    // 25 rows: 8 Won, 6 Lost, 5 Engaging (open), 4 Prospecting without dates (skipped), a Won
+    // row without a close date and a Lost row with `TBD` (opened, their outcome skipped).
+    assert_eq!(c.deals, 21);
+    assert_eq!(c.types, counts(&[("opened", 21), ("won", 8), ("lost", 6)]));
+    assert_eq!(c.skipped, counts(&[("no_date", 6)]));
+    admit_all(&imported, &Pipeline::default());
+    // M/D/YYYY and YYYY-MM-DD dates; the name is "account / product", or the product alone.
+    let opened = json(&imported, "MVW00005", "opened");
+    assert_eq!(
+        (opened["at"].as_str(), opened["name"].as_str()),
+        (Some("2023-12-04T00:00:00Z"), Some("Oakfield Dental / MG Advanced"))
+    );
+    assert_eq!(json(&imported, "MVW00006", "opened")["name"], "GTX Plus Pro");
+    assert_eq!(json(&imported, "MVW00007", "won")["at"], "2024-02-29T00:00:00Z");
+    // An empty close value is an amount of 0; cents are kept.
+    assert_eq!(json(&imported, "MVW00007", "won")["amount"].as_f64(), Some(0.0));
+    assert_eq!(json(&imported, "MVW00008", "won")["amount"].as_f64(), Some(4750.5));
+    assert_eq!(history(&imported, "MVE00001"), ["opened"]);
+    let reasons: Vec<&str> = imported.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert!(
+        reasons.contains(&"deal MVX00002 (Lost): no valid close date (`TBD`), so no outcome"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"deal MVP00001 (Prospecting): no engage date, so no opening moment"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn salesforce_history_fixture() {
+    let files =
+        [fixture("salesforce-history/OpportunityHistory.csv"), fixture("salesforce-history/Opportunity.csv")];
+    let imported = salesforce::import(&files, &Options::default()).unwrap();
+    let c = census(&imported);
+    // 29 rows of 12 opportunities; one row is deleted (IsDeleted 1) and left out, two change
+    // only the probability.
+    assert_eq!(c.deals, 12);
+    assert_eq!(
+        c.types,
+        counts(&[
+            ("opened", 12),
+            ("stage_moved", 4),
+            ("amount_changed", 3),
+            ("close_date_changed", 9),
+            ("won", 5),
+            ("lost", 3),
+            ("requalified", 2),
+        ])
+    );
+    assert_eq!(c.skipped, counts(&[("probability_only", 2)]));
+    admit_all(&imported, &Pipeline::default());
+    let deal = |n: u32| format!("006Fx00000O{n:04}AAV");
+    // The whole journey: Qualification maps to the same stage as Prospecting (probability
+    // only); a won row with a new amount carries it on the won event.
+    assert_eq!(
+        history(&imported, &deal(1)),
+        ["opened", "stage_moved", "stage_moved", "amount_changed", "won", "close_date_changed"]
+    );
+    assert_eq!(json(&imported, &deal(1), "won")["amount"].as_f64(), Some(25500.0));
+    // First seen Closed Won (API timestamp): opened in the last stage and won at once; the
+    // owner and the name come from Opportunity.csv.
+    assert_eq!(history(&imported, &deal(2)), ["opened", "won"]);
+    let opened = json(&imported, &deal(2), "opened");
+    assert_eq!(opened["stage"], "closing");
+    assert_eq!(opened["at"], "2024-01-10T08:15:00Z");
+    assert_eq!(opened["owner"], "005Fx00000U0004AAQ");
+    assert_eq!(opened["name"], "Bluebird Clinics Scheduling Add-on");
+    // Lost, requalified into the stage of the row that reopened it, then won.
+    assert_eq!(
+        history(&imported, &deal(3)),
+        [
+            "opened",
+            "lost",
+            "close_date_changed",
+            "requalified",
+            "amount_changed",
+            "close_date_changed",
+            "won",
+            "close_date_changed"
+        ]
+    );
+    assert_eq!(json(&imported, &deal(3), "lost")["reason"], "Closed Lost");
+    assert_eq!(json(&imported, &deal(3), "requalified")["stage"], "closing");
+    // Rows that move only the close date.
+    assert_eq!(history(&imported, &deal(4)), ["opened", "close_date_changed", "close_date_changed"]);
+    // The deleted row would have been a stage move.
+    assert_eq!(history(&imported, &deal(6)), ["opened"]);
+    // First seen Closed Lost with no amount: opened with 0.
+    assert_eq!(json(&imported, &deal(7), "opened")["amount"].as_f64(), Some(0.0));
+    // Ties in CreatedDate keep the file's order; the first row has no close date.
+    assert_eq!(history(&imported, &deal(8)), ["opened", "stage_moved", "close_date_changed"]);
+    assert!(json(&imported, &deal(8), "opened").get("close_date").is_none());
+    // Rows out of order in the file are taken in time order.
+    assert_eq!(history(&imported, &deal(9)), ["opened", "won", "close_date_changed"]);
+    assert_eq!(json(&imported, &deal(9), "opened")["stage"], "prospecting");
+    // Not in Opportunity.csv: the creator is the owner, and there is no name.
+    let opened = json(&imported, &deal(10), "opened");
+    assert_eq!((opened["owner"].as_str(), opened.get("name")), (Some("005Fx00000U0003AAQ"), None));
+    // Closed Lost, then Closed Won: requalified into the last stage, then won.
+    assert_eq!(history(&imported, &deal(11)), ["opened", "lost", "requalified", "won", "close_date_changed"]);
+    // Offsets: -05:00 on the 8th is before 01:00Z on the 9th, whatever the file order.
+    assert_eq!(history(&imported, &deal(12)), ["opened", "stage_moved"]);
+    assert_eq!(json(&imported, &deal(12), "opened")["at"], "2024-02-08T23:30:00Z");
+}
+
+#[test]
+fn salesforce_unmapped_stage_is_a_clear_error() {
+    let path = fixture("salesforce-history-unmapped-stage/OpportunityHistory.csv");
+    let err = salesforce::import(std::slice::from_ref(&path), &Options::default()).unwrap_err().to_string();
+    assert!(err.ends_with("OpportunityHistory.csv:3: stage `Pitching` is not a pipeline stage; map it in [import.stages] of dealledger.toml"), "{err}");
+    let options = parse_import_toml("[import.stages]\nPitching = \"quote\"\n", Pipeline::default()).unwrap();
+    let imported = salesforce::import(&[path], &options).unwrap();
+    assert_eq!(census(&imported).types, counts(&[("opened", 1), ("stage_moved", 1)]));
+}
+
+fn field_change_files() -> Vec<std::path::PathBuf> {
+    // In no particular order: each file is told apart by its header.
+    ["activity.csv", "stages.csv", "deal_changes.csv", "activity_types.csv", "fields.csv"]
+        .iter()
+        .map(|f| fixture(&format!("field-changes/{f}")))
+        .collect()
+}
+
+#[test]
+fn field_changes_fixture() {
+    let options = pipedrive_options();
+    let imported = field_changes::import(&field_change_files(), &options).unwrap();
+    let c = census(&imported);
+    // 41 changes of 6 deals and 12 activities.
+    assert_eq!(c.deals, 6);
+    assert_eq!(
+        c.types,
+        counts(&[
+            ("opened", 6),
+            ("owner_changed", 4),
+            ("stage_moved", 6),
+            ("amount_changed", 2),
+            ("close_date_changed", 2),
+            ("won", 3),
+            ("lost", 3),
+            ("requalified", 1),
+            ("touch", 6),
+        ])
+    );
+    assert_eq!(
+        c.skipped,
+        counts(&[
+            ("after_won", 1),
+            ("already_closed", 4),
+            ("before_creation", 2),
+            ("no_date", 2),
+            ("not_done", 3),
+            ("owner_unchanged", 2),
+            ("same_stage", 2),
+            ("second_creation", 1),
+            ("unknown_deal", 1),
+            ("unmapped_field", 1),
+            ("unmapped_value", 1),
+        ])
+    );
+    admit_all(&imported, &options.pipeline);
+    // Won through a stage mapped to won; later stage and lost_reason rows are skipped.
+    assert_eq!(
+        history(&imported, "700101"),
+        ["opened", "owner_changed", "stage_moved", "touch", "stage_moved", "amount_changed", "touch", "won"]
+    );
+    // Lost with a label from fields.csv, requalified by a stage row, lost again.
+    assert_eq!(
+        history(&imported, "700102"),
+        ["opened", "owner_changed", "stage_moved", "lost", "requalified", "stage_moved", "lost"]
+    );
+    assert_eq!(json(&imported, "700102", "lost")["reason"], "Pricing Issues");
+    assert_eq!(json(&imported, "700102", "requalified")["stage"], "qualified");
+    // Close dates as YYYY-MM-DD and M/D/YYYY; `status won`; a touch after the win.
+    assert_eq!(
+        history(&imported, "700103"),
+        [
+            "opened",
+            "owner_changed",
+            "amount_changed",
+            "close_date_changed",
+            "close_date_changed",
+            "won",
+            "touch"
+        ]
+    );
+    assert_eq!(json(&imported, "700104", "lost")["reason"], "status lost");
+    // Touches: the channel from the activity type's name, the user as actor (when given).
+    let touches: Vec<(String, Option<String>)> = imported
+        .rows
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .filter(|s| s.event.body.kind().as_str() == "touch")
+        .map(|s| {
+            let mut text = String::new();
+            dealledger_events::json::write_event_json(
+                &mut text,
+                &s.event,
+                dealledger_events::Currency::USD,
+                "",
+            );
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            (v["channel"].as_str().unwrap().to_string(), v["actor"].as_str().map(str::to_string))
+        })
+        .collect();
+    let touch = |channel: &str, actor: Option<&str>| (channel.to_string(), actor.map(str::to_string));
+    assert_eq!(
+        touches,
+        [
+            touch("call", Some("1202")),
+            touch("meeting", Some("1202")),
+            touch("demo", Some("1201")),
+            touch("email", None),
+            touch("other", Some("1201")),
+            touch("other", Some("1203")),
+        ]
+    );
+    assert_eq!(history(&imported, "700106"), ["opened", "won"]);
+}
+
+#[test]
+fn field_changes_without_a_stage_map_is_a_clear_error() {
+    let err = field_changes::import(&field_change_files(), &Options::default()).unwrap_err().to_string();
+    assert!(
+        err.ends_with("deal_changes.csv:3: stage `Lead Generation` is not a pipeline stage; map it in [import.stages] of dealledger.toml"),
+        "{err}"
+    );
+}
