@@ -12,7 +12,7 @@
 //! and skipped; done activities become outbound touches.
 
 use crate::opportunities::iso_date;
-use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
+use crate::{cell, deal_id, first_location, read_all, ImportError, Imported, Options, Table, Target};
 use dealledger_events::Timestamp;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -97,7 +97,11 @@ fn lost_labels(table: &Table) -> HashMap<String, String> {
 }
 
 pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportError> {
-    let tables = read_all(files)?;
+    import_tables(read_all(files)?, options)
+}
+
+/// [`import`] of files already read.
+pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
     let key = |k: &str, d: &'static str| options.columns.get(k).cloned().unwrap_or_else(|| d.to_string());
     let (deal_col, field_col) = (key("deal_id", "deal_id"), key("field", "changed_field_key"));
     let mut stage_names: HashMap<String, String> = HashMap::new();
@@ -139,7 +143,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     }
     if changes.is_empty() {
         return Err(ImportError::Invalid {
-            location: files.first().map_or("(no file)".into(), |f| f.display().to_string()),
+            location: first_location(&tables),
             why: format!("no change log among the inputs (a CSV with columns {deal_col} and {field_col})"),
         });
     }

@@ -17,6 +17,9 @@ pub mod field_changes;
 pub mod opportunities;
 pub mod salesforce;
 
+#[cfg(test)]
+mod fuzz;
+
 use dealledger_events::{parse_line, Pipeline, Rejection, Submission};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -148,11 +151,16 @@ struct Table {
 impl Table {
     fn read(path: &Path) -> Result<Table, ImportError> {
         let name = path.display().to_string();
+        let file = std::fs::File::open(path)
+            .map_err(|e| ImportError::Read { path: name.clone(), why: e.to_string() })?;
+        Table::from_reader(name, file)
+    }
+
+    /// A CSV read from `reader`, called `name` in messages. Files are read through here; the
+    /// property tests feed it bytes, with no file in between.
+    fn from_reader(name: String, reader: impl std::io::Read) -> Result<Table, ImportError> {
         let read_error = |why: String| ImportError::Read { path: name.clone(), why };
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_path(path)
-            .map_err(|e| read_error(e.to_string()))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| read_error(e.to_string()))?
@@ -192,6 +200,11 @@ impl Table {
 /// Reads every file, so an importer can tell them apart by header.
 fn read_all(files: &[PathBuf]) -> Result<Vec<Table>, ImportError> {
     files.iter().map(|f| Table::read(f)).collect()
+}
+
+/// Where an error about the inputs as a whole points: the first file.
+fn first_location(tables: &[Table]) -> String {
+    tables.first().map_or("(no file)".into(), |t| t.path.clone())
 }
 
 fn cell(record: &csv::StringRecord, column: usize) -> &str {

@@ -3,7 +3,7 @@
 //! with the close value. A row without an engage date (a prospect never engaged) is skipped and
 //! reported: its opening moment is unknown, and the ledger does not guess.
 
-use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Target};
+use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -27,8 +27,13 @@ pub(crate) fn date_start(text: &str) -> Option<String> {
 }
 
 pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportError> {
+    import_tables(read_all(files)?, options)
+}
+
+/// [`import`] of files already read.
+pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
     let mut out = Imported::default();
-    for table in read_all(files)? {
+    for table in tables {
         let id = table.column(options, "deal_id", "opportunity_id")?;
         let owner = table.column(options, "owner", "sales_agent")?;
         let stage = table.column(options, "stage", "deal_stage")?;

@@ -8,7 +8,7 @@
 //! `recorded_at`, Id the `source_id` (with the event type appended: one row can carry several
 //! changes), CreatedById the actor.
 
-use crate::{cell, deal_id, read_all, ImportError, Imported, Options, Table, Target};
+use crate::{cell, deal_id, first_location, read_all, ImportError, Imported, Options, Table, Target};
 use dealledger_events::{Pipeline, Timestamp};
 use serde_json::json;
 use std::collections::HashMap;
@@ -85,7 +85,12 @@ struct State {
 }
 
 pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportError> {
-    let tables = read_all(files)?;
+    import_tables(read_all(files)?, options)
+}
+
+/// [`import`] of files already read.
+pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
+    let first = first_location(&tables);
     let (history, others): (Vec<Table>, Vec<Table>) = tables
         .into_iter()
         .partition(|t| t.has(options.columns.get("deal_id").map_or("OpportunityId", String::as_str)));
@@ -104,7 +109,7 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     }
     if history.is_empty() {
         return Err(ImportError::Invalid {
-            location: files.first().map_or("(no file)".into(), |f| f.display().to_string()),
+            location: first,
             why: "no OpportunityHistory file among the inputs (a CSV with an OpportunityId column)".into(),
         });
     }
