@@ -1,16 +1,218 @@
-//! `dealledger ingest --format CRM-EXPORT` through the binary: the shared datasets, all or
-//! nothing, idempotent re-imports.
+//! `dealledger ingest --format CRM-EXPORT` through the binary: the project's fixtures in every
+//! format (always), the real exports of shared/datasets (when `DEALLEDGER_DATASETS` names that
+//! folder), all or nothing, idempotent re-imports.
 
 use crate::harness::Ledger;
+use std::path::PathBuf;
 
-fn dataset(path: &str) -> String {
-    format!("{}/../shared/datasets/{path}", env!("CARGO_MANIFEST_DIR"))
+/// The variable naming the folder of the shared CRM exports.
+const DATASETS_VAR: &str = "DEALLEDGER_DATASETS";
+
+/// A file of crates/import/tests/fixtures, the importers' own small exports.
+fn fixture(path: &str) -> String {
+    format!("{}/crates/import/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The files `paths` (in the datasets folder) when `DEALLEDGER_DATASETS` is set; `None`, after
+/// a note on stderr, when it is not. Set to a folder that is not there, or that lacks a file, it
+/// fails naming the path: a mistyped variable must not pass as a skip.
+fn datasets<const N: usize>(paths: [&str; N]) -> Option<[String; N]> {
+    let Some(root) = std::env::var_os(DATASETS_VAR) else {
+        eprintln!(
+            "skipped: {DATASETS_VAR} is not set (point it at shared/datasets to run the tests on the real CRM exports)"
+        );
+        return None;
+    };
+    // A relative path is taken from the workspace root.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(root);
+    assert!(root.is_dir(), "{DATASETS_VAR}={}: no such folder", root.display());
+    Some(paths.map(|path| {
+        let file = root.join(path);
+        assert!(file.is_file(), "{DATASETS_VAR}: {} is missing", file.display());
+        file.display().to_string()
+    }))
+}
+
+/// What an import of `files` must store: events, skipped rows, deals, and the closed counts of
+/// the pipeline report.
+struct Expected<'a> {
+    events: u64,
+    skipped: u64,
+    deals: u64,
+    won: u64,
+    lost: u64,
+    /// Lines stderr must hold (the skipped rows' summary and examples).
+    stderr: &'a [&'a str],
+}
+
+/// Ingests `files` as `format`, checks the summary, the ledger's counts and the pipeline report,
+/// then ingests them again: every event is a duplicate, nothing new is stored.
+fn check_import(l: &Ledger, format: &str, files: &[&str], expected: Expected<'_>) {
+    let mut args = vec!["ingest", "--format", format, "--output", "json"];
+    args.extend_from_slice(files);
+    let run = l.run(&args).ok();
+    let summary = run.json();
+    assert_eq!(
+        (summary["ingested"].as_u64(), summary["skipped"].as_u64(), summary["rejected"].as_u64()),
+        (Some(expected.events), Some(expected.skipped), Some(0)),
+        "{}",
+        run.stderr
+    );
+    for line in expected.stderr {
+        assert!(run.stderr.contains(line), "stderr lacks {line:?}:\n{}", run.stderr);
+    }
+    let stats = l.run(&["stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["events"].as_u64(), stats["deals"].as_u64()),
+        (Some(expected.events), Some(expected.deals))
+    );
+    let pipeline = l.run(&["report", "pipeline", "--as-of", "2030-01-01", "--format", "json"]).ok().json();
+    assert_eq!(
+        pipeline["closed"],
+        serde_json::json!({"won": expected.won, "lost": expected.lost, "disqualified": 0})
+    );
+    let again = l.run(&args).ok().json();
+    assert_eq!(
+        (again["ingested"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(expected.events)),
+        "a re-import stores nothing new"
+    );
+    let stats = l.run(&["stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["events"].as_u64(), Some(expected.events));
+}
+
+#[test]
+fn opportunities_fixture_imports_and_reimports_as_duplicates() {
+    let l = Ledger::new();
+    let file = fixture("opportunities-csv/sales_pipeline.csv");
+    check_import(
+        &l,
+        "opportunities-csv",
+        &[&file],
+        Expected {
+            events: 35,
+            skipped: 6,
+            deals: 21,
+            won: 8,
+            lost: 6,
+            stderr: &[
+                "6 rows map to no event and were skipped",
+                "sales_pipeline.csv:17: deal MVX00002 (Lost): no valid close date (`TBD`), so no outcome [no_date]",
+                "sales_pipeline.csv:23: deal MVP00001 (Prospecting): no engage date, so no opening moment [no_date]",
+            ],
+        },
+    );
+}
+
+#[test]
+fn salesforce_fixture_imports_and_reimports_as_duplicates() {
+    let l = Ledger::new();
+    let (history, opportunities) =
+        (fixture("salesforce-history/OpportunityHistory.csv"), fixture("salesforce-history/Opportunity.csv"));
+    check_import(
+        &l,
+        "salesforce-history",
+        &[&history, &opportunities],
+        Expected {
+            events: 38,
+            skipped: 2,
+            deals: 12,
+            won: 5,
+            lost: 1,
+            stderr: &[
+                "2 rows map to no event and were skipped",
+                "OpportunityHistory.csv:3: 008Fx00000H0002AAA: only probability or forecast category changed (derived from the stage) [probability_only]",
+            ],
+        },
+    );
+    // Lost, requalified, won: the audit shows the whole history in business-time order.
+    let history = l.run(&["audit", "deal", "006Fx00000O0003AAV", "--format", "json"]).ok().json();
+    let types: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "opened",
+            "lost",
+            "close_date_changed",
+            "requalified",
+            "amount_changed",
+            "close_date_changed",
+            "won",
+            "close_date_changed"
+        ]
+    );
+    assert_eq!(history[0]["name"], "Halvorsen Marine Dock Sensors");
+    assert_eq!(history[3]["stage"], "closing");
+    // An unmapped stage stops the import, naming the file, the line and the stage.
+    let l = Ledger::new();
+    let run = l.run(&[
+        "ingest",
+        "--format",
+        "salesforce-history",
+        &fixture("salesforce-history-unmapped-stage/OpportunityHistory.csv"),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("OpportunityHistory.csv:3: stage `Pitching` is not a pipeline stage"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(l.head(), 0);
+}
+
+#[test]
+fn field_changes_fixture_imports_and_reimports_as_duplicates() {
+    let l = Ledger::new();
+    let dir = |f: &str| fixture(&format!("field-changes/{f}"));
+    let files = [
+        dir("deal_changes.csv"),
+        dir("stages.csv"),
+        dir("fields.csv"),
+        dir("activity.csv"),
+        dir("activity_types.csv"),
+    ];
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    // Without a stage map, the first stage row stops the import.
+    let mut args = vec!["ingest", "--format", "field-changes"];
+    args.extend_from_slice(&files);
+    let run = l.run(&args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("deal_changes.csv:3: stage `Lead Generation` is not a pipeline stage"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(l.head(), 0);
+    // With the pipeline and [import.stages] of crates/import/tests/pipedrive.toml.
+    std::fs::create_dir_all(l.data()).unwrap();
+    std::fs::copy(
+        format!("{}/crates/import/tests/pipedrive.toml", env!("CARGO_MANIFEST_DIR")),
+        l.data().join("dealledger.toml"),
+    )
+    .unwrap();
+    check_import(
+        &l,
+        "field-changes",
+        &files,
+        Expected {
+            events: 33,
+            skipped: 20,
+            deals: 6,
+            won: 3,
+            lost: 2,
+            stderr: &[
+                "20 rows map to no event and were skipped",
+                "deal_changes.csv:31: deal 700104: `user_id` dated before the deal's creation row [before_creation]",
+                "... and 10 more",
+            ],
+        },
+    );
 }
 
 #[test]
 fn maven_export_imports_and_reimports_as_duplicates() {
+    let Some([file]) = datasets(["maven-crm/sales_pipeline.csv"]) else { return };
     let l = Ledger::new();
-    let file = dataset("maven-crm/sales_pipeline.csv");
     let run = l.run(&["ingest", "--format", "opportunities-csv", "--output", "json", &file]).ok();
     let summary = run.json();
     assert_eq!((summary["ingested"].as_u64(), summary["skipped"].as_u64()), (Some(15_011), Some(500)));
@@ -61,17 +263,14 @@ fn a_bad_row_stores_nothing_and_names_file_and_line() {
 
 #[test]
 fn salesforce_history_through_the_binary() {
+    let Some([history, opportunities]) =
+        datasets(["salesforce-sample/OpportunityHistory.csv", "salesforce-sample/Opportunity.csv"])
+    else {
+        return;
+    };
     let l = Ledger::new();
     let summary = l
-        .run(&[
-            "ingest",
-            "--format",
-            "salesforce-history",
-            "--output",
-            "json",
-            &dataset("salesforce-sample/OpportunityHistory.csv"),
-            &dataset("salesforce-sample/Opportunity.csv"),
-        ])
+        .run(&["ingest", "--format", "salesforce-history", "--output", "json", &history, &opportunities])
         .ok()
         .json();
     assert_eq!(summary["ingested"].as_u64(), Some(80));
