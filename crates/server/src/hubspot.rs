@@ -311,6 +311,15 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_refused_not_a_panic() {
+        // The age was `now - sent` unchecked: i64::MIN overflowed (a panic in debug builds).
+        let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let verify = |ts: &str| verify_v3("secret", "POST", "https://h/x", b"[]", Some(ts), Some("sig"), now);
+        assert_eq!(verify(&i64::MIN.to_string()), Err(SignatureError::TooOld { age_ms: i64::MAX }));
+        assert_eq!(verify(&i64::MAX.to_string()), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
     fn known_vector() {
         // HMAC-SHA256("secret", "POSThttps://h/x[]1700000000000"), computed independently
         // (python3: base64.b64encode(hmac.new(b"secret", msg, hashlib.sha256).digest())).
@@ -320,43 +329,210 @@ mod tests {
         );
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
-        // Decoding and mapping are total: any bytes, any notification, never a panic.
-        #[test]
-        fn deliveries_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
-            let _ = parse_deliveries(&body);
-        }
+    mod fuzz {
+        //! Decoding, mapping and signature checks are total: any body, any notification, any
+        //! header, never a panic. ProptestConfig::default(): `PROPTEST_CASES` sets a soak.
+        use super::*;
+        use proptest::prelude::*;
 
-        #[test]
-        fn mapping_never_panics(
-            occurred_at in proptest::prelude::any::<i64>(),
-            object_id in proptest::prelude::any::<u64>(),
-            kind in 0usize..4,
-            property in 0usize..6,
-            value in "\\PC{0,20}",
-        ) {
-            let kinds = ["deal.creation", "deal.propertyChange", "deal.deletion", "contact.creation"];
-            let properties = ["dealstage", "amount", "closedate", "hubspot_owner_id", "hs_x", ""];
-            let delivery = Delivery {
-                event_id: None,
-                subscription_id: None,
-                portal_id: None,
-                occurred_at,
-                subscription_type: kinds[kind].to_string(),
-                object_id,
-                property_name: Some(properties[property].to_string()),
-                property_value: Some(value),
-                change_source: None,
-                source_id: None,
-            };
-            let config = HubSpotConfig {
+        fn config() -> HubSpotConfig {
+            HubSpotConfig {
                 app_secret: "s".into(),
-                stages: [("qualifiedtobuy".to_string(), StageTarget::Stage("qualifying".into()))].into(),
+                stages: [
+                    ("qualifiedtobuy".to_string(), StageTarget::Stage("qualifying".into())),
+                    ("presentationscheduled".to_string(), StageTarget::Stage("quote".into())),
+                    ("closedwon".to_string(), StageTarget::Won),
+                    ("closedlost".to_string(), StageTarget::Lost),
+                ]
+                .into(),
                 public_url: None,
                 default_owner: "hubspot".into(),
-            };
-            let _ = to_submissions(&[delivery.clone(), delivery], &Deals::default(), "prospecting", Some(&config));
+            }
+        }
+
+        /// A ledger where hubspot-1 is open in `prospecting` and hubspot-2 is won.
+        fn deals() -> Deals {
+            let mut deals = Deals::default();
+            let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid");
+            let lines = [
+                r#"{"deal":"hubspot-1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1}"#,
+                r#"{"deal":"hubspot-2","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1}"#,
+                r#"{"deal":"hubspot-2","type":"won","at":"2025-01-02T00:00:00Z"}"#,
+            ];
+            for (seq, line) in lines.iter().enumerate() {
+                let mut submission = parse_line(line).expect("valid");
+                deals.admit(&mut submission, seq as u64 + 1, now, &Default::default()).expect("valid");
+            }
+            deals
+        }
+
+        /// Decodes `body` and maps what it holds; checks what any outcome must satisfy.
+        fn check(body: &[u8]) -> Result<(), TestCaseError> {
+            let Ok(deliveries) = parse_deliveries(body) else { return Ok(()) };
+            prop_assert!(deliveries.len() <= DELIVERY_NOTIFICATIONS_MAX);
+            match to_submissions(&deliveries, &deals(), "prospecting", Some(&config())) {
+                Ok(mapped) => {
+                    prop_assert!(mapped.submissions.len() + mapped.ignored as usize <= deliveries.len());
+                    for submission in &mapped.submissions {
+                        prop_assert!(submission.event.deal.as_str().starts_with("hubspot-"));
+                    }
+                }
+                Err((index, _)) => prop_assert!(index < deliveries.len()),
+            }
+            Ok(())
+        }
+
+        fn pick(values: &'static [&'static str]) -> BoxedStrategy<String> {
+            proptest::sample::select(values).prop_map(str::to_string).boxed()
+        }
+
+        /// A JSON number beyond or at every range, or another type.
+        fn odd_number() -> BoxedStrategy<String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                pick(&[
+                    "-1",
+                    "1.5",
+                    "1e400",
+                    "18446744073709551616",
+                    "-9223372036854775809",
+                    "null",
+                    "\"1\"",
+                    "[]"
+                ]),
+            ]
+            .boxed()
+        }
+
+        fn text() -> BoxedStrategy<String> {
+            prop_oneof![
+                4 => pick(&[
+                    "dealstage", "amount", "closedate", "hubspot_owner_id", "hs_x", "", "qualifiedtobuy",
+                    "presentationscheduled", "closedwon", "closedlost", "appointmentscheduled", "1200.50",
+                    "1735689600000", "-62135596800001", "9223372036854775807", "2025-03-04",
+                    "2025-03-04T10:00:00Z", "2025-02-30", "２０２５-03-04", "-1", "1e3",
+                ]),
+                2 => "\\PC{0,24}",
+                1 => "(?s).{0,12}",
+                1 => (any::<char>(), 0usize..5000).prop_map(|(c, n)| std::iter::repeat_n(c, n).collect()),
+            ]
+            .boxed()
+        }
+
+        fn quoted(text: String) -> String {
+            serde_json::to_string(&text).expect("a string serializes")
+        }
+
+        /// One notification as JSON text: HubSpot's fields, mostly of the right type, sometimes
+        /// missing, of another type, or joined by fields it may add later.
+        fn notification() -> BoxedStrategy<String> {
+            let kind =
+                pick(&["deal.creation", "deal.propertyChange", "deal.deletion", "contact.creation", ""]);
+            let object_id = prop_oneof![4 => (1u64..4).prop_map(|n| n.to_string()), 1 => odd_number()];
+            let occurred_at = prop_oneof![
+                4 => (1_735_689_600_000i64..1_735_689_700_000).prop_map(|n| n.to_string()),
+                1 => odd_number(),
+            ];
+            let fields = (
+                prop_oneof![6 => kind.prop_map(quoted), 1 => odd_number()],
+                object_id,
+                occurred_at,
+                prop::option::of(text().prop_map(quoted)),
+                prop::option::of(prop_oneof![4 => text().prop_map(quoted), 1 => odd_number()]),
+                prop::option::of(odd_number()),
+                prop::option::weighted(0.1, text().prop_map(quoted)),
+                prop::sample::subsequence(vec!["subscriptionType", "objectId", "occurredAt"], 0..=3),
+            );
+            fields
+                .prop_map(|(kind, object, at, name, value, event_id, extra, missing)| {
+                    let mut parts = Vec::new();
+                    for (key, value) in [("subscriptionType", kind), ("objectId", object), ("occurredAt", at)]
+                    {
+                        if !missing.contains(&key) {
+                            parts.push(format!("\"{key}\":{value}"));
+                        }
+                    }
+                    let optional = [
+                        ("propertyName", name),
+                        ("propertyValue", value),
+                        ("eventId", event_id),
+                        ("attemptNumber", extra),
+                    ];
+                    for (key, value) in optional {
+                        if let Some(value) = value {
+                            parts.push(format!("\"{key}\":{value}"));
+                        }
+                    }
+                    format!("{{{}}}", parts.join(","))
+                })
+                .boxed()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::default())]
+
+            #[test]
+            fn fuzz_hubspot_delivery_bytes(body in prop::collection::vec(any::<u8>(), 0..2048)) {
+                check(&body)?;
+            }
+
+            #[test]
+            fn fuzz_hubspot_delivery_json(
+                notifications in prop::collection::vec(notification(), 0..8),
+                cut in prop::option::weighted(0.1, any::<prop::sample::Index>()),
+            ) {
+                let mut body = format!("[{}]", notifications.join(",")).into_bytes();
+                if let Some(cut) = cut {
+                    body.truncate(cut.index(body.len() + 1));
+                }
+                check(&body)?;
+            }
+
+            #[test]
+            fn fuzz_hubspot_mapping(
+                occurred_at in any::<i64>(),
+                object_id in any::<u64>(),
+                kind in 0usize..4,
+                property in 0usize..6,
+                value in text(),
+            ) {
+                let kinds = ["deal.creation", "deal.propertyChange", "deal.deletion", "contact.creation"];
+                let properties = ["dealstage", "amount", "closedate", "hubspot_owner_id", "hs_x", ""];
+                let delivery = Delivery {
+                    event_id: None,
+                    subscription_id: None,
+                    portal_id: None,
+                    occurred_at,
+                    subscription_type: kinds[kind].to_string(),
+                    object_id,
+                    property_name: Some(properties[property].to_string()),
+                    property_value: Some(value),
+                    change_source: None,
+                    source_id: None,
+                };
+                let _ = to_submissions(&[delivery.clone(), delivery], &deals(), "prospecting", Some(&config()));
+            }
+
+            #[test]
+            fn fuzz_hubspot_signature(
+                uri in prop_oneof!["\\PC{0,40}", "https://h/v1/hooks/hubspot(%[0-9a-fA-F]{2}|[a-z?=&]){0,12}"],
+                body in prop::collection::vec(any::<u8>(), 0..256),
+                timestamp in prop::option::of(prop_oneof![
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    pick(&["-9223372036854775808", "9223372036854775807", " 1767225600000 ", "", "1e3", "+5"]),
+                    "\\PC{0,20}",
+                ]),
+                signature in prop::option::of("\\PC{0,60}"),
+                secret in "\\PC{0,20}",
+            ) {
+                let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid");
+                let _ = verify_v3(&secret, "POST", &uri, &body, timestamp.as_deref(), signature.as_deref(), now);
+                // And a request signed with the secret, a minute ago, passes.
+                let recent = (now.0 / 1000 - 60_000).to_string();
+                let signed = sign_v3(&secret, "POST", &uri, &body, &recent);
+                prop_assert_eq!(verify_v3(&secret, "POST", &uri, &body, Some(&recent), Some(&signed), now), Ok(()));
+            }
         }
     }
 
