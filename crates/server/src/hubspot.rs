@@ -105,7 +105,8 @@ pub fn verify_v3(
     let signature = signature.ok_or(SignatureError::Missing("X-HubSpot-Signature-v3"))?;
     let sent_ms: i64 =
         timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp(timestamp.into()))?;
-    let age_ms = now.0 / 1000 - sent_ms;
+    // The header is untrusted: saturating, so no value can overflow the age.
+    let age_ms = (now.0 / 1000).saturating_sub(sent_ms);
     if age_ms > HUBSPOT_TIMESTAMP_AGE_MS_MAX {
         return Err(SignatureError::TooOld { age_ms });
     }
