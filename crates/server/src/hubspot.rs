@@ -430,27 +430,32 @@ mod tests {
         fn notification() -> BoxedStrategy<String> {
             let kind =
                 pick(&["deal.creation", "deal.propertyChange", "deal.deletion", "contact.creation", ""]);
-            let object_id = prop_oneof![4 => (1u64..4).prop_map(|n| n.to_string()), 1 => odd_number()];
+            let object_id = prop_oneof![20 => (1u64..4).prop_map(|n| n.to_string()), 1 => odd_number()];
             let occurred_at = prop_oneof![
-                4 => (1_735_689_600_000i64..1_735_689_700_000).prop_map(|n| n.to_string()),
+                20 => (1_735_689_600_000i64..1_735_689_700_000).prop_map(|n| n.to_string()),
                 1 => odd_number(),
             ];
             let fields = (
-                prop_oneof![6 => kind.prop_map(quoted), 1 => odd_number()],
+                prop_oneof![20 => kind.prop_map(quoted), 1 => odd_number()],
                 object_id,
                 occurred_at,
                 prop::option::of(text().prop_map(quoted)),
-                prop::option::of(prop_oneof![4 => text().prop_map(quoted), 1 => odd_number()]),
-                prop::option::of(odd_number()),
+                prop::option::of(prop_oneof![20 => text().prop_map(quoted), 1 => odd_number()]),
+                prop::option::of(
+                    prop_oneof![20 => any::<u32>().prop_map(|n| n.to_string()), 1 => odd_number()],
+                ),
                 prop::option::weighted(0.1, text().prop_map(quoted)),
-                prop::sample::subsequence(vec!["subscriptionType", "objectId", "occurredAt"], 0..=3),
+                prop::option::weighted(
+                    0.05,
+                    prop::sample::subsequence(vec!["subscriptionType", "objectId", "occurredAt"], 1..=3),
+                ),
             );
             fields
                 .prop_map(|(kind, object, at, name, value, event_id, extra, missing)| {
                     let mut parts = Vec::new();
                     for (key, value) in [("subscriptionType", kind), ("objectId", object), ("occurredAt", at)]
                     {
-                        if !missing.contains(&key) {
+                        if !missing.as_ref().is_some_and(|m| m.contains(&key)) {
                             parts.push(format!("\"{key}\":{value}"));
                         }
                     }
