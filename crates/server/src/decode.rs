@@ -86,6 +86,7 @@ pub fn decode_events(body: &[u8], events_max: usize) -> Decoded {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     const OPENED: &str =
         r#"{"deal":"d1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"ann","amount":100}"#;
@@ -114,22 +115,82 @@ mod tests {
         assert_eq!(bad.rejection.rule, Rule::MalformedJson);
     }
 
+    /// What any outcome must satisfy: events within the bound, or a refusal naming an event
+    /// within it (the bound is checked before each event is parsed).
+    fn check(body: &[u8], events_max: usize) -> Result<(), TestCaseError> {
+        match decode_events(body, events_max) {
+            Decoded::Events(events) => {
+                prop_assert!(!events.is_empty());
+                prop_assert!(events.len() <= events_max);
+            }
+            Decoded::TooMany(too_many) => prop_assert_eq!(too_many.events_max, events_max),
+            Decoded::Bad(BadEvent { index: Some(index), .. }) => prop_assert!(index < events_max),
+            Decoded::Bad(BadEvent { index: None, .. }) => {}
+        }
+        Ok(())
+    }
+
+    /// Event lines to build bodies from: valid, damaged, or another JSON value.
+    fn item() -> BoxedStrategy<String> {
+        const LINES: [&str; 5] = [
+            OPENED,
+            r#"{"deal":"d1","type":"won","at":"2025-01-02T00:00:00Z"}"#,
+            r#"{"deal":"d1","type":"touch","at":"2025-01-02T00:00:00Z","channel":"call","direction":"inbound"}"#,
+            r#"{"deal":"d2","type":"lost","at":"2025-01-02T00:00:00+01:00","reason":"price"}"#,
+            r#"{"deal":"d 3","type":"opened","at":"2025-13-01T00:00:00Z","owner":"","amount":-1}"#,
+        ];
+        let damaged = (proptest::sample::select(&LINES[..]), any::<prop::sample::Index>(), any::<u8>())
+            .prop_map(|(line, at, byte)| {
+                let mut bytes = line.as_bytes().to_vec();
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+                String::from_utf8_lossy(&bytes).into_owned()
+            });
+        prop_oneof![
+            6 => proptest::sample::select(&LINES[..]).prop_map(str::to_string),
+            2 => damaged,
+            1 => proptest::sample::select(&["1", "null", "[]", "\"x\"", "{}", "[[[[", "\u{feff}{}"][..])
+                .prop_map(str::to_string),
+            1 => "\\PC{0,40}",
+        ]
+        .boxed()
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::default())]
         // The decoder is total: arbitrary bytes and mangled events decode or are refused.
         #[test]
-        fn never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_events(&body, 16);
+        fn fuzz_decode_body_bytes(
+            body in proptest::collection::vec(any::<u8>(), 0..4096),
+            events_max in proptest::sample::select(&[0usize, 1, 2, 16, 1000][..]),
+        ) {
+            check(&body, events_max)?;
         }
 
         #[test]
-        fn never_panics_on_mangled_events(cut in 0usize..200, insert in any::<char>(), array in any::<bool>()) {
+        fn fuzz_decode_body_mangled(cut in 0usize..200, insert in any::<char>(), array in any::<bool>()) {
             let text = if array { format!("[{OPENED},{OPENED}]") } else { format!("{OPENED}\n{OPENED}") };
             let mut chars: Vec<char> = text.chars().collect();
             let at = cut.min(chars.len());
             chars.insert(at, insert);
             let mangled: String = chars.into_iter().collect();
-            let _ = decode_events(mangled.as_bytes(), 16);
+            check(mangled.as_bytes(), 16)?;
+        }
+
+        #[test]
+        fn fuzz_decode_body_events(
+            items in proptest::collection::vec(item(), 0..24),
+            array in any::<bool>(),
+            separator in proptest::sample::select(&["\n", "\r\n", "\n\n", "\n  \t", ",", ""][..]),
+            leading in proptest::sample::select(&["", " ", "\n", "\u{feff}", "\r\n  "][..]),
+            events_max in proptest::sample::select(&[0usize, 1, 5, 16, 1000][..]),
+        ) {
+            let body = if array {
+                format!("{leading}[{}]", items.join(if separator.contains(',') { "," } else { ",\n" }))
+            } else {
+                format!("{leading}{}", items.join(separator))
+            };
+            check(body.as_bytes(), events_max)?;
         }
     }
 }
