@@ -8,6 +8,7 @@ mod durability;
 mod harness;
 mod importers;
 mod ingest;
+mod losttail;
 mod powerloss;
 mod reports;
 mod rules;
