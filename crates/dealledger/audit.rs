@@ -183,12 +183,17 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
         Err(error) => match error.downcast_ref::<LogError>() {
             // The storage engine's own recovery refused the files: find our blocks in them.
             Some(LogError::Store(why)) => {
-                let salvage = salvage.expect("the store exists if sled got as far as reading it");
+                let Some(salvage) = salvage else { return Err(error) };
                 let seq = salvage.intact_through + 1;
+                let acknowledged = match dealledger_log::SledStore::read_mark(&data.store_path()) {
+                    Ok(Some(mark)) => format!("; seqs 1..={} were acknowledged", mark.seq),
+                    Ok(None) => String::new(),
+                    Err(e) => format!("; {e}"),
+                };
                 return Err(Exit {
                     code: 5,
                     message: format!(
-                        "log failed verification: first bad seq {seq}: the store cannot be opened ({why}); {}",
+                        "log failed verification: first bad seq {seq}: the store cannot be opened ({why}); {}{acknowledged}",
                         match salvage.intact_through {
                             0 => "no intact block precedes it in its files".to_string(),
                             n => format!("events 1..={n} are intact in its files"),
@@ -212,11 +217,22 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
                 if digest.is_some() { "; digest matches" } else { "" },
                 started.elapsed().as_secs_f64()
             );
+            let losses = data.losses();
+            if !losses.is_empty() {
+                println!(
+                    "note: {} loss(es) were accepted with `dealledger recover`; see {}",
+                    losses.len(),
+                    data.losses_path().display()
+                );
+            }
             Ok(())
         }
         Err(LogError::Corrupt { seq, why }) => {
             Err(Exit { code: 5, message: format!("log failed verification: first bad seq {seq}: {why}") }
                 .into())
+        }
+        Err(e @ (LogError::LostTail { .. } | LogError::MarkMismatch { .. })) => {
+            Err(Exit { code: 5, message: format!("log failed verification: {e}") }.into())
         }
         Err(LogError::Store(why)) => {
             // The storage engine's own checks failed while reading: report where reading stopped.
@@ -250,5 +266,91 @@ pub fn digest(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
     let head = log.head();
     println!("{}", serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() }));
+    Ok(())
+}
+
+/// `dealledger recover`: a person accepts, on the record, that the store lost acknowledged
+/// events (or was replaced), so that the ledger writes again. Never automatic.
+pub fn recover(
+    data: &DataDir,
+    clock: &dyn dealledger_events::Clock,
+    accept_loss: Option<&str>,
+    accept_replaced_store: bool,
+) -> Result<()> {
+    let _lock = data.lock_writer("dealledger recover")?;
+    let log = data.open_log()?;
+    let head = log.head();
+    let record = match log.check_mark() {
+        Ok(()) => {
+            println!("nothing to recover: the log reaches its high-water mark (head seq {})", head.seq);
+            return Ok(());
+        }
+        Err(LogError::LostTail { ends_at, acknowledged, mark }) => {
+            let lost = format!("{}..{acknowledged}", ends_at + 1);
+            match accept_loss {
+                Some(range) if range == lost => {}
+                Some(range) => {
+                    return Err(Exit {
+                        code: 2,
+                        message: format!(
+                            "--accept-loss {range}: the missing range is {lost}; name it exactly"
+                        ),
+                    }
+                    .into())
+                }
+                None => {
+                    return Err(Exit {
+                        code: 2,
+                        message: format!(
+                            "seqs {lost} are missing; to go on without them pass --accept-loss {lost} \
+                             (new events will be numbered from {} again)",
+                            ends_at + 1
+                        ),
+                    }
+                    .into())
+                }
+            }
+            serde_json::json!({
+                "accepted_at": clock.now().to_string(),
+                "kind": "lost_tail",
+                "lost_first_seq": ends_at + 1,
+                "lost_last_seq": acknowledged,
+                "head_seq": head.seq,
+                "head_chain": head.chain_hex(),
+                "mark": mark,
+            })
+        }
+        Err(LogError::MarkMismatch { seq, mark }) => {
+            if !accept_replaced_store {
+                return Err(Exit {
+                    code: 2,
+                    message: format!(
+                        "the store's chain at seq {seq} is not the one acknowledged there; to take this store as the \
+                         ledger's from now on, pass --accept-replaced-store"
+                    ),
+                }
+                .into());
+            }
+            serde_json::json!({
+                "accepted_at": clock.now().to_string(),
+                "kind": "replaced_store",
+                "mismatch_at_seq": seq,
+                "head_seq": head.seq,
+                "head_chain": head.chain_hex(),
+                "mark": mark,
+            })
+        }
+        Err(other) => return Err(other.into()),
+    };
+    // The record first: if the mark were moved and the record then failed, the loss would be
+    // accepted with no trace of it.
+    data.record_loss(&record)?;
+    log.store().reset_mark(head)?;
+    tracing::warn!(%record, "a loss was accepted; the high-water mark now is the log's head");
+    println!(
+        "accepted: {record}\nthe high-water mark is now head seq {}; recorded in {}",
+        head.seq,
+        data.losses_path().display()
+    );
     Ok(())
 }

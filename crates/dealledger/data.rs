@@ -10,6 +10,8 @@ const STORE_DIR: &str = "store";
 /// Held (an OS file lock) by the one process that writes: `serve` or `ingest`. It names the
 /// holder, so the next writer's error can say who to stop or where to send events instead.
 const LOCK_FILE: &str = "writer.lock";
+/// The record of every loss a person accepted with `dealledger recover`, one JSON line each.
+const LOSSES_FILE: &str = "losses.jsonl";
 
 pub struct DataDir {
     pub path: PathBuf,
@@ -22,6 +24,46 @@ impl DataDir {
 
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_DIR)
+    }
+
+    pub fn losses_path(&self) -> PathBuf {
+        self.path.join(LOSSES_FILE)
+    }
+
+    /// Creates the data directory if needed, durably (its entry in the parent is fsync'd).
+    fn ensure(&self) -> Result<()> {
+        if self.path.is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        let parent = match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        sync_dir(&parent)
+    }
+
+    /// Appends one line to the losses record, durably.
+    pub fn record_loss(&self, line: &serde_json::Value) -> Result<()> {
+        use std::io::Write;
+        let path = self.losses_path();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        writeln!(file, "{line}")
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        sync_dir(&self.path)
+    }
+
+    /// The losses accepted so far, as recorded.
+    pub fn losses(&self) -> Vec<String> {
+        std::fs::read_to_string(self.losses_path())
+            .map(|text| text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// The pipeline from `dealledger.toml`, or the default one when there is no such file.
@@ -83,8 +125,7 @@ impl DataDir {
 
     /// Takes the writer lock for `command`, or says who holds it.
     pub fn lock_writer(&self, command: &str) -> Result<WriterLock> {
-        std::fs::create_dir_all(&self.path)
-            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        self.ensure()?;
         let path = self.path.join(LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -108,6 +149,8 @@ impl DataDir {
         }
         let mut lock = WriterLock { file, command: command.to_string() };
         lock.describe(None)?;
+        // The lock file may be new: its entry is made durable like every file we create.
+        sync_dir(&self.path)?;
         Ok(lock)
     }
 
@@ -120,8 +163,7 @@ impl DataDir {
                 store.display()
             );
         }
-        std::fs::create_dir_all(&self.path)
-            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        self.ensure()?;
         match SledStore::open(&store) {
             Ok(store) => Ok(store),
             Err(dealledger_log::LogError::Locked { .. }) => {
@@ -144,9 +186,14 @@ impl DataDir {
         Ok(Ledger::open(self.open_store(true)?, pipeline)?)
     }
 
-    /// The log for reading (and projection checkpoints).
+    /// The log for reading (and projection checkpoints). A log that lost acknowledged events
+    /// is still readable, with a warning: what it shows is not all that was acknowledged.
     pub fn open_log(&self) -> Result<Log<SledStore>> {
-        Ok(Log::open(self.open_store(false)?)?)
+        let log = Log::open(self.open_store(false)?)?;
+        if let Err(e) = log.check_mark() {
+            eprintln!("warning: {e}");
+        }
+        Ok(log)
     }
 }
 
@@ -167,8 +214,17 @@ impl WriterLock {
         self.file.set_len(0)?;
         self.file.seek(std::io::SeekFrom::Start(0))?;
         self.file.write_all(text.as_bytes())?;
+        // Nothing under the data directory is left written and not synced (the strace check).
+        self.file.sync_data()?;
         Ok(())
     }
+}
+
+/// fsync of a directory: the entries created or renamed in it become durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the directory {}", dir.display()))
 }
 
 pub fn is_empty_dir(path: &Path) -> bool {

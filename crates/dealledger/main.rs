@@ -3,7 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 error (I/O, usage of the data directory, ...); 2 bad flags;
 //! 3 invalid input (nothing stored); 4 conflict (version or idempotency; nothing stored);
-//! 5 the log failed verification.
+//! 5 the log failed verification (corrupt, or shorter than what was acknowledged).
 
 mod audit;
 mod bench;
@@ -38,7 +38,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
         pipeline, time in stage, KPIs and audits are derived by replaying it.\n\n\
         First look: `dealledger demo`. Event format: docs/events.md.",
     after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 invalid input (nothing stored), \
-        4 conflict (nothing stored), 5 log failed verification.\nLogs: RUST_LOG=info (or debug) to stderr."
+        4 conflict (nothing stored), 5 log failed verification or lost acknowledged events.\nLogs: RUST_LOG=info (or debug) to stderr."
 )]
 struct Cli {
     /// Data directory (holds store/ and dealledger.toml)
@@ -86,6 +86,10 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// After the store lost acknowledged events (a disk that ignored fsync, a restore from an
+    /// old copy): accept the loss, on the record, so that the ledger writes again. Never
+    /// automatic (README, Durability)
+    Recover(RecoverArgs),
     /// Print a realistic synthetic history as JSON Lines
     Gen {
         /// Deals to generate
@@ -134,6 +138,19 @@ struct IngestArgs {
     /// No progress bar even on a terminal
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    /// Go on without the missing events: the range exactly as the error named it (FIRST..LAST).
+    /// New events will be given those sequence numbers again; the loss is recorded in
+    /// DATA/losses.jsonl
+    #[arg(long, value_name = "FIRST..LAST")]
+    accept_loss: Option<String>,
+    /// The store is not the one that acknowledged the mark's events (restored from another
+    /// ledger): take it as this ledger's store from now on, on the record
+    #[arg(long, conflicts_with = "accept_loss")]
+    accept_replaced_store: bool,
 }
 
 #[derive(Args)]
@@ -200,7 +217,7 @@ fn exit_code(error: &anyhow::Error) -> i32 {
     if let Some(invalid) = error.downcast_ref::<ingest::InvalidLine>() {
         return if invalid.rejection.rule.is_conflict() { 4 } else { 3 };
     }
-    if let Some(dealledger_log::LogError::Corrupt { .. }) = error.downcast_ref::<dealledger_log::LogError>() {
+    if error.downcast_ref::<dealledger_log::LogError>().is_some_and(|e| e.is_verification_failure()) {
         return 5;
     }
     1
@@ -266,6 +283,9 @@ fn run(cli: Cli) -> Result<()> {
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
             AuditCommand::Digest => audit::digest(&data),
         },
+        Command::Recover(args) => {
+            audit::recover(&data, clock, args.accept_loss.as_deref(), args.accept_replaced_store)
+        }
         Command::Gen { deals, seed, out } => {
             let config = dealledger_gen::Config::new(seed, deals);
             let sink: Box<dyn Write> = match &out {

@@ -6,7 +6,7 @@
 //! codec is a change to this file plus a new version number, with the golden files proving
 //! that old blocks still read.
 
-use crate::event::{DealId, Event};
+use crate::event::Event;
 use crate::event_ref::{BodyRef, EventRef};
 use crate::time::{Timestamp, MICROS_PER_SECOND};
 use serde::{Deserialize, Serialize};
@@ -158,10 +158,13 @@ pub fn decode_record_ref(
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     let at = join(record.at_seconds, record.at_micros)?;
     let recorded_at = match record.recorded_after_at {
-        Some((seconds, micros)) => Timestamp(at.0.wrapping_add(join(seconds, micros)?.0)),
+        Some((seconds, micros)) => {
+            Timestamp(at.0.checked_add(join(seconds, micros)?.0).ok_or_else(|| {
+                CodecError::Corrupt(format!("recorded_at {seconds} s after `at` is out of range"))
+            })?)
+        }
         None => return Err(CodecError::Corrupt("stored record without recorded_at".into())),
     };
-    DealId::check(record.deal).map_err(CodecError::Corrupt)?;
     let event = EventRef {
         seq,
         version: record.version,
@@ -172,6 +175,7 @@ pub fn decode_record_ref(
         source_id: record.source_id,
         body: record.body,
     };
+    event.check_meaning().map_err(CodecError::Corrupt)?;
     Ok((event, used))
 }
 

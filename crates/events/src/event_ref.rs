@@ -195,12 +195,89 @@ impl<'a> EventRef<'a> {
         }
     }
 
+    /// Checks what a stored event must mean, beyond decoding: the shape every admitted event
+    /// has once stored (defaults resolved, amounts in minor units, texts and minutes within
+    /// their limits, instants and dates in years 0000 to 9999, version 1 exactly for `opened`).
+    /// A record that decodes but fails this is corruption (or a bug that wrote it), and every
+    /// reader may rely on a checked record without further checks.
+    pub fn check_meaning(&self) -> Result<(), String> {
+        use crate::event::{TEXT_BYTES_MAX, TOUCH_MINUTES_MAX};
+        let text = |field: &str, value: &str| {
+            if value.len() > TEXT_BYTES_MAX {
+                return Err(format!("`{field}` of {} bytes, at most {TEXT_BYTES_MAX}", value.len()));
+            }
+            Ok(())
+        };
+        let optional = |field: &str, value: Option<&str>| value.map_or(Ok(()), |v| text(field, v));
+        let amount = |field: &str, amount: Amount| match amount {
+            Amount::Minor(minor) if minor >= 0 => Ok(()),
+            Amount::Minor(minor) => Err(format!("`{field}` is negative ({minor})")),
+            Amount::Written(_) => Err(format!("`{field}` is not in minor units")),
+        };
+        let date = |field: &str, date: Date| match date.is_valid() {
+            true => Ok(()),
+            false => Err(format!("`{field}` is {} days from 1970, outside years 0000 to 9999", date.0)),
+        };
+        DealId::check(self.deal)?;
+        for (field, instant) in [("at", self.at), ("recorded_at", self.recorded_at)] {
+            if !instant.is_valid() {
+                return Err(format!("`{field}` is {} µs from 1970, outside years 0000 to 9999", instant.0));
+            }
+        }
+        optional("actor", self.actor)?;
+        optional("source_id", self.source_id)?;
+        let opened = matches!(self.body, BodyRef::Opened { .. });
+        if opened != (self.version == 1) {
+            return Err(format!("`{}` as version {} of its deal", self.body.kind().as_str(), self.version));
+        }
+        match self.body {
+            BodyRef::Opened { owner, amount: a, currency, stage, close_date, name } => {
+                text("owner", owner)?;
+                amount("amount", a)?;
+                if !currency.0.iter().all(u8::is_ascii_uppercase) {
+                    return Err(format!("currency bytes {:?} are not an ISO 4217 code", currency.0));
+                }
+                text("stage", stage.ok_or("a stored `opened` without its stage")?)?;
+                close_date.map_or(Ok(()), |d| date("close_date", d))?;
+                optional("name", name)?;
+            }
+            BodyRef::Touch { minutes, contact, .. } => {
+                if minutes.is_some_and(|m| m > TOUCH_MINUTES_MAX) {
+                    return Err(format!("`minutes` {minutes:?} over {TOUCH_MINUTES_MAX}"));
+                }
+                optional("contact", contact)?;
+            }
+            BodyRef::StageMoved { to } => text("to", to)?,
+            BodyRef::AmountChanged { amount: a } => amount("amount", a)?,
+            BodyRef::CloseDateChanged { close_date } => date("close_date", close_date)?,
+            BodyRef::OwnerChanged { owner } => text("owner", owner)?,
+            BodyRef::FieldSet { field, value } => {
+                text("field", field)?;
+                if let FieldValueRef::Number(v) | FieldValueRef::Text(v) = value {
+                    text("value", v)?;
+                }
+            }
+            BodyRef::Disqualified { note, .. } => optional("note", note)?,
+            BodyRef::Requalified { stage, note } => {
+                optional("stage", stage)?;
+                optional("note", note)?;
+            }
+            BodyRef::Won { amount: a } => a.map_or(Ok(()), |a| amount("amount", a))?,
+            BodyRef::Lost { reason, note } => {
+                text("reason", reason)?;
+                optional("note", note)?;
+            }
+        }
+        Ok(())
+    }
+
     /// An owned copy, for the few readers that keep events (audit, the HTTP history).
     pub fn to_stored(&self) -> StoredEvent {
         StoredEvent {
             seq: self.seq,
             version: self.version,
             event: Event {
+                // Checked on decode (`check_meaning`): every EventRef from a block has a valid id.
                 deal: DealId::parse(self.deal).expect("stored deal ids are valid"),
                 at: self.at,
                 recorded_at: Some(self.recorded_at),

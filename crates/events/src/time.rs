@@ -18,6 +18,17 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     pub const MIN: Timestamp = Timestamp(i64::MIN);
     pub const MAX: Timestamp = Timestamp(i64::MAX);
+    /// 0000-01-01T00:00:00Z: the earliest instant RFC 3339 can write, so the earliest stored.
+    pub const EARLIEST_VALID: Timestamp = Timestamp(-62_167_219_200 * MICROS_PER_SECOND);
+    /// 9999-12-31T23:59:59.999999Z: the latest instant RFC 3339 can write.
+    pub const LATEST_VALID: Timestamp = Timestamp(253_402_300_800 * MICROS_PER_SECOND - 1);
+
+    /// Whether this instant can be written in RFC 3339 (years 0000 to 9999): every stored one
+    /// can, so a stored instant outside is corruption, and arithmetic on two valid instants
+    /// cannot overflow.
+    pub fn is_valid(self) -> bool {
+        (Timestamp::EARLIEST_VALID..=Timestamp::LATEST_VALID).contains(&self)
+    }
 
     /// Parses RFC 3339 (`2024-03-31T12:00:00Z`, any offset, up to 6 fractional digits).
     pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
@@ -171,6 +182,11 @@ impl Date {
     /// 00:00:00Z on this date.
     pub fn start(self) -> Timestamp {
         Timestamp(i64::from(self.0) * MICROS_PER_DAY)
+    }
+
+    /// Whether this date is in years 0000 to 9999, as every stored one is.
+    pub fn is_valid(self) -> bool {
+        Timestamp(i64::from(self.0).saturating_mul(MICROS_PER_DAY)).is_valid()
     }
 
     fn to_naive(self) -> Option<NaiveDate> {

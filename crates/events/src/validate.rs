@@ -18,7 +18,9 @@ use crate::time::Timestamp;
 use std::collections::HashMap;
 
 /// Interned stage name (index into [`Deals::stage_names`]).
-type StageId = u16;
+/// u32, not u16: a long history under changing pipelines could name more than 65,536 stages,
+/// and 2^32 names cannot fit in memory first. (A Step is 24 bytes either way.)
+type StageId = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StepKind {
@@ -114,7 +116,7 @@ impl Deals {
             status = self.step(status, step.kind).ok();
         }
         Some(match status? {
-            Status::Open(stage) => Some(self.stage_names[usize::from(stage)].as_str()),
+            Status::Open(stage) => Some(self.stage_names[stage as usize].as_str()),
             _ => None,
         })
     }
@@ -158,7 +160,8 @@ impl Deals {
         if let Some(id) = self.stage_ids.get(stage) {
             return *id;
         }
-        let id = StageId::try_from(self.stage_names.len()).expect("fewer than 65536 distinct stage names");
+        let id = StageId::try_from(self.stage_names.len())
+            .expect("fewer than 2^32 distinct stage names fit in memory");
         self.stage_names.push(stage.to_string());
         self.stage_ids.insert(stage.to_string(), id);
         id
@@ -166,11 +169,10 @@ impl Deals {
 
     /// Applies an event already in the log (rebuilding state on open). Stored events were valid
     /// when appended, so nothing is checked beyond what keeps the state consistent.
-    pub fn replay(&mut self, event: &EventRef<'_>) {
+    pub fn replay(&mut self, event: &EventRef<'_>) -> Result<(), String> {
         let kind = match event.body {
-            BodyRef::Opened { stage, .. } => {
-                Some(StepKind::Opened(self.intern(stage.expect("stage resolved before storing"))))
-            }
+            BodyRef::Opened { stage: Some(stage), .. } => Some(StepKind::Opened(self.intern(stage))),
+            BodyRef::Opened { stage: None, .. } => return Err("a stored `opened` without its stage".into()),
             BodyRef::StageMoved { to } => Some(StepKind::Moved(self.intern(to))),
             BodyRef::Won { .. } => Some(StepKind::Won),
             BodyRef::Lost { .. } => Some(StepKind::Lost),
@@ -178,20 +180,33 @@ impl Deals {
             BodyRef::Requalified { stage, .. } => Some(StepKind::Requalified(stage.map(|s| self.intern(s)))),
             _ => None,
         };
-        let i = match event.body {
-            BodyRef::Opened { currency, .. } => {
+        let i = match (event.body, self.index.get(event.deal)) {
+            (BodyRef::Opened { .. }, Some(_)) => {
+                return Err(format!("deal `{}` is opened a second time", event.deal));
+            }
+            (BodyRef::Opened { currency, .. }, None) => {
                 let line = DealLine { currency, opened_at: event.at, version: 0, steps: Vec::new() };
-                let deal = DealId::parse(event.deal).expect("stored deal ids are valid");
+                let deal = DealId::parse(event.deal).map_err(|why| format!("deal id: {why}"))?;
                 self.create(&deal, line)
             }
-            _ => *self.index.get(event.deal).expect("a stored event's deal was opened before it"),
+            (_, Some(&i)) => i,
+            (_, None) => return Err(format!("deal `{}` has an event before its `opened`", event.deal)),
         };
         let line = &mut self.lines[i as usize];
-        line.version += 1;
+        if line.version.checked_add(1) != Some(event.version) {
+            return Err(format!(
+                "deal `{}` version {} where {} was due",
+                event.deal,
+                event.version,
+                u64::from(line.version) + 1
+            ));
+        }
+        line.version = event.version;
         if let Some(kind) = kind {
             let position = line.steps.partition_point(|step| step.at <= event.at);
             line.steps.insert(position, Step { at: event.at, seq: event.seq, kind });
         }
+        Ok(())
     }
 
     fn step_kind(&mut self, body: &Body) -> Option<StepKind> {
@@ -361,7 +376,7 @@ impl Deals {
     }
 
     fn step(&self, status: Option<Status>, kind: StepKind) -> Result<Status, Rejection> {
-        let name = |id: StageId| self.stage_names[usize::from(id)].as_str();
+        let name = |id: StageId| self.stage_names[id as usize].as_str();
         let describe = |status: Status| match status {
             Status::Open(stage) => format!("open in `{}`", name(stage)),
             Status::Won => "won".to_string(),

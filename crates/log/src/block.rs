@@ -37,6 +37,11 @@ pub const COMPRESSION_ZSTD: u8 = 1;
 pub const BLOCK_RAW_BYTES_TARGET: usize = 256 * 1024;
 /// Upper bound on a block's uncompressed size: the target plus one maximal record.
 pub const BLOCK_RAW_BYTES_MAX: usize = BLOCK_RAW_BYTES_TARGET + 128 * 1024;
+/// Upper bound on a stored block holding more than one event: a block that compresses to more is
+/// split in two. sled keeps a page inline in its `db` file only up to segment_size / 4 (2 MiB
+/// with our 8 MiB segments) and writes bigger ones to blob files; a leaf holds at most 17
+/// blocks, so 17 x 96 KiB (1.6 MiB) keeps every leaf inline. Typical blocks are ~70 KiB.
+pub const BLOCK_STORED_BYTES_MAX: usize = 96 * 1024;
 /// zstd level: 3 is zstd's default and measured best for size per CPU here (see README).
 pub const ZSTD_LEVEL: i32 = 3;
 

@@ -7,6 +7,11 @@
 //! A [`Batch`] admits events one by one in memory, then [`Batch::commit`] seals them into blocks
 //! and appends them in one durable, atomic store write. Dropping a batch without committing (or
 //! a failed commit) undoes every in-memory change, so a batch is all or nothing.
+//!
+//! A commit whose outcome is unknown ([`LogError::Uncertain`]: the store may have kept the
+//! blocks) leaves the ledger unable to tell what its next seq is, so it refuses every later
+//! commit until [`Ledger::reopen`] has made the store durable and rebuilt the state from it.
+//! The ledger never goes on deciding with state that may disagree with its store.
 
 use crate::error::LogError;
 use crate::log::{BlockWriter, Head, Log};
@@ -86,36 +91,67 @@ pub struct Committed {
     pub head: Head,
 }
 
+type SeenIndex = HashMap<Digest128, Seen, ahash::RandomState>;
+
 pub struct Ledger<S> {
     log: Log<S>,
     deals: Deals,
     /// Keys are already blake3 output, so any fast hash spreads them well.
-    seen: HashMap<Digest128, Seen, ahash::RandomState>,
+    seen: SeenIndex,
     pipeline: Pipeline,
+    /// Why the last commit's outcome is unknown, until [`Ledger::reopen`] succeeds.
+    unsure: Option<String>,
+}
+
+/// The deciding state, rebuilt from the log alone.
+fn rebuild<S: BlockStore>(log: &Log<S>) -> Result<(Deals, SeenIndex), LogError> {
+    let mut deals = Deals::default();
+    let mut seen = SeenIndex::default();
+    let mut scratch = Vec::new();
+    log.scan_refs(1, |event| {
+        deals.replay(event).map_err(|why| LogError::Corrupt { seq: event.seq, why })?;
+        if let Some(source_id) = event.source_id {
+            scratch.clear();
+            encode_identity_ref(event, &mut scratch);
+            let body = digest128(&scratch);
+            seen.insert(
+                digest128(source_id.as_bytes()),
+                Seen { seq: event.seq, version: event.version, body },
+            );
+        }
+        Ok(true)
+    })?;
+    deals.commit();
+    Ok((deals, seen))
 }
 
 impl<S: BlockStore> Ledger<S> {
-    /// Opens the log and rebuilds the deciding state from it.
+    /// Opens the log and rebuilds the deciding state from it. A log that ends below its
+    /// high-water mark (acknowledged events gone) is refused: writing to it would give their
+    /// sequence numbers to other events.
     pub fn open(store: S, pipeline: Pipeline) -> Result<Ledger<S>, LogError> {
         let log = Log::open(store)?;
-        let mut deals = Deals::default();
-        let mut seen = HashMap::default();
-        let mut scratch = Vec::new();
-        log.scan_refs(1, |event| {
-            deals.replay(event);
-            if let Some(source_id) = event.source_id {
-                scratch.clear();
-                encode_identity_ref(event, &mut scratch);
-                let body = digest128(&scratch);
-                seen.insert(
-                    digest128(source_id.as_bytes()),
-                    Seen { seq: event.seq, version: event.version, body },
-                );
-            }
-            Ok(true)
-        })?;
-        deals.commit();
-        Ok(Ledger { log, deals, seen, pipeline })
+        log.check_mark()?;
+        let (deals, seen) = rebuild(&log)?;
+        Ok(Ledger { log, deals, seen, pipeline, unsure: None })
+    }
+
+    /// After a commit whose outcome was unknown (or any doubt about the state): makes whatever
+    /// the store holds durable, then rebuilds the deciding state from it. On error the ledger
+    /// stays refusing commits, and `reopen` may be tried again.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        self.unsure.get_or_insert_with(|| "reopening".into());
+        self.log.reload()?;
+        self.log.check_mark()?;
+        self.log.sync()?;
+        (self.deals, self.seen) = rebuild(&self.log)?;
+        self.unsure = None;
+        Ok(())
+    }
+
+    /// Why commits are refused until [`Ledger::reopen`] succeeds, if they are.
+    pub fn unsure(&self) -> Option<&str> {
+        self.unsure.as_deref()
     }
 
     pub fn log(&self) -> &Log<S> {
@@ -257,13 +293,27 @@ impl<S: BlockStore> Batch<'_, S> {
         self.appended
     }
 
-    /// Seals and stores everything admitted, durably, in one atomic write.
+    /// Seals and stores everything admitted, durably, in one atomic write. On error nothing is
+    /// kept in memory; [`LogError::Uncertain`] means the store may have kept it, and the ledger
+    /// then refuses commits until [`Ledger::reopen`].
     pub fn commit(mut self) -> Result<Committed, LogError> {
+        if let Some(why) = &self.ledger.unsure {
+            return Err(LogError::Store(format!(
+                "an earlier write's outcome is unknown ({why}); the ledger must be reopened before it writes again"
+            )));
+        }
         let writer = std::mem::replace(&mut self.writer, self.ledger.log.block_writer());
         let sealed = writer.finish();
         let first = self.ledger.log.head().seq + 1;
         let head = sealed.head;
-        self.ledger.log.append(sealed)?;
+        // Set while the store writes: a panic below (a bug in a backend) unwinds past the
+        // clearing below and leaves the ledger refusing to write, as an unknown outcome must.
+        self.ledger.unsure = Some("a write was interrupted".into());
+        if let Err(e) = self.ledger.log.append(sealed) {
+            self.ledger.unsure = (!e.nothing_stored()).then(|| e.to_string());
+            return Err(e);
+        }
+        self.ledger.unsure = None;
         self.ledger.deals.commit();
         self.done = true;
         let seqs = (self.appended > 0).then_some((first, head.seq));

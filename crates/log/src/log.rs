@@ -1,6 +1,8 @@
 //! The log: numbered events in sealed blocks over any [`BlockStore`].
 
-use crate::block::{self, Hash, Header, BLOCK_RAW_BYTES_TARGET, ZERO_HASH, ZSTD_LEVEL};
+use crate::block::{
+    self, Hash, Header, BLOCK_RAW_BYTES_TARGET, BLOCK_STORED_BYTES_MAX, ZERO_HASH, ZSTD_LEVEL,
+};
 use crate::error::LogError;
 use crate::store::BlockStore;
 use dealledger_events::codec::encode_record;
@@ -42,6 +44,20 @@ impl Head {
 pub struct Log<S> {
     store: S,
     head: Head,
+    /// How the log stands against its high-water mark, found on open.
+    mark: MarkState,
+}
+
+/// The log against the head its store last acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MarkState {
+    /// No mark (a new store, or one written before marks existed), or the log reaches it with
+    /// the same chain. A log ahead of its mark is normal: the mark lags by at most one barrier.
+    Sound,
+    /// The log ends below the mark: acknowledged events are gone.
+    Lost { ends_at: u64, acknowledged: u64 },
+    /// The log reaches the mark's seq with another chain: not the store that acknowledged it.
+    Mismatch { seq: u64 },
 }
 
 /// What `verify` found on a whole log.
@@ -53,22 +69,52 @@ pub struct Verified {
 }
 
 impl<S: BlockStore> Log<S> {
-    /// Opens the log, reading where it ends from its last block (checked).
+    /// Opens the log, reading where it ends from its last block (checked), and how that end
+    /// stands against the store's high-water mark. Opening a log that lost acknowledged events
+    /// succeeds (it can still be read and audited); [`Log::check_mark`] says why it must not be
+    /// written, and the [`crate::Ledger`] refuses it.
     pub fn open(store: S) -> Result<Log<S>, LogError> {
-        let head = match store.last()? {
-            None => Head::EMPTY,
-            Some((key, value)) => {
-                let header = block::header(key, &value)?;
-                Head { seq: header.last_seq(), chain: header.chain }
-            }
-        };
-        Ok(Log { store, head })
+        let (head, mark) = read_state(&store)?;
+        Ok(Log { store, head, mark })
     }
 
     /// A reader that sees the log up to `head` and nothing after it, whatever the store holds
     /// beyond: how the daemon's readers see only what its writer has made durable.
     pub fn at_head(store: S, head: Head) -> Log<S> {
-        Log { store, head }
+        Log { store, head, mark: MarkState::Sound }
+    }
+
+    /// Ok when the log reaches its high-water mark with the mark's chain (or has no mark);
+    /// otherwise the error naming what is missing. Nothing may be appended to a log that fails
+    /// this: its next sequence numbers were already given to acknowledged events.
+    pub fn check_mark(&self) -> Result<(), LogError> {
+        match self.mark {
+            MarkState::Sound => Ok(()),
+            MarkState::Lost { ends_at, acknowledged } => {
+                Err(LogError::LostTail { ends_at, acknowledged, mark: self.store.mark_location() })
+            }
+            MarkState::Mismatch { seq } => {
+                Err(LogError::MarkMismatch { seq, mark: self.store.mark_location() })
+            }
+        }
+    }
+
+    /// Makes everything the store holds durable and records the head as its mark: after a
+    /// write whose outcome was unknown, what the store shows is then what it keeps.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.store.append(&[], self.head)
+    }
+
+    /// Reads the head and the mark again from the store: after a write whose outcome was
+    /// unknown, the store may hold more than this handle knew.
+    pub fn reload(&mut self) -> Result<(), LogError> {
+        (self.head, self.mark) = read_state(&self.store)?;
+        Ok(())
+    }
+
+    /// The chain hash after `seq`, if `seq` ends a block (where checkpoints are taken).
+    pub fn chain_after(&self, seq: u64) -> Result<Option<Hash>, LogError> {
+        chain_after(&self.store, seq)
     }
 
     pub fn head(&self) -> Head {
@@ -101,7 +147,7 @@ impl<S: BlockStore> Log<S> {
             prev_chain = header.chain;
         }
         assert_eq!(Head { seq: expected_first - 1, chain: prev_chain }, sealed.head);
-        self.store.append(&sealed.blocks)?;
+        self.store.append(&sealed.blocks, sealed.head)?;
         self.head = sealed.head;
         Ok(())
     }
@@ -317,7 +363,47 @@ impl<S: BlockStore> Log<S> {
             });
         }
         assert!(digest_seen, "a digest within the head was checked");
+        self.check_mark()?;
         Ok(Verified { head: Head { seq: head, chain }, blocks, events: head })
+    }
+}
+
+/// Where the log in `store` ends (from its last block, checked) and how that end stands against
+/// the store's high-water mark.
+fn read_state<S: BlockStore>(store: &S) -> Result<(Head, MarkState), LogError> {
+    let head = match store.last()? {
+        None => Head::EMPTY,
+        Some((key, value)) => {
+            let header = block::header(key, &value)?;
+            Head { seq: header.last_seq(), chain: header.chain }
+        }
+    };
+    let mark = match store.mark()? {
+        None => MarkState::Sound,
+        Some(mark) if mark.seq > head.seq => MarkState::Lost { ends_at: head.seq, acknowledged: mark.seq },
+        Some(mark) => match chain_after(store, mark.seq)? {
+            Some(chain) if chain == mark.chain => MarkState::Sound,
+            _ => MarkState::Mismatch { seq: mark.seq },
+        },
+    };
+    if mark != MarkState::Sound {
+        tracing::error!(mark = %store.mark_location(), ?mark, head = head.seq, "the log does not match its high-water mark");
+    }
+    Ok((head, mark))
+}
+
+/// The chain hash after `seq`, if `seq` ends a block of `store` (marks and checkpoints are
+/// always taken at a head, so at the end of a block).
+pub(crate) fn chain_after<S: BlockStore + ?Sized>(store: &S, seq: u64) -> Result<Option<Hash>, LogError> {
+    if seq == 0 {
+        return Ok(Some(ZERO_HASH));
+    }
+    match store.block_at_or_before(seq)? {
+        Some((key, value)) => {
+            let header = block::header(key, &value)?;
+            Ok((header.last_seq() == seq).then_some(header.chain))
+        }
+        None => Ok(None),
     }
 }
 
@@ -332,6 +418,8 @@ pub struct Sealed {
 pub struct BlockWriter {
     compressor: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
+    /// Where each record of `raw` ends: a block too big once compressed is split between two.
+    record_ends: Vec<usize>,
     first_seq: u64,
     count: u32,
     head: Head,
@@ -343,6 +431,7 @@ impl BlockWriter {
         BlockWriter {
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context"),
             raw: Vec::with_capacity(BLOCK_RAW_BYTES_TARGET + 4096),
+            record_ends: Vec::with_capacity(8192),
             first_seq: head.seq + 1,
             count: 0,
             head,
@@ -359,6 +448,7 @@ impl BlockWriter {
     pub fn push(&mut self, version: u32, event: &Event) {
         assert!(event.recorded_at.is_some(), "recorded_at is resolved before storing");
         encode_record(version, event, &mut self.raw);
+        self.record_ends.push(self.raw.len());
         self.count += 1;
         if self.raw.len() >= BLOCK_RAW_BYTES_TARGET {
             self.seal();
@@ -369,13 +459,32 @@ impl BlockWriter {
         if self.count == 0 {
             return;
         }
-        let (value, chain) =
-            block::seal(&mut self.compressor, self.first_seq, self.count, &self.head.chain, &self.raw);
-        self.sealed.push((self.first_seq, value));
-        self.head = Head { seq: self.first_seq + u64::from(self.count) - 1, chain };
+        let records = std::mem::take(&mut self.record_ends);
+        self.seal_records(&records, 0);
+        self.record_ends = records;
+        self.record_ends.clear();
         self.first_seq = self.head.seq + 1;
         self.count = 0;
         self.raw.clear();
+    }
+
+    /// Seals the records whose ends are `ends` (the first starting at byte `start` of `raw`)
+    /// as one block, or as two halves if it compresses to more than [`BLOCK_STORED_BYTES_MAX`].
+    fn seal_records(&mut self, ends: &[usize], start: usize) {
+        let end = *ends.last().expect("at least one record");
+        let count = u32::try_from(ends.len()).expect("a block holds fewer than 2^32 events");
+        let first_seq = self.head.seq + 1;
+        let (value, chain) =
+            block::seal(&mut self.compressor, first_seq, count, &self.head.chain, &self.raw[start..end]);
+        if value.len() > BLOCK_STORED_BYTES_MAX && ends.len() > 1 {
+            let (left, right) = ends.split_at(ends.len() / 2);
+            let middle = *left.last().expect("a non-empty half");
+            self.seal_records(left, start);
+            self.seal_records(right, middle);
+            return;
+        }
+        self.sealed.push((first_seq, value));
+        self.head = Head { seq: first_seq + u64::from(count) - 1, chain };
     }
 
     pub fn finish(mut self) -> Sealed {

@@ -1,12 +1,18 @@
 //! The storage interface under the log: a small trait any backend can implement.
 //!
 //! The log speaks in sealed blocks keyed by their first sequence number, plus a few named
-//! metadata values (projection checkpoints). A backend stores bytes; it knows nothing of events,
-//! chains or compression. sled implements it today ([`crate::SledStore`]); a NATS JetStream
-//! stream (one message per block, `Nats-Expected-Last-Sequence` for the append condition, a KV
-//! bucket for metadata) can implement the same five methods.
+//! metadata values (projection checkpoints) and the high-water mark (the head last made
+//! durable, kept where losing the blocks cannot take it along). A backend stores bytes; it
+//! knows nothing of events or compression, and keeps the mark as an opaque (seq, hash) pair.
+//! sled implements it today ([`crate::SledStore`]); a NATS JetStream stream (one message per
+//! block, `Nats-Expected-Last-Sequence` for the append condition, a KV bucket for metadata and
+//! the mark) can implement the same methods.
+//!
+//! Durability is the backend's job and it is an operating-system fact: `append` returns Ok only
+//! once every byte of the write (and everything stored before it) would survive a power cut.
 
 use crate::error::LogError;
+use crate::log::Head;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -14,9 +20,22 @@ use std::sync::Mutex;
 pub type BlockVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, LogError> + 'a;
 
 pub trait BlockStore: Send + Sync {
-    /// Stores every block, all or nothing, and makes them durable before returning. Keys are
-    /// strictly increasing and above every stored key.
-    fn append(&self, blocks: &[(u64, Vec<u8>)]) -> Result<(), LogError>;
+    /// Stores every block, all or nothing; makes everything stored so far durable (the
+    /// barrier); then records `head` durably as the high-water mark. With no blocks it is the
+    /// barrier and the mark alone. Keys are strictly increasing and above every stored key.
+    /// On error: [`LogError::Store`] only when nothing of the write was stored, else
+    /// [`LogError::Uncertain`].
+    fn append(&self, blocks: &[(u64, Vec<u8>)], head: Head) -> Result<(), LogError>;
+
+    /// The high-water mark: the head recorded by the last successful `append`, if any.
+    fn mark(&self) -> Result<Option<Head>, LogError>;
+
+    /// Moves the mark to `head`, durably, whatever it was: only for the recovery a person
+    /// decides on after a lost tail (`dealledger recover --accept-loss`).
+    fn reset_mark(&self, head: Head) -> Result<(), LogError>;
+
+    /// Where the mark is kept, for messages (a file path, a bucket key).
+    fn mark_location(&self) -> String;
 
     /// The block with the greatest key <= `seq` (the one holding `seq`, if any).
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError>;
@@ -39,8 +58,17 @@ pub trait BlockStore: Send + Sync {
 
 /// A shared store: the daemon's writer and its readers hold one store between them.
 impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
-    fn append(&self, blocks: &[(u64, Vec<u8>)]) -> Result<(), LogError> {
-        (**self).append(blocks)
+    fn append(&self, blocks: &[(u64, Vec<u8>)], head: Head) -> Result<(), LogError> {
+        (**self).append(blocks, head)
+    }
+    fn mark(&self) -> Result<Option<Head>, LogError> {
+        (**self).mark()
+    }
+    fn reset_mark(&self, head: Head) -> Result<(), LogError> {
+        (**self).reset_mark(head)
+    }
+    fn mark_location(&self) -> String {
+        (**self).mark_location()
     }
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         (**self).block_at_or_before(seq)
@@ -67,6 +95,7 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
 pub struct MemStore {
     blocks: Mutex<BTreeMap<u64, Vec<u8>>>,
     meta: Mutex<BTreeMap<String, Vec<u8>>>,
+    mark: Mutex<Option<Head>>,
 }
 
 impl MemStore {
@@ -76,14 +105,19 @@ impl MemStore {
         edit(blocks.get_mut(&key).expect("block exists"));
     }
 
-    /// Drops a stored block, for gap tests.
+    /// Drops a stored block, for gap and lost-tail tests.
     pub fn remove(&self, key: u64) {
         self.blocks.lock().expect("not poisoned").remove(&key);
+    }
+
+    /// Keys of the stored blocks, in order.
+    pub fn keys(&self) -> Vec<u64> {
+        self.blocks.lock().expect("not poisoned").keys().copied().collect()
     }
 }
 
 impl BlockStore for MemStore {
-    fn append(&self, new: &[(u64, Vec<u8>)]) -> Result<(), LogError> {
+    fn append(&self, new: &[(u64, Vec<u8>)], head: Head) -> Result<(), LogError> {
         let mut blocks = self.blocks.lock().expect("not poisoned");
         let mut last = blocks.keys().next_back().copied();
         for (key, _) in new {
@@ -93,7 +127,21 @@ impl BlockStore for MemStore {
         for (key, value) in new {
             blocks.insert(*key, value.clone());
         }
+        *self.mark.lock().expect("not poisoned") = Some(head);
         Ok(())
+    }
+
+    fn mark(&self) -> Result<Option<Head>, LogError> {
+        Ok(*self.mark.lock().expect("not poisoned"))
+    }
+
+    fn reset_mark(&self, head: Head) -> Result<(), LogError> {
+        *self.mark.lock().expect("not poisoned") = Some(head);
+        Ok(())
+    }
+
+    fn mark_location(&self) -> String {
+        "(memory)".into()
     }
 
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {

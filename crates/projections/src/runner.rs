@@ -2,22 +2,30 @@
 
 use dealledger_events::codec::{decode_value, encode_value};
 use dealledger_events::EventRef;
-use dealledger_log::{BlockStore, Head, Log, LogError};
+use dealledger_log::{BlockStore, Log, LogError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Instant;
 
-/// A fold over the log. `apply` is called once per event in seq order and cannot fail.
+/// A fold over the log. `apply` is called once per event in seq order. An event the fold
+/// cannot take (one that only a corrupt log holds: an event of a deal never opened) is an
+/// error saying why, which the runner reports as corruption at that seq: never a panic.
 pub trait Projection: Serialize + DeserializeOwned + Default {
     /// Names the checkpoint in the store.
     const NAME: &'static str;
     /// Bump when the state's layout or meaning changes: older checkpoints are then rebuilt.
+    /// A golden test pins the state's bytes for a fixed history next to this number, so a
+    /// change to the fold that leaves it unbumped fails the tests.
     const VERSION: u32;
 
-    fn apply(&mut self, event: &EventRef<'_>);
+    fn apply(&mut self, event: &EventRef<'_>) -> Result<(), String>;
 
-    /// Called once after a checkpoint is decoded: rebuild what is not stored (indexes).
-    fn loaded(&mut self) {}
+    /// Called once after a checkpoint is decoded: rebuild what is not stored (indexes) and
+    /// check that the decoded state is one a fold could have produced. An error rejects the
+    /// checkpoint (it is rebuilt from the log).
+    fn loaded(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +57,9 @@ impl ReplayStats {
 }
 
 /// Checkpoint value: projection version (u32 LE), seq (u64 LE), the chain hash at seq (32
-/// bytes), then the encoded state.
-const CHECKPOINT_HEADER_BYTES: usize = 4 + 8 + 32;
+/// bytes), the state's length (u64 LE) and crc32c (u32 LE), then the encoded state. The
+/// checksum makes a torn or altered checkpoint a rebuild, never a wrong report.
+const CHECKPOINT_HEADER_BYTES: usize = 4 + 8 + 32 + 8 + 4;
 
 fn key<P: Projection>() -> String {
     format!("checkpoint/{}", P::NAME)
@@ -82,7 +91,10 @@ pub fn catch_up<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, Replay
     let events = fold(log, seq + 1, &mut projection)?;
     let saving = Instant::now();
     if events > 0 {
-        save_checkpoint(log, &projection)?;
+        // The checkpoint only saves time: a failure to save it is not this command's failure.
+        if let Err(e) = save_checkpoint(log, &projection) {
+            tracing::warn!(projection = P::NAME, error = %e, "could not save the checkpoint; the next run replays more");
+        }
     }
     let stats = ReplayStats {
         events,
@@ -100,7 +112,7 @@ fn fold<P: Projection, S: BlockStore>(
 ) -> Result<u64, ReplayError> {
     let mut events = 0;
     log.scan_refs(from, |event| {
-        projection.apply(event);
+        projection.apply(event).map_err(|why| LogError::Corrupt { seq: event.seq, why })?;
         events += 1;
         Ok(true)
     })?;
@@ -114,11 +126,14 @@ pub fn save_checkpoint<P: Projection, S: BlockStore>(
     projection: &P,
 ) -> Result<(), ReplayError> {
     let head = log.head();
-    let mut bytes = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
+    let state = encode_value(projection);
+    let mut bytes = Vec::with_capacity(CHECKPOINT_HEADER_BYTES + state.len());
     bytes.extend_from_slice(&P::VERSION.to_le_bytes());
     bytes.extend_from_slice(&head.seq.to_le_bytes());
     bytes.extend_from_slice(&head.chain);
-    bytes.extend(encode_value(projection));
+    bytes.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&state).to_le_bytes());
+    bytes.extend(state);
     log.store().put_meta(&key::<P>(), &bytes)?;
     Ok(())
 }
@@ -131,26 +146,38 @@ fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, 
     let Some(bytes) = log.store().get_meta(&key::<P>())? else {
         return Ok(None);
     };
-    if bytes.len() < CHECKPOINT_HEADER_BYTES {
-        tracing::warn!(projection = P::NAME, "checkpoint too short; rebuilding from the log");
+    let checkpoint = match parse_checkpoint::<P>(&bytes) {
+        Ok(checkpoint) => checkpoint,
+        Err(Unusable::Stale(version)) => {
+            tracing::info!(
+                projection = P::NAME,
+                version,
+                "checkpoint of another version; rebuilding from the log"
+            );
+            return Ok(None);
+        }
+        Err(Unusable::Damaged(why)) => {
+            tracing::warn!(projection = P::NAME, why, "damaged checkpoint; rebuilding from the log");
+            return Ok(None);
+        }
+    };
+    let (seq, chain) = (checkpoint.seq, checkpoint.chain);
+    if seq > log.head().seq {
+        tracing::warn!(projection = P::NAME, seq, "checkpoint is ahead of the log; rebuilding");
         return Ok(None);
     }
-    let version = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
-    let seq = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
-    let chain: [u8; 32] = bytes[12..44].try_into().expect("32 bytes");
-    if version != P::VERSION || seq > log.head().seq {
-        tracing::info!(projection = P::NAME, version, seq, "checkpoint is stale; rebuilding from the log");
-        return Ok(None);
-    }
-    if chain_at(log, seq)? != Some(chain) {
+    if log.chain_after(seq)? != Some(chain) {
         tracing::warn!(projection = P::NAME, seq, "checkpoint does not belong to this log; rebuilding");
         return Ok(None);
     }
-    match decode_value::<P>(&bytes[CHECKPOINT_HEADER_BYTES..]) {
-        Ok(mut projection) => {
-            projection.loaded();
-            Ok(Some((projection, seq)))
-        }
+    match decode_value::<P>(checkpoint.state) {
+        Ok(mut projection) => match projection.loaded() {
+            Ok(()) => Ok(Some((projection, seq))),
+            Err(why) => {
+                tracing::warn!(projection = P::NAME, why, "checkpoint holds an impossible state; rebuilding");
+                Ok(None)
+            }
+        },
         Err(e) => {
             tracing::warn!(projection = P::NAME, error = %e, "unreadable checkpoint; rebuilding from the log");
             Ok(None)
@@ -158,16 +185,41 @@ fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, 
     }
 }
 
-/// The chain hash after `seq`, if `seq` ends a block (checkpoints are always taken at a head).
-fn chain_at<S: BlockStore>(log: &Log<S>, seq: u64) -> Result<Option<[u8; 32]>, ReplayError> {
-    if seq == 0 {
-        return Ok(Some(Head::EMPTY.chain));
+/// A checkpoint's parts, checked against its header (not yet against the log).
+struct Checkpoint<'a> {
+    seq: u64,
+    chain: [u8; 32],
+    state: &'a [u8],
+}
+
+enum Unusable {
+    /// Written by another version of the projection.
+    Stale(u32),
+    Damaged(String),
+}
+
+fn parse_checkpoint<P: Projection>(bytes: &[u8]) -> Result<Checkpoint<'_>, Unusable> {
+    let field = |at: usize, len: usize| {
+        bytes
+            .get(at..at + len)
+            .ok_or_else(|| Unusable::Damaged(format!("{} bytes, shorter than its header", bytes.len())))
+    };
+    let u32_at = |at| field(at, 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |at| field(at, 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let version = u32_at(0)?;
+    if version != P::VERSION {
+        return Err(Unusable::Stale(version));
     }
-    match log.store().block_at_or_before(seq)? {
-        Some((key, value)) => {
-            let header = dealledger_log::block::header(key, &value)?;
-            Ok((header.last_seq() == seq).then_some(header.chain))
-        }
-        None => Ok(None),
+    let seq = u64_at(4)?;
+    let chain: [u8; 32] = field(12, 32)?.try_into().expect("32 bytes");
+    let len = u64_at(44)?;
+    let crc = u32_at(52)?;
+    let state = &bytes[CHECKPOINT_HEADER_BYTES.min(bytes.len())..];
+    if state.len() as u64 != len {
+        return Err(Unusable::Damaged(format!("state of {} bytes where {len} were written", state.len())));
     }
+    if crc32c::crc32c(state) != crc {
+        return Err(Unusable::Damaged("checksum mismatch".into()));
+    }
+    Ok(Checkpoint { seq, chain, state })
 }

@@ -22,7 +22,7 @@ pub fn timeline(lines: &[String]) -> Timeline {
             .admit(&mut submission, seq, Timestamp(0), &pipeline)
             .unwrap_or_else(|e| panic!("line {}: {e:?}", i + 1));
         let stored = StoredEvent { seq, version, event: submission.event };
-        timeline.apply(&EventRef::of(&stored));
+        timeline.apply(&EventRef::of(&stored)).expect("a valid history");
     }
     timeline
 }

@@ -33,7 +33,8 @@ impl Names {
         if let Some(&name) = self.index.get(text) {
             return name;
         }
-        let name = Name::try_from(self.strings.len()).expect("fewer than 2^32 distinct names");
+        // 2^32 distinct strings would take over 100 GB before this could fail.
+        let name = Name::try_from(self.strings.len()).expect("fewer than 2^32 distinct names fit in memory");
         self.strings.push(text.to_string());
         self.index.insert(text.to_string(), name);
         name
@@ -389,6 +390,84 @@ impl Timeline {
     }
 }
 
+impl Timeline {
+    /// A decoded checkpoint is only used if a fold could have produced it: every name it
+    /// refers to exists, every deal starts with its one `opened` and keeps its lists in `at`
+    /// order, ids are valid and distinct, and the latest instants are the latest of the lists.
+    /// Readers then index and compare without checks of their own.
+    fn check_loaded(&self) -> Result<(), String> {
+        let names = self.names.len();
+        let name = |name: Name, deal: &str| match (name as usize) < names {
+            true => Ok(()),
+            false => Err(format!("deal `{deal}` names string {name} of {names}")),
+        };
+        u32::try_from(self.deals.len()).map_err(|_| "more than 2^32 deals")?;
+        let mut ids = ahash::AHashSet::with_capacity(self.deals.len());
+        let (mut latest_at, mut latest_recorded_at) = (Timestamp::MIN, Timestamp::MIN);
+        for deal in &self.deals {
+            let id = deal.id.as_str();
+            dealledger_events::DealId::check(id)?;
+            if !ids.insert(id) {
+                return Err(format!("deal `{id}` appears twice"));
+            }
+            if !matches!(deal.entries.first(), Some(Entry { change: Change::Opened { .. }, .. })) {
+                return Err(format!("deal `{id}` does not start with its `opened`"));
+            }
+            for (i, entry) in deal.entries.iter().enumerate() {
+                match entry.change {
+                    Change::Opened { stage, owner, .. } => {
+                        if i > 0 {
+                            return Err(format!("deal `{id}` is opened twice"));
+                        }
+                        name(stage, id)?;
+                        name(owner, id)?;
+                    }
+                    Change::Moved { to: n } | Change::Owner { owner: n } | Change::Field { field: n, .. } => {
+                        name(n, id)?
+                    }
+                    Change::Requalified { stage: Some(n) } => name(n, id)?,
+                    _ => {}
+                }
+            }
+            let times = deal.entries.iter().map(|e| (e.at, e.recorded_at));
+            let times = times.chain(deal.touches.iter().map(|t| (t.at, t.recorded_at)));
+            for (at, recorded_at) in times {
+                if !at.is_valid() || !recorded_at.is_valid() {
+                    return Err(format!("deal `{id}` has an instant outside years 0000 to 9999"));
+                }
+                latest_at = latest_at.max(at);
+                latest_recorded_at = latest_recorded_at.max(recorded_at);
+            }
+            if !deal.entries.is_sorted_by_key(|e| e.at) || !deal.touches.is_sorted_by_key(|t| t.at) {
+                return Err(format!("deal `{id}`'s history is not in time order"));
+            }
+        }
+        let empty = self.deals.is_empty();
+        let expected = if empty {
+            (Timestamp::default(), Timestamp::default())
+        } else {
+            (latest_at, latest_recorded_at)
+        };
+        if (self.latest_at, self.latest_recorded_at) != expected {
+            return Err("the latest instants are not those of the history".into());
+        }
+        Ok(())
+    }
+
+    fn note_times(&mut self, at: Timestamp, recorded_at: Timestamp) {
+        self.latest_at = self.latest_at.max(at);
+        self.latest_recorded_at = self.latest_recorded_at.max(recorded_at);
+    }
+
+    /// The index of an event's deal, which a valid log opened before it.
+    fn deal_index(&self, event: &EventRef<'_>) -> Result<u32, String> {
+        self.index
+            .get(event.deal)
+            .copied()
+            .ok_or_else(|| format!("deal `{}` has an event before its `opened`", event.deal))
+    }
+}
+
 /// Inserts after every element with `at <= new.at`: the (at, seq) order, since seq only grows.
 fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(&T) -> Timestamp) {
     if items.last().is_none_or(|last| at_of(last) <= at) {
@@ -401,27 +480,33 @@ fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(
 
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
-    const VERSION: u32 = 3;
+    /// 4: the checkpoint gained a checksum (the state's meaning is that of 3).
+    const VERSION: u32 = 4;
 
-    fn loaded(&mut self) {
+    fn loaded(&mut self) -> Result<(), String> {
         self.names.reindex();
+        self.check_loaded()?;
         self.index = self.deals.iter().enumerate().map(|(i, d)| (d.id.clone(), i as u32)).collect();
+        Ok(())
     }
 
-    fn apply(&mut self, event: &EventRef<'_>) {
+    fn apply(&mut self, event: &EventRef<'_>) -> Result<(), String> {
         let (at, recorded_at) = (event.at, event.recorded_at);
-        self.latest_at = self.latest_at.max(at);
-        self.latest_recorded_at = self.latest_recorded_at.max(recorded_at);
         let names = &mut self.names;
         let change = match event.body {
             BodyRef::Opened { owner, amount, currency, stage, close_date, .. } => {
+                let stage = stage.ok_or("a stored `opened` without its stage")?;
+                if self.index.contains_key(event.deal) {
+                    return Err(format!("deal `{}` is opened a second time", event.deal));
+                }
+                let i = u32::try_from(self.deals.len()).map_err(|_| "more than 2^32 deals")?;
                 let change = Change::Opened {
-                    stage: names.intern(stage.expect("stored opened events name their stage")),
+                    stage: names.intern(stage),
                     owner: names.intern(owner),
                     amount_minor: amount.minor(),
                     close_date,
                 };
-                let i = u32::try_from(self.deals.len()).expect("fewer than 2^32 deals");
+                self.note_times(at, recorded_at);
                 self.index.insert(event.deal.to_string(), i);
                 self.current.touched(i, self.deals.len());
                 self.deals.push(DealHistory {
@@ -430,15 +515,16 @@ impl Projection for Timeline {
                     entries: vec![Entry { at, recorded_at, change }],
                     touches: Vec::new(),
                 });
-                return;
+                return Ok(());
             }
             BodyRef::Touch { channel, direction, minutes, contact } => {
                 let touch =
                     Touch { at, recorded_at, channel, direction, minutes, contact: contact.map(contact_key) };
-                let deal = self.index[event.deal];
+                let deal = self.deal_index(event)?;
+                self.note_times(at, recorded_at);
                 self.current.touched(deal, self.deals.len());
                 insert_ordered(&mut self.deals[deal as usize].touches, at, touch, |t| t.at);
-                return;
+                return Ok(());
             }
             BodyRef::StageMoved { to } => Change::Moved { to: names.intern(to) },
             BodyRef::Won { amount } => Change::Won { amount_minor: amount.map(|a| a.minor()) },
@@ -454,10 +540,12 @@ impl Projection for Timeline {
                 Change::Field { field: names.intern(field), set: !matches!(value, FieldValueRef::Clear) }
             }
         };
-        let deal = *self.index.get(event.deal).expect("stored events follow their deal's opened");
+        let deal = self.deal_index(event)?;
+        self.note_times(at, recorded_at);
         self.current.touched(deal, self.deals.len());
         insert_ordered(&mut self.deals[deal as usize].entries, at, Entry { at, recorded_at, change }, |e| {
             e.at
         });
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ fn fold_tail(ledger: &Ledger<MemStore>, from_seq: u64, timeline: &mut Timeline) 
     ledger
         .log()
         .scan_refs(from_seq, |event| {
-            timeline.apply(event);
+            timeline.apply(event).unwrap();
             Ok(true)
         })
         .unwrap();

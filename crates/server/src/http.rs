@@ -62,6 +62,18 @@ fn unavailable(code: &str, reason: String) -> Response {
     response
 }
 
+/// A write whose outcome nobody knows: the truthful answer, and what makes a retry safe.
+fn outcome_unknown(shared: &Shared, why: String) -> Response {
+    shared.metrics.reject("outcome_unknown");
+    unavailable(
+        "outcome_unknown",
+        format!(
+            "the events may or may not be stored ({why}); retry with the same source_id values: \
+             what was stored comes back as duplicates"
+        ),
+    )
+}
+
 fn refused(shared: &Shared, index: Option<usize>, rejection: &Rejection) -> Response {
     shared.metrics.reject(rejection.rule.as_str());
     let status = if rejection.rule.is_conflict() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
@@ -194,9 +206,7 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
 
 /// Queues work for the writer and waits for its answer.
 async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
-    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
-        return unavailable("writer_stopped", format!("the writer stopped after a storage error: {why}"));
-    }
+    // No short cut when the writer has failed: it answers (and retries its recovery) itself.
     let (reply, answer) = tokio::sync::oneshot::channel();
     shared.metrics.queue_depth.fetch_add(1, Relaxed);
     if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply })) {
@@ -229,16 +239,21 @@ async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
                 ),
             )
         }
-        Ok(Err(_)) => {
-            unavailable("writer_stopped", "the writer stopped before answering; nothing acknowledged".into())
-        }
+        // The writer dropped the reply: it panicked, or could not fold what it had stored.
+        Ok(Err(_)) => outcome_unknown(shared, "the writer failed before answering".into()),
         Ok(Ok(Answer::Refused { index, rejection })) => refused(shared, Some(index), &rejection),
-        Ok(Ok(Answer::Failed(why))) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            format!("nothing was stored: {why}"),
-            None,
-        ),
+        Ok(Ok(Answer::Failed(why))) => {
+            shared.metrics.reject("store_failed");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_failed",
+                format!("nothing was stored: {why}"),
+                None,
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            response
+        }
+        Ok(Ok(Answer::Unknown(why))) => outcome_unknown(shared, why),
         Ok(Ok(Answer::Acked { outcomes, ignored })) => {
             let mut events = Vec::with_capacity(outcomes.len());
             let (mut first, mut last, mut duplicates) = (None::<u64>, None::<u64>, 0u64);

@@ -4,6 +4,14 @@
 //! its own atomic unit inside one batch (a bad request is refused alone and never fails its
 //! neighbours), appends the whole group as one store write, flushes once, folds the new events
 //! into the live timeline, and only then answers every request of the group.
+//!
+//! Every answer is true. A failed write is answered "nothing stored" only when the store says
+//! so with certainty; otherwise "outcome unknown" (a retry with the same `source_id`s is safe).
+//! After an unknown outcome or a panic on this thread, the writer does not go on with state
+//! that may disagree with the store: it reopens the ledger (a barrier, then the state rebuilt
+//! from the store) and brings the timeline up to the store's head before it writes again.
+//! Until that succeeds, `/readyz` answers 503 naming the failure, requests are answered
+//! "nothing stored", and recovery is retried every [`RECOVER_RETRY_MS`].
 
 use crate::hubspot;
 use crate::metrics::Metrics;
@@ -20,6 +28,9 @@ use tokio::sync::oneshot;
 /// Events admitted into one group commit, at most: bounds a block write and the wait of the
 /// requests behind it.
 const GROUP_EVENTS_MAX: usize = 100_000;
+/// While the writer cannot write, it tries to recover this often, traffic or not, so that
+/// readiness comes back by itself once the store does.
+pub const RECOVER_RETRY_MS: u64 = 1_000;
 
 pub enum Work {
     Events(Vec<Submission>),
@@ -53,14 +64,25 @@ pub enum Answer {
     Acked { outcomes: Vec<(String, Outcome)>, ignored: u64 },
     /// The request's event `index` broke a rule; nothing of the request was stored.
     Refused { index: usize, rejection: Rejection },
-    /// The store failed; nothing of the request was stored and the writer has stopped.
+    /// The store failed and certainly stored nothing of the request.
     Failed(String),
+    /// The store failed while writing: the request's events may or may not be stored.
+    Unknown(String),
+}
+
+/// What the writer must do before it writes again.
+enum Health {
+    Healthy,
+    /// A write failed and stored nothing: a barrier proves the store writable again.
+    Refused(String),
+    /// A write's outcome is unknown, or the thread panicked: reopen and catch up.
+    Unsure(String),
 }
 
 pub type Store = Arc<dyn dealledger_log::BlockStore>;
 
 /// Runs until `Stop` or until the queue's senders are gone. Returns the ledger so the caller
-/// can checkpoint the timeline at its head.
+/// can checkpoint the timeline at its head, and whether it ended healthy.
 pub fn run(
     mut ledger: Ledger<Store>,
     clock: std::sync::Arc<dyn Clock + Send + Sync>,
@@ -68,9 +90,23 @@ pub fn run(
     shared: Arc<Shared>,
 ) -> Ledger<Store> {
     let metrics: &Metrics = &shared.metrics;
+    let mut health = Health::Healthy;
     let mut stopping = false;
     while !stopping {
-        let Ok(first) = queue.recv() else { break };
+        if !matches!(health, Health::Healthy) {
+            health = recover(&mut ledger, health, &shared);
+        }
+        let first = match &health {
+            Health::Healthy => match queue.recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            },
+            _ => match queue.recv_timeout(std::time::Duration::from_millis(RECOVER_RETRY_MS)) {
+                Ok(message) => message,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut group = Vec::new();
         let mut events = 0;
         let mut next = Some(first);
@@ -93,13 +129,94 @@ pub fn run(
         if group.is_empty() {
             continue;
         }
-        if let Err(why) = commit_group(&mut ledger, &*clock, group, &shared) {
-            tracing::error!(error = %why, "the store failed; the writer stops");
-            *shared.failed.lock().expect("not poisoned") = Some(why);
-            break;
+        if let Health::Refused(why) | Health::Unsure(why) = &health {
+            // Recovery failed just now: nothing is attempted, so nothing is stored.
+            let why = format!("the writer cannot write until the store recovers: {why}");
+            for job in group {
+                let _ = job.reply.send(Answer::Failed(why.clone()));
+            }
+            continue;
+        }
+        // A panic below (a bug, or in a backend) must not take the daemon's writer with it:
+        // the requests of the group lose their reply senders, which their handlers answer as
+        // "outcome unknown", and the ledger and timeline are rebuilt from the store.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_group(&mut ledger, &*clock, group, &shared)
+        }));
+        health = match committed {
+            Ok(Ok(())) => Health::Healthy,
+            Ok(Err(GroupFailure::NothingStored(why))) => Health::Refused(why),
+            Ok(Err(GroupFailure::Unknown(why))) => Health::Unsure(why),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Health::Unsure(format!("the writer panicked: {what}"))
+            }
+        };
+        if let Health::Refused(why) | Health::Unsure(why) = &health {
+            tracing::error!(error = %why, "a write failed; the writer recovers before it writes again");
+            *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
         }
     }
     ledger
+}
+
+/// Brings the writer back after a failure, or says why it cannot yet.
+fn recover(ledger: &mut Ledger<Store>, health: Health, shared: &Shared) -> Health {
+    let result = match &health {
+        Health::Healthy => return Health::Healthy,
+        // Nothing was stored and the state is as before: a barrier proves the store writable.
+        Health::Refused(_) => ledger.log().sync().map_err(|e| e.to_string()),
+        Health::Unsure(_) => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reopen(ledger, shared)))
+                .unwrap_or_else(|_| Err("recovering panicked".into()))
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(head = ledger.log().head().seq, "the writer recovered");
+            *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Health::Healthy
+        }
+        Err(why) => {
+            let why = match health {
+                Health::Refused(first) | Health::Unsure(first) => {
+                    format!("{first}; recovering failed: {why}")
+                }
+                Health::Healthy => why,
+            };
+            *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+            match ledger.unsure() {
+                Some(_) => Health::Unsure(why),
+                None => Health::Refused(why),
+            }
+        }
+    }
+}
+
+/// Reopens the ledger (barrier, then state from the store) and rebuilds the live timeline at
+/// the store's head: after an unknown outcome the store may hold a group nobody was told of,
+/// and after a panic the timeline may hold half of one.
+fn reopen(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
+    ledger.reopen().map_err(|e| e.to_string())?;
+    let (mut timeline, _) =
+        dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(ledger.log())
+            .map_err(|e| e.to_string())?;
+    timeline.refresh();
+    let mut live = shared.timeline.write().unwrap_or_else(|p| p.into_inner());
+    *live = timeline;
+    drop(live);
+    shared.timeline.clear_poison();
+    shared.head.send_replace(ledger.log().head());
+    Ok(())
+}
+
+enum GroupFailure {
+    NothingStored(String),
+    Unknown(String),
 }
 
 fn commit_group(
@@ -107,7 +224,7 @@ fn commit_group(
     clock: &dyn Clock,
     group: Vec<Job>,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), GroupFailure> {
     let metrics = &shared.metrics;
     let started = Instant::now();
     let mut answers: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(group.len());
@@ -142,14 +259,16 @@ fn commit_group(
         Ok(committed) => committed,
         Err(e) => {
             let why = e.to_string();
+            let certain = e.nothing_stored();
             for (reply, answer) in answers {
                 let answer = match answer {
-                    Answer::Acked { .. } => Answer::Failed(why.clone()),
+                    Answer::Acked { .. } if certain => Answer::Failed(why.clone()),
+                    Answer::Acked { .. } => Answer::Unknown(why.clone()),
                     other => other,
                 };
                 let _ = reply.send(answer);
             }
-            return Err(why);
+            return Err(if certain { GroupFailure::NothingStored(why) } else { GroupFailure::Unknown(why) });
         }
     };
     if let Some((first, _)) = committed.seqs {
@@ -161,18 +280,22 @@ fn commit_group(
         // acknowledgement reflects it.
         // On this thread (no read-ahead thread): the blocks were just written and are few.
         let mut timeline = shared.timeline.write().expect("not poisoned");
-        ledger
-            .log()
-            .scan_blocks(first, |header, raw| {
-                dealledger_log::block::decode_event_refs(header, raw, |event| {
-                    if event.seq >= first {
-                        timeline.apply(event);
-                    }
-                    Ok(())
-                })?;
-                Ok(true)
-            })
-            .map_err(|e| format!("reading back the events just committed: {e}"))?;
+        let folded = ledger.log().scan_blocks(first, |header, raw| {
+            dealledger_log::block::decode_event_refs(header, raw, |event| {
+                if event.seq >= first {
+                    timeline
+                        .apply(event)
+                        .map_err(|why| dealledger_log::LogError::Corrupt { seq: event.seq, why })?;
+                }
+                Ok(())
+            })?;
+            Ok(true)
+        });
+        if let Err(e) = folded {
+            // Durable, but not folded: the answers would not be true of reports, so none is
+            // given (the handlers answer "outcome unknown": a retry is all duplicates).
+            return Err(GroupFailure::Unknown(format!("reading back the events just committed: {e}")));
+        }
     }
     metrics.duplicates.fetch_add(committed.duplicates, Relaxed);
     shared.head.send_replace(committed.head);
