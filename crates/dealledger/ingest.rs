@@ -310,7 +310,7 @@ pub fn run_rows<S: BlockStore>(
     finish(batch, rejects, report, started)
 }
 
-/// Flushes the rejects file, commits the batch (durable on return) and completes the report.
+/// Flushes and syncs the rejects file, commits the batch (durable on return) and completes the report.
 fn finish<S: BlockStore>(
     batch: dealledger_log::Batch<'_, S>,
     rejects: Option<std::io::BufWriter<std::fs::File>>,
@@ -318,7 +318,8 @@ fn finish<S: BlockStore>(
     started: Instant,
 ) -> Result<Report> {
     if let Some(mut out) = rejects {
-        out.flush().context("cannot write the rejects file")?;
+        // The rejected lines are what a person retries from: kept as durably as the events.
+        out.flush().and_then(|()| out.get_ref().sync_data()).context("cannot write the rejects file")?;
     }
     let committed = batch.commit()?;
     report.ingested = committed.appended;

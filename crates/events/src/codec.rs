@@ -185,11 +185,46 @@ pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`encode_value`]; the whole input must be used.
+///
+/// bincode allocates a string's claimed length before it reads the string: without a limit,
+/// damaged bytes claiming 2^60 bytes abort the process. No honest claim adds up to more than
+/// the input, so the limit is the input's size rounded up to a power of four (bincode's limit is
+/// a compile-time constant, hence one instantiation per size class).
 pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    macro_rules! limited {
+        ($($bits:literal)*) => {
+            match bytes.len().max(1).next_power_of_two().trailing_zeros() {
+                $(b if b <= $bits => decode_limited::<T, { 1usize << $bits }>(bytes),)*
+                _ => Err(CodecError::Corrupt(format!("a value of {} bytes is over the 2^40 limit", bytes.len()))),
+            }
+        };
+    }
+    limited!(10 12 14 16 18 20 22 24 26 28 30 32 34 36 38 40)
+}
+
+fn decode_limited<T: serde::de::DeserializeOwned, const LIMIT_BYTES: usize>(
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT_BYTES>())
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::Corrupt(format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_abort() {
+        // A string claiming 2^60 bytes (varint marker 253, then a u64): before the limit this
+        // aborted the process trying to allocate it.
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(decode_value::<String>(&bytes).is_err());
+        assert!(decode_value::<Vec<String>>(&[1, 253, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
+        assert_eq!(decode_value::<String>(&encode_value(&"ok".to_string())).unwrap(), "ok");
+    }
 }

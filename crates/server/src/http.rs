@@ -295,7 +295,7 @@ fn read_events(shared: &Shared, from: u64, limit: usize) -> Result<Vec<(u64, Str
         Ok(stored.len() < limit)
     })
     .map_err(|e| e.to_string())?;
-    let timeline = shared.timeline.read().expect("not poisoned");
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(stored
         .iter()
         .map(|s| {
@@ -366,7 +366,7 @@ async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<Stri
 
 async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Response {
     if dealledger_events::DealId::parse(&id).is_err()
-        || shared.timeline.read().expect("not poisoned").deal(&id).is_none()
+        || shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner).deal(&id).is_none()
     {
         return error(
             StatusCode::NOT_FOUND,
@@ -447,10 +447,10 @@ async fn get_report(
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
         let shared = task_shared;
-        if !shared.timeline.read().expect("not poisoned").is_fresh() {
-            shared.timeline.write().expect("not poisoned").refresh();
+        if !shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_fresh() {
+            shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner).refresh();
         }
-        let timeline = shared.timeline.read().expect("not poisoned");
+        let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         dealledger_reports::answer(report, &params, &timeline, &shared.settings, now, format)
     })
     .await;
@@ -598,7 +598,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     };
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
-        let timeline = task_shared.timeline.read().expect("not poisoned");
+        let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let as_of = as_of.unwrap_or_else(|| dealledger_whatif::log_end(&timeline));
         let scope = dealledger_whatif::Scope { from, to, as_of, as_logged };
         let prepared = dealledger_whatif::Prepared::new(&timeline, &task_shared.settings, scope);
@@ -641,8 +641,8 @@ async fn get_metrics(State(shared): SharedState) -> Response {
 }
 
 async fn get_ready(State(shared): SharedState) -> Response {
-    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
-        return unavailable("writer_stopped", why);
+    if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+        return unavailable("writer_failed", format!("the writer cannot write: {why}"));
     }
     if *shared.shutdown.borrow() {
         return unavailable("shutting_down", "the daemon is shutting down".into());

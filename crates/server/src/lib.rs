@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     timeline: RwLock<Timeline>,
     /// The last durable head; readers never look past it.
     head: watch::Sender<Head>,
-    /// Set when the store failed and the writer stopped.
+    /// Why the writer cannot write, while it cannot (it retries its recovery by itself).
     failed: Mutex<Option<String>>,
     queue: mpsc::SyncSender<writer::Message>,
     store: Store,
@@ -142,11 +142,14 @@ pub fn run(
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     served.map_err(|e| ServeError::Runtime(e.to_string()))?;
-    if let Some(why) = shared.failed.lock().expect("not poisoned").clone() {
+    if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
         return Err(ServeError::Runtime(format!("the store failed: {why}")));
     }
-    let timeline = shared.timeline.read().expect("not poisoned");
-    save_checkpoint(ledger.log(), &*timeline)?;
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Only saves the next start time: a failure is worth a warning, not a failed shutdown.
+    if let Err(e) = save_checkpoint(ledger.log(), &*timeline) {
+        tracing::warn!(error = %e, "could not save the timeline's checkpoint; the next start replays more");
+    }
     Ok(Stopped { head: ledger.log().head() })
 }
 

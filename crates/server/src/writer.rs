@@ -279,7 +279,7 @@ fn commit_group(
         // Fold the new events before anyone hears of them: a report asked right after an
         // acknowledgement reflects it.
         // On this thread (no read-ahead thread): the blocks were just written and are few.
-        let mut timeline = shared.timeline.write().expect("not poisoned");
+        let mut timeline = shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let folded = ledger.log().scan_blocks(first, |header, raw| {
             dealledger_log::block::decode_event_refs(header, raw, |event| {
                 if event.seq >= first {
