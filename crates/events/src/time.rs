@@ -170,11 +170,18 @@ pub struct Date(pub i32);
 impl Date {
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Result<Date, String> {
-        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|e| format!("`{text}` is not a YYYY-MM-DD date ({e})"))?;
-        if text.len() != 10 {
+        // The shape first: chrono's %Y takes a sign and more digits (`+10000-1-1` is 10 bytes),
+        // which the ledger would then print in a form it refuses.
+        let b = text.as_bytes();
+        let shaped = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !shaped {
             return Err(format!("`{text}` is not a YYYY-MM-DD date"));
         }
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|e| format!("`{text}` is not a YYYY-MM-DD date ({e})"))?;
         let days = date.signed_duration_since(epoch_date()).num_days();
         Ok(Date(days as i32))
     }
@@ -249,6 +256,15 @@ mod tests {
         assert!(Timestamp::parse_rfc3339("2024-03-31T12:00:00.123456789Z").is_err());
         assert!(Timestamp::parse_rfc3339("2024-03-31").is_err());
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn a_date_is_exactly_yyyy_mm_dd() {
+        // chrono's %Y alone takes these; the ledger would print them in a form it refuses.
+        for bad in ["+10000-1-1", "-0001-01-01", "2024-1-015", "2024/01/01", "２０２４-01-01"] {
+            assert!(Date::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Date::parse("1970-01-02"), Ok(Date(1)));
     }
 
     #[test]
