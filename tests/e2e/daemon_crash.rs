@@ -3,7 +3,7 @@
 //! at the seq it was acknowledged with, there is no gap, and `audit verify` passes.
 
 use crate::daemon::{Daemon, TOKEN};
-use crate::harness::Ledger as Sandbox;
+use crate::harness::{deal_batch, Ledger as Sandbox};
 use dealledger_log::{Log, SledStore};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -35,20 +35,14 @@ fn acknowledged_events_survive_daemon_sigkill() {
                             break;
                         }
                         let deal = format!("C{cycle}-{c}-{b}");
-                        let mut lines = vec![format!(
-                            r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"source_id":"{deal}-0"}}"#
-                        )];
-                        lines.extend((1..BATCH_EVENTS).map(|i| {
-                            format!(
-                                r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"email","direction":"outbound","source_id":"{deal}-{i}"}}"#
-                            )
-                        }));
+                        let lines = deal_batch(&deal, BATCH_EVENTS);
                         let result = ureq::post(&format!("{url}/v1/events"))
                             .set("Authorization", &format!("Bearer {TOKEN}"))
                             .timeout(Duration::from_secs(10))
                             .send_string(&lines.join("\n"));
                         let Ok(response) = result else { break };
-                        let v: serde_json::Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+                        let v: serde_json::Value =
+                            serde_json::from_str(&response.into_string().unwrap()).unwrap();
                         for (i, event) in v["events"].as_array().unwrap().iter().enumerate() {
                             seen.push((format!("{deal}-{i}"), event["seq"].as_u64().unwrap()));
                         }

@@ -6,9 +6,8 @@
 //! `sync_file_range` is not a sync. Needs strace: skipped with the reason printed where it is
 //! missing, required when `DEALLEDGER_REQUIRE_TOOLS` is set (`.ci/run` installs it).
 
-use crate::harness::binary;
+use crate::harness::{binary, deal_batch, spawn_daemon};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -185,15 +184,7 @@ fn strace(trace: &Path) -> Command {
 }
 
 fn events(deal: &str, n: usize) -> String {
-    let mut lines = vec![format!(
-        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"source_id":"{deal}-0"}}"#
-    )];
-    lines.extend((1..n).map(|i| {
-        format!(
-            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"call","direction":"outbound","source_id":"{deal}-{i}"}}"#
-        )
-    }));
-    lines.join("\n") + "\n"
+    deal_batch(deal, n).join("\n") + "\n"
 }
 
 fn canonical_data(dir: &Path) -> (PathBuf, String) {
@@ -247,21 +238,8 @@ fn every_200_comes_after_every_fsync() {
     let dir = tempfile::tempdir().unwrap();
     let (data, data_text) = canonical_data(dir.path());
     let trace = dir.path().join("serve.trace");
-    let mut daemon = strace(&trace)
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address: {line:?}"))
-        .to_string();
+    let (mut daemon, url) =
+        spawn_daemon(strace(&trace).arg("--data").arg(&data).args(["serve", "--listen", "127.0.0.1:0"]));
     for (i, n) in [1usize, 40, 5_000].into_iter().enumerate() {
         let response =
             ureq::post(&format!("{url}/v1/events")).send_string(&events(&format!("S{i}"), n)).unwrap();

@@ -108,3 +108,27 @@ pub const OPEN_A: &str = r#"{"deal":"A-1","type":"opened","at":"2024-01-10T09:00
 pub fn a(kind: &str, day: u32, extra: &str) -> String {
     format!(r#"{{"deal":"A-1","type":"{kind}","at":"2024-01-{day:02}T10:00:00Z"{extra}}}"#)
 }
+
+/// One deal's batch: its `opened` then `events - 1` touches, with source_ids `DEAL-0`,
+/// `DEAL-1`, ...: what the durability tests write and then look for.
+pub fn deal_batch(deal: &str, events: usize) -> Vec<String> {
+    let mut lines = vec![format!(
+        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"source_id":"{deal}-0"}}"#
+    )];
+    lines.extend((1..events).map(|i| {
+        format!(
+            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"call","direction":"outbound","source_id":"{deal}-{i}"}}"#
+        )
+    }));
+    lines
+}
+
+/// Spawns a `serve` command (stdout piped) and reads the address it prints first.
+pub fn spawn_daemon(command: &mut Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}"));
+    (child, url.to_string())
+}

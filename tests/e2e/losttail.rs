@@ -3,19 +3,7 @@
 //! missing range named, `audit verify` fails naming it, and no acknowledged seq is given out
 //! again, until a person accepts the loss with `dealledger recover`, which is recorded.
 
-use crate::harness::{copy_dir, Ledger};
-
-fn batch(deal: &str, n: usize) -> Vec<String> {
-    let mut lines = vec![format!(
-        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"source_id":"{deal}-0"}}"#
-    )];
-    lines.extend((1..n).map(|i| {
-        format!(
-            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"call","direction":"outbound","source_id":"{deal}-{i}"}}"#
-        )
-    }));
-    lines
-}
+use crate::harness::{copy_dir, deal_batch as batch, Ledger};
 
 fn ingest(l: &Ledger, name: &str, lines: &[String]) -> crate::harness::Run {
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

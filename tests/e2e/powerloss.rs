@@ -13,11 +13,10 @@
 //! --nocapture` prints cycles, acknowledged and lost events). Needs root and FUSE: skipped with
 //! the reason printed where they are missing, required when `DEALLEDGER_REQUIRE_TOOLS` is set.
 
-use crate::harness::binary;
+use crate::harness::{binary, deal_batch, spawn_daemon};
 use dealledger_powercut::{Cut, Volume};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,16 +191,7 @@ impl Drop for Rig {
 }
 
 fn batch(cycle: usize, n: usize, events: usize) -> Vec<String> {
-    let deal = format!("P{cycle}-{n}");
-    let mut lines = vec![format!(
-        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"source_id":"{deal}-0"}}"#
-    )];
-    lines.extend((1..events).map(|i| {
-        format!(
-            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"email","direction":"outbound","source_id":"{deal}-{i}"}}"#
-        )
-    }));
-    lines
+    deal_batch(&format!("P{cycle}-{n}"), events)
 }
 
 /// Waits for `child` until `deadline`, then kills it; its exit status if it ended by itself.
@@ -265,21 +255,6 @@ fn acknowledged_ingests_survive_power_loss() {
     assert!(rig.acked.len() as u64 >= cycles as u64, "too few acknowledgements: {}", rig.acked.len());
 }
 
-/// `serve` on the mount, with its address read from its stdout.
-fn start_daemon(rig: &Rig) -> (Child, String) {
-    let mut child = rig
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}"));
-    (child, url.to_string())
-}
-
 #[test]
 fn acknowledged_daemon_writes_survive_power_loss() {
     if !fuse_available("acknowledged_daemon_writes_survive_power_loss") {
@@ -288,7 +263,7 @@ fn acknowledged_daemon_writes_survive_power_loss() {
     let cycles = env_number("DEALLEDGER_POWERCUT_CYCLES").map_or(DAEMON_CYCLES, |c| c as usize);
     let mut rig = Rig::new(&format!("[serve]\ntoken = \"{TOKEN}\"\n"));
     for cycle in 0..cycles {
-        let (mut daemon, url) = start_daemon(&rig);
+        let (mut daemon, url) = spawn_daemon(rig.command().args(["serve", "--listen", "127.0.0.1:0"]));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..DAEMON_CLIENTS)
             .map(|c| {

@@ -148,3 +148,27 @@ proptest! {
         exercise(&ledger);
     }
 }
+
+#[test]
+fn a_failed_checkpoint_write_keeps_the_old_one_and_only_an_explicit_replay_fails() {
+    use dealledger_log::faults::{Fault, FaultRates, FaultStore};
+    let store = Arc::new(FaultStore::new(3, FaultRates::default()));
+    let events: Vec<_> = history().iter().map(|l| parse_line(l).unwrap().event).collect();
+    let mut ledger = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    append(&mut ledger, &events[..7]);
+    let (_, first) = catch_up::<Timeline, _>(ledger.log()).unwrap();
+    assert_eq!(first.events, 7);
+    let saved = store.get_meta(KEY).unwrap().unwrap();
+    append(&mut ledger, &events[7..]);
+    // A report's catch-up cannot save its checkpoint: it answers anyway, and the old one stays.
+    store.force(Fault::MetaWrite);
+    let (timeline, stats) = catch_up::<Timeline, _>(ledger.log()).unwrap();
+    assert!(stats.from_checkpoint);
+    assert_eq!(stats.events, (events.len() - 7) as u64);
+    assert_eq!(store.get_meta(KEY).unwrap().unwrap(), saved);
+    let (full, _) = rebuild::<Timeline, _>(ledger.log()).unwrap();
+    assert_eq!(encode_value(&timeline), encode_value(&full));
+    // `dealledger replay` asked for the checkpoint: there the failure is the answer.
+    store.force(Fault::MetaWrite);
+    assert!(rebuild::<Timeline, _>(ledger.log()).is_err());
+}
