@@ -32,6 +32,9 @@ const DAEMON_BATCH_EVENTS: usize = 25;
 /// A cycle's writer is killed at a random moment within this long after it starts.
 const KILL_AFTER_MS_MAX: u64 = 1_500;
 const TOKEN: &str = "powercut-t0ken";
+/// Every cut checks the whole store, so a soak starts a fresh one every this many cycles:
+/// otherwise the checks grow with the square of the cycles.
+const STORE_CYCLES_MAX: usize = 40;
 
 /// Why a check failed; every failure names the seed and cycle so that they reproduce.
 macro_rules! lost {
@@ -72,7 +75,8 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(toml: &str) -> Rig {
+    /// The `store`-th fresh store of the run with `seed`.
+    fn new(toml: &str, seed: u64, store: u64) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let volume = Volume::new(&dir.path().join("volume")).unwrap();
         // Set up before the first mount: the backing directory is durable by definition, and
@@ -81,14 +85,12 @@ impl Rig {
         std::fs::write(volume.backing().join("data/dealledger.toml"), toml).unwrap();
         let mountpoint = dir.path().join("mnt");
         let mount = volume.mount(&mountpoint).unwrap();
-        let seed = env_number("DEALLEDGER_SEED").unwrap_or(SEED_DEFAULT);
-        eprintln!("powerloss: seed {seed} (DEALLEDGER_SEED={seed} reproduces this run)");
         Rig {
             _dir: dir,
             volume,
             mountpoint,
             mount: Some(mount),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(store.wrapping_mul(0x9e37_79b9))),
             seed,
             acked: BTreeMap::new(),
             head: 0,
@@ -182,6 +184,35 @@ impl Rig {
     }
 }
 
+/// The seed of this run, printed so that a failure can be replayed.
+fn seed() -> u64 {
+    let seed = env_number("DEALLEDGER_SEED").unwrap_or(SEED_DEFAULT);
+    eprintln!("powerloss: seed {seed} (DEALLEDGER_SEED={seed} reproduces this run)");
+    seed
+}
+
+/// Acknowledged and lost events over the stores of a run.
+#[derive(Default)]
+struct Totals {
+    acked: usize,
+    lost: u64,
+}
+
+impl Totals {
+    /// Counts `rig` in, and starts a fresh store every [`STORE_CYCLES_MAX`] cycles.
+    fn next_store(&mut self, rig: &mut Rig, cycle: usize, toml: &str) {
+        if cycle > 0 && cycle.is_multiple_of(STORE_CYCLES_MAX) {
+            self.add(rig);
+            *rig = Rig::new(toml, rig.seed, (cycle / STORE_CYCLES_MAX) as u64);
+        }
+    }
+
+    fn add(&mut self, rig: &Rig) {
+        self.acked += rig.acked.len();
+        self.lost += rig.lost_events;
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         if let Some(mount) = self.mount.take() {
@@ -215,9 +246,12 @@ fn acknowledged_ingests_survive_power_loss() {
         return;
     }
     let cycles = env_number("DEALLEDGER_POWERCUT_CYCLES").map_or(INGEST_CYCLES, |c| c as usize);
-    let mut rig = Rig::new("");
+    let seed = seed();
+    let mut rig = Rig::new("", seed, 0);
+    let mut totals = Totals::default();
     let inputs = tempfile::tempdir().unwrap();
     for cycle in 0..cycles {
+        totals.next_store(&mut rig, cycle, "");
         let deadline = Instant::now() + Duration::from_millis(rig.rng.gen_range(0..KILL_AFTER_MS_MAX));
         for n in 0.. {
             let lines = batch(cycle, n, rig.rng.gen_range(1..=INGEST_BATCH_EVENTS_MAX));
@@ -246,13 +280,12 @@ fn acknowledged_ingests_survive_power_loss() {
         }
         rig.cut_and_check(cycle);
     }
+    totals.add(&rig);
     println!(
-        "powerloss ingest: {cycles} cycles, {} events acknowledged, {} lost (seed {})",
-        rig.acked.len(),
-        rig.lost_events,
-        rig.seed
+        "powerloss ingest: {cycles} cycles, {} events acknowledged, {} lost (seed {seed})",
+        totals.acked, totals.lost
     );
-    assert!(rig.acked.len() as u64 >= cycles as u64, "too few acknowledgements: {}", rig.acked.len());
+    assert!(totals.acked >= cycles, "too few acknowledgements: {}", totals.acked);
 }
 
 #[test]
@@ -261,8 +294,12 @@ fn acknowledged_daemon_writes_survive_power_loss() {
         return;
     }
     let cycles = env_number("DEALLEDGER_POWERCUT_CYCLES").map_or(DAEMON_CYCLES, |c| c as usize);
-    let mut rig = Rig::new(&format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let seed = seed();
+    let toml = format!("[serve]\ntoken = \"{TOKEN}\"\n");
+    let mut rig = Rig::new(&toml, seed, 0);
+    let mut totals = Totals::default();
     for cycle in 0..cycles {
+        totals.next_store(&mut rig, cycle, &toml);
         let (mut daemon, url) = spawn_daemon(rig.command().args(["serve", "--listen", "127.0.0.1:0"]));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..DAEMON_CLIENTS)
@@ -304,11 +341,10 @@ fn acknowledged_daemon_writes_survive_power_loss() {
         }
         rig.cut_and_check(cycle);
     }
+    totals.add(&rig);
     println!(
-        "powerloss daemon: {cycles} cycles, {} events acknowledged, {} lost (seed {})",
-        rig.acked.len(),
-        rig.lost_events,
-        rig.seed
+        "powerloss daemon: {cycles} cycles, {} events acknowledged, {} lost (seed {seed})",
+        totals.acked, totals.lost
     );
-    assert!(rig.acked.len() >= cycles * DAEMON_BATCH_EVENTS, "too few acknowledgements: {}", rig.acked.len());
+    assert!(totals.acked >= cycles * DAEMON_BATCH_EVENTS, "too few acknowledgements: {}", totals.acked);
 }

@@ -3,7 +3,7 @@
 //! Boundary: this is the only crate that knows sled, and only [`sled_store`] does. Above the
 //! [`BlockStore`] trait everything speaks in events and sealed blocks, so that another backend
 //! (NATS JetStream for teams that outgrow one machine) is one more implementation of a
-//! five-method trait. It knows nothing of tokio, clap, JSON files or projections.
+//! small trait. It knows nothing of tokio, clap, JSON files or projections.
 //!
 //! - [`block`]: the sealed block format (zstd records, crc32c, blake3 chain).
 //! - [`Log`]: numbered events over a store: append sealed blocks, scan, read, verify.

@@ -1,10 +1,10 @@
 //! dealledger's ingest daemon: `dealledger serve`.
 //!
 //! HTTP (axum on tokio) in front of one writer thread that group-commits: every request is its
-//! own atomic unit, everything waiting is appended as one store write and flushed once, and a
-//! request is answered only after its events are durable and folded into the live timeline
-//! (so a report asked right after an acknowledgement reflects it). Readers (event pages, the
-//! SSE live tail, deal histories, reports) see the log only up to the last durable head.
+//! own atomic unit, everything waiting is appended as one store write made durable by one fsync
+//! barrier, and a request is answered only after its events are durable and folded into the live
+//! timeline (so a report asked right after an acknowledgement reflects it). Readers (event pages,
+//! the SSE live tail, deal histories, reports) see the log only up to the last durable head.
 //!
 //! Boundary: depends on the ledger's libraries (events, log, projections, reports) through
 //! their public APIs, and on the store only through `BlockStore`. It knows nothing of clap or of
