@@ -187,19 +187,24 @@ pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a value written by [`encode_value`]; the whole input must be used.
 ///
 /// bincode allocates a string's claimed length before it reads the string: without a limit,
-/// damaged bytes claiming 2^60 bytes abort the process. No honest claim adds up to more than
-/// the input, so the limit is the input's size rounded up to a power of four (bincode's limit is
-/// a compile-time constant, hence one instantiation per size class).
+/// damaged bytes claiming 2^60 bytes abort the process. bincode's limit counts what decoding
+/// builds in memory (a string's bytes, and every integer's full width however few bytes its
+/// varint took, at most 16 for one byte), so an honest input never claims more than 16 times
+/// its size: that, rounded up to a power of four, is the limit (a compile-time constant in
+/// bincode, hence one instantiation per size class). A damaged length can then cost an
+/// allocation of at most that much before the read fails, never an abort.
 pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    const CLAIM_PER_INPUT_BYTE_MAX: usize = 16;
+    let claim_max = bytes.len().max(1).saturating_mul(CLAIM_PER_INPUT_BYTE_MAX);
     macro_rules! limited {
         ($($bits:literal)*) => {
-            match bytes.len().max(1).next_power_of_two().trailing_zeros() {
+            match claim_max.next_power_of_two().trailing_zeros() {
                 $(b if b <= $bits => decode_limited::<T, { 1usize << $bits }>(bytes),)*
                 _ => Err(CodecError::Corrupt(format!("a value of {} bytes is over the 2^40 limit", bytes.len()))),
             }
         };
     }
-    limited!(10 12 14 16 18 20 22 24 26 28 30 32 34 36 38 40)
+    limited!(10 12 14 16 18 20 22 24 26 28 30 32 34 36 38 40 42 44)
 }
 
 fn decode_limited<T: serde::de::DeserializeOwned, const LIMIT_BYTES: usize>(
