@@ -33,8 +33,9 @@ const DAEMON_BATCH_EVENTS: usize = 25;
 const KILL_AFTER_MS_MAX: u64 = 1_500;
 const TOKEN: &str = "powercut-t0ken";
 /// Every cut checks the whole store, so a soak starts a fresh one every this many cycles:
-/// otherwise the checks grow with the square of the cycles.
-const STORE_CYCLES_MAX: usize = 40;
+/// otherwise the checks grow with the square of the cycles (the daemon's clients acknowledge
+/// some 20,000 events per cycle).
+const STORE_CYCLES_MAX: usize = 10;
 
 /// Why a check failed; every failure names the seed and cycle so that they reproduce.
 macro_rules! lost {
@@ -202,6 +203,7 @@ impl Totals {
     /// Counts `rig` in, and starts a fresh store every [`STORE_CYCLES_MAX`] cycles.
     fn next_store(&mut self, rig: &mut Rig, cycle: usize, toml: &str) {
         if cycle > 0 && cycle.is_multiple_of(STORE_CYCLES_MAX) {
+            eprintln!("powerloss: {cycle} cycles, {} events acknowledged", self.acked + rig.acked.len());
             self.add(rig);
             *rig = Rig::new(toml, rig.seed, (cycle / STORE_CYCLES_MAX) as u64);
         }
