@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod daemon;
 mod daemon_crash;
+mod doors;
 mod durability;
 mod harness;
 mod importers;

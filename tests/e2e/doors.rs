@@ -1,0 +1,142 @@
+//! Doors the daemon must keep shut (issue 12, item 3 and 8): an empty token, a cross-site
+//! "simple request" (text/plain POST), a page reaching the daemon by DNS rebinding (a foreign
+//! Host), internal text on /readyz, and an overflowing Last-Event-ID. Requests are written by
+//! hand on a TCP socket, so that every header is exactly what a browser or an attacker sends.
+
+use crate::daemon::{Daemon, TOKEN};
+use crate::harness::{binary, Ledger as Sandbox};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// Sends one HTTP/1.1 request and returns (status, body).
+fn raw(url: &str, request: &str) -> (u16, String) {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+fn post(url: &str, host: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
+    let content_type = content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
+    raw(
+        url,
+        &format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {host}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn get(url: &str, host: &str, path: &str, extra: &str) -> (u16, String) {
+    raw(url, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"))
+}
+
+const EVENT: &str = r#"{"deal":"D","type":"opened","at":"2025-01-10T09:00:00Z","owner":"o","amount":1}"#;
+
+#[test]
+// Expected to fail until the door is shut (issue 12).
+#[should_panic]
+fn an_empty_token_is_a_startup_error() {
+    for token in ["", "   "] {
+        let l = Sandbox::new();
+        std::fs::create_dir_all(l.data()).unwrap();
+        std::fs::write(l.data().join("dealledger.toml"), format!("[serve]\ntoken = \"{token}\"\n")).unwrap();
+        let mut child = std::process::Command::new(binary())
+            .arg("--data")
+            .arg(l.data())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(5) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("token {token:?}: serve started and kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "token {token:?}: serve succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("token"), "{stderr}");
+    }
+}
+
+#[test]
+// Expected to fail until the door is shut (issue 12).
+#[should_panic]
+fn a_cross_site_simple_request_cannot_write() {
+    // No token on loopback: a web page's form or fetch without preflight sends text/plain.
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, "");
+    let host = d.url.strip_prefix("http://").unwrap().to_string();
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let (status, body) = post(&d.url, &host, content_type, EVENT);
+        assert_eq!(status, 415, "{content_type:?}: {body}");
+    }
+    let (status, body) = get(&d.url, &host, "/v1/events", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("\"deal\""), "something was stored: {body}");
+    for content_type in ["application/json", "application/x-ndjson", "application/json; charset=utf-8"] {
+        let (status, body) = post(
+            &d.url,
+            &host,
+            Some(content_type),
+            &format!("[{}]", EVENT.replace("\"D\"", &format!("\"D{}\"", content_type.len()))),
+        );
+        assert_eq!(status, 200, "{content_type}: {body}");
+    }
+}
+
+#[test]
+// Expected to fail until the door is shut (issue 12).
+#[should_panic]
+fn a_rebinding_host_cannot_read() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, "");
+    let port = d.url.rsplit(':').next().unwrap().to_string();
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "localhost".to_string()] {
+        let (status, body) = get(&d.url, &host, "/v1/reports/pipeline", "");
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    for host in
+        [format!("attacker.example:{port}"), "attacker.example".to_string(), format!("127.0.0.2:{port}")]
+    {
+        let (status, body) = get(&d.url, &host, "/v1/reports/pipeline", "");
+        assert_eq!(status, 421, "{host}: {body}");
+    }
+}
+
+#[test]
+// Expected to fail until the door is shut (issue 12).
+#[should_panic]
+fn an_overflowing_last_event_id_is_a_bad_request() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let host = d.url.strip_prefix("http://").unwrap().to_string();
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let (status, body) =
+        get(&d.url, &host, "/v1/stream", &format!("{auth}Last-Event-ID: 18446744073709551615\r\n"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Last-Event-ID"), "{body}");
+    // The daemon is still there.
+    assert_eq!(get(&d.url, &host, "/healthz", "").0, 200);
+}
+
+#[test]
+fn readyz_tells_strangers_only_ready_or_not() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let host = d.url.strip_prefix("http://").unwrap().to_string();
+    let (status, body) = get(&d.url, &host, "/readyz", "");
+    assert_eq!((status, body.trim()), (200, "ready"));
+}
