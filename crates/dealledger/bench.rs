@@ -83,7 +83,11 @@ fn commit_quantile(metrics_url: &str, q: f64) -> Result<(u64, f64)> {
 
 fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<std::time::Duration> {
     let started = Instant::now();
-    let response = agent.post(url).send_string(body).map_err(|e| anyhow::anyhow!("POST {url}: {e}"))?;
+    let response = agent
+        .post(url)
+        .set("Content-Type", "application/x-ndjson")
+        .send_string(body)
+        .map_err(|e| anyhow::anyhow!("POST {url}: {e}"))?;
     let _ = response.into_string()?;
     Ok(started.elapsed())
 }

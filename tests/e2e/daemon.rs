@@ -51,6 +51,7 @@ impl Daemon {
         answer(
             ureq::post(&format!("{}{path}", self.url))
                 .set("Authorization", &format!("Bearer {TOKEN}"))
+                .set("Content-Type", json_type(body))
                 .send_string(body),
         )
     }
@@ -102,6 +103,15 @@ pub fn wait_exit(child: &mut Child) -> i32 {
     }
 }
 
+/// The media type of a request body: a JSON array, or NDJSON.
+pub fn json_type(body: &str) -> &'static str {
+    if body.trim_start().starts_with('[') {
+        "application/json"
+    } else {
+        "application/x-ndjson"
+    }
+}
+
 pub fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Value) {
     let (code, text) = match result {
         Ok(r) => (r.status(), r.into_string().unwrap()),
@@ -132,7 +142,11 @@ fn batches_errors_auth_and_live_reports() {
     let d = Daemon::start(&l, SERVE_TOML);
 
     // Without or with a wrong token: 401, and nothing else is said.
-    let (code, body) = answer(ureq::post(&format!("{}/v1/events", d.url)).send_string(&opened("A", "")));
+    let (code, body) = answer(
+        ureq::post(&format!("{}/v1/events", d.url))
+            .set("Content-Type", "application/json")
+            .send_string(&opened("A", "")),
+    );
     assert_eq!((code, body["error"].as_str()), (401, Some("unauthorized")));
     let (code, _) =
         answer(ureq::get(&format!("{}/v1/events", d.url)).set("Authorization", "Bearer wrong").call());
@@ -348,6 +362,7 @@ fn graceful_shutdown_keeps_every_acknowledged_batch() {
                     let deal = format!("G{c}-{b}");
                     let body = format!("{}\n{}", opened(&deal, ""), touch(&deal, 11, &format!("g{c}-{b}")));
                     let result = ureq::post(&format!("{url}/v1/events"))
+                        .set("Content-Type", "application/x-ndjson")
                         .set("Authorization", &format!("Bearer {TOKEN}"))
                         .timeout(Duration::from_secs(10))
                         .send_string(&body);
@@ -392,6 +407,7 @@ fn backpressure_answers_503_with_retry_after() {
                     let mut lines = vec![opened(&deal, "")];
                     lines.extend((0..1999).map(|i| touch(&deal, 11, &format!("q{c}-{r}-{i}"))));
                     let result = ureq::post(&format!("{url}/v1/events"))
+                        .set("Content-Type", "application/x-ndjson")
                         .set("Authorization", &format!("Bearer {TOKEN}"))
                         .send_string(&lines.join("\n"));
                     codes.push(match result {
@@ -437,6 +453,7 @@ fn hubspot_webhooks_signed_mapped_and_deduplicated() {
     let post = |body: &str, timestamp: &str, signature: &str| {
         answer(
             ureq::post(&uri)
+                .set("Content-Type", "application/json")
                 .set("X-HubSpot-Request-Timestamp", timestamp)
                 .set("X-HubSpot-Signature-v3", signature)
                 .send_string(body),

@@ -37,6 +37,7 @@ fn acknowledged_events_survive_daemon_sigkill() {
                         let deal = format!("C{cycle}-{c}-{b}");
                         let lines = deal_batch(&deal, BATCH_EVENTS);
                         let result = ureq::post(&format!("{url}/v1/events"))
+                            .set("Content-Type", "application/x-ndjson")
                             .set("Authorization", &format!("Bearer {TOKEN}"))
                             .timeout(Duration::from_secs(10))
                             .send_string(&lines.join("\n"));

@@ -241,8 +241,10 @@ fn every_200_comes_after_every_fsync() {
     let (mut daemon, url) =
         spawn_daemon(strace(&trace).arg("--data").arg(&data).args(["serve", "--listen", "127.0.0.1:0"]));
     for (i, n) in [1usize, 40, 5_000].into_iter().enumerate() {
-        let response =
-            ureq::post(&format!("{url}/v1/events")).send_string(&events(&format!("S{i}"), n)).unwrap();
+        let response = ureq::post(&format!("{url}/v1/events"))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&events(&format!("S{i}"), n))
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
     // The daemon is strace's child: SIGTERM goes to it, not to strace.

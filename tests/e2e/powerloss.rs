@@ -316,6 +316,7 @@ fn acknowledged_daemon_writes_survive_power_loss() {
                         let n = c * 1_000_000 + b;
                         let lines = batch(cycle, n, DAEMON_BATCH_EVENTS);
                         let sent = ureq::post(&format!("{url}/v1/events"))
+                            .set("Content-Type", "application/x-ndjson")
                             .set("Authorization", &format!("Bearer {TOKEN}"))
                             .timeout(Duration::from_secs(10))
                             .send_string(&lines.join("\n"));

@@ -23,6 +23,9 @@ pub struct ServeConfig {
     pub request_events_max: usize,
     pub queue_requests_max: usize,
     pub request_timeout_ms: u64,
+    /// Host header values accepted besides the listen address and `localhost` (a reverse
+    /// proxy's public name); names only, any port.
+    pub allowed_hosts: Vec<String>,
     pub hubspot: Option<HubSpotConfig>,
 }
 
@@ -35,6 +38,7 @@ impl Default for ServeConfig {
             request_events_max: REQUEST_EVENTS_MAX_DEFAULT,
             queue_requests_max: QUEUE_REQUESTS_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            allowed_hosts: Vec::new(),
             hubspot: None,
         }
     }
@@ -76,6 +80,7 @@ struct ServeSection {
     request_events_max: Option<usize>,
     queue_requests_max: Option<usize>,
     request_timeout_ms: Option<u64>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +103,7 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
             config.listen = listen.parse().map_err(|e| format!("[serve] listen `{listen}`: {e}"))?;
         }
         config.token = serve.token;
+        config.allowed_hosts = serve.allowed_hosts.unwrap_or_default();
         let positive = |name: &str, value: Option<usize>, default: usize| -> Result<usize, String> {
             match value {
                 Some(0) => Err(format!("[serve] {name} must be at least 1")),

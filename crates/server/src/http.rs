@@ -49,7 +49,92 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async {
             error(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/daemon.md)".into(), None)
         })
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), require_json_posts))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), require_own_host))
         .with_state(shared)
+}
+
+/// Whether the bytes are equal, in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+/// True when the request may see internal detail: no token is configured (loopback only), or
+/// it carries the right one.
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = &shared.config.token else { return true };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    same_secret(token.as_bytes(), given.trim().as_bytes())
+}
+
+/// On a loopback address, the Host header must name that address, `localhost`, or a name of
+/// `[serve] allowed_hosts`: a web page that rebinds its own name to 127.0.0.1 still sends its
+/// own name, and is refused. (On other addresses the token is the door.)
+async fn require_own_host(State(shared): SharedState, request: Request, next: Next) -> Response {
+    if shared.bound.ip().is_loopback() {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !own_host(host, shared.bound, &shared.config.allowed_hosts) {
+            shared.metrics.reject("wrong_host");
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "wrong_host",
+                format!(
+                    "Host `{}` is not this daemon ({} or localhost; a reverse proxy's name goes in [serve] allowed_hosts)",
+                    host.chars().take(100).collect::<String>(),
+                    shared.bound
+                ),
+                None,
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether `host` (a Host header: name, optional port) names `bound`.
+fn own_host(host: &str, bound: std::net::SocketAddr, allowed: &[String]) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        // `[::1]:7878`, `127.0.0.1:7878`, `localhost:7878`; a bare IPv6 literal has no port.
+        Some((name, port)) if !name.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, Some(port))
+        }
+        _ => (host, None),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        return true;
+    }
+    let port_ok = port.is_none_or(|p| p.parse::<u16>() == Ok(bound.port()));
+    let name_ok =
+        name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>() == Ok(bound.ip());
+    port_ok && name_ok
+}
+
+/// POSTs must say they carry JSON or NDJSON: a browser sends text/plain or a form encoding
+/// across sites without asking first (a "simple request"), never these.
+async fn require_json_posts(State(shared): SharedState, request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let content_type =
+            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && essence != "application/x-ndjson" {
+            shared.metrics.reject("unsupported_media_type");
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type `{}`: send application/json or application/x-ndjson",
+                    content_type.chars().take(100).collect::<String>()
+                ),
+                None,
+            );
+        }
+    }
+    next.run(request).await
 }
 
 fn error(status: StatusCode, code: &str, reason: String, index: Option<usize>) -> Response {
@@ -85,27 +170,16 @@ fn refused(shared: &Shared, index: Option<usize>, rejection: &Rejection) -> Resp
 }
 
 async fn require_token(State(shared): SharedState, request: Request, next: Next) -> Response {
-    if let Some(token) = &shared.config.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Constant time, so the answer's timing does not leak how much of the token matched.
-        let (a, b) = (token.as_bytes(), given.trim().as_bytes());
-        let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
-        if differ {
-            shared.metrics.reject("unauthorized");
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token (Authorization: Bearer TOKEN)".into(),
-                None,
-            );
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+    if !authorized(&shared, request.headers()) {
+        shared.metrics.reject("unauthorized");
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token (Authorization: Bearer TOKEN)".into(),
+            None,
+        );
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
     }
     next.run(request).await
 }
@@ -481,9 +555,9 @@ async fn get_stream(
     }
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let from = match resume {
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(seq) => seq + 1,
-            Err(_) => return bad_param("Last-Event-ID", format!("`{text}` is not a sequence number")),
+        Some(text) => match text.trim().parse::<u64>().ok().and_then(|seq| seq.checked_add(1)) {
+            Some(next) => next,
+            None => return bad_param("Last-Event-ID", format!("`{text}` is not a sequence number")),
         },
         None => match number(&query, "from_seq", shared.head.borrow().seq + 1) {
             Ok(n) => n.max(1),
@@ -640,9 +714,14 @@ async fn get_metrics(State(shared): SharedState) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render(head)).into_response()
 }
 
-async fn get_ready(State(shared): SharedState) -> Response {
+async fn get_ready(State(shared): SharedState, headers: HeaderMap) -> Response {
     if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
-        return unavailable("writer_failed", format!("the writer cannot write: {why}"));
+        // Store error text is for the operator, not for whoever can reach the port.
+        let reason = match authorized(&shared, &headers) {
+            true => format!("the writer cannot write: {why}"),
+            false => "not ready: the writer cannot write (details with the token)".into(),
+        };
+        return unavailable("writer_failed", reason);
     }
     if *shared.shutdown.borrow() {
         return unavailable("shutting_down", "the daemon is shutting down".into());

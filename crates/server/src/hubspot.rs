@@ -112,9 +112,8 @@ pub fn verify_v3(
     }
     let expected = sign_v3(secret, method, uri, body, timestamp);
     // Constant time: the comparison must not tell an attacker how many bytes matched.
-    let (a, b) = (expected.as_bytes(), signature.trim().as_bytes());
-    let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
-    if differ {
+    let equal: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.trim().as_bytes()).into();
+    if !equal {
         return Err(SignatureError::Mismatch);
     }
     Ok(())

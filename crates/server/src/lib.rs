@@ -33,6 +33,9 @@ pub use writer::Store;
 /// What every request handler and the writer share.
 pub(crate) struct Shared {
     config: ServeConfig,
+    /// The address actually bound (the port when `listen` asked for 0): what a Host header
+    /// must name on loopback.
+    bound: SocketAddr,
     hubspot: Option<HubSpotConfig>,
     settings: Settings,
     metrics: Metrics,
@@ -53,6 +56,8 @@ pub(crate) struct Shared {
 pub enum ServeError {
     #[error("refusing to listen on {0} without a token: set [serve] token in dealledger.toml or pass --token-file (only loopback addresses may go without)")]
     NoToken(SocketAddr),
+    #[error("the token is empty: it would match a request with no Authorization header; set a long random token ([serve] token or --token-file), or remove it to serve loopback only")]
+    EmptyToken,
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -82,6 +87,9 @@ pub fn run(
     listening: impl FnOnce(SocketAddr),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
+    if config.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+        return Err(ServeError::EmptyToken);
+    }
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));
     }
@@ -90,10 +98,25 @@ pub fn run(
     timeline.refresh();
     tracing::info!(events = stats.events, seconds = stats.seconds, "timeline caught up");
     let head = ledger.log().head();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dealledger-http")
+        .build()
+        .map_err(|e| ServeError::Runtime(e.to_string()))?;
+    let listener = {
+        let addr = config.listen;
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        std_listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener).map_err(|source| ServeError::Bind { addr, source })?
+    };
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let (queue_tx, queue_rx) = mpsc::sync_channel(config.queue_requests_max);
     let shared = Arc::new(Shared {
         hubspot: config.hubspot.clone(),
         config,
+        bound,
         settings,
         metrics: Metrics::default(),
         timeline: RwLock::new(timeline),
@@ -104,21 +127,6 @@ pub fn run(
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("dealledger-http")
-        .build()
-        .map_err(|e| ServeError::Runtime(e.to_string()))?;
-    let listener = {
-        let addr = shared.config.listen;
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-        std_listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(std_listener).map_err(|source| ServeError::Bind { addr, source })?
-    };
-    let bound =
-        listener.local_addr().map_err(|source| ServeError::Bind { addr: shared.config.listen, source })?;
     let writer_shared = shared.clone();
     let writer = std::thread::Builder::new()
         .name("dealledger-writer".into())

@@ -32,9 +32,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(store: Arc<FaultStore>) -> Daemon {
+        Daemon::start_with(store, None)
+    }
+
+    fn start_with(store: Arc<FaultStore>, token: Option<&str>) -> Daemon {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound) = mpsc::channel();
-        let config = ServeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServeConfig::default() };
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: token.map(str::to_string),
+            ..ServeConfig::default()
+        };
         let clock = Arc::new(FixedClock(Timestamp::parse_rfc3339("2026-01-15T12:00:00Z").unwrap()));
         let thread = std::thread::spawn(move || {
             dealledger_server::run(
@@ -81,7 +89,10 @@ fn batch(deal: &str, events: usize) -> String {
 
 /// (status, error code or "", the body as JSON).
 fn post(url: &str, body: &str) -> (u16, String, serde_json::Value) {
-    let answer = ureq::post(&format!("{url}/v1/events")).timeout(Duration::from_secs(30)).send_string(body);
+    let answer = ureq::post(&format!("{url}/v1/events"))
+        .set("Content-Type", "application/x-ndjson")
+        .timeout(Duration::from_secs(30))
+        .send_string(body);
     let (status, text) = match answer {
         Ok(r) => (r.status(), r.into_string().unwrap()),
         Err(ureq::Error::Status(status, r)) => (status, r.into_string().unwrap()),
@@ -208,6 +219,31 @@ fn a_failed_barrier_is_unknown_and_readiness_names_it_until_recovered() {
     daemon.stop().unwrap();
     store.crash();
     check_store(&store, &acked, "after the cut");
+}
+
+#[test]
+fn readiness_names_the_failure_only_to_who_has_the_token() {
+    let store = Arc::new(FaultStore::new(4, FaultRates::default()));
+    let daemon = Daemon::start_with(store.clone(), Some("s3cret"));
+    for _ in 0..3 {
+        store.force(Fault::Barrier);
+    }
+    let answer = ureq::post(&format!("{}/v1/events", daemon.url))
+        .set("Content-Type", "application/x-ndjson")
+        .set("Authorization", "Bearer s3cret")
+        .send_string(&batch("A", 2));
+    assert!(matches!(answer, Err(ureq::Error::Status(503, _))));
+    let (status, stranger) = get(&daemon.url, "/readyz");
+    assert_eq!(status, 503, "{stranger}");
+    assert!(!stranger.contains("fsync"), "a stranger reads the store's error: {stranger}");
+    let operator =
+        match ureq::get(&format!("{}/readyz", daemon.url)).set("Authorization", "Bearer s3cret").call() {
+            Err(ureq::Error::Status(503, r)) => r.into_string().unwrap(),
+            other => panic!("{other:?}"),
+        };
+    assert!(operator.contains("fsync failed"), "{operator}");
+    wait_ready(&daemon.url);
+    daemon.stop().unwrap();
 }
 
 #[test]
