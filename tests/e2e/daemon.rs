@@ -73,6 +73,19 @@ impl Daemon {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// SIGTERM, then the exit code if it comes within `limit` (else the daemon is killed).
+    pub fn terminate_within(mut self, limit: Duration) -> Option<i32> {
+        signal(&self.child, "TERM");
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGTERM, then the exit code.
     pub fn terminate(mut self) -> i32 {
         signal(&self.child, "TERM");
