@@ -157,8 +157,6 @@ fn slow_clients(
 }
 
 #[test]
-// Expected to fail until shutdown is bounded (issue 12, item 4): stalled bodies hold it.
-#[should_panic(expected = "did not exit cleanly")]
 fn slow_clients_neither_hold_the_daemon_nor_its_shutdown() {
     let l = Sandbox::new();
     let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
@@ -185,4 +183,49 @@ fn slow_clients_neither_hold_the_daemon_nor_its_shutdown() {
         l.data().join("store.meta").read_dir().is_ok_and(|mut d| d.next().is_some()),
         "no checkpoint saved"
     );
+}
+
+/// Bytes the daemon sends on `stream` until it closes it, or None if it is still open after
+/// `limit`.
+fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Some(String::from_utf8_lossy(&got).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn trickled_headers_idle_connections_and_the_connection_cap() {
+    let l = Sandbox::new();
+    let d = Daemon::start(
+        &l,
+        "[serve]\nheader_read_timeout_ms = 500\nidle_timeout_ms = 800\nbody_read_timeout_ms = 30000\nconnections_max = 3\n",
+    );
+    let addr = d.url.strip_prefix("http://").unwrap().to_string();
+    // Headers that never finish: closed at the header-read timeout.
+    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
+    trickle.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    assert!(closed_within(&mut trickle, Duration::from_secs(5)).is_some(), "trickled headers kept open");
+    // A body that stops: closed at the idle timeout, long before the body-read timeout.
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(format!("POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[").as_bytes())
+        .unwrap();
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).is_some(), "a stalled body kept open");
+    // Three open connections; the fourth is told to come back.
+    let held: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fourth = std::net::TcpStream::connect(&addr).unwrap();
+    let refused =
+        closed_within(&mut fourth, Duration::from_secs(5)).expect("the fourth connection is closed");
+    assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("too_many_connections"), "{refused}");
+    drop(held);
+    // Once they are gone (closed by the timeouts or by us), the daemon takes connections again.
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(get(&d.url, &addr, "/healthz", "").0, 200);
 }

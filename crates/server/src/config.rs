@@ -10,6 +10,22 @@ pub const REQUEST_EVENTS_MAX_DEFAULT: usize = 10_000;
 /// Requests waiting for the writer, at most: past it a request gets 503 (backpressure).
 pub const QUEUE_REQUESTS_MAX_DEFAULT: usize = 1024;
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// A body that has not fully arrived within this long is refused (408).
+pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// A client that has not sent a request's whole header within this long is disconnected; it
+/// also bounds how long a kept-alive connection may wait for its next request's header.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// A connection on which nothing moved either way for this long is closed.
+pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
+/// Open connections, at most: past it a client gets a 503 and the connection closes.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// After SIGTERM, connections get this long to finish; the rest are dropped, and the
+/// checkpoint is saved either way.
+pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// HubSpot deliveries are small (at most 100 notifications); the hook takes no more than this.
+pub const HUBSPOT_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// A delivery signed this far ahead of our clock is refused: a replayable future timestamp.
+pub const HUBSPOT_TIMESTAMP_AHEAD_MS_MAX: i64 = 5 * 60 * 1000;
 /// HubSpot signs a timestamp; older deliveries are refused (replay protection).
 pub const HUBSPOT_TIMESTAMP_AGE_MS_MAX: i64 = 5 * 60 * 1000;
 
@@ -23,6 +39,11 @@ pub struct ServeConfig {
     pub request_events_max: usize,
     pub queue_requests_max: usize,
     pub request_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub connections_max: usize,
+    pub shutdown_timeout_ms: u64,
     /// Host header values accepted besides the listen address and `localhost` (a reverse
     /// proxy's public name); names only, any port.
     pub allowed_hosts: Vec<String>,
@@ -38,6 +59,11 @@ impl Default for ServeConfig {
             request_events_max: REQUEST_EVENTS_MAX_DEFAULT,
             queue_requests_max: QUEUE_REQUESTS_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS_DEFAULT,
             allowed_hosts: Vec::new(),
             hubspot: None,
         }
@@ -63,6 +89,9 @@ pub struct HubSpotConfig {
     pub public_url: Option<String>,
     /// Owner given to deals HubSpot creates before any owner is known.
     pub default_owner: String,
+    /// The hook's own body limit, checked as the body arrives (it reads before it can check
+    /// the signature, so it takes much less than `[serve] body_bytes_max`).
+    pub body_bytes_max: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +109,11 @@ struct ServeSection {
     request_events_max: Option<usize>,
     queue_requests_max: Option<usize>,
     request_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    connections_max: Option<usize>,
+    shutdown_timeout_ms: Option<u64>,
     allowed_hosts: Option<Vec<String>>,
 }
 
@@ -91,6 +125,7 @@ struct HubSpotSection {
     stages: BTreeMap<String, String>,
     public_url: Option<String>,
     default_owner: Option<String>,
+    body_bytes_max: Option<usize>,
 }
 
 /// Reads `[serve]` and `[hubspot]` from a `dealledger.toml` text (other sections are other
@@ -117,6 +152,12 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
         config.queue_requests_max =
             positive("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT)?;
         config.request_timeout_ms = serve.request_timeout_ms.unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT).max(1);
+        let millis = |value: Option<u64>, default: u64| value.unwrap_or(default).max(1);
+        config.body_read_timeout_ms = millis(serve.body_read_timeout_ms, BODY_READ_TIMEOUT_MS_DEFAULT);
+        config.header_read_timeout_ms = millis(serve.header_read_timeout_ms, HEADER_READ_TIMEOUT_MS_DEFAULT);
+        config.idle_timeout_ms = millis(serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT);
+        config.shutdown_timeout_ms = millis(serve.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
+        config.connections_max = positive("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT)?;
     }
     if let Some(hubspot) = file.hubspot {
         if hubspot.app_secret.is_empty() {
@@ -139,6 +180,11 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
             stages,
             public_url: hubspot.public_url.map(|u| u.trim_end_matches('/').to_string()),
             default_owner: hubspot.default_owner.unwrap_or_else(|| "hubspot".to_string()),
+            body_bytes_max: match hubspot.body_bytes_max {
+                Some(0) => return Err("[hubspot] body_bytes_max must be at least 1".into()),
+                Some(n) => n,
+                None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
+            },
         });
     }
     Ok(config)

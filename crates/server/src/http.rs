@@ -184,17 +184,25 @@ async fn require_token(State(shared): SharedState, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The whole body, within the size limit and the request timeout.
-async fn read_body(shared: &Shared, body: Body) -> Result<axum::body::Bytes, Response> {
-    let limit = shared.config.body_bytes_max;
-    let timeout = Duration::from_millis(shared.config.request_timeout_ms);
+/// The whole body, within `limit` bytes (counted as it arrives: a larger body is refused before
+/// it is all read, `limit_name` says which setting) and the body-read timeout.
+async fn read_body(
+    shared: &Shared,
+    body: Body,
+    limit: usize,
+    limit_name: &str,
+) -> Result<axum::body::Bytes, Response> {
+    let timeout = Duration::from_millis(shared.config.body_read_timeout_ms);
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => {
             shared.metrics.reject("timeout");
             Err(error(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
-                format!("the body did not arrive within {} ms", shared.config.request_timeout_ms),
+                format!(
+                    "the body did not arrive within {} ms (body_read_timeout_ms)",
+                    shared.config.body_read_timeout_ms
+                ),
                 None,
             ))
         }
@@ -206,7 +214,7 @@ async fn read_body(shared: &Shared, body: Body) -> Result<axum::body::Bytes, Res
                 Err(error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
-                    format!("the body is larger than {limit} bytes (body_bytes_max)"),
+                    format!("the body is larger than {limit} bytes ({limit_name})"),
                     None,
                 ))
             } else {
@@ -219,10 +227,13 @@ async fn read_body(shared: &Shared, body: Body) -> Result<axum::body::Bytes, Res
 }
 
 async fn post_events(State(shared): SharedState, request: Request) -> Response {
-    let body = match read_body(&shared, request.into_body()).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+    let body =
+        match read_body(&shared, request.into_body(), shared.config.body_bytes_max, "[serve] body_bytes_max")
+            .await
+        {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
     match decode_events(&body, shared.config.request_events_max) {
         Decoded::Events(submissions) => submit(&shared, Work::Events(submissions)).await,
         Decoded::Bad(bad) => refused(&shared, bad.index, &bad.rejection),
@@ -255,7 +266,14 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
             format!("http://{host}{path}")
         }
     };
-    let body = match read_body(&shared, request.into_body()).await {
+    let body = match read_body(
+        &shared,
+        request.into_body(),
+        config.body_bytes_max,
+        "[hubspot] body_bytes_max",
+    )
+    .await
+    {
         Ok(body) => body,
         Err(response) => return response,
     };

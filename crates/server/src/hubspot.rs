@@ -8,7 +8,9 @@
 //! notification more than once, under different eventIds, so an event's `source_id` is a hash
 //! of what it says (type, object, property, value, occurredAt): a redelivery is a duplicate.
 
-use crate::config::{HubSpotConfig, StageTarget, HUBSPOT_TIMESTAMP_AGE_MS_MAX};
+use crate::config::{
+    HubSpotConfig, StageTarget, HUBSPOT_TIMESTAMP_AGE_MS_MAX, HUBSPOT_TIMESTAMP_AHEAD_MS_MAX,
+};
 use base64::Engine;
 use dealledger_events::{parse_line, Deals, Rejection, Rule, Submission, Timestamp};
 use hmac::{Hmac, Mac};
@@ -53,6 +55,8 @@ pub enum SignatureError {
         "the request timestamp is {age_ms} ms old; at most {HUBSPOT_TIMESTAMP_AGE_MS_MAX} ms are accepted"
     )]
     TooOld { age_ms: i64 },
+    #[error("the request timestamp is {ahead_ms} ms ahead of this daemon's clock; at most {HUBSPOT_TIMESTAMP_AHEAD_MS_MAX} ms are accepted (check the clock)")]
+    InFuture { ahead_ms: i64 },
     #[error("X-HubSpot-Signature-v3 does not match the request (check [hubspot] app_secret and public_url)")]
     Mismatch,
 }
@@ -109,6 +113,10 @@ pub fn verify_v3(
     let age_ms = (now.0 / 1000).saturating_sub(sent_ms);
     if age_ms > HUBSPOT_TIMESTAMP_AGE_MS_MAX {
         return Err(SignatureError::TooOld { age_ms });
+    }
+    // A signed future timestamp would stay replayable until it aged past the window.
+    if age_ms < -HUBSPOT_TIMESTAMP_AHEAD_MS_MAX {
+        return Err(SignatureError::InFuture { ahead_ms: age_ms.saturating_neg() });
     }
     let expected = sign_v3(secret, method, uri, body, timestamp);
     // Constant time: the comparison must not tell an attacker how many bytes matched.
@@ -316,7 +324,20 @@ mod tests {
         let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
         let verify = |ts: &str| verify_v3("secret", "POST", "https://h/x", b"[]", Some(ts), Some("sig"), now);
         assert_eq!(verify(&i64::MIN.to_string()), Err(SignatureError::TooOld { age_ms: i64::MAX }));
-        assert_eq!(verify(&i64::MAX.to_string()), Err(SignatureError::Mismatch));
+        assert!(matches!(verify(&i64::MAX.to_string()), Err(SignatureError::InFuture { .. })));
+    }
+
+    #[test]
+    fn a_timestamp_from_the_future_is_refused() {
+        let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let now_ms = now.0 / 1000;
+        for (ahead_ms, accepted) in [(60_000, true), (HUBSPOT_TIMESTAMP_AHEAD_MS_MAX, true), (600_000, false)]
+        {
+            let ts = (now_ms + ahead_ms).to_string();
+            let sig = sign_v3("secret", "POST", "https://h/x", b"[]", &ts);
+            let verified = verify_v3("secret", "POST", "https://h/x", b"[]", Some(&ts), Some(&sig), now);
+            assert_eq!(verified.is_ok(), accepted, "{ahead_ms} ms ahead: {verified:?}");
+        }
     }
 
     #[test]
@@ -347,6 +368,7 @@ mod tests {
                 .into(),
                 public_url: None,
                 default_owner: "hubspot".into(),
+                body_bytes_max: crate::config::HUBSPOT_BODY_BYTES_MAX_DEFAULT,
             }
         }
 

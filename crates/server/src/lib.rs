@@ -15,6 +15,7 @@ pub mod config;
 mod decode;
 mod http;
 pub mod hubspot;
+mod listen;
 mod metrics;
 mod writer;
 
@@ -136,20 +137,15 @@ pub fn run(
     tracing::info!(%bound, "listening");
     let router = http::router(shared.clone());
     let signal_shared = shared.clone();
-    let served = runtime.block_on(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down: finishing requests in flight");
-                signal_shared.shutdown.send_replace(true);
-            })
-            .await
-    });
+    let config = shared.config.clone();
+    runtime.block_on(listen::serve(listener, router, &config, stop, move || {
+        tracing::info!("shutting down: finishing requests in flight");
+        signal_shared.shutdown.send_replace(true);
+    }));
     // Every request has been answered; the writer finishes what is queued and stops.
     let _ = shared.queue.send(writer::Message::Stop);
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    served.map_err(|e| ServeError::Runtime(e.to_string()))?;
     if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
         return Err(ServeError::Runtime(format!("the store failed: {why}")));
     }
