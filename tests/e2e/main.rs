@@ -7,6 +7,7 @@ mod daemon_crash;
 mod doors;
 mod durability;
 mod harness;
+mod hubspot;
 mod importers;
 mod ingest;
 mod losttail;

