@@ -122,7 +122,145 @@ fn open_unknown_opens_a_deal_from_its_first_notification() {
     let events = history(&d, "hubspot-888");
     let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(kinds, ["opened", "stage_moved"], "{events:?}");
-    // A redelivery is all duplicates: the opening has a source_id of its own.
+    // A redelivery is a duplicate, and opens nothing again.
     let (code, ack) = deliver(&d, &delivery);
-    assert_eq!((code, ack["duplicates"].as_u64()), (200, Some(2)), "{ack}");
+    assert_eq!((code, ack["duplicates"].as_u64(), ack["last_seq"].as_u64()), (200, Some(1), None), "{ack}");
+    assert_eq!(history(&d, "hubspot-888").len(), 2);
+    // The opening says where it came from, and a later notification of the deal is a change.
+    let (code, text) = d.get("/v1/deals/hubspot-888");
+    assert!(code == 200 && text.contains("hubspot-open-unknown"), "{text}");
+}
+
+/// The webhook deliveries that tell the same changes as the backfill fixtures
+/// (tests/fixtures/hubspot): 888 was created before the app was installed, so no creation.
+fn webhook_deliveries() -> Vec<String> {
+    let t_999 = 1_736_668_800_000; // 2025-01-12T08:00:00Z
+    vec![
+        format!(
+            "[{},{},{},{},{},{}]",
+            note(11, T0 + 1000, 777, "deal.propertyChange", "dealstage", "presentationscheduled"),
+            note(10, T0, 777, "deal.creation", "", ""),
+            note(12, T0, 777, "deal.propertyChange", "dealstage", "appointmentscheduled"),
+            note(13, T0 + 500, 777, "deal.propertyChange", "hubspot_owner_id", "5"),
+            note(14, T0 + 2000, 777, "deal.propertyChange", "amount", "25000.50"),
+            note(15, T0 + 3000, 777, "deal.propertyChange", "closedate", "1740787200000"),
+        ),
+        format!("[{}]", note(20, T0 + 2000, 888, "deal.propertyChange", "dealstage", "qualifiedtobuy")),
+        format!(
+            "[{},{},{},{}]",
+            note(30, T0 + 86_400_000, 777, "deal.propertyChange", "dealstage", "closedwon"),
+            note(31, t_999, 999, "deal.creation", "", ""),
+            note(32, t_999, 999, "deal.propertyChange", "dealstage", "appointmentscheduled"),
+            note(33, t_999 + 86_400_000, 999, "deal.propertyChange", "dealstage", "closedlost"),
+        ),
+    ]
+}
+
+fn backfill(l: &Sandbox) -> serde_json::Value {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hubspot");
+    let run = l
+        .run(&[
+            "ingest",
+            "--format",
+            "hubspot-deals",
+            "--output",
+            "json",
+            &format!("{fixtures}/deals-page-1.json"),
+            &format!("{fixtures}/deals-page-2.json"),
+        ])
+        .ok();
+    run.json()
+}
+
+/// Every deal's events as (at, type, source_id, details), sorted: what was stored, whatever the
+/// order it arrived in.
+fn stored(l: &Sandbox) -> Vec<String> {
+    let mut all = Vec::new();
+    for deal in ["hubspot-777", "hubspot-888", "hubspot-999"] {
+        let run = l.run(&["audit", "deal", deal, "--format", "json"]).ok();
+        for e in run.json().as_array().unwrap() {
+            let mut e = e.clone();
+            let object = e.as_object_mut().unwrap();
+            for volatile in ["seq", "version", "recorded_at", "appended_at"] {
+                object.remove(volatile);
+            }
+            all.push(e.to_string());
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+#[should_panic]
+fn backfill_and_webhooks_store_each_change_once_in_either_order() {
+    // Webhooks first (888's move is quarantined: the deal is unknown), then the backfill, then
+    // a retry, which finds 888's move stored by the backfill.
+    let first = Sandbox::new();
+    let d = Daemon::start(&first, &toml("", ""));
+    let mut quarantined = 0;
+    for delivery in webhook_deliveries() {
+        let (code, ack) = deliver(&d, &delivery);
+        assert_eq!(code, 200, "{ack}");
+        quarantined += ack["quarantined"].as_u64().unwrap();
+    }
+    assert_eq!(quarantined, 1, "only 888's move, whose deal the ledger has not seen");
+    assert_eq!(d.terminate(), 0);
+    let filled = backfill(&first);
+    assert_eq!(filled["ingested"], 3, "888's opening, amount and move: {filled}");
+    let run = first.run(&["quarantine", "retry", "--format", "json"]).ok();
+    assert_eq!(
+        (run.json()["admitted"].as_u64(), run.json()["remaining"].as_u64()),
+        (Some(0), Some(0)),
+        "{}",
+        run.stdout
+    );
+    let listed = first.run(&["audit", "quarantine", "--format", "json"]).ok().json();
+    assert_eq!(listed["count"], 0, "{listed}");
+
+    // The backfill first, then the same webhooks: every one a duplicate or ignored.
+    let second = Sandbox::new();
+    std::fs::create_dir_all(second.data()).unwrap();
+    std::fs::write(second.data().join("dealledger.toml"), toml("", "")).unwrap();
+    let filled = backfill(&second);
+    assert_eq!(filled["ingested"], 11, "{filled}");
+    let d = Daemon::start(&second, &toml("", ""));
+    for delivery in webhook_deliveries() {
+        let (code, ack) = deliver(&d, &delivery);
+        assert_eq!(
+            (code, ack["quarantined"].as_u64(), ack["first_seq"].as_u64()),
+            (200, Some(0), None),
+            "{ack}"
+        );
+    }
+    assert_eq!(d.terminate(), 0);
+
+    let (a, b) = (stored(&first), stored(&second));
+    assert_eq!(a.len(), 11, "{a:#?}");
+    assert_eq!(a, b);
+    assert_eq!(first.run(&["audit", "verify"]).code, 0);
+}
+
+#[test]
+#[should_panic]
+fn a_backfill_with_an_unmapped_stage_stores_nothing_and_names_it() {
+    let l = Sandbox::new();
+    std::fs::create_dir_all(l.data()).unwrap();
+    // No mapping for presentationscheduled.
+    let config = toml("", "").replace("presentationscheduled = \"quote\"\n", "");
+    std::fs::write(l.data().join("dealledger.toml"), config).unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hubspot");
+    let run = l.run(&["ingest", "--format", "hubspot-deals", &format!("{fixtures}/deals-page-1.json")]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("deal 777") && run.stderr.contains("presentationscheduled"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(l.run(&["stats", "--format", "json"]).json()["events"], 0);
+    // Without a [hubspot] section there is no stage map to go through.
+    std::fs::write(l.data().join("dealledger.toml"), "").unwrap();
+    let run = l.run(&["ingest", "--format", "hubspot-deals", &format!("{fixtures}/deals-page-1.json")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("[hubspot]"), "{}", run.stderr);
 }
