@@ -32,10 +32,26 @@ fn get(url: &str, data: &DataDir, path: &str, query: &[(&str, String)]) -> Resul
     for (key, value) in query {
         request = request.query(key, value);
     }
-    if let Some(token) = token(data) {
-        request = request.set("Authorization", &format!("Bearer {token}"));
+    answer(base, authorized(request, data).call())
+}
+
+/// POST `body` (JSON) to `path` of the daemon at `url`: the answer's text, or the daemon's reason.
+pub fn post(url: &str, data: &DataDir, path: &str, body: &str) -> Result<String> {
+    let base = url.trim_end_matches('/');
+    let request = ureq::post(&format!("{base}{path}")).set("Content-Type", "application/json");
+    answer(base, authorized(request, data).send_string(body))
+}
+
+fn authorized(request: ureq::Request, data: &DataDir) -> ureq::Request {
+    match token(data) {
+        Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+        None => request,
     }
-    match request.call() {
+}
+
+/// The text of an answer (at most [`ANSWER_BYTES_MAX`]), or the daemon's reason for refusing.
+fn answer(base: &str, result: Result<ureq::Response, ureq::Error>) -> Result<String> {
+    match result {
         Ok(response) => {
             let mut text = String::new();
             std::io::Read::read_to_string(

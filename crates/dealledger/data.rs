@@ -12,6 +12,8 @@ const STORE_DIR: &str = "store";
 const LOCK_FILE: &str = "writer.lock";
 /// The record of every loss a person accepted with `dealledger recover`, one JSON line each.
 const LOSSES_FILE: &str = "losses.jsonl";
+/// HubSpot notifications the daemon could not admit yet (`dealledger audit quarantine`).
+const QUARANTINE_FILE: &str = "quarantine.jsonl";
 
 pub struct DataDir {
     pub path: PathBuf,
@@ -24,6 +26,19 @@ impl DataDir {
 
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_DIR)
+    }
+
+    pub fn quarantine_path(&self) -> PathBuf {
+        self.path.join(QUARANTINE_FILE)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join(CONFIG_FILE)
+    }
+
+    /// The URL of the daemon holding the writer lock, if one does.
+    pub fn daemon_url(&self) -> Option<String> {
+        self.lock_holder().1
     }
 
     pub fn losses_path(&self) -> PathBuf {

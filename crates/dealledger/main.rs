@@ -12,6 +12,7 @@ mod data;
 mod demo;
 mod ingest;
 mod plot;
+mod quarantine;
 mod report;
 mod table;
 mod whatif;
@@ -81,6 +82,11 @@ enum Command {
     /// Backtest a disqualification policy on the real history: what it saves, which wins it
     /// throws away (docs/whatif.md)
     Whatif(whatif::WhatIfArgs),
+    /// HubSpot notifications that could not be admitted yet (docs/daemon.md, HubSpot)
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Inspect and prove the log
     Audit {
         #[command(subcommand)]
@@ -174,6 +180,9 @@ enum InputFormat {
     FieldChanges,
     /// One row per opportunity (a CRM report export; the Maven sales_pipeline.csv layout)
     OpportunitiesCsv,
+    /// HubSpot's CRM v3 deals pages with propertiesWithHistory (the backfill; stages through
+    /// [hubspot.stages], the same events as the webhooks)
+    HubspotDeals,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +202,21 @@ enum AuditCommand {
     },
     /// Print (head sequence, chain hash) as JSON, to keep elsewhere and check with `verify --digest`
     Digest,
+    /// The HubSpot notifications held back (deal never seen, stage not mapped, ...), with why
+    Quarantine {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Admit every quarantined HubSpot notification that can be admitted now (after adding a
+    /// stage mapping or backfilling the deal); asks the daemon when it holds the ledger
+    Retry {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -282,7 +306,11 @@ fn run(cli: Cli) -> Result<()> {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
             AuditCommand::Digest => audit::digest(&data),
+            AuditCommand::Quarantine { format } => quarantine::list(&data, format),
         },
+        Command::Quarantine { command: QuarantineCommand::Retry { format } } => {
+            quarantine::retry(&data, clock, format)
+        }
         Command::Recover(args) => {
             audit::recover(&data, clock, args.accept_loss.as_deref(), args.accept_replaced_store)
         }
@@ -327,6 +355,16 @@ fn import(
         InputFormat::SalesforceHistory => dealledger_import::salesforce::import(&files, &options),
         InputFormat::FieldChanges => dealledger_import::field_changes::import(&files, &options),
         InputFormat::OpportunitiesCsv => dealledger_import::opportunities::import(&files, &options),
+        InputFormat::HubspotDeals => {
+            let hubspot = data.serve_config()?.hubspot.ok_or_else(|| Exit {
+                code: 2,
+                message: format!(
+                    "the HubSpot backfill maps stages through [hubspot.stages] of {}, which has no [hubspot] section",
+                    data.config_path().display()
+                ),
+            })?;
+            dealledger_import::hubspot::import(&files, &options.pipeline, &hubspot.mapping())
+        }
         InputFormat::Jsonl => unreachable!("JSON Lines does not go through an importer"),
     }
     .map_err(|e| Exit { code: 3, message: format!("{e}") })?;
@@ -361,6 +399,8 @@ fn serve(
         }
         config.token = Some(token);
     }
+    config.quarantine_path = Some(data.quarantine_path());
+    config.config_path = Some(data.config_path());
     let mut lock = data.lock_writer("dealledger serve")?;
     let pipeline = data.pipeline()?;
     let settings = data.settings()?;

@@ -528,14 +528,18 @@ fn hubspot_webhooks_signed_mapped_and_deduplicated() {
     let (code, ack) = post(&again, &ts, &sign("hs-secret", &uri, &again, &ts));
     assert_eq!(code, 200, "{ack}");
     assert_eq!((ack["duplicates"].as_u64(), ack["first_seq"].is_null()), (Some(4), true));
-    // Won through the stage map; an unmapped stage is a clear 400 naming it.
+    // Won through the stage map; an unmapped stage is quarantined, named, and the delivery 200.
     let won = format!("[{}]", note(20, t0 + 86_400_000, "deal.propertyChange", "dealstage", "closedwon"));
     let (code, ack) = post(&won, &ts, &sign("hs-secret", &uri, &won, &ts));
     assert_eq!((code, ack["last_seq"].as_u64()), (200, Some(5)), "{ack}");
     let odd = format!("[{}]", note(21, t0 + 90_000_000, "deal.propertyChange", "dealstage", "contractsent"));
     let (code, err) = post(&odd, &ts, &sign("hs-secret", &uri, &odd, &ts));
-    assert_eq!((code, err["error"].as_str()), (400, Some("unknown_stage")), "{err}");
-    assert!(err["reason"].as_str().unwrap().contains("`contractsent`"), "{err}");
+    assert_eq!(
+        (code, err["quarantined"].as_u64(), err["quarantine"][0]["rule"].as_str()),
+        (200, Some(1), Some("unknown_stage")),
+        "{err}"
+    );
+    assert!(err["quarantine"][0]["reason"].as_str().unwrap().contains("`contractsent`"), "{err}");
     let pipeline = d.get_json("/v1/reports/pipeline");
     assert_eq!(pipeline["closed"]["won"], 1);
     let metrics = d.get("/metrics").1;

@@ -3,6 +3,9 @@
 //! - [`salesforce`]: Salesforce OpportunityHistory (and optionally Opportunity) CSV exports.
 //! - [`field_changes`]: field-change logs (Pipedrive's deal_changes, with stages and activities).
 //! - [`opportunities`]: one row per opportunity (CRM report exports; the Maven layout).
+//! - [`hubspot`]: HubSpot's CRM v3 deals with property history (the backfill), and the mapping
+//!   of one HubSpot change to an event that the daemon's webhooks share, so both store a change
+//!   once.
 //!
 //! Each importer turns files into events in the contract of docs/events.md (built as JSON and
 //! parsed by the contract's own parser, so an importer cannot produce what ingest would refuse),
@@ -10,10 +13,11 @@
 //! (no date, a deal never created) are reported as skipped with the reason, never invented.
 //! The caller admits the events as one all-or-nothing batch, exactly like JSON Lines.
 //!
-//! Boundary: depends only on `events` (and csv); no storage, no clock, no clap. Mapping rules
+//! Boundary: depends only on `events` (and csv, serde_json, sha2 for HubSpot's source ids); no storage, no clock, no clap. Mapping rules
 //! are documented in docs/importers.md and are the contract of these functions.
 
 pub mod field_changes;
+pub mod hubspot;
 pub mod opportunities;
 pub mod salesforce;
 

@@ -48,6 +48,12 @@ pub struct ServeConfig {
     /// proxy's public name); names only, any port.
     pub allowed_hosts: Vec<String>,
     pub hubspot: Option<HubSpotConfig>,
+    /// Not in the file: set by the caller. Where HubSpot notifications that cannot be admitted
+    /// yet are kept (required with `[hubspot]`).
+    pub quarantine_path: Option<std::path::PathBuf>,
+    /// Not in the file: the dealledger.toml a quarantine retry reads `[hubspot]` from again, so
+    /// a stage mapping added since the start is used.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -66,17 +72,14 @@ impl Default for ServeConfig {
             shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS_DEFAULT,
             allowed_hosts: Vec::new(),
             hubspot: None,
+            quarantine_path: None,
+            config_path: None,
         }
     }
 }
 
-/// Where a HubSpot deal stage id leads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StageTarget {
-    Stage(String),
-    Won,
-    Lost,
-}
+/// Where a HubSpot deal stage id leads (the importers' type: the backfill maps the same way).
+pub use dealledger_import::Target as StageTarget;
 
 #[derive(Clone, Debug)]
 pub struct HubSpotConfig {
@@ -92,6 +95,19 @@ pub struct HubSpotConfig {
     /// The hook's own body limit, checked as the body arrives (it reads before it can check
     /// the signature, so it takes much less than `[serve] body_bytes_max`).
     pub body_bytes_max: usize,
+    /// Open a deal the ledger has never seen from its first notification, instead of
+    /// quarantining the notification (docs/daemon.md says what such a deal lacks).
+    pub open_unknown: bool,
+}
+
+impl HubSpotConfig {
+    /// What the webhook path and the backfill share.
+    pub fn mapping(&self) -> dealledger_import::hubspot::Mapping {
+        dealledger_import::hubspot::Mapping {
+            stages: self.stages.clone(),
+            default_owner: self.default_owner.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +142,7 @@ struct HubSpotSection {
     public_url: Option<String>,
     default_owner: Option<String>,
     body_bytes_max: Option<usize>,
+    open_unknown: Option<bool>,
 }
 
 /// Reads `[serve]` and `[hubspot]` from a `dealledger.toml` text (other sections are other
@@ -185,6 +202,7 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
                 Some(n) => n,
                 None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
             },
+            open_unknown: hubspot.open_unknown.unwrap_or(false),
         });
     }
     Ok(config)

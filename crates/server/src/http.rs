@@ -39,6 +39,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/stream", get(get_stream))
         .route("/v1/whatif", get(get_whatif))
         .route("/metrics", get(get_metrics))
+        .route("/v1/quarantine", get(get_quarantine))
+        .route("/v1/quarantine/retry", post(post_quarantine_retry))
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .merge(authenticated)
@@ -250,7 +252,7 @@ async fn post_events(State(shared): SharedState, request: Request) -> Response {
 }
 
 async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: Request) -> Response {
-    let Some(config) = shared.hubspot.as_ref() else {
+    let Some(config) = shared.hubspot_config() else {
         return error(
             StatusCode::NOT_FOUND,
             "not_configured",
@@ -291,13 +293,69 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
         return error(StatusCode::UNAUTHORIZED, "bad_signature", why.to_string(), None);
     }
     match hubspot::parse_deliveries(&body) {
-        Ok(deliveries) => submit(&shared, Work::HubSpot(deliveries)).await,
+        Ok(notifications) => submit(&shared, Work::HubSpot(notifications)).await,
         Err(rejection) => refused(&shared, None, &rejection),
     }
 }
 
+/// The quarantined HubSpot notifications, oldest first.
+async fn get_quarantine(
+    State(shared): SharedState,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = only_params(&query, &[]) {
+        return response;
+    }
+    let Some(quarantine) = shared.quarantine.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "no [hubspot] section: nothing is quarantined".into(),
+            None,
+        );
+    };
+    let quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    axum::Json(crate::quarantine::listing(&quarantine)).into_response()
+}
+
+/// Reads `[hubspot]` of dealledger.toml again (a stage mapping added since the start), then
+/// retries every quarantined notification.
+async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> Response {
+    // The body is not used; it is read (bounded) so the connection stays usable.
+    if let Err(response) = read_body(&shared, request.into_body(), 64 * 1024, "the retry's body limit").await
+    {
+        return response;
+    }
+    if let Some(path) = &shared.config.config_path {
+        let reread = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                crate::config::parse_serve_toml(&text).map_err(|why| format!("{}: {why}", path.display()))
+            });
+        match reread {
+            Ok(config) => match config.hubspot {
+                Some(hubspot) => {
+                    *shared.hubspot.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(Arc::new(hubspot))
+                }
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_config",
+                        format!("{}: no [hubspot] section", path.display()),
+                        None,
+                    )
+                }
+            },
+            Err(why) => return error(StatusCode::BAD_REQUEST, "bad_config", why, None),
+        }
+    }
+    submit(&shared, Work::RetryQuarantine).await
+}
+
 /// Queues work for the writer and waits for its answer.
 async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
+    let hubspot = !matches!(work, Work::Events(_));
     // No short cut when the writer has failed: it answers (and retries its recovery) itself.
     let (reply, answer) = tokio::sync::oneshot::channel();
     shared.metrics.queue_depth.fetch_add(1, Relaxed);
@@ -346,7 +404,11 @@ async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
             response
         }
         Ok(Ok(Answer::Unknown(why))) => outcome_unknown(shared, why),
-        Ok(Ok(Answer::Acked { outcomes, ignored })) => {
+        Ok(Ok(Answer::Unavailable { code, why })) => {
+            shared.metrics.reject(code);
+            unavailable(code, why)
+        }
+        Ok(Ok(Answer::Acked { outcomes, ignored, quarantined, remaining })) => {
             let mut events = Vec::with_capacity(outcomes.len());
             let (mut first, mut last, mut duplicates) = (None::<u64>, None::<u64>, 0u64);
             for (deal, outcome) in &outcomes {
@@ -367,6 +429,18 @@ async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
                 json!({"first_seq": first, "last_seq": last, "duplicates": duplicates, "events": events});
             if ignored > 0 {
                 body["ignored"] = ignored.into();
+            }
+            if hubspot {
+                let held: Vec<serde_json::Value> = quarantined
+                    .iter()
+                    .map(|(index, r)| json!({"index": index, "rule": r.rule.as_str(), "field": r.field, "reason": r.detail}))
+                    .collect();
+                body["quarantined"] = held.len().into();
+                body["quarantine"] = held.into();
+            }
+            if let Some(remaining) = remaining {
+                body["admitted"] = (outcomes.len() as u64 - duplicates).into();
+                body["remaining"] = remaining.into();
             }
             (StatusCode::OK, axum::Json(body)).into_response()
         }

@@ -8,11 +8,12 @@
 //! notification more than once, under different eventIds, so an event's `source_id` is a hash
 //! of what it says (type, object, property, value, occurredAt): a redelivery is a duplicate.
 
-use crate::config::{
-    HubSpotConfig, StageTarget, HUBSPOT_TIMESTAMP_AGE_MS_MAX, HUBSPOT_TIMESTAMP_AHEAD_MS_MAX,
-};
+use crate::config::{HubSpotConfig, HUBSPOT_TIMESTAMP_AGE_MS_MAX, HUBSPOT_TIMESTAMP_AHEAD_MS_MAX};
+use crate::quarantine::{Hold, Quarantine, Reason, Release};
 use base64::Engine;
-use dealledger_events::{parse_line, Deals, Rejection, Rule, Submission, Timestamp};
+use dealledger_events::{parse_line, Rejection, Rule, Submission, Timestamp};
+use dealledger_import::hubspot::{Change, Mapping, What};
+use dealledger_log::{Batch, BlockStore, Outcome};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 pub const DELIVERY_NOTIFICATIONS_MAX: usize = 1000;
 
 /// One notification, as HubSpot sends it. Fields HubSpot adds later are ignored.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     #[serde(default)]
@@ -127,158 +128,229 @@ pub fn verify_v3(
     Ok(())
 }
 
-/// Parses a delivery body.
-pub fn parse_deliveries(body: &[u8]) -> Result<Vec<Delivery>, Rejection> {
-    let deliveries: Vec<Delivery> = serde_json::from_slice(body).map_err(|e| {
-        Rejection::new(Rule::MalformedJson, format!("not a JSON array of HubSpot notifications: {e}"))
-    })?;
-    if deliveries.len() > DELIVERY_NOTIFICATIONS_MAX {
-        return Err(Rejection::new(
-            Rule::TooLarge,
-            format!("{} notifications, at most {DELIVERY_NOTIFICATIONS_MAX}", deliveries.len()),
-        ));
-    }
-    Ok(deliveries)
+/// One notification of a delivery: its JSON as sent, and what it says when it has HubSpot's
+/// shape (a notification that does not is quarantined, not the delivery refused).
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub json: serde_json::Value,
+    pub parsed: Result<Delivery, Rejection>,
 }
 
-pub struct Mapped {
-    pub submissions: Vec<Submission>,
-    pub ignored: u64,
+impl Notification {
+    pub fn from_json(json: serde_json::Value) -> Notification {
+        let parsed = serde_json::from_value::<Delivery>(json.clone())
+            .map_err(|e| Rejection::new(Rule::MalformedJson, format!("not a HubSpot notification: {e}")));
+        Notification { json, parsed }
+    }
+
+    /// What identifies it in the quarantine: its change's `source_id`, or a hash of its JSON.
+    pub fn key(&self) -> String {
+        match &self.parsed {
+            Ok(d) => d.change().source_id(),
+            Err(_) => {
+                let digest = Sha256::digest(self.json.to_string().as_bytes());
+                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                format!("hubspot-unparsed:{hex}")
+            }
+        }
+    }
+}
+
+impl Delivery {
+    /// The change it tells of, as the backfill would tell it.
+    pub fn change(&self) -> Change<'_> {
+        let what = match (self.subscription_type.as_str(), self.property_name.as_deref()) {
+            ("deal.creation", _) => What::Creation,
+            ("deal.propertyChange", Some(name)) => {
+                What::Property { name, value: self.property_value.as_deref().unwrap_or("") }
+            }
+            // Other subscriptions map to nothing; the name keeps their keys apart.
+            (other, _) => What::Property { name: other, value: "" },
+        };
+        Change { object_id: self.object_id, what, at_ms: self.occurred_at }
+    }
+}
+
+/// Parses a delivery body: a JSON array, each element a notification of its own.
+pub fn parse_deliveries(body: &[u8]) -> Result<Vec<Notification>, Rejection> {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
+        Rejection::new(Rule::MalformedJson, format!("not a JSON array of HubSpot notifications: {e}"))
+    })?;
+    if values.len() > DELIVERY_NOTIFICATIONS_MAX {
+        return Err(Rejection::new(
+            Rule::TooLarge,
+            format!("{} notifications, at most {DELIVERY_NOTIFICATIONS_MAX}", values.len()),
+        ));
+    }
+    Ok(values.into_iter().map(Notification::from_json).collect())
 }
 
 /// The ledger's id of a HubSpot deal.
 pub fn deal_id(object_id: u64) -> String {
-    format!("hubspot-{object_id}")
+    dealledger_import::hubspot::deal_id(object_id)
 }
 
-fn source_id(d: &Delivery) -> String {
-    let mut hash = Sha256::new();
-    for part in [
-        d.subscription_type.as_str(),
-        &d.object_id.to_string(),
-        d.property_name.as_deref().unwrap_or(""),
-        d.property_value.as_deref().unwrap_or(""),
-        &d.occurred_at.to_string(),
-    ] {
-        hash.update(part.as_bytes());
-        hash.update([0u8]);
-    }
-    let digest = hash.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("hubspot:{hex}")
+/// What became of one notification.
+#[derive(Debug)]
+pub enum Fate {
+    /// Its events, with their deal ids, are in the batch (appended or duplicates).
+    Stored(Vec<(String, Outcome)>),
+    /// It maps to no event (another property, a move to the stage the deal is in).
+    Ignored,
+    /// It cannot be admitted yet: to the quarantine, with why.
+    Held(Rejection),
 }
 
-/// A `closedate` value: milliseconds since the epoch (what HubSpot sends), or a date.
-fn close_date(value: &str) -> Option<String> {
-    if let Ok(ms) = value.parse::<i64>() {
-        let at = Timestamp(ms.checked_mul(1000)?);
-        return Some(at.to_string()[..10].to_string());
-    }
-    value.get(..10).filter(|d| dealledger_events::time::Date::parse(d).is_ok()).map(str::to_string)
-}
-
-/// Maps a delivery to submissions, in (occurredAt, creation first) order. `deals` is the
-/// ledger's state (a stage change to the stage a deal is in maps to nothing). The error names
-/// the notification's index in the delivery.
-pub fn to_submissions(
-    deliveries: &[Delivery],
-    deals: &Deals,
-    opened_stage: &str,
-    config: Option<&HubSpotConfig>,
-) -> Result<Mapped, (usize, Rejection)> {
-    let Some(config) = config else {
-        return Err((0, Rejection::new(Rule::InvalidValue, "no [hubspot] section in dealledger.toml")));
-    };
-    let mut order: Vec<usize> = (0..deliveries.len()).collect();
+/// The order notifications are admitted in: by occurredAt, a deal's creation before its
+/// changes at the same moment, then as sent (unparsed ones first: they touch no deal).
+pub fn admission_order(notifications: &[Notification]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..notifications.len()).collect();
+    order.sort_by_key(|&i| match &notifications[i].parsed {
+        Ok(d) => (1, d.occurred_at, d.subscription_type != "deal.creation", i),
+        Err(_) => (0, 0, false, i),
+    });
     order
-        .sort_by_key(|&i| (deliveries[i].occurred_at, deliveries[i].subscription_type != "deal.creation", i));
-    let mut submissions = Vec::new();
-    let mut ignored = 0;
-    // Stages as this delivery leaves them, over what the ledger knows.
-    let mut stages: std::collections::HashMap<String, Option<String>> = Default::default();
-    for i in order {
-        let d = &deliveries[i];
-        let deal = deal_id(d.object_id);
-        let at = Timestamp(d.occurred_at.saturating_mul(1000)).to_string();
-        let mut event = serde_json::json!({
-            "deal": deal, "at": at, "actor": "hubspot", "source_id": source_id(d),
-        });
-        let fields = event.as_object_mut().expect("an object");
-        let value = d.property_value.as_deref().unwrap_or("");
-        let current = |stages: &std::collections::HashMap<String, Option<String>>| -> Option<Option<String>> {
-            stages.get(&deal).cloned().or_else(|| deals.stage_now(&deal).map(|s| s.map(str::to_string)))
-        };
-        match (d.subscription_type.as_str(), d.property_name.as_deref()) {
-            ("deal.creation", _) => {
-                fields.insert("type".into(), "opened".into());
-                fields.insert("owner".into(), config.default_owner.clone().into());
-                fields.insert("amount".into(), 0.into());
-                stages.insert(deal.clone(), Some(opened_stage.to_string()));
+}
+
+/// Admits one notification into `batch` as its own atomic unit, against the ledger's state with
+/// everything admitted before it.
+pub fn admit<S: BlockStore>(
+    batch: &mut Batch<'_, S>,
+    notification: &Notification,
+    config: &HubSpotConfig,
+) -> Fate {
+    let d = match &notification.parsed {
+        Ok(d) => d,
+        Err(rejection) => return Fate::Held(rejection.clone()),
+    };
+    let mapping = config.mapping();
+    let submission = match submission(&d.change(), &mapping) {
+        Ok(Some(submission)) => submission,
+        Ok(None) => return Fate::Ignored,
+        Err(rejection) => return Fate::Held(rejection),
+    };
+    let deal = submission.event.deal.as_str().to_string();
+    let stored =
+        |outcomes: Vec<Outcome>| Fate::Stored(outcomes.into_iter().map(|o| (deal.clone(), o)).collect());
+    match batch.push_all(vec![submission.clone()]) {
+        Ok(outcomes) => stored(outcomes),
+        Err((_, rejection)) if rejection.rule == Rule::SameStage => Fate::Ignored,
+        Err((_, rejection)) if rejection.rule == Rule::NotOpened && config.open_unknown => {
+            let opening = Change { object_id: d.object_id, what: What::Creation, at_ms: d.occurred_at };
+            let opened = match submission_of(opening.event(&mapping).map(|e| e.map(opening_event))) {
+                Ok(Some(opened)) => opened,
+                Ok(None) => return Fate::Held(rejection),
+                Err(rejection) => return Fate::Held(rejection),
+            };
+            match batch.push_all(vec![opened.clone(), submission]) {
+                Ok(outcomes) => stored(outcomes),
+                // A change to the stage the deal opens in: the opening says it all.
+                Err((_, r)) if r.rule == Rule::SameStage => match batch.push_all(vec![opened]) {
+                    Ok(outcomes) => stored(outcomes),
+                    Err((_, r)) => Fate::Held(r),
+                },
+                Err((_, r)) => Fate::Held(r),
             }
-            ("deal.propertyChange", Some("dealstage")) => {
-                let target = config.stages.get(value).ok_or_else(|| {
-                    (
-                        i,
-                        Rejection::field(
-                            Rule::UnknownStage,
-                            "propertyValue",
-                            format!("HubSpot deal stage `{value}` is not mapped in [hubspot.stages] of dealledger.toml"),
-                        ),
-                    )
-                })?;
-                match target {
-                    StageTarget::Stage(stage) => {
-                        if current(&stages) == Some(Some(stage.clone())) {
-                            ignored += 1;
-                            continue;
-                        }
-                        fields.insert("type".into(), "stage_moved".into());
-                        fields.insert("to".into(), stage.clone().into());
-                        stages.insert(deal.clone(), Some(stage.clone()));
-                    }
-                    StageTarget::Won => {
-                        fields.insert("type".into(), "won".into());
-                        stages.insert(deal.clone(), None);
-                    }
-                    StageTarget::Lost => {
-                        fields.insert("type".into(), "lost".into());
-                        fields.insert("reason".into(), "closed lost in HubSpot".into());
-                        stages.insert(deal.clone(), None);
-                    }
-                }
-            }
-            ("deal.propertyChange", Some("amount")) if !value.is_empty() => {
-                fields.insert("type".into(), "amount_changed".into());
-                fields.insert("amount".into(), value.into());
-            }
-            ("deal.propertyChange", Some("closedate")) if !value.is_empty() => {
-                let date = close_date(value).ok_or_else(|| {
-                    (
-                        i,
-                        Rejection::field(
-                            Rule::InvalidValue,
-                            "propertyValue",
-                            format!("closedate `{value}` is neither milliseconds since the epoch nor a date"),
-                        ),
-                    )
-                })?;
-                fields.insert("type".into(), "close_date_changed".into());
-                fields.insert("close_date".into(), date.into());
-            }
-            ("deal.propertyChange", Some("hubspot_owner_id")) if !value.is_empty() => {
-                fields.insert("type".into(), "owner_changed".into());
-                fields.insert("owner".into(), value.into());
-            }
-            _ => {
-                ignored += 1;
+        }
+        Err((_, rejection)) => Fate::Held(rejection),
+    }
+}
+
+/// What admitting a delivery (or retrying the quarantine) did, and what the quarantine must
+/// record once the batch is durable.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    /// Events stored, with their deal ids (appended or duplicates).
+    pub outcomes: Vec<(String, Outcome)>,
+    /// Notifications that map to no event.
+    pub ignored: u64,
+    /// Notifications held back, by index in the delivery (or in the quarantine), with why.
+    pub quarantined: Vec<(usize, Rejection)>,
+    pub holds: Vec<Hold>,
+    pub releases: Vec<(String, Release)>,
+}
+
+/// Admits each notification of a delivery on its own, in [`admission_order`]; a notification
+/// whose `eventId` came earlier in the same delivery is the same notification, ignored.
+/// `held` says whether a key is in the quarantine (so an admitted one is released).
+pub fn admit_delivery<S: BlockStore>(
+    batch: &mut Batch<'_, S>,
+    notifications: &[Notification],
+    config: &HubSpotConfig,
+    held: impl Fn(&str) -> bool,
+) -> Admitted {
+    let mut admitted = Admitted::default();
+    let mut event_ids = std::collections::HashSet::new();
+    for i in admission_order(notifications) {
+        let notification = &notifications[i];
+        if let Ok(Delivery { event_id: Some(id), .. }) = &notification.parsed {
+            if !event_ids.insert(*id) {
+                admitted.ignored += 1;
                 continue;
             }
         }
-        let submission = parse_line(&event.to_string()).map_err(|rejection| (i, rejection))?;
-        submissions.push(submission);
+        let key = notification.key();
+        match admit(batch, notification, config) {
+            Fate::Stored(outcomes) => {
+                if held(&key) {
+                    let fresh = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Appended { .. }));
+                    admitted.releases.push((key, if fresh { Release::Admitted } else { Release::Duplicate }));
+                }
+                admitted.outcomes.extend(outcomes);
+            }
+            Fate::Ignored => {
+                if held(&key) {
+                    admitted.releases.push((key, Release::Ignored));
+                }
+                admitted.ignored += 1;
+            }
+            Fate::Held(rejection) => {
+                admitted.holds.push(Hold {
+                    key,
+                    notification: notification.json.clone(),
+                    reason: Reason::of(&rejection),
+                });
+                admitted.quarantined.push((i, rejection));
+            }
+        }
     }
-    // A delivery where nothing maps is fine: HubSpot must not retry it.
-    Ok(Mapped { submissions, ignored })
+    admitted
+}
+
+/// Retries every quarantined notification against the ledger as it is now, with `config` (read
+/// again by the caller, so a mapping added since is used).
+pub fn retry_quarantine<S: BlockStore>(
+    batch: &mut Batch<'_, S>,
+    quarantine: &Quarantine,
+    config: &HubSpotConfig,
+) -> Admitted {
+    let notifications: Vec<Notification> =
+        quarantine.entries().map(|entry| Notification::from_json(entry.notification.clone())).collect();
+    admit_delivery(batch, &notifications, config, |key| quarantine.contains(key))
+}
+
+/// The submission a change stands for, through the contract's own parser.
+fn submission(change: &Change<'_>, mapping: &Mapping) -> Result<Option<Submission>, Rejection> {
+    submission_of(change.event(mapping))
+}
+
+fn submission_of(
+    event: Result<Option<serde_json::Value>, Rejection>,
+) -> Result<Option<Submission>, Rejection> {
+    match event? {
+        Some(event) => parse_line(&event.to_string()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A deal opened from a notification of a change (`open_unknown`): a `source_id` of the deal's
+/// own, so whichever of its notifications comes first opens it once, and an actor that tells it
+/// from a HubSpot creation.
+fn opening_event(mut event: serde_json::Value) -> serde_json::Value {
+    let deal = event["deal"].as_str().unwrap_or_default().to_string();
+    event["source_id"] = format!("hubspot-open-unknown:{deal}").into();
+    event["actor"] = "hubspot-open-unknown".into();
+    event
 }
 
 #[cfg(test)]
@@ -354,6 +426,7 @@ mod tests {
         //! Decoding, mapping and signature checks are total: any body, any notification, any
         //! header, never a panic. ProptestConfig::default(): `PROPTEST_CASES` sets a soak.
         use super::*;
+        use crate::config::StageTarget;
         use proptest::prelude::*;
 
         fn config() -> HubSpotConfig {
@@ -369,39 +442,59 @@ mod tests {
                 public_url: None,
                 default_owner: "hubspot".into(),
                 body_bytes_max: crate::config::HUBSPOT_BODY_BYTES_MAX_DEFAULT,
+                open_unknown: false,
             }
         }
 
         /// A ledger where hubspot-1 is open in `prospecting` and hubspot-2 is won.
-        fn deals() -> Deals {
-            let mut deals = Deals::default();
-            let now = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid");
+        fn ledger() -> dealledger_log::Ledger<dealledger_log::MemStore> {
+            let mut ledger =
+                dealledger_log::Ledger::open(dealledger_log::MemStore::default(), Default::default())
+                    .expect("opens");
+            let clock = dealledger_events::FixedClock(
+                Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid"),
+            );
             let lines = [
                 r#"{"deal":"hubspot-1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1}"#,
                 r#"{"deal":"hubspot-2","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1}"#,
                 r#"{"deal":"hubspot-2","type":"won","at":"2025-01-02T00:00:00Z"}"#,
             ];
-            for (seq, line) in lines.iter().enumerate() {
-                let mut submission = parse_line(line).expect("valid");
-                deals.admit(&mut submission, seq as u64 + 1, now, &Default::default()).expect("valid");
+            let mut batch = ledger.batch(&clock);
+            for line in lines {
+                batch.push(parse_line(line).expect("valid")).expect("valid");
             }
-            deals
+            batch.commit().expect("commits");
+            ledger
         }
 
-        /// Decodes `body` and maps what it holds; checks what any outcome must satisfy.
-        fn check(body: &[u8]) -> Result<(), TestCaseError> {
-            let Ok(deliveries) = parse_deliveries(body) else { return Ok(()) };
-            prop_assert!(deliveries.len() <= DELIVERY_NOTIFICATIONS_MAX);
-            match to_submissions(&deliveries, &deals(), "prospecting", Some(&config())) {
-                Ok(mapped) => {
-                    prop_assert!(mapped.submissions.len() + mapped.ignored as usize <= deliveries.len());
-                    for submission in &mapped.submissions {
-                        prop_assert!(submission.event.deal.as_str().starts_with("hubspot-"));
+        /// Admits every notification in a batch that is then dropped; checks what any
+        /// outcome must satisfy.
+        fn admit_all(notifications: &[Notification]) -> Result<(), TestCaseError> {
+            let mut ledger = ledger();
+            let clock = dealledger_events::FixedClock(
+                Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").expect("valid"),
+            );
+            let mut batch = ledger.batch(&clock);
+            for open_unknown in [false, true] {
+                let config = HubSpotConfig { open_unknown, ..config() };
+                for i in admission_order(notifications) {
+                    let _ = notifications[i].key();
+                    if let Fate::Stored(outcomes) = admit(&mut batch, &notifications[i], &config) {
+                        prop_assert!(!outcomes.is_empty() && outcomes.len() <= 2);
+                        for (deal, _) in outcomes {
+                            prop_assert!(deal.starts_with("hubspot-"));
+                        }
                     }
                 }
-                Err((index, _)) => prop_assert!(index < deliveries.len()),
             }
             Ok(())
+        }
+
+        /// Decodes `body` and admits what it holds.
+        fn check(body: &[u8]) -> Result<(), TestCaseError> {
+            let Ok(notifications) = parse_deliveries(body) else { return Ok(()) };
+            prop_assert!(notifications.len() <= DELIVERY_NOTIFICATIONS_MAX);
+            admit_all(&notifications)
         }
 
         fn pick(values: &'static [&'static str]) -> BoxedStrategy<String> {
@@ -538,7 +631,9 @@ mod tests {
                     change_source: None,
                     source_id: None,
                 };
-                let _ = to_submissions(&[delivery.clone(), delivery], &deals(), "prospecting", Some(&config()));
+                let json = serde_json::to_value(&delivery).expect("serializes");
+                let notification = Notification { json, parsed: Ok(delivery) };
+                admit_all(&[notification.clone(), notification])?;
             }
 
             #[test]
@@ -561,13 +656,5 @@ mod tests {
                 prop_assert_eq!(verify_v3(&secret, "POST", &uri, &body, Some(&recent), Some(&signed), now), Ok(()));
             }
         }
-    }
-
-    #[test]
-    fn close_dates() {
-        assert_eq!(close_date("1735689600000").as_deref(), Some("2025-01-01"));
-        assert_eq!(close_date("2025-03-04").as_deref(), Some("2025-03-04"));
-        assert_eq!(close_date("2025-03-04T10:00:00Z").as_deref(), Some("2025-03-04"));
-        assert_eq!(close_date("soon"), None);
     }
 }

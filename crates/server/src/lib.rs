@@ -17,6 +17,7 @@ mod http;
 pub mod hubspot;
 mod listen;
 mod metrics;
+pub mod quarantine;
 mod writer;
 
 pub use config::{parse_serve_toml, HubSpotConfig, ServeConfig, StageTarget};
@@ -37,7 +38,10 @@ pub(crate) struct Shared {
     /// The address actually bound (the port when `listen` asked for 0): what a Host header
     /// must name on loopback.
     bound: SocketAddr,
-    hubspot: Option<HubSpotConfig>,
+    /// `[hubspot]`, swapped when a quarantine retry reads dealledger.toml again.
+    hubspot: RwLock<Option<Arc<HubSpotConfig>>>,
+    /// Open when `[hubspot]` is configured; the writer records in it, readers list it.
+    quarantine: Option<Mutex<quarantine::Quarantine>>,
     settings: Settings,
     metrics: Metrics,
     /// The timeline with every durable event folded in.
@@ -53,6 +57,12 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
 }
 
+impl Shared {
+    fn hubspot_config(&self) -> Option<Arc<HubSpotConfig>> {
+        self.hubspot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("refusing to listen on {0} without a token: set [serve] token in dealledger.toml or pass --token-file (only loopback addresses may go without)")]
@@ -65,6 +75,10 @@ pub enum ServeError {
     Log(#[from] dealledger_log::LogError),
     #[error(transparent)]
     Replay(#[from] dealledger_projections::ReplayError),
+    #[error(transparent)]
+    Quarantine(#[from] quarantine::QuarantineError),
+    #[error("[hubspot] is configured but no quarantine file was given (ServeConfig::quarantine_path): notifications that cannot be admitted would have nowhere to go")]
+    NoQuarantine,
     #[error("{0}")]
     Runtime(String),
 }
@@ -94,6 +108,11 @@ pub fn run(
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));
     }
+    let quarantine = match (&config.hubspot, &config.quarantine_path) {
+        (_, Some(path)) => Some(quarantine::Quarantine::open(path)?),
+        (Some(_), None) => return Err(ServeError::NoQuarantine),
+        (None, None) => None,
+    };
     let ledger = Ledger::open(store.clone(), pipeline)?;
     let (mut timeline, stats) = catch_up::<Timeline, _>(ledger.log())?;
     timeline.refresh();
@@ -114,12 +133,17 @@ pub fn run(
     };
     let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let (queue_tx, queue_rx) = mpsc::sync_channel(config.queue_requests_max);
+    let metrics = Metrics::default();
+    if let Some(quarantine) = &quarantine {
+        metrics.quarantined.store(quarantine.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     let shared = Arc::new(Shared {
-        hubspot: config.hubspot.clone(),
+        hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
+        quarantine: quarantine.map(Mutex::new),
         config,
         bound,
         settings,
-        metrics: Metrics::default(),
+        metrics,
         timeline: RwLock::new(timeline),
         head: watch::Sender::new(head),
         failed: Mutex::new(None),

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     pub queue_depth: AtomicU64,
     pub hubspot_ignored: AtomicU64,
+    /// HubSpot notifications in the quarantine now.
+    pub quarantined: AtomicU64,
+    pub hubspot_quarantined_total: AtomicU64,
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_SECONDS.len()],
     commit_count: AtomicU64,
     commit_micros_sum: AtomicU64,
@@ -78,6 +81,18 @@ impl Metrics {
             "HubSpot webhook events accepted and ignored (unmapped property or type).",
             "counter",
             self.hubspot_ignored.load(Relaxed),
+        );
+        counter(
+            "dealledger_hubspot_quarantined",
+            "HubSpot notifications held in the quarantine now (GET /v1/quarantine).",
+            "gauge",
+            self.quarantined.load(Relaxed),
+        );
+        counter(
+            "dealledger_hubspot_quarantined_total",
+            "HubSpot notifications quarantined (each delivery, redelivery and failed retry).",
+            "counter",
+            self.hubspot_quarantined_total.load(Relaxed),
         );
         counter("dealledger_head_seq", "The last durable sequence number.", "gauge", head_seq);
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");

@@ -15,6 +15,7 @@
 
 use crate::hubspot;
 use crate::metrics::Metrics;
+use crate::quarantine::{Hold, QuarantineError, Release};
 use crate::Shared;
 use dealledger_events::{Clock, Rejection, Submission};
 use dealledger_log::{Ledger, Outcome};
@@ -34,7 +35,9 @@ pub const RECOVER_RETRY_MS: u64 = 1_000;
 
 pub enum Work {
     Events(Vec<Submission>),
-    HubSpot(Vec<hubspot::Delivery>),
+    HubSpot(Vec<hubspot::Notification>),
+    /// Every quarantined notification, again.
+    RetryQuarantine,
 }
 
 impl Work {
@@ -42,6 +45,8 @@ impl Work {
         match self {
             Work::Events(v) => v.len(),
             Work::HubSpot(v) => v.len(),
+            // Bounded by the quarantine's own limit; counted as one request.
+            Work::RetryQuarantine => 1,
         }
     }
 }
@@ -60,14 +65,64 @@ pub enum Message {
 /// What the writer says to one request.
 pub enum Answer {
     /// Durable. One outcome per submitted event, with its deal id; `ignored` counts HubSpot
-    /// changes that map to no event.
-    Acked { outcomes: Vec<(String, Outcome)>, ignored: u64 },
+    /// changes that map to no event, `quarantined` the notifications held back (by index),
+    /// durably, and `remaining` what the quarantine holds after a retry.
+    Acked {
+        outcomes: Vec<(String, Outcome)>,
+        ignored: u64,
+        quarantined: Vec<(usize, Rejection)>,
+        remaining: Option<usize>,
+    },
+    /// A condition that is not the store's: nothing of the request is lost, but it is not done
+    /// (a full quarantine, HubSpot not configured); `code` names it.
+    Unavailable { code: &'static str, why: String },
     /// The request's event `index` broke a rule; nothing of the request was stored.
     Refused { index: usize, rejection: Rejection },
     /// The store failed and certainly stored nothing of the request.
     Failed(String),
     /// The store failed while writing: the request's events may or may not be stored.
     Unknown(String),
+}
+
+/// Records the group's holds and releases in the quarantine, durably, before anyone is told. A
+/// request whose holds cannot be recorded (a full quarantine, a failed write) is answered 503:
+/// what it stored is durable, and HubSpot's retry of it is all duplicates and the same holds.
+fn record_quarantine(
+    shared: &Shared,
+    answers: &mut [(oneshot::Sender<Answer>, Answer)],
+    holds: Vec<(usize, Vec<Hold>)>,
+    releases: Vec<(String, Release)>,
+    now: dealledger_events::Timestamp,
+) {
+    let Some(quarantine) = shared.quarantine.as_ref() else { return };
+    let mut quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let all: Vec<Hold> = holds.iter().flat_map(|(_, h)| h.iter().cloned()).collect();
+    let failed = match quarantine.record(&all, &releases, now) {
+        Ok(()) => None,
+        // One request's holds alone may still fit when all of them do not.
+        Err(QuarantineError::Full { .. }) => {
+            let mut failed = Vec::new();
+            for (index, request_holds) in &holds {
+                if let Err(e) = quarantine.record(request_holds, &[], now) {
+                    failed.push((*index, e.to_string()));
+                }
+            }
+            let _ = quarantine.record(&[], &releases, now);
+            Some(failed)
+        }
+        Err(e) => {
+            Some(holds.iter().filter(|(_, h)| !h.is_empty()).map(|(i, _)| (*i, e.to_string())).collect())
+        }
+    };
+    shared.metrics.quarantined.store(quarantine.len() as u64, Relaxed);
+    shared.metrics.hubspot_quarantined_total.fetch_add(all.len() as u64, Relaxed);
+    for (index, why) in failed.into_iter().flatten() {
+        if let Some((_, answer)) = answers.get_mut(index) {
+            if holds.iter().any(|(i, h)| *i == index && !h.is_empty()) {
+                *answer = Answer::Unavailable { code: "quarantine_unavailable", why };
+            }
+        }
+    }
 }
 
 /// What the writer must do before it writes again.
@@ -228,29 +283,56 @@ fn commit_group(
     let metrics = &shared.metrics;
     let started = Instant::now();
     let mut answers: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(group.len());
-    let opened_stage = ledger.pipeline().stages()[0].name.clone();
+    let hubspot = shared.hubspot_config();
     let mut batch = ledger.batch(clock);
+    // What the quarantine must record once the batch is durable, per answer.
+    let mut holds: Vec<(usize, Vec<Hold>)> = Vec::new();
+    let mut releases: Vec<(String, Release)> = Vec::new();
     for job in group {
         let (submissions, ignored) = match job.work {
             Work::Events(submissions) => (submissions, 0),
-            Work::HubSpot(deliveries) => {
-                match hubspot::to_submissions(
-                    &deliveries,
-                    batch.deals(),
-                    &opened_stage,
-                    shared.hubspot.as_ref(),
-                ) {
-                    Ok(mapped) => (mapped.submissions, mapped.ignored),
-                    Err((index, rejection)) => {
-                        answers.push((job.reply, Answer::Refused { index, rejection }));
-                        continue;
+            Work::HubSpot(_) | Work::RetryQuarantine if hubspot.is_none() || shared.quarantine.is_none() => {
+                let why = "HubSpot webhooks need a [hubspot] section in dealledger.toml".to_string();
+                answers.push((job.reply, Answer::Unavailable { code: "not_configured", why }));
+                continue;
+            }
+            work => {
+                let (Some(config), Some(quarantine)) = (hubspot.as_deref(), shared.quarantine.as_ref())
+                else {
+                    unreachable!("checked above")
+                };
+                let quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let retry = matches!(work, Work::RetryQuarantine);
+                let admitted = match &work {
+                    Work::HubSpot(notifications) => {
+                        hubspot::admit_delivery(&mut batch, notifications, config, |key| {
+                            quarantine.contains(key)
+                        })
                     }
-                }
+                    _ => hubspot::retry_quarantine(&mut batch, &quarantine, config),
+                };
+                let remaining = retry.then(|| quarantine.len().saturating_sub(admitted.releases.len()));
+                drop(quarantine);
+                holds.push((answers.len(), admitted.holds));
+                releases.extend(admitted.releases);
+                let answer = Answer::Acked {
+                    outcomes: admitted.outcomes,
+                    ignored: admitted.ignored,
+                    quarantined: admitted.quarantined,
+                    remaining,
+                };
+                answers.push((job.reply, answer));
+                continue;
             }
         };
         let deals: Vec<String> = submissions.iter().map(|s| s.event.deal.as_str().to_string()).collect();
         let answer = match batch.push_all(submissions) {
-            Ok(outcomes) => Answer::Acked { outcomes: deals.into_iter().zip(outcomes).collect(), ignored },
+            Ok(outcomes) => Answer::Acked {
+                outcomes: deals.into_iter().zip(outcomes).collect(),
+                ignored,
+                quarantined: Vec::new(),
+                remaining: None,
+            },
             Err((index, rejection)) => Answer::Refused { index, rejection },
         };
         answers.push((job.reply, answer));
@@ -299,6 +381,7 @@ fn commit_group(
     }
     metrics.duplicates.fetch_add(committed.duplicates, Relaxed);
     shared.head.send_replace(committed.head);
+    record_quarantine(shared, &mut answers, holds, releases, clock.now());
     for (reply, answer) in answers {
         if let Answer::Acked { ignored, .. } = &answer {
             metrics.requests_acknowledged.fetch_add(1, Relaxed);
