@@ -14,4 +14,5 @@ mod losttail;
 mod powerloss;
 mod reports;
 mod rules;
+mod time;
 mod whatif;
