@@ -11,6 +11,7 @@ mod hubspot;
 mod importers;
 mod ingest;
 mod losttail;
+mod migration;
 mod powerloss;
 mod reports;
 mod rules;
