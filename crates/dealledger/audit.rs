@@ -100,12 +100,13 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
             writeln!(out, "]")?;
         }
         Format::Csv => {
-            writeln!(out, "seq,version,at,recorded_at,type,details,actor,source_id")?;
+            // appended_at last: columns are only ever added at the end.
+            writeln!(out, "seq,version,at,recorded_at,type,details,actor,source_id,appended_at")?;
             for stored in &events {
                 let e = &stored.event;
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{}",
                     stored.seq,
                     stored.version,
                     e.at,
@@ -114,6 +115,7 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
                     csv_field(&json::details(&e.body, currency)),
                     csv_field(e.actor.as_deref().unwrap_or("")),
                     csv_field(e.source_id.as_deref().unwrap_or("")),
+                    e.appended_at.map_or(String::new(), |a| a.to_string()),
                 )?;
             }
         }
@@ -123,6 +125,7 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
                 ("version", Align::Right),
                 ("at", Align::Left),
                 ("recorded_at", Align::Left),
+                ("appended_at", Align::Left),
                 ("type", Align::Left),
                 ("details", Align::Left),
                 ("actor", Align::Left),
@@ -135,6 +138,8 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
                     stored.version.to_string(),
                     e.at.to_string(),
                     stored.recorded_at().to_string(),
+                    // Not kept before record format 2.
+                    e.appended_at.map_or("-".to_string(), |a| a.to_string()),
                     e.body.kind().as_str().to_string(),
                     json::details(&e.body, currency),
                     e.actor.clone().unwrap_or_default(),

@@ -187,7 +187,7 @@ enum InputFormat {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// A deal's full history: seq, version, at, recorded_at, type, details, actor, source_id
+    /// A deal's full history: seq, version, at, recorded_at, appended_at, type, details, actor, source_id
     Deal {
         /// The deal id
         id: String,

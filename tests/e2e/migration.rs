@@ -63,4 +63,7 @@ fn a_version_1_store_opens_verifies_and_replays_to_the_same_reports() {
     assert_eq!(events.len(), expected("deal-D-0000001.json").as_array().unwrap().len() + 1);
     assert_eq!(&events[..events.len() - 1], expected("deal-D-0000001.json").as_array().unwrap().as_slice());
     assert_eq!(events.last().unwrap()["source_id"], "new-1");
+    // Format 1 did not keep the append time; format 2 does.
+    assert!(events[..events.len() - 1].iter().all(|e| e.get("appended_at").is_none()));
+    assert_eq!(events.last().unwrap()["appended_at"], NOW);
 }

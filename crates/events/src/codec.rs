@@ -12,14 +12,29 @@ use crate::time::{Timestamp, MICROS_PER_SECOND};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The record format written today. Version 1: bincode 2 `standard()` (little endian, varint
-/// integers) of [`RecordRef`]'s fields in order; the sequence number is implicit in the block.
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format written today, and the oldest one still read.
+///
+/// - Version 2: version 1's fields, then `appended_after_recorded` (the ledger's clock at append,
+///   as its distance from `recorded_at`: zero when the source gave no `recorded_at`).
+/// - Version 1: bincode 2 `standard()` (little endian, varint integers) of [`RecordV1`]'s fields
+///   in order; the sequence number is implicit in the block. Read through [`upcast_v1`].
+///
+/// A format change is a new version here: a struct for its records, an upcaster from the one
+/// before, golden files for both (tests/golden.rs), and a store of the old format that a test
+/// opens (tests/e2e/migration.rs). Blocks say their version, so old and new blocks mix in a log.
+pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION_OLDEST: u8 = 1;
 
-/// One record as written. Instants are split into whole seconds and the microseconds past them:
-/// CRM times are whole seconds or milliseconds, so the second part is one byte and the seconds
-/// share their high bytes from record to record (a single microsecond varint takes 9 bytes and
-/// compresses worse). `recorded_at` is stored as its distance from `at`, usually seconds.
+/// Whether blocks of this record format can be read.
+pub fn is_known_version(format_version: u8) -> bool {
+    (FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&format_version)
+}
+
+/// One record as written (version 2). Instants are split into whole seconds and the
+/// microseconds past them: CRM times are whole seconds or milliseconds, so the second part is one
+/// byte and the seconds share their high bytes from record to record (a single microsecond varint
+/// takes 9 bytes and compresses worse). `recorded_at` is stored as its distance from `at`, usually
+/// seconds, and `appended_at` as its distance from `recorded_at`, usually zero.
 #[derive(Serialize)]
 struct RecordRef<'a> {
     version: u32,
@@ -30,9 +45,28 @@ struct RecordRef<'a> {
     actor: Option<&'a str>,
     source_id: Option<&'a str>,
     body: BodyRef<'a>,
+    appended_after_recorded: Option<(i64, u32)>,
 }
 
-/// The same fields, borrowed from the block, as read.
+/// A version 1 record: a version 2 record without `appended_after_recorded`. Also the bytes of an
+/// event's identity (what idempotency compares), which never included bookkeeping.
+#[derive(Serialize, Deserialize)]
+struct RecordV1<'a> {
+    version: u32,
+    #[serde(borrow)]
+    deal: &'a str,
+    at_seconds: i64,
+    at_micros: u32,
+    recorded_after_at: Option<(i64, u32)>,
+    #[serde(borrow)]
+    actor: Option<&'a str>,
+    #[serde(borrow)]
+    source_id: Option<&'a str>,
+    #[serde(borrow)]
+    body: BodyRef<'a>,
+}
+
+/// A version 2 record, borrowed from the block, as read.
 #[derive(Deserialize)]
 struct RecordView<'a> {
     version: u32,
@@ -46,11 +80,29 @@ struct RecordView<'a> {
     source_id: Option<&'a str>,
     #[serde(borrow)]
     body: BodyRef<'a>,
+    appended_after_recorded: Option<(i64, u32)>,
+}
+
+/// Version 1 to version 2: the append time was not kept, so it is unknown (`None`), never
+/// guessed from `recorded_at`.
+fn upcast_v1(record: RecordV1<'_>) -> RecordView<'_> {
+    let RecordV1 { version, deal, at_seconds, at_micros, recorded_after_at, actor, source_id, body } = record;
+    RecordView {
+        version,
+        deal,
+        at_seconds,
+        at_micros,
+        recorded_after_at,
+        actor,
+        source_id,
+        body,
+        appended_after_recorded: None,
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CodecError {
-    #[error("record format version {0} is not known to this build (it reads {FORMAT_VERSION})")]
+    #[error("record format version {0} is not known to this build (it reads {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION})")]
     UnknownVersion(u8),
     #[error("record does not decode: {0}")]
     Corrupt(String),
@@ -76,30 +128,33 @@ fn join(seconds: i64, micros: u32) -> Result<Timestamp, CodecError> {
         .ok_or_else(|| CodecError::Corrupt(format!("instant {seconds} s out of range")))
 }
 
-/// Appends one record to `out`.
+/// Appends one record to `out`, in today's format.
 pub fn encode_record(version: u32, event: &Event, out: &mut Vec<u8>) {
-    let body = BodyRef::of(&event.body);
-    encode(
+    let (at_seconds, at_micros) = split(event.at.0);
+    let record = RecordRef {
         version,
-        event.deal.as_str(),
-        event.at,
-        event.recorded_at,
-        event.actor.as_deref(),
-        event.source_id.as_deref(),
-        body,
-        out,
-    );
+        deal: event.deal.as_str(),
+        at_seconds,
+        at_micros,
+        recorded_after_at: event.recorded_at.map(|r| split(r.0.wrapping_sub(event.at.0))),
+        actor: event.actor.as_deref(),
+        source_id: event.source_id.as_deref(),
+        body: BodyRef::of(&event.body),
+        appended_after_recorded: event
+            .appended_at
+            .map(|a| split(a.0.wrapping_sub(event.recorded_at.unwrap_or(event.at).0))),
+    };
+    bincode::serde::encode_into_std_write(record, out, config())
+        .expect("writing to a Vec cannot fail and every event serializes");
 }
 
-/// Appends the bytes that identify an event for idempotency: the record without its version and
-/// `recorded_at` (bookkeeping a retry may fill in differently).
+/// Appends the bytes that identify an event for idempotency: the record without its version,
+/// `recorded_at` and `appended_at` (bookkeeping a retry may fill in differently).
 pub fn encode_identity(event: &Event, out: &mut Vec<u8>) {
     let body = BodyRef::of(&event.body);
-    encode(
-        0,
+    encode_identity_parts(
         event.deal.as_str(),
         event.at,
-        None,
         event.actor.as_deref(),
         event.source_id.as_deref(),
         body,
@@ -109,31 +164,22 @@ pub fn encode_identity(event: &Event, out: &mut Vec<u8>) {
 
 /// [`encode_identity`] of a stored event read back: the same bytes as for its owned form.
 pub fn encode_identity_ref(event: &EventRef<'_>, out: &mut Vec<u8>) {
-    encode(0, event.deal, event.at, None, event.actor, event.source_id, event.body, out);
+    encode_identity_parts(event.deal, event.at, event.actor, event.source_id, event.body, out);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn encode(
-    version: u32,
+fn encode_identity_parts(
     deal: &str,
     at: Timestamp,
-    recorded_at: Option<Timestamp>,
     actor: Option<&str>,
     source_id: Option<&str>,
     body: BodyRef<'_>,
     out: &mut Vec<u8>,
 ) {
     let (at_seconds, at_micros) = split(at.0);
-    let record = RecordRef {
-        version,
-        deal,
-        at_seconds,
-        at_micros,
-        recorded_after_at: recorded_at.map(|r| split(r.0.wrapping_sub(at.0))),
-        actor,
-        source_id,
-        body,
-    };
+    // The version 1 layout with the bookkeeping left empty: the bytes idempotency has always
+    // compared, whatever the record format.
+    let record =
+        RecordV1 { version: 0, deal, at_seconds, at_micros, recorded_after_at: None, actor, source_id, body };
     bincode::serde::encode_into_std_write(record, out, config())
         .expect("writing to a Vec cannot fail and every event serializes");
 }
@@ -151,11 +197,16 @@ pub fn decode_record_ref(
     seq: u64,
     bytes: &[u8],
 ) -> Result<(EventRef<'_>, usize), CodecError> {
-    if format_version != FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion(format_version));
-    }
-    let (record, used): (RecordView<'_>, usize) = bincode::serde::borrow_decode_from_slice(bytes, config())
-        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let corrupt = |e: bincode::error::DecodeError| CodecError::Corrupt(e.to_string());
+    let (record, used): (RecordView<'_>, usize) = match format_version {
+        1 => {
+            let (record, used) =
+                bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?;
+            (upcast_v1(record), used)
+        }
+        2 => bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?,
+        other => return Err(CodecError::UnknownVersion(other)),
+    };
     let at = join(record.at_seconds, record.at_micros)?;
     let recorded_at = match record.recorded_after_at {
         Some((seconds, micros)) => {
@@ -165,12 +216,21 @@ pub fn decode_record_ref(
         }
         None => return Err(CodecError::Corrupt("stored record without recorded_at".into())),
     };
+    let appended_at = match record.appended_after_recorded {
+        Some((seconds, micros)) => {
+            Some(Timestamp(recorded_at.0.checked_add(join(seconds, micros)?.0).ok_or_else(|| {
+                CodecError::Corrupt(format!("appended_at {seconds} s after recorded_at is out of range"))
+            })?))
+        }
+        None => None,
+    };
     let event = EventRef {
         seq,
         version: record.version,
         deal: record.deal,
         at,
         recorded_at,
+        appended_at,
         actor: record.actor,
         source_id: record.source_id,
         body: record.body,

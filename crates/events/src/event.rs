@@ -316,6 +316,9 @@ pub struct Event {
     pub at: Timestamp,
     /// When the source recorded it; `None` in input means the ledger's append time.
     pub recorded_at: Option<Timestamp>,
+    /// The ledger's own clock when it appended the event: set on admission, never taken from
+    /// input. `None` on events stored before record format 2, which did not keep it.
+    pub appended_at: Option<Timestamp>,
     pub actor: Option<String>,
     /// The source system's idempotency key.
     pub source_id: Option<String>,

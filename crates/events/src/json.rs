@@ -61,6 +61,10 @@ struct Wire<'a> {
     at: Option<Text<'a>>,
     #[serde(borrow = "'a")]
     recorded_at: Option<Text<'a>>,
+    /// Printed on stored events; accepted (and checked) so that printed events ingest again,
+    /// and replaced by this ledger's clock.
+    #[serde(borrow = "'a")]
+    appended_at: Option<Text<'a>>,
     #[serde(borrow = "'a")]
     actor: Option<Text<'a>>,
     #[serde(borrow = "'a")]
@@ -269,6 +273,9 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         Some(text) => Some(Timestamp::parse_rfc3339(text).map_err(invalid("recorded_at"))?),
         None => None,
     };
+    if let Some(text) = wire.appended_at.as_deref() {
+        Timestamp::parse_rfc3339(text).map_err(invalid("appended_at"))?;
+    }
     let actor = nonempty(text(wire.actor, "actor")?, "actor")?;
     let source_id = nonempty(text(wire.source_id, "source_id")?, "source_id")?;
     let date = |value: Option<Text<'_>>, field: &'static str| -> Result<Option<Date>, Rejection> {
@@ -352,7 +359,7 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
         },
     };
     Ok(Submission {
-        event: Event { deal, at, recorded_at, actor, source_id, body },
+        event: Event { deal, at, recorded_at, appended_at: None, actor, source_id, body },
         expected_version: wire.expected_version,
     })
 }
@@ -416,6 +423,9 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
     f.str("at", &event.at.to_string());
     if let Some(recorded_at) = event.recorded_at {
         f.str("recorded_at", &recorded_at.to_string());
+    }
+    if let Some(appended_at) = event.appended_at {
+        f.str("appended_at", &appended_at.to_string());
     }
     f.opt("actor", &event.actor);
     f.opt("source_id", &event.source_id);
@@ -497,6 +507,7 @@ pub fn details(body: &Body, currency: Currency) -> String {
             deal: DealId::parse("x").expect("valid"),
             at: Timestamp(0),
             recorded_at: None,
+            appended_at: None,
             actor: None,
             source_id: None,
             body: body.clone(),

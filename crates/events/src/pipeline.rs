@@ -14,9 +14,17 @@ pub struct Stage {
     pub probability_bp: u32,
 }
 
+/// How far after the ledger's clock an `at` or `recorded_at` may lie (clock skew between the
+/// source and the ledger), and how far before `at` a `recorded_at` may: one day.
+pub const MAX_FUTURE_MICROS_DEFAULT: i64 = 24 * 3600 * 1_000_000;
+/// `[ingest] max_future`, at most: ten years.
+pub const MAX_FUTURE_MICROS_MAX: i64 = 3660 * 24 * 3600 * 1_000_000;
+
+/// The pipeline, and the admission limits that go with it (`[ingest]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pipeline {
     stages: Vec<Stage>,
+    max_future_micros: i64,
 }
 
 impl Default for Pipeline {
@@ -30,6 +38,7 @@ impl Default for Pipeline {
                 stage("quote", 5000),
                 stage("closing", 8000),
             ],
+            max_future_micros: MAX_FUTURE_MICROS_DEFAULT,
         }
     }
 }
@@ -50,7 +59,20 @@ impl Pipeline {
                 return Err(format!("stage `{}`: probability must be within 0..=1", stage.name));
             }
         }
-        Ok(Pipeline { stages })
+        Ok(Pipeline { stages, max_future_micros: MAX_FUTURE_MICROS_DEFAULT })
+    }
+
+    /// `[ingest] max_future`, in microseconds.
+    pub fn max_future_micros(&self) -> i64 {
+        self.max_future_micros
+    }
+
+    pub fn with_max_future_micros(mut self, micros: i64) -> Result<Pipeline, String> {
+        if !(0..=MAX_FUTURE_MICROS_MAX).contains(&micros) {
+            return Err(format!("max_future must be within 0 and 3660 days, not {micros} µs"));
+        }
+        self.max_future_micros = micros;
+        Ok(self)
     }
 
     pub fn stages(&self) -> &[Stage] {
@@ -77,6 +99,33 @@ impl Pipeline {
 struct ConfigFile {
     #[serde(default)]
     pipeline: Option<PipelineSection>,
+    #[serde(default)]
+    ingest: Option<IngestSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestSection {
+    /// `"1d"`, `"36h"`, `"90m"`, `"600s"`.
+    max_future: Option<String>,
+}
+
+/// A span as `N` followed by `d`, `h`, `m` or `s`, in microseconds.
+pub fn parse_span_micros(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let unit_micros: i64 = match text.chars().last() {
+        Some('d') => 24 * 3600 * 1_000_000,
+        Some('h') => 3600 * 1_000_000,
+        Some('m') => 60 * 1_000_000,
+        Some('s') => 1_000_000,
+        _ => {
+            return Err(format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))
+        }
+    };
+    let count: i64 = text[..text.len() - 1]
+        .parse()
+        .map_err(|_| format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))?;
+    count.checked_mul(unit_micros).filter(|m| *m >= 0).ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,16 +150,26 @@ struct StageSection {
 /// ```
 pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let Some(section) = file.pipeline else {
-        return Ok(Pipeline::default());
+    let pipeline = match file.pipeline {
+        None => Pipeline::default(),
+        Some(section) => {
+            let mut stages = Vec::with_capacity(section.stages.len());
+            for stage in section.stages {
+                let probability_bp = probability_to_bp(&stage.probability)
+                    .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
+                stages.push(Stage { name: stage.name, probability_bp });
+            }
+            Pipeline::new(stages)?
+        }
     };
-    let mut stages = Vec::with_capacity(section.stages.len());
-    for stage in section.stages {
-        let probability_bp = probability_to_bp(&stage.probability)
-            .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
-        stages.push(Stage { name: stage.name, probability_bp });
+    match file.ingest.and_then(|i| i.max_future) {
+        Some(span) => pipeline
+            .with_max_future_micros(
+                parse_span_micros(&span).map_err(|why| format!("[ingest] max_future: {why}"))?,
+            )
+            .map_err(|why| format!("[ingest] {why}")),
+        None => Ok(pipeline),
     }
-    Pipeline::new(stages)
 }
 
 /// `0.25` to 2500 basis points, exactly: the TOML text of the number is parsed as a decimal.

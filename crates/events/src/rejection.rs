@@ -37,10 +37,15 @@ pub enum Rule {
     IdempotencyConflict,
     /// A line or request beyond its size limit.
     TooLarge,
+    /// An `at` or `recorded_at` more than `[ingest] max_future` after the ledger's clock.
+    InFuture,
+    /// A `recorded_at` more than `[ingest] max_future` before the event's `at`: a source cannot
+    /// have recorded a fact before it happened.
+    RecordedBeforeAt,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 19] = [
         Rule::MalformedJson,
         Rule::UnknownField,
         Rule::FieldNotAllowed,
@@ -58,6 +63,8 @@ impl Rule {
         Rule::VersionConflict,
         Rule::IdempotencyConflict,
         Rule::TooLarge,
+        Rule::InFuture,
+        Rule::RecordedBeforeAt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +86,8 @@ impl Rule {
             Rule::VersionConflict => "version_conflict",
             Rule::IdempotencyConflict => "idempotency_conflict",
             Rule::TooLarge => "too_large",
+            Rule::InFuture => "in_future",
+            Rule::RecordedBeforeAt => "recorded_before_at",
         }
     }
 

@@ -435,6 +435,39 @@ fn kind_name(kind: StepKind) -> &'static str {
     }
 }
 
+/// The rules that need the ledger's clock, checked by the ledger before [`Deals::admit`] (the
+/// history rules are pure; tests build histories with no clock): nothing dated or recorded more
+/// than `[ingest] max_future` after `now` (it would vanish from every report "as of now"), and
+/// no `recorded_at` that far before `at` (a source cannot record a fact before it happens). The
+/// tolerance allows for clocks that disagree. A missing `recorded_at` counts as `now`.
+pub fn check_clock(event: &Event, now: Timestamp, pipeline: &Pipeline) -> Result<(), Rejection> {
+    let skew_micros = pipeline.max_future_micros();
+    let latest = Timestamp(now.0.saturating_add(skew_micros));
+    if event.at > latest {
+        return Err(Rejection::field(
+            Rule::InFuture,
+            "at",
+            format!("{} is after the ledger's clock ({now}) by more than [ingest] max_future", event.at),
+        ));
+    }
+    let recorded_at = event.recorded_at.unwrap_or(now);
+    if recorded_at > latest {
+        return Err(Rejection::field(
+            Rule::InFuture,
+            "recorded_at",
+            format!("{recorded_at} is after the ledger's clock ({now}) by more than [ingest] max_future"),
+        ));
+    }
+    if recorded_at.0 < event.at.0.saturating_sub(skew_micros) {
+        return Err(Rejection::field(
+            Rule::RecordedBeforeAt,
+            "recorded_at",
+            format!("{recorded_at} is before the event's at ({}) by more than [ingest] max_future", event.at),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,21 @@
-//! The on-disk record format is pinned by a golden file: today's encoder must produce exactly
-//! these bytes, and today's decoder must read them back to exactly these events. A change that
-//! breaks either is a format change and needs a new `FORMAT_VERSION` (and a reader for the old).
+//! The on-disk record formats are pinned by golden files. Today's encoder must produce exactly
+//! the bytes of `records-v2.bin`, and today's decoder must read both `records-v2.bin` and the
+//! version 1 file `records-v1.bin` (written by the code of format 1, never rewritten) back to
+//! exactly these events: version 1 through its upcaster, with no `appended_at`. A change that
+//! breaks either is a format change and needs a new `FORMAT_VERSION`, an upcaster from the one
+//! before, and a golden file of its own.
 //!
-//! To write the file after a deliberate format change: `UPDATE_GOLDEN=1 cargo test -p
-//! dealledger-events --test golden`.
+//! To write the current version's file after a deliberate format change: `UPDATE_GOLDEN=1 cargo
+//! test -p dealledger-events --test golden`. It never writes an older version's file.
 
-use dealledger_events::codec::{decode_record, encode_record, FORMAT_VERSION};
+use dealledger_events::codec::{decode_record, encode_record, FORMAT_VERSION, FORMAT_VERSION_OLDEST};
 use dealledger_events::{parse_line, Currency, Deals, Pipeline, Timestamp};
 
 const LINES: &str = include_str!("golden/records-v1.jsonl");
-const GOLDEN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/records-v1.bin");
+const GOLDEN_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/records-v1.bin");
+const GOLDEN_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/records-v2.bin");
 
+/// The golden events, admitted at 2024-06-01 (so `appended_at` is that moment).
 fn events() -> Vec<(u32, dealledger_events::Event)> {
     let mut deals = Deals::default();
     let pipeline = Pipeline::default();
@@ -21,9 +26,23 @@ fn events() -> Vec<(u32, dealledger_events::Event)> {
         .map(|(i, line)| {
             let mut submission = parse_line(line).unwrap();
             let version = deals.admit(&mut submission, i as u64 + 1, now, &pipeline).unwrap();
+            // What the ledger's batch stamps after admission.
+            submission.event.appended_at = Some(now);
             (version, submission.event)
         })
         .collect()
+}
+
+/// Decodes every record of `bytes` as `format_version`.
+fn decode_all(format_version: u8, bytes: &[u8]) -> Vec<(u32, dealledger_events::Event)> {
+    let mut offset = 0;
+    let mut out = Vec::new();
+    while offset < bytes.len() {
+        let (version, event, used) = decode_record(format_version, &bytes[offset..]).unwrap();
+        out.push((version, event));
+        offset += used;
+    }
+    out
 }
 
 #[test]
@@ -34,27 +53,37 @@ fn records_encode_to_the_golden_bytes_and_back() {
         encode_record(*version, event, &mut bytes);
     }
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(GOLDEN_PATH, &bytes).unwrap();
+        std::fs::write(GOLDEN_V2, &bytes).unwrap();
     }
-    let golden = std::fs::read(GOLDEN_PATH).expect("golden file present");
-    assert_eq!(FORMAT_VERSION, 1);
+    let golden = std::fs::read(GOLDEN_V2).expect("golden file present");
+    assert_eq!(FORMAT_VERSION, 2);
     assert_eq!(bytes, golden, "encoder output changed: this is an on-disk format change");
+    assert_eq!(decode_all(FORMAT_VERSION, &golden), events);
+    assert!(events.iter().all(|(_, e)| e.appended_at.is_some()));
+}
 
-    let mut offset = 0;
-    for (version, event) in &events {
-        let (got_version, got_event, used) = decode_record(FORMAT_VERSION, &golden[offset..]).unwrap();
-        assert_eq!((got_version, &got_event), (*version, event));
-        offset += used;
-    }
-    assert_eq!(offset, golden.len());
+#[test]
+fn version_1_records_read_through_the_upcaster() {
+    let golden = std::fs::read(GOLDEN_V1).expect("golden file present");
+    assert_eq!(FORMAT_VERSION_OLDEST, 1);
+    let expected: Vec<_> = events()
+        .into_iter()
+        .map(|(version, mut event)| {
+            event.appended_at = None;
+            (version, event)
+        })
+        .collect();
+    assert_eq!(decode_all(1, &golden), expected);
 }
 
 #[test]
 fn unknown_versions_and_garbage_are_errors_not_panics() {
-    let golden = std::fs::read(GOLDEN_PATH).unwrap();
-    assert!(decode_record(2, &golden).is_err());
+    let golden = std::fs::read(GOLDEN_V2).unwrap();
+    assert!(decode_record(0, &golden).is_err());
+    assert!(decode_record(3, &golden).is_err());
     assert!(decode_record(FORMAT_VERSION, &golden[..3]).is_err());
     assert!(decode_record(FORMAT_VERSION, &[0xff; 16]).is_err());
+    assert!(decode_record(1, &[0xff; 16]).is_err());
 }
 
 #[test]

@@ -104,6 +104,7 @@ impl DealStory<'_> {
             deal: self.deal.clone(),
             at,
             recorded_at: Some(at.plus_micros(delay)),
+            appended_at: None,
             actor: None,
             source_id,
             body,

@@ -220,7 +220,7 @@ pub fn find_intact(bytes: &[u8]) -> Vec<(Header, std::ops::Range<usize>)> {
     let mut found = Vec::new();
     let mut at = 0;
     while at + HEADER_BYTES + TRAILER_BYTES <= bytes.len() {
-        let candidate = bytes[at] == FORMAT_VERSION
+        let candidate = dealledger_events::codec::is_known_version(bytes[at])
             && bytes[at + 1] == COMPRESSION_ZSTD
             && bytes[at + HEADER_BYTES..at + HEADER_BYTES + 4] == ZSTD_MAGIC;
         if candidate {

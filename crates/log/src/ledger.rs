@@ -275,7 +275,10 @@ impl<S: BlockStore> Batch<'_, S> {
                 ));
             }
         }
+        dealledger_events::validate::check_clock(&submission.event, self.now, &self.ledger.pipeline)?;
         let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
+        // The ledger's own clock, whatever the source said: the audit's record of when it knew.
+        submission.event.appended_at = Some(self.now);
         if let (Some(id), Some(body)) = (id, body) {
             self.ledger.seen.insert(id, Seen { seq, version, body });
             self.new_ids.push(id);

@@ -14,6 +14,7 @@ fn event(deal: &str, body: Body) -> Event {
         deal: DealId::parse(deal).unwrap(),
         at,
         recorded_at: Some(at),
+        appended_at: Some(at),
         actor: None,
         source_id: None,
         body,
