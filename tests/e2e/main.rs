@@ -11,6 +11,7 @@ mod hubspot;
 mod importers;
 mod ingest;
 mod losttail;
+mod memory;
 mod migration;
 mod powerloss;
 mod reports;

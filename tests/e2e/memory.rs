@@ -1,0 +1,117 @@
+//! Memory bounded in bytes (issue 12, item 6): request bodies being read and requests waiting
+//! for the writer share one budget, `[serve] queue_bytes_max`; past it a request is answered 503
+//! `queue_full` with Retry-After, nothing stored, and it goes through once the budget frees up.
+//! A JSON array is counted as it streams, and pages of `GET /v1/events` are bounded in bytes.
+
+use crate::daemon::{answer, Daemon, TOKEN};
+use crate::harness::Ledger as Sandbox;
+use std::io::Write;
+
+/// A request of `events` events (an opening and touches of one deal), about 150 bytes each.
+fn body(deal: &str, events: usize) -> String {
+    let mut lines = vec![format!(
+        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-10T09:00:00Z","owner":"ana","amount":"1000"}}"#
+    )];
+    lines.extend((1..events).map(|i| {
+        format!(
+            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-11T09:00:00Z","channel":"call","direction":"outbound","source_id":"{deal}-{i}"}}"#
+        )
+    }));
+    lines.join("\n")
+}
+
+#[test]
+#[should_panic]
+fn requests_past_the_byte_budget_are_answered_503_and_go_through_later() {
+    let l = Sandbox::new();
+    let toml = format!("[serve]\ntoken = \"{TOKEN}\"\nbody_bytes_max = 262144\nqueue_bytes_max = 393216\n");
+    let d = Daemon::start(&l, &toml);
+    let slow = body("SLOW", 1500);
+    assert!(slow.len() > 200_000 && slow.len() < 262_144, "{}", slow.len());
+    // A client that announces 200+ KB and sends half: its bytes are held for it.
+    let mut stream = std::net::TcpStream::connect(d.url.strip_prefix("http://").unwrap()).unwrap();
+    let host = d.url.strip_prefix("http://").unwrap();
+    write!(
+        stream,
+        "POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        slow.len()
+    )
+    .unwrap();
+    stream.write_all(&slow.as_bytes()[..slow.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 200 KB more would pass the 384 KiB budget: refused, nothing stored.
+    let second = body("SECOND", 1300);
+    let post = |text: &str| {
+        answer(
+            ureq::post(&format!("{}/v1/events", d.url))
+                .set("Authorization", &format!("Bearer {TOKEN}"))
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(text),
+        )
+    };
+    let (code, err) = post(&second);
+    assert_eq!((code, err["error"].as_str()), (503, Some("queue_full")), "{err}");
+    assert!(err["reason"].as_str().unwrap().contains("queue_bytes_max"), "{err}");
+    assert_eq!(d.get_json("/v1/events?limit=1")["head_seq"], 0);
+    // The slow client finishes; both go through.
+    stream.write_all(&slow.as_bytes()[slow.len() / 2..]).unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (code, ack) = post(&second);
+    assert_eq!(code, 200, "{ack}");
+    assert_eq!(d.get_json("/v1/events?limit=1")["head_seq"], 2800);
+    let metrics = d.get("/metrics").1;
+    assert!(metrics.contains("dealledger_rejects_total{reason=\"queue_full\"} 1"), "{metrics}");
+    assert!(metrics.contains("dealledger_queue_bytes 0"), "{metrics}");
+}
+
+#[test]
+#[should_panic]
+fn a_json_array_is_counted_as_it_streams() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\nrequest_events_max = 10\n"));
+    // Eleven elements, the eleventh not even an event: refused for the count, at the eleventh.
+    let mut items: Vec<String> = (0..10).map(|_| "1".to_string()).collect();
+    items.push("{".repeat(10));
+    let (code, err) = d.post("/v1/events", &format!("[{}]", items.join(",")));
+    assert_eq!(code, 400, "{err}");
+    // The first element is not an event: named, without reading the rest.
+    let (code, err) = d.post("/v1/events", "[1, 2");
+    assert_eq!(
+        (code, err["index"].as_u64(), err["error"].as_str()),
+        (400, Some(0), Some("malformed_json")),
+        "{err}"
+    );
+    let many = format!("[{}]", vec!["1"; 11].join(","));
+    let (code, err) = d.post("/v1/events", &many);
+    assert_eq!((code, err["error"].as_str()), (413, Some("too_many_events")), "{err}");
+}
+
+#[test]
+#[should_panic]
+fn pages_of_events_are_bounded_in_bytes() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    // 10,000 events with 3 KB notes: 30 MB if the page held them all.
+    let note = "n".repeat(3000);
+    for batch in 0..10 {
+        let deal = format!("BIG{batch}");
+        let mut lines = vec![format!(
+            r#"{{"deal":"{deal}","type":"opened","at":"2025-01-10T09:00:00Z","owner":"ana","amount":"1000"}}"#
+        )];
+        lines.extend((1..1000).map(|i| {
+            format!(r#"{{"deal":"{deal}","type":"field_set","at":"2025-01-11T09:00:00Z","field":"problem","value":"{note}{i}"}}"#)
+        }));
+        let (code, ack) = d.post("/v1/events", &lines.join("\n"));
+        assert_eq!(code, 200, "{ack}");
+    }
+    let (code, text) = d.get("/v1/events?from_seq=1&limit=10000");
+    assert_eq!(code, 200);
+    assert!(text.len() <= 4 * 1024 * 1024 + 64 * 1024, "a page of {} bytes", text.len());
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let got = page["events"].as_array().unwrap().len() as u64;
+    assert!((1..10_000).contains(&got), "{got}");
+    assert_eq!(page["next_seq"].as_u64(), Some(got + 1), "the next page starts where this one stopped");
+}
