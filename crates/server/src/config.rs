@@ -9,6 +9,9 @@ pub const BODY_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 pub const REQUEST_EVENTS_MAX_DEFAULT: usize = 10_000;
 /// Requests waiting for the writer, at most: past it a request gets 503 (backpressure).
 pub const QUEUE_REQUESTS_MAX_DEFAULT: usize = 1024;
+/// Bytes of requests in memory, at most: bodies being read plus requests waiting for the writer
+/// or in its hands, with their decoded events. Past it a request gets 503 (backpressure).
+pub const QUEUE_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// A body that has not fully arrived within this long is refused (408).
 pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
@@ -38,6 +41,7 @@ pub struct ServeConfig {
     pub body_bytes_max: usize,
     pub request_events_max: usize,
     pub queue_requests_max: usize,
+    pub queue_bytes_max: usize,
     pub request_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
@@ -64,6 +68,7 @@ impl Default for ServeConfig {
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
             request_events_max: REQUEST_EVENTS_MAX_DEFAULT,
             queue_requests_max: QUEUE_REQUESTS_MAX_DEFAULT,
+            queue_bytes_max: QUEUE_BYTES_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
@@ -124,6 +129,7 @@ struct ServeSection {
     body_bytes_max: Option<usize>,
     request_events_max: Option<usize>,
     queue_requests_max: Option<usize>,
+    queue_bytes_max: Option<usize>,
     request_timeout_ms: Option<u64>,
     body_read_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
@@ -168,6 +174,13 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
             positive("request_events_max", serve.request_events_max, REQUEST_EVENTS_MAX_DEFAULT)?;
         config.queue_requests_max =
             positive("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT)?;
+        config.queue_bytes_max = positive("queue_bytes_max", serve.queue_bytes_max, QUEUE_BYTES_MAX_DEFAULT)?;
+        if config.queue_bytes_max < config.body_bytes_max {
+            return Err(format!(
+                "[serve] queue_bytes_max ({}) is less than body_bytes_max ({}): a request of the largest size could never be taken",
+                config.queue_bytes_max, config.body_bytes_max
+            ));
+        }
         config.request_timeout_ms = serve.request_timeout_ms.unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT).max(1);
         let millis = |value: Option<u64>, default: u64| value.unwrap_or(default).max(1);
         config.body_read_timeout_ms = millis(serve.body_read_timeout_ms, BODY_READ_TIMEOUT_MS_DEFAULT);

@@ -38,26 +38,8 @@ pub fn decode_events(body: &[u8], events_max: usize) -> Decoded {
     let trimmed = text.trim_start();
     let mut out = Vec::new();
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> = match serde_json::from_str(trimmed) {
-            Ok(items) => items,
-            Err(e) => {
-                return Decoded::Bad(BadEvent {
-                    index: None,
-                    rejection: Rejection::new(
-                        Rule::MalformedJson,
-                        format!("body is not a JSON array of events: {e}"),
-                    ),
-                })
-            }
-        };
-        if items.len() > events_max {
-            return Decoded::TooMany(TooMany { events_max });
-        }
-        for (index, item) in items.iter().enumerate() {
-            match parse_line(item.get()) {
-                Ok(submission) => out.push(submission),
-                Err(rejection) => return Decoded::Bad(BadEvent { index: Some(index), rejection }),
-            }
+        if let Err(stop) = decode_array(trimmed, events_max, &mut out) {
+            return stop;
         }
     } else {
         for line in text.lines() {
@@ -80,6 +62,61 @@ pub fn decode_events(body: &[u8], events_max: usize) -> Decoded {
         });
     }
     Decoded::Events(out)
+}
+
+/// Decodes a JSON array of events element by element, stopping at the first bad one or at
+/// `events_max + 1`: nothing beyond that is parsed or held (a body of a million tiny elements
+/// costs no more than one of `events_max`).
+fn decode_array(text: &str, events_max: usize, out: &mut Vec<Submission>) -> Result<(), Decoded> {
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    struct Events<'o> {
+        events_max: usize,
+        out: &'o mut Vec<Submission>,
+        stop: &'o mut Option<Decoded>,
+    }
+    impl<'de> Visitor<'de> for Events<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of events")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                if self.out.len() == self.events_max {
+                    *self.stop = Some(Decoded::TooMany(TooMany { events_max: self.events_max }));
+                    return Err(A::Error::custom("too many events"));
+                }
+                match parse_line(item.get()) {
+                    Ok(submission) => self.out.push(submission),
+                    Err(rejection) => {
+                        *self.stop = Some(Decoded::Bad(BadEvent { index: Some(self.out.len()), rejection }));
+                        return Err(A::Error::custom("a bad event"));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut stop = None;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let parsed = deserializer
+        .deserialize_seq(Events { events_max, out: &mut *out, stop: &mut stop })
+        .and_then(|()| deserializer.end());
+    match (parsed, stop) {
+        (_, Some(stop)) => Err(stop),
+        (Ok(()), None) => Ok(()),
+        (Err(e), None) => {
+            // An element that is not even JSON: named when events before it were fine; else it
+            // is the body as a whole.
+            let index = (!out.is_empty()).then_some(out.len());
+            Err(Decoded::Bad(BadEvent {
+                index,
+                rejection: Rejection::new(
+                    Rule::MalformedJson,
+                    format!("body is not a JSON array of events: {e}"),
+                ),
+            }))
+        }
+    }
 }
 
 #[cfg(test)]

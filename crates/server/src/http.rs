@@ -1,5 +1,6 @@
 //! Routes, authentication, limits and the JSON of every answer.
 
+use crate::budget::Reserved;
 use crate::decode::{decode_events, Decoded};
 use crate::hubspot;
 use crate::writer::{Answer, Job, Message, Work};
@@ -12,7 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use dealledger_events::{stored_event_json, Currency, Rejection, StoredEvent};
+use dealledger_events::{stored_event_json, Currency, Rejection};
 use dealledger_log::{Log, Outcome};
 use dealledger_reports::{Format, Params, ReportName};
 use serde_json::json;
@@ -24,6 +25,8 @@ use std::time::Duration;
 /// Events in one page of `GET /v1/events`, by default and at most.
 const PAGE_EVENTS_DEFAULT: usize = 1_000;
 const PAGE_EVENTS_MAX: usize = 10_000;
+/// Bytes of event JSON in one page, about, at most (events are up to 64 KiB each).
+const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Events the live tail reads from the log at a time.
 const STREAM_PAGE_EVENTS: usize = 1_000;
 /// Seconds a client is asked to wait before retrying a 503.
@@ -188,14 +191,51 @@ async fn require_token(State(shared): SharedState, request: Request, next: Next)
 
 /// The whole body, within `limit` bytes (counted as it arrives: a larger body is refused before
 /// it is all read, `limit_name` says which setting) and the body-read timeout.
+/// Why a body could not be read.
+enum ReadFailure {
+    TooLarge,
+    Busy,
+    Broken(String),
+}
+
+/// Reads a body of at most `limit` bytes within `body_read_timeout_ms`, holding its bytes in the
+/// memory budget as they arrive (all at once when the client announced its length).
 async fn read_body(
     shared: &Shared,
     body: Body,
+    announced_bytes: Option<usize>,
     limit: usize,
     limit_name: &str,
-) -> Result<axum::body::Bytes, Response> {
+) -> Result<(axum::body::Bytes, Reserved), Response> {
+    use futures_util::StreamExt;
+    let mut reserved = shared.budget.reserve();
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut stream = body.into_data_stream();
+        if let Some(announced) = announced_bytes {
+            if announced > limit {
+                return Err(ReadFailure::TooLarge);
+            }
+            if !reserved.grow(announced) {
+                return Err(drain(&mut stream, limit).await);
+            }
+            bytes.reserve_exact(announced);
+        }
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ReadFailure::Broken(e.to_string()))?;
+            let total = bytes.len().saturating_add(chunk.len());
+            if total > limit {
+                return Err(ReadFailure::TooLarge);
+            }
+            if total > reserved.bytes() && !reserved.grow(total - reserved.bytes()) {
+                return Err(drain(&mut stream, limit).await);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    };
     let timeout = Duration::from_millis(shared.config.body_read_timeout_ms);
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout(timeout, read).await {
         Err(_) => {
             shared.metrics.reject("timeout");
             Err(error(
@@ -208,36 +248,77 @@ async fn read_body(
                 None,
             ))
         }
-        Ok(Err(e)) => {
-            // axum does not re-export the limit's error type; its Debug names it.
-            let too_large = format!("{e:?}").contains("LengthLimitError");
-            if too_large {
-                shared.metrics.reject("too_large");
-                Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("the body is larger than {limit} bytes ({limit_name})"),
-                    None,
-                ))
-            } else {
-                shared.metrics.reject("bad_body");
-                Err(error(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {e}"), None))
-            }
+        Ok(Err(ReadFailure::TooLarge)) => {
+            shared.metrics.reject("too_large");
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is larger than {limit} bytes ({limit_name})"),
+                None,
+            ))
         }
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(ReadFailure::Busy)) => Err(busy(shared)),
+        Ok(Err(ReadFailure::Broken(why))) => {
+            shared.metrics.reject("bad_body");
+            Err(error(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {why}"), None))
+        }
+        Ok(Ok(bytes)) => Ok((bytes.into(), reserved)),
     }
 }
 
+/// Reads the rest of a body that will be refused for the budget, holding none of it, so that the
+/// client (still sending) reads the 503 instead of a broken connection. At most `limit` bytes.
+async fn drain(stream: &mut axum::body::BodyDataStream, limit: usize) -> ReadFailure {
+    use futures_util::StreamExt;
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            break;
+        }
+    }
+    ReadFailure::Busy
+}
+
+/// The memory budget is spent: 503, retry.
+fn busy(shared: &Shared) -> Response {
+    shared.metrics.reject("queue_full");
+    unavailable(
+        "queue_full",
+        format!(
+            "{} bytes of requests are in memory, the most this daemon holds ([serve] queue_bytes_max = {}); retry",
+            shared.budget.used_bytes(),
+            shared.budget.max_bytes()
+        ),
+    )
+}
+
+/// The length a request announced, if it announced one that parses.
+fn announced_bytes(headers: &HeaderMap) -> Option<usize> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
 async fn post_events(State(shared): SharedState, request: Request) -> Response {
-    let body =
-        match read_body(&shared, request.into_body(), shared.config.body_bytes_max, "[serve] body_bytes_max")
-            .await
-        {
-            Ok(body) => body,
+    let announced = announced_bytes(request.headers());
+    let limit = shared.config.body_bytes_max;
+    let (body, mut reserved) =
+        match read_body(&shared, request.into_body(), announced, limit, "[serve] body_bytes_max").await {
+            Ok(read) => read,
             Err(response) => return response,
         };
-    match decode_events(&body, shared.config.request_events_max) {
-        Decoded::Events(submissions) => submit(&shared, Work::Events(submissions)).await,
+    let decoded = decode_events(&body, shared.config.request_events_max);
+    // The events' text is in their strings now (at most the body's bytes, which stay counted);
+    // the body itself goes.
+    drop(body);
+    match decoded {
+        Decoded::Events(submissions) => {
+            if !reserved
+                .grow(submissions.len().saturating_mul(std::mem::size_of::<dealledger_events::Submission>()))
+            {
+                return busy(&shared);
+            }
+            submit(&shared, Work::Events(submissions), reserved).await
+        }
         Decoded::Bad(bad) => refused(&shared, bad.index, &bad.rejection),
         Decoded::TooMany(t) => {
             shared.metrics.reject("too_many_events");
@@ -268,15 +349,17 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
             format!("http://{host}{path}")
         }
     };
-    let body = match read_body(
+    let announced = announced_bytes(request.headers());
+    let (body, mut reserved) = match read_body(
         &shared,
         request.into_body(),
+        announced,
         config.body_bytes_max,
         "[hubspot] body_bytes_max",
     )
     .await
     {
-        Ok(body) => body,
+        Ok(read) => read,
         Err(response) => return response,
     };
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -293,7 +376,17 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
         return error(StatusCode::UNAUTHORIZED, "bad_signature", why.to_string(), None);
     }
     match hubspot::parse_deliveries(&body) {
-        Ok(notifications) => submit(&shared, Work::HubSpot(notifications)).await,
+        Ok(notifications) => {
+            // A JSON tree of the body (about its size again) and one Notification each.
+            let tree = body.len().saturating_add(
+                notifications.len().saturating_mul(std::mem::size_of::<hubspot::Notification>()),
+            );
+            drop(body);
+            if !reserved.grow(tree) {
+                return busy(&shared);
+            }
+            submit(&shared, Work::HubSpot(notifications), reserved).await
+        }
         Err(rejection) => refused(&shared, None, &rejection),
     }
 }
@@ -322,10 +415,12 @@ async fn get_quarantine(
 /// retries every quarantined notification.
 async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> Response {
     // The body is not used; it is read (bounded) so the connection stays usable.
-    if let Err(response) = read_body(&shared, request.into_body(), 64 * 1024, "the retry's body limit").await
-    {
-        return response;
-    }
+    let announced = announced_bytes(request.headers());
+    let reserved =
+        match read_body(&shared, request.into_body(), announced, 64 * 1024, "the retry's body limit").await {
+            Ok((_, reserved)) => reserved,
+            Err(response) => return response,
+        };
     if let Some(path) = &shared.config.config_path {
         let reread = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -350,16 +445,16 @@ async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> 
             Err(why) => return error(StatusCode::BAD_REQUEST, "bad_config", why, None),
         }
     }
-    submit(&shared, Work::RetryQuarantine).await
+    submit(&shared, Work::RetryQuarantine, reserved).await
 }
 
 /// Queues work for the writer and waits for its answer.
-async fn submit(shared: &Arc<Shared>, work: Work) -> Response {
+async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved) -> Response {
     let hubspot = !matches!(work, Work::Events(_));
     // No short cut when the writer has failed: it answers (and retries its recovery) itself.
     let (reply, answer) = tokio::sync::oneshot::channel();
     shared.metrics.queue_depth.fetch_add(1, Relaxed);
-    if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply })) {
+    if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply, reserved })) {
         shared.metrics.queue_depth.fetch_sub(1, Relaxed);
         return match e {
             std::sync::mpsc::TrySendError::Full(_) => {
@@ -452,23 +547,23 @@ fn reader(shared: &Shared) -> Log<crate::Store> {
     Log::at_head(shared.store.clone(), *shared.head.borrow())
 }
 
-/// Events with seq in [from, ..] up to `limit`, as JSON objects.
+/// Events with seq in [from, ..] up to `limit` and about [`PAGE_BYTES_MAX`] of JSON (always at
+/// least one), as JSON objects: a page of large events is cut short, and `next_seq` says where
+/// the next one starts.
 fn read_events(shared: &Shared, from: u64, limit: usize) -> Result<Vec<(u64, String)>, String> {
     let log = reader(shared);
-    let mut stored: Vec<StoredEvent> = Vec::new();
-    log.scan(from.max(1), |event| {
-        stored.push(event);
-        Ok(stored.len() < limit)
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut page: Vec<(u64, String)> = Vec::new();
+    let mut bytes = 0usize;
+    log.scan(from.max(1), |stored| {
+        let currency = timeline.deal(stored.event.deal.as_str()).map_or(Currency::USD, |d| d.currency);
+        let json = stored_event_json(&stored, currency);
+        bytes = bytes.saturating_add(json.len() + 1);
+        page.push((stored.seq, json));
+        Ok(page.len() < limit && bytes < PAGE_BYTES_MAX)
     })
     .map_err(|e| e.to_string())?;
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(stored
-        .iter()
-        .map(|s| {
-            let currency = timeline.deal(s.event.deal.as_str()).map_or(Currency::USD, |d| d.currency);
-            (s.seq, stored_event_json(s, currency))
-        })
-        .collect())
+    Ok(page)
 }
 
 fn bad_param(param: &str, reason: String) -> Response {
@@ -803,7 +898,8 @@ fn percent_decode(text: &str) -> String {
 
 async fn get_metrics(State(shared): SharedState) -> Response {
     let head = shared.head.borrow().seq;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render(head)).into_response()
+    let body = shared.metrics.render(head, shared.budget.used_bytes());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn get_ready(State(shared): SharedState, headers: HeaderMap) -> Response {

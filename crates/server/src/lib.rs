@@ -11,6 +11,7 @@
 //! files other than what its caller hands it; it never reads the wall clock (the clock is
 //! injected, so tests pin `now`).
 
+mod budget;
 pub mod config;
 mod decode;
 mod http;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     /// Why the writer cannot write, while it cannot (it retries its recovery by itself).
     failed: Mutex<Option<String>>,
     queue: mpsc::SyncSender<writer::Message>,
+    /// Bytes of requests in memory (`[serve] queue_bytes_max`).
+    budget: Arc<budget::Budget>,
     store: Store,
     clock: Arc<dyn Clock + Send + Sync>,
     /// True once a shutdown signal arrived: live tails end, readiness fails.
@@ -137,6 +140,7 @@ pub fn run(
     if let Some(quarantine) = &quarantine {
         metrics.quarantined.store(quarantine.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
+    let budget = budget::Budget::new(config.queue_bytes_max);
     let shared = Arc::new(Shared {
         hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
         quarantine: quarantine.map(Mutex::new),
@@ -148,6 +152,7 @@ pub fn run(
         head: watch::Sender::new(head),
         failed: Mutex::new(None),
         queue: queue_tx,
+        budget,
         store,
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),

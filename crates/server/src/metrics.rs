@@ -41,7 +41,7 @@ impl Metrics {
         self.commit_micros_sum.fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 
-    pub fn render(&self, head_seq: u64) -> String {
+    pub fn render(&self, head_seq: u64, queue_bytes: usize) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -93,6 +93,12 @@ impl Metrics {
             "HubSpot notifications quarantined (each delivery, redelivery and failed retry).",
             "counter",
             self.hubspot_quarantined_total.load(Relaxed),
+        );
+        counter(
+            "dealledger_queue_bytes",
+            "Bytes of requests in memory: bodies being read and requests waiting for the writer.",
+            "gauge",
+            queue_bytes as u64,
         );
         counter("dealledger_head_seq", "The last durable sequence number.", "gauge", head_seq);
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");

@@ -54,6 +54,8 @@ impl Work {
 pub struct Job {
     pub work: Work,
     pub reply: oneshot::Sender<Answer>,
+    /// The request's bytes in the memory budget, given back when the writer is done with it.
+    pub reserved: crate::budget::Reserved,
 }
 
 pub enum Message {
@@ -288,7 +290,10 @@ fn commit_group(
     // What the quarantine must record once the batch is durable, per answer.
     let mut holds: Vec<(usize, Vec<Hold>)> = Vec::new();
     let mut releases: Vec<(String, Release)> = Vec::new();
+    // The requests' bytes stay in the memory budget until the group is answered.
+    let mut held = Vec::with_capacity(group.len());
     for job in group {
+        held.push(job.reserved);
         let (submissions, ignored) = match job.work {
             Work::Events(submissions) => (submissions, 0),
             Work::HubSpot(_) | Work::RetryQuarantine if hubspot.is_none() || shared.quarantine.is_none() => {
