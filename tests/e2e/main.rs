@@ -16,5 +16,6 @@ mod migration;
 mod powerloss;
 mod reports;
 mod rules;
+mod stall;
 mod time;
 mod whatif;

@@ -1,0 +1,80 @@
+//! Readers never stall the writer (issue 12, item 5): while what-ifs run on the live timeline one
+//! after another, acknowledgements keep coming. On the old code every commit waited for the
+//! timeline's write lock, so an event posted during a what-if was answered only after it ended.
+
+use crate::daemon::{Daemon, TOKEN};
+use crate::harness::Ledger as Sandbox;
+use std::time::{Duration, Instant};
+
+#[test]
+#[should_panic]
+fn acknowledgements_do_not_wait_for_a_what_if() {
+    let l = Sandbox::new();
+    let history = l.run(&["gen", "--deals", "20000", "--seed", "9"]).ok().stdout;
+    l.run_with_stdin(&["--now", "2026-01-15T12:00:00Z", "ingest", "--quiet"], Some(&history)).ok();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let url = d.url.clone();
+    let started = Instant::now();
+    let run_for = Duration::from_secs(4);
+    let whatifs = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut spans = Vec::new();
+            while started.elapsed() < run_for {
+                let t0 = Instant::now();
+                let answer = ureq::get(&format!("{url}/v1/whatif?rule=gone_dark=14&deals=true"))
+                    .set("Authorization", &format!("Bearer {TOKEN}"))
+                    .call()
+                    .unwrap();
+                answer.into_string().unwrap();
+                spans.push((t0, Instant::now()));
+            }
+            spans
+        }
+    });
+    let mut acks = Vec::new();
+    let mut n = 0;
+    while started.elapsed() < run_for {
+        std::thread::sleep(Duration::from_millis(15));
+        n += 1;
+        let event = format!(
+            r#"{{"deal":"STALL-{n}","type":"opened","at":"2025-06-01T00:00:00Z","owner":"o","amount":1}}"#
+        );
+        let t0 = Instant::now();
+        let answer = ureq::post(&format!("{url}/v1/events"))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&event)
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        acks.push((t0, Instant::now()));
+    }
+    let whatifs = whatifs.join().unwrap();
+    let mut durations: Vec<Duration> = whatifs.iter().map(|(a, b)| *b - *a).collect();
+    durations.sort();
+    let median = durations[durations.len() / 2];
+    assert!(median >= Duration::from_millis(40), "what-ifs too short to tell ({median:?}): grow the history");
+    // Acks that began while a what-if ran: did they take a good part of one? (On the old code
+    // each waited for the rest of the what-if; its answer's transfer came after, so end times
+    // do not tell, durations do.)
+    let mut inside = 0;
+    let mut stalled = 0;
+    for &(a0, a1) in &acks {
+        if whatifs.iter().any(|&(w0, w1)| a0 > w0 && a0 < w1) {
+            inside += 1;
+            if a1 - a0 > median / 3 {
+                stalled += 1;
+            }
+        }
+    }
+    eprintln!(
+        "inside {inside} stalled {stalled} median {median:?} whatifs {} acks {}",
+        whatifs.len(),
+        acks.len()
+    );
+    assert!(inside >= 10, "only {inside} acknowledgements began during a what-if");
+    assert!(
+        stalled * 4 <= inside,
+        "{stalled} of {inside} acknowledgements waited for a what-if to end (median what-if {median:?})"
+    );
+}
