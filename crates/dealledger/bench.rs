@@ -27,9 +27,13 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Measure the daemon instead, over real HTTP on loopback: 32 clients sending batches of
-    /// 100 events, then 1 client sending one event per request
+    /// 100 events, then 1 client sending one event per request, then (with --daemon-history)
+    /// 32 clients again while a what-if sweep runs on a long history, and deal lookups on it
     #[arg(long)]
     daemon: bool,
+    /// With --daemon: events of the history the third phase runs on (0 skips it)
+    #[arg(long, default_value_t = 1_000_000, value_name = "EVENTS")]
+    daemon_history: u64,
 }
 
 /// The daemon benchmark's shape.
@@ -37,6 +41,7 @@ const DAEMON_CLIENTS: usize = 32;
 const DAEMON_BATCH_EVENTS: usize = 100;
 const DAEMON_BATCHES_PER_CLIENT: usize = 100;
 const DAEMON_SINGLE_REQUESTS: usize = 3_000;
+const DEAL_LOOKUPS: usize = 1_000;
 
 #[derive(serde::Serialize)]
 struct DaemonFigures {
@@ -54,6 +59,22 @@ struct DaemonFigures {
     single_requests_per_second: f64,
     single_p50_ms: f64,
     single_p99_ms: f64,
+    /// The third phase, on a long history (None when skipped).
+    during_whatif: Option<DuringWhatIf>,
+}
+
+/// 32 clients sending batches while a what-if sweep runs on `history_events`, and deal lookups.
+#[derive(serde::Serialize)]
+struct DuringWhatIf {
+    history_events: u64,
+    batched_events_per_second: f64,
+    batched_p50_ms: f64,
+    batched_p99_ms: f64,
+    whatifs: usize,
+    whatif_median_ms: f64,
+    deal_lookups: usize,
+    deal_lookup_p50_ms: f64,
+    deal_lookup_p99_ms: f64,
 }
 
 /// The value at rank ceil(q n) of sorted durations, in ms.
@@ -92,12 +113,14 @@ fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<std::time::Duratio
     Ok(started.elapsed())
 }
 
-fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
-    let dir = root.join("bench-daemon");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir)?;
+/// A daemon on the store in `dir/store`: its base URL, a stop switch, and its thread.
+type Daemon = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<Result<dealledger_server::Stopped, dealledger_server::ServeError>>,
+);
+
+fn start_daemon(dir: &std::path::Path) -> Result<Daemon> {
     let store: dealledger_server::Store =
         std::sync::Arc::new(dealledger_log::SledStore::open(&dir.join("store"))?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -118,7 +141,150 @@ fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
             },
         )
     });
-    let url = format!("http://{}/v1/events", bound.recv().context("the daemon did not start")?);
+    let base = format!("http://{}", bound.recv().context("the daemon did not start")?);
+    Ok((base, stop, server))
+}
+
+/// Bodies of `batches` batches of [`DAEMON_BATCH_EVENTS`] events per client, deal ids from `tag`.
+fn batch_bodies(tag: &str, clients: usize, batches: usize) -> Vec<Vec<String>> {
+    (0..clients)
+        .map(|c| {
+            (0..batches)
+                .map(|b| {
+                    let deal = format!("{tag}{c}-{b}");
+                    let mut lines = vec![format!(
+                        r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":100}}"#
+                    )];
+                    lines.extend((1..DAEMON_BATCH_EVENTS).map(|i| {
+                        format!(
+                            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-02T00:00:00Z","channel":"email","direction":"outbound","minutes":5,"source_id":"{deal}-{i}"}}"#
+                        )
+                    }));
+                    lines.join("\n")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Posts every client's bodies from its own thread: the latencies, sorted, and the seconds taken.
+fn run_clients(url: &str, bodies: Vec<Vec<String>>) -> Result<(Vec<std::time::Duration>, f64)> {
+    let started = Instant::now();
+    let clients: Vec<_> = bodies
+        .into_iter()
+        .map(|bodies| {
+            let url = url.to_string();
+            std::thread::spawn(move || -> Result<Vec<std::time::Duration>> {
+                let agent = ureq::AgentBuilder::new().build();
+                bodies.iter().map(|body| post(&agent, &url, body)).collect()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok((latencies, seconds))
+}
+
+/// Phase three: a history of about `events` events, a daemon on it, 32 clients posting while one
+/// client runs a what-if sweep (gone_dark 7 to 60 days, one request per value, round after
+/// round), then deal lookups.
+fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<DuringWhatIf> {
+    let dir = root.join("bench-daemon-history");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let deals = (events / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);
+    let file = dir.join("events.jsonl");
+    eprintln!("daemon: generating and ingesting a history of ~{} events", thousands(events));
+    let history_events = crate::demo::write_jsonl(
+        &dealledger_gen::Config::new(seed, deals),
+        Box::new(std::fs::File::create(&file)?),
+    )?;
+    let data = DataDir::new(dir.join("data"));
+    let mut ledger = data.open_ledger()?;
+    let options = crate::ingest::Options {
+        inputs: vec![file.display().to_string()],
+        skip_invalid: false,
+        rejects: None,
+        progress: false,
+    };
+    crate::ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?;
+    drop(ledger);
+    std::fs::remove_file(&file)?;
+    eprintln!("daemon: starting on it (the timeline catches up first)");
+    let (base, stop, server) = start_daemon(&data.path)?;
+    let bodies = batch_bodies("W", DAEMON_CLIENTS, DAEMON_BATCHES_PER_CLIENT);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweep = {
+        let (base, done) = (base.clone(), done.clone());
+        std::thread::spawn(move || -> Result<Vec<std::time::Duration>> {
+            let agent = ureq::AgentBuilder::new().build();
+            let mut spans = Vec::new();
+            'rounds: loop {
+                for days in 7..=60 {
+                    if done.load(std::sync::atomic::Ordering::Relaxed) && !spans.is_empty() {
+                        break 'rounds;
+                    }
+                    let started = Instant::now();
+                    let url = format!("{base}/v1/whatif?rule=gone_dark={days}");
+                    agent.get(&url).call().map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?.into_string()?;
+                    spans.push(started.elapsed());
+                }
+            }
+            spans.sort();
+            Ok(spans)
+        })
+    };
+    // The sweep's first what-if is under way before the clients start.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    eprintln!("daemon: {DAEMON_CLIENTS} clients while the what-if sweep runs");
+    let (batched, seconds) = run_clients(&format!("{base}/v1/events"), bodies)?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let whatifs = sweep.join().map_err(|_| anyhow::anyhow!("the sweep panicked"))??;
+    eprintln!("daemon: deal lookups");
+    let agent = ureq::AgentBuilder::new().build();
+    let mut rng = seed.max(1);
+    let mut lookups = Vec::new();
+    for _ in 0..DEAL_LOOKUPS {
+        // xorshift: a spread of deals, the same for a seed.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let url = format!("{base}/v1/deals/D-{:07}", rng % deals + 1);
+        let started = Instant::now();
+        agent.get(&url).call().map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?.into_string()?;
+        lookups.push(started.elapsed());
+    }
+    lookups.sort();
+    let _ = stop.send(());
+    server.join().map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+    let batched_events = batched.len() as u64 * DAEMON_BATCH_EVENTS as u64;
+    Ok(DuringWhatIf {
+        history_events,
+        batched_events_per_second: batched_events as f64 / seconds,
+        batched_p50_ms: quantile_ms(&batched, 0.5),
+        batched_p99_ms: quantile_ms(&batched, 0.99),
+        whatifs: whatifs.len(),
+        whatif_median_ms: quantile_ms(&whatifs, 0.5),
+        deal_lookups: lookups.len(),
+        deal_lookup_p50_ms: quantile_ms(&lookups, 0.5),
+        deal_lookup_p99_ms: quantile_ms(&lookups, 0.99),
+    })
+}
+
+fn daemon_bench(root: &std::path::Path, history_events: u64, seed: u64) -> Result<DaemonFigures> {
+    let dir = root.join("bench-daemon");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let (base, stop, server) = start_daemon(&dir)?;
+    let url = format!("{base}/v1/events");
     let opened = |deal: &str| {
         format!(r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":100}}"#)
     };
@@ -131,37 +297,10 @@ fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
         "daemon: {DAEMON_CLIENTS} clients x {DAEMON_BATCHES_PER_CLIENT} batches of {DAEMON_BATCH_EVENTS} events"
     );
     // Bodies are built before the clock starts: the figure is the daemon's, not the clients'.
-    let bodies: Vec<Vec<String>> = (0..DAEMON_CLIENTS)
-        .map(|c| {
-            (0..DAEMON_BATCHES_PER_CLIENT)
-                .map(|b| {
-                    let deal = format!("P{c}-{b}");
-                    let mut lines = vec![opened(&deal)];
-                    lines.extend((1..DAEMON_BATCH_EVENTS).map(|i| touch(&deal, i)));
-                    lines.join("\n")
-                })
-                .collect()
-        })
-        .collect();
-    let started = Instant::now();
-    let clients: Vec<_> = bodies
-        .into_iter()
-        .map(|bodies| {
-            let url = url.clone();
-            std::thread::spawn(move || -> Result<Vec<std::time::Duration>> {
-                let agent = ureq::AgentBuilder::new().build();
-                bodies.iter().map(|body| post(&agent, &url, body)).collect()
-            })
-        })
-        .collect();
-    let mut batched = Vec::new();
-    for client in clients {
-        batched.extend(client.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
-    }
-    let batched_seconds = started.elapsed().as_secs_f64();
+    let bodies = batch_bodies("P", DAEMON_CLIENTS, DAEMON_BATCHES_PER_CLIENT);
+    let (batched, batched_seconds) = run_clients(&url, bodies)?;
     let (group_commits, commit_p99_ms_at_most) =
         commit_quantile(&url.replace("/v1/events", "/metrics"), 0.99)?;
-    batched.sort();
     let batched_events = (DAEMON_CLIENTS * DAEMON_BATCHES_PER_CLIENT * DAEMON_BATCH_EVENTS) as u64;
 
     eprintln!("daemon: 1 client x {DAEMON_SINGLE_REQUESTS} requests of one event");
@@ -175,6 +314,10 @@ fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
     single.sort();
     let _ = stop.send(());
     server.join().map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
+    let during_whatif = match history_events {
+        0 => None,
+        events => Some(during_whatif(root, events, seed)?),
+    };
     Ok(DaemonFigures {
         clients: DAEMON_CLIENTS,
         batch_events: DAEMON_BATCH_EVENTS,
@@ -188,6 +331,7 @@ fn daemon_bench(root: &std::path::Path) -> Result<DaemonFigures> {
         single_requests_per_second: DAEMON_SINGLE_REQUESTS as f64 / single_seconds,
         single_p50_ms: quantile_ms(&single, 0.5),
         single_p99_ms: quantile_ms(&single, 0.99),
+        during_whatif,
     })
 }
 
@@ -311,7 +455,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     if args.daemon {
-        let f = daemon_bench(&root)?;
+        let f = daemon_bench(&root, args.daemon_history, args.seed)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&f)?);
         } else {
@@ -332,6 +476,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 f.single_p50_ms,
                 f.single_p99_ms
             );
+            if let Some(w) = &f.during_whatif {
+                println!(
+                    "{} clients during a what-if sweep on {} events: {} events/s, p50 {:.1} ms, p99 {:.1} ms; \
+                     {} what-ifs, median {:.0} ms; {} deal lookups p50 {:.2} ms, p99 {:.2} ms",
+                    f.clients,
+                    thousands(w.history_events),
+                    thousands(w.batched_events_per_second as u64),
+                    w.batched_p50_ms,
+                    w.batched_p99_ms,
+                    w.whatifs,
+                    w.whatif_median_ms,
+                    w.deal_lookups,
+                    w.deal_lookup_p50_ms,
+                    w.deal_lookup_p99_ms
+                );
+            }
         }
         return Ok(());
     }

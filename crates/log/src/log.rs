@@ -167,6 +167,48 @@ impl<S: BlockStore> Log<S> {
         })
     }
 
+    /// The events with these seqs (ascending), each block read and decompressed once: a deal's
+    /// history from an index instead of a scan of the log. A seq the log does not hold is an
+    /// error naming it.
+    pub fn read_seqs(
+        &self,
+        seqs: &[u64],
+        mut visit: impl FnMut(StoredEvent) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut next = 0;
+        while let Some(&wanted) = seqs.get(next) {
+            if wanted == 0 || wanted > self.head.seq {
+                return Err(LogError::Corrupt {
+                    seq: wanted,
+                    why: format!("not in the log (head {})", self.head.seq),
+                });
+            }
+            let before = next;
+            self.scan_blocks(wanted, |header, raw| {
+                let last = header.last_seq();
+                block::decode_event_refs(header, raw, |event| {
+                    if seqs.get(next) == Some(&event.seq) {
+                        visit(event.to_stored())?;
+                        next += 1;
+                    }
+                    Ok(())
+                })?;
+                // Past this block: the next seq is in another one (or the index is wrong).
+                if let Some(&missing) = seqs.get(next).filter(|&&s| s <= last) {
+                    return Err(LogError::Corrupt {
+                        seq: missing,
+                        why: "not in the block that holds its seq".into(),
+                    });
+                }
+                Ok(false)
+            })?;
+            if next == before {
+                return Err(LogError::Corrupt { seq: wanted, why: "no block holds it".into() });
+            }
+        }
+        Ok(())
+    }
+
     /// Every event with seq >= `from_seq`, borrowed, in order, until `visit` returns false: the
     /// replay path. A second thread reads, checks and decompresses blocks while this one decodes
     /// and visits, with at most [`SCAN_BLOCKS_IN_FLIGHT_MAX`] blocks between them.

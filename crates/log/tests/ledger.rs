@@ -248,3 +248,27 @@ fn retries_with_defaults_are_duplicates_after_a_reopen() {
     let err = append(&mut reopened, &[changed]).unwrap_err();
     assert!(err.1.contains("idempotency_conflict"), "{err:?}");
 }
+
+#[test]
+fn read_seqs_reads_exactly_the_seqs_across_blocks() {
+    // Three blocks of 11 events (one batch each): d0 is 1..=11, d1 12..=22, d2 23..=33.
+    let (ledger, keys) = store_with_blocks();
+    assert_eq!(keys, [1, 12, 23]);
+    let wanted = [2, 11, 12, 30, 33];
+    let mut got = Vec::new();
+    ledger
+        .log()
+        .read_seqs(&wanted, |e| {
+            got.push((e.seq, e.event.deal.as_str().to_string()));
+            Ok(())
+        })
+        .unwrap();
+    let deals = ["d0", "d0", "d1", "d2", "d2"];
+    assert_eq!(got, wanted.iter().zip(deals).map(|(s, d)| (*s, d.to_string())).collect::<Vec<_>>());
+    // Seqs the log does not hold, or out of order, are errors naming them, never a silent skip.
+    for bad in [&[34u64][..], &[0], &[5, 3]] {
+        let err = ledger.log().read_seqs(bad, |_| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("seq"), "{bad:?}: {err}");
+    }
+    ledger.log().read_seqs(&[], |_| panic!("nothing to read")).unwrap();
+}

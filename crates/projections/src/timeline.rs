@@ -152,6 +152,9 @@ pub struct DealHistory {
     pub entries: Vec<Entry>,
     /// Touches in (`at`, seq) order.
     pub touches: Vec<Touch>,
+    /// The seq of every event of the deal, ascending: the index that reads a deal's history
+    /// from the log without scanning it (`GET /v1/deals/{id}`).
+    pub seqs: Vec<u64>,
 }
 
 /// Which events a report sees: `at <= as_of` and `recorded_at <= known_at`.
@@ -395,6 +398,16 @@ impl Timeline {
     /// refers to exists, every deal starts with its one `opened` and keeps its lists in `at`
     /// order, ids are valid and distinct, and the latest instants are the latest of the lists.
     /// Readers then index and compare without checks of their own.
+    /// Records that event `seq` is the deal's: events come in seq order.
+    fn note_seq(&mut self, deal: u32, seq: u64) -> Result<(), String> {
+        let history = &mut self.deals[deal as usize];
+        if let Some(&last) = history.seqs.last().filter(|&&last| last >= seq) {
+            return Err(format!("event {seq} of deal `{}` comes after its event {last}", history.id));
+        }
+        history.seqs.push(seq);
+        Ok(())
+    }
+
     fn check_loaded(&self) -> Result<(), String> {
         let names = self.names.len();
         let name = |name: Name, deal: &str| match (name as usize) < names {
@@ -412,6 +425,10 @@ impl Timeline {
             }
             if !matches!(deal.entries.first(), Some(Entry { change: Change::Opened { .. }, .. })) {
                 return Err(format!("deal `{id}` does not start with its `opened`"));
+            }
+            let counted = deal.entries.len().saturating_add(deal.touches.len());
+            if deal.seqs.len() < counted || deal.seqs.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("deal `{id}`'s seqs are not ascending or miss events"));
             }
             for (i, entry) in deal.entries.iter().enumerate() {
                 match entry.change {
@@ -481,7 +498,7 @@ fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
     /// 4: the checkpoint gained a checksum (the state's meaning is that of 3).
-    const VERSION: u32 = 4;
+    const VERSION: u32 = 5;
 
     fn loaded(&mut self) -> Result<(), String> {
         self.names.reindex();
@@ -514,6 +531,7 @@ impl Projection for Timeline {
                     currency,
                     entries: vec![Entry { at, recorded_at, change }],
                     touches: Vec::new(),
+                    seqs: vec![event.seq],
                 });
                 return Ok(());
             }
@@ -521,6 +539,7 @@ impl Projection for Timeline {
                 let touch =
                     Touch { at, recorded_at, channel, direction, minutes, contact: contact.map(contact_key) };
                 let deal = self.deal_index(event)?;
+                self.note_seq(deal, event.seq)?;
                 self.note_times(at, recorded_at);
                 self.current.touched(deal, self.deals.len());
                 insert_ordered(&mut self.deals[deal as usize].touches, at, touch, |t| t.at);
@@ -541,6 +560,7 @@ impl Projection for Timeline {
             }
         };
         let deal = self.deal_index(event)?;
+        self.note_seq(deal, event.seq)?;
         self.note_times(at, recorded_at);
         self.current.touched(deal, self.deals.len());
         insert_ordered(&mut self.deals[deal as usize].entries, at, Entry { at, recorded_at, change }, |e| {

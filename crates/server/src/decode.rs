@@ -104,6 +104,8 @@ fn decode_array(text: &str, events_max: usize, out: &mut Vec<Submission>) -> Res
     match (parsed, stop) {
         (_, Some(stop)) => Err(stop),
         (Ok(()), None) => Ok(()),
+        // An element beyond the bound, even a broken one, is one too many.
+        (Err(_), None) if out.len() >= events_max => Err(Decoded::TooMany(TooMany { events_max })),
         (Err(e), None) => {
             // An element that is not even JSON: named when events before it were fine; else it
             // is the body as a whole.

@@ -543,8 +543,30 @@ async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved) -> Respons
 }
 
 /// A reader that sees the log up to the last durable head.
-fn reader(shared: &Shared) -> Log<crate::Store> {
+pub(crate) fn reader(shared: &Shared) -> Log<crate::Store> {
     Log::at_head(shared.store.clone(), *shared.head.borrow())
+}
+
+/// Waits until the timeline has folded every event durable now. The writer answers without
+/// waiting for the folder; a reader that must reflect every acknowledgement waits here instead.
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+async fn caught_up(shared: &Shared) -> Result<(), Response> {
+    let target = shared.head.borrow().seq;
+    let mut folded = shared.folded.subscribe();
+    let timeout = Duration::from_millis(shared.config.request_timeout_ms);
+    let reached =
+        tokio::time::timeout(timeout, folded.wait_for(|seq| *seq >= target)).await.is_ok_and(|r| r.is_ok());
+    match reached {
+        true => Ok(()),
+        false => Err(unavailable(
+            "timeline_behind",
+            format!(
+                "the timeline has not folded seq {target} within {} ms (request_timeout_ms); retry",
+                shared.config.request_timeout_ms
+            ),
+        )),
+    }
 }
 
 /// Events with seq in [from, ..] up to `limit` and about [`PAGE_BYTES_MAX`] of JSON (always at
@@ -603,6 +625,9 @@ async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<Stri
         Ok(n) => return bad_param("limit", format!("{n} is not in 1..={PAGE_EVENTS_MAX}")),
         Err(response) => return response,
     };
+    if let Err(response) = caught_up(&shared).await {
+        return response;
+    }
     let head = shared.head.borrow().seq;
     let task_shared = shared.clone();
     let read = tokio::task::spawn_blocking(move || read_events(&task_shared, from, limit)).await;
@@ -626,39 +651,38 @@ async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<Stri
 }
 
 async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Response {
-    if dealledger_events::DealId::parse(&id).is_err()
-        || shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner).deal(&id).is_none()
-    {
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_deal",
-            format!("deal `{id}` is not in the ledger"),
-            None,
-        );
+    let unknown = |id: &str| {
+        error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger"), None)
+    };
+    if dealledger_events::DealId::parse(&id).is_err() {
+        return unknown(&id);
+    }
+    if let Err(response) = caught_up(&shared).await {
+        return response;
     }
     let task_shared = shared.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<String, String> {
+    let wanted = id.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+        let id = wanted;
         let log = reader(&task_shared);
-        let mut events = Vec::new();
-        log.scan(1, |stored| {
-            if stored.event.deal.as_str() == id {
-                events.push(stored);
-            }
-            Ok(true)
+        // The deal's seqs from the timeline's index: the lock is held for a copy of them only.
+        let (seqs, currency) = {
+            let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(deal) = timeline.deal(&id) else { return Ok(None) };
+            (deal.seqs.clone(), deal.currency)
+        };
+        let mut parts: Vec<String> = Vec::with_capacity(seqs.len());
+        log.read_seqs(&seqs, |stored| {
+            parts.push(stored_event_json(&stored, currency));
+            Ok(())
         })
         .map_err(|e| e.to_string())?;
-        let currency = task_shared
-            .timeline
-            .read()
-            .expect("not poisoned")
-            .deal(&id)
-            .map_or(Currency::USD, |d| d.currency);
-        let parts: Vec<String> = events.iter().map(|s| stored_event_json(s, currency)).collect();
-        Ok(format!("[{}]\n", parts.join(",")))
+        Ok(Some(format!("[{}]\n", parts.join(","))))
     })
     .await;
     match read {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Ok(Some(body))) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Ok(None)) => unknown(&id),
         Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
     }
@@ -704,6 +728,9 @@ async fn get_report(
         currency: query.get("currency").cloned(),
         forecast: query.get("forecast").cloned(),
     };
+    if let Err(response) = caught_up(&shared).await {
+        return response;
+    }
     let now = shared.clock.now();
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
@@ -777,6 +804,9 @@ async fn get_stream(
             let head = tail.head.borrow_and_update().seq;
             if tail.next <= head {
                 let (shared, from) = (tail.shared.clone(), tail.next);
+                // Amounts are printed in their deal's currency, which the timeline knows once
+                // it has folded the deal's opening.
+                let _ = caught_up(&shared).await;
                 let page =
                     tokio::task::spawn_blocking(move || read_events(&shared, from, STREAM_PAGE_EVENTS)).await;
                 match page {
@@ -857,6 +887,9 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
         Some("csv") => Format::Csv,
         Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
     };
+    if let Err(response) = caught_up(&shared).await {
+        return response;
+    }
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
         let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -2,9 +2,10 @@
 //!
 //! HTTP (axum on tokio) in front of one writer thread that group-commits: every request is its
 //! own atomic unit, everything waiting is appended as one store write made durable by one fsync
-//! barrier, and a request is answered only after its events are durable and folded into the live
-//! timeline (so a report asked right after an acknowledgement reflects it). Readers (event pages,
-//! the SSE live tail, deal histories, reports) see the log only up to the last durable head.
+//! barrier, and a request is answered once its events are durable. A folder thread folds them
+//! into the live timeline; readers that must reflect every acknowledgement (reports, what-ifs,
+//! deal histories) wait for it, the writer never waits for a reader. Readers (event pages, the
+//! SSE live tail, deal histories, reports) see the log only up to the last durable head.
 //!
 //! Boundary: depends on the ledger's libraries (events, log, projections, reports) through
 //! their public APIs, and on the store only through `BlockStore`. It knows nothing of clap or of
@@ -14,6 +15,7 @@
 mod budget;
 pub mod config;
 mod decode;
+mod folder;
 mod http;
 pub mod hubspot;
 mod listen;
@@ -49,6 +51,11 @@ pub(crate) struct Shared {
     timeline: RwLock<Timeline>,
     /// The last durable head; readers never look past it.
     head: watch::Sender<Head>,
+    /// The last seq folded into `timeline` (the folder runs behind the writer, never ahead of
+    /// `head`): readers that must reflect every acknowledged event wait for it to reach `head`.
+    folded: watch::Sender<u64>,
+    /// The folder's queue: the writer hands it each committed range.
+    fold: mpsc::Sender<folder::Fold>,
     /// Why the writer cannot write, while it cannot (it retries its recovery by itself).
     failed: Mutex<Option<String>>,
     queue: mpsc::SyncSender<writer::Message>,
@@ -136,6 +143,8 @@ pub fn run(
     };
     let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let (queue_tx, queue_rx) = mpsc::sync_channel(config.queue_requests_max);
+    // Unbounded, but one small message per commit, and the folder takes them all at once.
+    let (fold_tx, fold_rx) = mpsc::channel();
     let metrics = Metrics::default();
     if let Some(quarantine) = &quarantine {
         metrics.quarantined.store(quarantine.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -150,6 +159,8 @@ pub fn run(
         metrics,
         timeline: RwLock::new(timeline),
         head: watch::Sender::new(head),
+        folded: watch::Sender::new(head.seq),
+        fold: fold_tx,
         failed: Mutex::new(None),
         queue: queue_tx,
         budget,
@@ -162,6 +173,11 @@ pub fn run(
         .name("dealledger-writer".into())
         .spawn(move || writer::run(ledger, clock, queue_rx, writer_shared))
         .map_err(|e| ServeError::Runtime(format!("cannot start the writer thread: {e}")))?;
+    let folder_shared = shared.clone();
+    let folder = std::thread::Builder::new()
+        .name("dealledger-folder".into())
+        .spawn(move || folder::run(fold_rx, folder_shared))
+        .map_err(|e| ServeError::Runtime(format!("cannot start the folder thread: {e}")))?;
     listening(bound);
     tracing::info!(%bound, "listening");
     let router = http::router(shared.clone());
@@ -174,6 +190,9 @@ pub fn run(
     // Every request has been answered; the writer finishes what is queued and stops.
     let _ = shared.queue.send(writer::Message::Stop);
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
+    // The writer has handed over its last range: the folder folds it, then stops.
+    let _ = shared.fold.send(folder::Fold::Stop);
+    folder.join().map_err(|_| ServeError::Runtime("the folder thread panicked".into()))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
         return Err(ServeError::Runtime(format!("the store failed: {why}")));

@@ -2,8 +2,9 @@
 //!
 //! Requests queue (bounded) to this thread. It takes everything waiting, admits each request as
 //! its own atomic unit inside one batch (a bad request is refused alone and never fails its
-//! neighbours), appends the whole group as one store write, flushes once, folds the new events
-//! into the live timeline, and only then answers every request of the group.
+//! neighbours), appends the whole group as one store write, flushes once, hands the new events to
+//! the folder (which folds them into the live timeline, waiting for readers so this thread never
+//! does), and answers every request of the group.
 //!
 //! Every answer is true. A failed write is answered "nothing stored" only when the store says
 //! so with certainty; otherwise "outcome unknown" (a retry with the same `source_id`s is safe).
@@ -19,7 +20,6 @@ use crate::quarantine::{Hold, QuarantineError, Release};
 use crate::Shared;
 use dealledger_events::{Clock, Rejection, Submission};
 use dealledger_log::{Ledger, Outcome};
-use dealledger_projections::Projection;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -259,15 +259,10 @@ fn recover(ledger: &mut Ledger<Store>, health: Health, shared: &Shared) -> Healt
 /// and after a panic the timeline may hold half of one.
 fn reopen(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
     ledger.reopen().map_err(|e| e.to_string())?;
-    let (mut timeline, _) =
-        dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(ledger.log())
-            .map_err(|e| e.to_string())?;
-    timeline.refresh();
-    let mut live = shared.timeline.write().unwrap_or_else(|p| p.into_inner());
-    *live = timeline;
-    drop(live);
-    shared.timeline.clear_poison();
     shared.head.send_replace(ledger.log().head());
+    // The folder rebuilds the timeline from the store at that head (it may hold half a group,
+    // or miss one nobody was told of).
+    let _ = shared.fold.send(crate::folder::Fold::Rebuild);
     Ok(())
 }
 
@@ -358,34 +353,20 @@ fn commit_group(
             return Err(if certain { GroupFailure::NothingStored(why) } else { GroupFailure::Unknown(why) });
         }
     };
-    if let Some((first, _)) = committed.seqs {
+    if committed.seqs.is_some() {
         // Only writes count: a group of refusals and duplicates flushes nothing.
         metrics.observe_commit(started.elapsed().as_secs_f64());
         metrics.events_appended.fetch_add(committed.appended, Relaxed);
         metrics.batches_appended.fetch_add(1, Relaxed);
-        // Fold the new events before anyone hears of them: a report asked right after an
-        // acknowledgement reflects it.
-        // On this thread (no read-ahead thread): the blocks were just written and are few.
-        let mut timeline = shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let folded = ledger.log().scan_blocks(first, |header, raw| {
-            dealledger_log::block::decode_event_refs(header, raw, |event| {
-                if event.seq >= first {
-                    timeline
-                        .apply(event)
-                        .map_err(|why| dealledger_log::LogError::Corrupt { seq: event.seq, why })?;
-                }
-                Ok(())
-            })?;
-            Ok(true)
-        });
-        if let Err(e) = folded {
-            // Durable, but not folded: the answers would not be true of reports, so none is
-            // given (the handlers answer "outcome unknown": a retry is all duplicates).
-            return Err(GroupFailure::Unknown(format!("reading back the events just committed: {e}")));
-        }
     }
     metrics.duplicates.fetch_add(committed.duplicates, Relaxed);
     shared.head.send_replace(committed.head);
+    if let Some((first, last)) = committed.seqs {
+        // After the head moved (the folder reads the log up to it): the folder folds them into
+        // the timeline; readers that must see them wait for it, the writer does not (a report
+        // or a what-if may hold the timeline for a second).
+        let _ = shared.fold.send(crate::folder::Fold::Range { first, last });
+    }
     record_quarantine(shared, &mut answers, holds, releases, clock.now());
     for (reply, answer) in answers {
         if let Answer::Acked { ignored, .. } = &answer {

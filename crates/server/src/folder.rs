@@ -1,0 +1,107 @@
+//! The folder: one thread that folds committed events into the live timeline, so that the writer
+//! never waits for a reader. The writer appends, makes the group durable, publishes the new head,
+//! hands the folder the range of seqs and answers. The folder takes the timeline's write lock
+//! (waiting, if it must, for a report or a what-if to finish: readers hold the read lock for
+//! their whole run), folds the range and publishes how far it has folded. A reader that must
+//! reflect every acknowledged event (reports, what-ifs, deal histories) first waits until the
+//! folder has reached the durable head it saw when it started.
+//!
+//! If folding fails (a block that does not read back), the folder rebuilds the timeline from the
+//! log at the durable head rather than serve a timeline that may miss events.
+
+use crate::Shared;
+use dealledger_projections::Projection;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+pub enum Fold {
+    /// Events `first..=last` are durable: fold them.
+    Range { first: u64, last: u64 },
+    /// The ledger was reopened: rebuild the timeline from the log at the durable head.
+    Rebuild,
+    /// Fold what came before, then stop.
+    Stop,
+}
+
+pub fn run(queue: mpsc::Receiver<Fold>, shared: Arc<Shared>) {
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = queue.recv() else { break };
+        // Everything waiting is folded at once: one lock for many commits.
+        let mut upto = 0u64;
+        let mut lowest = u64::MAX;
+        let mut rebuild = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Fold::Range { first, last } => {
+                    lowest = lowest.min(first);
+                    upto = upto.max(last);
+                }
+                Fold::Rebuild => rebuild = true,
+                Fold::Stop => stopping = true,
+            }
+            if !stopping {
+                next = queue.try_recv().ok();
+            }
+        }
+        let folded = *shared.folded.borrow();
+        if !rebuild && upto <= folded {
+            continue;
+        }
+        // Ranges come in order and without gaps; one that starts beyond what was folded means a
+        // range went missing, and only the log can say what it held.
+        rebuild |= lowest != u64::MAX && lowest > folded.saturating_add(1);
+        let result =
+            if rebuild { Err("the ledger was reopened".to_string()) } else { fold(&shared, folded, upto) };
+        let reached = match result {
+            Ok(reached) => reached,
+            Err(why) => {
+                if !rebuild {
+                    tracing::error!(error = %why, "folding committed events failed; rebuilding the timeline from the log");
+                }
+                match rebuild_timeline(&shared) {
+                    Ok(reached) => reached,
+                    Err(why) => {
+                        // Readers keep the timeline as it was; the next commit tries again.
+                        tracing::error!(error = %why, "rebuilding the timeline failed");
+                        continue;
+                    }
+                }
+            }
+        };
+        shared.folded.send_replace(reached);
+    }
+}
+
+/// Folds events `folded + 1..=upto` from the log into the live timeline.
+fn fold(shared: &Shared, folded: u64, upto: u64) -> Result<u64, String> {
+    let log = crate::http::reader(shared);
+    let from = folded + 1;
+    let mut timeline = shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    log.scan_blocks(from, |header, raw| {
+        dealledger_log::block::decode_event_refs(header, raw, |event| {
+            if (from..=upto).contains(&event.seq) {
+                timeline
+                    .apply(event)
+                    .map_err(|why| dealledger_log::LogError::Corrupt { seq: event.seq, why })?;
+            }
+            Ok(())
+        })?;
+        Ok(header.first_seq.saturating_add(u64::from(header.count)) <= upto)
+    })
+    .map_err(|e| format!("reading back the events just committed: {e}"))?;
+    Ok(upto)
+}
+
+/// A timeline of the log at the durable head, replacing the live one.
+fn rebuild_timeline(shared: &Shared) -> Result<u64, String> {
+    let log = crate::http::reader(shared);
+    let head = log.head().seq;
+    let (mut timeline, _) = dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(&log)
+        .map_err(|e| e.to_string())?;
+    timeline.refresh();
+    *shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner) = timeline;
+    shared.timeline.clear_poison();
+    Ok(head)
+}
