@@ -229,3 +229,55 @@ fn trickled_headers_idle_connections_and_the_connection_cap() {
     std::thread::sleep(Duration::from_millis(1_200));
     assert_eq!(get(&d.url, &addr, "/healthz", "").0, 200);
 }
+
+#[test]
+#[should_panic]
+fn numbers_from_requests_at_their_limits_are_clear_errors() {
+    // Item 8: every number a request carries is checked, never wrapped or trusted.
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let (code, ack) = d.post("/v1/events", EVENT);
+    assert_eq!(code, 200, "{ack}");
+    // Page positions and sizes.
+    let page = d.get_json("/v1/events?from_seq=18446744073709551615");
+    assert_eq!(
+        (page["events"].as_array().map(Vec::len), page["next_seq"].as_u64()),
+        (Some(0), Some(2)),
+        "{page}"
+    );
+    for (query, param) in [
+        ("limit=18446744073709551616", "limit"),
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("from_seq=18446744073709551616", "from_seq"),
+        ("from_seq=1e3", "from_seq"),
+    ] {
+        let (code, text) = d.get(&format!("/v1/events?{query}"));
+        assert!(code == 400 && text.contains(param), "{query}: {code} {text}");
+    }
+    // Amounts, minutes, versions and instants past their ranges: one clear 400 each.
+    let touch = |extra: &str| {
+        format!(
+            r#"{{"deal":"D","type":"touch","at":"2025-01-11T09:00:00Z","channel":"call","direction":"outbound"{extra}}}"#
+        )
+    };
+    let cases = [
+        (r#"{"deal":"D2","type":"opened","at":"2025-01-10T09:00:00Z","owner":"o","amount":"184467440737095516160000"}"#.to_string(), "invalid_value"),
+        (r#"{"deal":"D2","type":"opened","at":"2025-01-10T09:00:00Z","owner":"o","amount":1e400}"#.to_string(), "invalid_value"),
+        (touch(r#","minutes":4294967296"#), "invalid_value"),
+        (touch(r#","minutes":-1"#), "invalid_value"),
+        (touch(r#","expected_version":4294967296"#), "malformed_json"),
+        (r#"{"deal":"D","type":"touch","at":"9999-12-31T23:59:59Z","channel":"call","direction":"outbound"}"#.to_string(), "in_future"),
+        (r#"{"deal":"D","type":"touch","at":"2025-01-11T09:00:00+23:59","channel":"call","direction":"outbound"}"#.to_string(), ""),
+        (touch(r#","recorded_at":"0000-01-01T00:00:00Z""#), "recorded_before_at"),
+    ];
+    for (line, rule) in cases {
+        let (code, err) = d.post("/v1/events", &line);
+        if rule.is_empty() {
+            assert!(code == 200 || code == 400, "{line}: {code} {err}");
+            continue;
+        }
+        assert_eq!((code, err["error"].as_str()), (400, Some(rule)), "{line}: {err}");
+    }
+    assert_eq!(get(&d.url, d.url.strip_prefix("http://").unwrap(), "/healthz", "").0, 200);
+}
