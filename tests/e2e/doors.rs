@@ -231,7 +231,6 @@ fn trickled_headers_idle_connections_and_the_connection_cap() {
 }
 
 #[test]
-#[should_panic]
 fn numbers_from_requests_at_their_limits_are_clear_errors() {
     // Item 8: every number a request carries is checked, never wrapped or trusted.
     let l = Sandbox::new();

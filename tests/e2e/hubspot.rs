@@ -264,3 +264,23 @@ fn a_backfill_with_an_unmapped_stage_stores_nothing_and_names_it() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("[hubspot]"), "{}", run.stderr);
 }
+
+#[test]
+fn numbers_at_the_ends_of_their_ranges_are_quarantined_not_a_panic() {
+    let l = Sandbox::new();
+    let d = Daemon::start(&l, &toml("", ""));
+    let (code, ack) = deliver(&d, &format!("[{}]", note(1, T0, 5, "deal.creation", "", "")));
+    assert_eq!(code, 200, "{ack}");
+    let delivery = format!(
+        "[{},{},{}]",
+        note(2, i64::MAX, 5, "deal.propertyChange", "amount", "10"),
+        note(3, T0 + 1, 5, "deal.propertyChange", "closedate", &i64::MIN.to_string()),
+        note(4, T0 + 2, 5, "deal.propertyChange", "amount", "99999999999999999999999999"),
+    );
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!((code, ack["quarantined"].as_u64()), (200, Some(3)), "{ack}");
+    let rules: Vec<&str> =
+        ack["quarantine"].as_array().unwrap().iter().map(|q| q["rule"].as_str().unwrap()).collect();
+    assert!(rules.iter().all(|r| *r == "invalid_value" || *r == "in_future"), "{ack}");
+    assert_eq!(history(&d, "hubspot-5").len(), 1);
+}

@@ -172,7 +172,7 @@ fn bad_input() {
         case(
             &[OPEN_A],
             &a("touch", 11, r#","channel":"call","direction":"inbound","minutes":-1"#),
-            "[malformed_json]",
+            "field `minutes`: -1 is not within 0..=1440 [invalid_value]",
         ),
         case(&[OPEN_A], &a("stage_moved", 11, ""), "field `to`: required on `stage_moved` [missing_field]"),
         case(

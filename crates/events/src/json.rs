@@ -86,7 +86,9 @@ struct Wire<'a> {
     channel: Option<Text<'a>>,
     #[serde(borrow = "'a")]
     direction: Option<Text<'a>>,
-    minutes: Option<u64>,
+    /// Raw, so that `-1` or `1.5` is an `invalid_value` naming the field, like `99999`.
+    #[serde(borrow)]
+    minutes: Option<&'a RawValue>,
     #[serde(borrow = "'a")]
     contact: Option<Text<'a>>,
     #[serde(borrow = "'a")]
@@ -313,12 +315,14 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
                 "inbound" => Direction::Inbound,
                 other => return Err(invalid("direction")(format!("`{other}` is not inbound or outbound"))),
             };
-            let minutes = match wire.minutes {
-                None => None,
-                Some(m) if m <= u64::from(TOUCH_MINUTES_MAX) => Some(m as u16),
-                Some(m) => {
-                    return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}")))
-                }
+            let minutes = match wire.minutes.map(|raw| raw.get().trim()) {
+                None | Some("null") => None,
+                Some(m) => match m.parse::<u16>() {
+                    Ok(m) if m <= TOUCH_MINUTES_MAX => Some(m),
+                    _ => {
+                        return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}")))
+                    }
+                },
             };
             Body::Touch { channel, direction, minutes, contact: text(wire.contact, "contact")? }
         }

@@ -165,6 +165,30 @@ pub fn records(
     Ok(())
 }
 
+/// Decodes a block's records borrowed from `raw` up to and including `last_seq`, calling `visit`
+/// for each in order: a reader that wants a few events of a block stops at its last one.
+pub fn decode_event_refs_through<'a>(
+    header: &Header,
+    raw: &'a [u8],
+    last_seq: u64,
+    mut visit: impl FnMut(&EventRef<'a>) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    if last_seq >= header.last_seq() {
+        return decode_event_refs(header, raw, visit);
+    }
+    let mut offset = 0;
+    let mut seq = header.first_seq;
+    while seq <= last_seq {
+        let (event, used) =
+            decode_record_ref(header.format_version, seq, raw.get(offset..).unwrap_or_default())
+                .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
+        offset += used;
+        visit(&event)?;
+        seq += 1;
+    }
+    Ok(())
+}
+
 /// Decodes every record of a block borrowed from `raw`, calling `visit` for each in order.
 pub fn decode_event_refs<'a>(
     header: &Header,

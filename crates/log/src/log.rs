@@ -186,7 +186,10 @@ impl<S: BlockStore> Log<S> {
             let before = next;
             self.scan_blocks(wanted, |header, raw| {
                 let last = header.last_seq();
-                block::decode_event_refs(header, raw, |event| {
+                // Records decode in order: stop at the last one wanted from this block.
+                let through =
+                    seqs[next..].iter().take_while(|&&s| s <= last).last().copied().unwrap_or(wanted);
+                block::decode_event_refs_through(header, raw, through, |event| {
                     if seqs.get(next) == Some(&event.seq) {
                         visit(event.to_stored())?;
                         next += 1;
