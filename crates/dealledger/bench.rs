@@ -42,6 +42,9 @@ const DAEMON_BATCH_EVENTS: usize = 100;
 const DAEMON_BATCHES_PER_CLIENT: usize = 100;
 const DAEMON_SINGLE_REQUESTS: usize = 3_000;
 const DEAL_LOOKUPS: usize = 1_000;
+/// Phase three's batches per client: long enough (about 4 s here) for several what-ifs to run
+/// under the clients.
+const DURING_WHATIF_BATCHES_PER_CLIENT: usize = 500;
 
 #[derive(serde::Serialize)]
 struct DaemonFigures {
@@ -218,7 +221,7 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     std::fs::remove_file(&file)?;
     eprintln!("daemon: starting on it (the timeline catches up first)");
     let (base, stop, server) = start_daemon(&data.path)?;
-    let bodies = batch_bodies("W", DAEMON_CLIENTS, DAEMON_BATCHES_PER_CLIENT);
+    let bodies = batch_bodies("W", DAEMON_CLIENTS, DURING_WHATIF_BATCHES_PER_CLIENT);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweep = {
         let (base, done) = (base.clone(), done.clone());
