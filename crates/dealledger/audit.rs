@@ -61,8 +61,36 @@ pub fn replay(data: &DataDir) -> Result<()> {
     Ok(())
 }
 
-/// Every event of one deal, in seq order.
+/// Every event of one deal, in seq order: by the deal index saved with the timeline's
+/// checkpoint and a scan of the events after it, or, without a usable index, by a scan of the
+/// whole log.
 fn deal_events<S: BlockStore>(log: &dealledger_log::Log<S>, id: &str) -> Result<Vec<StoredEvent>> {
+    use dealledger_projections::deal_index::{lookup, Lookup};
+    match lookup(log, id)? {
+        Lookup::Found { through, mut seqs, mut offsets } => {
+            if through < log.head().seq {
+                log.scan_refs(through + 1, |event| {
+                    if event.deal == id {
+                        seqs.push(event.seq);
+                        offsets.push(event.offset);
+                    }
+                    Ok(true)
+                })?;
+            }
+            let mut events = Vec::with_capacity(seqs.len());
+            match log.read_deal(id, &seqs, &offsets, |stored| {
+                events.push(stored);
+                Ok(())
+            }) {
+                Ok(()) => return Ok(events),
+                // The scan below names the seq if the log itself is at fault.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the deal index disagrees with the log; scanning the log")
+                }
+            }
+        }
+        Lookup::Unusable(why) => tracing::info!(why, "no usable deal index; scanning the log"),
+    }
     let mut events = Vec::new();
     log.scan(1, |stored| {
         if stored.event.deal.as_str() == id {

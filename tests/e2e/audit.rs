@@ -175,3 +175,42 @@ fn replay_is_deterministic() {
         );
     }
 }
+
+/// `audit deal` with RUST_LOG=info, so that the stderr says whether it scanned the log.
+fn audit_deal_logged(l: &Ledger) -> Run {
+    let output = std::process::Command::new(binary())
+        .arg("--data")
+        .arg(l.data())
+        .args(["audit", "deal", "A-1", "--format", "json"])
+        .env_remove("DEALLEDGER_DATA")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn audit_deal_reads_by_the_deal_index_and_the_events_after_it() {
+    let l = Ledger::new();
+    history(&l);
+    l.run(&["replay"]).ok();
+    let index = l.data().join("store.meta").join("checkpoint.timeline.deals");
+    assert!(index.exists(), "replay saves the deal index beside the checkpoint");
+    // Events after the index was taken: read by a scan of the tail only.
+    let later = a("touch", 21, r#","channel":"call","direction":"outbound","minutes":5,"source_id":"c-9""#);
+    l.ingest("later.jsonl", &[&later]).ok();
+    let by_index = audit_deal_logged(&l).ok();
+    assert!(!by_index.stderr.contains("scanning the log"), "{}", by_index.stderr);
+    let events = by_index.json();
+    assert_eq!(events.as_array().unwrap().len(), 8);
+    assert_eq!(events[7]["source_id"], "c-9");
+    // Without the index: the same answer, by a scan of the whole log.
+    std::fs::remove_file(&index).unwrap();
+    let by_scan = audit_deal_logged(&l).ok();
+    assert!(by_scan.stderr.contains("no usable deal index; scanning the log"), "{}", by_scan.stderr);
+    assert_eq!(by_scan.stdout, by_index.stdout);
+}

@@ -234,6 +234,7 @@ pub fn decode_record_ref(
         actor: record.actor,
         source_id: record.source_id,
         body: record.body,
+        offset: 0,
     };
     event.check_meaning().map_err(CodecError::Corrupt)?;
     Ok((event, used))

@@ -89,6 +89,10 @@ pub struct EventRef<'a> {
     pub actor: Option<&'a str>,
     pub source_id: Option<&'a str>,
     pub body: BodyRef<'a>,
+    /// Where its record starts among its block's uncompressed records, in bytes, when it was
+    /// decoded from a block (0 otherwise): a hint for reading it again (`Log::read_deal`),
+    /// checked there, never trusted.
+    pub offset: u32,
 }
 
 impl<'a> BodyRef<'a> {
@@ -195,6 +199,7 @@ impl<'a> EventRef<'a> {
             actor: event.actor.as_deref(),
             source_id: event.source_id.as_deref(),
             body: BodyRef::of(&event.body),
+            offset: 0,
         }
     }
 

@@ -165,6 +165,44 @@ pub fn records(
     Ok(())
 }
 
+/// Decompresses a checked block's records into `raw` (cleared first) only until it holds
+/// `want_bytes` (or all of them, if fewer): a reader that wants records near a block's start
+/// stops there. The decoder is reset first, so one serves any number of blocks.
+pub fn records_prefix(
+    decoder: &mut zstd::stream::raw::Decoder<'_>,
+    header: &Header,
+    value: &[u8],
+    want_bytes: usize,
+    raw: &mut Vec<u8>,
+) -> Result<(), LogError> {
+    use zstd::stream::raw::Operation;
+    let corrupt = |e: std::io::Error| LogError::Corrupt {
+        seq: header.first_seq,
+        why: format!("does not decompress: {e}"),
+    };
+    let payload = &value[HEADER_BYTES..value.len() - TRAILER_BYTES];
+    let len = want_bytes.min(header.raw_len as usize);
+    raw.clear();
+    raw.resize(len, 0);
+    decoder.reinit().map_err(corrupt)?;
+    let (mut read, mut written) = (0, 0);
+    while written < len {
+        let status = decoder.run_on_buffers(&payload[read..], &mut raw[written..]).map_err(corrupt)?;
+        read += status.bytes_read;
+        written += status.bytes_written;
+        if status.bytes_read == 0 && status.bytes_written == 0 {
+            break;
+        }
+    }
+    if written != len {
+        return Err(LogError::Corrupt {
+            seq: header.first_seq,
+            why: format!("decompressed to {written} bytes, wanted {len} of {}", header.raw_len),
+        });
+    }
+    Ok(())
+}
+
 /// Decodes a block's records borrowed from `raw` up to and including `last_seq`, calling `visit`
 /// for each in order: a reader that wants a few events of a block stops at its last one.
 pub fn decode_event_refs_through<'a>(
@@ -179,14 +217,27 @@ pub fn decode_event_refs_through<'a>(
     let mut offset = 0;
     let mut seq = header.first_seq;
     while seq <= last_seq {
-        let (event, used) =
-            decode_record_ref(header.format_version, seq, raw.get(offset..).unwrap_or_default())
-                .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
+        let (event, used) = decode_at(header, raw, seq, offset)?;
         offset += used;
         visit(&event)?;
         seq += 1;
     }
     Ok(())
+}
+
+/// Decodes the record that starts `offset` bytes into `raw` as event `seq`, with its offset.
+pub fn decode_at<'a>(
+    header: &Header,
+    raw: &'a [u8],
+    seq: u64,
+    offset: usize,
+) -> Result<(EventRef<'a>, usize), LogError> {
+    let corrupt = |why: String| LogError::Corrupt { seq, why };
+    let bytes = raw.get(offset..).ok_or_else(|| corrupt(format!("offset {offset} is past the block")))?;
+    let (mut event, used) =
+        decode_record_ref(header.format_version, seq, bytes).map_err(|e| corrupt(e.to_string()))?;
+    event.offset = u32::try_from(offset).map_err(|_| corrupt(format!("offset {offset} over 4 GiB")))?;
+    Ok((event, used))
 }
 
 /// Decodes every record of a block borrowed from `raw`, calling `visit` for each in order.
@@ -198,8 +249,7 @@ pub fn decode_event_refs<'a>(
     let mut offset = 0;
     for i in 0..header.count {
         let seq = header.first_seq + u64::from(i);
-        let (event, used) = decode_record_ref(header.format_version, seq, &raw[offset..])
-            .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
+        let (event, used) = decode_at(header, raw, seq, offset)?;
         offset += used;
         visit(&event)?;
     }

@@ -10,6 +10,9 @@ use dealledger_events::{Event, EventRef, StoredEvent};
 
 /// Decompressed blocks waiting between the reading and the visiting thread of a scan, at most.
 pub const SCAN_BLOCKS_IN_FLIGHT_MAX: usize = 8;
+/// Bytes decompressed past a wanted record's offset to hold it: records are ~100 bytes; a
+/// longer one is read by decompressing its whole block.
+const RECORD_READ_AHEAD_BYTES: usize = 4 * 1024;
 
 /// A visitor of checked, still-compressed blocks: returns false to stop.
 type RawBlockVisitor<'a> = dyn FnMut(&Header, &[u8]) -> Result<bool, LogError> + 'a;
@@ -167,14 +170,20 @@ impl<S: BlockStore> Log<S> {
         })
     }
 
-    /// The events with these seqs (ascending), each block read and decompressed once: a deal's
-    /// history from an index instead of a scan of the log. Blocks are fetched in order, then
-    /// decompressed and decoded (each only up to its last wanted event) on two threads when
-    /// there are several: a deal's events lie in a dozen blocks of 256 KiB. A seq the log does not
-    /// hold is an error naming it.
-    pub fn read_seqs(
+    /// One deal's events by the index the timeline keeps for it (`DealHistory::seqs` and
+    /// `offsets`): `seqs` are all of the deal's events, ascending, so the i-th is its version
+    /// i + 1, and `offsets` (empty, or one per seq) say where each record starts in its block.
+    /// Each block holding one is fetched once, then decompressed and decoded on two threads when
+    /// there are several (a deal's events lie in a dozen or more blocks of 256 KiB). Where an
+    /// offset holds the deal's record of that version, only that record is decoded; otherwise
+    /// (no offset, or a wrong one) the block is decoded up to it. Either way each event is
+    /// checked to be the deal's, of its version: an index that disagrees with the log is an
+    /// error naming the seq, never a wrong answer.
+    pub fn read_deal(
         &self,
+        deal: &str,
         seqs: &[u64],
+        offsets: &[u32],
         mut visit: impl FnMut(StoredEvent) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
         if let Some(w) = seqs.windows(2).find(|w| w[0] >= w[1]) {
@@ -183,6 +192,7 @@ impl<S: BlockStore> Log<S> {
                 why: format!("asked for after seq {}: seqs must ascend", w[0]),
             });
         }
+        let offsets = if offsets.len() == seqs.len() { offsets } else { &[] };
         let mut blocks: Vec<(Header, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
         let mut next = 0;
         while let Some(&wanted) = seqs.get(next) {
@@ -202,39 +212,35 @@ impl<S: BlockStore> Log<S> {
             blocks.push((header, value, next..next + count));
             next += count;
         }
-        let decode =
-            |blocks: &[(Header, Vec<u8>, std::ops::Range<usize>)]| -> Result<Vec<StoredEvent>, LogError> {
-                let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
-                let mut raw = Vec::with_capacity(block::BLOCK_RAW_BYTES_MAX);
-                let mut out = Vec::new();
-                for (header, value, range) in blocks {
-                    block::records(&mut decompressor, header, value, &mut raw)?;
-                    let wanted = &seqs[range.clone()];
-                    let mut found = 0;
-                    let through = *wanted.last().expect("a block is fetched for a wanted seq");
-                    block::decode_event_refs_through(header, &raw, through, |event| {
-                        if wanted.get(found) == Some(&event.seq) {
-                            out.push(event.to_stored());
-                            found += 1;
-                        }
-                        Ok(())
-                    })?;
-                    if found != wanted.len() {
-                        return Err(LogError::Corrupt {
-                            seq: wanted[found],
-                            why: "not in the block that holds its seq".into(),
-                        });
+        let read = |blocks: &[(Header, Vec<u8>, std::ops::Range<usize>)]| {
+            let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd context");
+            let mut decoder = zstd::stream::raw::Decoder::new().expect("zstd context");
+            let mut raw = Vec::with_capacity(block::BLOCK_RAW_BYTES_MAX);
+            let mut out = Vec::new();
+            for (header, value, range) in blocks {
+                // By offsets only the records up to the last wanted one are needed: decompress
+                // through it and a margin for its length, and the whole block if that fails.
+                if let Some(&last) = offsets.get(range.clone()).and_then(|o| o.iter().max()) {
+                    let want = (last as usize).saturating_add(RECORD_READ_AHEAD_BYTES);
+                    block::records_prefix(&mut decoder, header, value, want, &mut raw)?;
+                    if read_by_offsets(deal, header, &raw, seqs, offsets, range.clone(), &mut out) {
+                        continue;
                     }
                 }
-                Ok(out)
-            };
+                block::records(&mut decompressor, header, value, &mut raw)?;
+                if !read_by_offsets(deal, header, &raw, seqs, offsets, range.clone(), &mut out) {
+                    read_by_decoding(deal, header, &raw, seqs, range.clone(), &mut out)?;
+                }
+            }
+            Ok::<_, LogError>(out)
+        };
         let (first, second) = blocks.split_at(blocks.len() / 2);
         let (mut events, rest) = if first.is_empty() {
-            (decode(second)?, Vec::new())
+            (read(second)?, Vec::new())
         } else {
             std::thread::scope(|scope| -> Result<_, LogError> {
-                let other = scope.spawn(|| decode(second));
-                let mine = decode(first)?;
+                let other = scope.spawn(|| read(second));
+                let mine = read(first)?;
                 let theirs =
                     other.join().map_err(|_| LogError::Store("decoding a block panicked".into()))??;
                 Ok((mine, theirs))
@@ -571,4 +577,80 @@ impl BlockWriter {
         self.seal();
         Sealed { blocks: self.sealed, head: self.head }
     }
+}
+
+/// The i-th of a deal's events is its version i + 1.
+fn version_of(i: usize) -> u32 {
+    u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+/// The deal's events `seqs[range]`, all in this block (its records, or their first bytes, in
+/// `raw`), onto `out` by their offsets: all of them if each offset holds the deal's record of
+/// the right version (true), else none.
+fn read_by_offsets(
+    deal: &str,
+    header: &Header,
+    raw: &[u8],
+    seqs: &[u64],
+    offsets: &[u32],
+    range: std::ops::Range<usize>,
+    out: &mut Vec<StoredEvent>,
+) -> bool {
+    let start = out.len();
+    for i in range.clone() {
+        let Some(&offset) = offsets.get(i) else { break };
+        match block::decode_at(header, raw, seqs[i], offset as usize) {
+            Ok((event, _)) if event.deal == deal && event.version == version_of(i) => {
+                out.push(event.to_stored())
+            }
+            _ => break,
+        }
+    }
+    if out.len() - start == range.len() {
+        return true;
+    }
+    out.truncate(start);
+    false
+}
+
+/// The deal's events `seqs[range]`, all in this block (its records in `raw`), onto `out` by
+/// decoding the block up to the last of them, each checked to be the deal's of its version.
+fn read_by_decoding(
+    deal: &str,
+    header: &Header,
+    raw: &[u8],
+    seqs: &[u64],
+    range: std::ops::Range<usize>,
+    out: &mut Vec<StoredEvent>,
+) -> Result<(), LogError> {
+    let version = version_of;
+    let wanted = &seqs[range.clone()];
+    let through = *wanted.last().expect("a block is fetched for a wanted seq");
+    let mut found = 0;
+    block::decode_event_refs_through(header, raw, through, |event| {
+        if wanted.get(found) == Some(&event.seq) {
+            let i = range.start + found;
+            if event.deal != deal || event.version != version(i) {
+                return Err(LogError::Corrupt {
+                    seq: event.seq,
+                    why: format!(
+                        "the index says deal `{deal}`'s version {}; the log holds deal `{}`'s version {}",
+                        version(i),
+                        event.deal,
+                        event.version
+                    ),
+                });
+            }
+            out.push(event.to_stored());
+            found += 1;
+        }
+        Ok(())
+    })?;
+    if found != wanted.len() {
+        return Err(LogError::Corrupt {
+            seq: wanted[found],
+            why: "not in the block that holds its seq".into(),
+        });
+    }
+    Ok(())
 }

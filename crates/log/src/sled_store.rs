@@ -376,6 +376,24 @@ impl BlockStore for SledStore {
         }
     }
 
+    fn get_meta_range(&self, name: &str, at: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        use std::io::{Read, Seek};
+        let path = self.meta_path(name);
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let legacy = self.legacy_meta.get(name.as_bytes()).map_err(store_error)?;
+                return Ok(legacy.map(|v| crate::store::slice_of(&v, at, len).to_vec()));
+            }
+            Err(e) => return Err(LogError::Store(io_error(&path, e))),
+        };
+        let mut part = Vec::new();
+        file.seek(std::io::SeekFrom::Start(at))
+            .and_then(|_| file.take(len as u64).read_to_end(&mut part))
+            .map_err(|e| LogError::Store(io_error(&path, e)))?;
+        Ok(Some(part))
+    }
+
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
         self.refuse_if_failed()?;
         if !self.meta_dir.exists() {

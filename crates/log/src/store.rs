@@ -52,8 +52,20 @@ pub trait BlockStore: Send + Sync {
     /// Stores a metadata value durably.
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError>;
 
+    /// Up to `len` bytes of a metadata value from byte `at` (fewer where it ends): a reader of
+    /// one part of a large value (the deal index) reads that part only.
+    fn get_meta_range(&self, name: &str, at: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self.get_meta(name)?.map(|value| slice_of(&value, at, len).to_vec()))
+    }
+
     /// Bytes the backend occupies on disk (0 for memory).
     fn bytes_on_disk(&self) -> Result<u64, LogError>;
+}
+
+/// `len` bytes of `value` from `at`, or fewer where it ends.
+pub(crate) fn slice_of(value: &[u8], at: u64, len: usize) -> &[u8] {
+    let start = usize::try_from(at).unwrap_or(usize::MAX).min(value.len());
+    &value[start..start.saturating_add(len).min(value.len())]
 }
 
 /// A shared store: the daemon's writer and its readers hold one store between them.
@@ -84,6 +96,9 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
     }
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
         (**self).put_meta(name, value)
+    }
+    fn get_meta_range(&self, name: &str, at: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        (**self).get_meta_range(name, at, len)
     }
     fn bytes_on_disk(&self) -> Result<u64, LogError> {
         (**self).bytes_on_disk()

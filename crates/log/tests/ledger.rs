@@ -250,25 +250,60 @@ fn retries_with_defaults_are_duplicates_after_a_reopen() {
 }
 
 #[test]
-fn read_seqs_reads_exactly_the_seqs_across_blocks() {
-    // Three blocks of 11 events (one batch each): d0 is 1..=11, d1 12..=22, d2 23..=33.
-    let (ledger, keys) = store_with_blocks();
-    assert_eq!(keys, [1, 12, 23]);
-    let wanted = [2, 11, 12, 30, 33];
-    let mut got = Vec::new();
-    ledger
-        .log()
-        .read_seqs(&wanted, |e| {
-            got.push((e.seq, e.event.deal.as_str().to_string()));
+fn read_deal_reads_a_deals_events_by_seq_and_offset_across_blocks() {
+    // Three blocks (one batch each), deals a and b interleaved in every one.
+    let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
+    for batch in 0..3u32 {
+        let mut lines = Vec::new();
+        if batch == 0 {
+            lines.extend([opened("a", 1), opened("b", 1)]);
+        }
+        for i in 0..4 {
+            lines.push(touch("a", 2, &format!("a-{batch}-{i}"), 1));
+            lines.push(touch("b", 2, &format!("b-{batch}-{i}"), 1));
+        }
+        append(&mut ledger, &lines).unwrap();
+    }
+    let log = ledger.log();
+    let mut index: std::collections::BTreeMap<String, (Vec<u64>, Vec<u32>)> = Default::default();
+    log.scan_refs(1, |e| {
+        let (seqs, offsets) = index.entry(e.deal.to_string()).or_default();
+        seqs.push(e.seq);
+        offsets.push(e.offset);
+        Ok(true)
+    })
+    .unwrap();
+    let read = |deal: &str, seqs: &[u64], offsets: &[u32]| -> Result<Vec<(u64, u32, String)>, String> {
+        let mut got = Vec::new();
+        log.read_deal(deal, seqs, offsets, |e| {
+            got.push((e.seq, e.version, e.event.deal.as_str().to_string()));
             Ok(())
         })
-        .unwrap();
-    let deals = ["d0", "d0", "d1", "d2", "d2"];
-    assert_eq!(got, wanted.iter().zip(deals).map(|(s, d)| (*s, d.to_string())).collect::<Vec<_>>());
-    // Seqs the log does not hold, or out of order, are errors naming them, never a silent skip.
-    for bad in [&[34u64][..], &[0], &[5, 3]] {
-        let err = ledger.log().read_seqs(bad, |_| Ok(())).unwrap_err().to_string();
+        .map_err(|e| e.to_string())?;
+        Ok(got)
+    };
+    for (deal, (seqs, offsets)) in &index {
+        assert_eq!(seqs.len(), 13);
+        assert!(offsets.iter().any(|&o| o > 0), "records after a block's first have offsets");
+        let expected: Vec<_> = seqs.iter().zip(1..).map(|(&s, v)| (s, v, deal.clone())).collect();
+        assert_eq!(read(deal, seqs, offsets).unwrap(), expected, "{deal} by its offsets");
+        // Offsets are hints: none, all zero or all off by one give the same events.
+        assert_eq!(read(deal, seqs, &[]).unwrap(), expected, "{deal} without offsets");
+        assert_eq!(read(deal, seqs, &vec![0; seqs.len()]).unwrap(), expected, "{deal} zero offsets");
+        let off: Vec<u32> = offsets.iter().map(|o| o + 1).collect();
+        assert_eq!(read(deal, seqs, &off).unwrap(), expected, "{deal} offsets off by one");
+    }
+    // An index that disagrees with the log is an error naming the seq, never a wrong answer.
+    let (b_seqs, b_offsets) = &index["b"];
+    let err = read("a", b_seqs, b_offsets).unwrap_err();
+    assert!(err.contains("deal `a`") && err.contains("deal `b`"), "{err}");
+    let (a_seqs, _) = &index["a"];
+    let err = read("a", &a_seqs[1..], &[]).unwrap_err();
+    assert!(err.contains("version 1"), "{err}");
+    // Seqs the log does not hold, or out of order, are errors naming them.
+    for bad in [&[27u64][..], &[0], &[5, 3]] {
+        let err = read("a", bad, &[]).unwrap_err();
         assert!(err.contains("seq"), "{bad:?}: {err}");
     }
-    ledger.log().read_seqs(&[], |_| panic!("nothing to read")).unwrap();
+    assert_eq!(read("a", &[], &[]).unwrap(), vec![]);
 }

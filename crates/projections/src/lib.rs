@@ -10,6 +10,7 @@
 //! and a backdated one may land before events already folded, so the timeline inserts each
 //! event at its place instead of assuming arrival order.
 
+pub mod deal_index;
 mod fold;
 mod runner;
 #[doc(hidden)]

@@ -2,7 +2,7 @@
 
 use dealledger_events::codec::{decode_value, encode_value};
 use dealledger_events::EventRef;
-use dealledger_log::{BlockStore, Log, LogError};
+use dealledger_log::{BlockStore, Head, Log, LogError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Instant;
@@ -25,6 +25,13 @@ pub trait Projection: Serialize + DeserializeOwned + Default {
     /// checkpoint (it is rebuilt from the log).
     fn loaded(&mut self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// A second value saved with each checkpoint, for readers that must not load the
+    /// checkpoint (the timeline's deal index): its name among the store's metadata values and
+    /// its bytes, which say themselves which `head` they were taken at.
+    fn beside(&self, _head: &Head) -> Option<(&'static str, Vec<u8>)> {
+        None
     }
 }
 
@@ -135,6 +142,9 @@ pub fn save_checkpoint<P: Projection, S: BlockStore>(
     bytes.extend_from_slice(&crc32c::crc32c(&state).to_le_bytes());
     bytes.extend(state);
     log.store().put_meta(&key::<P>(), &bytes)?;
+    if let Some((name, value)) = projection.beside(&head) {
+        log.store().put_meta(name, &value)?;
+    }
     Ok(())
 }
 

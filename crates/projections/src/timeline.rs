@@ -153,8 +153,11 @@ pub struct DealHistory {
     /// Touches in (`at`, seq) order.
     pub touches: Vec<Touch>,
     /// The seq of every event of the deal, ascending: the index that reads a deal's history
-    /// from the log without scanning it (`GET /v1/deals/{id}`).
+    /// from the log without scanning it (`GET /v1/deals/{id}`, `audit deal`).
     pub seqs: Vec<u64>,
+    /// Beside each seq, where its record starts in its block's uncompressed records: with it a
+    /// reader decodes just that record instead of every record before it in the block.
+    pub offsets: Vec<u32>,
 }
 
 /// Which events a report sees: `at <= as_of` and `recorded_at <= known_at`.
@@ -399,12 +402,13 @@ impl Timeline {
     /// order, ids are valid and distinct, and the latest instants are the latest of the lists.
     /// Readers then index and compare without checks of their own.
     /// Records that event `seq` is the deal's: events come in seq order.
-    fn note_seq(&mut self, deal: u32, seq: u64) -> Result<(), String> {
+    fn note_seq(&mut self, deal: u32, seq: u64, offset: u32) -> Result<(), String> {
         let history = &mut self.deals[deal as usize];
         if let Some(&last) = history.seqs.last().filter(|&&last| last >= seq) {
             return Err(format!("event {seq} of deal `{}` comes after its event {last}", history.id));
         }
         history.seqs.push(seq);
+        history.offsets.push(offset);
         Ok(())
     }
 
@@ -427,8 +431,11 @@ impl Timeline {
                 return Err(format!("deal `{id}` does not start with its `opened`"));
             }
             let counted = deal.entries.len().saturating_add(deal.touches.len());
-            if deal.seqs.len() < counted || deal.seqs.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(format!("deal `{id}`'s seqs are not ascending or miss events"));
+            if deal.seqs.len() < counted
+                || deal.seqs.windows(2).any(|w| w[0] >= w[1])
+                || deal.offsets.len() != deal.seqs.len()
+            {
+                return Err(format!("deal `{id}`'s seqs are not ascending, miss events or miss offsets"));
             }
             for (i, entry) in deal.entries.iter().enumerate() {
                 match entry.change {
@@ -497,14 +504,19 @@ fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(
 
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
-    /// 4: the checkpoint gained a checksum (the state's meaning is that of 3).
-    const VERSION: u32 = 5;
+    /// 4: the checkpoint gained a checksum (the state's meaning is that of 3); 5: each deal's
+    /// seqs; 6: and their records' offsets in their blocks.
+    const VERSION: u32 = 6;
 
     fn loaded(&mut self) -> Result<(), String> {
         self.names.reindex();
         self.check_loaded()?;
         self.index = self.deals.iter().enumerate().map(|(i, d)| (d.id.clone(), i as u32)).collect();
         Ok(())
+    }
+
+    fn beside(&self, head: &dealledger_log::Head) -> Option<(&'static str, Vec<u8>)> {
+        Some((crate::deal_index::KEY, crate::deal_index::encode(self, head)))
     }
 
     fn apply(&mut self, event: &EventRef<'_>) -> Result<(), String> {
@@ -532,6 +544,7 @@ impl Projection for Timeline {
                     entries: vec![Entry { at, recorded_at, change }],
                     touches: Vec::new(),
                     seqs: vec![event.seq],
+                    offsets: vec![event.offset],
                 });
                 return Ok(());
             }
@@ -539,7 +552,7 @@ impl Projection for Timeline {
                 let touch =
                     Touch { at, recorded_at, channel, direction, minutes, contact: contact.map(contact_key) };
                 let deal = self.deal_index(event)?;
-                self.note_seq(deal, event.seq)?;
+                self.note_seq(deal, event.seq, event.offset)?;
                 self.note_times(at, recorded_at);
                 self.current.touched(deal, self.deals.len());
                 insert_ordered(&mut self.deals[deal as usize].touches, at, touch, |t| t.at);
@@ -560,7 +573,7 @@ impl Projection for Timeline {
             }
         };
         let deal = self.deal_index(event)?;
-        self.note_seq(deal, event.seq)?;
+        self.note_seq(deal, event.seq, event.offset)?;
         self.note_times(at, recorded_at);
         self.current.touched(deal, self.deals.len());
         insert_ordered(&mut self.deals[deal as usize].entries, at, Entry { at, recorded_at, change }, |e| {

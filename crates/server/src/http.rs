@@ -666,13 +666,13 @@ async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Respons
         let id = wanted;
         let log = reader(&task_shared);
         // The deal's seqs from the timeline's index: the lock is held for a copy of them only.
-        let (seqs, currency) = {
+        let (seqs, offsets, currency) = {
             let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(deal) = timeline.deal(&id) else { return Ok(None) };
-            (deal.seqs.clone(), deal.currency)
+            (deal.seqs.clone(), deal.offsets.clone(), deal.currency)
         };
         let mut parts: Vec<String> = Vec::with_capacity(seqs.len());
-        log.read_seqs(&seqs, |stored| {
+        log.read_deal(&id, &seqs, &offsets, |stored| {
             parts.push(stored_event_json(&stored, currency));
             Ok(())
         })
