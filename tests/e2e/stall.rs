@@ -76,4 +76,30 @@ fn acknowledgements_do_not_wait_for_a_what_if() {
         stalled * 4 <= inside,
         "{stalled} of {inside} acknowledgements waited for a what-if to end (median what-if {median:?})"
     );
+    // And the readers ran below the writer's priority: the threads that ran what-ifs at nice 10,
+    // the writer and the folder at the nice the daemon started with (this test's).
+    let base = nice_of_threads(std::process::id())[0].1;
+    let threads = nice_of_threads(d.child.id());
+    let nice = |name: &str| threads.iter().find(|(comm, _)| comm.starts_with(name)).map(|t| t.1);
+    assert_eq!(nice("dealledger-writ"), Some(base), "{threads:?}");
+    assert_eq!(nice("dealledger-fold"), Some(base), "{threads:?}");
+    let reader = (base + 10).min(19);
+    assert!(
+        threads.iter().any(|(_, nice)| *nice == reader),
+        "no reader thread at nice {reader}: {threads:?}"
+    );
+}
+
+/// (name, nice) of each thread of process `pid`, from /proc.
+fn nice_of_threads(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // pid (comm) state ... : nice is the 19th field, the 17th after the comm's ')'.
+        let (left, right) = stat.rsplit_once(')').unwrap();
+        let comm = left.split_once('(').unwrap().1.to_string();
+        let nice: i64 = right.split_whitespace().nth(16).unwrap().parse().unwrap();
+        threads.push((comm, nice));
+    }
+    threads
 }

@@ -4,7 +4,8 @@
 //! Boundary: projections see events, never storage. They are folds over
 //! [`dealledger_events::EventRef`]s (borrowed, no allocation) that cannot fail and never read the
 //! clock; the runner feeds them from a [`dealledger_log::Log`] and keeps their checkpoints
-//! through the log's metadata. Nothing here knows sled, clap or JSON files.
+//! through the log's metadata, with the [`deal_index`] beside the timeline's. Nothing here knows
+//! sled, clap or JSON files.
 //!
 //! Business time: a deal's events are folded in (`at`, seq) order. Events arrive in seq order,
 //! and a backdated one may land before events already folded, so the timeline inserts each
