@@ -70,6 +70,10 @@ struct DaemonFigures {
 #[derive(serde::Serialize)]
 struct DuringWhatIf {
     history_events: u64,
+    /// The control: the same clients on the same history just before, with no sweep.
+    alone_events_per_second: f64,
+    alone_p50_ms: f64,
+    alone_p99_ms: f64,
     batched_events_per_second: f64,
     batched_p50_ms: f64,
     batched_p99_ms: f64,
@@ -221,6 +225,13 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     std::fs::remove_file(&file)?;
     eprintln!("daemon: starting on it (the timeline catches up first)");
     let (base, stop, server) = start_daemon(&data.path)?;
+    // The control first: on a long history the folder has more to do per event than on an empty
+    // one, so the sweep's cost is what it adds to this, not to phase one.
+    eprintln!("daemon: {DAEMON_CLIENTS} clients on the history, no sweep");
+    let (alone, alone_seconds) = run_clients(
+        &format!("{base}/v1/events"),
+        batch_bodies("A", DAEMON_CLIENTS, DURING_WHATIF_BATCHES_PER_CLIENT),
+    )?;
     let bodies = batch_bodies("W", DAEMON_CLIENTS, DURING_WHATIF_BATCHES_PER_CLIENT);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweep = {
@@ -267,8 +278,12 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     let _ = stop.send(());
     server.join().map_err(|_| anyhow::anyhow!("the daemon panicked"))??;
     let batched_events = batched.len() as u64 * DAEMON_BATCH_EVENTS as u64;
+    let alone_events = alone.len() as u64 * DAEMON_BATCH_EVENTS as u64;
     Ok(DuringWhatIf {
         history_events,
+        alone_events_per_second: alone_events as f64 / alone_seconds,
+        alone_p50_ms: quantile_ms(&alone, 0.5),
+        alone_p99_ms: quantile_ms(&alone, 0.99),
         batched_events_per_second: batched_events as f64 / seconds,
         batched_p50_ms: quantile_ms(&batched, 0.5),
         batched_p99_ms: quantile_ms(&batched, 0.99),
@@ -480,6 +495,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 f.single_p99_ms
             );
             if let Some(w) = &f.during_whatif {
+                println!(
+                    "{} clients on {} events, no sweep: {} events/s, p50 {:.1} ms, p99 {:.1} ms",
+                    f.clients,
+                    thousands(w.history_events),
+                    thousands(w.alone_events_per_second as u64),
+                    w.alone_p50_ms,
+                    w.alone_p99_ms
+                );
                 println!(
                     "{} clients during a what-if sweep on {} events: {} events/s, p50 {:.1} ms, p99 {:.1} ms; \
                      {} what-ifs, median {:.0} ms; {} deal lookups p50 {:.2} ms, p99 {:.2} ms",
