@@ -13,6 +13,9 @@ pub const SCAN_BLOCKS_IN_FLIGHT_MAX: usize = 8;
 /// Bytes decompressed past a wanted record's offset to hold it: records are ~100 bytes; a
 /// longer one is read by decompressing its whole block.
 const RECORD_READ_AHEAD_BYTES: usize = 4 * 1024;
+/// Blocks `Log::read_deal` holds at once, at most (each at most `BLOCK_STORED_BYTES_MAX`
+/// compressed): a typical deal's ~17 blocks are one part.
+const READ_DEAL_BLOCKS_MAX: usize = 64;
 
 /// A visitor of checked, still-compressed blocks: returns false to stop.
 type RawBlockVisitor<'a> = dyn FnMut(&Header, &[u8]) -> Result<bool, LogError> + 'a;
@@ -193,9 +196,26 @@ impl<S: BlockStore> Log<S> {
             });
         }
         let offsets = if offsets.len() == seqs.len() { offsets } else { &[] };
-        let mut blocks: Vec<(Header, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
         let mut next = 0;
-        while let Some(&wanted) = seqs.get(next) {
+        while next < seqs.len() {
+            next = self.read_deal_part(deal, seqs, offsets, next, &mut visit)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the deal's events from `seqs[next]` on, in the next at most
+    /// [`READ_DEAL_BLOCKS_MAX`] blocks (the compressed blocks held at once stay a few MiB
+    /// however long the deal's history); returns where the next part starts.
+    fn read_deal_part(
+        &self,
+        deal: &str,
+        seqs: &[u64],
+        offsets: &[u32],
+        mut next: usize,
+        visit: &mut impl FnMut(StoredEvent) -> Result<(), LogError>,
+    ) -> Result<usize, LogError> {
+        let mut blocks: Vec<(Header, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
+        while let Some(&wanted) = seqs.get(next).filter(|_| blocks.len() < READ_DEAL_BLOCKS_MAX) {
             if wanted == 0 || wanted > self.head.seq {
                 return Err(LogError::Corrupt {
                     seq: wanted,
@@ -250,7 +270,7 @@ impl<S: BlockStore> Log<S> {
         for event in events {
             visit(event)?;
         }
-        Ok(())
+        Ok(next)
     }
 
     /// Every event with seq >= `from_seq`, borrowed, in order, until `visit` returns false: the

@@ -307,3 +307,28 @@ fn read_deal_reads_a_deals_events_by_seq_and_offset_across_blocks() {
     }
     assert_eq!(read("a", &[], &[]).unwrap(), vec![]);
 }
+
+#[test]
+fn read_deal_reads_a_deal_spread_over_more_blocks_than_it_holds_at_once() {
+    // 150 blocks (one batch each) of deal a and deal b: more than one part of read_deal.
+    let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
+    append(&mut ledger, &[opened("a", 1), opened("b", 1)]).unwrap();
+    for batch in 0..150 {
+        append(
+            &mut ledger,
+            &[touch("a", 2, &format!("a-{batch}"), 1), touch("b", 2, &format!("b-{batch}"), 1)],
+        )
+        .unwrap();
+    }
+    let log = ledger.log();
+    let seqs: Vec<u64> = (1..=log.head().seq).filter(|s| s % 2 == 1).collect();
+    for offsets in [vec![], vec![0; seqs.len()]] {
+        let mut got = Vec::new();
+        log.read_deal("a", &seqs, &offsets, |e| {
+            got.push((e.seq, e.version));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, seqs.iter().copied().zip(1..).collect::<Vec<_>>());
+    }
+}
