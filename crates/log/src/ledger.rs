@@ -101,6 +101,9 @@ pub struct Ledger<S> {
     pipeline: Pipeline,
     /// Why the last commit's outcome is unknown, until [`Ledger::reopen`] succeeds.
     unsure: Option<String>,
+    /// The last batch's block writer, for the next: its zstd context (about a MiB of tables)
+    /// and buffers are made once, not at every group commit.
+    spare_writer: Option<BlockWriter>,
 }
 
 /// The deciding state, rebuilt from the log alone.
@@ -133,7 +136,7 @@ impl<S: BlockStore> Ledger<S> {
         let log = Log::open(store)?;
         log.check_mark()?;
         let (deals, seen) = rebuild(&log)?;
-        Ok(Ledger { log, deals, seen, pipeline, unsure: None })
+        Ok(Ledger { log, deals, seen, pipeline, unsure: None, spare_writer: None })
     }
 
     /// After a commit whose outcome was unknown (or any doubt about the state): makes whatever
@@ -169,7 +172,10 @@ impl<S: BlockStore> Ledger<S> {
     /// Starts an atomic batch; `clock` gives the `recorded_at` of events that have none.
     pub fn batch(&mut self, clock: &dyn Clock) -> Batch<'_, S> {
         let now = clock.now();
-        let writer = self.log.block_writer();
+        let writer = match self.spare_writer.take() {
+            Some(spare) => self.log.block_writer_reusing(spare),
+            None => self.log.block_writer(),
+        };
         let savepoint = self.deals.savepoint();
         Batch {
             ledger: self,
@@ -305,8 +311,7 @@ impl<S: BlockStore> Batch<'_, S> {
                 "an earlier write's outcome is unknown ({why}); the ledger must be reopened before it writes again"
             )));
         }
-        let writer = std::mem::replace(&mut self.writer, self.ledger.log.block_writer());
-        let sealed = writer.finish();
+        let sealed = self.writer.finish();
         let first = self.ledger.log.head().seq + 1;
         let head = sealed.head;
         // Set while the store writes: a panic below (a bug in a backend) unwinds past the
@@ -336,5 +341,7 @@ impl<S: BlockStore> Drop for Batch<'_, S> {
         if !self.done {
             self.undo();
         }
+        let writer = std::mem::replace(&mut self.writer, BlockWriter::new(Head::EMPTY));
+        self.ledger.spare_writer = Some(writer);
     }
 }

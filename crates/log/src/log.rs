@@ -136,6 +136,12 @@ impl<S: BlockStore> Log<S> {
         BlockWriter::new(self.head)
     }
 
+    /// A writer of new blocks that continue this log, with `spare`'s compression context and
+    /// buffers (whatever it held is dropped).
+    pub fn block_writer_reusing(&self, spare: BlockWriter) -> BlockWriter {
+        spare.continue_at(self.head)
+    }
+
     /// Stores what a [`BlockWriter`] sealed; durable when this returns.
     pub fn append(&mut self, sealed: Sealed) -> Result<(), LogError> {
         if sealed.blocks.is_empty() {
@@ -522,7 +528,8 @@ pub struct Sealed {
 /// Encodes events into sealed blocks that continue a head. Pure computation: nothing is stored
 /// until [`Log::append`].
 pub struct BlockWriter {
-    compressor: zstd::bulk::Compressor<'static>,
+    /// Made at the first seal: a writer that seals nothing costs no zstd context.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
     raw: Vec<u8>,
     /// Where each record of `raw` ends: a block too big once compressed is split between two.
     record_ends: Vec<usize>,
@@ -533,16 +540,28 @@ pub struct BlockWriter {
 }
 
 impl BlockWriter {
-    fn new(head: Head) -> BlockWriter {
+    /// Allocates nothing until events are pushed.
+    pub(crate) fn new(head: Head) -> BlockWriter {
         BlockWriter {
-            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context"),
-            raw: Vec::with_capacity(BLOCK_RAW_BYTES_TARGET + 4096),
-            record_ends: Vec::with_capacity(8192),
+            compressor: None,
+            raw: Vec::new(),
+            record_ends: Vec::new(),
             first_seq: head.seq + 1,
             count: 0,
             head,
             sealed: Vec::new(),
         }
+    }
+
+    /// This writer, emptied, continuing `head`: its context and buffers' capacity are kept.
+    fn continue_at(mut self, head: Head) -> BlockWriter {
+        self.raw.clear();
+        self.record_ends.clear();
+        self.sealed.clear();
+        self.first_seq = head.seq + 1;
+        self.count = 0;
+        self.head = head;
+        self
     }
 
     /// The seq the next pushed event gets.
@@ -553,6 +572,10 @@ impl BlockWriter {
     /// Adds the next event (numbered `next_seq()`).
     pub fn push(&mut self, version: u32, event: &Event) {
         assert!(event.recorded_at.is_some(), "recorded_at is resolved before storing");
+        if self.raw.capacity() == 0 {
+            self.raw.reserve(BLOCK_RAW_BYTES_TARGET + 4096);
+            self.record_ends.reserve(8192);
+        }
         encode_record(version, event, &mut self.raw);
         self.record_ends.push(self.raw.len());
         self.count += 1;
@@ -580,8 +603,11 @@ impl BlockWriter {
         let end = *ends.last().expect("at least one record");
         let count = u32::try_from(ends.len()).expect("a block holds fewer than 2^32 events");
         let first_seq = self.head.seq + 1;
+        let compressor = self
+            .compressor
+            .get_or_insert_with(|| zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context"));
         let (value, chain) =
-            block::seal(&mut self.compressor, first_seq, count, &self.head.chain, &self.raw[start..end]);
+            block::seal(compressor, first_seq, count, &self.head.chain, &self.raw[start..end]);
         if value.len() > BLOCK_STORED_BYTES_MAX && ends.len() > 1 {
             let (left, right) = ends.split_at(ends.len() / 2);
             let middle = *left.last().expect("a non-empty half");
@@ -593,9 +619,11 @@ impl BlockWriter {
         self.head = Head { seq: first_seq + u64::from(count) - 1, chain };
     }
 
-    pub fn finish(mut self) -> Sealed {
+    /// Seals what is pending and hands over every sealed block; the writer goes on from the
+    /// head after them.
+    pub fn finish(&mut self) -> Sealed {
         self.seal();
-        Sealed { blocks: self.sealed, head: self.head }
+        Sealed { blocks: std::mem::take(&mut self.sealed), head: self.head }
     }
 }
 

@@ -332,3 +332,26 @@ fn read_deal_reads_a_deal_spread_over_more_blocks_than_it_holds_at_once() {
         assert_eq!(got, seqs.iter().copied().zip(1..).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_dropped_batch_leaves_nothing_in_the_next_one_that_reuses_its_writer() {
+    let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
+    // Enough events that the dropped batch had sealed whole blocks before its bad line.
+    let mut lines = vec![opened("gone", 1)];
+    lines.extend((0..20_000).map(|i| touch("gone", 2, &format!("g-{i}"), 1)));
+    lines.push("not json".to_string());
+    let err = append(&mut ledger, &lines).unwrap_err();
+    assert_eq!(err.0, lines.len() - 1, "{err:?}");
+    assert_eq!(ledger.log().head(), Head::EMPTY);
+    append(&mut ledger, &[opened("kept", 1), touch("kept", 2, "k-1", 1)]).unwrap();
+    let mut deals = Vec::new();
+    ledger
+        .log()
+        .scan(1, |e| {
+            deals.push((e.seq, e.event.deal.as_str().to_string()));
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(deals, [(1, "kept".to_string()), (2, "kept".to_string())]);
+    assert_eq!(ledger.log().verify(None, |_| {}).unwrap().events, 2);
+}
