@@ -196,6 +196,18 @@ fn run_clients(url: &str, bodies: Vec<Vec<String>>) -> Result<(Vec<std::time::Du
     Ok((latencies, seconds))
 }
 
+/// Ingests the JSON Lines `file` into `data` as `dealledger ingest` does, all or nothing.
+fn ingest_file(data: &DataDir, file: &std::path::Path) -> Result<crate::ingest::Report> {
+    let mut ledger = data.open_ledger()?;
+    let options = crate::ingest::Options {
+        inputs: vec![file.display().to_string()],
+        skip_invalid: false,
+        rejects: None,
+        progress: false,
+    };
+    crate::ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)
+}
+
 /// Phase three: a history of about `events` events, a daemon on it, 32 clients posting while one
 /// client runs a what-if sweep (gone_dark 7 to 60 days, one request per value, round after
 /// round), then deal lookups.
@@ -213,15 +225,7 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
         Box::new(std::fs::File::create(&file)?),
     )?;
     let data = DataDir::new(dir.join("data"));
-    let mut ledger = data.open_ledger()?;
-    let options = crate::ingest::Options {
-        inputs: vec![file.display().to_string()],
-        skip_invalid: false,
-        rejects: None,
-        progress: false,
-    };
-    crate::ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?;
-    drop(ledger);
+    ingest_file(&data, &file)?;
     std::fs::remove_file(&file)?;
     eprintln!("daemon: starting on it (the timeline catches up first)");
     let (base, stop, server) = start_daemon(&data.path)?;
@@ -544,15 +548,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let data = DataDir::new(dir.join("data"));
 
         eprintln!("ingesting {}", thousands(events));
-        let mut ledger = data.open_ledger()?;
-        let options = crate::ingest::Options {
-            inputs: vec![file.display().to_string()],
-            skip_invalid: false,
-            rejects: None,
-            progress: false,
-        };
-        let report = crate::ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?;
-        drop(ledger);
+        let report = ingest_file(&data, &file)?;
 
         eprintln!("reopening the writer, scanning, replaying, verifying");
         let started = Instant::now();
