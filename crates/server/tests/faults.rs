@@ -277,6 +277,29 @@ fn a_refused_write_is_nothing_stored_and_a_panic_is_unknown() {
     check_store(&store, &acked, "after the cut");
 }
 
+#[test]
+#[should_panic(expected = "the writer never recovered")]
+fn a_panic_in_the_barrier_that_recovers_a_refused_write_does_not_stop_the_writer() {
+    // Found by the random test (seed 20261201): after a refused write the writer proves the
+    // store writable with a barrier; a panic there must be caught like one in a commit.
+    let store = Arc::new(FaultStore::new(3, FaultRates::default()));
+    let daemon = Daemon::start(store.clone());
+    // The write is refused, and so is the first barrier of the recovery (if the panic below
+    // has not struck it already): either way the panic strikes a recovery barrier.
+    store.force(Fault::AppendBefore);
+    store.force(Fault::AppendBefore);
+    let (status, code, json) = post(&daemon.url, &batch("A", 3));
+    assert_eq!((status, code.as_str()), (503, "store_failed"), "{json}");
+    store.force(Fault::Panic);
+    while !store.injected().contains_key(&Fault::Panic) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_ready(&daemon.url);
+    let acked = send_until_acked(&daemon.url, "B", &batch("B", 3), "after the panic");
+    assert_eq!(acked.len(), 3);
+    daemon.stop().unwrap();
+}
+
 fn random_run(seed: u64) {
     let rates = FaultRates {
         append_before_permille: 50,
