@@ -174,6 +174,26 @@ fn a_failed_checkpoint_write_keeps_the_old_one_and_only_an_explicit_replay_fails
 }
 
 #[test]
+#[should_panic(expected = "a catch-up with no checkpoint to start from answers")]
+fn a_catch_up_with_no_checkpoint_answers_though_its_first_checkpoint_cannot_be_saved() {
+    // Found by the daemon's random fault test: a daemon on a log with no checkpoint would not
+    // start when saving its first checkpoint (or the deal index beside it) failed.
+    use dealledger_log::faults::{Fault, FaultRates, FaultStore};
+    let store = Arc::new(FaultStore::new(5, FaultRates::default()));
+    let events: Vec<_> = history().iter().map(|l| parse_line(l).unwrap().event).collect();
+    let mut ledger = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    append(&mut ledger, &events);
+    store.force(Fault::MetaWrite);
+    let (timeline, stats) =
+        catch_up::<Timeline, _>(ledger.log()).expect("a catch-up with no checkpoint to start from answers");
+    assert!(!stats.from_checkpoint);
+    assert_eq!(stats.events, events.len() as u64);
+    assert!(store.get_meta(KEY).unwrap().is_none(), "nothing was saved");
+    let (full, _) = rebuild::<Timeline, _>(ledger.log()).unwrap();
+    assert_eq!(encode_value(&timeline), encode_value(&full));
+}
+
+#[test]
 fn a_sound_checkpoint_is_used() {
     // The checks above must not reject good checkpoints: a generated history of some size
     // (whose state decodes to several times its encoded size) loads from its checkpoint.

@@ -223,10 +223,18 @@ pub fn run(
 
 /// Brings the writer back after a failure, or says why it cannot yet.
 fn recover(ledger: &mut Ledger<Store>, health: Health, shared: &Shared) -> Health {
+    // A panic below (a bug, or in a backend) is caught here as in a commit: the writer must
+    // outlive it. Its outcome is unknown, so the next try reopens.
+    let mut panicked = false;
     let result = match &health {
         Health::Healthy => return Health::Healthy,
         // Nothing was stored and the state is as before: a barrier proves the store writable.
-        Health::Refused(_) => ledger.log().sync().map_err(|e| e.to_string()),
+        Health::Refused(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.log().sync()))
+            .unwrap_or_else(|_| {
+                panicked = true;
+                Err(dealledger_log::LogError::Uncertain("the barrier panicked".into()))
+            })
+            .map_err(|e| e.to_string()),
         Health::Unsure(_) => {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reopen(ledger, shared)))
                 .unwrap_or_else(|_| Err("recovering panicked".into()))
@@ -248,6 +256,7 @@ fn recover(ledger: &mut Ledger<Store>, health: Health, shared: &Shared) -> Healt
             *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
             match ledger.unsure() {
                 Some(_) => Health::Unsure(why),
+                None if panicked => Health::Unsure(why),
                 None => Health::Refused(why),
             }
         }
