@@ -72,13 +72,22 @@ fn key<P: Projection>() -> String {
     format!("checkpoint/{}", P::NAME)
 }
 
-/// Folds every event from seq 1 into a fresh projection, and stores its checkpoint.
+/// Folds every event from seq 1 into a fresh projection, and stores its checkpoint: a failure
+/// to store it is this call's failure (`dealledger replay` asked for the checkpoint).
 pub fn rebuild<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayStats), ReplayError> {
+    rebuild_saving(log, |log, projection| save_checkpoint(log, projection))
+}
+
+/// [`rebuild`], saving the checkpoint with `save`.
+fn rebuild_saving<P: Projection, S: BlockStore>(
+    log: &Log<S>,
+    save: impl FnOnce(&Log<S>, &P) -> Result<(), ReplayError>,
+) -> Result<(P, ReplayStats), ReplayError> {
     let started = Instant::now();
     let mut projection = P::default();
     let events = fold(log, 1, &mut projection)?;
     let saving = Instant::now();
-    save_checkpoint(log, &projection)?;
+    save(log, &projection)?;
     let stats = ReplayStats {
         events,
         seconds: started.elapsed().as_secs_f64(),
@@ -93,15 +102,15 @@ pub fn rebuild<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayS
 pub fn catch_up<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<(P, ReplayStats), ReplayError> {
     let started = Instant::now();
     let Some((mut projection, seq)) = load::<P, S>(log)? else {
-        return rebuild(log);
+        return rebuild_saving(log, |log, projection| {
+            save_or_warn(log, projection);
+            Ok(())
+        });
     };
     let events = fold(log, seq + 1, &mut projection)?;
     let saving = Instant::now();
     if events > 0 {
-        // The checkpoint only saves time: a failure to save it is not this command's failure.
-        if let Err(e) = save_checkpoint(log, &projection) {
-            tracing::warn!(projection = P::NAME, error = %e, "could not save the checkpoint; the next run replays more");
-        }
+        save_or_warn(log, &projection);
     }
     let stats = ReplayStats {
         events,
@@ -124,6 +133,14 @@ fn fold<P: Projection, S: BlockStore>(
         Ok(true)
     })?;
     Ok(events)
+}
+
+/// The checkpoint only saves time: where a command did not ask for it, a failure to save it is
+/// a warning, not the command's failure.
+fn save_or_warn<P: Projection, S: BlockStore>(log: &Log<S>, projection: &P) {
+    if let Err(e) = save_checkpoint(log, projection) {
+        tracing::warn!(projection = P::NAME, error = %e, "could not save the checkpoint; the next run replays more");
+    }
 }
 
 /// Stores `projection` as the checkpoint at the log's head: the caller vouches that it has folded

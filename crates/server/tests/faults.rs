@@ -301,6 +301,28 @@ fn a_panic_in_the_barrier_that_recovers_a_refused_write_does_not_stop_the_writer
     daemon.stop().unwrap();
 }
 
+#[test]
+fn a_store_that_cannot_be_read_at_start_is_a_clear_refusal_to_start() {
+    let store = Arc::new(FaultStore::new(6, FaultRates::default()));
+    store.force(Fault::Read);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServeConfig::default() };
+    let clock = Arc::new(FixedClock(Timestamp::parse_rfc3339("2026-01-15T12:00:00Z").unwrap()));
+    let result = dealledger_server::run(
+        store,
+        Pipeline::default(),
+        Settings::default(),
+        config,
+        clock,
+        |_| panic!("it must not listen"),
+        async move {
+            let _ = stopped.await;
+        },
+    );
+    let err = result.map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("injected fault: read failed"), "{err}");
+}
+
 fn random_run(seed: u64) {
     let rates = FaultRates {
         append_before_permille: 50,
@@ -310,8 +332,11 @@ fn random_run(seed: u64) {
         meta_write_permille: 100,
         panic_permille: 20,
     };
-    let store = Arc::new(FaultStore::new(seed, rates));
+    // Faults strike once the daemon is up: a fault while it opens the store is a refusal to
+    // start (tested on its own), which would leave this seed nothing to test.
+    let store = Arc::new(FaultStore::new(seed, FaultRates::default()));
     let daemon = Daemon::start(store.clone());
+    store.set_rates(rates);
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let url = daemon.url.clone();
