@@ -5,7 +5,9 @@
 //!   first_seq (8 big-endian bytes, so key order is sequence order) to the sealed block.
 //! - `PATH.mark`: the high-water mark, the head of the last acknowledged write. It sits beside
 //!   sled's directory, not in it, so that a store directory restored from an old copy, or one
-//!   that lost its tail, cannot take the mark back with it.
+//!   that lost its tail, cannot take the mark back with it. Two slots of one page each, each a
+//!   whole mark with a generation; a process writes the file whole once, then overwrites the
+//!   older slot in place (`write_mark`).
 //! - `PATH.meta/`: named metadata values (projection checkpoints), one file each. Stores made
 //!   before this layout kept them in a sled tree `meta`, still read as a fallback.
 //!
@@ -15,7 +17,8 @@
 //! renames snapshots without fsyncing the directory. An acknowledgement here is an fsync: after
 //! sled's flush, [`SledStore`]'s barrier fdatasyncs `db`, fsyncs every file that appeared since
 //! the last barrier, and fsyncs every directory whose entries changed; only then is the mark
-//! advanced (temporary file, fdatasync, rename, fsync of the directory). `strace -f -y` shows
+//! advanced (the first time in a process a temporary file, fdatasync, rename and fsync of the
+//! directory; after that one slot overwritten in place and fdatasync'd). `strace -f -y` shows
 //! it (`tests/e2e/durability.rs` checks the trace).
 //!
 //! Two settings make the barrier complete rather than best effort:
@@ -43,9 +46,15 @@ use std::sync::Mutex;
 pub const SEGMENT_BYTES_NEW: usize = 8 * 1024 * 1024;
 /// sled's page cache: replay reads every block once, sequentially.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
-/// Largest mark file read: the format is four short lines.
-const MARK_BYTES_MAX: u64 = 4096;
-const MARK_MAGIC: &str = "dealledger high-water mark 1";
+/// The mark file is [`MARK_SLOTS`] slots of this many bytes, each a whole mark with its
+/// generation (one page each, so that a torn write of one cannot reach the other).
+const MARK_SLOT_BYTES: usize = 4096;
+const MARK_SLOTS: usize = 2;
+/// Largest mark file read.
+const MARK_BYTES_MAX: u64 = (MARK_SLOT_BYTES * MARK_SLOTS) as u64;
+const MARK_MAGIC: &str = "dealledger high-water mark 2";
+/// The first layout: one mark, four lines, always replaced by a rename. Still read.
+const MARK_MAGIC_V1: &str = "dealledger high-water mark 1";
 
 pub struct SledStore {
     db: sled::Db,
@@ -57,6 +66,8 @@ pub struct SledStore {
     meta_dir: PathBuf,
     /// Barriers are serialized; this holds what they need between them.
     barrier: Mutex<Barrier>,
+    /// The mark file as this process last wrote it; `None` until the first mark.
+    mark_file: Mutex<Option<MarkFile>>,
     /// Set by the first write that failed after reaching sled. After a failed flush or fsync the
     /// page cache can no longer be trusted (a later fsync may succeed without writing the pages
     /// the failed one lost), so the store refuses every later write until a new process reopens
@@ -69,6 +80,20 @@ struct Barrier {
     db_file: File,
     /// The entries each watched directory had at the last barrier, known durable.
     entries: BTreeMap<PathBuf, BTreeSet<OsString>>,
+}
+
+/// The open mark file and the generation last written to it.
+struct MarkFile {
+    file: File,
+    generation: u64,
+}
+
+/// A mark as read: the head and the generation of the slot it came from (0 for the first
+/// layout, which had none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark {
+    head: Head,
+    generation: u64,
 }
 
 fn store_error(e: sled::Error) -> LogError {
@@ -166,6 +191,7 @@ impl SledStore {
             mark_path: beside(path, ".mark"),
             meta_dir: beside(path, ".meta"),
             barrier: Mutex::new(Barrier { db_file, entries: BTreeMap::new() }),
+            mark_file: Mutex::new(None),
             failed: Mutex::new(None),
         };
         // Whatever sled wrote while opening (a new conf, recovery's snapshot) is made durable
@@ -210,11 +236,37 @@ impl SledStore {
         Ok(())
     }
 
+    /// Advances the mark durably. The first mark of a process writes the whole file anew
+    /// (temporary file, fdatasync, rename, directory fsync), whatever layout it had; every later
+    /// one overwrites the older of its two slots in place and fdatasyncs it: one sync, and no
+    /// journal commit for a rename. A power cut in the middle tears at most that slot; the
+    /// other still holds the mark before, and the reader takes the valid slot of the highest
+    /// generation.
     fn write_mark(&self, head: Head) -> Result<(), String> {
-        let mut text = format!("{MARK_MAGIC}\nseq {}\nchain {}\n", head.seq, head.chain_hex());
-        let crc = crc32c::crc32c(text.as_bytes());
-        text.push_str(&format!("crc32c {crc:08x}\n"));
-        write_durably(&self.mark_path, text.as_bytes())
+        let mut open = self.mark_file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mark) = open.as_mut() {
+            let generation = mark.generation.checked_add(1).ok_or("the mark's generation overflowed")?;
+            let slot = usize::try_from(generation % MARK_SLOTS as u64).expect("below MARK_SLOTS");
+            let offset = (slot * MARK_SLOT_BYTES) as u64;
+            let written =
+                std::os::unix::fs::FileExt::write_all_at(&mark.file, &mark_slot(head, generation), offset)
+                    .and_then(|()| mark.file.sync_data());
+            written.map_err(|e| io_error(&self.mark_path, e))?;
+            mark.generation = generation;
+            return Ok(());
+        }
+        // An unreadable mark is replaced: only `reset_mark` can get here with one (the log
+        // refuses to write over it), and that is a person's decision.
+        let before = std::fs::read(&self.mark_path).ok().and_then(|bytes| parse_mark_file(&bytes).ok());
+        let generation = before.map_or(Some(1), |mark| mark.generation.checked_add(1));
+        let generation = generation.ok_or("the mark's generation overflowed")?;
+        write_durably(&self.mark_path, &mark_slot(head, generation).repeat(MARK_SLOTS))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.mark_path)
+            .map_err(|e| io_error(&self.mark_path, e))?;
+        *open = Some(MarkFile { file, generation });
+        Ok(())
     }
 
     fn meta_path(&self, name: &str) -> PathBuf {
@@ -267,20 +319,83 @@ fn seq_of(key: &[u8]) -> Result<u64, LogError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// Reads a mark file: four lines, the last a crc32c of the others.
+/// One slot of the mark file: five lines, the last a crc32c of the others, padded with
+/// newlines to [`MARK_SLOT_BYTES`].
+fn mark_slot(head: Head, generation: u64) -> Vec<u8> {
+    let mut text =
+        format!("{MARK_MAGIC}\ngeneration {generation}\nseq {}\nchain {}\n", head.seq, head.chain_hex());
+    let crc = crc32c::crc32c(text.as_bytes());
+    text.push_str(&format!("crc32c {crc:08x}\n"));
+    let mut bytes = text.into_bytes();
+    assert!(bytes.len() <= MARK_SLOT_BYTES, "a mark fits its slot");
+    bytes.resize(MARK_SLOT_BYTES, b'\n');
+    bytes
+}
+
+/// Reads a mark file, either layout.
 fn parse_mark(bytes: &[u8]) -> Result<Head, String> {
+    parse_mark_file(bytes).map(|mark| mark.head)
+}
+
+/// The mark a file holds: the valid slot of the highest generation, or the one mark of the
+/// first layout.
+fn parse_mark_file(bytes: &[u8]) -> Result<Mark, String> {
+    if bytes.starts_with(MARK_MAGIC_V1.as_bytes()) {
+        return parse_mark_text(bytes, MARK_MAGIC_V1);
+    }
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let mut best: Option<Mark> = None;
+    let mut damaged = Vec::new();
+    for (index, slot) in bytes.chunks(MARK_SLOT_BYTES).enumerate() {
+        if index >= MARK_SLOTS {
+            damaged.push(format!("{} bytes past the last slot", bytes.len() - MARK_BYTES_MAX as usize));
+            break;
+        }
+        match parse_mark_text(slot, MARK_MAGIC) {
+            Ok(mark) if best.is_none_or(|best| mark.generation > best.generation) => best = Some(mark),
+            Ok(_) => {}
+            Err(why) => damaged.push(format!("slot {index}: {why}")),
+        }
+    }
+    match best {
+        Some(mark) => {
+            if !damaged.is_empty() {
+                // A torn write of the slot after it (a power cut before its fdatasync returned,
+                // so never acknowledged): the mark before is the right one.
+                tracing::warn!(damaged = %damaged.join("; "), "a slot of the high-water mark is damaged; using the other");
+            }
+            Ok(mark)
+        }
+        None => Err(damaged.join("; ")),
+    }
+}
+
+/// One mark in text: the magic, `generation N` (not in the first layout), `seq N`, `chain HEX`,
+/// then `crc32c HEX` of the lines before; trailing newlines are padding.
+fn parse_mark_text(bytes: &[u8], magic: &str) -> Result<Mark, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
     let body_end = text.rfind("crc32c ").ok_or("no crc32c line")?;
     let (body, crc_line) = text.split_at(body_end);
-    let stored = crc_line.trim_end().strip_prefix("crc32c ").ok_or("no crc32c line")?;
-    let stored = u32::from_str_radix(stored, 16).map_err(|_| format!("crc32c `{stored}` is not hex"))?;
+    let stored = crc_line.trim_end_matches('\n').strip_prefix("crc32c ").ok_or("no crc32c line")?;
+    let stored = u32::from_str_radix(stored, 16).map_err(|_| "the crc32c line is not hex".to_string())?;
     if crc32c::crc32c(body.as_bytes()) != stored {
         return Err("checksum mismatch".into());
     }
     let mut lines = body.lines();
-    if lines.next() != Some(MARK_MAGIC) {
-        return Err(format!("the first line is not `{MARK_MAGIC}`"));
+    if lines.next() != Some(magic) {
+        return Err(format!("the first line is not `{magic}`"));
     }
+    let generation = if magic == MARK_MAGIC_V1 {
+        0
+    } else {
+        lines
+            .next()
+            .and_then(|l| l.strip_prefix("generation "))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or("no `generation N` line")?
+    };
     let seq = lines
         .next()
         .and_then(|l| l.strip_prefix("seq "))
@@ -291,7 +406,7 @@ fn parse_mark(bytes: &[u8]) -> Result<Head, String> {
         .and_then(|l| l.strip_prefix("chain "))
         .and_then(Head::parse_chain_hex)
         .ok_or("no `chain HEX` line")?;
-    Ok(Head { seq, chain })
+    Ok(Mark { head: Head { seq, chain }, generation })
 }
 
 impl BlockStore for SledStore {
@@ -521,6 +636,74 @@ mod tests {
             assert!(parse_mark(damaged.as_bytes()).is_err(), "{damaged}");
         }
         assert!(parse_mark(&[0xff, 0xfe, b'\n']).is_err());
+    }
+
+    fn head(seq: u64) -> Head {
+        Head { seq, chain: [u8::try_from(seq % 251).unwrap(); 32] }
+    }
+
+    fn tear(path: &Path, at: usize, len: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at..at + len].fill(0);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn later_marks_overwrite_a_slot_in_place_and_a_torn_slot_leaves_the_mark_before() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mark_path = dir.path().join("store.mark");
+        let store = SledStore::open(&path).unwrap();
+        store.append(&[], head(1)).unwrap();
+        let inode = std::fs::metadata(&mark_path).unwrap().ino();
+        store.append(&[], head(2)).unwrap();
+        store.append(&[], head(3)).unwrap();
+        // No rename after the first: the same file, two slots.
+        assert_eq!(std::fs::metadata(&mark_path).unwrap().ino(), inode);
+        assert_eq!(std::fs::metadata(&mark_path).unwrap().len(), MARK_BYTES_MAX);
+        assert_eq!(store.mark().unwrap(), Some(head(3)));
+        drop(store);
+        let saved = std::fs::read(&mark_path).unwrap();
+        // Generation 3 went to slot 1, generation 2 to slot 0: tearing either leaves the other.
+        tear(&mark_path, MARK_SLOT_BYTES + 20, 100);
+        assert_eq!(SledStore::read_mark(&path).unwrap(), Some(head(2)));
+        std::fs::write(&mark_path, &saved).unwrap();
+        tear(&mark_path, 0, 30);
+        assert_eq!(SledStore::read_mark(&path).unwrap(), Some(head(3)));
+        tear(&mark_path, MARK_SLOT_BYTES, 30);
+        let err = SledStore::read_mark(&path).unwrap_err().to_string();
+        assert!(err.contains("slot 0") && err.contains("slot 1"), "{err}");
+        // A new process goes on from the highest generation, whichever slot holds it.
+        std::fs::write(&mark_path, &saved).unwrap();
+        let store = SledStore::open(&path).unwrap();
+        store.append(&[], head(4)).unwrap();
+        store.append(&[], head(5)).unwrap();
+        assert_eq!(store.mark().unwrap(), Some(head(5)));
+        assert_eq!(parse_mark_file(&std::fs::read(&mark_path).unwrap()).unwrap().generation, 5);
+        // Moving the mark down (an accepted loss) is a later generation, not a lower seq lost.
+        store.reset_mark(head(2)).unwrap();
+        assert_eq!(store.mark().unwrap(), Some(head(2)));
+        drop(store);
+        assert_eq!(SledStore::read_mark(&path).unwrap(), Some(head(2)));
+    }
+
+    #[test]
+    fn a_mark_of_the_first_layout_is_read_and_replaced_by_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mark_path = dir.path().join("store.mark");
+        let store = SledStore::open(&path).unwrap();
+        let old = head(7);
+        let mut text = format!("{MARK_MAGIC_V1}\nseq {}\nchain {}\n", old.seq, old.chain_hex());
+        text.push_str(&format!("crc32c {:08x}\n", crc32c::crc32c(text.as_bytes())));
+        std::fs::write(&mark_path, &text).unwrap();
+        assert_eq!(store.mark().unwrap(), Some(old));
+        assert!(parse_mark(text.replace("seq 7", "seq 8").as_bytes()).is_err());
+        store.append(&[], head(8)).unwrap();
+        assert_eq!(std::fs::metadata(&mark_path).unwrap().len(), MARK_BYTES_MAX);
+        assert_eq!(store.mark().unwrap(), Some(head(8)));
+        assert_eq!(parse_mark_file(&std::fs::read(&mark_path).unwrap()).unwrap().generation, 1);
     }
 
     #[test]
