@@ -250,6 +250,17 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "exit criteria in file order")]
+    fn exit_criteria_keep_the_order_of_the_file() {
+        let s = parse_settings_toml(
+            "[exit_criteria]\nquote = [\"pricing_approved\"]\nqualifying = [\"budget_confirmed\"]\n",
+        )
+        .unwrap();
+        let stages: Vec<&str> = s.exit_criteria.iter().map(|(stage, _)| stage.as_str()).collect();
+        assert_eq!(stages, ["quote", "qualifying"], "exit criteria in file order");
+    }
+
+    #[test]
     fn errors_name_the_place() {
         let e = parse_settings_toml("[costs]\nquota = \"lots\"\n").unwrap_err();
         assert!(e.starts_with("[costs] quota:"), "{e}");
