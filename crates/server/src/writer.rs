@@ -294,7 +294,7 @@ fn commit_group(
     // What the quarantine must record once the batch is durable, per answer.
     let mut holds: Vec<(usize, Vec<Hold>)> = Vec::new();
     let mut releases: Vec<(String, Release)> = Vec::new();
-    // The requests' bytes stay in the memory budget until the group is answered.
+    // The requests' bytes stay in the memory budget until the group is committed.
     let mut held = Vec::with_capacity(group.len());
     for job in group {
         held.push(job.reserved);
@@ -346,7 +346,11 @@ fn commit_group(
         };
         answers.push((job.reply, answer));
     }
-    let committed = match batch.commit() {
+    let committed = batch.commit();
+    // The requests' bytes leave the budget before anyone is answered: a client that posts again
+    // as soon as it has its answer must find them free.
+    drop(held);
+    let committed = match committed {
         Ok(committed) => committed,
         Err(e) => {
             let why = e.to_string();
