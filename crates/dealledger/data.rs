@@ -1,11 +1,12 @@
 //! The data directory: where the store and `dealledger.toml` live.
 
 use anyhow::{Context, Result};
+use dealledger_config::Config;
 use dealledger_events::Pipeline;
 use dealledger_log::{Ledger, Log, SledStore};
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "dealledger.toml";
+pub use dealledger_config::CONFIG_FILE;
 const STORE_DIR: &str = "store";
 /// Held (an OS file lock) by the one process that writes: `serve` or `ingest`. It names the
 /// holder, so the next writer's error can say who to stop or where to send events instead.
@@ -17,11 +18,12 @@ const QUARANTINE_FILE: &str = "quarantine.jsonl";
 
 pub struct DataDir {
     pub path: PathBuf,
+    config: std::sync::OnceLock<Config>,
 }
 
 impl DataDir {
     pub fn new(path: PathBuf) -> DataDir {
-        DataDir { path }
+        DataDir { path, config: std::sync::OnceLock::new() }
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -81,53 +83,40 @@ impl DataDir {
             .unwrap_or_default()
     }
 
-    /// The pipeline from `dealledger.toml`, or the default one when there is no such file.
+    /// dealledger.toml, read and parsed once per process; all defaults without one. Every
+    /// setting below comes from it: one schema, nothing in it ignored.
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::read(&self.config_path())?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    /// The pipeline (`[pipeline]`, `[ingest]`).
     pub fn pipeline(&self) -> Result<Pipeline> {
-        let path = self.path.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => dealledger_events::pipeline::parse_pipeline_toml(&text)
-                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pipeline::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        dealledger_events::pipeline::pipeline_from_config(self.config()?).map_err(|why| self.bad_config(why))
     }
 
-    /// Report settings (and the pipeline) from `dealledger.toml`; the defaults without one.
+    /// Report settings (and the pipeline).
     pub fn settings(&self) -> Result<dealledger_reports::Settings> {
-        let path = self.path.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => dealledger_reports::parse_settings_toml(&text)
-                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(dealledger_reports::Settings::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        dealledger_reports::settings_from_config(self.config()?).map_err(|why| self.bad_config(why))
     }
 
-    /// The importers' options: the pipeline and `[import]` of `dealledger.toml`.
+    /// The importers' options: the pipeline and `[import]`.
     pub fn import_options(&self) -> Result<dealledger_import::Options> {
         let pipeline = self.pipeline()?;
-        let path = self.path.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => dealledger_import::parse_import_toml(&text, pipeline)
-                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(dealledger_import::Options { pipeline, ..Default::default() })
-            }
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        dealledger_import::options_from_config(self.config()?, pipeline).map_err(|why| self.bad_config(why))
     }
 
-    /// The `[serve]` and `[hubspot]` settings of `dealledger.toml`; defaults without one.
+    /// The daemon's settings: `[serve]` and `[hubspot]`.
     pub fn serve_config(&self) -> Result<dealledger_server::ServeConfig> {
-        let path = self.path.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => dealledger_server::parse_serve_toml(&text)
-                .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(dealledger_server::ServeConfig::default())
-            }
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        dealledger_server::serve_config_from(self.config()?).map_err(|why| self.bad_config(why))
+    }
+
+    /// A setting the schema took but its crate refused (a stage that is not in the pipeline).
+    fn bad_config(&self, why: String) -> anyhow::Error {
+        anyhow::anyhow!("{}: {why}", self.config_path().display())
     }
 
     /// Who holds the writer lock, as its lock file says, and the daemon's URL if it is one.

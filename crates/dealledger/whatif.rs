@@ -68,8 +68,7 @@ fn instant(flag: &str, text: &Option<String>) -> Result<Option<Timestamp>> {
 fn read_policy(path: &PathBuf) -> Result<Policy> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    Policy::parse_toml(&text)
-        .map_err(|why| Exit { code: 2, message: format!("{}: {why}", path.display()) }.into())
+    Policy::parse_toml(&text, &path.display().to_string()).map_err(|message| Exit { code: 2, message }.into())
 }
 
 /// `RULE=FROM..TO[:STEP]` as the rule and its values.

@@ -22,10 +22,14 @@ fn refused(toml: &str, args: &[&str]) -> crate::harness::Run {
 }
 
 #[test]
-#[should_panic(expected = "expected the config to be refused")]
 fn an_unknown_section_names_the_file_the_line_and_the_closest_section() {
     let toml = "[costs]\nquota = 1000\n\n[flag]\ngone_dark_days = 7\n";
-    for args in [&["report", "flags"][..], &["report", "pipeline"], &["report", "kpis"]] {
+    for args in [
+        &["report", "flags"][..],
+        &["report", "pipeline"],
+        &["report", "time-in-stage"],
+        &["whatif", "--rule", "gone_dark=14"],
+    ] {
         let run = refused(toml, args);
         assert!(run.stderr.contains("dealledger.toml:4:"), "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains("unknown section [flag]"), "{args:?}: {}", run.stderr);
@@ -34,7 +38,6 @@ fn an_unknown_section_names_the_file_the_line_and_the_closest_section() {
 }
 
 #[test]
-#[should_panic(expected = "gone_drak")]
 fn an_unknown_key_names_the_file_the_line_and_the_closest_key() {
     let cases = [
         (
@@ -80,7 +83,6 @@ fn an_unknown_key_names_the_file_the_line_and_the_closest_key() {
 }
 
 #[test]
-#[should_panic(expected = "TOML parse error at line 3")]
 fn a_value_of_the_wrong_type_names_the_file_the_line_and_the_key() {
     let run = refused("[flags]\n\ngone_dark_days = \"two weeks\"\n", &["report", "flags"]);
     assert!(run.stderr.contains("dealledger.toml:3:"), "{}", run.stderr);

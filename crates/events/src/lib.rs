@@ -3,14 +3,15 @@
 //!
 //! Boundary: this crate is pure. It knows nothing of sled, tokio, clap or the file system; it
 //! never reads the clock (callers pass `now`). Everything else in dealledger depends on it and it
-//! depends on none of them, so the contract can be tested, fuzzed and reused on its own.
+//! depends on none of them but `dealledger-config` (the schema of dealledger.toml, itself
+//! dependency-free), so the contract can be tested, fuzzed and reused on its own.
 //!
 //! - [`event`]: [`Event`] (what the source said) and [`StoredEvent`] (numbered and versioned);
 //!   [`event_ref`]: [`EventRef`], a stored event borrowed from its block, for replay.
 //! - [`json`]: JSON Lines in ([`parse_line`]) and out ([`write_event_json`]).
 //! - [`validate`]: [`Deals`], the per-deal rules checked on append, with undo for atomic batches.
 //! - [`codec`]: the versioned binary record format, the one place that knows bincode.
-//! - [`pipeline`]: stages and probabilities (`dealledger.toml`).
+//! - [`pipeline`]: stages and probabilities (`[pipeline]` of dealledger.toml, from `dealledger_config`).
 //! - [`money`], [`time`]: exact amounts in minor units and UTC microseconds; never f64.
 
 pub mod codec;

@@ -1,7 +1,7 @@
 //! The pipeline (ordered stages with win probabilities) and the other settings of
 //! `dealledger.toml`.
 
-use serde::Deserialize;
+use dealledger_config::{Config, DecimalText};
 
 /// Stages a pipeline may have, at most.
 pub const STAGES_MAX: usize = 64;
@@ -93,23 +93,6 @@ impl Pipeline {
     }
 }
 
-/// `dealledger.toml` as written. Sections other issues add are ignored here, so that the file
-/// can grow without breaking older readers.
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    pipeline: Option<PipelineSection>,
-    #[serde(default)]
-    ingest: Option<IngestSection>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IngestSection {
-    /// `"1d"`, `"36h"`, `"90m"`, `"600s"`.
-    max_future: Option<String>,
-}
-
 /// A span as `N` followed by `d`, `h`, `m` or `s`, in microseconds.
 pub fn parse_span_micros(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -128,44 +111,31 @@ pub fn parse_span_micros(text: &str) -> Result<i64, String> {
     count.checked_mul(unit_micros).filter(|m| *m >= 0).ok_or_else(|| format!("`{text}` is out of range"))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PipelineSection {
-    stages: Vec<StageSection>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StageSection {
-    name: String,
-    probability: toml::Value,
-}
-
-/// Parses the `[pipeline]` of a `dealledger.toml`; the default pipeline when it has none.
+/// The pipeline of `[pipeline]`, with `[ingest] max_future`; the default pipeline when the file
+/// has none.
 ///
 /// ```toml
 /// [[pipeline.stages]]
 /// name = "discovery"
 /// probability = 0.2
 /// ```
-pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
-    let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let pipeline = match file.pipeline {
+pub fn pipeline_from_config(config: &Config) -> Result<Pipeline, String> {
+    let pipeline = match &config.pipeline {
         None => Pipeline::default(),
         Some(section) => {
             let mut stages = Vec::with_capacity(section.stages.len());
-            for stage in section.stages {
+            for stage in &section.stages {
                 let probability_bp = probability_to_bp(&stage.probability)
                     .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
-                stages.push(Stage { name: stage.name, probability_bp });
+                stages.push(Stage { name: stage.name.clone(), probability_bp });
             }
             Pipeline::new(stages)?
         }
     };
-    match file.ingest.and_then(|i| i.max_future) {
+    match config.ingest.as_ref().and_then(|i| i.max_future.as_deref()) {
         Some(span) => pipeline
             .with_max_future_micros(
-                parse_span_micros(&span).map_err(|why| format!("[ingest] max_future: {why}"))?,
+                parse_span_micros(span).map_err(|why| format!("[ingest] max_future: {why}"))?,
             )
             .map_err(|why| format!("[ingest] {why}")),
         None => Ok(pipeline),
@@ -173,15 +143,9 @@ pub fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
 }
 
 /// `0.25` to 2500 basis points, exactly: the TOML text of the number is parsed as a decimal.
-pub fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
-    let text = match value {
-        toml::Value::Float(f) => format!("{f}"),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::String(s) => s.clone(),
-        other => return Err(format!("must be a number, found {other}")),
-    };
-    let decimal =
-        crate::money::Decimal::parse(&text).map_err(|_| format!("`{text}` must be within 0..=1"))?;
+pub fn probability_to_bp(value: &DecimalText) -> Result<u32, String> {
+    let text = &value.0;
+    let decimal = crate::money::Decimal::parse(text).map_err(|_| format!("`{text}` must be within 0..=1"))?;
     if decimal.scale > 4 {
         return Err(format!("`{text}` has more than 4 decimal places"));
     }
@@ -195,6 +159,10 @@ pub fn probability_to_bp(value: &toml::Value) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
+        pipeline_from_config(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+    }
 
     #[test]
     fn default_pipeline() {
@@ -215,7 +183,8 @@ mod tests {
         assert_eq!(p.names(), "discovery, proposal");
         assert_eq!(p.stages()[1].probability_bp, 6500);
         assert_eq!(parse_pipeline_toml("").unwrap(), Pipeline::default());
-        assert_eq!(parse_pipeline_toml("[other]\nx = 1\n").unwrap(), Pipeline::default());
+        // Nothing is ignored: a section the schema does not have is an error.
+        assert!(parse_pipeline_toml("[other]\nx = 1\n").unwrap_err().contains("unknown section [other]"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub mod salesforce;
 #[cfg(test)]
 mod fuzz;
 
+use dealledger_config::Config;
 use dealledger_events::{parse_line, Pipeline, Rejection, Submission};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -90,26 +90,12 @@ pub struct Options {
     pub columns: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    import: Option<ImportSection>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportSection {
-    #[serde(default)]
-    stages: BTreeMap<String, String>,
-    #[serde(default)]
-    columns: BTreeMap<String, String>,
-}
-
-/// Reads `[import]` of a dealledger.toml: `stages` (CRM stage name to a pipeline stage, `won`
-/// or `lost`) and `columns` (importer key to header). Stages are checked against `pipeline`.
-pub fn parse_import_toml(text: &str, pipeline: Pipeline) -> Result<Options, String> {
-    let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+/// The importers' options from `[import]` of a dealledger.toml: `stages` (CRM stage name to a
+/// pipeline stage, `won` or `lost`) and `columns` (importer key to header). Stages are checked
+/// against `pipeline`.
+pub fn options_from_config(config: &Config, pipeline: Pipeline) -> Result<Options, String> {
     let mut options = Options { pipeline, ..Options::default() };
-    if let Some(section) = file.import {
+    if let Some(section) = config.import.clone() {
         for (name, target) in section.stages {
             let target = match target.as_str() {
                 "won" => Target::Won,

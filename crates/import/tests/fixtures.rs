@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{admit_all, census, counts, fixture, history, json, pipedrive_options};
+use common::{admit_all, census, counts, fixture, history, json, options_of, pipedrive_options};
 use dealledger_events::Pipeline;
-use dealledger_import::{field_changes, opportunities, parse_import_toml, salesforce, Options};
+use dealledger_import::{field_changes, opportunities, salesforce, Options};
 
 #[test]
 fn opportunities_csv_fixture() {
@@ -127,7 +127,7 @@ fn salesforce_unmapped_stage_is_a_clear_error() {
     let path = fixture("salesforce-history-unmapped-stage/OpportunityHistory.csv");
     let err = salesforce::import(std::slice::from_ref(&path), &Options::default()).unwrap_err().to_string();
     assert!(err.ends_with("OpportunityHistory.csv:3: stage `Pitching` is not a pipeline stage; map it in [import.stages] of dealledger.toml"), "{err}");
-    let options = parse_import_toml("[import.stages]\nPitching = \"quote\"\n", Pipeline::default()).unwrap();
+    let options = options_of("[import.stages]\nPitching = \"quote\"\n").unwrap();
     let imported = salesforce::import(&[path], &options).unwrap();
     assert_eq!(census(&imported).types, counts(&[("opened", 1), ("stage_moved", 1)]));
 }

@@ -18,7 +18,7 @@ use dealledger_projections::{Name, Timeline};
 
 pub use output::{render, Format, Report};
 pub use query::{answer, ParamError, Params, ReportName};
-pub use settings::{parse_settings_toml, Settings};
+pub use settings::{settings_from_config, Settings};
 
 /// Each interned name's place in the pipeline (None: not a pipeline stage, or not a stage at
 /// all), so that a report resolves a stage with an index instead of a string search.

@@ -22,10 +22,10 @@
 //! qualifying = ["budget_confirmed", "decision_maker"]
 //! ```
 
+use dealledger_config::{Config, RatesSection};
 use dealledger_events::money::Decimal;
-use dealledger_events::pipeline::{parse_pipeline_toml, probability_to_bp};
+use dealledger_events::pipeline::{pipeline_from_config, probability_to_bp};
 use dealledger_events::{Currency, Pipeline};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// What one owner's time is worth.
@@ -101,61 +101,23 @@ impl Settings {
     }
 }
 
-#[derive(Deserialize)]
-struct File {
-    costs: Option<CostsSection>,
-    flags: Option<FlagsSection>,
-    exit_criteria: Option<toml::Table>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CostsSection {
-    currency: Option<String>,
-    #[serde(flatten)]
-    rates: RatesSection,
-    #[serde(default)]
-    owners: BTreeMap<String, RatesSection>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RatesSection {
-    quota: Option<toml::Value>,
-    selling_hours: Option<u32>,
-    working_days: Option<u32>,
-    commission_rate: Option<toml::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FlagsSection {
-    gone_dark_days: Option<u32>,
-    no_activity_days: Option<u32>,
-    min_contacts: Option<u32>,
-    contacts_by_stage: Option<String>,
-    late_stages: Option<Vec<String>>,
-    late_stage_deals_max: Option<u32>,
-}
-
-/// Parses a `dealledger.toml` (its pipeline and the sections above). Errors name the section
-/// and key.
-pub fn parse_settings_toml(text: &str) -> Result<Settings, String> {
-    let pipeline = parse_pipeline_toml(text)?;
-    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+/// The report settings of a dealledger.toml (its pipeline and the sections above). Errors name
+/// the section and key.
+pub fn settings_from_config(config: &Config) -> Result<Settings, String> {
+    let pipeline = pipeline_from_config(config)?;
     let mut settings = Settings { pipeline, ..Settings::default() };
-    if let Some(costs) = file.costs {
+    if let Some(costs) = &config.costs {
         if let Some(code) = &costs.currency {
             settings.currency = Currency::parse(code).map_err(|why| format!("[costs] currency: {why}"))?;
         }
-        let base = apply_rates(Rates::default(), &costs.rates, settings.currency, "[costs]")?;
+        let base = apply_rates(Rates::default(), &costs.rates(), settings.currency, "[costs]")?;
         settings.rates = base;
         for (owner, section) in &costs.owners {
             let rates = apply_rates(base, section, settings.currency, &format!("[costs.owners.{owner}]"))?;
             settings.owner_rates.insert(owner.clone(), rates);
         }
     }
-    if let Some(flags) = file.flags {
+    if let Some(flags) = config.flags.clone() {
         let f = &mut settings.flags;
         f.gone_dark_days = flags.gone_dark_days.unwrap_or(f.gone_dark_days);
         f.no_activity_days = flags.no_activity_days.unwrap_or(f.no_activity_days);
@@ -176,20 +138,14 @@ pub fn parse_settings_toml(text: &str) -> Result<Settings, String> {
             }
         }
     }
-    if let Some(table) = file.exit_criteria {
-        for (stage, fields) in table {
-            if settings.pipeline.index(&stage).is_none() {
-                return Err(format!(
-                    "[exit_criteria]: `{stage}` is not a stage of the pipeline ({})",
-                    settings.pipeline.names()
-                ));
-            }
-            let fields = fields
-                .as_array()
-                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| format!("[exit_criteria] {stage}: must be a list of field names"))?;
-            settings.exit_criteria.push((stage, fields));
+    for (stage, fields) in &config.exit_criteria {
+        if settings.pipeline.index(stage).is_none() {
+            return Err(format!(
+                "[exit_criteria]: `{stage}` is not a stage of the pipeline ({})",
+                settings.pipeline.names()
+            ));
         }
+        settings.exit_criteria.push((stage.clone(), fields.clone()));
     }
     Ok(settings)
 }
@@ -197,13 +153,7 @@ pub fn parse_settings_toml(text: &str) -> Result<Settings, String> {
 fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str) -> Result<Rates, String> {
     let mut rates = base;
     if let Some(quota) = &section.quota {
-        let text = match quota {
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::String(s) => s.clone(),
-            other => return Err(format!("{at} quota: must be a number, found {other}")),
-        };
-        rates.quota_minor = Decimal::parse(&text)
+        rates.quota_minor = Decimal::parse(&quota.0)
             .and_then(|d| d.to_minor(currency))
             .map_err(|why| format!("{at} quota: {why}"))?;
     }
@@ -230,6 +180,10 @@ fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str
 mod tests {
     use super::*;
 
+    fn parse_settings_toml(text: &str) -> Result<Settings, String> {
+        settings_from_config(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+    }
+
     #[test]
     fn defaults_and_overrides() {
         let s = parse_settings_toml("").unwrap();
@@ -250,7 +204,6 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "exit criteria in file order")]
     fn exit_criteria_keep_the_order_of_the_file() {
         let s = parse_settings_toml(
             "[exit_criteria]\nquote = [\"pricing_approved\"]\nqualifying = [\"budget_confirmed\"]\n",
@@ -269,6 +222,6 @@ mod tests {
         let e = parse_settings_toml("[exit_criteria]\nnegotiation = [\"x\"]\n").unwrap_err();
         assert!(e.starts_with("[exit_criteria]: `negotiation` is not a stage"), "{e}");
         let e = parse_settings_toml("[flags]\ngone_dark = 3\n").unwrap_err();
-        assert!(e.contains("unknown field `gone_dark`"), "{e}");
+        assert!(e.contains("unknown key `gone_dark` in [flags]; did you mean `gone_dark_days`?"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::output::render;
 use crate::testkit::{e, t, timeline};
-use crate::{cost, flags, kpis, parse_settings_toml, pipeline, stages, Format, Settings};
+use crate::{cost, flags, kpis, pipeline, settings_from_config, stages, Format, Settings};
 use dealledger_events::money::Decimal;
 use dealledger_events::Timestamp;
 use dealledger_projections::{Timeline, View};
@@ -271,7 +271,7 @@ fn bad_deal_cost_uses_the_seed_rates() {
     );
     // Per-owner rates: cat's quota is half, her hour is $1,000; the commission rate 8%.
     let settings =
-        parse_settings_toml("[costs]\ncommission_rate = 0.08\n[costs.owners.cat]\nquota = 500000\n").unwrap();
+        settings_of("[costs]\ncommission_rate = 0.08\n[costs.owners.cat]\nquota = 500000\n").unwrap();
     let c = json_of(&cost::bad_deal_cost(&tl, &settings, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX));
     assert_eq!(
         c["totals"],
@@ -286,7 +286,7 @@ fn bad_deal_cost_uses_the_seed_rates() {
 #[test]
 fn flags_on_open_deals() {
     let tl = timeline(&january());
-    let settings = parse_settings_toml(
+    let settings = settings_of(
         "[flags]\nlate_stage_deals_max = 1\n[exit_criteria]\nqualifying = [\"budget_confirmed\"]\n",
     )
     .unwrap();
@@ -369,4 +369,10 @@ fn every_report_renders_in_every_format() {
     for json in outputs(Format::Json) {
         serde_json::from_str::<Value>(&json).unwrap();
     }
+}
+
+/// Settings from the text of a dealledger.toml, as the binary reads them.
+fn settings_of(text: &str) -> Result<Settings, String> {
+    let config = dealledger_config::Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+    settings_from_config(&config)
 }

@@ -8,7 +8,7 @@ use dealledger_events::{Pipeline, Timestamp};
 use dealledger_log::{Ledger, MemStore};
 use dealledger_projections::testkit::append;
 use dealledger_projections::{force_parallel_parts, Projection, Timeline, View};
-use dealledger_reports::{parse_settings_toml, Settings};
+use dealledger_reports::{settings_from_config, Settings};
 use proptest::prelude::*;
 
 fn fold_tail(ledger: &Ledger<MemStore>, from_seq: u64, timeline: &mut Timeline) {
@@ -44,7 +44,7 @@ proptest! {
         let config = dealledger_gen::Config::new(seed, deals);
         let mut events = Vec::new();
         dealledger_gen::generate(&config, |e| events.push(e.clone()));
-        let settings = parse_settings_toml(
+        let settings = settings_of(
             "[flags]\nmin_contacts = 3\n[exit_criteria]\nqualifying = [\"budget_confirmed\", \"decision_maker\"]\n",
         )
         .unwrap();
@@ -75,4 +75,10 @@ proptest! {
         prop_assert_eq!(&all_reports(&folding, &settings, config.end), &expected);
         force_parallel_parts(0);
     }
+}
+
+/// Settings from the text of a dealledger.toml, as the binary reads them.
+fn settings_of(text: &str) -> Result<Settings, String> {
+    let config = dealledger_config::Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+    settings_from_config(&config)
 }

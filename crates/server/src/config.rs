@@ -1,6 +1,6 @@
 //! The `[serve]` and `[hubspot]` sections of `dealledger.toml`, and the daemon's limits.
 
-use serde::Deserialize;
+use dealledger_config::Config;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -115,48 +115,11 @@ impl HubSpotConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    serve: Option<ServeSection>,
-    hubspot: Option<HubSpotSection>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServeSection {
-    listen: Option<String>,
-    token: Option<String>,
-    body_bytes_max: Option<usize>,
-    request_events_max: Option<usize>,
-    queue_requests_max: Option<usize>,
-    queue_bytes_max: Option<usize>,
-    request_timeout_ms: Option<u64>,
-    body_read_timeout_ms: Option<u64>,
-    header_read_timeout_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
-    connections_max: Option<usize>,
-    shutdown_timeout_ms: Option<u64>,
-    allowed_hosts: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HubSpotSection {
-    app_secret: String,
-    #[serde(default)]
-    stages: BTreeMap<String, String>,
-    public_url: Option<String>,
-    default_owner: Option<String>,
-    body_bytes_max: Option<usize>,
-    open_unknown: Option<bool>,
-}
-
-/// Reads `[serve]` and `[hubspot]` from a `dealledger.toml` text (other sections are other
-/// modules' business); defaults for anything not given.
-pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
-    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+/// The daemon's settings from `[serve]` and `[hubspot]` of a dealledger.toml; defaults for
+/// anything not given.
+pub fn serve_config_from(file: &Config) -> Result<ServeConfig, String> {
     let mut config = ServeConfig::default();
-    if let Some(serve) = file.serve {
+    if let Some(serve) = file.serve.clone() {
         if let Some(listen) = serve.listen {
             config.listen = listen.parse().map_err(|e| format!("[serve] listen `{listen}`: {e}"))?;
         }
@@ -189,7 +152,7 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
         config.shutdown_timeout_ms = millis(serve.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
         config.connections_max = positive("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT)?;
     }
-    if let Some(hubspot) = file.hubspot {
+    if let Some(hubspot) = file.hubspot.clone() {
         if hubspot.app_secret.is_empty() {
             return Err("[hubspot] app_secret is empty".into());
         }
@@ -225,6 +188,10 @@ pub fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
 mod tests {
     use super::*;
 
+    fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
+        serve_config_from(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+    }
+
     #[test]
     fn defaults_and_sections() {
         let c = parse_serve_toml("").unwrap();
@@ -245,6 +212,6 @@ mod tests {
         let e = parse_serve_toml("[serve]\nbody_bytes_max = 0\n").unwrap_err();
         assert!(e.contains("body_bytes_max must be at least 1"), "{e}");
         let e = parse_serve_toml("[serve]\nport = 1\n").unwrap_err();
-        assert!(e.contains("unknown field `port`"), "{e}");
+        assert!(e.contains("unknown key `port` in [serve]"), "{e}");
     }
 }

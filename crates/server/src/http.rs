@@ -422,11 +422,9 @@ async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> 
             Err(response) => return response,
         };
     if let Some(path) = &shared.config.config_path {
-        let reread = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|text| {
-                crate::config::parse_serve_toml(&text).map_err(|why| format!("{}: {why}", path.display()))
-            });
+        let reread = dealledger_config::Config::read(path).map_err(|e| e.to_string()).and_then(|file| {
+            crate::config::serve_config_from(&file).map_err(|why| format!("{}: {why}", path.display()))
+        });
         match reread {
             Ok(config) => match config.hubspot {
                 Some(hubspot) => {

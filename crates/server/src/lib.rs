@@ -23,7 +23,7 @@ mod metrics;
 pub mod quarantine;
 mod writer;
 
-pub use config::{parse_serve_toml, HubSpotConfig, ServeConfig, StageTarget};
+pub use config::{serve_config_from, HubSpotConfig, ServeConfig, StageTarget};
 
 use dealledger_events::{Clock, Pipeline};
 use dealledger_log::{Head, Ledger};

@@ -37,6 +37,16 @@ pub struct Policy {
     pub past_close_date: Option<f64>,
 }
 
+/// The keys of a policy file's tables, for naming the closest to an unknown one.
+fn policy_keys(path: &[&str]) -> Option<&'static [&'static str]> {
+    use serde_aux::serde_introspection::serde_introspect;
+    match path {
+        [] => Some(serde_introspect::<Policy>()),
+        ["missing_field"] => Some(serde_introspect::<MissingField>()),
+        _ => None,
+    }
+}
+
 /// The rules a number sets, for `--rule` and `--sweep`.
 pub const NUMERIC_RULES: [&str; 5] =
     ["gone_dark", "no_activity", "stalled", "unanswered_touches", "past_close_date"];
@@ -46,10 +56,12 @@ impl Policy {
         *self == Policy::default()
     }
 
-    /// Reads a policy file's text.
-    pub fn parse_toml(text: &str) -> Result<Policy, String> {
-        let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
-        policy.check()?;
+    /// Reads a policy file's text; `file` names it in errors, which give the line of a bad key
+    /// or value as dealledger.toml's do.
+    pub fn parse_toml(text: &str, file: &str) -> Result<Policy, String> {
+        let policy: Policy =
+            dealledger_config::parse_toml(text, file, policy_keys).map_err(|e| e.to_string())?;
+        policy.check().map_err(|why| format!("{file}: {why}"))?;
         Ok(policy)
     }
 
@@ -120,12 +132,28 @@ mod tests {
     fn files_and_rules() {
         let p = Policy::parse_toml(
             "gone_dark = 14\nstalled = 1.5\n[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 7\n",
+            "policy.toml",
         )
         .unwrap();
         assert_eq!(p.gone_dark, Some(14.0));
         assert_eq!(p.missing_field[0].by_stage, "quote");
-        assert!(Policy::parse_toml("gone_drak = 14\n").unwrap_err().contains("unknown field `gone_drak`"));
-        assert!(Policy::parse_toml("gone_dark = -1\n").unwrap_err().contains("at least 0"));
+        let e = Policy::parse_toml("\ngone_drak = 14\n", "policy.toml").unwrap_err();
+        assert!(
+            e.starts_with(
+                "policy.toml:2:1: unknown key `gone_drak` at the top of the file; did you mean `gone_dark`?"
+            ),
+            "{e}"
+        );
+        let e = Policy::parse_toml(
+            "[[missing_field]]\nfield = \"f\"\nby_stage = \"quote\"\ngrace_day = 1\n",
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("unknown key `grace_day` in [[missing_field]]; did you mean `grace_days`?"),
+            "{e}"
+        );
+        assert!(Policy::parse_toml("gone_dark = -1\n", "p").unwrap_err().contains("at least 0"));
         let mut q = Policy::default();
         q.set_text("unanswered_touches=3").unwrap();
         assert_eq!(q.unanswered_touches, Some(3));

@@ -197,6 +197,7 @@ fn missing_field_by_stage_with_grace() {
         let settings = Settings::default();
         let p = Policy::parse_toml(
             "[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 5\n",
+            "policy.toml",
         )
         .unwrap();
         Prepared::new(

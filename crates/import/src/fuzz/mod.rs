@@ -81,8 +81,9 @@ fn options(pipedrive: bool) -> Options {
     } else {
         "[import.stages]\nPitching = \"quote\"\nSigned = \"won\"\n"
     };
-    let pipeline = dealledger_events::pipeline::parse_pipeline_toml(toml).expect("valid");
-    crate::parse_import_toml(toml, pipeline).expect("valid")
+    let config = dealledger_config::Config::parse(toml, "dealledger.toml").expect("valid");
+    let pipeline = dealledger_events::pipeline::pipeline_from_config(&config).expect("valid");
+    crate::options_from_config(&config, pipeline).expect("valid")
 }
 
 const AMOUNTS: &[&str] =

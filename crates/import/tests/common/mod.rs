@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test crate uses its own part.
 
 use dealledger_events::{Deals, Pipeline, Timestamp};
-use dealledger_import::{parse_import_toml, Imported, Options};
+use dealledger_import::{options_from_config, Imported, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -18,8 +18,14 @@ pub fn pipedrive_options() -> Options {
     let toml =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pipedrive.toml"))
             .unwrap();
-    let pipeline = dealledger_events::pipeline::parse_pipeline_toml(&toml).unwrap();
-    parse_import_toml(&toml, pipeline).unwrap()
+    options_of(&toml).unwrap()
+}
+
+/// The importers' options from the text of a dealledger.toml, as the binary reads them.
+pub fn options_of(toml: &str) -> Result<Options, String> {
+    let config = dealledger_config::Config::parse(toml, "dealledger.toml").map_err(|e| e.to_string())?;
+    let pipeline = dealledger_events::pipeline::pipeline_from_config(&config)?;
+    options_from_config(&config, pipeline)
 }
 
 /// Events by type, distinct deals, and skipped rows by kind.
