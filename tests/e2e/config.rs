@@ -89,3 +89,37 @@ fn a_value_of_the_wrong_type_names_the_file_the_line_and_the_key() {
     assert!(run.stderr.contains("[flags] gone_dark_days"), "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {}", run.stderr);
 }
+
+#[test]
+#[should_panic(expected = "the daemon started with a stage map")]
+fn a_hubspot_stage_map_to_a_stage_not_in_the_pipeline_is_refused_at_start() {
+    let l = Ledger::new();
+    std::fs::create_dir_all(l.data()).unwrap();
+    let toml = "[hubspot]\napp_secret = \"s\"\n[hubspot.stages]\nclosedwon = \"won\"\nqualifiedtobuy = \"qualifyng\"\n";
+    std::fs::write(l.data().join("dealledger.toml"), toml).unwrap();
+    let mut child = std::process::Command::new(crate::harness::binary())
+        .args(["--data", l.data().to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the daemon started with a stage map to a stage the pipeline does not have");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[hubspot.stages] `qualifiedtobuy` = `qualifyng`: not a pipeline stage"),
+        "{stderr}"
+    );
+}
