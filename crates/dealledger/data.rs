@@ -111,7 +111,8 @@ impl DataDir {
 
     /// The daemon's settings: `[serve]` and `[hubspot]`.
     pub fn serve_config(&self) -> Result<dealledger_server::ServeConfig> {
-        dealledger_server::serve_config_from(self.config()?).map_err(|why| self.bad_config(why))
+        let pipeline = self.pipeline()?;
+        dealledger_server::serve_config_from(self.config()?, &pipeline).map_err(|why| self.bad_config(why))
     }
 
     /// A setting the schema took but its crate refused (a stage that is not in the pipeline).

@@ -80,6 +80,19 @@ pub enum Target {
     Lost,
 }
 
+impl Target {
+    /// A stage map's value (`[import.stages]`, `[hubspot.stages]`): `won`, `lost` or a stage of
+    /// `pipeline`.
+    pub fn parse(text: &str, pipeline: &Pipeline) -> Result<Target, String> {
+        match text {
+            "won" => Ok(Target::Won),
+            "lost" => Ok(Target::Lost),
+            stage if pipeline.index(stage).is_some() => Ok(Target::Stage(stage.to_string())),
+            _ => Err(format!("not a pipeline stage, `won` or `lost` (the pipeline: {})", pipeline.names())),
+        }
+    }
+}
+
 /// What every importer needs beside its files.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -97,16 +110,8 @@ pub fn options_from_config(config: &Config, pipeline: Pipeline) -> Result<Option
     let mut options = Options { pipeline, ..Options::default() };
     if let Some(section) = config.import.clone() {
         for (name, target) in section.stages {
-            let target = match target.as_str() {
-                "won" => Target::Won,
-                "lost" => Target::Lost,
-                stage if options.pipeline.index(stage).is_some() => Target::Stage(stage.to_string()),
-                other => {
-                    return Err(format!(
-                        "[import.stages] `{name}` = `{other}`: not a pipeline stage, `won` or `lost`"
-                    ))
-                }
-            };
+            let target = Target::parse(&target, &options.pipeline)
+                .map_err(|why| format!("[import.stages] `{name}` = `{target}`: {why}"))?;
             options.stages.insert(name, target);
         }
         options.columns = section.columns;

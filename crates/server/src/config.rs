@@ -1,6 +1,7 @@
 //! The `[serve]` and `[hubspot]` sections of `dealledger.toml`, and the daemon's limits.
 
 use dealledger_config::Config;
+use dealledger_events::Pipeline;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -116,8 +117,9 @@ impl HubSpotConfig {
 }
 
 /// The daemon's settings from `[serve]` and `[hubspot]` of a dealledger.toml; defaults for
-/// anything not given.
-pub fn serve_config_from(file: &Config) -> Result<ServeConfig, String> {
+/// anything not given. `[hubspot.stages]` is checked against `pipeline`, as the importers'
+/// map is.
+pub fn serve_config_from(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, String> {
     let mut config = ServeConfig::default();
     if let Some(serve) = file.serve.clone() {
         if let Some(listen) = serve.listen {
@@ -156,18 +158,12 @@ pub fn serve_config_from(file: &Config) -> Result<ServeConfig, String> {
         if hubspot.app_secret.is_empty() {
             return Err("[hubspot] app_secret is empty".into());
         }
-        let stages = hubspot
-            .stages
-            .into_iter()
-            .map(|(id, target)| {
-                let target = match target.as_str() {
-                    "won" => StageTarget::Won,
-                    "lost" => StageTarget::Lost,
-                    _ => StageTarget::Stage(target),
-                };
-                (id, target)
-            })
-            .collect();
+        let mut stages = BTreeMap::new();
+        for (id, target) in hubspot.stages {
+            let parsed = StageTarget::parse(&target, pipeline)
+                .map_err(|why| format!("[hubspot.stages] `{id}` = `{target}`: {why}"))?;
+            stages.insert(id, parsed);
+        }
         config.hubspot = Some(HubSpotConfig {
             app_secret: hubspot.app_secret,
             stages,
@@ -189,7 +185,8 @@ mod tests {
     use super::*;
 
     fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
-        serve_config_from(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+        let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+        serve_config_from(&config, &Pipeline::default())
     }
 
     #[test]

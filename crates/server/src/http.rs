@@ -423,7 +423,8 @@ async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> 
         };
     if let Some(path) = &shared.config.config_path {
         let reread = dealledger_config::Config::read(path).map_err(|e| e.to_string()).and_then(|file| {
-            crate::config::serve_config_from(&file).map_err(|why| format!("{}: {why}", path.display()))
+            crate::config::serve_config_from(&file, &shared.settings.pipeline)
+                .map_err(|why| format!("{}: {why}", path.display()))
         });
         match reread {
             Ok(config) => match config.hubspot {
