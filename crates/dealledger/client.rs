@@ -81,19 +81,7 @@ pub fn report(
     format: Format,
 ) -> Result<String> {
     let mut query = vec![("format", format_name(format).to_string())];
-    let pairs = [
-        ("as_of", &params.as_of),
-        ("known_at", &params.known_at),
-        ("from", &params.from),
-        ("to", &params.to),
-        ("by", &params.by),
-        ("currency", &params.currency),
-        ("forecast", &params.forecast),
-    ];
-    query.extend(pairs.into_iter().filter_map(|(key, value)| value.clone().map(|v| (key, v))));
-    if params.deals {
-        query.push(("deals", "true".to_string()));
-    }
+    query.extend(params.to_query());
     get(url, data, &format!("/v1/reports/{}", name.as_str()), &query)
 }
 

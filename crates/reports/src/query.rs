@@ -65,6 +65,57 @@ pub struct Params {
     pub forecast: Option<String>,
 }
 
+/// Where a text parameter lives in [`Params`].
+type Field = fn(&mut Params) -> &mut Option<String>;
+
+/// The text parameters by query-string name: the one list of them (with `deals`, a flag).
+const TEXT_PARAMS: [(&str, Field); 7] = [
+    ("as_of", |p| &mut p.as_of),
+    ("known_at", |p| &mut p.known_at),
+    ("from", |p| &mut p.from),
+    ("to", |p| &mut p.to),
+    ("by", |p| &mut p.by),
+    ("currency", |p| &mut p.currency),
+    ("forecast", |p| &mut p.forecast),
+];
+
+impl Params {
+    /// The parameters given, as query-string pairs, by the names of [`ReportName::params`]:
+    /// what `--server` sends for the flags it was given.
+    pub fn to_query(&self) -> Vec<(&'static str, String)> {
+        let mut taken = self.clone();
+        let mut pairs: Vec<(&'static str, String)> = TEXT_PARAMS
+            .iter()
+            .filter_map(|(name, field)| field(&mut taken).take().map(|v| (*name, v)))
+            .collect();
+        if self.deals {
+            pairs.push(("deals", "true".to_string()));
+        }
+        pairs
+    }
+
+    /// The parameters of a query string, `get` giving a name's value: what the daemon reads
+    /// from `GET /v1/reports/{name}`, the inverse of [`Params::to_query`].
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Params, ParamError> {
+        let deals = match get("deals").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") | Some("") => true,
+            Some(other) => {
+                return Err(ParamError {
+                    param: "deals",
+                    value: other.to_string(),
+                    reason: "must be true or false".into(),
+                })
+            }
+        };
+        let mut params = Params { deals, ..Params::default() };
+        for (name, field) in TEXT_PARAMS {
+            *field(&mut params) = get(name);
+        }
+        Ok(params)
+    }
+}
+
 /// A parameter that cannot be used: which one (query-string name) and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{param} `{value}`: {reason}")]
@@ -204,4 +255,35 @@ pub fn answer(
         }
         ReportName::Flags => render(&flags::flags(timeline, settings, view()?), format),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_go_to_a_query_string_and_back_unchanged() {
+        let text = |s: &str| Some(s.to_string());
+        let all = Params {
+            as_of: text("2024-01-01"),
+            known_at: text("2024-02-01T00:00:00Z"),
+            from: text("a"),
+            to: text("b"),
+            by: text("owner"),
+            deals: true,
+            currency: text("EUR"),
+            forecast: text("100"),
+        };
+        for params in [Params::default(), all, Params { deals: true, ..Params::default() }] {
+            let query: std::collections::HashMap<_, _> = params.to_query().into_iter().collect();
+            let back = Params::from_query(|name| query.get(name).cloned()).unwrap();
+            assert_eq!(back, params);
+            // Every name sent is one some report takes.
+            for name in query.keys() {
+                assert!(ReportName::ALL.iter().any(|r| r.params().contains(name)), "{name}");
+            }
+        }
+        let e = Params::from_query(|name| (name == "deals").then(|| "maybe".to_string())).unwrap_err();
+        assert_eq!(e.to_string(), "deals `maybe`: must be true or false");
+    }
 }

@@ -742,20 +742,9 @@ async fn get_report(
         Some("csv") => Format::Csv,
         Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
     };
-    let deals = match query.get("deals").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
-        Some(other) => return bad_param("deals", format!("`{other}` is not true or false")),
-    };
-    let params = Params {
-        as_of: query.get("as_of").cloned(),
-        known_at: query.get("known_at").cloned(),
-        from: query.get("from").cloned(),
-        to: query.get("to").cloned(),
-        by: query.get("by").cloned(),
-        deals,
-        currency: query.get("currency").cloned(),
-        forecast: query.get("forecast").cloned(),
+    let params = match Params::from_query(|name| query.get(name).cloned()) {
+        Ok(params) => params,
+        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
     };
     if let Err(response) = caught_up(&shared).await {
         return response;

@@ -13,7 +13,7 @@ pub mod history;
 pub mod policy;
 pub mod sim;
 
-pub use policy::{MissingField, Policy, NUMERIC_RULES};
+pub use policy::{MissingField, Policy};
 
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::Timestamp;
@@ -299,9 +299,8 @@ impl Prepared<'_> {
     /// Backtests `base` with `rule` set to each of `values`: one walk per deal records the rule's
     /// windows, and each value's cut is read off them (a row equals a single run exactly).
     pub fn sweep(&self, base: &Policy, rule: &str, values: &[f64]) -> Result<SweepReport, String> {
-        let swept = Swept::parse(rule).ok_or_else(|| {
-            format!("`{rule}` cannot be swept (numeric rules: {})", NUMERIC_RULES.join(", "))
-        })?;
+        let swept = Swept::parse(rule)
+            .ok_or_else(|| format!("`{rule}` cannot be swept (numeric rules: {})", Swept::names()))?;
         for &value in values {
             base.clone().set(rule, value)?;
         }

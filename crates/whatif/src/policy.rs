@@ -1,5 +1,6 @@
 //! Disqualification policies: rules read from a TOML file or from `--rule name=value`.
 
+use crate::sim::Swept;
 use serde::{Deserialize, Serialize};
 
 /// `missing_field = {field, by_stage, grace_days}`.
@@ -47,10 +48,6 @@ fn policy_keys(path: &[&str]) -> Option<&'static [&'static str]> {
     }
 }
 
-/// The rules a number sets, for `--rule` and `--sweep`.
-pub const NUMERIC_RULES: [&str; 5] =
-    ["gone_dark", "no_activity", "stalled", "unanswered_touches", "past_close_date"];
-
 impl Policy {
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()
@@ -71,22 +68,22 @@ impl Policy {
         if !value.is_finite() || value < 0.0 {
             return Err(format!("{rule} = {value}: must be a number at least 0"));
         }
-        match rule {
-            "gone_dark" => self.gone_dark = Some(value),
-            "no_activity" => self.no_activity = Some(value),
-            "stalled" => self.stalled = Some(value),
-            "past_close_date" => self.past_close_date = Some(value),
-            "unanswered_touches" => {
+        let Some(swept) = Swept::parse(rule) else {
+            return Err(format!(
+                "unknown rule `{rule}` (numeric rules: {}; missing_field needs a policy file)",
+                Swept::names()
+            ));
+        };
+        match swept {
+            Swept::GoneDark => self.gone_dark = Some(value),
+            Swept::NoActivity => self.no_activity = Some(value),
+            Swept::Stalled => self.stalled = Some(value),
+            Swept::PastCloseDate => self.past_close_date = Some(value),
+            Swept::UnansweredTouches => {
                 if value.fract() != 0.0 || value < 1.0 {
                     return Err(format!("unanswered_touches = {value}: must be a whole number at least 1"));
                 }
                 self.unanswered_touches = Some(value as u32);
-            }
-            other => {
-                return Err(format!(
-                    "unknown rule `{other}` (numeric rules: {}; missing_field needs a policy file)",
-                    NUMERIC_RULES.join(", ")
-                ))
             }
         }
         Ok(())
@@ -101,14 +98,14 @@ impl Policy {
 
     fn check(&self) -> Result<(), String> {
         for (rule, value) in [
-            ("gone_dark", self.gone_dark),
-            ("no_activity", self.no_activity),
-            ("stalled", self.stalled),
-            ("past_close_date", self.past_close_date),
+            (Swept::GoneDark, self.gone_dark),
+            (Swept::NoActivity, self.no_activity),
+            (Swept::Stalled, self.stalled),
+            (Swept::PastCloseDate, self.past_close_date),
         ] {
             if let Some(v) = value {
                 if !v.is_finite() || v < 0.0 {
-                    return Err(format!("{rule} = {v}: must be a number at least 0"));
+                    return Err(format!("{} = {v}: must be a number at least 0", rule.name()));
                 }
             }
         }

@@ -66,9 +66,12 @@ struct State {
     close_date: Option<Date>,
 }
 
-/// A rule swept over many values: instead of walking the deal once per value, one walk records
-/// the rule's windows (a deadline anchor holding from `start` to `end`), and each value's cut is
-/// read off them with the walk's own formulas, so a sweep row equals a single run exactly.
+/// The numeric rules: the ones a number sets (`--rule gone_dark=14`) and a sweep varies. Every
+/// name of a rule in the code comes from here.
+///
+/// Swept over many values, a rule is not walked once per value: one walk records the rule's
+/// windows (a deadline anchor holding from `start` to `end`), and each value's cut is read off
+/// them with the walk's own formulas, so a sweep row equals a single run exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Swept {
     GoneDark,
@@ -78,16 +81,16 @@ pub enum Swept {
     UnansweredTouches,
 }
 
+/// The rank of `missing_field` rules in a tie: after the deadlines of [`Swept`]'s first three.
+const MISSING_FIELD_TIE_RANK: u8 = 3;
+
 impl Swept {
+    /// Every numeric rule, in the order messages list them.
+    pub const ALL: [Swept; 5] =
+        [Swept::GoneDark, Swept::NoActivity, Swept::Stalled, Swept::UnansweredTouches, Swept::PastCloseDate];
+
     pub fn parse(rule: &str) -> Option<Swept> {
-        Some(match rule {
-            "gone_dark" => Swept::GoneDark,
-            "no_activity" => Swept::NoActivity,
-            "stalled" => Swept::Stalled,
-            "past_close_date" => Swept::PastCloseDate,
-            "unanswered_touches" => Swept::UnansweredTouches,
-            _ => return None,
-        })
+        Swept::ALL.into_iter().find(|swept| swept.name() == rule)
     }
 
     pub fn name(self) -> &'static str {
@@ -99,19 +102,28 @@ impl Swept {
             Swept::UnansweredTouches => "unanswered_touches",
         }
     }
+
+    /// The names of every numeric rule, for messages.
+    pub fn names() -> String {
+        Swept::ALL.map(Swept::name).join(", ")
+    }
+
+    /// The order in which rules win a tie (the walk checks deadlines in this order, and only
+    /// then counts an unanswered touch).
+    fn tie_rank(self) -> u8 {
+        match self {
+            Swept::GoneDark => 0,
+            Swept::NoActivity => 1,
+            Swept::Stalled => 2,
+            Swept::PastCloseDate => 4,
+            Swept::UnansweredTouches => 5,
+        }
+    }
 }
 
-/// The order in which rules win a tie (the walk checks deadlines in this order, and only then
-/// counts an unanswered touch).
+/// The tie rank of a cut's rule, by its name (`missing_field:FIELD` for the others).
 pub fn tie_rank(rule: &str) -> u8 {
-    match rule {
-        "gone_dark" => 0,
-        "no_activity" => 1,
-        "stalled" => 2,
-        "past_close_date" => 4,
-        "unanswered_touches" => 5,
-        _ => 3, // missing_field:*
-    }
+    Swept::parse(rule).map_or(MISSING_FIELD_TIE_RANK, Swept::tie_rank)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,39 +232,44 @@ fn walk(
     let mut now = Timestamp::MIN;
     let index_of = |name: Name| stage_index.get(name as usize).copied().flatten();
     // The earliest deadline of the rules, while the deal is open.
-    let deadline =
-        |state: &State, fields: &[Name], since: &[Option<Timestamp>]| -> Option<(Timestamp, String)> {
-            if !state.open {
-                return None;
+    let deadline = |state: &State,
+                    fields: &[Name],
+                    since: &[Option<Timestamp>]|
+     -> Option<(Timestamp, String)> {
+        if !state.open {
+            return None;
+        }
+        let mut best: Option<(Timestamp, String)> = None;
+        let mut consider = |at: i64, rule: &str| {
+            if best.as_ref().is_none_or(|(b, _)| at < b.0) {
+                best = Some((Timestamp(at), rule.to_string()));
             }
-            let mut best: Option<(Timestamp, String)> = None;
-            let mut consider = |at: i64, rule: &str| {
-                if best.as_ref().is_none_or(|(b, _)| at < b.0) {
-                    best = Some((Timestamp(at), rule.to_string()));
-                }
-            };
-            if let Some(d) = policy.gone_dark_us {
-                consider(state.reset_inbound.0.saturating_add(d), "gone_dark");
-            }
-            if let Some(d) = policy.no_activity_us {
-                consider(state.reset_any.0.saturating_add(d), "no_activity");
-            }
-            if let Some(f) = policy.stalled_factor {
-                if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
-                    consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), "stalled");
-                }
-            }
-            for (rule, since) in policy.missing_field.iter().zip(since) {
-                let unset = rule.0.is_none_or(|field| !fields.contains(&field));
-                if let (Some(since), true) = (since, unset) {
-                    consider(since.0.saturating_add(rule.2), &rule.3);
-                }
-            }
-            if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
-                consider(close.start().0.saturating_add(MICROS_PER_DAY).saturating_add(d), "past_close_date");
-            }
-            best
         };
+        if let Some(d) = policy.gone_dark_us {
+            consider(state.reset_inbound.0.saturating_add(d), Swept::GoneDark.name());
+        }
+        if let Some(d) = policy.no_activity_us {
+            consider(state.reset_any.0.saturating_add(d), Swept::NoActivity.name());
+        }
+        if let Some(f) = policy.stalled_factor {
+            if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
+                consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), Swept::Stalled.name());
+            }
+        }
+        for (rule, since) in policy.missing_field.iter().zip(since) {
+            let unset = rule.0.is_none_or(|field| !fields.contains(&field));
+            if let (Some(since), true) = (since, unset) {
+                consider(since.0.saturating_add(rule.2), &rule.3);
+            }
+        }
+        if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
+            consider(
+                close.start().0.saturating_add(MICROS_PER_DAY).saturating_add(d),
+                Swept::PastCloseDate.name(),
+            );
+        }
+        best
+    };
     // Where the missing-field clocks stand after entering a stage at `at`.
     let enter =
         |since: &mut Vec<Option<Timestamp>>, stage_index: Option<usize>, at: Timestamp, restart: bool| {
@@ -370,7 +387,7 @@ fn walk(
                             if let Some((_, windows)) = tracker.as_mut() {
                                 windows.close(now);
                             }
-                            return Some(Cut { at: now, rule: "unanswered_touches".into() });
+                            return Some(Cut { at: now, rule: Swept::UnansweredTouches.name().into() });
                         }
                     }
                 }

@@ -293,7 +293,7 @@ mod sweep_equals_single_runs {
             let settings = Settings::default();
             let scope = Scope { from: None, to: None, as_of: log_end(&timeline), as_logged };
             let prepared = Prepared::new(&timeline, &settings, scope);
-            let rule = NUMERIC_RULES[rule];
+            let rule = Swept::ALL[rule].name();
             let mut base = Policy::default();
             match fixed {
                 1 => base.set_text("no_activity=12").unwrap(),
