@@ -1,4 +1,4 @@
-//! Doors the daemon must keep shut (issue 12, item 3 and 8): an empty token, a cross-site
+//! Doors the daemon must keep shut: an empty token, a cross-site
 //! "simple request" (text/plain POST), a page reaching the daemon by DNS rebinding (a foreign
 //! Host), internal text on /readyz, and an overflowing Last-Event-ID. Requests are written by
 //! hand on a TCP socket, so that every header is exactly what a browser or an attacker sends.

@@ -1,4 +1,4 @@
-//! HubSpot end to end (issue 12, items 1 and 2): a delivery is admitted notification by
+//! HubSpot end to end: a delivery is admitted notification by
 //! notification, what cannot be admitted yet is quarantined durably and retried after the cause
 //! is fixed, and a backfill from HubSpot's deals endpoint and the webhooks store each change once.
 

@@ -1,4 +1,4 @@
-//! Memory bounded in bytes (issue 12, item 6): request bodies being read and requests waiting
+//! Memory bounded in bytes: request bodies being read and requests waiting
 //! for the writer share one budget, `[serve] queue_bytes_max`; past it a request is answered 503
 //! `queue_full` with Retry-After, nothing stored, and it goes through once the budget frees up.
 //! A JSON array is counted as it streams, and pages of `GET /v1/events` are bounded in bytes.

@@ -1,4 +1,4 @@
-//! The codec's first format migration (issue 12, item 7): a store written by the code of record
+//! The codec's first format migration: a store written by the code of record
 //! format version 1 (tests/fixtures/store-v1, never rewritten) opens, verifies, and replays to
 //! the very reports that code gave; new events go into it in today's format, and the two read
 //! side by side.

@@ -1,4 +1,4 @@
-//! Readers never stall the writer (issue 12, item 5): while what-ifs run on the live timeline one
+//! Readers never stall the writer: while what-ifs run on the live timeline one
 //! after another, acknowledgements keep coming. On the old code every commit waited for the
 //! timeline's write lock, so an event posted during a what-if was answered only after it ended.
 

@@ -1,4 +1,4 @@
-//! Time sanity (issue 12, item 7): an `at` or `recorded_at` more than `[ingest] max_future`
+//! Time sanity: an `at` or `recorded_at` more than `[ingest] max_future`
 //! after the ledger's clock is refused with its own rule, and so is a `recorded_at` that far
 //! before `at`; every stored event keeps `appended_at`, the ledger's own clock when it was
 //! appended, beside the client's `recorded_at`.

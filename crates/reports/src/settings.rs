@@ -40,7 +40,7 @@ pub struct Rates {
 }
 
 impl Default for Rates {
-    /// The seed article's figures: $1,000,000 over 500 selling hours ($2,000 an hour) and 250
+    /// A mid-market account executive's figures: $1,000,000 over 500 selling hours ($2,000 an hour) and 250
     /// working days ($4,000 a day), 10% commission.
     fn default() -> Rates {
         Rates { quota_minor: 100_000_000, selling_hours: 500, working_days: 250, commission_bp: 1000 }

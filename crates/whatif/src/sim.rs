@@ -15,6 +15,7 @@ use crate::history::StageHistory;
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::{Date, Direction, Timestamp};
 use dealledger_projections::{Change, DealHistory, Name};
+use dealledger_reports::flags::FlagRule;
 
 /// A policy in the units of the walk.
 #[derive(Clone, Debug, Default)]
@@ -93,12 +94,13 @@ impl Swept {
         Swept::ALL.into_iter().find(|swept| swept.name() == rule)
     }
 
+    /// The rule's name; the four that are also flags carry the flag's name.
     pub fn name(self) -> &'static str {
         match self {
-            Swept::GoneDark => "gone_dark",
-            Swept::NoActivity => "no_activity",
-            Swept::Stalled => "stalled",
-            Swept::PastCloseDate => "past_close_date",
+            Swept::GoneDark => FlagRule::GoneDark.name(),
+            Swept::NoActivity => FlagRule::NoActivity.name(),
+            Swept::Stalled => FlagRule::Stalled.name(),
+            Swept::PastCloseDate => FlagRule::PastCloseDate.name(),
             Swept::UnansweredTouches => "unanswered_touches",
         }
     }
