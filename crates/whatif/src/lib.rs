@@ -153,12 +153,12 @@ impl<'t> Prepared<'t> {
             let by = self.settings.pipeline.index(&m.by_stage).ok_or_else(|| {
                 format!("missing_field {}: by_stage `{}` is not a pipeline stage", m.field, m.by_stage)
             })?;
-            missing.push((
-                self.timeline.names.get(&m.field),
-                by,
-                days_to_us(m.grace_days),
-                format!("missing_field:{}", m.field),
-            ));
+            missing.push(sim::MissingRule {
+                field: self.timeline.names.get(&m.field),
+                by_stage_index: by,
+                grace_us: days_to_us(m.grace_days),
+                label: format!("missing_field:{}", m.field),
+            });
         }
         Ok(Compiled {
             gone_dark_us: policy.gone_dark.map(days_to_us),

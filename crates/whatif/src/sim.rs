@@ -23,12 +23,23 @@ pub struct Compiled {
     pub gone_dark_us: Option<i64>,
     pub no_activity_us: Option<i64>,
     pub stalled_factor: Option<f64>,
-    /// (field, or None if no deal ever set it; pipeline index of by_stage; grace µs; label).
-    pub missing_field: Vec<(Option<Name>, usize, i64, String)>,
+    pub missing_field: Vec<MissingRule>,
     pub unanswered_touches: Option<u32>,
     pub past_close_date_us: Option<i64>,
     /// Walk in order of knowledge (max of `at` and `recorded_at`) instead of business time.
     pub as_logged: bool,
+}
+
+/// A `missing_field` rule in the units of the walk.
+#[derive(Clone, Debug)]
+pub struct MissingRule {
+    /// The field, or None if no deal ever set it.
+    pub field: Option<Name>,
+    /// The pipeline index of `by_stage`: from it on, the field is expected.
+    pub by_stage_index: usize,
+    pub grace_us: i64,
+    /// `missing_field:FIELD`, the cut's rule.
+    pub label: String,
 }
 
 pub fn days_to_us(days: f64) -> i64 {
@@ -48,10 +59,29 @@ enum Item {
     Touch(usize),
 }
 
+/// One entry or touch of the deal, where the walk meets it.
+#[derive(Clone, Copy)]
+struct Step {
+    /// When the walk counts it: `at`, or with `as_logged` the later of `at` and `recorded_at`.
+    known: Timestamp,
+    at: Timestamp,
+    item: Item,
+}
+
+impl Step {
+    /// The walk's order: by `known`, then `at`, entries before touches, then their own order.
+    fn order(&self) -> (Timestamp, Timestamp, u8, usize) {
+        match self.item {
+            Item::Entry(i) => (self.known, self.at, 0, i),
+            Item::Touch(i) => (self.known, self.at, 1, i),
+        }
+    }
+}
+
 /// Reused buffers.
 #[derive(Default)]
 pub struct Scratch {
-    items: Vec<(Timestamp, Timestamp, u8, usize, Item)>,
+    steps: Vec<Step>,
     fields: Vec<Name>,
     since: Vec<Option<Timestamp>>,
 }
@@ -213,34 +243,83 @@ fn walk(
     policy: &Compiled,
     world: &World,
     scratch: &mut Scratch,
-    mut tracker: Option<(Swept, &mut Windows)>,
+    tracker: Option<(Swept, &mut Windows)>,
 ) -> Option<Cut> {
-    let World { history, stage_index, as_of } = *world;
-    let Scratch { items, fields, since } = scratch;
-    items.clear();
+    let Scratch { steps, fields, since } = scratch;
+    steps.clear();
     fields.clear();
     since.clear();
     since.resize(policy.missing_field.len(), None);
+    let as_of = world.as_of;
     let known =
         |at: Timestamp, recorded_at: Timestamp| if policy.as_logged { at.max(recorded_at) } else { at };
     for (i, e) in deal.entries.iter().enumerate().take_while(|(_, e)| e.at <= as_of) {
-        items.push((known(e.at, e.recorded_at), e.at, 0, i, Item::Entry(i)));
+        steps.push(Step { known: known(e.at, e.recorded_at), at: e.at, item: Item::Entry(i) });
     }
     for (i, t) in deal.touches.iter().enumerate().take_while(|(_, t)| t.at <= as_of) {
-        items.push((known(t.at, t.recorded_at), t.at, 1, i, Item::Touch(i)));
+        steps.push(Step { known: known(t.at, t.recorded_at), at: t.at, item: Item::Touch(i) });
     }
-    items.sort_unstable_by_key(|x| (x.0, x.1, x.2, x.3));
-    let mut state: Option<State> = None;
-    let mut now = Timestamp::MIN;
-    let index_of = |name: Name| stage_index.get(name as usize).copied().flatten();
-    // The earliest deadline of the rules, while the deal is open.
-    let deadline = |state: &State,
-                    fields: &[Name],
-                    since: &[Option<Timestamp>]|
-     -> Option<(Timestamp, String)> {
+    steps.sort_unstable_by_key(Step::order);
+    Walk { deal, policy, world, fields, since, tracker, state: None, now: Timestamp::MIN }.run(steps)
+}
+
+/// One deal's walk: its state, the clocks of the missing-field rules, and the swept rule's
+/// windows when sweeping.
+struct Walk<'a, 'w> {
+    deal: &'a DealHistory,
+    policy: &'a Compiled,
+    world: &'a World<'a>,
+    /// The fields set so far.
+    fields: &'a mut Vec<Name>,
+    /// Per missing-field rule, since when the field has been expected (None: not yet).
+    since: &'a mut Vec<Option<Timestamp>>,
+    tracker: Option<(Swept, &'w mut Windows)>,
+    /// None until the deal is opened.
+    state: Option<State>,
+    /// The moment of the last step taken.
+    now: Timestamp,
+}
+
+impl Walk<'_, '_> {
+    fn run(mut self, steps: &[Step]) -> Option<Cut> {
+        let as_of = self.world.as_of;
+        for step in steps {
+            if step.known > as_of {
+                break;
+            }
+            // A deadline due by the time this step is known cuts before it.
+            if let Some((d, rule)) = self.state.as_ref().and_then(|s| self.deadline(s)) {
+                if d <= step.known {
+                    self.close_windows(step.known);
+                    return Some(Cut { at: d.max(self.now), rule });
+                }
+            }
+            self.now = step.known;
+            match step.item {
+                Item::Entry(i) => self.entry(i, step.at),
+                Item::Touch(i) => {
+                    if let Some(cut) = self.touch(i, step.at) {
+                        return Some(cut);
+                    }
+                }
+            }
+            self.observe_windows();
+        }
+        self.close_windows(as_of);
+        let (d, rule) = self.deadline(self.state.as_ref()?)?;
+        (d <= as_of).then(|| Cut { at: d.max(self.now), rule })
+    }
+
+    fn index_of(&self, name: Name) -> Option<usize> {
+        self.world.stage_index.get(name as usize).copied().flatten()
+    }
+
+    /// The earliest deadline of the rules, while the deal is open.
+    fn deadline(&self, state: &State) -> Option<(Timestamp, String)> {
         if !state.open {
             return None;
         }
+        let policy = self.policy;
         let mut best: Option<(Timestamp, String)> = None;
         let mut consider = |at: i64, rule: &str| {
             if best.as_ref().is_none_or(|(b, _)| at < b.0) {
@@ -254,14 +333,14 @@ fn walk(
             consider(state.reset_any.0.saturating_add(d), Swept::NoActivity.name());
         }
         if let Some(f) = policy.stalled_factor {
-            if let Some(p90) = history.p90_before(state.stage, state.visit_start) {
+            if let Some(p90) = self.world.history.p90_before(state.stage, state.visit_start) {
                 consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), Swept::Stalled.name());
             }
         }
-        for (rule, since) in policy.missing_field.iter().zip(since) {
-            let unset = rule.0.is_none_or(|field| !fields.contains(&field));
+        for (rule, since) in policy.missing_field.iter().zip(self.since.iter()) {
+            let unset = rule.field.is_none_or(|field| !self.fields.contains(&field));
             if let (Some(since), true) = (since, unset) {
-                consider(since.0.saturating_add(rule.2), &rule.3);
+                consider(since.0.saturating_add(rule.grace_us), &rule.label);
             }
         }
         if let (Some(d), Some(close)) = (policy.past_close_date_us, state.close_date) {
@@ -271,138 +350,138 @@ fn walk(
             );
         }
         best
-    };
-    // Where the missing-field clocks stand after entering a stage at `at`.
-    let enter =
-        |since: &mut Vec<Option<Timestamp>>, stage_index: Option<usize>, at: Timestamp, restart: bool| {
-            for (rule, since) in policy.missing_field.iter().zip(since.iter_mut()) {
-                let past = stage_index.is_some_and(|i| i >= rule.1);
-                *since = match (past, *since) {
-                    (false, _) => None,
-                    (true, Some(s)) if !restart => Some(s),
-                    (true, _) => Some(at),
-                };
+    }
+
+    /// An entry of the deal's history, at `at`.
+    fn entry(&mut self, i: usize, at: Timestamp) {
+        let change = self.deal.entries[i].change;
+        if let Change::Opened { stage, close_date, .. } = change {
+            let stage_index = self.index_of(stage);
+            self.state = Some(State {
+                open: true,
+                stage,
+                stage_index,
+                visit_start: at,
+                reset_inbound: at,
+                reset_any: at,
+                streak: 0,
+                close_date,
+            });
+            enter(self.policy, self.since, stage_index, at, true);
+            return;
+        }
+        let stage_index = |name: Name| self.world.stage_index.get(name as usize).copied().flatten();
+        let Some(s) = self.state.as_mut() else { return };
+        match change {
+            Change::Moved { to } => {
+                s.stage = to;
+                s.stage_index = stage_index(to);
+                s.visit_start = at;
+                enter(self.policy, self.since, s.stage_index, at, false);
+            }
+            Change::Won { .. } | Change::Lost | Change::Disqualified { .. } => s.open = false,
+            Change::Requalified { stage } => {
+                s.open = true;
+                if let Some(stage) = stage {
+                    s.stage = stage;
+                    s.stage_index = stage_index(stage);
+                }
+                s.visit_start = at;
+                s.reset_inbound = s.reset_inbound.max(at);
+                s.reset_any = s.reset_any.max(at);
+                s.streak = 0;
+                enter(self.policy, self.since, s.stage_index, at, true);
+            }
+            Change::CloseDate { close_date } => s.close_date = Some(close_date),
+            Change::Field { field, set } => {
+                let present = self.fields.iter().position(|f| *f == field);
+                match (set, present) {
+                    (true, None) => self.fields.push(field),
+                    (false, Some(p)) => {
+                        self.fields.swap_remove(p);
+                    }
+                    _ => {}
+                }
+            }
+            Change::Opened { .. } | Change::Amount { .. } | Change::Owner { .. } => {}
+        }
+    }
+
+    /// A touch of the deal, at `at`: restarts clocks, counts a streak of outbound touches, and
+    /// cuts when the streak reaches `unanswered_touches`.
+    fn touch(&mut self, i: usize, at: Timestamp) -> Option<Cut> {
+        let now = self.now;
+        let s = self.state.as_mut()?;
+        s.reset_any = s.reset_any.max(at);
+        match self.deal.touches[i].direction {
+            Direction::Inbound => {
+                s.reset_inbound = s.reset_inbound.max(at);
+                s.streak = 0;
+            }
+            Direction::Outbound => {
+                s.streak += 1;
+                if let Some((Swept::UnansweredTouches, windows)) = self.tracker.as_mut() {
+                    if s.open {
+                        windows.streaks.push((now, s.streak));
+                    }
+                }
+                if s.open && self.policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
+                    self.close_windows(now);
+                    return Some(Cut { at: now, rule: Swept::UnansweredTouches.name().into() });
+                }
+            }
+        }
+        None
+    }
+
+    /// The swept rule's deadline anchor in the current state (None: closed, or the rule cannot
+    /// fire), recorded as a window when it changes.
+    fn observe_windows(&mut self) {
+        let Some((swept, windows)) = self.tracker.as_mut() else { return };
+        let Some(s) = &self.state else { return };
+        let key = if !s.open {
+            None
+        } else {
+            match swept {
+                Swept::GoneDark => Some(Key { anchor: s.reset_inbound.0, p90: 0 }),
+                Swept::NoActivity => Some(Key { anchor: s.reset_any.0, p90: 0 }),
+                Swept::PastCloseDate => {
+                    s.close_date.map(|c| Key { anchor: c.start().0.saturating_add(MICROS_PER_DAY), p90: 0 })
+                }
+                Swept::Stalled => self
+                    .world
+                    .history
+                    .p90_before(s.stage, s.visit_start)
+                    .map(|p90| Key { anchor: s.visit_start.0, p90 }),
+                Swept::UnansweredTouches => None,
             }
         };
-    // The swept rule's deadline anchor in a state (None: closed, or the rule cannot fire).
-    let key = |swept: Swept, s: &State| -> Option<Key> {
-        if !s.open {
-            return None;
-        }
-        match swept {
-            Swept::GoneDark => Some(Key { anchor: s.reset_inbound.0, p90: 0 }),
-            Swept::NoActivity => Some(Key { anchor: s.reset_any.0, p90: 0 }),
-            Swept::PastCloseDate => {
-                s.close_date.map(|c| Key { anchor: c.start().0.saturating_add(MICROS_PER_DAY), p90: 0 })
-            }
-            Swept::Stalled => {
-                history.p90_before(s.stage, s.visit_start).map(|p90| Key { anchor: s.visit_start.0, p90 })
-            }
-            Swept::UnansweredTouches => None,
-        }
-    };
-    for &(k, at, _, _, item) in items.iter() {
-        if k > as_of {
-            break;
-        }
-        if let Some(s) = &state {
-            if let Some((d, rule)) = deadline(s, fields, since) {
-                if d <= k {
-                    if let Some((_, windows)) = tracker.as_mut() {
-                        windows.close(k);
-                    }
-                    return Some(Cut { at: d.max(now), rule });
-                }
-            }
-        }
-        now = k;
-        match item {
-            Item::Entry(i) => match deal.entries[i].change {
-                Change::Opened { stage, close_date, .. } => {
-                    let stage_index = index_of(stage);
-                    state = Some(State {
-                        open: true,
-                        stage,
-                        stage_index,
-                        visit_start: at,
-                        reset_inbound: at,
-                        reset_any: at,
-                        streak: 0,
-                        close_date,
-                    });
-                    enter(since, stage_index, at, true);
-                }
-                change => {
-                    let Some(s) = state.as_mut() else { continue };
-                    match change {
-                        Change::Moved { to } => {
-                            s.stage = to;
-                            s.stage_index = index_of(to);
-                            s.visit_start = at;
-                            enter(since, s.stage_index, at, false);
-                        }
-                        Change::Won { .. } | Change::Lost | Change::Disqualified { .. } => s.open = false,
-                        Change::Requalified { stage } => {
-                            s.open = true;
-                            if let Some(stage) = stage {
-                                s.stage = stage;
-                                s.stage_index = index_of(stage);
-                            }
-                            s.visit_start = at;
-                            s.reset_inbound = s.reset_inbound.max(at);
-                            s.reset_any = s.reset_any.max(at);
-                            s.streak = 0;
-                            enter(since, s.stage_index, at, true);
-                        }
-                        Change::CloseDate { close_date } => s.close_date = Some(close_date),
-                        Change::Field { field, set } => {
-                            let present = fields.iter().position(|f| *f == field);
-                            match (set, present) {
-                                (true, None) => fields.push(field),
-                                (false, Some(p)) => {
-                                    fields.swap_remove(p);
-                                }
-                                _ => {}
-                            }
-                        }
-                        Change::Opened { .. } | Change::Amount { .. } | Change::Owner { .. } => {}
-                    }
-                }
-            },
-            Item::Touch(i) => {
-                let Some(s) = state.as_mut() else { continue };
-                let touch = &deal.touches[i];
-                s.reset_any = s.reset_any.max(at);
-                match touch.direction {
-                    Direction::Inbound => {
-                        s.reset_inbound = s.reset_inbound.max(at);
-                        s.streak = 0;
-                    }
-                    Direction::Outbound => {
-                        s.streak += 1;
-                        if let Some((Swept::UnansweredTouches, windows)) = tracker.as_mut() {
-                            if s.open {
-                                windows.streaks.push((now, s.streak));
-                            }
-                        }
-                        if s.open && policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
-                            if let Some((_, windows)) = tracker.as_mut() {
-                                windows.close(now);
-                            }
-                            return Some(Cut { at: now, rule: Swept::UnansweredTouches.name().into() });
-                        }
-                    }
-                }
-            }
-        }
-        if let (Some((swept, windows)), Some(s)) = (tracker.as_mut(), &state) {
-            windows.observe(key(*swept, s), now);
+        windows.observe(key, self.now);
+    }
+
+    fn close_windows(&mut self, end: Timestamp) {
+        if let Some((_, windows)) = self.tracker.as_mut() {
+            windows.close(end);
         }
     }
-    if let Some((_, windows)) = tracker.as_mut() {
-        windows.close(as_of);
+}
+
+/// Where the missing-field clocks stand after entering a stage at `at`: a rule's clock starts
+/// when the deal reaches its stage (or a later one), and `restart` (opened, requalified) starts
+/// it afresh.
+fn enter(
+    policy: &Compiled,
+    since: &mut [Option<Timestamp>],
+    stage_index: Option<usize>,
+    at: Timestamp,
+    restart: bool,
+) {
+    for (rule, since) in policy.missing_field.iter().zip(since.iter_mut()) {
+        let past = stage_index.is_some_and(|i| i >= rule.by_stage_index);
+        *since = match (past, *since) {
+            (false, _) => None,
+            (true, Some(s)) if !restart => Some(s),
+            (true, _) => Some(at),
+        };
     }
-    let s = state?;
-    let (d, rule) = deadline(&s, fields, since)?;
-    (d <= as_of).then(|| Cut { at: d.max(now), rule })
 }
