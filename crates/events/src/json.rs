@@ -229,7 +229,9 @@ fn field_value(raw: &RawValue) -> Result<FieldValue, Rejection> {
 }
 
 /// Parses one JSON line into an event and its write conditions. Pure: checks the line on its own;
-/// the rules that need the deal's history are in [`crate::validate`].
+/// the rules that need the deal's history are in [`crate::validate`]. Checks come in a fixed
+/// order (size, JSON, type, fields allowed, the envelope, the body), so a line with several
+/// faults always gets the same one.
 pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
     if line.len() > LINE_BYTES_MAX {
         return Err(Rejection::new(
@@ -237,14 +239,47 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
             format!("line is {} bytes, at most {LINE_BYTES_MAX}", line.len()),
         ));
     }
-    let wire: Wire<'_> = serde_json::from_str(line).map_err(|e| {
+    let mut wire = decode(line)?;
+    let kind = kind_of(&wire)?;
+    let deal = DealId::parse(
+        wire.deal.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?,
+    )
+    .map_err(invalid("deal"))?;
+    let at = Timestamp::parse_rfc3339(
+        wire.at.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?,
+    )
+    .map_err(invalid("at"))?;
+    let recorded_at = match wire.recorded_at.as_deref() {
+        Some(text) => Some(Timestamp::parse_rfc3339(text).map_err(invalid("recorded_at"))?),
+        None => None,
+    };
+    if let Some(text) = wire.appended_at.as_deref() {
+        Timestamp::parse_rfc3339(text).map_err(invalid("appended_at"))?;
+    }
+    let actor = nonempty(text(wire.actor.take(), "actor")?, "actor")?;
+    let source_id = nonempty(text(wire.source_id.take(), "source_id")?, "source_id")?;
+    let expected_version = wire.expected_version;
+    let body = body(kind, wire)?;
+    Ok(Submission {
+        event: Event { deal, at, recorded_at, appended_at: None, actor, source_id, body },
+        expected_version,
+    })
+}
+
+/// The line as JSON, in the wire's shape.
+fn decode(line: &str) -> Result<Wire<'_>, Rejection> {
+    serde_json::from_str(line).map_err(|e| {
         let message = e.to_string();
         if let Some(rest) = message.strip_prefix("unknown field ") {
             let name = rest.split(',').next().unwrap_or(rest).trim_matches('`');
             return Rejection::new(Rule::UnknownField, format!("unknown field `{name}`"));
         }
         Rejection::new(Rule::MalformedJson, message)
-    })?;
+    })
+}
+
+/// The event type, and no field another type has.
+fn kind_of(wire: &Wire<'_>) -> Result<Kind, Rejection> {
     let kind_text =
         wire.kind.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "type", "required"))?;
     let kind = Kind::parse(kind_text).ok_or_else(|| {
@@ -263,83 +298,33 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
             ));
         }
     }
-    let deal = DealId::parse(
-        wire.deal.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "deal", "required"))?,
-    )
-    .map_err(invalid("deal"))?;
-    let at = Timestamp::parse_rfc3339(
-        wire.at.as_deref().ok_or_else(|| Rejection::field(Rule::MissingField, "at", "required"))?,
-    )
-    .map_err(invalid("at"))?;
-    let recorded_at = match wire.recorded_at.as_deref() {
-        Some(text) => Some(Timestamp::parse_rfc3339(text).map_err(invalid("recorded_at"))?),
-        None => None,
-    };
-    if let Some(text) = wire.appended_at.as_deref() {
-        Timestamp::parse_rfc3339(text).map_err(invalid("appended_at"))?;
-    }
-    let actor = nonempty(text(wire.actor, "actor")?, "actor")?;
-    let source_id = nonempty(text(wire.source_id, "source_id")?, "source_id")?;
-    let date = |value: Option<Text<'_>>, field: &'static str| -> Result<Option<Date>, Rejection> {
-        value.map(|text| Date::parse(&text).map_err(invalid(field))).transpose()
-    };
-    let body = match kind {
-        Kind::Opened => {
-            let owner = required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)?;
-            let amount = amount(required(wire.amount, "amount", kind)?)?;
-            let currency = match wire.currency.as_deref() {
-                Some(code) => Currency::parse(code).map_err(invalid("currency"))?,
-                None => Currency::USD,
-            };
-            let mut amount = amount;
-            amount.resolve(currency).map_err(invalid("amount"))?;
-            Body::Opened {
-                owner,
-                amount,
-                currency,
-                stage: nonempty(text(wire.stage, "stage")?, "stage")?,
-                close_date: date(wire.close_date, "close_date")?,
-                name: text(wire.name, "name")?,
-            }
-        }
-        Kind::Touch => {
-            let channel = required(wire.channel.as_deref(), "channel", kind)?;
-            let channel = Channel::ALL.into_iter().find(|c| c.as_str() == channel).ok_or_else(|| {
-                invalid("channel")(format!(
-                    "`{channel}` is not a channel ({})",
-                    Channel::ALL.map(Channel::as_str).join(", ")
-                ))
-            })?;
-            let direction = match required(wire.direction.as_deref(), "direction", kind)? {
-                "outbound" => Direction::Outbound,
-                "inbound" => Direction::Inbound,
-                other => return Err(invalid("direction")(format!("`{other}` is not inbound or outbound"))),
-            };
-            let minutes = match wire.minutes.map(|raw| raw.get().trim()) {
-                None | Some("null") => None,
-                Some(m) => match m.parse::<u16>() {
-                    Ok(m) if m <= TOUCH_MINUTES_MAX => Some(m),
-                    _ => {
-                        return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}")))
-                    }
-                },
-            };
-            Body::Touch { channel, direction, minutes, contact: text(wire.contact, "contact")? }
-        }
-        Kind::StageMoved => {
-            Body::StageMoved { to: required(nonempty(text(wire.to, "to")?, "to")?, "to", kind)? }
-        }
+    Ok(kind)
+}
+
+fn date(value: Option<Text<'_>>, field: &'static str) -> Result<Option<Date>, Rejection> {
+    value.map(|text| Date::parse(&text).map_err(invalid(field))).transpose()
+}
+
+/// A required text that must not be blank.
+fn named(value: Option<Text<'_>>, field: &'static str, kind: Kind) -> Result<String, Rejection> {
+    required(nonempty(text(value, field)?, field)?, field, kind)
+}
+
+/// The fields of the event's type.
+fn body(kind: Kind, wire: Wire<'_>) -> Result<Body, Rejection> {
+    Ok(match kind {
+        Kind::Opened => opened(wire)?,
+        Kind::Touch => touch(wire)?,
+        Kind::StageMoved => Body::StageMoved { to: named(wire.to, "to", kind)? },
         Kind::AmountChanged => {
             Body::AmountChanged { amount: amount(required(wire.amount, "amount", kind)?)? }
         }
         Kind::CloseDateChanged => Body::CloseDateChanged {
             close_date: required(date(wire.close_date, "close_date")?, "close_date", kind)?,
         },
-        Kind::OwnerChanged => Body::OwnerChanged {
-            owner: required(nonempty(text(wire.owner, "owner")?, "owner")?, "owner", kind)?,
-        },
+        Kind::OwnerChanged => Body::OwnerChanged { owner: named(wire.owner, "owner", kind)? },
         Kind::FieldSet => Body::FieldSet {
-            field: required(nonempty(text(wire.field, "field")?, "field")?, "field", kind)?,
+            field: named(wire.field, "field", kind)?,
             value: field_value(required(wire.value, "value", kind)?)?,
         },
         Kind::Disqualified => {
@@ -357,15 +342,53 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
             note: text(wire.note, "note")?,
         },
         Kind::Won => Body::Won { amount: wire.amount.map(amount).transpose()? },
-        Kind::Lost => Body::Lost {
-            reason: required(nonempty(text(wire.reason, "reason")?, "reason")?, "reason", kind)?,
-            note: text(wire.note, "note")?,
+        Kind::Lost => {
+            Body::Lost { reason: named(wire.reason, "reason", kind)?, note: text(wire.note, "note")? }
+        }
+    })
+}
+
+fn opened(wire: Wire<'_>) -> Result<Body, Rejection> {
+    let kind = Kind::Opened;
+    let owner = named(wire.owner, "owner", kind)?;
+    let mut amount = amount(required(wire.amount, "amount", kind)?)?;
+    let currency = match wire.currency.as_deref() {
+        Some(code) => Currency::parse(code).map_err(invalid("currency"))?,
+        None => Currency::USD,
+    };
+    amount.resolve(currency).map_err(invalid("amount"))?;
+    Ok(Body::Opened {
+        owner,
+        amount,
+        currency,
+        stage: nonempty(text(wire.stage, "stage")?, "stage")?,
+        close_date: date(wire.close_date, "close_date")?,
+        name: text(wire.name, "name")?,
+    })
+}
+
+fn touch(wire: Wire<'_>) -> Result<Body, Rejection> {
+    let kind = Kind::Touch;
+    let channel = required(wire.channel.as_deref(), "channel", kind)?;
+    let channel = Channel::ALL.into_iter().find(|c| c.as_str() == channel).ok_or_else(|| {
+        invalid("channel")(format!(
+            "`{channel}` is not a channel ({})",
+            Channel::ALL.map(Channel::as_str).join(", ")
+        ))
+    })?;
+    let direction = match required(wire.direction.as_deref(), "direction", kind)? {
+        "outbound" => Direction::Outbound,
+        "inbound" => Direction::Inbound,
+        other => return Err(invalid("direction")(format!("`{other}` is not inbound or outbound"))),
+    };
+    let minutes = match wire.minutes.map(|raw| raw.get().trim()) {
+        None | Some("null") => None,
+        Some(m) => match m.parse::<u16>() {
+            Ok(m) if m <= TOUCH_MINUTES_MAX => Some(m),
+            _ => return Err(invalid("minutes")(format!("{m} is not within 0..={TOUCH_MINUTES_MAX}"))),
         },
     };
-    Ok(Submission {
-        event: Event { deal, at, recorded_at, appended_at: None, actor, source_id, body },
-        expected_version: wire.expected_version,
-    })
+    Ok(Body::Touch { channel, direction, minutes, contact: text(wire.contact, "contact")? })
 }
 
 /// Appends `text` as a JSON string literal.
