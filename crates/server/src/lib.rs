@@ -112,36 +112,13 @@ pub fn run(
     listening: impl FnOnce(SocketAddr),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
-    if config.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
-        return Err(ServeError::EmptyToken);
-    }
-    if config.token.is_none() && !config.listen.ip().is_loopback() {
-        return Err(ServeError::NoToken(config.listen));
-    }
-    let quarantine = match (&config.hubspot, &config.quarantine_path) {
-        (_, Some(path)) => Some(quarantine::Quarantine::open(path)?),
-        (Some(_), None) => return Err(ServeError::NoQuarantine),
-        (None, None) => None,
-    };
+    let quarantine = check_start(&config)?;
     let ledger = Ledger::open(store.clone(), pipeline)?;
     let (mut timeline, stats) = catch_up::<Timeline, _>(ledger.log())?;
     timeline.refresh();
     tracing::info!(events = stats.events, seconds = stats.seconds, "timeline caught up");
     let head = ledger.log().head();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("dealledger-http")
-        .build()
-        .map_err(|e| ServeError::Runtime(e.to_string()))?;
-    let listener = {
-        let addr = config.listen;
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-        std_listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(std_listener).map_err(|source| ServeError::Bind { addr, source })?
-    };
-    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let (runtime, listener, bound) = bind(config.listen)?;
     let (queue_tx, queue_rx) = mpsc::sync_channel(config.queue_requests_max);
     // Unbounded, but one small message per commit, and the folder takes them all at once.
     let (fold_tx, fold_rx) = mpsc::channel();
@@ -187,6 +164,53 @@ pub fn run(
         tracing::info!("shutting down: finishing requests in flight");
         signal_shared.shutdown.send_replace(true);
     }));
+    finish(&shared, runtime, writer, folder)
+}
+
+/// What must hold before anything is opened: a usable token where one is needed, and the
+/// quarantine a HubSpot hook writes to.
+fn check_start(config: &ServeConfig) -> Result<Option<quarantine::Quarantine>, ServeError> {
+    if config.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+        return Err(ServeError::EmptyToken);
+    }
+    if config.token.is_none() && !config.listen.ip().is_loopback() {
+        return Err(ServeError::NoToken(config.listen));
+    }
+    match (&config.hubspot, &config.quarantine_path) {
+        (_, Some(path)) => Ok(Some(quarantine::Quarantine::open(path)?)),
+        (Some(_), None) => Err(ServeError::NoQuarantine),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The runtime and the bound listener (port 0 picks one).
+fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener, SocketAddr), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dealledger-http")
+        .build()
+        .map_err(|e| ServeError::Runtime(e.to_string()))?;
+    let std_listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    std_listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener).map_err(|source| ServeError::Bind { addr, source })?
+    };
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+    Ok((runtime, listener, bound))
+}
+
+/// After the last request: the writer finishes what is queued, the folder what the writer
+/// handed it, and the timeline is checkpointed at the head.
+fn finish(
+    shared: &Shared,
+    runtime: tokio::runtime::Runtime,
+    writer: std::thread::JoinHandle<Ledger<writer::Store>>,
+    folder: std::thread::JoinHandle<()>,
+) -> Result<Stopped, ServeError> {
     // Every request has been answered; the writer finishes what is queued and stops.
     let _ = shared.queue.send(writer::Message::Stop);
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;

@@ -280,6 +280,33 @@ enum GroupFailure {
     Unknown(String),
 }
 
+/// A HubSpot delivery, or a retry of the quarantine, admitted into `batch`: its answer, and what
+/// the quarantine must record once the batch is durable (`outcomes` and the counts already
+/// moved into the answer).
+fn admit_hubspot(
+    batch: &mut dealledger_log::Batch<'_, Store>,
+    work: &Work,
+    config: &crate::HubSpotConfig,
+    quarantine: &std::sync::Mutex<crate::quarantine::Quarantine>,
+) -> (Answer, hubspot::Admitted) {
+    let quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut admitted = match work {
+        Work::HubSpot(notifications) => {
+            hubspot::admit_delivery(batch, notifications, config, |key| quarantine.contains(key))
+        }
+        _ => hubspot::retry_quarantine(batch, &quarantine, config),
+    };
+    let remaining = matches!(work, Work::RetryQuarantine)
+        .then(|| quarantine.len().saturating_sub(admitted.releases.len()));
+    let answer = Answer::Acked {
+        outcomes: std::mem::take(&mut admitted.outcomes),
+        ignored: admitted.ignored,
+        quarantined: std::mem::take(&mut admitted.quarantined),
+        remaining,
+    };
+    (answer, admitted)
+}
+
 fn commit_group(
     ledger: &mut Ledger<Store>,
     clock: &dyn Clock,
@@ -310,26 +337,9 @@ fn commit_group(
                 else {
                     unreachable!("checked above")
                 };
-                let quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let retry = matches!(work, Work::RetryQuarantine);
-                let admitted = match &work {
-                    Work::HubSpot(notifications) => {
-                        hubspot::admit_delivery(&mut batch, notifications, config, |key| {
-                            quarantine.contains(key)
-                        })
-                    }
-                    _ => hubspot::retry_quarantine(&mut batch, &quarantine, config),
-                };
-                let remaining = retry.then(|| quarantine.len().saturating_sub(admitted.releases.len()));
-                drop(quarantine);
+                let (answer, admitted) = admit_hubspot(&mut batch, &work, config, quarantine);
                 holds.push((answers.len(), admitted.holds));
                 releases.extend(admitted.releases);
-                let answer = Answer::Acked {
-                    outcomes: admitted.outcomes,
-                    ignored: admitted.ignored,
-                    quarantined: admitted.quarantined,
-                    remaining,
-                };
                 answers.push((job.reply, answer));
                 continue;
             }
