@@ -100,36 +100,94 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     import_tables(read_all(files)?, options)
 }
 
+/// The inputs, told apart by their headers.
+#[derive(Default)]
+struct Inputs<'t> {
+    changes: Vec<&'t Table>,
+    activities: Vec<&'t Table>,
+    /// Stage id to name (stages.csv).
+    stage_names: HashMap<String, String>,
+    /// Lost-reason id to label (fields.csv).
+    labels: HashMap<String, String>,
+    /// Activity type key to name.
+    activity_types: HashMap<String, String>,
+}
+
+/// One row of a change log, read.
+struct ChangeRow {
+    /// The change time in microseconds, then the file and line: the order rows are replayed in.
+    time: i64,
+    file: usize,
+    line: u64,
+    location: String,
+    /// The change time as RFC 3339.
+    at: String,
+    deal: String,
+    field: String,
+    value: String,
+}
+
+/// An event made, with where it goes among the others.
+struct Pending {
+    time: i64,
+    /// Changes (0) before activities (1) at one instant.
+    rank: u8,
+    order: usize,
+    location: String,
+    event: Value,
+}
+
 /// [`import`] of files already read.
 pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
+    let inputs = sort_inputs(&tables, options)?;
+    let mut replay = Replay {
+        options,
+        inputs: &inputs,
+        out: Imported::default(),
+        events: Vec::new(),
+        deals: HashMap::new(),
+        first_stage: options.pipeline.first().to_string(),
+    };
+    for row in change_rows(&inputs.changes, options)? {
+        replay.change(row)?;
+    }
+    for table in &inputs.activities {
+        replay.activities(table)?;
+    }
+    let Replay { mut out, mut events, .. } = replay;
+    events.sort_by_key(|e| (e.time, e.rank, e.order));
+    for Pending { location, event, .. } in events {
+        out.push(location, event);
+    }
+    Ok(out)
+}
+
+fn sort_inputs<'t>(tables: &'t [Table], options: &Options) -> Result<Inputs<'t>, ImportError> {
     let key = |k: &str, d: &'static str| options.columns.get(k).cloned().unwrap_or_else(|| d.to_string());
     let (deal_col, field_col) = (key("deal_id", "deal_id"), key("field", "changed_field_key"));
-    let mut stage_names: HashMap<String, String> = HashMap::new();
-    let mut labels = HashMap::new();
-    let mut activity_types: HashMap<String, String> = HashMap::new();
-    let (mut changes, mut activities) = (Vec::new(), Vec::new());
-    for table in &tables {
+    let mut inputs = Inputs::default();
+    for table in tables {
         if table.has(&field_col) && table.has(&deal_col) {
-            changes.push(table);
+            inputs.changes.push(table);
         } else if table.has("stage_id") && table.has("stage_name") {
             let (id, name) = (
                 table.column(options, "stage_id", "stage_id")?,
                 table.column(options, "stage_name", "stage_name")?,
             );
             for (_, r) in &table.records {
-                stage_names.insert(cell(r, id).to_string(), cell(r, name).to_string());
+                inputs.stage_names.insert(cell(r, id).to_string(), cell(r, name).to_string());
             }
         } else if table.has("FIELD_KEY") {
-            labels = lost_labels(table);
+            inputs.labels = lost_labels(table);
         } else if table.has("activity_id") && table.has(&deal_col) {
-            activities.push(table);
+            inputs.activities.push(table);
         } else if table.has("type") && table.has("name") && table.has("active") {
             let (t, n) = (
                 table.column(options, "activity_type", "type")?,
                 table.column(options, "activity_type_name", "name")?,
             );
             for (_, r) in &table.records {
-                activity_types.insert(cell(r, t).to_string(), cell(r, n).to_string());
+                inputs.activity_types.insert(cell(r, t).to_string(), cell(r, n).to_string());
             }
         } else {
             return Err(ImportError::Invalid {
@@ -141,18 +199,22 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             });
         }
     }
-    if changes.is_empty() {
+    if inputs.changes.is_empty() {
         return Err(ImportError::Invalid {
-            location: first_location(&tables),
+            location: first_location(tables),
             why: format!("no change log among the inputs (a CSV with columns {deal_col} and {field_col})"),
         });
     }
-    // Every change row in (time, file, line) order.
+    Ok(inputs)
+}
+
+/// Every change row in (time, file, line) order.
+fn change_rows(changes: &[&Table], options: &Options) -> Result<Vec<ChangeRow>, ImportError> {
     let mut rows = Vec::new();
-    for (t, table) in changes.iter().enumerate() {
+    for (file, table) in changes.iter().enumerate() {
         let deal = table.column(options, "deal_id", "deal_id")?;
         let time = table.column(options, "change_time", "change_time")?;
-        let field_c = table.column(options, "field", "changed_field_key")?;
+        let field = table.column(options, "field", "changed_field_key")?;
         let value = table.column(options, "value", "new_value")?;
         for (line, record) in &table.records {
             let location = table.location(*line);
@@ -161,161 +223,215 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
                 location: location.clone(),
                 why: format!("change time `{text}` is not a date and time"),
             })?;
-            let row = (
-                cell(record, deal).to_string(),
-                cell(record, field_c).to_string(),
-                cell(record, value).to_string(),
-            );
-            rows.push((time, t, *line, location, at, row));
+            rows.push(ChangeRow {
+                time,
+                file,
+                line: *line,
+                location,
+                at,
+                deal: cell(record, deal).to_string(),
+                field: cell(record, field).to_string(),
+                value: cell(record, value).to_string(),
+            });
         }
     }
-    rows.sort_by_key(|r| (r.0, r.1, r.2));
-    let mut out = Imported::default();
-    // (time, rank, order, location, event): changes rank before activities at one instant.
-    let mut events: Vec<(i64, u8, usize, String, Value)> = Vec::new();
-    let mut deals: HashMap<String, Deal> = HashMap::new();
-    let first_stage = options.pipeline.first().to_string();
-    for (time, _, _, location, at, (raw_deal, key, value)) in rows {
-        let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
-        let deal = deal_id(&raw_deal).map_err(invalid)?;
-        let Some(f) = field(&key) else {
-            out.skip(location, "unmapped_field", format!("deal {deal}: field `{key}` is not mapped"));
-            continue;
+    rows.sort_by_key(|r| (r.time, r.file, r.line));
+    Ok(rows)
+}
+
+/// The deals as the change log builds them, and the events made so far.
+struct Replay<'a> {
+    options: &'a Options,
+    inputs: &'a Inputs<'a>,
+    out: Imported,
+    events: Vec<Pending>,
+    deals: HashMap<String, Deal>,
+    first_stage: String,
+}
+
+/// What one change row is about: its deal, field and time, for the events it makes.
+struct Change<'r> {
+    deal: String,
+    key: &'r str,
+    at: &'r str,
+    time: i64,
+    location: &'r str,
+}
+
+impl Change<'_> {
+    fn event(&self, kind: &str) -> Value {
+        let deal = &self.deal;
+        json!({"deal": deal, "type": kind, "at": self.at, "source_id": format!("{deal}:{}:{}", self.key, self.at)})
+    }
+}
+
+impl Replay<'_> {
+    fn emit(&mut self, change: &Change, event: Value) {
+        let order = self.events.len();
+        self.events.push(Pending {
+            time: change.time,
+            rank: 0,
+            order,
+            location: change.location.to_string(),
+            event,
+        });
+    }
+
+    fn skip(&mut self, change: &Change, kind: &'static str, why: String) {
+        self.out.skip(change.location.to_string(), kind, why);
+    }
+
+    /// One change row: opens, moves, closes or changes its deal, or is skipped with the reason.
+    fn change(&mut self, row: ChangeRow) -> Result<(), ImportError> {
+        let invalid = |why: String| ImportError::Invalid { location: row.location.clone(), why };
+        let deal = deal_id(&row.deal).map_err(invalid)?;
+        let change = Change { deal, key: &row.field, at: &row.at, time: row.time, location: &row.location };
+        let deal = change.deal.clone();
+        let Some(f) = field(&row.field) else {
+            self.skip(&change, "unmapped_field", format!("deal {deal}: field `{}` is not mapped", row.field));
+            return Ok(());
         };
-        let base = |kind: &str| json!({"deal": deal, "type": kind, "at": at, "source_id": format!("{deal}:{key}:{at}")});
-        let mut emit = |event: Value| {
-            let order = events.len();
-            events.push((time, 0, order, location.clone(), event));
-        };
-        let Some(state) = deals.get_mut(&deal) else {
+        if !self.deals.contains_key(&deal) {
             if f != Field::Created {
-                out.skip(
-                    location,
-                    "before_creation",
-                    format!("deal {deal}: `{key}` dated before the deal's creation row"),
-                );
-                continue;
+                let why = format!("deal {deal}: `{}` dated before the deal's creation row", row.field);
+                self.skip(&change, "before_creation", why);
+                return Ok(());
             }
-            let mut e = base("opened");
+            let mut e = change.event("opened");
             e["owner"] = "unassigned".into();
             e["amount"] = 0.into();
-            e["stage"] = first_stage.clone().into();
-            emit(e);
-            deals.insert(
-                deal.clone(),
-                Deal {
-                    opened_at: time,
-                    status: Status::Open(first_stage.clone()),
-                    owner: "unassigned".into(),
-                },
-            );
-            continue;
-        };
+            e["stage"] = self.first_stage.clone().into();
+            self.emit(&change, e);
+            let status = Status::Open(self.first_stage.clone());
+            self.deals.insert(deal, Deal { opened_at: row.time, status, owner: "unassigned".into() });
+            return Ok(());
+        }
+        let value = row.value.clone();
         match f {
             Field::Created => {
-                out.skip(location, "second_creation", format!("deal {deal}: a second creation row"))
+                self.skip(&change, "second_creation", format!("deal {deal}: a second creation row"))
             }
-            Field::Owner if value == state.owner || value.is_empty() => {
-                out.skip(location, "owner_unchanged", format!("deal {deal}: owner unchanged"))
+            Field::Owner if value == self.deals[&deal].owner || value.is_empty() => {
+                self.skip(&change, "owner_unchanged", format!("deal {deal}: owner unchanged"))
             }
             Field::Owner => {
-                let mut e = base("owner_changed");
+                let mut e = change.event("owner_changed");
                 e["owner"] = value.clone().into();
-                emit(e);
-                state.owner = value;
+                self.emit(&change, e);
+                self.set(&deal, |state| state.owner = value);
             }
-            Field::Stage => {
-                let name = stage_names.get(&value).cloned().unwrap_or(value);
-                let target = options.target(&name, |_| None).map_err(invalid)?;
-                match (&target, &state.status) {
-                    (Target::Stage(s), Status::Open(current)) if s == current => {
-                        out.skip(location, "same_stage", format!("deal {deal}: already in `{s}`"));
-                    }
-                    (Target::Stage(s), Status::Open(_)) => {
-                        let mut e = base("stage_moved");
-                        e["to"] = s.clone().into();
-                        emit(e);
-                        state.status = Status::Open(s.clone());
-                    }
-                    (Target::Stage(s), Status::Won) => {
-                        out.skip(
-                            location,
-                            "after_won",
-                            format!("deal {deal}: stage `{s}` after the deal was won"),
-                        );
-                    }
-                    (Target::Stage(s), Status::Lost) => {
-                        let mut e = base("requalified");
-                        e["stage"] = s.clone().into();
-                        emit(e);
-                        state.status = Status::Open(s.clone());
-                    }
-                    (Target::Won, Status::Open(_)) => {
-                        emit(base("won"));
-                        state.status = Status::Won;
-                    }
-                    (Target::Lost, Status::Open(_)) => {
-                        let mut e = base("lost");
-                        e["reason"] = format!("stage {name}").into();
-                        emit(e);
-                        state.status = Status::Lost;
-                    }
-                    _ => out.skip(
-                        location,
-                        "already_closed",
-                        format!("deal {deal}: stage `{name}` on a deal already closed"),
-                    ),
-                }
-            }
-            Field::LostReason | Field::Status => {
-                let outcome = match (f, value.as_str()) {
-                    (Field::Status, "won") => Status::Won,
-                    (Field::Status, "lost") | (Field::LostReason, _) => Status::Lost,
-                    _ => {
-                        out.skip(
-                            location,
-                            "unmapped_value",
-                            format!("deal {deal}: status `{value}` is neither won nor lost"),
-                        );
-                        continue;
-                    }
-                };
-                if !matches!(state.status, Status::Open(_)) {
-                    out.skip(
-                        location,
-                        "already_closed",
-                        format!("deal {deal}: `{key}` on a deal already closed"),
-                    );
-                    continue;
-                }
-                let e = if outcome == Status::Won {
-                    base("won")
-                } else {
-                    let mut e = base("lost");
-                    let reason = labels.get(&value).cloned().unwrap_or_else(|| format!("{key} {value}"));
-                    e["reason"] = reason.into();
-                    e
-                };
-                emit(e);
-                state.status = outcome;
-            }
+            Field::Stage => self.stage(&change, value)?,
+            Field::LostReason | Field::Status => self.close(&change, f, value),
             Field::Amount => {
-                let mut e = base("amount_changed");
+                let mut e = change.event("amount_changed");
                 e["amount"] = value.into();
-                emit(e);
+                self.emit(&change, e);
             }
             Field::CloseDate => {
                 let Some(date) = iso_date(&value) else {
-                    out.skip(location, "no_date", format!("deal {deal}: close date `{value}` is not a date"));
-                    continue;
+                    self.skip(&change, "no_date", format!("deal {deal}: close date `{value}` is not a date"));
+                    return Ok(());
                 };
-                let mut e = base("close_date_changed");
+                let mut e = change.event("close_date_changed");
                 e["close_date"] = date.into();
-                emit(e);
+                self.emit(&change, e);
             }
         }
+        Ok(())
     }
-    for table in activities {
+
+    fn set(&mut self, deal: &str, edit: impl FnOnce(&mut Deal)) {
+        if let Some(state) = self.deals.get_mut(deal) {
+            edit(state);
+        }
+    }
+
+    fn status(&self, deal: &str) -> Status {
+        self.deals.get(deal).map_or(Status::Lost, |state| state.status.clone())
+    }
+
+    /// A stage change: a move, a win or loss through the stage map, or a requalification of a
+    /// lost deal.
+    fn stage(&mut self, change: &Change, value: String) -> Result<(), ImportError> {
+        let deal = change.deal.clone();
+        let name = self.inputs.stage_names.get(&value).cloned().unwrap_or(value);
+        let target = self
+            .options
+            .target(&name, |_| None)
+            .map_err(|why| ImportError::Invalid { location: change.location.to_string(), why })?;
+        match (&target, &self.status(&deal)) {
+            (Target::Stage(s), Status::Open(current)) if s == current => {
+                self.skip(change, "same_stage", format!("deal {deal}: already in `{s}`"));
+            }
+            (Target::Stage(s), Status::Open(_)) => {
+                let mut e = change.event("stage_moved");
+                e["to"] = s.clone().into();
+                self.emit(change, e);
+                self.set(&deal, |state| state.status = Status::Open(s.clone()));
+            }
+            (Target::Stage(s), Status::Won) => {
+                self.skip(change, "after_won", format!("deal {deal}: stage `{s}` after the deal was won"));
+            }
+            (Target::Stage(s), Status::Lost) => {
+                let mut e = change.event("requalified");
+                e["stage"] = s.clone().into();
+                self.emit(change, e);
+                self.set(&deal, |state| state.status = Status::Open(s.clone()));
+            }
+            (Target::Won, Status::Open(_)) => {
+                self.emit(change, change.event("won"));
+                self.set(&deal, |state| state.status = Status::Won);
+            }
+            (Target::Lost, Status::Open(_)) => {
+                let mut e = change.event("lost");
+                e["reason"] = format!("stage {name}").into();
+                self.emit(change, e);
+                self.set(&deal, |state| state.status = Status::Lost);
+            }
+            _ => self.skip(
+                change,
+                "already_closed",
+                format!("deal {deal}: stage `{name}` on a deal already closed"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// `status` won or lost, or a `lost_reason`: closes an open deal.
+    fn close(&mut self, change: &Change, f: Field, value: String) {
+        let deal = change.deal.clone();
+        let key = change.key;
+        let outcome = match (f, value.as_str()) {
+            (Field::Status, "won") => Status::Won,
+            (Field::Status, "lost") | (Field::LostReason, _) => Status::Lost,
+            _ => {
+                self.skip(
+                    change,
+                    "unmapped_value",
+                    format!("deal {deal}: status `{value}` is neither won nor lost"),
+                );
+                return;
+            }
+        };
+        if !matches!(self.status(&deal), Status::Open(_)) {
+            self.skip(change, "already_closed", format!("deal {deal}: `{key}` on a deal already closed"));
+            return;
+        }
+        let e = if outcome == Status::Won {
+            change.event("won")
+        } else {
+            let mut e = change.event("lost");
+            let reason = self.inputs.labels.get(&value).cloned().unwrap_or_else(|| format!("{key} {value}"));
+            e["reason"] = reason.into();
+            e
+        };
+        self.emit(change, e);
+        self.set(&deal, |state| state.status = outcome);
+    }
+
+    /// Done activities of deals the change log created, as outbound touches.
+    fn activities(&mut self, table: &Table) -> Result<(), ImportError> {
+        let options = self.options;
         let id = table.column(options, "activity_id", "activity_id")?;
         let deal_c = table.column(options, "deal_id", "deal_id")?;
         let done = table.column(options, "done", "done")?;
@@ -326,54 +442,49 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             let location = table.location(*line);
             let (activity, deal) = (cell(record, id), cell(record, deal_c));
             if !matches!(cell(record, done), "True" | "true" | "1") {
-                out.skip(location, "not_done", format!("activity {activity}: not done"));
+                self.out.skip(location, "not_done", format!("activity {activity}: not done"));
                 continue;
             }
-            let Some(state) = deals.get(deal) else {
-                out.skip(
-                    location,
-                    "unknown_deal",
-                    format!("activity {activity}: deal {deal} is not in the change log"),
-                );
+            let Some(state) = self.deals.get(deal) else {
+                let why = format!("activity {activity}: deal {deal} is not in the change log");
+                self.out.skip(location, "unknown_deal", why);
                 continue;
             };
             let text = cell(record, due);
             let Some((at, time)) = instant(text) else {
-                out.skip(location, "no_date", format!("activity {activity}: no valid time (`{text}`)"));
+                self.out.skip(location, "no_date", format!("activity {activity}: no valid time (`{text}`)"));
                 continue;
             };
             if time < state.opened_at {
-                out.skip(
-                    location,
-                    "before_creation",
-                    format!("activity {activity}: dated before deal {deal} was created"),
-                );
+                let why = format!("activity {activity}: dated before deal {deal} was created");
+                self.out.skip(location, "before_creation", why);
                 continue;
             }
             let type_key = cell(record, kind);
-            let type_name = activity_types.get(type_key).map_or(type_key, String::as_str).to_lowercase();
-            let channel = if type_name.contains("call") {
-                "call"
-            } else if type_name.contains("meeting") {
-                "meeting"
-            } else if type_name.contains("email") {
-                "email"
-            } else if type_name.contains("demo") {
-                "demo"
-            } else {
-                "other"
-            };
-            let mut e = json!({"deal": deal, "type": "touch", "at": at, "channel": channel, "direction": "outbound", "source_id": format!("activity:{activity}")});
+            let type_name =
+                self.inputs.activity_types.get(type_key).map_or(type_key, String::as_str).to_lowercase();
+            let mut e = json!({"deal": deal, "type": "touch", "at": at, "channel": channel_of(&type_name), "direction": "outbound", "source_id": format!("activity:{activity}")});
             if let Some(user) = user.map(|u| cell(record, u)).filter(|u| !u.is_empty()) {
                 e["actor"] = user.into();
             }
-            let order = events.len();
-            events.push((time, 1, order, location, e));
+            let order = self.events.len();
+            self.events.push(Pending { time, rank: 1, order, location, event: e });
         }
+        Ok(())
     }
-    events.sort_by_key(|e| (e.0, e.1, e.2));
-    for (_, _, _, location, event) in events {
-        out.push(location, event);
+}
+
+/// The touch channel an activity type's name suggests.
+fn channel_of(type_name: &str) -> &'static str {
+    if type_name.contains("call") {
+        "call"
+    } else if type_name.contains("meeting") {
+        "meeting"
+    } else if type_name.contains("email") {
+        "email"
+    } else if type_name.contains("demo") {
+        "demo"
+    } else {
+        "other"
     }
-    Ok(out)
 }
