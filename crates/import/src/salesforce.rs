@@ -88,15 +88,47 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     import_tables(read_all(files)?, options)
 }
 
+/// A history row read, with where it sorts: by CreatedDate, then file and line.
+struct Read {
+    created: Timestamp,
+    file: usize,
+    line: u64,
+    location: String,
+    /// CreatedDate as RFC 3339.
+    at: String,
+    row: HistoryRow,
+}
+
 /// [`import`] of files already read.
 pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
     let first = first_location(&tables);
     let (history, others): (Vec<Table>, Vec<Table>) = tables
         .into_iter()
         .partition(|t| t.has(options.columns.get("deal_id").map_or("OpportunityId", String::as_str)));
-    // Opportunity.csv: owner and name by opportunity id.
-    let mut opportunities: HashMap<String, Opportunity> = HashMap::new();
-    for table in &others {
+    let opportunities = opportunities(&others, options)?;
+    if history.is_empty() {
+        return Err(ImportError::Invalid {
+            location: first,
+            why: "no OpportunityHistory file among the inputs (a CSV with an OpportunityId column)".into(),
+        });
+    }
+    let mut replay = Replay {
+        options,
+        opportunities: &opportunities,
+        out: Imported::default(),
+        deals: HashMap::new(),
+        last_stage: options.pipeline.stages().last().expect("a pipeline has stages").name.clone(),
+    };
+    for read in history_rows(&history, options)? {
+        replay.row(read)?;
+    }
+    Ok(replay.out)
+}
+
+/// Opportunity.csv: owner and name by opportunity id.
+fn opportunities(tables: &[Table], options: &Options) -> Result<HashMap<String, Opportunity>, ImportError> {
+    let mut opportunities = HashMap::new();
+    for table in tables {
         let id = table.column(options, "opportunity_id", "Id")?;
         let owner = table.column(options, "opportunity_owner", "OwnerId")?;
         let name = table.column(options, "opportunity_name", "Name")?;
@@ -107,15 +139,14 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             );
         }
     }
-    if history.is_empty() {
-        return Err(ImportError::Invalid {
-            location: first,
-            why: "no OpportunityHistory file among the inputs (a CSV with an OpportunityId column)".into(),
-        });
-    }
-    // Every history row, in (CreatedDate, file, line) order: each deal's rows in time order.
+    Ok(opportunities)
+}
+
+/// Every history row not deleted, in (CreatedDate, file, line) order: each deal's rows in time
+/// order.
+fn history_rows(history: &[Table], options: &Options) -> Result<Vec<Read>, ImportError> {
     let mut rows = Vec::new();
-    for (t, table) in history.iter().enumerate() {
+    for (file, table) in history.iter().enumerate() {
         let c = |key: &str, default: &str| table.column(options, key, default);
         let (id, opportunity, actor, created, stage, amount, close) = (
             c("id", "Id")?,
@@ -148,57 +179,115 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
                 amount: text(amount),
                 close: text(close),
             };
-            rows.push((sort_key, t, *line, location, at, row));
+            rows.push(Read { created: sort_key, file, line: *line, location, at, row });
         }
     }
-    rows.sort_by_key(|r| (r.0, r.1, r.2));
-    let mut out = Imported::default();
-    let mut deals: HashMap<String, State> = HashMap::new();
-    let last_stage = options.pipeline.stages().last().expect("a pipeline has stages").name.clone();
-    for (_, _, _, location, at, row) in rows {
-        let HistoryRow { id, opportunity, actor, stage: stage_name, amount, close } = row;
+    rows.sort_by_key(|r| (r.created, r.file, r.line));
+    Ok(rows)
+}
+
+/// The opportunities as their history builds them.
+struct Replay<'a> {
+    options: &'a Options,
+    opportunities: &'a HashMap<String, Opportunity>,
+    out: Imported,
+    deals: HashMap<String, State>,
+    /// Where a deal first seen closed, or reopened from closed, is put.
+    last_stage: String,
+}
+
+/// One history row's events: its deal and the fields every event of it carries.
+struct RowEvents<'r> {
+    deal: String,
+    at: &'r str,
+    actor: &'r str,
+    id: &'r str,
+}
+
+impl RowEvents<'_> {
+    fn event(&self, kind: &str) -> serde_json::Value {
+        json!({"deal": self.deal, "type": kind, "at": self.at, "recorded_at": self.at, "actor": self.actor, "source_id": format!("{}:{kind}", self.id)})
+    }
+}
+
+impl Replay<'_> {
+    /// One history row: opens its opportunity, or makes the events of what it changed.
+    fn row(&mut self, read: Read) -> Result<(), ImportError> {
+        let Read { location, at, row, .. } = read;
         let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
-        let deal = deal_id(&opportunity).map_err(invalid)?;
+        let deal = deal_id(&row.opportunity).map_err(invalid)?;
+        let options = self.options;
         let target =
-            options.target(&stage_name, |s| standard_target(s, &options.pipeline)).map_err(invalid)?;
+            options.target(&row.stage, |s| standard_target(s, &options.pipeline)).map_err(invalid)?;
         // `2018-08-22 00:00:00` or `2018-08-22`; empty means unchanged.
+        let close = &row.close;
         let close_date = match close.get(..10) {
             _ if close.is_empty() => String::new(),
             Some(date) if dealledger_events::Date::parse(date).is_ok() => date.to_string(),
             _ => return Err(invalid(format!("CloseDate `{close}` is not a date (YYYY-MM-DD)"))),
         };
-        let base = |kind: &str| json!({"deal": deal, "type": kind, "at": at, "recorded_at": at, "actor": actor, "source_id": format!("{id}:{kind}")});
-        let Some(state) = deals.get_mut(&deal) else {
-            let mut opened = base("opened");
-            let known = opportunities.get(&opportunity);
-            opened["owner"] = known.map_or(actor.clone(), |o| o.owner.clone()).into();
-            opened["amount"] = if amount.is_empty() { "0".into() } else { amount.clone().into() };
-            opened["stage"] = match &target {
-                Target::Stage(s) => s.clone(),
-                // First seen closed: the stage before is unknown, so the last one (no earlier
-                // stage's time is invented).
-                _ => last_stage.clone(),
+        let events = RowEvents { deal, at: &at, actor: &row.actor, id: &row.id };
+        if self.deals.contains_key(&events.deal) {
+            self.change(&events, &location, &row, target, close_date);
+        } else {
+            self.open(&events, &location, &row, target, close_date);
+        }
+        Ok(())
+    }
+
+    /// The first row of an opportunity: opened, and won or lost if it is first seen closed.
+    fn open(
+        &mut self,
+        events: &RowEvents,
+        location: &str,
+        row: &HistoryRow,
+        target: Target,
+        close_date: String,
+    ) {
+        let mut opened = events.event("opened");
+        let known = self.opportunities.get(&row.opportunity);
+        opened["owner"] = known.map_or(row.actor.clone(), |o| o.owner.clone()).into();
+        opened["amount"] = if row.amount.is_empty() { "0".into() } else { row.amount.clone().into() };
+        opened["stage"] = match &target {
+            Target::Stage(s) => s.clone(),
+            // First seen closed: the stage before is unknown, so the last one (no earlier
+            // stage's time is invented).
+            _ => self.last_stage.clone(),
+        }
+        .into();
+        if !close_date.is_empty() {
+            opened["close_date"] = close_date.clone().into();
+        }
+        if let Some(name) = known.map(|o| o.name.as_str()).filter(|n| !n.is_empty()) {
+            opened["name"] = name.into();
+        }
+        self.out.push(location.to_string(), opened);
+        match &target {
+            Target::Won => self.out.push(location.to_string(), events.event("won")),
+            Target::Lost => {
+                let mut e = events.event("lost");
+                e["reason"] = row.stage.clone().into();
+                self.out.push(location.to_string(), e);
             }
-            .into();
-            if !close_date.is_empty() {
-                opened["close_date"] = close_date.clone().into();
-            }
-            if let Some(name) = known.map(|o| o.name.as_str()).filter(|n| !n.is_empty()) {
-                opened["name"] = name.into();
-            }
-            out.push(location.clone(), opened);
-            match &target {
-                Target::Won => out.push(location.clone(), base("won")),
-                Target::Lost => {
-                    let mut e = base("lost");
-                    e["reason"] = stage_name.clone().into();
-                    out.push(location.clone(), e);
-                }
-                Target::Stage(_) => {}
-            }
-            deals.insert(deal.clone(), State { target, amount, close_date });
-            continue;
-        };
+            Target::Stage(_) => {}
+        }
+        self.deals.insert(events.deal.clone(), State { target, amount: row.amount.clone(), close_date });
+    }
+
+    /// A later row: the stage, amount and close-date changes it carries, or a report that it
+    /// changed only what the ledger derives.
+    fn change(
+        &mut self,
+        events: &RowEvents,
+        location: &str,
+        row: &HistoryRow,
+        target: Target,
+        close_date: String,
+    ) {
+        let Some(state) = self.deals.get_mut(&events.deal) else { return };
+        let out = &mut self.out;
+        let push = |out: &mut Imported, e: serde_json::Value| out.push(location.to_string(), e);
+        let (amount, stage_name) = (&row.amount, &row.stage);
         let mut changed = false;
         let mut won_now = false;
         if target != state.target {
@@ -206,22 +295,22 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             let closed = !matches!(state.target, Target::Stage(_));
             match &target {
                 Target::Stage(s) if closed => {
-                    let mut e = base("requalified");
+                    let mut e = events.event("requalified");
                     e["stage"] = s.clone().into();
-                    out.push(location.clone(), e);
+                    push(out, e);
                 }
                 Target::Stage(s) => {
-                    let mut e = base("stage_moved");
+                    let mut e = events.event("stage_moved");
                     e["to"] = s.clone().into();
-                    out.push(location.clone(), e);
+                    push(out, e);
                 }
                 outcome => {
                     if closed {
-                        let mut e = base("requalified");
-                        e["stage"] = last_stage.clone().into();
-                        out.push(location.clone(), e);
+                        let mut e = events.event("requalified");
+                        e["stage"] = self.last_stage.clone().into();
+                        push(out, e);
                     }
-                    let mut e = base(if *outcome == Target::Won { "won" } else { "lost" });
+                    let mut e = events.event(if *outcome == Target::Won { "won" } else { "lost" });
                     if *outcome == Target::Won {
                         won_now = true;
                         if !amount.is_empty() {
@@ -230,37 +319,34 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
                     } else {
                         e["reason"] = stage_name.clone().into();
                     }
-                    out.push(location.clone(), e);
+                    push(out, e);
                 }
             }
-            state.target = target.clone();
+            state.target = target;
         }
-        if !amount.is_empty() && amount != state.amount {
+        if !amount.is_empty() && *amount != state.amount {
             changed = true;
             // A won event in this row already carries the amount.
             if !won_now {
-                let mut e = base("amount_changed");
+                let mut e = events.event("amount_changed");
                 e["amount"] = amount.clone().into();
-                out.push(location.clone(), e);
+                push(out, e);
             }
-            state.amount = amount;
+            state.amount = amount.clone();
         }
         if !close_date.is_empty() && close_date != state.close_date {
             changed = true;
-            let mut e = base("close_date_changed");
+            let mut e = events.event("close_date_changed");
             e["close_date"] = close_date.clone().into();
-            out.push(location.clone(), e);
+            push(out, e);
             state.close_date = close_date;
         }
         if !changed {
-            out.skip(
-                location,
-                "probability_only",
-                format!("{id}: only probability or forecast category changed (derived from the stage)"),
-            );
+            let why =
+                format!("{}: only probability or forecast category changed (derived from the stage)", row.id);
+            out.skip(location.to_string(), "probability_only", why);
         }
     }
-    Ok(out)
 }
 
 #[cfg(test)]
