@@ -188,129 +188,173 @@ fn story(config: &Config, index: u64, opened_at: Timestamp, owners: u64) -> Vec<
         touch_counter: 0,
         _config: config,
     };
-    // Amounts: 5,000 to 250,000 in hundreds, skewed small.
-    let amount_units = (5_000.0 * (50f64).powf(s.rng.gen::<f64>())) as i64 / 100 * 100;
-    let exponent = 10i64.pow(s.currency.exponent());
-    let start_stage = if s.rng.gen_bool(0.2) { 1 } else { 0 };
-    let close_date = Date((opened_at.0 / DAY_MICROS) as i32 + s.rng.gen_range(30..120));
-    let owner = s.owner.clone();
-    s.push(
-        opened_at,
-        Body::Opened {
-            owner,
-            amount: Amount::Minor(amount_units * exponent),
-            currency: s.currency,
-            stage: Some(STAGES[start_stage].to_string()),
-            close_date: Some(close_date),
-            name: Some(format!("Synthetic deal {}", index + 1)),
-        },
-    );
-    let mut at = opened_at;
-    let mut stage = start_stage;
+    let opening = s.open(index, opened_at);
     // Where the deal ends: the stage at which it is lost or disqualified.
     let exit_stage = match fate {
         Fate::Won => STAGES.len(),
         Fate::Lost => s.rng.gen_range(1..STAGES.len()),
         Fate::Disqualified | Fate::Requalified => s.rng.gen_range(0..2),
     };
-    let mut requalified = false;
-    loop {
-        let days = 2 + (-(1.0 - s.rng.gen::<f64>()).ln() * 12.0) as i64;
+    let mut walk = Walk { at: opened_at, stage: opening.stage, requalified: false };
+    // Every step returns false once past the end of history: the story stops there.
+    while s.visit(&mut walk, fate, exit_stage, owners, &opening) {}
+    s.events
+}
+
+/// The opening's figures that later events refer to.
+struct Opening {
+    /// Whole units, before the currency's exponent.
+    amount_units: i64,
+    exponent: i64,
+    close_date: Date,
+    stage: usize,
+}
+
+/// Where a deal's story stands.
+struct Walk {
+    at: Timestamp,
+    stage: usize,
+    requalified: bool,
+}
+
+impl DealStory<'_> {
+    /// The opening: an amount of 5,000 to 250,000 in hundreds (skewed small), the first or
+    /// second stage, a close date 30 to 120 days out.
+    fn open(&mut self, index: u64, opened_at: Timestamp) -> Opening {
+        let amount_units = (5_000.0 * (50f64).powf(self.rng.gen::<f64>())) as i64 / 100 * 100;
+        let exponent = 10i64.pow(self.currency.exponent());
+        let stage = if self.rng.gen_bool(0.2) { 1 } else { 0 };
+        let close_date = Date((opened_at.0 / DAY_MICROS) as i32 + self.rng.gen_range(30..120));
+        let owner = self.owner.clone();
+        self.push(
+            opened_at,
+            Body::Opened {
+                owner,
+                amount: Amount::Minor(amount_units * exponent),
+                currency: self.currency,
+                stage: Some(STAGES[stage].to_string()),
+                close_date: Some(close_date),
+                name: Some(format!("Synthetic deal {}", index + 1)),
+            },
+        );
+        Opening { amount_units, exponent, close_date, stage }
+    }
+
+    /// One stage visit: its touches and fields, the changes between visits, then the deal's
+    /// end or the next stage. False when the story is over.
+    fn visit(
+        &mut self,
+        walk: &mut Walk,
+        fate: Fate,
+        exit_stage: usize,
+        owners: u64,
+        opening: &Opening,
+    ) -> bool {
+        let days = 2 + (-(1.0 - self.rng.gen::<f64>()).ln() * 12.0) as i64;
         let engaged = match fate {
             Fate::Won => true,
-            Fate::Requalified => requalified,
-            _ => stage < exit_stage && s.rng.gen_bool(0.7),
+            Fate::Requalified => walk.requalified,
+            _ => walk.stage < exit_stage && self.rng.gen_bool(0.7),
         };
-        if !s.touches(at, days, engaged) {
-            return s.events;
+        if !self.touches(walk.at, days, engaged) || !self.business_fields(walk, days, engaged) {
+            return false;
         }
-        // Business-case fields arrive during qualifying and quote for deals that are going well.
-        if engaged && (stage == 1 || stage == 2) {
-            let fields: &[(&str, FieldValue)] = if stage == 1 {
-                &[
-                    ("budget_confirmed", FieldValue::Bool(true)),
-                    ("decision_maker", FieldValue::Text("VP Sales".into())),
-                ]
-            } else {
-                &[
-                    ("compelling_event", FieldValue::Text("renewal deadline".into())),
-                    ("mutual_plan", FieldValue::Bool(true)),
-                ]
-            };
-            for (field, value) in fields {
-                if s.rng.gen_bool(0.75) {
-                    let when = at.plus_micros(s.rng.gen_range(0..days * DAY_MICROS));
-                    if !s.push(when, Body::FieldSet { field: field.to_string(), value: value.clone() }) {
-                        return s.events;
-                    }
-                }
-            }
+        walk.at = walk.at.plus_micros(days * DAY_MICROS);
+        if !self.drift(walk, owners, opening) {
+            return false;
         }
-        at = at.plus_micros(days * DAY_MICROS);
-        if s.rng.gen_bool(0.03) {
-            let owner = format!("rep-{:02}", s.rng.gen_range(0..owners) + 1);
-            if owner != s.owner && !s.push(at, Body::OwnerChanged { owner: owner.clone() }) {
-                return s.events;
-            }
-            s.owner = owner;
-        }
-        if stage == 2 && s.rng.gen_bool(0.3) {
-            let amount = amount_units * s.rng.gen_range(80..=120) / 100 / 100 * 100;
-            if !s.push(
-                at.plus_micros(-HOUR_MICROS),
-                Body::AmountChanged { amount: Amount::Minor(amount * exponent) },
-            ) {
-                return s.events;
-            }
-        }
-        if s.rng.gen_bool(0.15) {
-            let slipped = Date(close_date.0 + s.rng.gen_range(7..60));
-            if !s.push(at.plus_micros(-2 * HOUR_MICROS), Body::CloseDateChanged { close_date: slipped }) {
-                return s.events;
-            }
-        }
-        let ending = stage >= exit_stage.min(STAGES.len() - 1)
-            && !(fate == Fate::Requalified && requalified && stage < 3);
+        let ending = walk.stage >= exit_stage.min(STAGES.len() - 1)
+            && !(fate == Fate::Requalified && walk.requalified && walk.stage < 3);
         if ending {
-            let body = match fate {
-                Fate::Won => Body::Won { amount: None },
-                Fate::Requalified if requalified => Body::Won { amount: None },
-                Fate::Lost => Body::Lost {
-                    reason: ["price", "competitor", "no decision", "timing"][s.rng.gen_range(0..4)]
-                        .to_string(),
-                    note: None,
-                },
-                Fate::Disqualified | Fate::Requalified => Body::Disqualified {
-                    reason: [
-                        DqReason::GoneDark,
-                        DqReason::NoBudget,
-                        DqReason::NoDecisionMaker,
-                        DqReason::BadFit,
-                    ][s.rng.gen_range(0..4)],
-                    note: None,
-                },
-            };
-            if !s.push(at, body) {
-                return s.events;
-            }
-            if fate == Fate::Requalified && !requalified {
-                requalified = true;
-                at = at.plus_micros(s.rng.gen_range(20..60) * DAY_MICROS);
-                if !s.push(at, Body::Requalified { stage: None, note: Some("budget back".into()) }) {
-                    return s.events;
+            return self.end_visit(walk, fate);
+        }
+        walk.stage += 1;
+        if walk.stage >= STAGES.len() {
+            walk.stage = STAGES.len() - 1;
+            return true;
+        }
+        self.push(walk.at, Body::StageMoved { to: STAGES[walk.stage].to_string() })
+    }
+
+    /// Business-case fields arrive during qualifying and quote for deals that are going well.
+    fn business_fields(&mut self, walk: &Walk, days: i64, engaged: bool) -> bool {
+        if !engaged || !(walk.stage == 1 || walk.stage == 2) {
+            return true;
+        }
+        let fields: &[(&str, FieldValue)] = if walk.stage == 1 {
+            &[
+                ("budget_confirmed", FieldValue::Bool(true)),
+                ("decision_maker", FieldValue::Text("VP Sales".into())),
+            ]
+        } else {
+            &[
+                ("compelling_event", FieldValue::Text("renewal deadline".into())),
+                ("mutual_plan", FieldValue::Bool(true)),
+            ]
+        };
+        for (field, value) in fields {
+            if self.rng.gen_bool(0.75) {
+                let when = walk.at.plus_micros(self.rng.gen_range(0..days * DAY_MICROS));
+                if !self.push(when, Body::FieldSet { field: field.to_string(), value: value.clone() }) {
+                    return false;
                 }
-                continue;
             }
-            return s.events;
         }
-        stage += 1;
-        if stage >= STAGES.len() {
-            stage = STAGES.len() - 1;
-            continue;
+        true
+    }
+
+    /// Between visits: now and then a new owner, a new amount in quote, a slipped close date.
+    fn drift(&mut self, walk: &Walk, owners: u64, opening: &Opening) -> bool {
+        let at = walk.at;
+        if self.rng.gen_bool(0.03) {
+            let owner = format!("rep-{:02}", self.rng.gen_range(0..owners) + 1);
+            if owner != self.owner && !self.push(at, Body::OwnerChanged { owner: owner.clone() }) {
+                return false;
+            }
+            self.owner = owner;
         }
-        if !s.push(at, Body::StageMoved { to: STAGES[stage].to_string() }) {
-            return s.events;
+        if walk.stage == 2 && self.rng.gen_bool(0.3) {
+            let amount = opening.amount_units * self.rng.gen_range(80..=120) / 100 / 100 * 100;
+            let body = Body::AmountChanged { amount: Amount::Minor(amount * opening.exponent) };
+            if !self.push(at.plus_micros(-HOUR_MICROS), body) {
+                return false;
+            }
         }
+        if self.rng.gen_bool(0.15) {
+            let slipped = Date(opening.close_date.0 + self.rng.gen_range(7..60));
+            if !self.push(at.plus_micros(-2 * HOUR_MICROS), Body::CloseDateChanged { close_date: slipped }) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The deal's end as its fate says; a deal to be requalified is disqualified first, then
+    /// requalified and walked on (true), any other ends the story (false).
+    fn end_visit(&mut self, walk: &mut Walk, fate: Fate) -> bool {
+        let body = match fate {
+            Fate::Won => Body::Won { amount: None },
+            Fate::Requalified if walk.requalified => Body::Won { amount: None },
+            Fate::Lost => Body::Lost {
+                reason: ["price", "competitor", "no decision", "timing"][self.rng.gen_range(0..4)]
+                    .to_string(),
+                note: None,
+            },
+            Fate::Disqualified | Fate::Requalified => Body::Disqualified {
+                reason: [DqReason::GoneDark, DqReason::NoBudget, DqReason::NoDecisionMaker, DqReason::BadFit]
+                    [self.rng.gen_range(0..4)],
+                note: None,
+            },
+        };
+        if !self.push(walk.at, body) {
+            return false;
+        }
+        if fate == Fate::Requalified && !walk.requalified {
+            walk.requalified = true;
+            walk.at = walk.at.plus_micros(self.rng.gen_range(20..60) * DAY_MICROS);
+            return self.push(walk.at, Body::Requalified { stage: None, note: Some("budget back".into()) });
+        }
+        false
     }
 }
 
