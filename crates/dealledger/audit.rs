@@ -1,12 +1,12 @@
 //! `stats`, `replay` and `audit`: reading and proving the log.
 
 use crate::data::DataDir;
-use crate::table::{thousands, Align, Table};
 use crate::{Exit, Format};
 use anyhow::{Context, Result};
 use dealledger_events::{json, Currency, StoredEvent};
 use dealledger_log::{BlockStore, Head, LogError};
 use dealledger_projections::{catch_up, rebuild, Timeline};
+use dealledger_reports::output::{thousands, Cell, Table};
 use std::io::Write;
 use std::path::Path;
 
@@ -129,63 +129,70 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
         }
         Format::Csv => {
             // appended_at last: columns are only ever added at the end.
-            writeln!(out, "seq,version,at,recorded_at,type,details,actor,source_id,appended_at")?;
+            let mut table = Table::new(
+                "",
+                &[
+                    "seq",
+                    "version",
+                    "at",
+                    "recorded_at",
+                    "type",
+                    "details",
+                    "actor",
+                    "source_id",
+                    "appended_at",
+                ],
+            );
             for stored in &events {
                 let e = &stored.event;
-                writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{}",
-                    stored.seq,
-                    stored.version,
-                    e.at,
-                    stored.recorded_at(),
-                    e.body.kind().as_str(),
-                    csv_field(&json::details(&e.body, currency)),
-                    csv_field(e.actor.as_deref().unwrap_or("")),
-                    csv_field(e.source_id.as_deref().unwrap_or("")),
-                    e.appended_at.map_or(String::new(), |a| a.to_string()),
-                )?;
+                table.push(vec![
+                    Cell::Figure(stored.seq.to_string()),
+                    Cell::Figure(stored.version.to_string()),
+                    Cell::Text(e.at.to_string()),
+                    Cell::Text(stored.recorded_at().to_string()),
+                    Cell::Text(e.body.kind().as_str().to_string()),
+                    Cell::Text(json::details(&e.body, currency)),
+                    Cell::Text(e.actor.clone().unwrap_or_default()),
+                    Cell::Text(e.source_id.clone().unwrap_or_default()),
+                    Cell::Text(e.appended_at.map_or(String::new(), |a| a.to_string())),
+                ]);
             }
+            write!(out, "{}", table.to_csv())?;
         }
         Format::Table => {
-            let mut table = Table::new(&[
-                ("seq", Align::Right),
-                ("version", Align::Right),
-                ("at", Align::Left),
-                ("recorded_at", Align::Left),
-                ("appended_at", Align::Left),
-                ("type", Align::Left),
-                ("details", Align::Left),
-                ("actor", Align::Left),
-                ("source_id", Align::Left),
-            ]);
+            let mut table = Table::new(
+                "",
+                &[
+                    "seq",
+                    "version",
+                    "at",
+                    "recorded_at",
+                    "appended_at",
+                    "type",
+                    "details",
+                    "actor",
+                    "source_id",
+                ],
+            );
             for stored in &events {
                 let e = &stored.event;
-                table.row(vec![
-                    stored.seq.to_string(),
-                    stored.version.to_string(),
-                    e.at.to_string(),
-                    stored.recorded_at().to_string(),
+                table.push(vec![
+                    Cell::Figure(stored.seq.to_string()),
+                    Cell::Figure(stored.version.to_string()),
+                    Cell::Text(e.at.to_string()),
+                    Cell::Text(stored.recorded_at().to_string()),
                     // Not kept before record format 2.
-                    e.appended_at.map_or("-".to_string(), |a| a.to_string()),
-                    e.body.kind().as_str().to_string(),
-                    json::details(&e.body, currency),
-                    e.actor.clone().unwrap_or_default(),
-                    e.source_id.clone().unwrap_or_default(),
+                    Cell::Text(e.appended_at.map_or("-".to_string(), |a| a.to_string())),
+                    Cell::Text(e.body.kind().as_str().to_string()),
+                    Cell::Text(json::details(&e.body, currency)),
+                    Cell::Text(e.actor.clone().unwrap_or_default()),
+                    Cell::Text(e.source_id.clone().unwrap_or_default()),
                 ]);
             }
             write!(out, "{}", table.render())?;
         }
     }
     Ok(())
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 fn read_digest(path: &Path) -> Result<Head> {

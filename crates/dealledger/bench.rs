@@ -2,12 +2,12 @@
 //! test: it prints what this machine does and asserts nothing about speed.
 
 use crate::data::DataDir;
-use crate::table::{thousands, Align, Table};
 use anyhow::{Context, Result};
 use clap::Args;
 use dealledger_events::Timestamp;
 use dealledger_log::BlockStore;
 use dealledger_projections::{catch_up, rebuild, Timeline, View};
+use dealledger_reports::output::{thousands, Cell, Table};
 use dealledger_reports::Settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -616,18 +616,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    let mut table = Table::new(&[
-        ("events", Align::Right),
-        ("ingest ev/s", Align::Right),
-        ("writer open s", Align::Right),
-        ("scan ev/s", Align::Right),
-        ("replay ev/s", Align::Right),
-        ("verify ev/s", Align::Right),
-        ("bytes/event", Align::Right),
-        ("jsonl bytes/event", Align::Right),
-    ]);
+    let mut table = Table::new(
+        "",
+        &[
+            "events",
+            "ingest ev/s",
+            "writer open s",
+            "scan ev/s",
+            "replay ev/s",
+            "verify ev/s",
+            "bytes/event",
+            "jsonl bytes/event",
+        ],
+    );
     for f in &all {
-        table.row(vec![
+        let row = [
             thousands(f.events),
             thousands(f.ingest_events_per_second as u64),
             format!("{:.2}", f.open_seconds),
@@ -636,23 +639,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             thousands(f.verify_events_per_second as u64),
             format!("{:.1}", f.bytes_per_event),
             format!("{:.0}", f.jsonl_bytes as f64 / f.events as f64),
-        ]);
+        ];
+        table.push(row.into_iter().map(Cell::Figure).collect());
     }
     print!("{}", table.render());
-    let mut table = Table::new(&[
-        ("events", Align::Right),
-        ("checkpoint MB", Align::Right),
-        ("load ms", Align::Right),
-        ("refresh ms", Align::Right),
-        ("pipeline ms (kept / fold)", Align::Right),
-        ("time-in-stage ms (kept / fold)", Align::Right),
-        ("kpis ms (kept / fold)", Align::Right),
-        ("bad-deal-cost ms (kept / fold)", Align::Right),
-        ("flags ms (kept / fold)", Align::Right),
-        ("what-if ms (ev/s)", Align::Right),
-        ("50-value sweep ms (x single)", Align::Right),
-        ("peak RSS MB", Align::Right),
-    ]);
+    let mut table = Table::new(
+        "",
+        &[
+            "events",
+            "checkpoint MB",
+            "load ms",
+            "refresh ms",
+            "pipeline ms (kept / fold)",
+            "time-in-stage ms (kept / fold)",
+            "kpis ms (kept / fold)",
+            "bad-deal-cost ms (kept / fold)",
+            "flags ms (kept / fold)",
+            "what-if ms (ev/s)",
+            "50-value sweep ms (x single)",
+            "peak RSS MB",
+        ],
+    );
     for f in &all {
         let mut row = vec![
             thousands(f.events),
@@ -671,7 +678,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ));
         row.push(format!("{:.0} ({:.1}x)", f.whatif.sweep_ms, f.whatif.sweep_over_single));
         row.push(format!("{:.0}", f.peak_rss_bytes as f64 / 1e6));
-        table.row(row);
+        table.push(row.into_iter().map(Cell::Figure).collect());
     }
     print!("\n{}", table.render());
     Ok(())

@@ -17,14 +17,6 @@ fn token(data: &DataDir) -> Option<String> {
     data.serve_config().ok().and_then(|c| c.token)
 }
 
-fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Table => "table",
-        Format::Json => "json",
-        Format::Csv => "csv",
-    }
-}
-
 /// GET `path` with `query` from the daemon at `url`: the answer's text, or the daemon's reason.
 fn get(url: &str, data: &DataDir, path: &str, query: &[(&str, String)]) -> Result<String> {
     let base = url.trim_end_matches('/');
@@ -80,7 +72,7 @@ pub fn report(
     params: &Params,
     format: Format,
 ) -> Result<String> {
-    let mut query = vec![("format", format_name(format).to_string())];
+    let mut query = vec![("format", format.as_str().to_string())];
     query.extend(params.to_query());
     get(url, data, &format!("/v1/reports/{}", name.as_str()), &query)
 }

@@ -1,10 +1,10 @@
 //! `gen` and `demo`.
 
 use crate::data::{is_empty_dir, DataDir};
-use crate::table::thousands;
 use anyhow::{Context, Result};
 use dealledger_events::{json, Body, Clock, Currency, DealId};
 use dealledger_projections::{catch_up, Timeline, View};
+use dealledger_reports::output::thousands;
 use std::collections::HashMap;
 use std::io::Write;
 

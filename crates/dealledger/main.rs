@@ -14,7 +14,6 @@ mod ingest;
 mod plot;
 mod quarantine;
 mod report;
-mod table;
 mod whatif;
 
 use anyhow::Result;
@@ -66,7 +65,7 @@ enum Command {
     Ingest(IngestArgs),
     /// Size of the ledger: events, deals, head sequence, bytes on disk
     Stats {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Rebuild every projection from the log from scratch
@@ -139,7 +138,7 @@ struct IngestArgs {
     #[arg(long = "column", value_name = "KEY=HEADER")]
     columns: Vec<String>,
     /// Summary format
-    #[arg(long = "output", value_enum, default_value_t = Format::Table)]
+    #[arg(long = "output", value_parser = crate::format_parser(), default_value = "table")]
     output: Format,
     /// No progress bar even on a terminal
     #[arg(long)]
@@ -191,7 +190,7 @@ enum AuditCommand {
     Deal {
         /// The deal id
         id: String,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Prove the log whole and unaltered (checksums, numbering, hash chain); exit 5 if not
@@ -204,7 +203,7 @@ enum AuditCommand {
     Digest,
     /// The HubSpot notifications held back (deal never seen, stage not mapped, ...), with why
     Quarantine {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
 }
@@ -214,16 +213,18 @@ enum QuarantineCommand {
     /// Admit every quarantined HubSpot notification that can be admitted now (after adding a
     /// stage mapping or backfilling the deal); asks the daemon when it holds the ledger
     Retry {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
+pub use dealledger_reports::Format;
+
+/// `--format` (and `ingest --output`): the names of [`Format::as_str`].
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Format::ALL.map(Format::as_str))
+        .map(|name: String| Format::parse(&name).expect("one of the possible values"))
 }
 
 /// An error with its exit code.
@@ -460,12 +461,12 @@ fn print_ingest(report: &ingest::Report, format: Format) -> Result<()> {
         Format::Table => writeln!(
             out,
             "ingested {} events, {} duplicates skipped, {} rejected in {:.2} s ({} events/s); head seq {}",
-            table::thousands(report.ingested),
-            table::thousands(report.duplicates),
-            table::thousands(report.rejected),
+            dealledger_reports::output::thousands(report.ingested),
+            dealledger_reports::output::thousands(report.duplicates),
+            dealledger_reports::output::thousands(report.rejected),
             report.seconds,
-            table::thousands(report.events_per_second() as u64),
-            table::thousands(report.head_seq)
+            dealledger_reports::output::thousands(report.events_per_second() as u64),
+            dealledger_reports::output::thousands(report.head_seq)
         )?,
     }
     Ok(())

@@ -2,10 +2,10 @@
 //! admit yet (docs/daemon.md, HubSpot).
 
 use crate::data::DataDir;
-use crate::table::{Align, Table};
 use crate::{Exit, Format};
 use anyhow::Result;
 use dealledger_events::Clock;
+use dealledger_reports::output::{Cell, Table};
 use dealledger_server::quarantine::{listing, Quarantine};
 use std::io::Write;
 
@@ -50,14 +50,8 @@ pub fn list(data: &DataDir, format: Format) -> Result<()> {
                 writeln!(out, "the quarantine is empty ({})", data.quarantine_path().display())?;
                 return Ok(());
             }
-            let mut table = Table::new(&[
-                ("deal", Align::Left),
-                ("notification", Align::Left),
-                ("rule", Align::Left),
-                ("reason", Align::Left),
-                ("first seen", Align::Left),
-                ("attempts", Align::Right),
-            ]);
+            let mut table =
+                Table::new("", &["deal", "notification", "rule", "reason", "first seen", "attempts"]);
             for e in quarantine.entries() {
                 let n = &e.notification;
                 let what = match (n["subscriptionType"].as_str(), n["propertyName"].as_str()) {
@@ -71,13 +65,13 @@ pub fn list(data: &DataDir, format: Format) -> Result<()> {
                 if reason.chars().count() > REASON_SHOWN_CHARS_MAX {
                     reason = reason.chars().take(REASON_SHOWN_CHARS_MAX).collect::<String>() + "...";
                 }
-                table.row(vec![
-                    deal(n),
-                    what,
-                    e.reason.rule.clone(),
-                    reason,
-                    e.first_seen.to_string(),
-                    e.attempts.to_string(),
+                table.push(vec![
+                    Cell::Text(deal(n)),
+                    Cell::Text(what),
+                    Cell::Text(e.reason.rule.clone()),
+                    Cell::Text(reason),
+                    Cell::Text(e.first_seen.to_string()),
+                    Cell::Figure(e.attempts.to_string()),
                 ]);
             }
             write!(out, "{}", table.render())?;

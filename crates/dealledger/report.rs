@@ -18,7 +18,7 @@ pub enum ReportCommand {
         /// Lead with this currency (default: the only one present, else [costs] currency)
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Completed stage visits per stage (count, mean, median, p90, max in days) and open deals
@@ -31,7 +31,7 @@ pub enum ReportCommand {
         /// Also list every deal's cumulative days in each stage
         #[arg(long)]
         deals: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Won, lost, disqualified, close rate, revenue, cycle, created pipeline, first response,
@@ -44,7 +44,7 @@ pub enum ReportCommand {
         forecast: Option<String>,
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Selling time spent on deals lost or disqualified in [--from, --to), priced from quota and
@@ -52,7 +52,7 @@ pub enum ReportCommand {
     BadDealCost {
         #[command(flatten)]
         period: Period,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
     /// Open deals that need a decision: gone dark, no activity, stalled, past close date, not
@@ -60,7 +60,7 @@ pub enum ReportCommand {
     Flags {
         #[command(flatten)]
         when: When,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
 }
@@ -151,19 +151,9 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &Re
         Some(url) => crate::client::report(url, data, name, &params, format)?,
         None => {
             let settings: Settings = data.settings()?;
-            answer(name, &params, &timeline(data)?, &settings, now, format.into()).map_err(flag_error)?
+            answer(name, &params, &timeline(data)?, &settings, now, format).map_err(flag_error)?
         }
     };
     print!("{text}");
     Ok(())
-}
-
-impl From<Format> for dealledger_reports::Format {
-    fn from(format: Format) -> Self {
-        match format {
-            Format::Table => dealledger_reports::Format::Table,
-            Format::Json => dealledger_reports::Format::Json,
-            Format::Csv => dealledger_reports::Format::Csv,
-        }
-    }
 }

@@ -51,7 +51,7 @@ pub struct WhatIfArgs {
     /// Draw the sweep (net value, revenue at risk, effort value saved) into this SVG file
     #[arg(long, value_name = "FILE.svg", requires = "sweep")]
     plot: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
     format: Format,
 }
 
@@ -183,12 +183,7 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         if args.deals {
             query.push(("deals", "true".into()));
         }
-        let format = match args.format {
-            Format::Table => "table",
-            Format::Json => "json",
-            Format::Csv => "csv",
-        };
-        query.push(("format", format.into()));
+        query.push(("format", args.format.as_str().into()));
         print!("{}", crate::client::whatif(url, data, query)?);
         return Ok(());
     }
@@ -201,7 +196,7 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         as_logged: args.as_logged,
     };
     let prepared = Prepared::new(&timeline, &settings, scope);
-    let format = args.format.into();
+    let format = args.format;
     let text = if let Some((rule, values)) = sweep {
         let report = prepared.sweep(&policy, &rule, &values).map_err(|why| flag_error("sweep", why))?;
         if let Some(path) = &args.plot {

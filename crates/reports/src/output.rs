@@ -81,11 +81,38 @@ pub fn round6(value: f64) -> f64 {
     (value * 1e6).round() / 1e6
 }
 
+/// How a report or a listing is written: for people, or for machines. The one set of names
+/// (`--format`, `?format=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Table, Format::Json, Format::Csv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.as_str() == text)
+    }
+
+    /// The HTTP content type of the rendering.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Table => "text/plain; charset=utf-8",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +122,8 @@ pub enum Cell {
     Money(Money),
     /// A figure with the decimals to show in a table (CSV keeps full precision).
     Num(f64, usize),
+    /// A figure already written out (`12.3 / 4.5`, `1,234`): shown as it is, aligned right.
+    Figure(String),
     Null,
 }
 
@@ -105,6 +134,7 @@ impl Cell {
             Cell::Int(i) => group_int(*i),
             Cell::Money(m) => m.human(),
             Cell::Num(v, decimals) => format!("{v:.decimals$}"),
+            Cell::Figure(text) => text.clone(),
             Cell::Null => "-".into(),
         }
     }
@@ -115,6 +145,7 @@ impl Cell {
             Cell::Int(i) => i.to_string(),
             Cell::Money(m) => m.decimal(),
             Cell::Num(v, _) => v.to_string(),
+            Cell::Figure(text) => text.clone(),
             Cell::Null => String::new(),
         }
     }
@@ -131,6 +162,11 @@ pub fn opt_num(value: Option<f64>, decimals: usize) -> Cell {
 fn group_int(i: i64) -> String {
     let sign = if i < 0 { "-" } else { "" };
     format!("{sign}{}", group_digits(&i.unsigned_abs().to_string()))
+}
+
+/// `1234567` as `1,234,567`: the one digit grouping of every table and message.
+pub fn thousands(n: u64) -> String {
+    group_digits(&n.to_string())
 }
 
 /// `1234567` to `1,234,567`.
@@ -208,11 +244,15 @@ impl Table {
         out
     }
 
-    fn write_csv(&self, writer: &mut csv::Writer<Vec<u8>>) {
+    /// The table as CSV (machine cells, quoted where needed): the one CSV writer of every
+    /// report and command.
+    pub fn to_csv(&self) -> String {
+        let mut writer = csv::Writer::from_writer(Vec::new());
         writer.write_record(&self.columns).expect("writing to memory");
         for row in &self.rows {
             writer.write_record(row.iter().map(Cell::machine)).expect("writing to memory");
         }
+        String::from_utf8(writer.into_inner().expect("writing to memory")).expect("UTF-8 cells")
     }
 }
 
@@ -235,11 +275,7 @@ pub fn render<R: Report>(report: &R, format: Format) -> String {
             text
         }
         Format::Table => report.tables().iter().map(Table::render).collect::<Vec<_>>().join("\n"),
-        Format::Csv => {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            report.csv_table().write_csv(&mut writer);
-            String::from_utf8(writer.into_inner().expect("writing to memory")).expect("UTF-8 cells")
-        }
+        Format::Csv => report.csv_table().to_csv(),
     }
 }
 

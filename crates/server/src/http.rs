@@ -737,10 +737,11 @@ async fn get_report(
         return response;
     }
     let format = match query.get("format").map(String::as_str) {
-        None | Some("json") => Format::Json,
-        Some("table") => Format::Table,
-        Some("csv") => Format::Csv,
-        Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
+        None => Format::Json,
+        Some(text) => match Format::parse(text) {
+            Some(format) => format,
+            None => return bad_param("format", format!("`{text}` is not json, table or csv")),
+        },
     };
     let params = match Params::from_query(|name| query.get(name).cloned()) {
         Ok(params) => params,
@@ -762,17 +763,9 @@ async fn get_report(
     })
     .await;
     match answered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type(format))], text).into_response(),
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
-    }
-}
-
-fn content_type(format: Format) -> &'static str {
-    match format {
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
-        Format::Table => "text/plain; charset=utf-8",
     }
 }
 
@@ -904,10 +897,11 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     let deals = matches!(single.get("deals").map(String::as_str), Some("true" | "1" | ""));
     let as_logged = matches!(single.get("as_logged").map(String::as_str), Some("true" | "1" | ""));
     let format = match single.get("format").map(String::as_str) {
-        None | Some("json") => Format::Json,
-        Some("table") => Format::Table,
-        Some("csv") => Format::Csv,
-        Some(other) => return bad_param("format", format!("`{other}` is not json, table or csv")),
+        None => Format::Json,
+        Some(text) => match Format::parse(text) {
+            Some(format) => format,
+            None => return bad_param("format", format!("`{text}` is not json, table or csv")),
+        },
     };
     if let Err(response) = caught_up(&shared).await {
         return response;
@@ -923,7 +917,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     })
     .await;
     match answered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type(format))], text).into_response(),
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Ok(Err(why)) => bad_param("rule", why),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None),
     }
