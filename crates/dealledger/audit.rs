@@ -127,72 +127,40 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
             }
             writeln!(out, "]")?;
         }
-        Format::Csv => {
-            // appended_at last: columns are only ever added at the end.
-            let mut table = Table::new(
-                "",
-                &[
-                    "seq",
-                    "version",
-                    "at",
-                    "recorded_at",
-                    "type",
-                    "details",
-                    "actor",
-                    "source_id",
-                    "appended_at",
-                ],
-            );
-            for stored in &events {
-                let e = &stored.event;
-                table.push(vec![
-                    Cell::Figure(stored.seq.to_string()),
-                    Cell::Figure(stored.version.to_string()),
-                    Cell::Text(e.at.to_string()),
-                    Cell::Text(stored.recorded_at().to_string()),
-                    Cell::Text(e.body.kind().as_str().to_string()),
-                    Cell::Text(json::details(&e.body, currency)),
-                    Cell::Text(e.actor.clone().unwrap_or_default()),
-                    Cell::Text(e.source_id.clone().unwrap_or_default()),
-                    Cell::Text(e.appended_at.map_or(String::new(), |a| a.to_string())),
-                ]);
-            }
-            write!(out, "{}", table.to_csv())?;
-        }
+        Format::Csv => write!(out, "{}", history_table(&events, currency, true).to_csv())?,
         Format::Table => {
-            let mut table = Table::new(
-                "",
-                &[
-                    "seq",
-                    "version",
-                    "at",
-                    "recorded_at",
-                    "appended_at",
-                    "type",
-                    "details",
-                    "actor",
-                    "source_id",
-                ],
-            );
-            for stored in &events {
-                let e = &stored.event;
-                table.push(vec![
-                    Cell::Figure(stored.seq.to_string()),
-                    Cell::Figure(stored.version.to_string()),
-                    Cell::Text(e.at.to_string()),
-                    Cell::Text(stored.recorded_at().to_string()),
-                    // Not kept before record format 2.
-                    Cell::Text(e.appended_at.map_or("-".to_string(), |a| a.to_string())),
-                    Cell::Text(e.body.kind().as_str().to_string()),
-                    Cell::Text(json::details(&e.body, currency)),
-                    Cell::Text(e.actor.clone().unwrap_or_default()),
-                    Cell::Text(e.source_id.clone().unwrap_or_default()),
-                ]);
-            }
+            let table = history_table(&events, currency, false);
             write!(out, "{}", table.render())?;
         }
     }
     Ok(())
+}
+
+/// A deal's history as a table. CSV puts `appended_at` last (columns are only ever added at the
+/// end) and leaves it empty where it is not known; the table for people puts it beside
+/// `recorded_at` and shows `-` (it is not kept before record format 2).
+fn history_table(events: &[StoredEvent], currency: Currency, for_csv: bool) -> Table {
+    let mut columns = vec!["seq", "version", "at", "recorded_at", "type", "details", "actor", "source_id"];
+    let appended_column = if for_csv { columns.len() } else { 4 };
+    columns.insert(appended_column, "appended_at");
+    let mut table = Table::new("", &columns);
+    for stored in events {
+        let e = &stored.event;
+        let mut row = vec![
+            Cell::Figure(stored.seq.to_string()),
+            Cell::Figure(stored.version.to_string()),
+            Cell::Text(e.at.to_string()),
+            Cell::Text(stored.recorded_at().to_string()),
+            Cell::Text(e.body.kind().as_str().to_string()),
+            Cell::Text(json::details(&e.body, currency)),
+            Cell::Text(e.actor.clone().unwrap_or_default()),
+            Cell::Text(e.source_id.clone().unwrap_or_default()),
+        ];
+        let unknown = if for_csv { "" } else { "-" };
+        row.insert(appended_column, Cell::Text(e.appended_at.map_or(unknown.to_string(), |a| a.to_string())));
+        table.push(row);
+    }
+    table
 }
 
 fn read_digest(path: &Path) -> Result<Head> {
