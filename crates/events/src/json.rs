@@ -604,6 +604,29 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "money and numbers exactly as written")]
+    fn details_show_money_and_numbers_exactly_as_written() {
+        let usd = Currency::USD;
+        let body = |line: &str| parse_line(line).unwrap().event.body;
+        let opened = body(
+            r#"{"deal":"D-1","type":"opened","at":"2024-01-02T09:00:00Z","owner":"ana","amount":"183100.00","stage":"quote","name":"A \"big\" one"}"#,
+        );
+        let seats = body(
+            r#"{"deal":"D-1","type":"field_set","at":"2024-01-05T09:00:00Z","field":"seats","value":12.50}"#,
+        );
+        let huge = body(
+            r#"{"deal":"D-1","type":"field_set","at":"2024-01-05T09:00:00Z","field":"n","value":12345678901234567890123}"#,
+        );
+        let got = [details(&opened, usd), details(&seats, usd), details(&huge, usd)];
+        let want = [
+            r#"amount=183100.00 currency=USD name=A "big" one owner=ana stage=quote"#,
+            "field=seats value=12.50",
+            "field=n value=12345678901234567890123",
+        ];
+        assert_eq!(got, want, "money and numbers exactly as written");
+    }
+
+    #[test]
     fn defaults() {
         let s =
             parse_line(r#"{"deal":"a","type":"opened","at":"2024-01-02T09:00:00Z","owner":"o","amount":10}"#)
