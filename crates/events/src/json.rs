@@ -266,16 +266,42 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
     })
 }
 
-/// The line as JSON, in the wire's shape.
+/// The line as JSON, in the wire's shape. A line that does not decode is read again, as a
+/// plain object, to tell a field the format does not have (`unknown_field`, naming it) from
+/// anything else (`malformed_json`, with serde's account of it).
 fn decode(line: &str) -> Result<Wire<'_>, Rejection> {
-    serde_json::from_str(line).map_err(|e| {
-        let message = e.to_string();
-        if let Some(rest) = message.strip_prefix("unknown field ") {
-            let name = rest.split(',').next().unwrap_or(rest).trim_matches('`');
-            return Rejection::new(Rule::UnknownField, format!("unknown field `{name}`"));
-        }
-        Rejection::new(Rule::MalformedJson, message)
+    serde_json::from_str(line).map_err(|e| match first_unknown_key(line) {
+        Some(name) => Rejection::new(Rule::UnknownField, format!("unknown field `{name}`")),
+        None => Rejection::new(Rule::MalformedJson, e.to_string()),
     })
+}
+
+/// The first key of the line's object, in the line's order, that the wire format does not have;
+/// None when there is none or the line is not an object.
+fn first_unknown_key(line: &str) -> Option<String> {
+    struct Keys(Vec<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Keys, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, _>()? {
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            deserializer.deserialize_map(Visitor)
+        }
+    }
+    let known = serde_aux::serde_introspection::serde_introspect::<Wire>();
+    let Keys(keys) = serde_json::from_str(line).ok()?;
+    keys.into_iter().find(|key| !known.contains(&key.as_str()))
 }
 
 /// The event type, and no field another type has.

@@ -142,6 +142,16 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Whether another process holds the store: sled takes an exclusive flock(2) on `PATH/db` for as
+/// long as it has the store open, so a second try of the same lock says so (the error sled
+/// returns says it only in its text).
+fn held_by_another(path: &Path) -> bool {
+    match File::open(path.join("db")).map(|db| db.try_lock()) {
+        Ok(Err(std::fs::TryLockError::WouldBlock)) => true,
+        Ok(Ok(())) | Ok(Err(std::fs::TryLockError::Error(_))) | Err(_) => false,
+    }
+}
+
 /// The segment size a store was created with, from sled's `conf` (`segment_size: N` on a line).
 fn recorded_segment_bytes(path: &Path) -> Option<usize> {
     let bytes = std::fs::read(path.join("conf")).ok()?;
@@ -174,7 +184,7 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                sled::Error::Io(_) if held_by_another(path) => {
                     LogError::Locked { path: path.display().to_string() }
                 }
                 other => store_error(other),
