@@ -11,7 +11,6 @@ mod client;
 mod data;
 mod demo;
 mod ingest;
-mod plot;
 mod quarantine;
 mod report;
 mod whatif;

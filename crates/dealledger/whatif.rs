@@ -5,14 +5,9 @@ use crate::{Exit, Format};
 use anyhow::Result;
 use clap::Args;
 use dealledger_events::Timestamp;
-use dealledger_reports::output::{Cell, Instant, Table};
-use dealledger_reports::{render, Report};
-use dealledger_whatif::{log_end, Policy, Prepared, Scope, WhatIfReport};
-use serde::Serialize;
+use dealledger_reports::render;
+use dealledger_whatif::{log_end, Policy, Prepared, Scope};
 use std::path::PathBuf;
-
-/// Values in one sweep, at most.
-const SWEEP_VALUES_MAX: usize = 10_000;
 
 #[derive(Args)]
 pub struct WhatIfArgs {
@@ -71,71 +66,6 @@ fn read_policy(path: &PathBuf) -> Result<Policy> {
     Policy::parse_toml(&text, &path.display().to_string()).map_err(|message| Exit { code: 2, message }.into())
 }
 
-/// `RULE=FROM..TO[:STEP]` as the rule and its values.
-fn sweep_values(text: &str) -> Result<(String, Vec<f64>)> {
-    let bad = |why: &str| flag_error("sweep", format!("`{text}`: {why}"));
-    let (rule, range) = text.split_once('=').ok_or_else(|| bad("expected RULE=FROM..TO[:STEP]"))?;
-    let (range, step) = range.split_once(':').map_or((range, "1"), |(r, s)| (r, s));
-    let (from, to) = range.split_once("..").ok_or_else(|| bad("expected FROM..TO"))?;
-    let number = |s: &str| s.trim().parse::<f64>().map_err(|_| bad(&format!("`{s}` is not a number")));
-    let (from, to, step) = (number(from)?, number(to)?, number(step)?);
-    if !from.is_finite() || !to.is_finite() || !step.is_finite() || step <= 0.0 || from > to {
-        return Err(bad("needs FROM <= TO and a positive STEP"));
-    }
-    let count = ((to - from) / step + 1e-9).floor() as usize + 1;
-    if count > SWEEP_VALUES_MAX {
-        return Err(bad(&format!("{count} values; at most {SWEEP_VALUES_MAX}")));
-    }
-    // Values as from + i * step, rounded to 9 decimals so 0.1 steps print as written.
-    let values = (0..count).map(|i| ((from + i as f64 * step) * 1e9).round() / 1e9).collect();
-    Ok((rule.trim().to_string(), values))
-}
-
-#[derive(Serialize)]
-struct Comparison {
-    as_of: Instant,
-    policies: Vec<WhatIfReport>,
-}
-
-impl Report for Comparison {
-    fn tables(&self) -> Vec<Table> {
-        let mut table = Table::new(
-            format!("Policies compared, history to {}", self.as_of.0),
-            &[
-                "policy",
-                "cut",
-                "cut won",
-                "cut bad",
-                "cut open",
-                "revenue at risk",
-                "effort value saved",
-                "calendar value saved",
-                "precision",
-                "recall",
-                "net value",
-            ],
-        );
-        for r in &self.policies {
-            let o = &r.outcome;
-            let ratio = |v: Option<f64>| v.map_or(Cell::Null, |v| Cell::Num(v, 3));
-            table.push(vec![
-                Cell::Text(serde_json::to_string(&r.policy).expect("policies serialize")),
-                Cell::Int(o.cut as i64),
-                Cell::Int(o.cut_won as i64),
-                Cell::Int(o.cut_bad as i64),
-                Cell::Int(o.cut_open as i64),
-                Cell::Money(o.revenue_at_risk),
-                Cell::Money(o.effort_value_saved),
-                Cell::Money(o.calendar_value_saved),
-                ratio(o.precision),
-                ratio(o.recall),
-                Cell::Money(o.net_value),
-            ]);
-        }
-        vec![table]
-    }
-}
-
 pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()> {
     let (from, to) = (instant("from", &args.from)?, instant("to", &args.to)?);
     if let (Some(f), Some(t)) = (from, to) {
@@ -151,7 +81,11 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
     for rule in &args.rules {
         policy.set_text(rule).map_err(|why| flag_error("rule", why))?;
     }
-    let sweep = args.sweep.as_deref().map(sweep_values).transpose()?;
+    let sweep = args
+        .sweep
+        .as_deref()
+        .map(|text| dealledger_whatif::compare::sweep_values(text).map_err(|why| flag_error("sweep", why)))
+        .transpose()?;
     let compare: Vec<Policy> = args.compare.iter().map(read_policy).collect::<Result<_>>()?;
     if compare.is_empty() && sweep.is_none() && policy.is_empty() {
         return Err(Exit {
@@ -200,17 +134,12 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
     let text = if let Some((rule, values)) = sweep {
         let report = prepared.sweep(&policy, &rule, &values).map_err(|why| flag_error("sweep", why))?;
         if let Some(path) = &args.plot {
-            std::fs::write(path, crate::plot::sweep_svg(&report))
+            std::fs::write(path, dealledger_whatif::plot::sweep_svg(&report))
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         }
         render(&report, format)
     } else if !compare.is_empty() {
-        let policies = compare
-            .iter()
-            .map(|p| prepared.run(p, false, false))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|why| flag_error("compare", why))?;
-        render(&Comparison { as_of: Instant(scope.as_of), policies }, format)
+        render(&prepared.compare(&compare).map_err(|why| flag_error("compare", why))?, format)
     } else {
         let report =
             prepared.run(&policy, args.by.is_some(), args.deals).map_err(|why| flag_error("policy", why))?;

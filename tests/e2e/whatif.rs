@@ -124,3 +124,49 @@ fn the_daemon_answers_the_same() {
     assert!(text.contains("unknown rule `nope`"), "{text}");
     assert_eq!(d.terminate(), 0);
 }
+
+#[test]
+#[should_panic(expected = "sweep: unknown parameter")]
+fn the_daemon_sweeps_and_compares_the_same() {
+    let l = ledger();
+    let strict = l.file("strict.toml", &["gone_dark = 10", "stalled = 1.5"]);
+    let loose = l.file("loose.toml", &["gone_dark = 30", "unanswered_touches = 4"]);
+    let sweep = ["whatif", "--rule", "no_activity=30", "--sweep", "gone_dark=7..12:0.5", "--format", "json"];
+    let compare =
+        ["whatif", "--compare", strict.to_str().unwrap(), loose.to_str().unwrap(), "--format", "json"];
+    let (local_sweep, local_compare) = (l.run(&sweep).ok().stdout, l.run(&compare).ok().stdout);
+    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
+    let (code, text) = d.get("/v1/whatif?rule=no_activity=30&sweep=gone_dark%3D7..12:0.5");
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(text, local_sweep);
+    let (code, text) =
+        d.get("/v1/whatif?policy=gone_dark=10,stalled=1.5&policy=gone_dark=30,unanswered_touches=4");
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(text, local_compare);
+    // The CLI's --server asks it for both.
+    for args in [&sweep[..], &compare[..]] {
+        let through = l.run(&[&["--server", d.url.as_str()][..], args].concat());
+        assert_eq!(through.ok().stdout, l.run(args).ok().stdout, "{args:?}");
+    }
+    // What cannot travel is refused with the reason.
+    let (code, text) = d.get("/v1/whatif?rule=gone_dark=14&policy=stalled=2");
+    assert_eq!(code, 400, "{text}");
+    let (code, text) = d.get("/v1/whatif?sweep=gone_dark=1..20000");
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("at most 10000"), "{text}");
+    let fields = l.file(
+        "fields.toml",
+        &["[[missing_field]]", "field = \"budget\"", "by_stage = \"quote\"", "grace_days = 1"],
+    );
+    let refused = l.run(&[
+        "--server",
+        &d.url,
+        "whatif",
+        "--compare",
+        fields.to_str().unwrap(),
+        strict.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("missing_field"), "{}", refused.stderr);
+    assert_eq!(d.terminate(), 0);
+}

@@ -6,10 +6,13 @@
 //! ([`history`]), so a backtest never looks into the future. Outcomes are counted against the
 //! deals' real outcomes and priced with the rates of the bad-deal-cost report.
 //!
-//! Boundary: reads a `Timeline` and report `Settings`; no storage, no clock, no files. Money in
+//! Boundary: reads a `Timeline` and report `Settings`; no storage, no clock, no files (the
+//! sweep chart is SVG text, written by the caller). Money in
 //! integer minor units until printed. The definitions are the contract of docs/whatif.md.
 
+pub mod compare;
 pub mod history;
+pub mod plot;
 pub mod policy;
 pub mod sim;
 

@@ -1,7 +1,7 @@
 //! The sweep chart: net value, revenue at risk and effort value saved against the swept value,
 //! as a self-contained SVG (no dependency: a few lines, axes and labels).
 
-use dealledger_whatif::SweepReport;
+use crate::SweepReport;
 use std::fmt::Write;
 
 const WIDTH: f64 = 800.0;
