@@ -97,29 +97,7 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         .into());
     }
     if let Some(url) = server {
-        // The daemon takes numeric rules (GET /v1/whatif); files, sweeps and comparisons run
-        // here, on a data directory this process can open.
-        if args.policy.is_some() || sweep.is_some() || !compare.is_empty() || args.plot.is_some() {
-            return Err(flag_error("server", "the daemon backtests --rule policies only; run --policy, --sweep and --compare where the data directory is not held"));
-        }
-        let mut query: Vec<(&str, String)> = args.rules.iter().map(|r| ("rule", r.clone())).collect();
-        for (key, value) in [("from", &args.from), ("to", &args.to), ("as_of", &args.as_of)] {
-            if let Some(v) = value {
-                query.push((key, v.clone()));
-            }
-        }
-        if args.as_logged {
-            query.push(("as_logged", "true".into()));
-        }
-        if args.by.is_some() {
-            query.push(("by", "owner".into()));
-        }
-        if args.deals {
-            query.push(("deals", "true".into()));
-        }
-        query.push(("format", args.format.as_str().into()));
-        print!("{}", crate::client::whatif(url, data, query)?);
-        return Ok(());
+        return ask_daemon(url, data, args, &compare);
     }
     let settings = data.settings()?;
     let timeline = crate::report::timeline(data)?;
@@ -146,5 +124,41 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         render(&report, format)
     };
     print!("{text}");
+    Ok(())
+}
+
+/// The same question asked of the daemon (`GET /v1/whatif`): rules, a sweep, or policies
+/// compared, when they are numeric rules (`missing_field` rules need the data directory: its
+/// policy file is not sent), and no chart (it is drawn where the file is written).
+fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) -> Result<()> {
+    if args.policy.is_some() || args.plot.is_some() {
+        return Err(flag_error(
+            "server",
+            "the daemon takes --rule, --sweep and --compare of numeric rules; run --policy and --plot where the data directory is not held",
+        ));
+    }
+    let mut query: Vec<(&str, String)> = args.rules.iter().map(|r| ("rule", r.clone())).collect();
+    for (path, policy) in args.compare.iter().zip(compare) {
+        let rules = policy.rules_text().ok_or_else(|| {
+            flag_error(
+                "server",
+                format!("{} has missing_field rules, which the daemon cannot be sent; compare it where the data directory is not held", path.display()),
+            )
+        })?;
+        query.push(("policy", rules));
+    }
+    let texts = [("sweep", &args.sweep), ("from", &args.from), ("to", &args.to), ("as_of", &args.as_of)];
+    query.extend(texts.into_iter().filter_map(|(key, value)| value.clone().map(|v| (key, v))));
+    if args.as_logged {
+        query.push(("as_logged", "true".into()));
+    }
+    if args.by.is_some() {
+        query.push(("by", "owner".into()));
+    }
+    if args.deals {
+        query.push(("deals", "true".into()));
+    }
+    query.push(("format", args.format.as_str().into()));
+    print!("{}", crate::client::whatif(url, data, query)?);
     Ok(())
 }

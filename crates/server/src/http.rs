@@ -846,23 +846,27 @@ async fn get_stream(
 }
 
 /// `GET /v1/whatif?rule=gone_dark=14&rule=...&from=&to=&as_of=&by=owner&deals=true&format=`:
-/// the JSON of `dealledger whatif --rule ...`.
+/// the JSON of `dealledger whatif --rule ...`; with `sweep=RULE=FROM..TO[:STEP]` that of
+/// `--sweep`, with `policy=RULE=VALUE,...` given twice or more that of `--compare`.
 async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("");
-    // Repeated `rule` parameters: parsed by hand, the map extractor keeps one value per key.
-    let mut rules = Vec::new();
+    // Repeated `rule` and `policy` parameters: parsed by hand, the map extractor keeps one value
+    // per key.
+    let (mut rules, mut compared) = (Vec::new(), Vec::new());
     let mut single: HashMap<String, String> = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(value);
-        if key == "rule" {
-            rules.push(value);
-        } else {
-            single.insert(key.to_string(), value);
+        match key {
+            "rule" => rules.push(value),
+            "policy" => compared.push(value),
+            _ => {
+                single.insert(key.to_string(), value);
+            }
         }
     }
     if let Err(response) =
-        only_params(&single, &["from", "to", "as_of", "as_logged", "by", "deals", "format"])
+        only_params(&single, &["from", "to", "as_of", "as_logged", "by", "deals", "format", "sweep"])
     {
         return response;
     }
@@ -872,9 +876,10 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
             return bad_param("rule", why);
         }
     }
-    if policy.is_empty() {
-        return bad_param("rule", "at least one rule=NAME=VALUE is required, e.g. rule=gone_dark=14".into());
-    }
+    let question = match whatif_question(policy, &compared, single.get("sweep")) {
+        Ok(question) => question,
+        Err((param, why)) => return bad_param(param, why),
+    };
     // Errors as (parameter, reason), turned into the answer once.
     let moment =
         |name: &'static str| -> Result<Option<dealledger_events::Timestamp>, (&'static str, String)> {
@@ -913,14 +918,67 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
         let as_of = as_of.unwrap_or_else(|| dealledger_whatif::log_end(&timeline));
         let scope = dealledger_whatif::Scope { from, to, as_of, as_logged };
         let prepared = dealledger_whatif::Prepared::new(&timeline, &task_shared.settings, scope);
-        prepared.run(&policy, by_owner, deals).map(|report| dealledger_reports::render(&report, format))
+        match question {
+            WhatIf::Run(policy) => prepared
+                .run(&policy, by_owner, deals)
+                .map(|r| dealledger_reports::render(&r, format))
+                .map_err(|e| ("rule", e)),
+            WhatIf::Sweep(policy, rule, values) => prepared
+                .sweep(&policy, &rule, &values)
+                .map(|r| dealledger_reports::render(&r, format))
+                .map_err(|e| ("sweep", e)),
+            WhatIf::Compare(policies) => prepared
+                .compare(&policies)
+                .map(|r| dealledger_reports::render(&r, format))
+                .map_err(|e| ("policy", e)),
+        }
     })
     .await;
     match answered {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
-        Ok(Err(why)) => bad_param("rule", why),
+        Ok(Err((param, why))) => bad_param(param, why),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None),
     }
+}
+
+/// What a `GET /v1/whatif` asks: one policy, a sweep of one rule over a policy, or policies
+/// compared.
+enum WhatIf {
+    Run(dealledger_whatif::Policy),
+    Sweep(dealledger_whatif::Policy, String, Vec<f64>),
+    Compare(Vec<dealledger_whatif::Policy>),
+}
+
+/// The question from `rule=` (the policy), `policy=` (each a compared policy) and `sweep=`, or
+/// the parameter that is wrong and why.
+fn whatif_question(
+    policy: dealledger_whatif::Policy,
+    compared: &[String],
+    sweep: Option<&String>,
+) -> Result<WhatIf, (&'static str, String)> {
+    use dealledger_whatif::compare::{sweep_values, COMPARED_POLICIES_MAX};
+    if !compared.is_empty() {
+        if !policy.is_empty() || sweep.is_some() {
+            return Err(("policy", "a comparison takes policy= parameters only, not rule= or sweep=".into()));
+        }
+        if compared.len() > COMPARED_POLICIES_MAX {
+            return Err(("policy", format!("{} policies; at most {COMPARED_POLICIES_MAX}", compared.len())));
+        }
+        let policies = compared.iter().map(|text| dealledger_whatif::Policy::parse_rules(text));
+        return policies
+            .collect::<Result<Vec<_>, String>>()
+            .map(WhatIf::Compare)
+            .map_err(|why| ("policy", why));
+    }
+    if let Some(text) = sweep {
+        let (rule, values) = sweep_values(text).map_err(|why| ("sweep", why))?;
+        return Ok(WhatIf::Sweep(policy, rule, values));
+    }
+    if policy.is_empty() {
+        let why = "at least one rule=NAME=VALUE is required, e.g. rule=gone_dark=14 (or sweep=RULE=FROM..TO, or policy=RULE=VALUE,... twice to compare)";
+        return Err(("rule", why.into()));
+    }
+    Ok(WhatIf::Run(policy))
 }
 
 /// `%XX` and `+` of a query-string value.

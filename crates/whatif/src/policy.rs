@@ -89,6 +89,39 @@ impl Policy {
         Ok(())
     }
 
+    /// A policy of numeric rules as one text, `gone_dark=14,stalled=1.5`: how a compared policy
+    /// travels in a query string.
+    pub fn parse_rules(text: &str) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        for rule in text.split(',').filter(|rule| !rule.trim().is_empty()) {
+            policy.set_text(rule)?;
+        }
+        if policy.is_empty() {
+            return Err(format!("`{text}`: no rule (expected RULE=VALUE,RULE=VALUE)"));
+        }
+        Ok(policy)
+    }
+
+    /// The inverse of [`Policy::parse_rules`]; None for a policy with `missing_field` rules
+    /// (they need a policy file).
+    pub fn rules_text(&self) -> Option<String> {
+        if !self.missing_field.is_empty() {
+            return None;
+        }
+        let numbers = [
+            (Swept::GoneDark, self.gone_dark),
+            (Swept::NoActivity, self.no_activity),
+            (Swept::Stalled, self.stalled),
+            (Swept::UnansweredTouches, self.unanswered_touches.map(f64::from)),
+            (Swept::PastCloseDate, self.past_close_date),
+        ];
+        let rules: Vec<String> = numbers
+            .iter()
+            .filter_map(|(rule, value)| value.map(|v| format!("{}={v}", rule.name())))
+            .collect();
+        Some(rules.join(","))
+    }
+
     /// `--rule name=value`.
     pub fn set_text(&mut self, text: &str) -> Result<(), String> {
         let (rule, value) = text.split_once('=').ok_or_else(|| format!("`{text}`: expected RULE=VALUE"))?;
@@ -151,6 +184,14 @@ mod tests {
             "{e}"
         );
         assert!(Policy::parse_toml("gone_dark = -1\n", "p").unwrap_err().contains("at least 0"));
+        let numeric =
+            Policy::parse_toml("gone_dark = 14.5\nunanswered_touches = 3\nstalled = 2\n", "p").unwrap();
+        let text = numeric.rules_text().unwrap();
+        assert_eq!(text, "gone_dark=14.5,stalled=2,unanswered_touches=3");
+        assert_eq!(Policy::parse_rules(&text).unwrap(), numeric);
+        assert_eq!(p.rules_text(), None, "missing_field needs a file");
+        assert!(Policy::parse_rules(",").is_err());
+        assert!(Policy::parse_rules("gone_dark=1,nope=2").unwrap_err().contains("unknown rule `nope`"));
         let mut q = Policy::default();
         q.set_text("unanswered_touches=3").unwrap();
         assert_eq!(q.unanswered_touches, Some(3));
