@@ -70,13 +70,13 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     );
 
     let mut ledger = data.open_ledger()?;
-    let options = crate::ingest::Options {
+    let options = dealledger_ingest::Options {
         inputs: vec![sample.display().to_string()],
         skip_invalid: false,
         rejects: None,
         progress: false,
     };
-    let report = crate::ingest::run(&mut ledger, clock, &options)?;
+    let report = dealledger_ingest::run(&mut ledger, clock, &options)?;
     drop(ledger);
     println!(
         "Ingested {} events in {:.2} s ({} events/s), head seq {}\n",

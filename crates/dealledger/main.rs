@@ -10,7 +10,6 @@ mod bench;
 mod client;
 mod data;
 mod demo;
-mod ingest;
 mod quarantine;
 mod report;
 mod whatif;
@@ -18,6 +17,7 @@ mod whatif;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use data::DataDir;
+use dealledger_ingest::IngestError;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -238,10 +238,15 @@ fn exit_code(error: &anyhow::Error) -> i32 {
     if let Some(exit) = error.downcast_ref::<Exit>() {
         return exit.code;
     }
-    if let Some(invalid) = error.downcast_ref::<ingest::InvalidLine>() {
-        return if invalid.rejection.rule.is_conflict() { 4 } else { 3 };
-    }
-    if error.downcast_ref::<dealledger_log::LogError>().is_some_and(|e| e.is_verification_failure()) {
+    let log_error = match error.downcast_ref::<IngestError>() {
+        Some(IngestError::Invalid(invalid)) => {
+            return if invalid.rejection.rule.is_conflict() { 4 } else { 3 };
+        }
+        Some(IngestError::Log(e)) => Some(e),
+        Some(_) => None,
+        None => error.downcast_ref::<dealledger_log::LogError>(),
+    };
+    if log_error.is_some_and(|e| e.is_verification_failure()) {
         return 5;
     }
     1
@@ -270,7 +275,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => {
             let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
             let _lock = data.lock_writer("dealledger ingest")?;
-            let options = ingest::Options {
+            let options = dealledger_ingest::Options {
                 inputs,
                 skip_invalid: args.skip_invalid,
                 rejects: args.rejects,
@@ -279,12 +284,12 @@ fn run(cli: Cli) -> Result<()> {
             let report = match args.format {
                 InputFormat::Jsonl => {
                     let mut ledger = data.open_ledger()?;
-                    ingest::run(&mut ledger, clock, &options)?
+                    dealledger_ingest::run(&mut ledger, clock, &options)?
                 }
                 format => {
                     let imported = import(&data, format, &options.inputs, &args.columns)?;
                     let mut ledger = data.open_ledger()?;
-                    ingest::run_rows(&mut ledger, clock, imported, &options)?
+                    dealledger_ingest::run_rows(&mut ledger, clock, imported, &options)?
                 }
             };
             print_ingest(&report, args.output)?;
@@ -428,7 +433,7 @@ fn serve(
     Ok(())
 }
 
-fn print_ingest(report: &ingest::Report, format: Format) -> Result<()> {
+fn print_ingest(report: &dealledger_ingest::Report, format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(

@@ -1,11 +1,16 @@
-//! `dealledger ingest`: JSON Lines files into the ledger, all or nothing by default.
+//! dealledger's ingest: event lines into the ledger, as one batch, all or nothing by default.
+//! JSON Lines files ([`run`]) or the rows an importer made ([`run_rows`]); with `skip_invalid`,
+//! what is refused is kept in a rejects file of JSON lines (location, rule, field, reason, and
+//! for JSON Lines the line itself), synced like the events, for a person to fix and retry.
 //!
 //! Two threads: a reader reads each input in large chunks and parses its lines (the JSON work),
 //! the caller's thread admits them in order and seals blocks (the rules and compression). The
 //! channel between them is bounded, so memory stays flat whatever the input size; what does grow
 //! is the sealed, compressed blocks of an all-or-nothing batch, about 10 to 30 bytes an event.
+//!
+//! Boundary: knows files and the ledger; not flags, exit codes or the data directory (the binary
+//! wires those).
 
-use anyhow::{Context, Result};
 use dealledger_events::{parse_line, Clock, Rejection, Rule, Submission};
 use dealledger_log::{BlockStore, Ledger};
 use std::io::{Read, Write};
@@ -57,6 +62,54 @@ pub struct InvalidLine {
     pub rejection: Rejection,
 }
 
+/// Why an ingest stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot open {name}")]
+    Open { name: String, source: std::io::Error },
+    #[error("cannot read {name}")]
+    Read { name: String, source: std::io::Error },
+    #[error("{location}: line is longer than {} bytes [too_large]", dealledger_events::json::LINE_BYTES_MAX)]
+    LineTooLong { location: String },
+    #[error(transparent)]
+    Invalid(#[from] InvalidLine),
+    #[error("cannot create rejects file {path}")]
+    CreateRejects { path: String, source: std::io::Error },
+    #[error("cannot write the rejects file")]
+    WriteRejects { source: std::io::Error },
+    #[error("{0}")]
+    Thread(String),
+    #[error(transparent)]
+    Log(#[from] dealledger_log::LogError),
+}
+
+type Result<T, E = IngestError> = std::result::Result<T, E>;
+
+/// The record of one rejected line or row in the rejects file.
+fn reject_record(location: &str, rejection: &Rejection, line: Option<&str>) -> serde_json::Value {
+    let mut record = serde_json::json!({
+        "location": location,
+        "rule": rejection.rule.as_str(),
+        "field": rejection.field,
+        "reason": rejection.to_string(),
+    });
+    if let Some(line) = line {
+        record["line"] = line.into();
+    }
+    record
+}
+
+fn create_rejects(path: &Option<PathBuf>) -> Result<Option<std::io::BufWriter<std::fs::File>>> {
+    let Some(path) = path else { return Ok(None) };
+    let file = std::fs::File::create(path)
+        .map_err(|source| IngestError::CreateRejects { path: path.display().to_string(), source })?;
+    Ok(Some(std::io::BufWriter::new(file)))
+}
+
+fn write_reject(out: &mut std::io::BufWriter<std::fs::File>, record: &serde_json::Value) -> Result<()> {
+    writeln!(out, "{record}").map_err(|source| IngestError::WriteRejects { source })
+}
+
 struct Parsed {
     input: usize,
     /// The raw chunk, for writing rejected lines out as they were.
@@ -97,7 +150,8 @@ fn open_input(name: &str) -> Result<Box<dyn Read + Send>> {
     if name == "-" {
         return Ok(Box::new(std::io::stdin()));
     }
-    let file = std::fs::File::open(name).with_context(|| format!("cannot open {name}"))?;
+    let file =
+        std::fs::File::open(name).map_err(|source| IngestError::Open { name: name.to_string(), source })?;
     Ok(Box::new(file))
 }
 
@@ -124,7 +178,7 @@ fn read_inputs(
             let n = match read_full(&mut reader, &mut chunk[filled..]) {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = sender.send(Err(anyhow::Error::new(e).context(format!("cannot read {name}"))));
+                    let _ = sender.send(Err(IngestError::Read { name: name.to_string(), source: e }));
                     return;
                 }
             };
@@ -140,10 +194,8 @@ fn read_inputs(
                     None => {
                         carry = chunk;
                         if carry.len() > dealledger_events::json::LINE_BYTES_MAX * 2 {
-                            let _ = sender.send(Err(anyhow::anyhow!(
-                                "{name}:{line}: line is longer than {} bytes [too_large]",
-                                dealledger_events::json::LINE_BYTES_MAX
-                            )));
+                            let location = format!("{name}:{line}");
+                            let _ = sender.send(Err(IngestError::LineTooLong { location }));
                             return;
                         }
                         continue;
@@ -202,24 +254,18 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
         );
         bar
     });
-    let mut rejects = match &options.rejects {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create rejects file {}", path.display()))?,
-        )),
-        None => None,
-    };
+    let mut rejects = create_rejects(&options.rejects)?;
     let (sender, receiver) = mpsc::sync_channel(CHUNKS_IN_FLIGHT_MAX);
     let inputs = options.inputs.clone();
     let reader_bar = progress.clone();
     let reader = std::thread::Builder::new()
         .name("ingest-reader".into())
         .spawn(move || read_inputs(&inputs, sender, reader_bar))
-        .context("cannot start the reader thread")?;
+        .map_err(|e| IngestError::Thread(format!("cannot start the reader thread: {e}")))?;
 
     let mut report = Report::default();
     let mut batch = ledger.batch(clock);
-    let mut failure: Option<anyhow::Error> = None;
+    let mut failure: Option<IngestError> = None;
     'chunks: for parsed in receiver.iter() {
         let parsed = match parsed {
             Ok(parsed) => parsed,
@@ -244,21 +290,14 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
                     report.rejected += 1;
                     if let Some(out) = rejects.as_mut() {
                         let text = String::from_utf8_lossy(&parsed.chunk[range]);
-                        let record = serde_json::json!({
-                            "location": location,
-                            "rule": rejection.rule.as_str(),
-                            "field": rejection.field,
-                            "reason": rejection.to_string(),
-                            "line": text,
-                        });
-                        writeln!(out, "{record}").context("cannot write the rejects file")?;
+                        write_reject(out, &reject_record(&location, &rejection, Some(&text)))?;
                     }
                 }
             }
         }
     }
     drop(receiver);
-    reader.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+    reader.join().map_err(|_| IngestError::Thread("the reader thread panicked".into()))?;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
@@ -279,13 +318,7 @@ pub fn run_rows<S: BlockStore>(
     options: &Options,
 ) -> Result<Report> {
     let started = Instant::now();
-    let mut rejects = match &options.rejects {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create rejects file {}", path.display()))?,
-        )),
-        None => None,
-    };
+    let mut rejects = create_rejects(&options.rejects)?;
     let mut report = Report { skipped: imported.skipped.len() as u64, ..Report::default() };
     let mut batch = ledger.batch(clock);
     for row in imported.rows {
@@ -297,13 +330,7 @@ pub fn run_rows<S: BlockStore>(
             }
             report.rejected += 1;
             if let Some(out) = rejects.as_mut() {
-                let record = serde_json::json!({
-                    "location": row.location,
-                    "rule": rejection.rule.as_str(),
-                    "field": rejection.field,
-                    "reason": rejection.to_string(),
-                });
-                writeln!(out, "{record}").context("cannot write the rejects file")?;
+                write_reject(out, &reject_record(&row.location, &rejection, None))?;
             }
         }
     }
@@ -319,7 +346,9 @@ fn finish<S: BlockStore>(
 ) -> Result<Report> {
     if let Some(mut out) = rejects {
         // The rejected lines are what a person retries from: kept as durably as the events.
-        out.flush().and_then(|()| out.get_ref().sync_data()).context("cannot write the rejects file")?;
+        out.flush()
+            .and_then(|()| out.get_ref().sync_data())
+            .map_err(|source| IngestError::WriteRejects { source })?;
     }
     let committed = batch.commit()?;
     report.ingested = committed.appended;
