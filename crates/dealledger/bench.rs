@@ -220,7 +220,7 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     let deals = (events / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);
     let file = dir.join("events.jsonl");
     eprintln!("daemon: generating and ingesting a history of ~{} events", thousands(events));
-    let history_events = crate::demo::write_jsonl(
+    let history_events = dealledger_gen::write_jsonl(
         &dealledger_gen::Config::new(seed, deals),
         Box::new(std::fs::File::create(&file)?),
     )?;
@@ -540,7 +540,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             thousands(deals),
             file.display()
         );
-        let events = crate::demo::write_jsonl(
+        let events = dealledger_gen::write_jsonl(
             &dealledger_gen::Config::new(args.seed, deals),
             Box::new(std::fs::File::create(&file)?),
         )?;

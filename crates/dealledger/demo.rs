@@ -2,41 +2,9 @@
 
 use crate::data::{is_empty_dir, DataDir};
 use anyhow::{Context, Result};
-use dealledger_events::{json, Body, Clock, Currency, DealId};
+use dealledger_events::Clock;
 use dealledger_projections::{catch_up, Timeline, View};
 use dealledger_reports::output::thousands;
-use std::collections::HashMap;
-use std::io::Write;
-
-/// Writes the generated history as JSON Lines; returns the number of events.
-pub fn write_jsonl(config: &dealledger_gen::Config, sink: Box<dyn Write>) -> Result<u64> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
-    let mut currencies: HashMap<DealId, Currency> = HashMap::new();
-    let mut line = String::with_capacity(512);
-    let mut events = 0u64;
-    let mut error = None;
-    dealledger_gen::generate(config, |event| {
-        if error.is_some() {
-            return;
-        }
-        if let Body::Opened { currency, .. } = &event.body {
-            currencies.insert(event.deal.clone(), *currency);
-        }
-        let currency = currencies.get(&event.deal).copied().unwrap_or(Currency::USD);
-        line.clear();
-        json::write_event_json(&mut line, event, currency, "");
-        line.push('\n');
-        if let Err(e) = out.write_all(line.as_bytes()) {
-            error = Some(e);
-        }
-        events += 1;
-    });
-    if let Some(e) = error {
-        return Err(e.into());
-    }
-    out.flush()?;
-    Ok(events)
-}
 
 /// Weighted amount (minor units x basis points) to a decimal in currency units, rounded half
 /// away from zero to the minor unit.
@@ -61,7 +29,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     std::fs::create_dir_all(&data.path)?;
     let sample = data.path.join("demo-sample.jsonl");
     let config = dealledger_gen::Config::new(seed, deals);
-    let events = write_jsonl(&config, Box::new(std::fs::File::create(&sample)?))?;
+    let events = dealledger_gen::write_jsonl(&config, std::fs::File::create(&sample)?)?;
     println!(
         "Generated {} deals ({} events, seed {seed}) into {}",
         thousands(deals),

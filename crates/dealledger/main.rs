@@ -328,7 +328,7 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 None => Box::new(std::io::stdout().lock()),
             };
-            demo::write_jsonl(&config, sink)?;
+            dealledger_gen::write_jsonl(&config, sink)?;
             Ok(())
         }
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),

@@ -409,6 +409,38 @@ pub fn generate(config: &Config, mut emit: impl FnMut(&Event)) {
     drain(&mut heap, &mut slots, &mut free, Timestamp::MAX);
 }
 
+/// Writes the generated history as JSON Lines (the input contract, so it ingests as it is);
+/// returns the number of events. The first write error stops it.
+pub fn write_jsonl(config: &Config, sink: impl std::io::Write) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let mut currencies: std::collections::HashMap<DealId, Currency> = std::collections::HashMap::new();
+    let mut line = String::with_capacity(512);
+    let mut events = 0u64;
+    let mut error = None;
+    generate(config, |event| {
+        if error.is_some() {
+            return;
+        }
+        if let Body::Opened { currency, .. } = &event.body {
+            currencies.insert(event.deal.clone(), *currency);
+        }
+        let currency = currencies.get(&event.deal).copied().unwrap_or(Currency::USD);
+        line.clear();
+        dealledger_events::json::write_event_json(&mut line, event, currency, "");
+        line.push('\n');
+        if let Err(e) = out.write_all(line.as_bytes()) {
+            error = Some(e);
+        }
+        events += 1;
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    out.flush()?;
+    Ok(events)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
