@@ -11,11 +11,10 @@ impl Currency {
     pub const USD: Currency = Currency(*b"USD");
 
     pub fn parse(text: &str) -> Result<Currency, String> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
-            return Err(format!("`{text}` is not an ISO 4217 code (three capital letters)"));
+        match <[u8; 3]>::try_from(text.as_bytes()) {
+            Ok(code) if code.iter().all(u8::is_ascii_uppercase) => Ok(Currency(code)),
+            _ => Err(format!("`{text}` is not an ISO 4217 code (three capital letters)")),
         }
-        Ok(Currency([bytes[0], bytes[1], bytes[2]]))
     }
 
     pub fn as_str(&self) -> &str {

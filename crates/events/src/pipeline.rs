@@ -52,7 +52,7 @@ impl Pipeline {
             if stage.name.is_empty() || stage.name.len() > 64 {
                 return Err(format!("stage {}: a stage name is 1..=64 bytes", i + 1));
             }
-            if stages[..i].iter().any(|s| s.name == stage.name) {
+            if stages.iter().take(i).any(|s| s.name == stage.name) {
                 return Err(format!("stage `{}` is listed twice", stage.name));
             }
             if stage.probability_bp > 10_000 {
@@ -80,7 +80,7 @@ impl Pipeline {
     }
 
     pub fn first(&self) -> &str {
-        &self.stages[0].name
+        self.stages.first().map(|s| s.name.as_str()).expect("a pipeline has a stage (Pipeline::new)")
     }
 
     /// The stage's position in the pipeline, if it is one of its stages.
@@ -105,9 +105,10 @@ pub fn parse_span_micros(text: &str) -> Result<i64, String> {
             return Err(format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))
         }
     };
-    let count: i64 = text[..text.len() - 1]
-        .parse()
-        .map_err(|_| format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))?;
+    let count: i64 =
+        text.strip_suffix(['d', 'h', 'm', 's']).unwrap_or(text).parse().map_err(|_| {
+            format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")")
+        })?;
     count.checked_mul(unit_micros).filter(|m| *m >= 0).ok_or_else(|| format!("`{text}` is out of range"))
 }
 

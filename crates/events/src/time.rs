@@ -96,7 +96,8 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
         }
         Some(value)
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    let is = |i: usize, c: u8| b.get(i) == Some(&c);
+    if b.len() < 20 || !is(4, b'-') || !is(7, b'-') || !is(10, b'T') || !is(13, b':') || !is(16, b':') {
         return None;
     }
     let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
@@ -109,10 +110,10 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
     }
     let mut at = 19;
     let mut micros = 0i64;
-    if b[at] == b'.' {
+    if is(at, b'.') {
         let start = at + 1;
         let mut end = start;
-        while end < b.len() && b[end].is_ascii_digit() {
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
             end += 1;
         }
         if end == start || end - start > 6 {
@@ -174,8 +175,8 @@ impl Date {
         // which the ledger would then print in a form it refuses.
         let b = text.as_bytes();
         let shaped = b.len() == 10
-            && b[4] == b'-'
-            && b[7] == b'-'
+            && b.get(4) == Some(&b'-')
+            && b.get(7) == Some(&b'-')
             && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if !shaped {
             return Err(format!("`{text}` is not a YYYY-MM-DD date"));
@@ -288,7 +289,7 @@ mod tests {
             if let Some(fraction) = fraction {
                 let f = format!("{fraction:07}");
                 text.push('.');
-                text.push_str(&f[..digits.min(7)]);
+                text.extend(f.chars().take(digits.min(7)));
             }
             match offset {
                 None => text.push('Z'),

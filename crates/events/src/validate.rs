@@ -88,6 +88,30 @@ pub struct Deals {
 }
 
 impl Deals {
+    /// The line at position `i`. Positions come only from `index` (filled by `create`, which
+    /// pushes the line), and `rollback` removes a line only from the end, with its index entry.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "positions come from self.index, kept in step with self.lines"
+    )]
+    fn line(&self, i: u32) -> &DealLine {
+        &self.lines[i as usize]
+    }
+
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "positions come from self.index, kept in step with self.lines"
+    )]
+    fn line_mut(&mut self, i: u32) -> &mut DealLine {
+        &mut self.lines[i as usize]
+    }
+
+    /// A stage's name; ids are handed out only by `intern`, which pushes the name first.
+    #[allow(clippy::indexing_slicing, reason = "stage ids come from self.intern, one per name")]
+    fn stage_name(&self, id: StageId) -> &str {
+        self.stage_names[id as usize].as_str()
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }
@@ -97,7 +121,7 @@ impl Deals {
     }
 
     pub fn get(&self, deal: &DealId) -> Option<&DealLine> {
-        self.index.get(deal).map(|i| &self.lines[*i as usize])
+        self.index.get(deal).map(|i| self.line(*i))
     }
 
     /// The deal's currency, once opened.
@@ -109,14 +133,14 @@ impl Deals {
     /// `Some(None)` won, lost or disqualified, `None` not opened. For mappers (webhooks) that
     /// must not send a stage move to the stage a deal is already in.
     pub fn stage_now(&self, deal: &str) -> Option<Option<&str>> {
-        let line = &self.lines[*self.index.get(deal)? as usize];
+        let line = self.line(*self.index.get(deal)?);
         let mut status = None;
         for step in &line.steps {
             // Stored steps are valid in order, so folding them cannot fail.
             status = self.step(status, step.kind).ok();
         }
         Some(match status? {
-            Status::Open(stage) => Some(self.stage_names[stage as usize].as_str()),
+            Status::Open(stage) => Some(self.stage_name(stage)),
             _ => None,
         })
     }
@@ -133,9 +157,9 @@ impl Deals {
                     let id = self.ids.pop().expect("one id per line");
                     self.index.remove(&id);
                 }
-                Undo::Counted(i) => self.lines[i as usize].version -= 1,
+                Undo::Counted(i) => self.line_mut(i).version -= 1,
                 Undo::Stepped(i, position) => {
-                    let line = &mut self.lines[i as usize];
+                    let line = self.line_mut(i);
                     line.steps.remove(position as usize);
                     line.version -= 1;
                 }
@@ -192,7 +216,7 @@ impl Deals {
             (_, Some(&i)) => i,
             (_, None) => return Err(format!("deal `{}` has an event before its `opened`", event.deal)),
         };
-        let line = &mut self.lines[i as usize];
+        let line = self.line_mut(i);
         if line.version.checked_add(1) != Some(event.version) {
             return Err(format!(
                 "deal `{}` version {} where {} was due",
@@ -237,7 +261,7 @@ impl Deals {
     ) -> Result<u32, Rejection> {
         let event = &mut submission.event;
         let existing = self.index.get(&event.deal).copied();
-        let current_version = existing.map_or(0, |i| self.lines[i as usize].version);
+        let current_version = existing.map_or(0, |i| self.line(i).version);
         if let Some(expected) = submission.expected_version {
             if expected != current_version {
                 return Err(Rejection::field(
@@ -247,7 +271,7 @@ impl Deals {
                 ));
             }
         }
-        self.resolve(event, existing.map(|i| self.lines[i as usize].currency), pipeline)?;
+        self.resolve(event, existing.map(|i| self.line(i).currency), pipeline)?;
         if event.recorded_at.is_none() {
             event.recorded_at = Some(now);
         }
@@ -255,10 +279,7 @@ impl Deals {
             (Body::Opened { .. }, Some(i)) => {
                 return Err(Rejection::new(
                     Rule::AlreadyOpened,
-                    format!(
-                        "deal `{}` was already opened at {}",
-                        event.deal, self.lines[i as usize].opened_at
-                    ),
+                    format!("deal `{}` was already opened at {}", event.deal, self.line(i).opened_at),
                 ));
             }
             (Body::Opened { currency, stage, .. }, None) => {
@@ -281,7 +302,7 @@ impl Deals {
             }
             (_, Some(i)) => i,
         };
-        let opened_at = self.lines[i as usize].opened_at;
+        let opened_at = self.line(i).opened_at;
         if event.at < opened_at {
             return Err(Rejection::field(
                 Rule::BeforeOpened,
@@ -291,21 +312,22 @@ impl Deals {
         }
         let Some(kind) = self.step_kind(&event.body) else {
             // Touches and field changes: valid at any time after opened.
-            self.lines[i as usize].version += 1;
+            self.line_mut(i).version += 1;
             self.undo.push(Undo::Counted(i));
-            return Ok(self.lines[i as usize].version);
+            return Ok(self.line(i).version);
         };
-        let line = &mut self.lines[i as usize];
+        let line = self.line_mut(i);
         let position = line.steps.partition_point(|step| step.at <= event.at);
         line.steps.insert(position, Step { at: event.at, seq, kind });
-        if let Err(rejection) = self.check_steps(&self.lines[i as usize].steps, position, &event.deal) {
-            self.lines[i as usize].steps.remove(position);
+        if let Err(rejection) = self.check_steps(&self.line(i).steps, position, &event.deal) {
+            self.line_mut(i).steps.remove(position);
             return Err(rejection);
         }
-        let line = &mut self.lines[i as usize];
+        let line = self.line_mut(i);
         line.version += 1;
+        let version = line.version;
         self.undo.push(Undo::Stepped(i, position as u32));
-        Ok(line.version)
+        Ok(version)
     }
 
     /// Stage names known, amounts in the deal's currency, defaults filled in.
@@ -356,7 +378,7 @@ impl Deals {
                 Ok(next) => status = Some(next),
                 Err(rejection) if i == new => return Err(rejection),
                 Err(rejection) => {
-                    let inserted = &steps[new];
+                    let Some(inserted) = steps.get(new) else { return Err(rejection) };
                     return Err(Rejection::new(
                         Rule::BreaksLaterEvent,
                         format!(
@@ -376,7 +398,7 @@ impl Deals {
     }
 
     fn step(&self, status: Option<Status>, kind: StepKind) -> Result<Status, Rejection> {
-        let name = |id: StageId| self.stage_names[id as usize].as_str();
+        let name = |id: StageId| self.stage_name(id);
         let describe = |status: Status| match status {
             Status::Open(stage) => format!("open in `{}`", name(stage)),
             Status::Won => "won".to_string(),

@@ -7,6 +7,13 @@
 //! The number of cases is proptest's (256; `PROPTEST_CASES` sets it): a soak is
 //! `PROPTEST_CASES=1000000 cargo test --release -p dealledger-events --test fuzz_json`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 use dealledger_events::json::{write_event_json, LINE_BYTES_MAX};
 use dealledger_events::{parse_line, Currency, Rule};
 use proptest::prelude::*;

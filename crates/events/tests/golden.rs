@@ -8,6 +8,13 @@
 //! To write the current version's file after a deliberate format change: `UPDATE_GOLDEN=1 cargo
 //! test -p dealledger-events --test golden`. It never writes an older version's file.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 use dealledger_events::codec::{decode_record, encode_record, FORMAT_VERSION, FORMAT_VERSION_OLDEST};
 use dealledger_events::{parse_line, Currency, Deals, Pipeline, Timestamp};
 
