@@ -101,6 +101,33 @@ pub fn seal(
     (value, chain)
 }
 
+/// The fields of a header's bytes, unchecked: little-endian at fixed places.
+fn parse_header(head: &[u8; HEADER_BYTES]) -> Header {
+    let (&[format_version, compression], rest) = head.split_first_chunk::<2>().expect("82 > 2");
+    let (first_seq, rest) = rest.split_first_chunk::<8>().expect("80 > 8");
+    let (count, rest) = rest.split_first_chunk::<4>().expect("72 > 4");
+    let (raw_len, rest) = rest.split_first_chunk::<4>().expect("68 > 4");
+    let (prev_chain, rest) = rest.split_first_chunk::<32>().expect("64 > 32");
+    let chain = rest.first_chunk::<32>().expect("32 = 32");
+    Header {
+        format_version,
+        compression,
+        first_seq: u64::from_le_bytes(*first_seq),
+        count: u32::from_le_bytes(*count),
+        raw_len: u32::from_le_bytes(*raw_len),
+        prev_chain: *prev_chain,
+        chain: *chain,
+    }
+}
+
+/// A block's compressed records: between its header and its checksum.
+fn payload<'v>(header: &Header, value: &'v [u8]) -> Result<&'v [u8], LogError> {
+    value.get(HEADER_BYTES..value.len().saturating_sub(TRAILER_BYTES)).ok_or_else(|| LogError::Corrupt {
+        seq: header.first_seq,
+        why: format!("block of {} bytes is shorter than its header", value.len()),
+    })
+}
+
 /// Reads and checks a block's header and checksum, and that it sits under the right key.
 /// Corruption here is an error naming the block, never a silent skip.
 pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
@@ -114,17 +141,10 @@ pub fn header(key_seq: u64, value: &[u8]) -> Result<Header, LogError> {
     if crc != stored_crc {
         return Err(corrupt(format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
     }
-    let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
-    let u32_at = |at: usize| u32::from_le_bytes(value[at..at + 4].try_into().expect("4 bytes"));
-    let header = Header {
-        format_version: value[0],
-        compression: value[1],
-        first_seq: u64_at(2),
-        count: u32_at(10),
-        raw_len: u32_at(14),
-        prev_chain: value[18..50].try_into().expect("32 bytes"),
-        chain: value[50..82].try_into().expect("32 bytes"),
+    let Some(head) = value.first_chunk::<HEADER_BYTES>() else {
+        return Err(corrupt(format!("block of {} bytes is shorter than its header", value.len())));
     };
+    let header = parse_header(head);
     if header.first_seq != key_seq {
         return Err(corrupt(format!(
             "block stored under seq {key_seq} says it starts at {}",
@@ -150,7 +170,7 @@ pub fn records(
     value: &[u8],
     raw: &mut Vec<u8>,
 ) -> Result<(), LogError> {
-    let payload = &value[HEADER_BYTES..value.len() - TRAILER_BYTES];
+    let payload = payload(header, value)?;
     raw.clear();
     raw.reserve(header.raw_len as usize);
     decompressor
@@ -180,14 +200,15 @@ pub fn records_prefix(
         seq: header.first_seq,
         why: format!("does not decompress: {e}"),
     };
-    let payload = &value[HEADER_BYTES..value.len() - TRAILER_BYTES];
+    let payload = payload(header, value)?;
     let len = want_bytes.min(header.raw_len as usize);
     raw.clear();
     raw.resize(len, 0);
     decoder.reinit().map_err(corrupt)?;
     let (mut read, mut written) = (0, 0);
     while written < len {
-        let status = decoder.run_on_buffers(&payload[read..], &mut raw[written..]).map_err(corrupt)?;
+        let (Some(input), Some(output)) = (payload.get(read..), raw.get_mut(written..)) else { break };
+        let status = decoder.run_on_buffers(input, output).map_err(corrupt)?;
         read += status.bytes_read;
         written += status.bytes_written;
         if status.bytes_read == 0 && status.bytes_written == 0 {
@@ -271,7 +292,8 @@ pub fn decode_events(
     let mut offset = 0;
     for i in 0..header.count {
         let seq = header.first_seq + u64::from(i);
-        let (version, event, used) = decode_record(header.format_version, &raw[offset..])
+        let rest = raw.get(offset..).unwrap_or_default();
+        let (version, event, used) = decode_record(header.format_version, rest)
             .map_err(|e| LogError::Corrupt { seq, why: e.to_string() })?;
         offset += used;
         visit(StoredEvent { seq, version, event })?;
@@ -294,16 +316,19 @@ pub fn find_intact(bytes: &[u8]) -> Vec<(Header, std::ops::Range<usize>)> {
     let mut found = Vec::new();
     let mut at = 0;
     while at + HEADER_BYTES + TRAILER_BYTES <= bytes.len() {
-        let candidate = dealledger_events::codec::is_known_version(bytes[at])
-            && bytes[at + 1] == COMPRESSION_ZSTD
-            && bytes[at + HEADER_BYTES..at + HEADER_BYTES + 4] == ZSTD_MAGIC;
+        let rest = bytes.get(at..).unwrap_or_default();
+        let (Some(head), Some(after_head)) = (rest.first_chunk::<HEADER_BYTES>(), rest.get(HEADER_BYTES..))
+        else {
+            break;
+        };
+        let candidate = dealledger_events::codec::is_known_version(head[0])
+            && head[1] == COMPRESSION_ZSTD
+            && after_head.starts_with(&ZSTD_MAGIC);
         if candidate {
-            if let Ok(frame) = zstd::zstd_safe::find_frame_compressed_size(&bytes[at + HEADER_BYTES..]) {
+            if let Ok(frame) = zstd::zstd_safe::find_frame_compressed_size(after_head) {
                 let end = at + HEADER_BYTES + frame + TRAILER_BYTES;
-                if end <= bytes.len() {
-                    let value = &bytes[at..end];
-                    let first_seq = u64::from_le_bytes(value[2..10].try_into().expect("8 bytes"));
-                    if let Ok(header) = header(first_seq, value) {
+                if let Some(value) = bytes.get(at..end) {
+                    if let Ok(header) = header(parse_header(head).first_seq, value) {
                         found.push((header, at..end));
                         at = end;
                         continue;

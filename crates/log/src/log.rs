@@ -147,7 +147,11 @@ impl<S: BlockStore> Log<S> {
         if sealed.blocks.is_empty() {
             return Ok(());
         }
-        assert_eq!(sealed.blocks[0].0, self.head.seq + 1, "sealed blocks continue the log");
+        assert_eq!(
+            sealed.blocks.first().map(|b| b.0),
+            Some(self.head.seq + 1),
+            "sealed blocks continue the log"
+        );
         // Assert around the disk: each block's header is re-read from its bytes before writing.
         let mut expected_first = self.head.seq + 1;
         let mut prev_chain = self.head.chain;
@@ -195,10 +199,14 @@ impl<S: BlockStore> Log<S> {
         offsets: &[u32],
         mut visit: impl FnMut(StoredEvent) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
-        if let Some(w) = seqs.windows(2).find(|w| w[0] >= w[1]) {
+        let pairs = seqs.windows(2).filter_map(|w| match w {
+            &[a, b] => Some((a, b)),
+            _ => None,
+        });
+        if let Some((before, after)) = pairs.into_iter().find(|(a, b)| a >= b) {
             return Err(LogError::Corrupt {
-                seq: w[1],
-                why: format!("asked for after seq {}: seqs must ascend", w[0]),
+                seq: after,
+                why: format!("asked for after seq {before}: seqs must ascend"),
             });
         }
         let offsets = if offsets.len() == seqs.len() { offsets } else { &[] };
@@ -234,7 +242,7 @@ impl<S: BlockStore> Log<S> {
             if header.last_seq() < wanted {
                 return Err(missing());
             }
-            let count = seqs[next..].iter().take_while(|&&s| s <= header.last_seq()).count();
+            let count = seqs.iter().skip(next).take_while(|&&s| s <= header.last_seq()).count();
             blocks.push((header, value, next..next + count));
             next += count;
         }
@@ -606,8 +614,13 @@ impl BlockWriter {
         let compressor = self
             .compressor
             .get_or_insert_with(|| zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context"));
-        let (value, chain) =
-            block::seal(compressor, first_seq, count, &self.head.chain, &self.raw[start..end]);
+        let (value, chain) = block::seal(
+            compressor,
+            first_seq,
+            count,
+            &self.head.chain,
+            self.raw.get(start..end).expect("records lie in raw"),
+        );
         if value.len() > BLOCK_STORED_BYTES_MAX && ends.len() > 1 {
             let (left, right) = ends.split_at(ends.len() / 2);
             let middle = *left.last().expect("a non-empty half");
@@ -647,7 +660,8 @@ fn read_by_offsets(
     let start = out.len();
     for i in range.clone() {
         let Some(&offset) = offsets.get(i) else { break };
-        match block::decode_at(header, raw, seqs[i], offset as usize) {
+        let Some(&seq) = seqs.get(i) else { break };
+        match block::decode_at(header, raw, seq, offset as usize) {
             Ok((event, _)) if event.deal == deal && event.version == version_of(i) => {
                 out.push(event.to_stored())
             }
@@ -672,8 +686,8 @@ fn read_by_decoding(
     out: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
     let version = version_of;
-    let wanted = &seqs[range.clone()];
-    let through = *wanted.last().expect("a block is fetched for a wanted seq");
+    let wanted = seqs.get(range.clone()).unwrap_or_default();
+    let Some(&through) = wanted.last() else { return Ok(()) };
     let mut found = 0;
     block::decode_event_refs_through(header, raw, through, |event| {
         if wanted.get(found) == Some(&event.seq) {
@@ -696,7 +710,7 @@ fn read_by_decoding(
     })?;
     if found != wanted.len() {
         return Err(LogError::Corrupt {
-            seq: wanted[found],
+            seq: wanted.get(found).copied().unwrap_or(through),
             why: "not in the block that holds its seq".into(),
         });
     }

@@ -65,7 +65,7 @@ pub trait BlockStore: Send + Sync {
 /// `len` bytes of `value` from `at`, or fewer where it ends.
 pub(crate) fn slice_of(value: &[u8], at: u64, len: usize) -> &[u8] {
     let start = usize::try_from(at).unwrap_or(usize::MAX).min(value.len());
-    &value[start..start.saturating_add(len).min(value.len())]
+    value.get(start..start.saturating_add(len).min(value.len())).unwrap_or_default()
 }
 
 /// A shared store: the daemon's writer and its readers hold one store between them.

@@ -7,6 +7,13 @@
 //! Seeded: `DEALLEDGER_SEED=N` runs one seed (and a failure prints its seed);
 //! `DEALLEDGER_FAULT_ROUNDS` sets the rounds per seed (a soak).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 use dealledger_events::{parse_line, FixedClock, Pipeline, Timestamp};
 use dealledger_log::faults::{FaultRates, FaultStore};
 use dealledger_log::{Ledger, LogError, Outcome};

@@ -5,6 +5,13 @@
 //! Default case counts keep each under a few seconds; `PROPTEST_CASES=1000000 cargo test
 //! --release -p dealledger-log --test fuzz_blocks` is the soak (figures in README).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 use dealledger_events::codec::{decode_record_ref, encode_record, FORMAT_VERSION};
 use dealledger_events::{parse_line, Pipeline, Timestamp};
 use dealledger_log::block::{self, ZERO_HASH};

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
 use dealledger_events::{parse_line, FixedClock, Pipeline, Rule, Timestamp};
 use dealledger_log::{BlockStore, Head, Ledger, LogError, MemStore, Outcome, SledStore};
 
