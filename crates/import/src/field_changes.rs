@@ -87,7 +87,9 @@ fn lost_labels(table: &Table) -> HashMap<String, String> {
         }
         if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(cell(record, options)) {
             for item in items {
-                if let (Some(id), Some(label)) = (item["id"].as_str(), item["label"].as_str()) {
+                if let (Some(id), Some(label)) =
+                    (item.get("id").and_then(Value::as_str), item.get("label").and_then(Value::as_str))
+                {
                     labels.insert(id.to_string(), label.to_string());
                 }
             }
@@ -298,9 +300,9 @@ impl Replay<'_> {
                 return Ok(());
             }
             let mut e = change.event("opened");
-            e["owner"] = "unassigned".into();
-            e["amount"] = 0.into();
-            e["stage"] = self.first_stage.clone().into();
+            crate::set(&mut e, "owner", "unassigned".into());
+            crate::set(&mut e, "amount", 0.into());
+            crate::set(&mut e, "stage", self.first_stage.clone().into());
             self.emit(&change, e);
             let status = Status::Open(self.first_stage.clone());
             self.deals.insert(deal, Deal { opened_at: row.time, status, owner: "unassigned".into() });
@@ -311,12 +313,12 @@ impl Replay<'_> {
             Field::Created => {
                 self.skip(&change, "second_creation", format!("deal {deal}: a second creation row"))
             }
-            Field::Owner if value == self.deals[&deal].owner || value.is_empty() => {
+            Field::Owner if self.deals.get(&deal).is_some_and(|d| d.owner == value) || value.is_empty() => {
                 self.skip(&change, "owner_unchanged", format!("deal {deal}: owner unchanged"))
             }
             Field::Owner => {
                 let mut e = change.event("owner_changed");
-                e["owner"] = value.clone().into();
+                crate::set(&mut e, "owner", value.clone().into());
                 self.emit(&change, e);
                 self.set(&deal, |state| state.owner = value);
             }
@@ -324,7 +326,7 @@ impl Replay<'_> {
             Field::LostReason | Field::Status => self.close(&change, f, value),
             Field::Amount => {
                 let mut e = change.event("amount_changed");
-                e["amount"] = value.into();
+                crate::set(&mut e, "amount", value.into());
                 self.emit(&change, e);
             }
             Field::CloseDate => {
@@ -333,7 +335,7 @@ impl Replay<'_> {
                     return Ok(());
                 };
                 let mut e = change.event("close_date_changed");
-                e["close_date"] = date.into();
+                crate::set(&mut e, "close_date", date.into());
                 self.emit(&change, e);
             }
         }
@@ -365,7 +367,7 @@ impl Replay<'_> {
             }
             (Target::Stage(s), Status::Open(_)) => {
                 let mut e = change.event("stage_moved");
-                e["to"] = s.clone().into();
+                crate::set(&mut e, "to", s.clone().into());
                 self.emit(change, e);
                 self.set(&deal, |state| state.status = Status::Open(s.clone()));
             }
@@ -374,7 +376,7 @@ impl Replay<'_> {
             }
             (Target::Stage(s), Status::Lost) => {
                 let mut e = change.event("requalified");
-                e["stage"] = s.clone().into();
+                crate::set(&mut e, "stage", s.clone().into());
                 self.emit(change, e);
                 self.set(&deal, |state| state.status = Status::Open(s.clone()));
             }
@@ -384,7 +386,7 @@ impl Replay<'_> {
             }
             (Target::Lost, Status::Open(_)) => {
                 let mut e = change.event("lost");
-                e["reason"] = format!("stage {name}").into();
+                crate::set(&mut e, "reason", format!("stage {name}").into());
                 self.emit(change, e);
                 self.set(&deal, |state| state.status = Status::Lost);
             }
@@ -422,7 +424,7 @@ impl Replay<'_> {
         } else {
             let mut e = change.event("lost");
             let reason = self.inputs.labels.get(&value).cloned().unwrap_or_else(|| format!("{key} {value}"));
-            e["reason"] = reason.into();
+            crate::set(&mut e, "reason", reason.into());
             e
         };
         self.emit(change, e);
@@ -465,7 +467,7 @@ impl Replay<'_> {
                 self.inputs.activity_types.get(type_key).map_or(type_key, String::as_str).to_lowercase();
             let mut e = json!({"deal": deal, "type": "touch", "at": at, "channel": channel_of(&type_name), "direction": "outbound", "source_id": format!("activity:{activity}")});
             if let Some(user) = user.map(|u| cell(record, u)).filter(|u| !u.is_empty()) {
-                e["actor"] = user.into();
+                crate::set(&mut e, "actor", user.into());
             }
             let order = self.events.len();
             self.events.push(Pending { time, rank: 1, order, location, event: e });

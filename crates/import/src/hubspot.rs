@@ -100,7 +100,7 @@ impl Change<'_> {
             hash.update([0u8]);
         }
         let digest = hash.finalize();
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("hubspot:{hex}")
     }
 

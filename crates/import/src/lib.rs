@@ -202,6 +202,13 @@ fn first_location(tables: &[Table]) -> String {
     tables.first().map_or("(no file)".into(), |t| t.path.clone())
 }
 
+/// Sets `key` of an event line under construction (always an object: `json!({...})`).
+fn set(event: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if let Some(object) = event.as_object_mut() {
+        object.insert(key.to_string(), value);
+    }
+}
+
 fn cell(record: &csv::StringRecord, column: usize) -> &str {
     record.get(column).unwrap_or("").trim()
 }

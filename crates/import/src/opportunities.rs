@@ -82,10 +82,10 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
                 .filter(|v| !v.is_empty())
                 .collect();
             if !name.is_empty() {
-                opened["name"] = name.join(" / ").into();
+                crate::set(&mut opened, "name", name.join(" / ").into());
             }
             if let Target::Stage(stage) = &target {
-                opened["stage"] = stage.clone().into();
+                crate::set(&mut opened, "stage", stage.clone().into());
             }
             out.push(location.clone(), opened);
             if matches!(target, Target::Stage(_)) {

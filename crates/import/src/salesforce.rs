@@ -246,27 +246,31 @@ impl Replay<'_> {
     ) {
         let mut opened = events.event("opened");
         let known = self.opportunities.get(&row.opportunity);
-        opened["owner"] = known.map_or(row.actor.clone(), |o| o.owner.clone()).into();
-        opened["amount"] = if row.amount.is_empty() { "0".into() } else { row.amount.clone().into() };
-        opened["stage"] = match &target {
+        crate::set(&mut opened, "owner", known.map_or(row.actor.clone(), |o| o.owner.clone()).into());
+        crate::set(
+            &mut opened,
+            "amount",
+            if row.amount.is_empty() { "0".into() } else { row.amount.clone().into() },
+        );
+        let stage = match &target {
             Target::Stage(s) => s.clone(),
             // First seen closed: the stage before is unknown, so the last one (no earlier
             // stage's time is invented).
             _ => self.last_stage.clone(),
-        }
-        .into();
+        };
+        crate::set(&mut opened, "stage", stage.into());
         if !close_date.is_empty() {
-            opened["close_date"] = close_date.clone().into();
+            crate::set(&mut opened, "close_date", close_date.clone().into());
         }
         if let Some(name) = known.map(|o| o.name.as_str()).filter(|n| !n.is_empty()) {
-            opened["name"] = name.into();
+            crate::set(&mut opened, "name", name.into());
         }
         self.out.push(location.to_string(), opened);
         match &target {
             Target::Won => self.out.push(location.to_string(), events.event("won")),
             Target::Lost => {
                 let mut e = events.event("lost");
-                e["reason"] = row.stage.clone().into();
+                crate::set(&mut e, "reason", row.stage.clone().into());
                 self.out.push(location.to_string(), e);
             }
             Target::Stage(_) => {}
@@ -296,28 +300,28 @@ impl Replay<'_> {
             match &target {
                 Target::Stage(s) if closed => {
                     let mut e = events.event("requalified");
-                    e["stage"] = s.clone().into();
+                    crate::set(&mut e, "stage", s.clone().into());
                     push(out, e);
                 }
                 Target::Stage(s) => {
                     let mut e = events.event("stage_moved");
-                    e["to"] = s.clone().into();
+                    crate::set(&mut e, "to", s.clone().into());
                     push(out, e);
                 }
                 outcome => {
                     if closed {
                         let mut e = events.event("requalified");
-                        e["stage"] = self.last_stage.clone().into();
+                        crate::set(&mut e, "stage", self.last_stage.clone().into());
                         push(out, e);
                     }
                     let mut e = events.event(if *outcome == Target::Won { "won" } else { "lost" });
                     if *outcome == Target::Won {
                         won_now = true;
                         if !amount.is_empty() {
-                            e["amount"] = amount.clone().into();
+                            crate::set(&mut e, "amount", amount.clone().into());
                         }
                     } else {
-                        e["reason"] = stage_name.clone().into();
+                        crate::set(&mut e, "reason", stage_name.clone().into());
                     }
                     push(out, e);
                 }
@@ -329,7 +333,7 @@ impl Replay<'_> {
             // A won event in this row already carries the amount.
             if !won_now {
                 let mut e = events.event("amount_changed");
-                e["amount"] = amount.clone().into();
+                crate::set(&mut e, "amount", amount.clone().into());
                 push(out, e);
             }
             state.amount = amount.clone();
@@ -337,7 +341,7 @@ impl Replay<'_> {
         if !close_date.is_empty() && close_date != state.close_date {
             changed = true;
             let mut e = events.event("close_date_changed");
-            e["close_date"] = close_date.clone().into();
+            crate::set(&mut e, "close_date", close_date.clone().into());
             push(out, e);
             state.close_date = close_date;
         }

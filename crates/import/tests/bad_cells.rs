@@ -2,6 +2,13 @@
 //! naming the file, the line and the cell; never a panic. Non-ASCII text in a date cell used to
 //! panic the importers (a byte slice through a multi-byte character).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 use dealledger_import::{field_changes, salesforce, ImportError, Imported, Options};
 use std::path::PathBuf;
 

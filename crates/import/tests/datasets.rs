@@ -6,6 +6,13 @@
 //! their folder (`DEALLEDGER_DATASETS=path/to/shared/datasets cargo test`), and say so and pass
 //! when it is unset. fixtures.rs covers the same cases on the project's own files, always.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 mod common;
 
 use common::{census, counts, pipedrive_options};

@@ -3,6 +3,13 @@
 //! events that carry the interesting cases, and that every history is one the ledger admits.
 //! They always run; datasets.rs runs the same importers on the real exports when they are there.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
+
 mod common;
 
 use common::{admit_all, census, counts, fixture, history, json, options_of, pipedrive_options};

@@ -1,6 +1,12 @@
 //! What the importer tests share: the project's own fixtures, and a census of what an import
 //! produced.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
 #![allow(dead_code)] // Each test crate uses its own part.
 
 use dealledger_events::{Deals, Pipeline, Timestamp};
