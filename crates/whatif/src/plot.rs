@@ -32,42 +32,65 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// Where values land on the chart: the swept values across, money up.
+struct Frame {
+    x_min: f64,
+    x_max: f64,
+    y_min: f64,
+    y_max: f64,
+}
+
+const PLOT_W: f64 = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
+const PLOT_H: f64 = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM;
+
+impl Frame {
+    /// Across: the swept values from first to last; up: every series and zero, with 5% to spare.
+    fn new(xs: &[f64], series: &[Series]) -> Frame {
+        let (x_min, x_max) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(1.0));
+        let all = series.iter().flat_map(|s| s.values.iter().copied());
+        let (y_min, mut y_max) = all.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if y_max == y_min {
+            y_max = y_min + 1.0;
+        }
+        let pad = (y_max - y_min) * 0.05;
+        Frame { x_min, x_max, y_min: y_min - pad, y_max: y_max + pad }
+    }
+
+    fn x(&self, v: f64) -> f64 {
+        let (lo, hi) = (self.x_min, self.x_max);
+        MARGIN_LEFT + if hi > lo { (v - lo) / (hi - lo) * PLOT_W } else { PLOT_W / 2.0 }
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        MARGIN_TOP + (self.y_max - v) / (self.y_max - self.y_min) * PLOT_H
+    }
+}
+
+/// One line of the chart.
+struct Series {
+    name: &'static str,
+    color: &'static str,
+    values: Vec<f64>,
+}
+
 pub fn sweep_svg(report: &SweepReport) -> String {
     let exponent = report.rows.first().map_or(2, |r| r.outcome.net_value.currency.exponent());
     let currency =
         report.rows.first().map_or("USD".to_string(), |r| r.outcome.net_value.currency.to_string());
-    let series: [(&str, &str, Vec<f64>); 3] = [
-        (
-            "net value",
-            "#1b7837",
-            report.rows.iter().map(|r| money(r.outcome.net_value.minor, exponent)).collect(),
-        ),
-        (
-            "revenue at risk",
-            "#c51b7d",
-            report.rows.iter().map(|r| money(r.outcome.revenue_at_risk.minor, exponent)).collect(),
-        ),
-        (
-            "effort value saved",
-            "#2166ac",
-            report.rows.iter().map(|r| money(r.outcome.effort_value_saved.minor, exponent)).collect(),
-        ),
+    let money_of = |pick: fn(&crate::Outcome) -> i128| -> Vec<f64> {
+        report.rows.iter().map(|r| money(pick(&r.outcome), exponent)).collect()
+    };
+    let series = [
+        Series { name: "net value", color: "#1b7837", values: money_of(|o| o.net_value.minor) },
+        Series { name: "revenue at risk", color: "#c51b7d", values: money_of(|o| o.revenue_at_risk.minor) },
+        Series {
+            name: "effort value saved",
+            color: "#2166ac",
+            values: money_of(|o| o.effort_value_saved.minor),
+        },
     ];
     let xs: Vec<f64> = report.rows.iter().map(|r| r.value).collect();
-    let (x_min, x_max) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(1.0));
-    let all = series.iter().flat_map(|s| s.2.iter().copied());
-    let (mut y_min, mut y_max) = all.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if y_max == y_min {
-        y_max = y_min + 1.0;
-    }
-    let pad = (y_max - y_min) * 0.05;
-    (y_min, y_max) = (y_min - pad, y_max + pad);
-    let plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
-    let plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM;
-    let x = |v: f64| {
-        MARGIN_LEFT + if x_max > x_min { (v - x_min) / (x_max - x_min) * plot_w } else { plot_w / 2.0 }
-    };
-    let y = |v: f64| MARGIN_TOP + (y_max - v) / (y_max - y_min) * plot_h;
+    let frame = Frame::new(&xs, &series);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -81,60 +104,13 @@ pub fn sweep_svg(report: &SweepReport) -> String {
         escape(&report.rule),
         report.as_of.0
     );
-    for i in 0..=TICKS {
-        let v = y_min + (y_max - y_min) * i as f64 / TICKS as f64;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{MARGIN_LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{} {currency}</text>"##,
-            WIDTH - MARGIN_RIGHT,
-            MARGIN_LEFT - 6.0,
-            y(v) + 4.0,
-            label(v),
-            yy = y(v)
-        );
-        let xv = x_min + (x_max - x_min) * i as f64 / TICKS as f64;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x(xv),
-            HEIGHT - MARGIN_BOTTOM + 18.0,
-            (xv * 100.0).round() / 100.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{MARGIN_LEFT}" x2="{}" y1="{z:.1}" y2="{z:.1}" stroke="#888"/>"##,
-        WIDTH - MARGIN_RIGHT,
-        z = y(0.0)
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-        MARGIN_LEFT + plot_w / 2.0,
-        HEIGHT - MARGIN_BOTTOM + 40.0,
-        escape(&report.rule)
-    );
-    for (i, (name, color, values)) in series.iter().enumerate() {
-        let points: Vec<String> =
-            xs.iter().zip(values).map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-            points.join(" ")
-        );
-        let lx = MARGIN_LEFT + i as f64 * 200.0;
-        let ly = HEIGHT - 14.0;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{name}</text>"#,
-            lx + 24.0,
-            lx + 30.0,
-            ly + 4.0
-        );
+    axes(&mut svg, &frame, &report.rule, &currency);
+    for (i, line) in series.iter().enumerate() {
+        polyline(&mut svg, &frame, &xs, line, i);
     }
     if let Some(best) = &report.best {
-        let bx = x(best.value);
-        let by = y(money(best.outcome.net_value.minor, exponent));
+        let bx = frame.x(best.value);
+        let by = frame.y(money(best.outcome.net_value.minor, exponent));
         let _ = writeln!(
             svg,
             r##"<circle cx="{bx:.1}" cy="{by:.1}" r="5" fill="#1b7837"/><text x="{:.1}" y="{:.1}">best: {} = {}</text>"##,
@@ -146,4 +122,64 @@ pub fn sweep_svg(report: &SweepReport) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// Grid lines with money labels up the left, swept values along the bottom, the zero line and
+/// the rule's name under the axis.
+fn axes(svg: &mut String, frame: &Frame, rule: &str, currency: &str) {
+    let Frame { x_min, x_max, y_min, y_max } = *frame;
+    for i in 0..=TICKS {
+        let v = y_min + (y_max - y_min) * i as f64 / TICKS as f64;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{MARGIN_LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{} {currency}</text>"##,
+            WIDTH - MARGIN_RIGHT,
+            MARGIN_LEFT - 6.0,
+            frame.y(v) + 4.0,
+            label(v),
+            yy = frame.y(v)
+        );
+        let xv = x_min + (x_max - x_min) * i as f64 / TICKS as f64;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            frame.x(xv),
+            HEIGHT - MARGIN_BOTTOM + 18.0,
+            (xv * 100.0).round() / 100.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{MARGIN_LEFT}" x2="{}" y1="{z:.1}" y2="{z:.1}" stroke="#888"/>"##,
+        WIDTH - MARGIN_RIGHT,
+        z = frame.y(0.0)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        MARGIN_LEFT + PLOT_W / 2.0,
+        HEIGHT - MARGIN_BOTTOM + 40.0,
+        escape(rule)
+    );
+}
+
+/// A series as a line, and its entry in the legend (the `index`-th).
+fn polyline(svg: &mut String, frame: &Frame, xs: &[f64], series: &Series, index: usize) {
+    let Series { name, color, values } = series;
+    let points: Vec<String> =
+        xs.iter().zip(values).map(|(a, b)| format!("{:.1},{:.1}", frame.x(*a), frame.y(*b))).collect();
+    let _ = writeln!(
+        svg,
+        r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+        points.join(" ")
+    );
+    let lx = MARGIN_LEFT + index as f64 * 200.0;
+    let ly = HEIGHT - 14.0;
+    let _ = writeln!(
+        svg,
+        r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{name}</text>"#,
+        lx + 24.0,
+        lx + 30.0,
+        ly + 4.0
+    );
 }
