@@ -481,133 +481,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&f)?);
         } else {
-            println!(
-                "{} clients x batches of {}: {} events/s acknowledged, p50 {:.1} ms, p99 {:.1} ms \
-                 (clients' clocks); {} group commits, 99% within {} ms (daemon's histogram)",
-                f.clients,
-                f.batch_events,
-                thousands(f.batched_events_per_second as u64),
-                f.batched_p50_ms,
-                f.batched_p99_ms,
-                f.group_commits,
-                f.commit_p99_ms_at_most
-            );
-            println!(
-                "1 client x 1 event per request: {} requests/s, p50 {:.2} ms, p99 {:.2} ms",
-                thousands(f.single_requests_per_second as u64),
-                f.single_p50_ms,
-                f.single_p99_ms
-            );
-            if let Some(w) = &f.during_whatif {
-                println!(
-                    "{} clients on {} events, no sweep: {} events/s, p50 {:.1} ms, p99 {:.1} ms",
-                    f.clients,
-                    thousands(w.history_events),
-                    thousands(w.alone_events_per_second as u64),
-                    w.alone_p50_ms,
-                    w.alone_p99_ms
-                );
-                println!(
-                    "{} clients during a what-if sweep on {} events: {} events/s, p50 {:.1} ms, p99 {:.1} ms; \
-                     {} what-ifs, median {:.0} ms; {} deal lookups p50 {:.2} ms, p99 {:.2} ms",
-                    f.clients,
-                    thousands(w.history_events),
-                    thousands(w.batched_events_per_second as u64),
-                    w.batched_p50_ms,
-                    w.batched_p99_ms,
-                    w.whatifs,
-                    w.whatif_median_ms,
-                    w.deal_lookups,
-                    w.deal_lookup_p50_ms,
-                    w.deal_lookup_p99_ms
-                );
-            }
+            print_daemon(&f);
         }
         return Ok(());
     }
     let mut all = Vec::new();
     for &target in &args.events {
-        let deals = (target / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);
         let dir = root.join(format!("bench-{target}"));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join("events.jsonl");
-        eprintln!(
-            "generating ~{} events ({} deals) into {}",
-            thousands(target),
-            thousands(deals),
-            file.display()
-        );
-        let events = dealledger_gen::write_jsonl(
-            &dealledger_gen::Config::new(args.seed, deals),
-            Box::new(std::fs::File::create(&file)?),
-        )?;
-        let jsonl_bytes = std::fs::metadata(&file)?.len();
-        let data = DataDir::new(dir.join("data"));
-
-        eprintln!("ingesting {}", thousands(events));
-        let report = ingest_file(&data, &file)?;
-
-        eprintln!("reopening the writer, scanning, replaying, verifying");
-        let started = Instant::now();
-        let ledger = data.open_ledger()?;
-        let open_seconds = started.elapsed().as_secs_f64();
-        drop(ledger);
-        let log = data.open_log()?;
-        let started = Instant::now();
-        let mut scanned = 0u64;
-        log.scan_refs(1, |_| {
-            scanned += 1;
-            Ok(true)
-        })?;
-        let scan_seconds = started.elapsed().as_secs_f64();
-        // The log's own size, before the replay below stores the timeline's checkpoint.
-        let bytes_on_disk = log.store().bytes_on_disk()?;
-        let (_, replay) = rebuild::<Timeline, _>(&log)?;
-        let started = Instant::now();
-        log.verify(None, |_| {})?;
-        let verify_seconds = started.elapsed().as_secs_f64();
-        let checkpoint_bytes = log.store().get_meta("checkpoint/timeline")?.map_or(0, |v| v.len() as u64);
-        drop(log);
-
-        eprintln!("loading the checkpoint, timing reports");
-        let log = data.open_log()?;
-        let started = Instant::now();
-        let (timeline, loaded) = catch_up::<Timeline, _>(&log)?;
-        let checkpoint_load_ms = started.elapsed().as_secs_f64() * 1000.0;
-        assert!(loaded.from_checkpoint && loaded.events == 0, "the checkpoint is current");
-        let mut timeline = timeline;
-        let report_fold_ms = time_reports(&timeline, &Settings::default());
-        let started = Instant::now();
-        timeline.refresh();
-        let refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report_ms = time_reports(&timeline, &Settings::default());
-        eprintln!("what-if: one policy, and a sweep of {WHATIF_SWEEP_VALUES} values");
-        let whatif = time_whatif(&timeline, events)?;
-        drop(timeline);
-        all.push(Figures {
-            events,
-            deals,
-            jsonl_bytes,
-            ingest_seconds: report.seconds,
-            ingest_events_per_second: report.events_per_second(),
-            open_seconds,
-            scan_events_per_second: scanned as f64 / scan_seconds,
-            replay_events_per_second: replay.events_per_second(),
-            verify_events_per_second: events as f64 / verify_seconds,
-            bytes_on_disk,
-            bytes_per_event: bytes_on_disk as f64 / events as f64,
-            checkpoint_bytes,
-            checkpoint_load_ms,
-            report_fold_ms,
-            refresh_ms,
-            report_ms,
-            whatif,
-            peak_rss_bytes: peak_rss_bytes(),
-        });
-        drop(log);
+        all.push(measure(&dir, target, args.seed)?);
         if args.dir.is_none() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -616,6 +497,141 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
+    print_tables(&all);
+    Ok(())
+}
+
+fn print_daemon(f: &DaemonFigures) {
+    println!(
+        "{} clients x batches of {}: {} events/s acknowledged, p50 {:.1} ms, p99 {:.1} ms \
+             (clients' clocks); {} group commits, 99% within {} ms (daemon's histogram)",
+        f.clients,
+        f.batch_events,
+        thousands(f.batched_events_per_second as u64),
+        f.batched_p50_ms,
+        f.batched_p99_ms,
+        f.group_commits,
+        f.commit_p99_ms_at_most
+    );
+    println!(
+        "1 client x 1 event per request: {} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        thousands(f.single_requests_per_second as u64),
+        f.single_p50_ms,
+        f.single_p99_ms
+    );
+    if let Some(w) = &f.during_whatif {
+        println!(
+            "{} clients on {} events, no sweep: {} events/s, p50 {:.1} ms, p99 {:.1} ms",
+            f.clients,
+            thousands(w.history_events),
+            thousands(w.alone_events_per_second as u64),
+            w.alone_p50_ms,
+            w.alone_p99_ms
+        );
+        println!(
+            "{} clients during a what-if sweep on {} events: {} events/s, p50 {:.1} ms, p99 {:.1} ms; \
+                 {} what-ifs, median {:.0} ms; {} deal lookups p50 {:.2} ms, p99 {:.2} ms",
+            f.clients,
+            thousands(w.history_events),
+            thousands(w.batched_events_per_second as u64),
+            w.batched_p50_ms,
+            w.batched_p99_ms,
+            w.whatifs,
+            w.whatif_median_ms,
+            w.deal_lookups,
+            w.deal_lookup_p50_ms,
+            w.deal_lookup_p99_ms
+        );
+    }
+}
+
+/// One size: generate about `target` events into `dir`, ingest, reopen, scan, replay, verify,
+/// then time the reports and the what-if engine on the checkpoint.
+fn measure(dir: &std::path::Path, target: u64, seed: u64) -> Result<Figures> {
+    let deals = (target / dealledger_gen::EVENTS_PER_DEAL_APPROX).max(1);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join("events.jsonl");
+    eprintln!(
+        "generating ~{} events ({} deals) into {}",
+        thousands(target),
+        thousands(deals),
+        file.display()
+    );
+    let events = dealledger_gen::write_jsonl(
+        &dealledger_gen::Config::new(seed, deals),
+        Box::new(std::fs::File::create(&file)?),
+    )?;
+    let jsonl_bytes = std::fs::metadata(&file)?.len();
+    let data = DataDir::new(dir.join("data"));
+
+    eprintln!("ingesting {}", thousands(events));
+    let report = ingest_file(&data, &file)?;
+
+    eprintln!("reopening the writer, scanning, replaying, verifying");
+    let started = Instant::now();
+    let ledger = data.open_ledger()?;
+    let open_seconds = started.elapsed().as_secs_f64();
+    drop(ledger);
+    let log = data.open_log()?;
+    let started = Instant::now();
+    let mut scanned = 0u64;
+    log.scan_refs(1, |_| {
+        scanned += 1;
+        Ok(true)
+    })?;
+    let scan_seconds = started.elapsed().as_secs_f64();
+    // The log's own size, before the replay below stores the timeline's checkpoint.
+    let bytes_on_disk = log.store().bytes_on_disk()?;
+    let (_, replay) = rebuild::<Timeline, _>(&log)?;
+    let started = Instant::now();
+    log.verify(None, |_| {})?;
+    let verify_seconds = started.elapsed().as_secs_f64();
+    let checkpoint_bytes = log.store().get_meta("checkpoint/timeline")?.map_or(0, |v| v.len() as u64);
+    drop(log);
+
+    eprintln!("loading the checkpoint, timing reports");
+    let log = data.open_log()?;
+    let started = Instant::now();
+    let (timeline, loaded) = catch_up::<Timeline, _>(&log)?;
+    let checkpoint_load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert!(loaded.from_checkpoint && loaded.events == 0, "the checkpoint is current");
+    let mut timeline = timeline;
+    let report_fold_ms = time_reports(&timeline, &Settings::default());
+    let started = Instant::now();
+    timeline.refresh();
+    let refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report_ms = time_reports(&timeline, &Settings::default());
+    eprintln!("what-if: one policy, and a sweep of {WHATIF_SWEEP_VALUES} values");
+    let whatif = time_whatif(&timeline, events)?;
+    drop(timeline);
+    let figures = Figures {
+        events,
+        deals,
+        jsonl_bytes,
+        ingest_seconds: report.seconds,
+        ingest_events_per_second: report.events_per_second(),
+        open_seconds,
+        scan_events_per_second: scanned as f64 / scan_seconds,
+        replay_events_per_second: replay.events_per_second(),
+        verify_events_per_second: events as f64 / verify_seconds,
+        bytes_on_disk,
+        bytes_per_event: bytes_on_disk as f64 / events as f64,
+        checkpoint_bytes,
+        checkpoint_load_ms,
+        report_fold_ms,
+        refresh_ms,
+        report_ms,
+        whatif,
+        peak_rss_bytes: peak_rss_bytes(),
+    };
+    drop(log);
+    Ok(figures)
+}
+
+fn print_tables(all: &[Figures]) {
     let mut table = Table::new(
         "",
         &[
@@ -629,7 +645,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "jsonl bytes/event",
         ],
     );
-    for f in &all {
+    for f in all {
         let row = [
             thousands(f.events),
             thousands(f.ingest_events_per_second as u64),
@@ -660,7 +676,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "peak RSS MB",
         ],
     );
-    for f in &all {
+    for f in all {
         let mut row = vec![
             thousands(f.events),
             format!("{:.1}", f.checkpoint_bytes as f64 / 1e6),
@@ -681,5 +697,4 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         table.push(row.into_iter().map(Cell::Figure).collect());
     }
     print!("\n{}", table.render());
-    Ok(())
 }
