@@ -199,12 +199,7 @@ fn run_clients(url: &str, bodies: Vec<Vec<String>>) -> Result<(Vec<std::time::Du
 /// Ingests the JSON Lines `file` into `data` as `dealledger ingest` does, all or nothing.
 fn ingest_file(data: &DataDir, file: &std::path::Path) -> Result<dealledger_ingest::Report> {
     let mut ledger = data.open_ledger()?;
-    let options = dealledger_ingest::Options {
-        inputs: vec![file.display().to_string()],
-        skip_invalid: false,
-        rejects: None,
-        progress: false,
-    };
+    let options = dealledger_ingest::Options::one_file(file);
     Ok(dealledger_ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?)
 }
 

@@ -38,12 +38,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     );
 
     let mut ledger = data.open_ledger()?;
-    let options = dealledger_ingest::Options {
-        inputs: vec![sample.display().to_string()],
-        skip_invalid: false,
-        rejects: None,
-        progress: false,
-    };
+    let options = dealledger_ingest::Options::one_file(&sample);
     let report = dealledger_ingest::run(&mut ledger, clock, &options)?;
     drop(ledger);
     println!(

@@ -31,6 +31,19 @@ pub struct Options {
     pub progress: bool,
 }
 
+impl Options {
+    /// One file, all or nothing, no rejects file, no progress bar: what the demo and the bench
+    /// ingest.
+    pub fn one_file(path: &std::path::Path) -> Options {
+        Options {
+            inputs: vec![path.display().to_string()],
+            skip_invalid: false,
+            rejects: None,
+            progress: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Report {
     pub ingested: u64,
