@@ -9,6 +9,8 @@
 //! - [`event`]: [`Event`] (what the source said) and [`StoredEvent`] (numbered and versioned);
 //!   [`event_ref`]: [`EventRef`], a stored event borrowed from its block, for replay.
 //! - [`json`]: JSON Lines in ([`parse_line`]) and out ([`write_event_json`]).
+//! - [`lifecycle`]: the deal's status machine (open, won, lost, disqualified, requalified), the one
+//!   place its rules live: admission, the projection fold and the what-if walk all use it.
 //! - [`validate`]: [`Deals`], the per-deal rules checked on append, with undo for atomic batches.
 //! - [`codec`]: the versioned binary record format, the one place that knows bincode.
 //! - [`pipeline`]: stages and probabilities (`[pipeline]` of dealledger.toml, from `dealledger_config`).
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod event;
 pub mod event_ref;
 pub mod json;
+pub mod lifecycle;
 pub mod money;
 pub mod pipeline;
 pub mod rejection;
@@ -29,6 +32,7 @@ pub use event::{
 };
 pub use event_ref::{BodyRef, EventRef, FieldValueRef};
 pub use json::{parse_line, stored_event_json, write_event_json};
+pub use lifecycle::{Lifecycle, Status};
 pub use money::Currency;
 pub use pipeline::{Pipeline, Stage};
 pub use rejection::{Rejection, Rule};

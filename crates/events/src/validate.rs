@@ -11,6 +11,7 @@
 
 use crate::event::{Amount, Body, DealId, Event, Submission};
 use crate::event_ref::{BodyRef, EventRef};
+use crate::lifecycle::{self, Lifecycle, Refusal, Status};
 use crate::money::Currency;
 use crate::pipeline::Pipeline;
 use crate::rejection::{Rejection, Rule};
@@ -22,15 +23,7 @@ use std::collections::HashMap;
 /// and 2^32 names cannot fit in memory first. (A Step is 24 bytes either way.)
 type StageId = u32;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StepKind {
-    Opened(StageId),
-    Moved(StageId),
-    Won,
-    Lost,
-    Disqualified,
-    Requalified(Option<StageId>),
-}
+type StepKind = lifecycle::Step<StageId>;
 
 #[derive(Clone, Copy, Debug)]
 struct Step {
@@ -47,14 +40,6 @@ pub struct DealLine {
     /// Events stored for the deal: the version the next writer must name as `expected_version`.
     pub version: u32,
     steps: Vec<Step>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Open(StageId),
-    Won,
-    Lost(StageId),
-    Disqualified(StageId),
 }
 
 /// A point to roll the state back to.
@@ -129,20 +114,24 @@ impl Deals {
         self.get(deal).map(|line| line.currency)
     }
 
-    /// Where the deal stands after all its steps: `Some(Some(stage))` open in that stage,
-    /// `Some(None)` won, lost or disqualified, `None` not opened. For mappers (webhooks) that
-    /// must not send a stage move to the stage a deal is already in.
-    pub fn stage_now(&self, deal: &str) -> Option<Option<&str>> {
+    /// Where the deal stands after all its steps; None if it is not opened.
+    pub fn lifecycle(&self, deal: &str) -> Option<Lifecycle<&str>> {
         let line = self.line(*self.index.get(deal)?);
-        let mut status = None;
+        let mut state = None;
         for step in &line.steps {
-            // Stored steps are valid in order, so folding them cannot fail.
-            status = self.step(status, step.kind).ok();
+            // Stored steps are valid in order, and on valid steps `follow` is `decide`.
+            if let Some(transition) = lifecycle::follow(state, step.kind) {
+                lifecycle::apply(&mut state, transition);
+            }
         }
-        Some(match status? {
-            Status::Open(stage) => Some(self.stage_name(stage)),
-            _ => None,
-        })
+        state.map(|life| Lifecycle { status: life.status, stage: self.stage_name(life.stage) })
+    }
+
+    /// `Some(Some(stage))` open in that stage, `Some(None)` won, lost or disqualified, `None` not
+    /// opened. For mappers (webhooks) that must not send a stage move to the stage a deal is
+    /// already in.
+    pub fn stage_now(&self, deal: &str) -> Option<Option<&str>> {
+        self.lifecycle(deal).map(|life| life.is_open().then_some(life.stage))
     }
 
     pub fn savepoint(&self) -> Savepoint {
@@ -372,12 +361,13 @@ impl Deals {
 
     /// Folds the lifecycle; `new` is the index of the step just inserted.
     fn check_steps(&self, steps: &[Step], new: usize, deal: &DealId) -> Result<(), Rejection> {
-        let mut status: Option<Status> = None;
+        let mut state: Option<Lifecycle<StageId>> = None;
         for (i, step) in steps.iter().enumerate() {
-            match self.step(status, step.kind) {
-                Ok(next) => status = Some(next),
-                Err(rejection) if i == new => return Err(rejection),
-                Err(rejection) => {
+            match lifecycle::decide(state, step.kind) {
+                Ok(transition) => lifecycle::apply(&mut state, transition),
+                Err(refusal) if i == new => return Err(self.rejection(refusal, step.kind)),
+                Err(refusal) => {
+                    let rejection = self.rejection(refusal, step.kind);
                     let Some(inserted) = steps.get(new) else { return Err(rejection) };
                     return Err(Rejection::new(
                         Rule::BreaksLaterEvent,
@@ -385,7 +375,7 @@ impl Deals {
                             "an event at {} would make deal `{}`'s later `{}` at {} (seq {}) invalid: {}",
                             inserted.at,
                             deal,
-                            kind_name(step.kind),
+                            step.kind.name(),
                             step.at,
                             step.seq,
                             rejection.detail
@@ -397,63 +387,31 @@ impl Deals {
         Ok(())
     }
 
-    fn step(&self, status: Option<Status>, kind: StepKind) -> Result<Status, Rejection> {
-        let name = |id: StageId| self.stage_name(id);
-        let describe = |status: Status| match status {
-            Status::Open(stage) => format!("open in `{}`", name(stage)),
-            Status::Won => "won".to_string(),
-            Status::Lost(_) => "lost".to_string(),
-            Status::Disqualified(_) => "disqualified".to_string(),
+    /// The refusal in words, with stage names.
+    fn rejection(&self, refusal: Refusal<StageId>, kind: StepKind) -> Rejection {
+        let describe = |state: Lifecycle<StageId>| match state.status {
+            Status::Open => format!("open in `{}`", self.stage_name(state.stage)),
+            closed => closed.as_str().to_string(),
         };
-        let Some(status) = status else {
-            return match kind {
-                StepKind::Opened(stage) => Ok(Status::Open(stage)),
-                _ => Err(Rejection::new(Rule::NotOpened, "the deal is not opened yet")),
-            };
-        };
-        match (kind, status) {
-            (StepKind::Opened(_), _) => {
-                Err(Rejection::new(Rule::AlreadyOpened, "the deal is already opened"))
+        let rule = refusal.rule();
+        match refusal {
+            Refusal::NotOpened => Rejection::new(rule, "the deal is not opened yet"),
+            Refusal::AlreadyOpened => Rejection::new(rule, "the deal is already opened"),
+            Refusal::SameStage(to) => {
+                Rejection::field(rule, "to", format!("the deal is already in `{}`", self.stage_name(to)))
             }
-            (StepKind::Moved(to), Status::Open(current)) if to == current => {
-                Err(Rejection::field(Rule::SameStage, "to", format!("the deal is already in `{}`", name(to))))
-            }
-            (StepKind::Moved(to), Status::Open(_)) => Ok(Status::Open(to)),
-            (StepKind::Won, Status::Open(_)) => Ok(Status::Won),
-            (StepKind::Lost, Status::Open(stage)) => Ok(Status::Lost(stage)),
-            (StepKind::Disqualified, Status::Open(stage)) => Ok(Status::Disqualified(stage)),
-            (StepKind::Moved(_) | StepKind::Won | StepKind::Lost | StepKind::Disqualified, closed) => {
-                Err(Rejection::new(
-                    Rule::NotOpen,
-                    format!(
-                        "`{}` needs an open deal; the deal is {} then",
-                        kind_name(kind),
-                        describe(closed)
-                    ),
-                ))
-            }
-            (StepKind::Requalified(stage), Status::Lost(was) | Status::Disqualified(was)) => {
-                Ok(Status::Open(stage.unwrap_or(was)))
-            }
-            (StepKind::Requalified(_), other) => Err(Rejection::new(
-                Rule::NotClosed,
+            Refusal::NotOpen(state) => Rejection::new(
+                rule,
+                format!("`{}` needs an open deal; the deal is {} then", kind.name(), describe(state)),
+            ),
+            Refusal::NotClosed(state) => Rejection::new(
+                rule,
                 format!(
                     "`requalified` needs a lost or disqualified deal; the deal is {} then",
-                    describe(other)
+                    describe(state)
                 ),
-            )),
+            ),
         }
-    }
-}
-
-fn kind_name(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Opened(_) => "opened",
-        StepKind::Moved(_) => "stage_moved",
-        StepKind::Won => "won",
-        StepKind::Lost => "lost",
-        StepKind::Disqualified => "disqualified",
-        StepKind::Requalified(_) => "requalified",
     }
 }
 

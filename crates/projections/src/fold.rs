@@ -1,35 +1,16 @@
 //! Folding one deal's history under a [`View`]: status, stage, amount, owner and stage visits.
 //!
 //! A view that drops events by `recorded_at` can leave a history no writer would have accepted
-//! (a `won` known before the `requalified` that preceded it). The fold never fails on that: a
-//! status change is taken as it comes, and a stage move on a closed deal only changes its stage.
+//! (a `won` known before the `requalified` that preceded it). The fold never fails on that: it
+//! follows the lifecycle leniently ([`lifecycle::follow`]): a status change is taken as it comes,
+//! a stage move on a closed deal only changes its stage, a requalification of an open deal
+//! changes nothing.
 
+pub use dealledger_events::lifecycle::Status;
+use dealledger_events::lifecycle::{self, Lifecycle, Transition};
 use dealledger_events::{Date, Direction, Timestamp};
 
 use crate::timeline::{Change, DealHistory, Name, View};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Status {
-    Open,
-    Won,
-    Lost,
-    Disqualified,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Won => "won",
-            Status::Lost => "lost",
-            Status::Disqualified => "disqualified",
-        }
-    }
-
-    pub fn is_bad(self) -> bool {
-        matches!(self, Status::Lost | Status::Disqualified)
-    }
-}
 
 /// A stay in one stage: from entering it (opened, stage_moved, requalified) to the next
 /// stage_moved, won, lost or disqualified; `end` is None while the deal is still there.
@@ -98,42 +79,17 @@ impl Folded {
         self.requalified_at = None;
         for entry in deal.entries(view) {
             let at = entry.at;
+            if let Some(step) = entry.change.lifecycle_step() {
+                let state = self.status.map(|status| Lifecycle { status, stage: self.stage });
+                if let Some(transition) = lifecycle::follow(state, step) {
+                    self.transition(transition, entry.change, at);
+                }
+                continue;
+            }
+            if self.status.is_none() {
+                continue;
+            }
             match entry.change {
-                Change::Opened { stage, owner, amount_minor, close_date } => {
-                    self.opened_at = at;
-                    self.opened_amount_minor = amount_minor;
-                    self.status = Some(Status::Open);
-                    self.status_at = at;
-                    self.stage = stage;
-                    self.owner = owner;
-                    self.amount_minor = amount_minor;
-                    self.won_amount_minor = 0;
-                    self.close_date = close_date;
-                    self.visits.push(Visit { stage, start: at, end: None });
-                }
-                _ if self.status.is_none() => {}
-                Change::Moved { to } => {
-                    if self.status == Some(Status::Open) {
-                        self.end_visit(at);
-                        self.visits.push(Visit { stage: to, start: at, end: None });
-                    }
-                    self.stage = to;
-                }
-                Change::Won { amount_minor } => {
-                    self.close(Status::Won, at);
-                    self.won_amount_minor = amount_minor.unwrap_or(self.amount_minor);
-                }
-                Change::Lost => self.close(Status::Lost, at),
-                Change::Disqualified { .. } => self.close(Status::Disqualified, at),
-                Change::Requalified { stage } => {
-                    if self.status != Some(Status::Open) {
-                        self.stage = stage.unwrap_or(self.stage);
-                        self.status = Some(Status::Open);
-                        self.status_at = at;
-                        self.requalified_at = Some(at);
-                        self.visits.push(Visit { stage: self.stage, start: at, end: None });
-                    }
-                }
                 Change::Amount { amount_minor } => self.amount_minor = amount_minor,
                 Change::CloseDate { close_date } => self.close_date = Some(close_date),
                 Change::Owner { owner } => self.owner = owner,
@@ -144,6 +100,8 @@ impl Folded {
                     }
                     _ => {}
                 },
+                // Lifecycle steps were taken above.
+                _ => {}
             }
         }
         self.status.is_some()
@@ -179,12 +137,56 @@ impl Folded {
         self.fields_set.binary_search(&field).is_ok()
     }
 
-    fn close(&mut self, status: Status, at: Timestamp) {
-        if self.status == Some(Status::Open) {
-            self.end_visit(at);
+    /// A lifecycle transition, with what `change` adds to it (the opening figures, the won
+    /// amount), and the visits it starts and ends.
+    fn transition(&mut self, transition: Transition<Name>, change: Change, at: Timestamp) {
+        match transition {
+            Transition::Opened(stage) => {
+                let (owner, amount_minor, close_date) = match change {
+                    Change::Opened { owner, amount_minor, close_date, .. } => {
+                        (owner, amount_minor, close_date)
+                    }
+                    _ => (self.owner, self.amount_minor, self.close_date),
+                };
+                self.opened_at = at;
+                self.opened_amount_minor = amount_minor;
+                self.owner = owner;
+                self.amount_minor = amount_minor;
+                self.won_amount_minor = 0;
+                self.close_date = close_date;
+                self.visits.push(Visit { stage, start: at, end: None });
+            }
+            Transition::Moved { to, stay } => {
+                if stay {
+                    self.end_visit(at);
+                    self.visits.push(Visit { stage: to, start: at, end: None });
+                }
+            }
+            Transition::Closed { status, was_open } => {
+                if was_open {
+                    self.end_visit(at);
+                }
+                if status == Status::Won {
+                    let won = if let Change::Won { amount_minor } = change { amount_minor } else { None };
+                    self.won_amount_minor = won.unwrap_or(self.amount_minor);
+                }
+            }
+            Transition::Reopened(stage) => {
+                self.requalified_at = Some(at);
+                self.visits.push(Visit { stage, start: at, end: None });
+            }
+            Transition::Unchanged => return,
         }
-        self.status = Some(status);
-        self.status_at = at;
+        let mut state = self.status.map(|status| Lifecycle { status, stage: self.stage });
+        lifecycle::apply(&mut state, transition);
+        if let Some(life) = state {
+            self.status = Some(life.status);
+            self.stage = life.stage;
+        }
+        self.status_at = match transition {
+            Transition::Moved { .. } => self.status_at,
+            _ => at,
+        };
     }
 
     fn end_visit(&mut self, at: Timestamp) {

@@ -10,6 +10,7 @@
 //! every stored event with `at <= its at`; seq itself need not be kept.
 
 use ahash::AHashMap;
+use dealledger_events::lifecycle::Step;
 use dealledger_events::{
     BodyRef, Channel, Currency, Date, Direction, DqReason, EventRef, FieldValueRef, Timestamp,
 };
@@ -97,6 +98,24 @@ pub enum Change {
         field: Name,
         set: bool,
     },
+}
+
+impl Change {
+    /// The change as a step of the deal's lifecycle, if it is one.
+    pub fn lifecycle_step(&self) -> Option<Step<Name>> {
+        Some(match *self {
+            Change::Opened { stage, .. } => Step::Opened(stage),
+            Change::Moved { to } => Step::Moved(to),
+            Change::Won { .. } => Step::Won,
+            Change::Lost => Step::Lost,
+            Change::Disqualified { .. } => Step::Disqualified,
+            Change::Requalified { stage } => Step::Requalified(stage),
+            Change::Amount { .. }
+            | Change::CloseDate { .. }
+            | Change::Owner { .. }
+            | Change::Field { .. } => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@
 //! counts as cut.
 
 use crate::history::StageHistory;
+use dealledger_events::lifecycle::{self, Lifecycle, Status, Transition};
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::{Date, Direction, Timestamp};
 use dealledger_projections::{Change, DealHistory, Name};
@@ -87,8 +88,7 @@ pub struct Scratch {
 }
 
 struct State {
-    open: bool,
-    stage: Name,
+    life: Lifecycle<Name>,
     stage_index: Option<usize>,
     visit_start: Timestamp,
     reset_inbound: Timestamp,
@@ -245,6 +245,33 @@ fn walk(
     scratch: &mut Scratch,
     tracker: Option<(Swept, &mut Windows)>,
 ) -> Option<Cut> {
+    with_walk(deal, policy, world, scratch, tracker, |walk, steps| walk.run(steps))
+}
+
+/// The deal's lifecycle at `world.as_of` as the walk follows it (no rule cuts it): what the
+/// property tests hold against admission and the projection fold.
+pub fn lifecycle_at(
+    deal: &DealHistory,
+    as_logged: bool,
+    world: &World,
+    scratch: &mut Scratch,
+) -> Option<Lifecycle<Name>> {
+    let policy = Compiled { as_logged, ..Compiled::default() };
+    with_walk(deal, &policy, world, scratch, None, |walk, steps| {
+        walk.run(steps);
+        walk.state.as_ref().map(|s| s.life)
+    })
+}
+
+/// Orders the deal's steps for the walk, and runs `f` on a fresh walk over them.
+fn with_walk<R>(
+    deal: &DealHistory,
+    policy: &Compiled,
+    world: &World,
+    scratch: &mut Scratch,
+    tracker: Option<(Swept, &mut Windows)>,
+    f: impl FnOnce(&mut Walk<'_, '_>, &[Step]) -> R,
+) -> R {
     let Scratch { steps, fields, since } = scratch;
     steps.clear();
     fields.clear();
@@ -260,7 +287,8 @@ fn walk(
         steps.push(Step { known: known(t.at, t.recorded_at), at: t.at, item: Item::Touch(i) });
     }
     steps.sort_unstable_by_key(Step::order);
-    Walk { deal, policy, world, fields, since, tracker, state: None, now: Timestamp::MIN }.run(steps)
+    let mut walk = Walk { deal, policy, world, fields, since, tracker, state: None, now: Timestamp::MIN };
+    f(&mut walk, steps)
 }
 
 /// One deal's walk: its state, the clocks of the missing-field rules, and the swept rule's
@@ -281,7 +309,7 @@ struct Walk<'a, 'w> {
 }
 
 impl Walk<'_, '_> {
-    fn run(mut self, steps: &[Step]) -> Option<Cut> {
+    fn run(&mut self, steps: &[Step]) -> Option<Cut> {
         let as_of = self.world.as_of;
         for step in steps {
             if step.known > as_of {
@@ -316,7 +344,7 @@ impl Walk<'_, '_> {
 
     /// The earliest deadline of the rules, while the deal is open.
     fn deadline(&self, state: &State) -> Option<(Timestamp, String)> {
-        if !state.open {
+        if !state.life.is_open() {
             return None;
         }
         let policy = self.policy;
@@ -333,7 +361,7 @@ impl Walk<'_, '_> {
             consider(state.reset_any.0.saturating_add(d), Swept::NoActivity.name());
         }
         if let Some(f) = policy.stalled_factor {
-            if let Some(p90) = self.world.history.p90_before(state.stage, state.visit_start) {
+            if let Some(p90) = self.world.history.p90_before(state.life.stage, state.visit_start) {
                 consider(state.visit_start.0.saturating_add((f * p90 as f64) as i64), Swept::Stalled.name());
             }
         }
@@ -355,11 +383,16 @@ impl Walk<'_, '_> {
     /// An entry of the deal's history, at `at`.
     fn entry(&mut self, i: usize, at: Timestamp) {
         let change = self.deal.entries[i].change;
-        if let Change::Opened { stage, close_date, .. } = change {
+        let Some(step) = change.lifecycle_step() else {
+            self.fact(change);
+            return;
+        };
+        let Some(transition) = lifecycle::follow(self.state.as_ref().map(|s| s.life), step) else { return };
+        if let Transition::Opened(stage) = transition {
+            let close_date = if let Change::Opened { close_date, .. } = change { close_date } else { None };
             let stage_index = self.index_of(stage);
             self.state = Some(State {
-                open: true,
-                stage,
+                life: Lifecycle { status: Status::Open, stage },
                 stage_index,
                 visit_start: at,
                 reset_inbound: at,
@@ -372,26 +405,32 @@ impl Walk<'_, '_> {
         }
         let stage_index = |name: Name| self.world.stage_index.get(name as usize).copied().flatten();
         let Some(s) = self.state.as_mut() else { return };
-        match change {
-            Change::Moved { to } => {
-                s.stage = to;
-                s.stage_index = stage_index(to);
+        let mut life = Some(s.life);
+        lifecycle::apply(&mut life, transition);
+        s.life = life.unwrap_or(s.life);
+        s.stage_index = stage_index(s.life.stage);
+        match transition {
+            Transition::Moved { .. } => {
                 s.visit_start = at;
                 enter(self.policy, self.since, s.stage_index, at, false);
             }
-            Change::Won { .. } | Change::Lost | Change::Disqualified { .. } => s.open = false,
-            Change::Requalified { stage } => {
-                s.open = true;
-                if let Some(stage) = stage {
-                    s.stage = stage;
-                    s.stage_index = stage_index(stage);
-                }
+            // A requalification restarts the clocks, also when the walk has the deal open
+            // already (with `as_logged`, when the close before it was logged later).
+            Transition::Reopened(_) | Transition::Unchanged => {
                 s.visit_start = at;
                 s.reset_inbound = s.reset_inbound.max(at);
                 s.reset_any = s.reset_any.max(at);
                 s.streak = 0;
                 enter(self.policy, self.since, s.stage_index, at, true);
             }
+            Transition::Opened(_) | Transition::Closed { .. } => {}
+        }
+    }
+
+    /// An entry that is not a lifecycle step: a close date or a field.
+    fn fact(&mut self, change: Change) {
+        let Some(s) = self.state.as_mut() else { return };
+        match change {
             Change::CloseDate { close_date } => s.close_date = Some(close_date),
             Change::Field { field, set } => {
                 let present = self.fields.iter().position(|f| *f == field);
@@ -403,7 +442,7 @@ impl Walk<'_, '_> {
                     _ => {}
                 }
             }
-            Change::Opened { .. } | Change::Amount { .. } | Change::Owner { .. } => {}
+            _ => {}
         }
     }
 
@@ -421,11 +460,11 @@ impl Walk<'_, '_> {
             Direction::Outbound => {
                 s.streak += 1;
                 if let Some((Swept::UnansweredTouches, windows)) = self.tracker.as_mut() {
-                    if s.open {
+                    if s.life.is_open() {
                         windows.streaks.push((now, s.streak));
                     }
                 }
-                if s.open && self.policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
+                if s.life.is_open() && self.policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
                     self.close_windows(now);
                     return Some(Cut { at: now, rule: Swept::UnansweredTouches.name().into() });
                 }
@@ -439,7 +478,7 @@ impl Walk<'_, '_> {
     fn observe_windows(&mut self) {
         let Some((swept, windows)) = self.tracker.as_mut() else { return };
         let Some(s) = &self.state else { return };
-        let key = if !s.open {
+        let key = if !s.life.is_open() {
             None
         } else {
             match swept {
@@ -451,7 +490,7 @@ impl Walk<'_, '_> {
                 Swept::Stalled => self
                     .world
                     .history
-                    .p90_before(s.stage, s.visit_start)
+                    .p90_before(s.life.stage, s.visit_start)
                     .map(|p90| Key { anchor: s.visit_start.0, p90 }),
                 Swept::UnansweredTouches => None,
             }
