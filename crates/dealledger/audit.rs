@@ -3,10 +3,10 @@
 use crate::data::DataDir;
 use crate::{Exit, Format};
 use anyhow::{Context, Result};
-use dealledger_events::{json, Currency, StoredEvent};
+use dealledger_events::Currency;
 use dealledger_log::{BlockStore, Head, LogError};
 use dealledger_projections::{catch_up, rebuild, Timeline};
-use dealledger_reports::output::{thousands, Cell, Table};
+use dealledger_reports::output::thousands;
 use std::io::Write;
 use std::path::Path;
 
@@ -61,51 +61,11 @@ pub fn replay(data: &DataDir) -> Result<()> {
     Ok(())
 }
 
-/// Every event of one deal, in seq order: by the deal index saved with the timeline's
-/// checkpoint and a scan of the events after it, or, without a usable index, by a scan of the
-/// whole log.
-fn deal_events<S: BlockStore>(log: &dealledger_log::Log<S>, id: &str) -> Result<Vec<StoredEvent>> {
-    use dealledger_projections::deal_index::{lookup, Lookup};
-    match lookup(log, id)? {
-        Lookup::Found { through, mut seqs, mut offsets } => {
-            if through < log.head().seq {
-                log.scan_refs(through + 1, |event| {
-                    if event.deal == id {
-                        seqs.push(event.seq);
-                        offsets.push(event.offset);
-                    }
-                    Ok(true)
-                })?;
-            }
-            let mut events = Vec::with_capacity(seqs.len());
-            match log.read_deal(id, &seqs, &offsets, |stored| {
-                events.push(stored);
-                Ok(())
-            }) {
-                Ok(()) => return Ok(events),
-                // The scan below names the seq if the log itself is at fault.
-                Err(e) => {
-                    tracing::warn!(error = %e, "the deal index disagrees with the log; scanning the log")
-                }
-            }
-        }
-        Lookup::Unusable(why) => tracing::info!(why, "no usable deal index; scanning the log"),
-    }
-    let mut events = Vec::new();
-    log.scan(1, |stored| {
-        if stored.event.deal.as_str() == id {
-            events.push(stored);
-        }
-        Ok(true)
-    })?;
-    Ok(events)
-}
-
 pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
     dealledger_events::DealId::parse(id)
         .map_err(|why| Exit { code: 1, message: format!("deal id {why}") })?;
     let log = data.open_log()?;
-    let events = deal_events(&log, id)?;
+    let events = dealledger_projections::deal_index::events(&log, id)?;
     if events.is_empty() {
         return Err(Exit {
             code: 1,
@@ -117,50 +77,12 @@ pub fn deal(data: &DataDir, id: &str, format: Format) -> Result<()> {
         dealledger_events::Body::Opened { currency, .. } => *currency,
         _ => Currency::USD,
     };
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            writeln!(out, "[")?;
-            for (i, stored) in events.iter().enumerate() {
-                let comma = if i + 1 < events.len() { "," } else { "" };
-                writeln!(out, "  {}{comma}", json::stored_event_json(stored, currency))?;
-            }
-            writeln!(out, "]")?;
-        }
-        Format::Csv => write!(out, "{}", history_table(&events, currency, true).to_csv())?,
-        Format::Table => {
-            let table = history_table(&events, currency, false);
-            write!(out, "{}", table.render())?;
-        }
-    }
+    write!(
+        std::io::stdout().lock(),
+        "{}",
+        dealledger_reports::deal_history::render(&events, currency, format)
+    )?;
     Ok(())
-}
-
-/// A deal's history as a table. CSV puts `appended_at` last (columns are only ever added at the
-/// end) and leaves it empty where it is not known; the table for people puts it beside
-/// `recorded_at` and shows `-` (it is not kept before record format 2).
-fn history_table(events: &[StoredEvent], currency: Currency, for_csv: bool) -> Table {
-    let mut columns = vec!["seq", "version", "at", "recorded_at", "type", "details", "actor", "source_id"];
-    let appended_column = if for_csv { columns.len() } else { 4 };
-    columns.insert(appended_column, "appended_at");
-    let mut table = Table::new("", &columns);
-    for stored in events {
-        let e = &stored.event;
-        let mut row = vec![
-            Cell::Figure(stored.seq.to_string()),
-            Cell::Figure(stored.version.to_string()),
-            Cell::Text(e.at.to_string()),
-            Cell::Text(stored.recorded_at().to_string()),
-            Cell::Text(e.body.kind().as_str().to_string()),
-            Cell::Text(json::details(&e.body, currency)),
-            Cell::Text(e.actor.clone().unwrap_or_default()),
-            Cell::Text(e.source_id.clone().unwrap_or_default()),
-        ];
-        let unknown = if for_csv { "" } else { "-" };
-        row.insert(appended_column, Cell::Text(e.appended_at.map_or(unknown.to_string(), |a| a.to_string())));
-        table.push(row);
-    }
-    table
 }
 
 fn read_digest(path: &Path) -> Result<Head> {
@@ -182,92 +104,50 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
     let digest = digest.map(read_digest).transpose()?;
     // Read the raw files before sled opens them: when sled's recovery meets corruption it
     // rewrites the damaged segment, and the evidence would be gone.
-    let salvage = match data.store_path().exists() {
-        true => Some(dealledger_log::SledStore::salvage_scan(&data.store_path())?),
-        false => None,
-    };
-    let log = match data.open_log() {
-        Ok(log) => log,
-        Err(error) => match error.downcast_ref::<LogError>() {
-            // The storage engine's own recovery refused the files: find our blocks in them.
-            Some(LogError::Store(why)) => {
-                let Some(salvage) = salvage else { return Err(error) };
-                let seq = salvage.intact_through + 1;
-                let acknowledged = match dealledger_log::SledStore::read_mark(&data.store_path()) {
-                    Ok(Some(mark)) => format!("; seqs 1..={} were acknowledged", mark.seq),
-                    Ok(None) => String::new(),
-                    Err(e) => format!("; {e}"),
-                };
-                return Err(Exit {
-                    code: 5,
-                    message: format!(
-                        "log failed verification: first bad seq {seq}: the store cannot be opened ({why}); {}{acknowledged}",
-                        match salvage.intact_through {
-                            0 => "no intact block precedes it in its files".to_string(),
-                            n => format!("events 1..={n} are intact in its files"),
-                        }
-                    ),
-                }
-                .into());
-            }
+    let store = data.store_path();
+    let salvage = store.exists().then(|| dealledger_log::SledStore::salvage_scan(&store)).transpose()?;
+    let log = match (data.open_log(), salvage) {
+        (Ok(log), _) => log,
+        // The storage engine's own recovery refused the files: find our blocks in them.
+        (Err(error), Some(salvage)) => match error.downcast_ref::<LogError>() {
+            Some(LogError::Store(why)) => return Err(failed(salvage.failure(&store, why))),
             _ => return Err(error),
         },
+        (Err(error), None) => return Err(error),
     };
     let started = std::time::Instant::now();
-    match log.verify(digest, |_| {}) {
-        Ok(verified) => {
-            println!(
-                "ok: {} events in {} blocks, head seq {}, chain {}{} ({:.2} s)",
-                thousands(verified.events),
-                thousands(verified.blocks),
-                verified.head.seq,
-                verified.head.chain_hex(),
-                if digest.is_some() { "; digest matches" } else { "" },
-                started.elapsed().as_secs_f64()
-            );
-            let losses = data.losses();
-            if !losses.is_empty() {
-                println!(
-                    "note: {} loss(es) were accepted with `dealledger recover`; see {}",
-                    losses.len(),
-                    data.losses_path().display()
-                );
-            }
-            Ok(())
-        }
-        Err(LogError::Corrupt { seq, why }) => {
-            Err(Exit { code: 5, message: format!("log failed verification: first bad seq {seq}: {why}") }
-                .into())
-        }
-        Err(e @ (LogError::LostTail { .. } | LogError::MarkMismatch { .. })) => {
-            Err(Exit { code: 5, message: format!("log failed verification: {e}") }.into())
-        }
-        Err(LogError::Store(why)) => {
-            // The storage engine's own checks failed while reading: report where reading stopped.
-            let seq = first_unreadable(&log).unwrap_or(1);
-            Err(Exit {
-                code: 5,
-                message: format!(
-                    "log failed verification: first bad seq {seq}: the store cannot read it ({why})"
-                ),
-            }
-            .into())
-        }
-        Err(other) => Err(other.into()),
+    let verified = match log.verify(digest, |_| {}).map_err(|e| log.locate_failure(e)) {
+        Ok(verified) => verified,
+        Err(e) if e.is_verification_failure() => return Err(failed(e)),
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "ok: {} events in {} blocks, head seq {}, chain {}{} ({:.2} s)",
+        thousands(verified.events),
+        thousands(verified.blocks),
+        verified.head.seq,
+        verified.head.chain_hex(),
+        if digest.is_some() { "; digest matches" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+    let losses = data.losses();
+    if !losses.is_empty() {
+        println!(
+            "note: {} loss(es) were accepted with `dealledger recover`; see {}",
+            losses.len(),
+            data.losses_path().display()
+        );
     }
+    Ok(())
 }
 
-/// The first seq whose block the store cannot hand back.
-fn first_unreadable<S: BlockStore>(log: &dealledger_log::Log<S>) -> Option<u64> {
-    let mut next = 1;
-    let _ = log.store().scan(1, &mut |key, value| {
-        if dealledger_log::block::header(key, value).is_err() {
-            return Ok(false);
-        }
-        next = dealledger_log::block::header(key, value).map(|h| h.last_seq() + 1).unwrap_or(next);
-        Ok(true)
-    });
-    Some(next)
+/// A verification failure, with its exit code.
+fn failed(error: LogError) -> anyhow::Error {
+    let message = match error {
+        LogError::Corrupt { seq, why } => format!("first bad seq {seq}: {why}"),
+        other => other.to_string(),
+    };
+    Exit { code: 5, message: format!("log failed verification: {message}") }.into()
 }
 
 pub fn digest(data: &DataDir) -> Result<()> {

@@ -3,14 +3,12 @@
 use anyhow::{Context, Result};
 use dealledger_config::Config;
 use dealledger_events::Pipeline;
+use dealledger_log::writer_lock::{self, WriterLock};
 use dealledger_log::{Ledger, Log, SledStore};
 use std::path::{Path, PathBuf};
 
 pub use dealledger_config::CONFIG_FILE;
 const STORE_DIR: &str = "store";
-/// Held (an OS file lock) by the one process that writes: `serve` or `ingest`. It names the
-/// holder, so the next writer's error can say who to stop or where to send events instead.
-const LOCK_FILE: &str = "writer.lock";
 /// The record of every loss a person accepted with `dealledger recover`, one JSON line each.
 const LOSSES_FILE: &str = "losses.jsonl";
 /// HubSpot notifications the daemon could not admit yet (`dealledger audit quarantine`).
@@ -40,7 +38,7 @@ impl DataDir {
 
     /// The URL of the daemon holding the writer lock, if one does.
     pub fn daemon_url(&self) -> Option<String> {
-        self.lock_holder().1
+        writer_lock::holder(&self.path).url
     }
 
     pub fn losses_path(&self) -> PathBuf {
@@ -120,43 +118,21 @@ impl DataDir {
         anyhow::anyhow!("{}: {why}", self.config_path().display())
     }
 
-    /// Who holds the writer lock, as its lock file says, and the daemon's URL if it is one.
-    fn lock_holder(&self) -> (String, Option<String>) {
-        let text = std::fs::read_to_string(self.path.join(LOCK_FILE)).unwrap_or_default();
-        let url = text.lines().find_map(|l| l.strip_prefix("url ")).map(str::to_string);
-        let holder = text.lines().collect::<Vec<_>>().join(", ");
-        (if holder.is_empty() { "a process starting up".to_string() } else { holder }, url)
-    }
-
     /// Takes the writer lock for `command`, or says who holds it.
     pub fn lock_writer(&self, command: &str) -> Result<WriterLock> {
         self.ensure()?;
-        let path = self.path.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let (holder, url) = self.lock_holder();
-                let advice = url.map_or("wait for it to finish, or stop it first".to_string(), |url| {
-                    format!("send events to the daemon instead (POST {url}/v1/events), or stop it first")
-                });
-                anyhow::bail!("{} is in use by another writer ({holder}); {advice}", self.path.display());
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-            }
+        if let Some(lock) = WriterLock::take(&self.path, command)? {
+            return Ok(lock);
         }
-        let mut lock = WriterLock { file, command: command.to_string() };
-        lock.describe(None)?;
-        // The lock file may be new: its entry is made durable like every file we create.
-        sync_dir(&self.path)?;
-        Ok(lock)
+        let holder = writer_lock::holder(&self.path);
+        let advice = holder.url.map_or("wait for it to finish, or stop it first".to_string(), |url| {
+            format!("send events to the daemon instead (POST {url}/v1/events), or stop it first")
+        });
+        anyhow::bail!(
+            "{} is in use by another writer ({}); {advice}",
+            self.path.display(),
+            holder.description
+        );
     }
 
     fn open_store(&self, create: bool) -> Result<SledStore> {
@@ -172,13 +148,14 @@ impl DataDir {
         match SledStore::open(&store) {
             Ok(store) => Ok(store),
             Err(dealledger_log::LogError::Locked { .. }) => {
-                let (holder, url) = self.lock_holder();
-                let advice = url.map_or("wait for it to finish".to_string(), |url| {
+                let holder = writer_lock::holder(&self.path);
+                let advice = holder.url.map_or("wait for it to finish".to_string(), |url| {
                     format!("ask the daemon instead: --server {url} (reports), or GET {url}/v1/...")
                 });
                 anyhow::bail!(
-                    "the ledger in {} is open in another process ({holder}); {advice}",
-                    self.path.display()
+                    "the ledger in {} is open in another process ({}); {advice}",
+                    self.path.display(),
+                    holder.description
                 )
             }
             Err(e) => Err(e.into()),
@@ -199,29 +176,6 @@ impl DataDir {
             eprintln!("warning: {e}");
         }
         Ok(log)
-    }
-}
-
-/// The writer lock, held until dropped (the OS releases it if the process dies).
-pub struct WriterLock {
-    file: std::fs::File,
-    command: String,
-}
-
-impl WriterLock {
-    /// Writes who holds the lock (and the daemon's URL once it listens).
-    pub fn describe(&mut self, url: Option<&str>) -> Result<()> {
-        use std::io::{Seek, Write};
-        let mut text = format!("pid {}\ncommand {}\n", std::process::id(), self.command);
-        if let Some(url) = url {
-            text.push_str(&format!("url {url}\n"));
-        }
-        self.file.set_len(0)?;
-        self.file.seek(std::io::SeekFrom::Start(0))?;
-        self.file.write_all(text.as_bytes())?;
-        // Nothing under the data directory is left written and not synced (the strace check).
-        self.file.sync_data()?;
-        Ok(())
     }
 }
 

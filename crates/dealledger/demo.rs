@@ -1,4 +1,4 @@
-//! `gen` and `demo`.
+//! `demo`: the one-command first look.
 
 use crate::data::{is_empty_dir, DataDir};
 use anyhow::{Context, Result};
@@ -6,8 +6,8 @@ use dealledger_events::Clock;
 use dealledger_projections::{catch_up, Timeline, View};
 use dealledger_reports::output::thousands;
 
-/// Weighted amount (minor units x basis points) to a decimal in currency units, rounded half
-/// away from zero to the minor unit.
+/// `dealledger demo`: a generated sample ingested into a fresh ledger (a temporary one unless
+/// `--data` names an empty one), its pipeline printed and its log verified.
 pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, seed: u64) -> Result<()> {
     let temp;
     let data = if explicit_data {

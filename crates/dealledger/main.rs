@@ -6,7 +6,6 @@
 //! 5 the log failed verification (corrupt, or shorter than what was acknowledged).
 
 mod audit;
-mod bench;
 mod client;
 mod data;
 mod demo;
@@ -115,7 +114,37 @@ enum Command {
         seed: u64,
     },
     /// Measure ingest, replay and bytes on disk on generated logs (not a test: prints figures)
-    Bench(bench::BenchArgs),
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Log sizes to measure, in events (approximate: whole deals are generated)
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000])]
+    events: Vec<u64>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where to put the generated files and stores (default: a temporary directory)
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print the figures as JSON
+    #[arg(long)]
+    json: bool,
+    /// Measure the daemon instead, over real HTTP on loopback: 32 clients sending batches of
+    /// 100 events, then 1 client sending one event per request, then (with --daemon-history)
+    /// 32 clients again while a what-if sweep runs on a long history, and deal lookups on it
+    #[arg(long)]
+    daemon: bool,
+    /// With --daemon: events of the history the third phase runs on (0 skips it)
+    #[arg(long, default_value_t = 1_000_000, value_name = "EVENTS")]
+    daemon_history: u64,
+}
+
+impl From<BenchArgs> for dealledger_bench::Options {
+    fn from(a: BenchArgs) -> Self {
+        let BenchArgs { events, seed, dir, json, daemon, daemon_history } = a;
+        dealledger_bench::Options { events, seed, dir, json, daemon, daemon_history }
+    }
 }
 
 #[derive(Args)]
@@ -332,7 +361,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => dealledger_bench::run(&args.into()),
     }
 }
 
@@ -345,10 +374,7 @@ fn import(
 ) -> Result<dealledger_import::Imported> {
     let mut options = data.import_options()?;
     for pair in columns {
-        let (key, header) = pair
-            .split_once('=')
-            .ok_or_else(|| Exit { code: 2, message: format!("--column `{pair}`: expected KEY=HEADER") })?;
-        options.columns.insert(key.to_string(), header.to_string());
+        options.set_column(pair).map_err(|why| Exit { code: 2, message: format!("--column {why}") })?;
     }
     if inputs.iter().any(|i| i == "-") {
         return Err(
@@ -373,15 +399,8 @@ fn import(
         InputFormat::Jsonl => unreachable!("JSON Lines does not go through an importer"),
     }
     .map_err(|e| Exit { code: 3, message: format!("{e}") })?;
-    const SHOWN_MAX: usize = 10;
-    if !imported.skipped.is_empty() {
-        eprintln!("{} rows map to no event and were skipped:", imported.skipped.len());
-        for skipped in imported.skipped.iter().take(SHOWN_MAX) {
-            eprintln!("  {}: {} [{}]", skipped.location, skipped.reason, skipped.kind);
-        }
-        if imported.skipped.len() > SHOWN_MAX {
-            eprintln!("  ... and {} more", imported.skipped.len() - SHOWN_MAX);
-        }
+    if let Some(summary) = imported.skipped_summary(10) {
+        eprintln!("{summary}");
     }
     Ok(imported)
 }
@@ -436,19 +455,7 @@ fn serve(
 fn print_ingest(report: &dealledger_ingest::Report, format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "ingested": report.ingested,
-                "duplicates": report.duplicates,
-                "rejected": report.rejected,
-                "seconds": report.seconds,
-                "events_per_second": report.events_per_second().round(),
-                "head_seq": report.head_seq,
-                "skipped": report.skipped,
-            })
-        )?,
+        Format::Json => writeln!(out, "{}", report.to_json())?,
         Format::Csv => {
             writeln!(out, "ingested,duplicates,rejected,seconds,events_per_second,head_seq")?;
             writeln!(

@@ -5,12 +5,8 @@ use crate::data::DataDir;
 use crate::{Exit, Format};
 use anyhow::Result;
 use dealledger_events::Clock;
-use dealledger_reports::output::{Cell, Table};
-use dealledger_server::quarantine::{listing, Quarantine};
+use dealledger_server::quarantine::{csv_table, listing, table, Quarantine};
 use std::io::Write;
-
-/// Characters of a reason shown in the table (the JSON has all of it).
-const REASON_SHOWN_CHARS_MAX: usize = 100;
 
 pub fn list(data: &DataDir, format: Format) -> Result<()> {
     // Read-only and without the writer lock: the daemon may be appending; a torn last line
@@ -19,70 +15,16 @@ pub fn list(data: &DataDir, format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(out, "{}", listing(&quarantine))?,
-        Format::Csv => {
-            let mut csv = csv::Writer::from_writer(Vec::new());
-            csv.write_record([
-                "key",
-                "deal",
-                "rule",
-                "reason",
-                "first_seen",
-                "last_tried",
-                "attempts",
-                "notification",
-            ])?;
-            for e in quarantine.entries() {
-                csv.write_record([
-                    e.key.clone(),
-                    deal(&e.notification),
-                    e.reason.rule.clone(),
-                    e.reason.message.clone(),
-                    e.first_seen.to_string(),
-                    e.last_tried.to_string(),
-                    e.attempts.to_string(),
-                    e.notification.to_string(),
-                ])?;
-            }
-            out.write_all(&csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+        Format::Csv => write!(out, "{}", csv_table(&quarantine).to_csv())?,
+        Format::Table if quarantine.is_empty() => {
+            writeln!(out, "the quarantine is empty ({})", data.quarantine_path().display())?
         }
         Format::Table => {
-            if quarantine.is_empty() {
-                writeln!(out, "the quarantine is empty ({})", data.quarantine_path().display())?;
-                return Ok(());
-            }
-            let mut table =
-                Table::new("", &["deal", "notification", "rule", "reason", "first seen", "attempts"]);
-            for e in quarantine.entries() {
-                let n = &e.notification;
-                let what = match (n["subscriptionType"].as_str(), n["propertyName"].as_str()) {
-                    (Some(kind), Some(name)) if !name.is_empty() => {
-                        format!("{kind} {name}={}", n["propertyValue"].as_str().unwrap_or(""))
-                    }
-                    (Some(kind), _) => kind.to_string(),
-                    (None, _) => "(not a notification)".to_string(),
-                };
-                let mut reason = e.reason.message.clone();
-                if reason.chars().count() > REASON_SHOWN_CHARS_MAX {
-                    reason = reason.chars().take(REASON_SHOWN_CHARS_MAX).collect::<String>() + "...";
-                }
-                table.push(vec![
-                    Cell::Text(deal(n)),
-                    Cell::Text(what),
-                    Cell::Text(e.reason.rule.clone()),
-                    Cell::Text(reason),
-                    Cell::Text(e.first_seen.to_string()),
-                    Cell::Figure(e.attempts.to_string()),
-                ]);
-            }
-            write!(out, "{}", table.render())?;
+            write!(out, "{}", table(&quarantine).render())?;
             writeln!(out, "{} held; after fixing the cause: dealledger quarantine retry", quarantine.len())?;
         }
     }
     Ok(())
-}
-
-fn deal(notification: &serde_json::Value) -> String {
-    notification["objectId"].as_u64().map_or_else(|| "?".to_string(), dealledger_server::hubspot::deal_id)
 }
 
 /// Retries every quarantined notification with `[hubspot]` as dealledger.toml says now: through

@@ -53,6 +53,22 @@ pub struct Imported {
 }
 
 impl Imported {
+    /// The skipped rows for people: a count, then up to `shown_max` of them with where, why
+    /// and their kind. None when nothing was skipped.
+    pub fn skipped_summary(&self, shown_max: usize) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut text = format!("{} rows map to no event and were skipped:", self.skipped.len());
+        for skipped in self.skipped.iter().take(shown_max) {
+            text.push_str(&format!("\n  {}: {} [{}]", skipped.location, skipped.reason, skipped.kind));
+        }
+        if self.skipped.len() > shown_max {
+            text.push_str(&format!("\n  ... and {} more", self.skipped.len() - shown_max));
+        }
+        Some(text)
+    }
+
     fn push(&mut self, location: String, event: serde_json::Value) {
         let result = parse_line(&event.to_string());
         self.rows.push(Row { location, result });
@@ -101,6 +117,15 @@ pub struct Options {
     pub stages: BTreeMap<String, Target>,
     /// Column overrides: the importer's key (e.g. `deal_id`) to the file's header.
     pub columns: BTreeMap<String, String>,
+}
+
+impl Options {
+    /// A column override as `KEY=HEADER` (`ingest --column`).
+    pub fn set_column(&mut self, pair: &str) -> Result<(), String> {
+        let (key, header) = pair.split_once('=').ok_or_else(|| format!("`{pair}`: expected KEY=HEADER"))?;
+        self.columns.insert(key.to_string(), header.to_string());
+        Ok(())
+    }
 }
 
 /// The importers' options from `[import]` of a dealledger.toml: `stages` (CRM stage name to a

@@ -65,6 +65,19 @@ impl Report {
             0.0
         }
     }
+
+    /// The report as `ingest --output json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ingested": self.ingested,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "seconds": self.seconds,
+            "events_per_second": self.events_per_second().round(),
+            "head_seq": self.head_seq,
+            "skipped": self.skipped,
+        })
+    }
 }
 
 /// An invalid line in an all-or-nothing ingest: nothing was stored.

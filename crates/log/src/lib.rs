@@ -12,6 +12,7 @@
 //! - [`SledStore`]: the sled backend, whose barrier is fsync (of `db`, of new files and of
 //!   changed directories), proven with `strace` and simulated power cuts.
 //! - [`faults`]: a seeded fault-injecting store for the tests above the store.
+//! - [`writer_lock`]: the one-writer lock of a data directory, naming its holder.
 //!
 //! Invariants: sequence numbers start at 1 and have no gap; a block is never rewritten; what
 //! `append` returned Ok for survives a power cut; a log shorter than its high-water mark (the
@@ -26,6 +27,7 @@ mod ledger;
 mod log;
 mod sled_store;
 mod store;
+pub mod writer_lock;
 
 pub use error::LogError;
 pub use ledger::{Batch, Committed, Ledger, Outcome};

@@ -398,6 +398,22 @@ impl<S: BlockStore> Log<S> {
         Ok(found)
     }
 
+    /// A failure of [`Log::verify`] with a storage engine error (its own checks failed while
+    /// reading) made a verification failure that names where reading stops: the first seq whose
+    /// block the store cannot hand back. Other errors are returned as they are.
+    pub fn locate_failure(&self, error: LogError) -> LogError {
+        let LogError::Store(why) = error else { return error };
+        let mut next = 1;
+        let _ = self.store.scan(1, &mut |key, value| match crate::block::header(key, value) {
+            Ok(header) => {
+                next = header.last_seq().saturating_add(1);
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        });
+        LogError::Corrupt { seq: next, why: format!("the store cannot read it ({why})") }
+    }
+
     /// Proves the log whole and unaltered: every block's checksum, contiguous numbering from 1,
     /// every record decodes, every deal version counts up from 1, and the chain recomputed from
     /// the bytes matches every block's stored chain. With `digest`, the chain at the digest's

@@ -614,6 +614,27 @@ impl SledStore {
     }
 }
 
+impl Salvage {
+    /// The verification failure of a store at `path` that sled refused to open with `why`:
+    /// the first bad seq is the first one no intact block holds, and the message says what is
+    /// intact in the files and what the high-water mark says was acknowledged.
+    pub fn failure(&self, path: &Path, why: &str) -> LogError {
+        let acknowledged = match SledStore::read_mark(path) {
+            Ok(Some(mark)) => format!("; seqs 1..={} were acknowledged", mark.seq),
+            Ok(None) => String::new(),
+            Err(e) => format!("; {e}"),
+        };
+        let intact = match self.intact_through {
+            0 => "no intact block precedes it in its files".to_string(),
+            n => format!("events 1..={n} are intact in its files"),
+        };
+        LogError::Corrupt {
+            seq: self.intact_through.saturating_add(1),
+            why: format!("the store cannot be opened ({why}); {intact}{acknowledged}"),
+        }
+    }
+}
+
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;

@@ -23,6 +23,7 @@
 
 use crate::timeline::{contact_key, Timeline};
 use dealledger_events::codec::{decode_value, encode_value};
+use dealledger_events::StoredEvent;
 use dealledger_log::{BlockStore, Head, Log, LogError};
 
 /// The index's name among the store's metadata values.
@@ -164,4 +165,42 @@ pub fn lookup<S: BlockStore>(log: &Log<S>, deal: &str) -> Result<Lookup, LogErro
         return unusable("a deal index with offsets that do not match its seqs");
     }
     Ok(Lookup::Found { through, seqs, offsets: entry.offsets })
+}
+/// Every event of one deal, in seq order: by the deal index saved with the timeline's
+/// checkpoint and a scan of the events after it, or, without a usable index, by a scan of the
+/// whole log.
+pub fn events<S: BlockStore>(log: &Log<S>, id: &str) -> Result<Vec<StoredEvent>, LogError> {
+    match lookup(log, id)? {
+        Lookup::Found { through, mut seqs, mut offsets } => {
+            if through < log.head().seq {
+                log.scan_refs(through + 1, |event| {
+                    if event.deal == id {
+                        seqs.push(event.seq);
+                        offsets.push(event.offset);
+                    }
+                    Ok(true)
+                })?;
+            }
+            let mut events = Vec::with_capacity(seqs.len());
+            match log.read_deal(id, &seqs, &offsets, |stored| {
+                events.push(stored);
+                Ok(())
+            }) {
+                Ok(()) => return Ok(events),
+                // The scan below names the seq if the log itself is at fault.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the deal index disagrees with the log; scanning the log")
+                }
+            }
+        }
+        Lookup::Unusable(why) => tracing::info!(why, "no usable deal index; scanning the log"),
+    }
+    let mut events = Vec::new();
+    log.scan(1, |stored| {
+        if stored.event.deal.as_str() == id {
+            events.push(stored);
+        }
+        Ok(true)
+    })?;
+    Ok(events)
 }

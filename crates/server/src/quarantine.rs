@@ -12,6 +12,7 @@
 //! Any other line that does not parse is corruption, and opening fails naming the line.
 
 use dealledger_events::{Rejection, Timestamp};
+use dealledger_reports::output::{Cell, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -357,6 +358,67 @@ pub fn listing(quarantine: &Quarantine) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({"count": entries.len(), "entries": entries})
+}
+
+/// Characters of a reason shown in the table for people (the JSON and CSV have all of it).
+const REASON_SHOWN_CHARS_MAX: usize = 100;
+
+/// The quarantine for people (`audit quarantine`): per entry the deal, what the notification
+/// says, the rule and reason (cut short) and when it was first seen.
+pub fn table(quarantine: &Quarantine) -> Table {
+    let mut table = Table::new("", &["deal", "notification", "rule", "reason", "first seen", "attempts"]);
+    for e in quarantine.entries() {
+        let n = &e.notification;
+        let what = match (n["subscriptionType"].as_str(), n["propertyName"].as_str()) {
+            (Some(kind), Some(name)) if !name.is_empty() => {
+                format!("{kind} {name}={}", n["propertyValue"].as_str().unwrap_or(""))
+            }
+            (Some(kind), _) => kind.to_string(),
+            (None, _) => "(not a notification)".to_string(),
+        };
+        let mut reason = e.reason.message.clone();
+        if reason.chars().count() > REASON_SHOWN_CHARS_MAX {
+            reason = reason.chars().take(REASON_SHOWN_CHARS_MAX).collect::<String>() + "...";
+        }
+        table.push(vec![
+            Cell::Text(deal_of(n)),
+            Cell::Text(what),
+            Cell::Text(e.reason.rule.clone()),
+            Cell::Text(reason),
+            Cell::Text(e.first_seen.to_string()),
+            Cell::Figure(e.attempts.to_string()),
+        ]);
+    }
+    table
+}
+
+/// The quarantine for machines: every field of every entry, the notification as JSON.
+pub fn csv_table(quarantine: &Quarantine) -> Table {
+    let columns = ["key", "deal", "rule", "reason", "first_seen", "last_tried", "attempts", "notification"];
+    let mut table = Table::new("", &columns);
+    for e in quarantine.entries() {
+        table.push(
+            [
+                e.key.clone(),
+                deal_of(&e.notification),
+                e.reason.rule.clone(),
+                e.reason.message.clone(),
+                e.first_seen.to_string(),
+                e.last_tried.to_string(),
+                e.attempts.to_string(),
+                e.notification.to_string(),
+            ]
+            .into_iter()
+            .map(Cell::Text)
+            .collect(),
+        );
+    }
+    table
+}
+
+/// The ledger's deal id of a notification's object, or `?`.
+fn deal_of(notification: &serde_json::Value) -> String {
+    notification["objectId"].as_u64().map_or_else(|| "?".to_string(), crate::hubspot::deal_id)
 }
 
 fn json_bytes(value: &serde_json::Value) -> usize {

@@ -1,39 +1,43 @@
-//! `dealledger bench`: ingest, replay and size figures on generated logs. A measurement, not a
-//! test: it prints what this machine does and asserts nothing about speed.
+//! `dealledger bench`: the speed and memory figures of README, measured on generated histories
+//! by the release binary as a user runs it. Two benchmarks: [`run`] generates, ingests, reopens,
+//! scans, replays and verifies a log of each size and times every report and the what-if engine
+//! on its checkpoint; with `daemon` it measures the daemon over real HTTP on loopback (group
+//! commit under 32 clients, one client's round trips, and acknowledgements during a what-if
+//! sweep on a long history).
+//!
+//! Boundary: a harness over the library crates; no flags (the binary maps its own onto
+//! [`Options`]) and no data directory (each size gets a store of its own under `dir`, with the
+//! default pipeline and settings). Its errors are only ever printed, so they are `anyhow`'s.
 
-use crate::data::DataDir;
 use anyhow::{Context, Result};
-use clap::Args;
-use dealledger_events::Timestamp;
-use dealledger_log::BlockStore;
+use dealledger_events::{Pipeline, Timestamp};
+use dealledger_log::{BlockStore, Ledger, Log, SledStore};
 use dealledger_projections::{catch_up, rebuild, Timeline, View};
 use dealledger_reports::output::{thousands, Cell, Table};
 use dealledger_reports::Settings;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[derive(Args)]
-pub struct BenchArgs {
-    /// Log sizes to measure, in events (approximate: whole deals are generated)
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000])]
-    events: Vec<u64>,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Where to put the generated files and stores (default: a temporary directory)
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Print the figures as JSON
-    #[arg(long)]
-    json: bool,
-    /// Measure the daemon instead, over real HTTP on loopback: 32 clients sending batches of
-    /// 100 events, then 1 client sending one event per request, then (with --daemon-history)
-    /// 32 clients again while a what-if sweep runs on a long history, and deal lookups on it
-    #[arg(long)]
-    daemon: bool,
-    /// With --daemon: events of the history the third phase runs on (0 skips it)
-    #[arg(long, default_value_t = 1_000_000, value_name = "EVENTS")]
-    daemon_history: u64,
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Log sizes to measure, in events (approximate: whole deals are generated).
+    pub events: Vec<u64>,
+    pub seed: u64,
+    /// Where to put the generated files and stores; None: a temporary directory, removed after.
+    pub dir: Option<PathBuf>,
+    /// Print the figures as JSON instead of tables.
+    pub json: bool,
+    /// Measure the daemon instead.
+    pub daemon: bool,
+    /// With `daemon`: events of the history the third phase runs on (0 skips it).
+    pub daemon_history: u64,
+}
+
+/// A store of its own for one benchmark, under `dir`.
+fn store_path(dir: &Path) -> PathBuf {
+    dir.join("store")
 }
 
 /// The daemon benchmark's shape.
@@ -128,8 +132,7 @@ type Daemon = (
 );
 
 fn start_daemon(dir: &std::path::Path) -> Result<Daemon> {
-    let store: dealledger_server::Store =
-        std::sync::Arc::new(dealledger_log::SledStore::open(&dir.join("store"))?);
+    let store: dealledger_server::Store = std::sync::Arc::new(SledStore::open(&store_path(dir))?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (address, bound) = std::sync::mpsc::channel();
     let config = dealledger_server::ServeConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() };
@@ -196,9 +199,10 @@ fn run_clients(url: &str, bodies: Vec<Vec<String>>) -> Result<(Vec<std::time::Du
     Ok((latencies, seconds))
 }
 
-/// Ingests the JSON Lines `file` into `data` as `dealledger ingest` does, all or nothing.
-fn ingest_file(data: &DataDir, file: &std::path::Path) -> Result<dealledger_ingest::Report> {
-    let mut ledger = data.open_ledger()?;
+/// Ingests the JSON Lines `file` into the store in `dir` as `dealledger ingest` does, all or
+/// nothing.
+fn ingest_file(dir: &Path, file: &Path) -> Result<dealledger_ingest::Report> {
+    let mut ledger = Ledger::open(SledStore::open(&store_path(dir))?, Pipeline::default())?;
     let options = dealledger_ingest::Options::one_file(file);
     Ok(dealledger_ingest::run(&mut ledger, &dealledger_events::SystemClock, &options)?)
 }
@@ -219,11 +223,11 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
         &dealledger_gen::Config::new(seed, deals),
         Box::new(std::fs::File::create(&file)?),
     )?;
-    let data = DataDir::new(dir.join("data"));
+    let data = dir.join("data");
     ingest_file(&data, &file)?;
     std::fs::remove_file(&file)?;
     eprintln!("daemon: starting on it (the timeline catches up first)");
-    let (base, stop, server) = start_daemon(&data.path)?;
+    let (base, stop, server) = start_daemon(&data)?;
     // The control first: on a long history the folder has more to do per event than on an empty
     // one, so the sweep's cost is what it adds to this, not to phase one.
     eprintln!("daemon: {DAEMON_CLIENTS} clients on the history, no sweep");
@@ -468,7 +472,8 @@ fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static s
     out
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+/// Runs the benchmark `args` asks for and prints its figures.
+pub fn run(args: &Options) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     if args.daemon {
@@ -560,17 +565,18 @@ fn measure(dir: &std::path::Path, target: u64, seed: u64) -> Result<Figures> {
         Box::new(std::fs::File::create(&file)?),
     )?;
     let jsonl_bytes = std::fs::metadata(&file)?.len();
-    let data = DataDir::new(dir.join("data"));
+    let data = dir.join("data");
+    let open_log = || -> Result<Log<SledStore>> { Ok(Log::open(SledStore::open(&store_path(&data))?)?) };
 
     eprintln!("ingesting {}", thousands(events));
     let report = ingest_file(&data, &file)?;
 
     eprintln!("reopening the writer, scanning, replaying, verifying");
     let started = Instant::now();
-    let ledger = data.open_ledger()?;
+    let ledger = Ledger::open(SledStore::open(&store_path(&data))?, Pipeline::default())?;
     let open_seconds = started.elapsed().as_secs_f64();
     drop(ledger);
-    let log = data.open_log()?;
+    let log = open_log()?;
     let started = Instant::now();
     let mut scanned = 0u64;
     log.scan_refs(1, |_| {
@@ -588,7 +594,7 @@ fn measure(dir: &std::path::Path, target: u64, seed: u64) -> Result<Figures> {
     drop(log);
 
     eprintln!("loading the checkpoint, timing reports");
-    let log = data.open_log()?;
+    let log = open_log()?;
     let started = Instant::now();
     let (timeline, loaded) = catch_up::<Timeline, _>(&log)?;
     let checkpoint_load_ms = started.elapsed().as_secs_f64() * 1000.0;
