@@ -5,8 +5,7 @@ use crate::{Exit, Format};
 use anyhow::Result;
 use clap::Args;
 use dealledger_events::Timestamp;
-use dealledger_reports::render;
-use dealledger_whatif::{log_end, Policy, Prepared, Scope};
+use dealledger_whatif::{Answer, Ask, Policy, Question, WhatIfError};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -99,31 +98,24 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
     if let Some(url) = server {
         return ask_daemon(url, data, args, &compare);
     }
-    let settings = data.settings()?;
-    let timeline = crate::report::timeline(data)?;
-    let scope = Scope {
-        from,
-        to,
-        as_of: as_of_flag.unwrap_or_else(|| log_end(&timeline)),
-        as_logged: args.as_logged,
+    let ask = match (sweep, compare.is_empty()) {
+        (Some((rule, values)), _) => Ask::Sweep(policy, rule, values),
+        (None, false) => Ask::Compare(compare),
+        (None, true) => Ask::Run(policy),
     };
-    let prepared = Prepared::new(&timeline, &settings, scope);
-    let format = args.format;
-    let text = if let Some((rule, values)) = sweep {
-        let report = prepared.sweep(&policy, &rule, &values).map_err(|why| flag_error("sweep", why))?;
-        if let Some(path) = &args.plot {
-            std::fs::write(path, dealledger_whatif::plot::sweep_svg(&report))
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        }
-        render(&report, format)
-    } else if !compare.is_empty() {
-        render(&prepared.compare(&compare).map_err(|why| flag_error("compare", why))?, format)
-    } else {
-        let report =
-            prepared.run(&policy, args.by.is_some(), args.deals).map_err(|why| flag_error("policy", why))?;
-        render(&report, format)
-    };
-    print!("{text}");
+    let (by_owner, deals, as_logged, as_of) = (args.by.is_some(), args.deals, args.as_logged, as_of_flag);
+    let question = Question { ask, from, to, as_of, as_logged, by_owner, deals };
+    let answer =
+        question.answer(&crate::report::timeline(data)?, &data.settings()?).map_err(|e| match e {
+            WhatIfError::Policy(why) => flag_error("policy", why),
+            WhatIfError::Sweep(why) => flag_error("sweep", why),
+            WhatIfError::Compare(why) => flag_error("compare", why),
+        })?;
+    if let (Answer::Sweep(report), Some(path)) = (&answer, &args.plot) {
+        std::fs::write(path, dealledger_whatif::plot::sweep_svg(report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    print!("{}", answer.render(args.format));
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use axum::Router;
 use dealledger_events::{stored_event_json, Currency, Rejection};
 use dealledger_log::{Log, Outcome};
 use dealledger_reports::{Format, Params, ReportName};
+use dealledger_whatif::{Ask, WhatIfError};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -876,8 +877,8 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
             return bad_param("rule", why);
         }
     }
-    let question = match whatif_question(policy, &compared, single.get("sweep")) {
-        Ok(question) => question,
+    let ask = match whatif_question(policy, &compared, single.get("sweep")) {
+        Ok(ask) => ask,
         Err((param, why)) => return bad_param(param, why),
     };
     // Errors as (parameter, reason), turned into the answer once.
@@ -911,42 +912,26 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     if let Err(response) = caught_up(&shared).await {
         return response;
     }
+    let question = dealledger_whatif::Question { ask, from, to, as_of, as_logged, by_owner, deals };
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
         as_reader();
         let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let as_of = as_of.unwrap_or_else(|| dealledger_whatif::log_end(&timeline));
-        let scope = dealledger_whatif::Scope { from, to, as_of, as_logged };
-        let prepared = dealledger_whatif::Prepared::new(&timeline, &task_shared.settings, scope);
-        match question {
-            WhatIf::Run(policy) => prepared
-                .run(&policy, by_owner, deals)
-                .map(|r| dealledger_reports::render(&r, format))
-                .map_err(|e| ("rule", e)),
-            WhatIf::Sweep(policy, rule, values) => prepared
-                .sweep(&policy, &rule, &values)
-                .map(|r| dealledger_reports::render(&r, format))
-                .map_err(|e| ("sweep", e)),
-            WhatIf::Compare(policies) => prepared
-                .compare(&policies)
-                .map(|r| dealledger_reports::render(&r, format))
-                .map_err(|e| ("policy", e)),
-        }
+        question.answer(&timeline, &task_shared.settings).map(|answer| answer.render(format))
     })
     .await;
     match answered {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
-        Ok(Err((param, why))) => bad_param(param, why),
+        Ok(Err(e)) => {
+            let param = match e {
+                WhatIfError::Policy(_) => "rule",
+                WhatIfError::Sweep(_) => "sweep",
+                WhatIfError::Compare(_) => "policy",
+            };
+            bad_param(param, e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None),
     }
-}
-
-/// What a `GET /v1/whatif` asks: one policy, a sweep of one rule over a policy, or policies
-/// compared.
-enum WhatIf {
-    Run(dealledger_whatif::Policy),
-    Sweep(dealledger_whatif::Policy, String, Vec<f64>),
-    Compare(Vec<dealledger_whatif::Policy>),
 }
 
 /// The question from `rule=` (the policy), `policy=` (each a compared policy) and `sweep=`, or
@@ -955,7 +940,7 @@ fn whatif_question(
     policy: dealledger_whatif::Policy,
     compared: &[String],
     sweep: Option<&String>,
-) -> Result<WhatIf, (&'static str, String)> {
+) -> Result<Ask, (&'static str, String)> {
     use dealledger_whatif::compare::{sweep_values, COMPARED_POLICIES_MAX};
     if !compared.is_empty() {
         if !policy.is_empty() || sweep.is_some() {
@@ -965,20 +950,17 @@ fn whatif_question(
             return Err(("policy", format!("{} policies; at most {COMPARED_POLICIES_MAX}", compared.len())));
         }
         let policies = compared.iter().map(|text| dealledger_whatif::Policy::parse_rules(text));
-        return policies
-            .collect::<Result<Vec<_>, String>>()
-            .map(WhatIf::Compare)
-            .map_err(|why| ("policy", why));
+        return policies.collect::<Result<Vec<_>, String>>().map(Ask::Compare).map_err(|why| ("policy", why));
     }
     if let Some(text) = sweep {
         let (rule, values) = sweep_values(text).map_err(|why| ("sweep", why))?;
-        return Ok(WhatIf::Sweep(policy, rule, values));
+        return Ok(Ask::Sweep(policy, rule, values));
     }
     if policy.is_empty() {
         let why = "at least one rule=NAME=VALUE is required, e.g. rule=gone_dark=14 (or sweep=RULE=FROM..TO, or policy=RULE=VALUE,... twice to compare)";
         return Err(("rule", why.into()));
     }
-    Ok(WhatIf::Run(policy))
+    Ok(Ask::Run(policy))
 }
 
 /// `%XX` and `+` of a query-string value.

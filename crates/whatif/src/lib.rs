@@ -14,9 +14,11 @@ pub mod compare;
 pub mod history;
 pub mod plot;
 pub mod policy;
+pub mod question;
 pub mod sim;
 
 pub use policy::{MissingField, Policy};
+pub use question::{Answer, Ask, Question, WhatIfError};
 
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::Timestamp;

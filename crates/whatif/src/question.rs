@@ -1,0 +1,81 @@
+//! A what-if question as the CLI and the daemon ask it, answered by the same code: one policy
+//! run, a sweep of one rule over a policy, or policies compared, over one scope.
+
+use crate::compare::Comparison;
+use crate::{log_end, Policy, Prepared, Scope, SweepReport, WhatIfReport};
+use dealledger_events::Timestamp;
+use dealledger_projections::Timeline;
+use dealledger_reports::{render, Format, Settings};
+
+/// What is asked.
+#[derive(Clone, Debug)]
+pub enum Ask {
+    Run(Policy),
+    /// The base policy, the swept rule and its values.
+    Sweep(Policy, String, Vec<f64>),
+    Compare(Vec<Policy>),
+}
+
+/// Which input a refused question is wrong in, and why: the CLI names its flag after it, the
+/// daemon its query parameter.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WhatIfError {
+    /// A rule or a policy (a name, a value, a missing_field's stage).
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Sweep(String),
+    #[error("{0}")]
+    Compare(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub ask: Ask,
+    /// Deals opened in [from, to).
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// History up to here; None: the log's last event.
+    pub as_of: Option<Timestamp>,
+    pub as_logged: bool,
+    /// For a run: the outcome by owner as well.
+    pub by_owner: bool,
+    /// For a run: every cut deal as well.
+    pub deals: bool,
+}
+
+/// An answer, one report per kind of question.
+pub enum Answer {
+    Run(WhatIfReport),
+    Sweep(SweepReport),
+    Compare(Comparison),
+}
+
+impl Answer {
+    pub fn render(&self, format: Format) -> String {
+        match self {
+            Answer::Run(report) => render(report, format),
+            Answer::Sweep(report) => render(report, format),
+            Answer::Compare(report) => render(report, format),
+        }
+    }
+}
+
+impl Question {
+    pub fn answer(&self, timeline: &Timeline, settings: &Settings) -> Result<Answer, WhatIfError> {
+        let as_of = self.as_of.unwrap_or_else(|| log_end(timeline));
+        let scope = Scope { from: self.from, to: self.to, as_of, as_logged: self.as_logged };
+        let prepared = Prepared::new(timeline, settings, scope);
+        match &self.ask {
+            Ask::Run(policy) => {
+                prepared.run(policy, self.by_owner, self.deals).map(Answer::Run).map_err(WhatIfError::Policy)
+            }
+            Ask::Sweep(policy, rule, values) => {
+                prepared.sweep(policy, rule, values).map(Answer::Sweep).map_err(WhatIfError::Sweep)
+            }
+            Ask::Compare(policies) => {
+                prepared.compare(policies).map(Answer::Compare).map_err(WhatIfError::Compare)
+            }
+        }
+    }
+}
