@@ -170,7 +170,7 @@ fn refused(shared: &Shared, index: Option<usize>, rejection: &Rejection) -> Resp
     let status = if rejection.rule.is_conflict() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
     let mut body = json!({"error": rejection.rule.as_str(), "index": index, "reason": rejection.to_string()});
     if let Some(field) = rejection.field {
-        body["field"] = field.into();
+        set(&mut body, "field", field);
     }
     (status, axum::Json(body)).into_response()
 }
@@ -523,19 +523,19 @@ async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved) -> Respons
             let mut body =
                 json!({"first_seq": first, "last_seq": last, "duplicates": duplicates, "events": events});
             if ignored > 0 {
-                body["ignored"] = ignored.into();
+                set(&mut body, "ignored", ignored);
             }
             if hubspot {
                 let held: Vec<serde_json::Value> = quarantined
                     .iter()
                     .map(|(index, r)| json!({"index": index, "rule": r.rule.as_str(), "field": r.field, "reason": r.detail}))
                     .collect();
-                body["quarantined"] = held.len().into();
-                body["quarantine"] = held.into();
+                set(&mut body, "quarantined", held.len());
+                set(&mut body, "quarantine", held);
             }
             if let Some(remaining) = remaining {
-                body["admitted"] = (outcomes.len() as u64 - duplicates).into();
-                body["remaining"] = remaining.into();
+                set(&mut body, "admitted", outcomes.len() as u64 - duplicates);
+                set(&mut body, "remaining", remaining);
             }
             (StatusCode::OK, axum::Json(body)).into_response()
         }
@@ -963,16 +963,24 @@ fn whatif_question(
     Ok(Ask::Run(policy))
 }
 
+/// Sets `key` of a JSON object built by `json!` (a no-op on anything else, which it never is).
+fn set(body: &mut serde_json::Value, key: &str, value: impl Into<serde_json::Value>) {
+    if let Some(object) = body.as_object_mut() {
+        object.insert(key.to_string(), value.into());
+    }
+}
+
 /// `%XX` and `+` of a query-string value.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    let hex_at = |at: usize| bytes.get(at).and_then(|&c| hex(c));
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
             b'+' => out.push(b' '),
-            b'%' if i + 3 <= bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            b'%' => match (hex_at(i + 1), hex_at(i + 2)) {
                 (Some(h), Some(l)) => {
                     out.push(h * 16 + l);
                     i += 2;

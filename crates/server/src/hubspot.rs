@@ -149,7 +149,7 @@ impl Notification {
             Ok(d) => d.change().source_id(),
             Err(_) => {
                 let digest = Sha256::digest(self.json.to_string().as_bytes());
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
                 format!("hubspot-unparsed:{hex}")
             }
         }
@@ -204,12 +204,12 @@ pub enum Fate {
 /// The order notifications are admitted in: by occurredAt, a deal's creation before its
 /// changes at the same moment, then as sent (unparsed ones first: they touch no deal).
 pub fn admission_order(notifications: &[Notification]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..notifications.len()).collect();
-    order.sort_by_key(|&i| match &notifications[i].parsed {
+    let mut order: Vec<(usize, &Notification)> = notifications.iter().enumerate().collect();
+    order.sort_by_key(|&(i, n)| match &n.parsed {
         Ok(d) => (1, d.occurred_at, d.subscription_type != "deal.creation", i),
         Err(_) => (0, 0, false, i),
     });
-    order
+    order.into_iter().map(|(i, _)| i).collect()
 }
 
 /// Admits one notification into `batch` as its own atomic unit, against the ledger's state with
@@ -282,7 +282,8 @@ pub fn admit_delivery<S: BlockStore>(
     let mut admitted = Admitted::default();
     let mut event_ids = std::collections::HashSet::new();
     for i in admission_order(notifications) {
-        let notification = &notifications[i];
+        // The order is of this slice's own indices.
+        let Some(notification) = notifications.get(i) else { continue };
         if let Ok(Delivery { event_id: Some(id), .. }) = &notification.parsed {
             if !event_ids.insert(*id) {
                 admitted.ignored += 1;
@@ -347,9 +348,11 @@ fn submission_of(
 /// own, so whichever of its notifications comes first opens it once, and an actor that tells it
 /// from a HubSpot creation.
 fn opening_event(mut event: serde_json::Value) -> serde_json::Value {
-    let deal = event["deal"].as_str().unwrap_or_default().to_string();
-    event["source_id"] = format!("hubspot-open-unknown:{deal}").into();
-    event["actor"] = "hubspot-open-unknown".into();
+    let deal = event.get("deal").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    if let Some(object) = event.as_object_mut() {
+        object.insert("source_id".into(), format!("hubspot-open-unknown:{deal}").into());
+        object.insert("actor".into(), "hubspot-open-unknown".into());
+    }
     event
 }
 

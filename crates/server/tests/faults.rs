@@ -7,6 +7,11 @@
 //! event is at its acknowledged seq and none is stored twice.
 //!
 //! Seeded: `DEALLEDGER_SEED=N` runs one seed of the random test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a test: a panic is a failing test, and the JSON it indexes is the daemon's own answer"
+)]
 
 use dealledger_events::{FixedClock, Pipeline, Timestamp};
 use dealledger_log::faults::{Fault, FaultRates, FaultStore};
