@@ -93,29 +93,24 @@ impl DataDir {
 
     /// The pipeline (`[pipeline]`, `[ingest]`).
     pub fn pipeline(&self) -> Result<Pipeline> {
-        dealledger_events::pipeline::pipeline_from_config(self.config()?).map_err(|why| self.bad_config(why))
+        Ok(dealledger_events::pipeline::pipeline_from_config(self.config()?)?)
     }
 
     /// Report settings (and the pipeline).
     pub fn settings(&self) -> Result<dealledger_reports::Settings> {
-        dealledger_reports::settings_from_config(self.config()?).map_err(|why| self.bad_config(why))
+        Ok(dealledger_reports::settings_from_config(self.config()?)?)
     }
 
     /// The importers' options: the pipeline and `[import]`.
     pub fn import_options(&self) -> Result<dealledger_import::Options> {
         let pipeline = self.pipeline()?;
-        dealledger_import::options_from_config(self.config()?, pipeline).map_err(|why| self.bad_config(why))
+        Ok(dealledger_import::options_from_config(self.config()?, pipeline)?)
     }
 
     /// The daemon's settings: `[serve]` and `[hubspot]`.
     pub fn serve_config(&self) -> Result<dealledger_server::ServeConfig> {
         let pipeline = self.pipeline()?;
-        dealledger_server::serve_config_from(self.config()?, &pipeline).map_err(|why| self.bad_config(why))
-    }
-
-    /// A setting the schema took but its crate refused (a stage that is not in the pipeline).
-    fn bad_config(&self, why: String) -> anyhow::Error {
-        anyhow::anyhow!("{}: {why}", self.config_path().display())
+        Ok(dealledger_server::serve_config_from(self.config()?, &pipeline)?)
     }
 
     /// Takes the writer lock for `command`, or says who holds it.
@@ -184,11 +179,4 @@ fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync the directory {}", dir.display()))
-}
-
-pub fn is_empty_dir(path: &Path) -> bool {
-    match std::fs::read_dir(path) {
-        Ok(mut entries) => entries.next().is_none(),
-        Err(_) => !path.exists(),
-    }
 }

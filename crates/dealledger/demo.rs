@@ -1,6 +1,6 @@
 //! `demo`: the one-command first look.
 
-use crate::data::{is_empty_dir, DataDir};
+use crate::data::DataDir;
 use anyhow::{Context, Result};
 use dealledger_events::Clock;
 use dealledger_projections::{catch_up, Timeline, View};
@@ -11,7 +11,7 @@ use dealledger_reports::output::thousands;
 pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, seed: u64) -> Result<()> {
     let temp;
     let data = if explicit_data {
-        if data.store_path().exists() && !is_empty_dir(&data.store_path()) {
+        if std::fs::read_dir(data.store_path()).is_ok_and(|mut entries| entries.next().is_some()) {
             let log = data.open_log()?;
             if log.head().seq > 0 {
                 anyhow::bail!(

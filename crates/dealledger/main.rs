@@ -263,22 +263,33 @@ pub struct Exit {
     pub message: String,
 }
 
+/// The documented exit code of an error: the one place where the libraries' error kinds become
+/// codes (an [`Exit`] is the binary's own, with its code: a flag the binary checked).
 fn exit_code(error: &anyhow::Error) -> i32 {
+    use dealledger_import::ImportError;
+    use dealledger_log::LogError;
+    let verification = |e: &LogError| if e.is_verification_failure() { 5 } else { 1 };
     if let Some(exit) = error.downcast_ref::<Exit>() {
-        return exit.code;
-    }
-    let log_error = match error.downcast_ref::<IngestError>() {
-        Some(IngestError::Invalid(invalid)) => {
-            return if invalid.rejection.rule.is_conflict() { 4 } else { 3 };
+        exit.code
+    } else if let Some(e) = error.downcast_ref::<IngestError>() {
+        match e {
+            IngestError::Invalid(invalid) if invalid.rejection.rule.is_conflict() => 4,
+            IngestError::Invalid(_) => 3,
+            IngestError::Log(e) => verification(e),
+            _ => 1,
         }
-        Some(IngestError::Log(e)) => Some(e),
-        Some(_) => None,
-        None => error.downcast_ref::<dealledger_log::LogError>(),
-    };
-    if log_error.is_some_and(|e| e.is_verification_failure()) {
-        return 5;
+    } else if let Some(e) = error.downcast_ref::<ImportError>() {
+        match e {
+            ImportError::Option(_) => 2,
+            ImportError::Read { .. } | ImportError::Invalid { .. } => 3,
+        }
+    } else if error.downcast_ref::<dealledger_whatif::WhatIfError>().is_some() {
+        2
+    } else if let Some(e) = error.downcast_ref::<LogError>() {
+        verification(e)
+    } else {
+        1
     }
-    1
 }
 
 fn default_data_dir() -> PathBuf {
@@ -397,8 +408,7 @@ fn import(
             dealledger_import::hubspot::import(&files, &options.pipeline, &hubspot.mapping())
         }
         InputFormat::Jsonl => unreachable!("JSON Lines does not go through an importer"),
-    }
-    .map_err(|e| Exit { code: 3, message: format!("{e}") })?;
+    }?;
     if let Some(summary) = imported.skipped_summary(10) {
         eprintln!("{summary}");
     }

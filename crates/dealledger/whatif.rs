@@ -62,7 +62,7 @@ fn instant(flag: &str, text: &Option<String>) -> Result<Option<Timestamp>> {
 fn read_policy(path: &PathBuf) -> Result<Policy> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    Policy::parse_toml(&text, &path.display().to_string()).map_err(|message| Exit { code: 2, message }.into())
+    Policy::parse_toml(&text, &path.display().to_string()).map_err(Into::into)
 }
 
 pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()> {

@@ -99,6 +99,11 @@ fn bad_policies_are_one_clear_error() {
     let run = l.run(&["whatif", "--policy", bad.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("by_stage `nowhere` is not a pipeline stage"), "{}", run.stderr);
+    // A policy file the schema refuses: the engine's error kind maps to the flags' exit code.
+    let typo = l.file("typo.toml", &["gone_drak = 14"]);
+    let run = l.run(&["whatif", "--policy", typo.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains(":1:1: unknown key `gone_drak`"), "{}", run.stderr);
 }
 
 #[test]

@@ -41,6 +41,20 @@ pub struct Config {
     pub import: Option<ImportSection>,
     pub serve: Option<ServeSection>,
     pub hubspot: Option<HubSpotSection>,
+    /// The file it was read from, for errors (empty for a config built in code).
+    #[serde(skip)]
+    pub file: Source,
+}
+
+/// Where a config was read from. Only errors use it: two configs that say the same are equal
+/// wherever they came from.
+#[derive(Clone, Debug, Default)]
+pub struct Source(pub String);
+
+impl PartialEq for Source {
+    fn eq(&self, _: &Source) -> bool {
+        true
+    }
 }
 
 /// `[[pipeline.stages]]`, in order.
@@ -219,6 +233,9 @@ pub enum ConfigError {
     Invalid { file: String, line: usize, column: usize, what: String },
     #[error("{file}: {what}")]
     Unplaced { file: String, what: String },
+    /// Well formed, but a crate refused a value (see [`Config::refused`]).
+    #[error("{file}: {why}")]
+    Refused { file: String, why: String },
 }
 
 /// The keys a table of a file knows, by the path of key names that leads to it (array indices
@@ -232,7 +249,7 @@ impl Config {
         let file = path.display().to_string();
         let text = match read_text(path) {
             Ok(Some(text)) => text,
-            Ok(None) => return Ok(Config::default()),
+            Ok(None) => return Ok(Config { file: Source(file), ..Config::default() }),
             Err(e) => return Err(e),
         };
         Config::parse(&text, &file)
@@ -240,7 +257,15 @@ impl Config {
 
     /// Parses dealledger.toml's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        parse_toml(text, file, config_keys)
+        let config: Config = parse_toml(text, file, config_keys)?;
+        Ok(Config { file: Source(file.to_string()), ..config })
+    }
+
+    /// A setting the schema took but the crate it is for refused (a stage that is not in the
+    /// pipeline, a probability above 1): the error names this file.
+    pub fn refused(&self, why: impl std::fmt::Display) -> ConfigError {
+        let file = if self.file.0.is_empty() { CONFIG_FILE } else { self.file.0.as_str() };
+        ConfigError::Refused { file: file.to_string(), why: why.to_string() }
     }
 }
 

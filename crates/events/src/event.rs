@@ -1,6 +1,7 @@
 //! The event: one immutable fact about one deal.
 
 use crate::money::{Currency, Decimal};
+use crate::rejection::ValueError;
 use crate::time::{Date, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -22,24 +23,26 @@ impl std::borrow::Borrow<str> for DealId {
 }
 
 impl DealId {
-    pub fn parse(text: &str) -> Result<DealId, String> {
+    pub fn parse(text: &str) -> Result<DealId, ValueError> {
         DealId::check(text)?;
         Ok(DealId(text.to_string()))
     }
 
     /// Checks the id rules without allocating.
-    pub fn check(text: &str) -> Result<(), String> {
+    pub fn check(text: &str) -> Result<(), ValueError> {
         if text.is_empty() || text.len() > DEAL_ID_BYTES_MAX {
-            return Err(format!(
+            return Err(ValueError::DealId(format!(
                 "`{}` must be 1..={DEAL_ID_BYTES_MAX} bytes, it is {}",
                 text.chars().take(80).collect::<String>(),
                 text.len()
-            ));
+            )));
         }
         if let Some(bad) =
             text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
         {
-            return Err(format!("`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"));
+            return Err(ValueError::DealId(format!(
+                "`{text}` has `{bad}`; a deal id is made of [A-Za-z0-9._:-]"
+            )));
         }
         Ok(())
     }
@@ -84,7 +87,7 @@ impl Amount {
         }
     }
 
-    pub fn resolve(&mut self, currency: Currency) -> Result<(), String> {
+    pub fn resolve(&mut self, currency: Currency) -> Result<(), ValueError> {
         if let Amount::Written(repr) = *self {
             let decimal = Decimal { mantissa: repr.mantissa, scale: repr.scale };
             *self = Amount::Minor(decimal.to_minor(currency)?);

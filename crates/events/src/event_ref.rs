@@ -208,7 +208,7 @@ impl<'a> EventRef<'a> {
     /// their limits, instants and dates in years 0000 to 9999, version 1 exactly for `opened`).
     /// A record that decodes but fails this is corruption (or a bug that wrote it), and every
     /// reader may rely on a checked record without further checks.
-    pub fn check_meaning(&self) -> Result<(), String> {
+    pub(crate) fn check_meaning(&self) -> Result<(), String> {
         use crate::event::{TEXT_BYTES_MAX, TOUCH_MINUTES_MAX};
         let text = |field: &str, value: &str| {
             if value.len() > TEXT_BYTES_MAX {
@@ -226,7 +226,7 @@ impl<'a> EventRef<'a> {
             true => Ok(()),
             false => Err(format!("`{field}` is {} days from 1970, outside years 0000 to 9999", date.0)),
         };
-        DealId::check(self.deal)?;
+        DealId::check(self.deal).map_err(|why| why.to_string())?;
         for (field, instant) in [("at", self.at), ("recorded_at", self.recorded_at)] {
             if !instant.is_valid() {
                 return Err(format!("`{field}` is {} µs from 1970, outside years 0000 to 9999", instant.0));

@@ -193,8 +193,8 @@ fn nonempty(value: Option<String>, field: &'static str) -> Result<Option<String>
     }
 }
 
-fn invalid(field: &'static str) -> impl Fn(String) -> Rejection {
-    move |why| Rejection::field(Rule::InvalidValue, field, why)
+fn invalid<E: std::fmt::Display>(field: &'static str) -> impl Fn(E) -> Rejection {
+    move |why| Rejection::field(Rule::InvalidValue, field, why.to_string())
 }
 
 fn amount(raw: &RawValue) -> Result<Amount, Rejection> {

@@ -35,6 +35,6 @@ pub use json::{parse_line, stored_event_json, write_event_json};
 pub use lifecycle::{Lifecycle, Status};
 pub use money::Currency;
 pub use pipeline::{Pipeline, Stage};
-pub use rejection::{Rejection, Rule};
+pub use rejection::{Rejection, Rule, ValueError};
 pub use time::{Clock, Date, FixedClock, SystemClock, Timestamp};
 pub use validate::{Deals, Savepoint};

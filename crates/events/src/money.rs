@@ -1,5 +1,6 @@
 //! Money: exact decimal parsing into integer minor units of an ISO 4217 currency. Never f64.
 
+use crate::rejection::ValueError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -10,10 +11,10 @@ pub struct Currency(pub [u8; 3]);
 impl Currency {
     pub const USD: Currency = Currency(*b"USD");
 
-    pub fn parse(text: &str) -> Result<Currency, String> {
+    pub fn parse(text: &str) -> Result<Currency, ValueError> {
         match <[u8; 3]>::try_from(text.as_bytes()) {
             Ok(code) if code.iter().all(u8::is_ascii_uppercase) => Ok(Currency(code)),
-            _ => Err(format!("`{text}` is not an ISO 4217 code (three capital letters)")),
+            _ => Err(ValueError::Money(format!("`{text}` is not an ISO 4217 code (three capital letters)"))),
         }
     }
 
@@ -69,10 +70,10 @@ const DECIMAL_FRACTION_DIGITS_MAX: usize = 18;
 
 impl Decimal {
     /// Parses `123`, `123.45`, `0.5`. No sign (amounts are >= 0), no exponent, no separators.
-    pub fn parse(text: &str) -> Result<Decimal, String> {
-        let bad = || format!("`{text}` is not a non-negative decimal amount");
+    pub fn parse(text: &str) -> Result<Decimal, ValueError> {
+        let bad = || ValueError::Money(format!("`{text}` is not a non-negative decimal amount"));
         if text.starts_with('-') {
-            return Err(format!("`{text}` is negative; amounts must be >= 0"));
+            return Err(ValueError::Money(format!("`{text}` is negative; amounts must be >= 0")));
         }
         let (whole, fraction) = match text.split_once('.') {
             Some((whole, fraction)) => (whole, fraction),
@@ -88,7 +89,7 @@ impl Decimal {
         if fraction.len() > DECIMAL_FRACTION_DIGITS_MAX {
             return Err(bad());
         }
-        let too_large = || format!("`{text}` is too large for an amount");
+        let too_large = || ValueError::Money(format!("`{text}` is too large for an amount"));
         let mut mantissa: u64 = 0;
         for b in whole.bytes().chain(fraction.bytes()) {
             mantissa = mantissa
@@ -101,20 +102,20 @@ impl Decimal {
 
     /// This amount in minor units of `currency`; an error if it has more decimals than the
     /// currency's minor unit or does not fit.
-    pub fn to_minor(self, currency: Currency) -> Result<i64, String> {
+    pub fn to_minor(self, currency: Currency) -> Result<i64, ValueError> {
         let exponent = currency.exponent();
         if self.scale > exponent {
-            return Err(format!(
+            return Err(ValueError::Money(format!(
                 "{} has {} decimal places; {currency} allows {exponent}",
                 format_scaled(i128::from(self.mantissa), self.scale),
                 self.scale
-            ));
+            )));
         }
         let factor = 10u64.pow(exponent - self.scale);
         self.mantissa
             .checked_mul(factor)
             .and_then(|m| i64::try_from(m).ok())
-            .ok_or_else(|| "amount is too large".to_string())
+            .ok_or_else(|| ValueError::Money("amount is too large".to_string()))
     }
 }
 
@@ -138,7 +139,7 @@ mod tests {
             assert!(Decimal::parse(bad).is_err(), "{bad}");
         }
         let err = Decimal::parse("1.005").unwrap().to_minor(Currency::USD).unwrap_err();
-        assert_eq!(err, "1.005 has 3 decimal places; USD allows 2");
+        assert_eq!(err, ValueError::Money("1.005 has 3 decimal places; USD allows 2".into()));
         assert!(Decimal::parse("0.5").unwrap().to_minor(Currency::parse("JPY").unwrap()).is_err());
     }
 

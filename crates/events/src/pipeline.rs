@@ -1,7 +1,8 @@
 //! The pipeline (ordered stages with win probabilities) and the other settings of
 //! `dealledger.toml`.
 
-use dealledger_config::{Config, DecimalText};
+use crate::rejection::ValueError;
+use dealledger_config::{Config, ConfigError, DecimalText};
 
 /// Stages a pipeline may have, at most.
 pub const STAGES_MAX: usize = 64;
@@ -44,19 +45,25 @@ impl Default for Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(stages: Vec<Stage>) -> Result<Pipeline, String> {
+    pub fn new(stages: Vec<Stage>) -> Result<Pipeline, ValueError> {
         if stages.is_empty() || stages.len() > STAGES_MAX {
-            return Err(format!("a pipeline has 1..={STAGES_MAX} stages, this one has {}", stages.len()));
+            return Err(ValueError::Pipeline(format!(
+                "a pipeline has 1..={STAGES_MAX} stages, this one has {}",
+                stages.len()
+            )));
         }
         for (i, stage) in stages.iter().enumerate() {
             if stage.name.is_empty() || stage.name.len() > 64 {
-                return Err(format!("stage {}: a stage name is 1..=64 bytes", i + 1));
+                return Err(ValueError::Pipeline(format!("stage {}: a stage name is 1..=64 bytes", i + 1)));
             }
             if stages.iter().take(i).any(|s| s.name == stage.name) {
-                return Err(format!("stage `{}` is listed twice", stage.name));
+                return Err(ValueError::Pipeline(format!("stage `{}` is listed twice", stage.name)));
             }
             if stage.probability_bp > 10_000 {
-                return Err(format!("stage `{}`: probability must be within 0..=1", stage.name));
+                return Err(ValueError::Pipeline(format!(
+                    "stage `{}`: probability must be within 0..=1",
+                    stage.name
+                )));
             }
         }
         Ok(Pipeline { stages, max_future_micros: MAX_FUTURE_MICROS_DEFAULT })
@@ -67,9 +74,11 @@ impl Pipeline {
         self.max_future_micros
     }
 
-    pub fn with_max_future_micros(mut self, micros: i64) -> Result<Pipeline, String> {
+    pub fn with_max_future_micros(mut self, micros: i64) -> Result<Pipeline, ValueError> {
         if !(0..=MAX_FUTURE_MICROS_MAX).contains(&micros) {
-            return Err(format!("max_future must be within 0 and 3660 days, not {micros} µs"));
+            return Err(ValueError::Pipeline(format!(
+                "max_future must be within 0 and 3660 days, not {micros} µs"
+            )));
         }
         self.max_future_micros = micros;
         Ok(self)
@@ -94,7 +103,7 @@ impl Pipeline {
 }
 
 /// A span as `N` followed by `d`, `h`, `m` or `s`, in microseconds.
-pub fn parse_span_micros(text: &str) -> Result<i64, String> {
+pub fn parse_span_micros(text: &str) -> Result<i64, ValueError> {
     let text = text.trim();
     let unit_micros: i64 = match text.chars().last() {
         Some('d') => 24 * 3600 * 1_000_000,
@@ -102,14 +111,18 @@ pub fn parse_span_micros(text: &str) -> Result<i64, String> {
         Some('m') => 60 * 1_000_000,
         Some('s') => 1_000_000,
         _ => {
-            return Err(format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))
+            return Err(ValueError::Time(format!(
+                "`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"
+            )))
         }
     };
-    let count: i64 =
-        text.strip_suffix(['d', 'h', 'm', 's']).unwrap_or(text).parse().map_err(|_| {
-            format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")")
-        })?;
-    count.checked_mul(unit_micros).filter(|m| *m >= 0).ok_or_else(|| format!("`{text}` is out of range"))
+    let count: i64 = text.strip_suffix(['d', 'h', 'm', 's']).unwrap_or(text).parse().map_err(|_| {
+        ValueError::Time(format!("`{text}` is not a span: a whole number and d, h, m or s (\"1d\", \"36h\")"))
+    })?;
+    count
+        .checked_mul(unit_micros)
+        .filter(|m| *m >= 0)
+        .ok_or_else(|| ValueError::Time(format!("`{text}` is out of range")))
 }
 
 /// The pipeline of `[pipeline]`, with `[ingest] max_future`; the default pipeline when the file
@@ -120,7 +133,11 @@ pub fn parse_span_micros(text: &str) -> Result<i64, String> {
 /// name = "discovery"
 /// probability = 0.2
 /// ```
-pub fn pipeline_from_config(config: &Config) -> Result<Pipeline, String> {
+pub fn pipeline_from_config(config: &Config) -> Result<Pipeline, ConfigError> {
+    pipeline_of(config).map_err(|why| config.refused(why))
+}
+
+fn pipeline_of(config: &Config) -> Result<Pipeline, String> {
     let pipeline = match &config.pipeline {
         None => Pipeline::default(),
         Some(section) => {
@@ -130,7 +147,7 @@ pub fn pipeline_from_config(config: &Config) -> Result<Pipeline, String> {
                     .map_err(|why| format!("pipeline stage `{}`: probability {why}", stage.name))?;
                 stages.push(Stage { name: stage.name.clone(), probability_bp });
             }
-            Pipeline::new(stages)?
+            Pipeline::new(stages).map_err(|why| why.to_string())?
         }
     };
     match config.ingest.as_ref().and_then(|i| i.max_future.as_deref()) {
@@ -144,15 +161,16 @@ pub fn pipeline_from_config(config: &Config) -> Result<Pipeline, String> {
 }
 
 /// `0.25` to 2500 basis points, exactly: the TOML text of the number is parsed as a decimal.
-pub fn probability_to_bp(value: &DecimalText) -> Result<u32, String> {
+pub fn probability_to_bp(value: &DecimalText) -> Result<u32, ValueError> {
     let text = &value.0;
-    let decimal = crate::money::Decimal::parse(text).map_err(|_| format!("`{text}` must be within 0..=1"))?;
+    let decimal = crate::money::Decimal::parse(text)
+        .map_err(|_| ValueError::Pipeline(format!("`{text}` must be within 0..=1")))?;
     if decimal.scale > 4 {
-        return Err(format!("`{text}` has more than 4 decimal places"));
+        return Err(ValueError::Pipeline(format!("`{text}` has more than 4 decimal places")));
     }
     let bp = decimal.mantissa * 10u64.pow(4 - decimal.scale);
     if bp > 10_000 {
-        return Err(format!("`{text}` must be within 0..=1"));
+        return Err(ValueError::Pipeline(format!("`{text}` must be within 0..=1")));
     }
     Ok(bp as u32)
 }
@@ -161,8 +179,13 @@ pub fn probability_to_bp(value: &DecimalText) -> Result<u32, String> {
 mod tests {
     use super::*;
 
+    /// The pipeline, or the error's text (for a refusal, its reason without the file).
     fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
-        pipeline_from_config(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+        let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+        pipeline_from_config(&config).map_err(|e| match e {
+            ConfigError::Refused { why, .. } => why,
+            other => other.to_string(),
+        })
     }
 
     #[test]

@@ -126,3 +126,22 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+/// A value the contract does not take, by the kind of value; its text says what and why (the
+/// wording of docs/events.md). An event line's parser turns it into a [`Rejection`] naming the
+/// field; a flag's parser into a usage error naming the flag.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A deal id.
+    #[error("{0}")]
+    DealId(String),
+    /// An instant, a date or a span of time.
+    #[error("{0}")]
+    Time(String),
+    /// A currency code, a decimal amount, or an amount in a currency's minor units.
+    #[error("{0}")]
+    Money(String),
+    /// A pipeline: its stages, their probabilities, `max_future`.
+    #[error("{0}")]
+    Pipeline(String),
+}

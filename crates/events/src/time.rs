@@ -4,6 +4,7 @@
 //! milliseconds and the ledger must never round: input with sub-microsecond digits is rejected
 //! rather than truncated.
 
+use crate::rejection::ValueError;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -31,21 +32,23 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 (`2024-03-31T12:00:00Z`, any offset, up to 6 fractional digits).
-    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, ValueError> {
         if let Some(timestamp) = fast_rfc3339(text.as_bytes()) {
             return Ok(timestamp);
         }
         let parsed = DateTime::parse_from_rfc3339(text)
-            .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp ({e})"))?;
+            .map_err(|e| ValueError::Time(format!("`{text}` is not an RFC 3339 timestamp ({e})")))?;
         let utc = parsed.with_timezone(&Utc);
         if utc.timestamp_subsec_nanos() % 1_000 != 0 {
-            return Err(format!("`{text}` has sub-microsecond digits; the ledger keeps microseconds"));
+            return Err(ValueError::Time(format!(
+                "`{text}` has sub-microsecond digits; the ledger keeps microseconds"
+            )));
         }
         Ok(Timestamp(utc.timestamp_micros()))
     }
 
     /// Parses RFC 3339, or a bare date `YYYY-MM-DD` meaning 00:00:00Z that day.
-    pub fn parse_instant_or_date(text: &str) -> Result<Timestamp, String> {
+    pub fn parse_instant_or_date(text: &str) -> Result<Timestamp, ValueError> {
         if text.len() == 10 {
             if let Ok(date) = Date::parse(text) {
                 return Ok(date.start());
@@ -170,7 +173,7 @@ pub struct Date(pub i32);
 
 impl Date {
     /// Parses `YYYY-MM-DD`.
-    pub fn parse(text: &str) -> Result<Date, String> {
+    pub fn parse(text: &str) -> Result<Date, ValueError> {
         // The shape first: chrono's %Y takes a sign and more digits (`+10000-1-1` is 10 bytes),
         // which the ledger would then print in a form it refuses.
         let b = text.as_bytes();
@@ -179,10 +182,10 @@ impl Date {
             && b.get(7) == Some(&b'-')
             && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if !shaped {
-            return Err(format!("`{text}` is not a YYYY-MM-DD date"));
+            return Err(ValueError::Time(format!("`{text}` is not a YYYY-MM-DD date")));
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|e| format!("`{text}` is not a YYYY-MM-DD date ({e})"))?;
+            .map_err(|e| ValueError::Time(format!("`{text}` is not a YYYY-MM-DD date ({e})")))?;
         let days = date.signed_duration_since(epoch_date()).num_days();
         Ok(Date(days as i32))
     }

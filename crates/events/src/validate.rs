@@ -181,11 +181,18 @@ impl Deals {
     }
 
     /// Applies an event already in the log (rebuilding state on open). Stored events were valid
-    /// when appended, so nothing is checked beyond what keeps the state consistent.
-    pub fn replay(&mut self, event: &EventRef<'_>) -> Result<(), String> {
+    /// when appended, so nothing is checked beyond what keeps the state consistent; a stored
+    /// event that breaks that is refused by the rule it breaks (the log calls it corrupt).
+    pub fn replay(&mut self, event: &EventRef<'_>) -> Result<(), Rejection> {
         let kind = match event.body {
             BodyRef::Opened { stage: Some(stage), .. } => Some(StepKind::Opened(self.intern(stage))),
-            BodyRef::Opened { stage: None, .. } => return Err("a stored `opened` without its stage".into()),
+            BodyRef::Opened { stage: None, .. } => {
+                return Err(Rejection::field(
+                    Rule::MissingField,
+                    "stage",
+                    "a stored `opened` without its stage",
+                ))
+            }
             BodyRef::StageMoved { to } => Some(StepKind::Moved(self.intern(to))),
             BodyRef::Won { .. } => Some(StepKind::Won),
             BodyRef::Lost { .. } => Some(StepKind::Lost),
@@ -195,24 +202,30 @@ impl Deals {
         };
         let i = match (event.body, self.index.get(event.deal)) {
             (BodyRef::Opened { .. }, Some(_)) => {
-                return Err(format!("deal `{}` is opened a second time", event.deal));
+                let why = format!("deal `{}` is opened a second time", event.deal);
+                return Err(Rejection::new(Rule::AlreadyOpened, why));
             }
             (BodyRef::Opened { currency, .. }, None) => {
                 let line = DealLine { currency, opened_at: event.at, version: 0, steps: Vec::new() };
-                let deal = DealId::parse(event.deal).map_err(|why| format!("deal id: {why}"))?;
+                let deal = DealId::parse(event.deal)
+                    .map_err(|why| Rejection::field(Rule::InvalidValue, "deal", format!("deal id: {why}")))?;
                 self.create(&deal, line)
             }
             (_, Some(&i)) => i,
-            (_, None) => return Err(format!("deal `{}` has an event before its `opened`", event.deal)),
+            (_, None) => {
+                let why = format!("deal `{}` has an event before its `opened`", event.deal);
+                return Err(Rejection::new(Rule::NotOpened, why));
+            }
         };
         let line = self.line_mut(i);
         if line.version.checked_add(1) != Some(event.version) {
-            return Err(format!(
+            let why = format!(
                 "deal `{}` version {} where {} was due",
                 event.deal,
                 event.version,
                 u64::from(line.version) + 1
-            ));
+            );
+            return Err(Rejection::new(Rule::VersionConflict, why));
         }
         line.version = event.version;
         if let Some(kind) = kind {
@@ -341,7 +354,7 @@ impl Deals {
             if let Some(currency) = currency {
                 amount
                     .resolve(currency)
-                    .map_err(|why| Rejection::field(Rule::InvalidValue, "amount", why))?;
+                    .map_err(|why| Rejection::field(Rule::InvalidValue, "amount", why.to_string()))?;
             }
             Ok(())
         };

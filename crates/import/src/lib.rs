@@ -24,7 +24,7 @@ pub mod salesforce;
 #[cfg(test)]
 mod fuzz;
 
-use dealledger_config::Config;
+use dealledger_config::{Config, ConfigError};
 use dealledger_events::{parse_line, Pipeline, Rejection, Submission};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,6 +86,9 @@ pub enum ImportError {
     Read { path: String, why: String },
     #[error("{location}: {why}")]
     Invalid { location: String, why: String },
+    /// An option of the importers (a stage's target, a column override) they do not take.
+    #[error("{0}")]
+    Option(String),
 }
 
 /// Where a CRM stage leads.
@@ -99,12 +102,15 @@ pub enum Target {
 impl Target {
     /// A stage map's value (`[import.stages]`, `[hubspot.stages]`): `won`, `lost` or a stage of
     /// `pipeline`.
-    pub fn parse(text: &str, pipeline: &Pipeline) -> Result<Target, String> {
+    pub fn parse(text: &str, pipeline: &Pipeline) -> Result<Target, ImportError> {
         match text {
             "won" => Ok(Target::Won),
             "lost" => Ok(Target::Lost),
             stage if pipeline.index(stage).is_some() => Ok(Target::Stage(stage.to_string())),
-            _ => Err(format!("not a pipeline stage, `won` or `lost` (the pipeline: {})", pipeline.names())),
+            _ => Err(ImportError::Option(format!(
+                "not a pipeline stage, `won` or `lost` (the pipeline: {})",
+                pipeline.names()
+            ))),
         }
     }
 }
@@ -121,8 +127,10 @@ pub struct Options {
 
 impl Options {
     /// A column override as `KEY=HEADER` (`ingest --column`).
-    pub fn set_column(&mut self, pair: &str) -> Result<(), String> {
-        let (key, header) = pair.split_once('=').ok_or_else(|| format!("`{pair}`: expected KEY=HEADER"))?;
+    pub fn set_column(&mut self, pair: &str) -> Result<(), ImportError> {
+        let (key, header) = pair
+            .split_once('=')
+            .ok_or_else(|| ImportError::Option(format!("`{pair}`: expected KEY=HEADER")))?;
         self.columns.insert(key.to_string(), header.to_string());
         Ok(())
     }
@@ -131,12 +139,12 @@ impl Options {
 /// The importers' options from `[import]` of a dealledger.toml: `stages` (CRM stage name to a
 /// pipeline stage, `won` or `lost`) and `columns` (importer key to header). Stages are checked
 /// against `pipeline`.
-pub fn options_from_config(config: &Config, pipeline: Pipeline) -> Result<Options, String> {
+pub fn options_from_config(config: &Config, pipeline: Pipeline) -> Result<Options, ConfigError> {
     let mut options = Options { pipeline, ..Options::default() };
     if let Some(section) = config.import.clone() {
         for (name, target) in section.stages {
             let target = Target::parse(&target, &options.pipeline)
-                .map_err(|why| format!("[import.stages] `{name}` = `{target}`: {why}"))?;
+                .map_err(|why| config.refused(format!("[import.stages] `{name}` = `{target}`: {why}")))?;
             options.stages.insert(name, target);
         }
         options.columns = section.columns;

@@ -112,7 +112,7 @@ fn rebuild<S: BlockStore>(log: &Log<S>) -> Result<(Deals, SeenIndex), LogError> 
     let mut seen = SeenIndex::default();
     let mut scratch = Vec::new();
     log.scan_refs(1, |event| {
-        deals.replay(event).map_err(|why| LogError::Corrupt { seq: event.seq, why })?;
+        deals.replay(event).map_err(|r| LogError::Corrupt { seq: event.seq, why: r.detail })?;
         if let Some(source_id) = event.source_id {
             scratch.clear();
             encode_identity_ref(event, &mut scratch);

@@ -442,7 +442,7 @@ impl Timeline {
         let (mut latest_at, mut latest_recorded_at) = (Timestamp::MIN, Timestamp::MIN);
         for deal in &self.deals {
             let id = deal.id.as_str();
-            dealledger_events::DealId::check(id)?;
+            dealledger_events::DealId::check(id).map_err(|why| why.to_string())?;
             if !ids.insert(id) {
                 return Err(format!("deal `{id}` appears twice"));
             }

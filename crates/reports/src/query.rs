@@ -131,7 +131,7 @@ fn instant(param: &'static str, text: Option<&str>, now: Timestamp) -> Result<Ti
         Some(text) => Timestamp::parse_instant_or_date(text).map_err(|reason| ParamError {
             param,
             value: text.to_string(),
-            reason,
+            reason: reason.to_string(),
         }),
     }
 }
@@ -147,7 +147,11 @@ fn required<'a>(param: &'static str, text: &'a Option<String>) -> Result<&'a str
 fn currency(text: &Option<String>) -> Result<Option<Currency>, ParamError> {
     text.as_deref()
         .map(|t| {
-            Currency::parse(t).map_err(|reason| ParamError { param: "currency", value: t.into(), reason })
+            Currency::parse(t).map_err(|reason| ParamError {
+                param: "currency",
+                value: t.into(),
+                reason: reason.to_string(),
+            })
         })
         .transpose()
 }
@@ -205,7 +209,7 @@ pub fn check(name: ReportName, params: &Params, now: Timestamp) -> Result<(), Pa
         Decimal::parse(text).map_err(|reason| ParamError {
             param: "forecast",
             value: text.clone(),
-            reason,
+            reason: reason.to_string(),
         })?;
     }
     currency(&params.currency)?;

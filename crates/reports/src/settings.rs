@@ -22,7 +22,7 @@
 //! qualifying = ["budget_confirmed", "decision_maker"]
 //! ```
 
-use dealledger_config::{Config, RatesSection};
+use dealledger_config::{Config, ConfigError, RatesSection};
 use dealledger_events::money::Decimal;
 use dealledger_events::pipeline::{pipeline_from_config, probability_to_bp};
 use dealledger_events::{Currency, Pipeline};
@@ -103,8 +103,12 @@ impl Settings {
 
 /// The report settings of a dealledger.toml (its pipeline and the sections above). Errors name
 /// the section and key.
-pub fn settings_from_config(config: &Config) -> Result<Settings, String> {
+pub fn settings_from_config(config: &Config) -> Result<Settings, ConfigError> {
     let pipeline = pipeline_from_config(config)?;
+    settings_with(config, pipeline).map_err(|why| config.refused(why))
+}
+
+fn settings_with(config: &Config, pipeline: Pipeline) -> Result<Settings, String> {
     let mut settings = Settings { pipeline, ..Settings::default() };
     if let Some(costs) = &config.costs {
         if let Some(code) = &costs.currency {
@@ -180,8 +184,13 @@ fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str
 mod tests {
     use super::*;
 
+    /// The settings, or the error's text (for a refusal, its reason without the file).
     fn parse_settings_toml(text: &str) -> Result<Settings, String> {
-        settings_from_config(&Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?)
+        let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+        settings_from_config(&config).map_err(|e| match e {
+            ConfigError::Refused { why, .. } => why,
+            other => other.to_string(),
+        })
     }
 
     #[test]

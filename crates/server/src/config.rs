@@ -1,6 +1,6 @@
 //! The `[serve]` and `[hubspot]` sections of `dealledger.toml`, and the daemon's limits.
 
-use dealledger_config::Config;
+use dealledger_config::{Config, ConfigError};
 use dealledger_events::Pipeline;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -119,7 +119,11 @@ impl HubSpotConfig {
 /// The daemon's settings from `[serve]` and `[hubspot]` of a dealledger.toml; defaults for
 /// anything not given. `[hubspot.stages]` is checked against `pipeline`, as the importers'
 /// map is.
-pub fn serve_config_from(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, String> {
+pub fn serve_config_from(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, ConfigError> {
+    serve_config_of(file, pipeline).map_err(|why| file.refused(why))
+}
+
+fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, String> {
     let mut config = ServeConfig::default();
     if let Some(serve) = file.serve.clone() {
         if let Some(listen) = serve.listen {
@@ -186,7 +190,7 @@ mod tests {
 
     fn parse_serve_toml(text: &str) -> Result<ServeConfig, String> {
         let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
-        serve_config_from(&config, &Pipeline::default())
+        serve_config_from(&config, &Pipeline::default()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -424,8 +424,7 @@ async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> 
         };
     if let Some(path) = &shared.config.config_path {
         let reread = dealledger_config::Config::read(path).map_err(|e| e.to_string()).and_then(|file| {
-            crate::config::serve_config_from(&file, &shared.settings.pipeline)
-                .map_err(|why| format!("{}: {why}", path.display()))
+            crate::config::serve_config_from(&file, &shared.settings.pipeline).map_err(|e| e.to_string())
         });
         match reread {
             Ok(config) => match config.hubspot {
@@ -874,7 +873,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     let mut policy = dealledger_whatif::Policy::default();
     for rule in &rules {
         if let Err(why) = policy.set_text(rule) {
-            return bad_param("rule", why);
+            return bad_param("rule", why.to_string());
         }
     }
     let ask = match whatif_question(policy, &compared, single.get("sweep")) {
@@ -886,7 +885,10 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
         |name: &'static str| -> Result<Option<dealledger_events::Timestamp>, (&'static str, String)> {
             single
                 .get(name)
-                .map(|t| dealledger_events::Timestamp::parse_instant_or_date(t).map_err(|why| (name, why)))
+                .map(|t| {
+                    dealledger_events::Timestamp::parse_instant_or_date(t)
+                        .map_err(|why| (name, why.to_string()))
+                })
                 .transpose()
         };
     let (from, to, as_of) = match (moment("from"), moment("to"), moment("as_of")) {
@@ -950,10 +952,13 @@ fn whatif_question(
             return Err(("policy", format!("{} policies; at most {COMPARED_POLICIES_MAX}", compared.len())));
         }
         let policies = compared.iter().map(|text| dealledger_whatif::Policy::parse_rules(text));
-        return policies.collect::<Result<Vec<_>, String>>().map(Ask::Compare).map_err(|why| ("policy", why));
+        return policies
+            .collect::<Result<Vec<_>, _>>()
+            .map(Ask::Compare)
+            .map_err(|why| ("policy", why.to_string()));
     }
     if let Some(text) = sweep {
-        let (rule, values) = sweep_values(text).map_err(|why| ("sweep", why))?;
+        let (rule, values) = sweep_values(text).map_err(|why| ("sweep", why.to_string()))?;
         return Ok(Ask::Sweep(policy, rule, values));
     }
     if policy.is_empty() {

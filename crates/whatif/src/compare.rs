@@ -1,6 +1,7 @@
 //! Policies side by side, and the text forms a sweep and a policy take on a command line or in a
 //! query string: what the CLI and the daemon share.
 
+use crate::WhatIfError;
 use crate::{Policy, Prepared, WhatIfReport};
 use dealledger_reports::output::{Cell, Instant, Table};
 use dealledger_reports::Report;
@@ -13,8 +14,8 @@ pub const SWEEP_VALUES_MAX: usize = 10_000;
 pub const COMPARED_POLICIES_MAX: usize = 32;
 
 /// `RULE=FROM..TO[:STEP]` (`gone_dark=7..60`, `stalled=1..3:0.25`) as the rule and its values.
-pub fn sweep_values(text: &str) -> Result<(String, Vec<f64>), String> {
-    let bad = |why: &str| format!("`{text}`: {why}");
+pub fn sweep_values(text: &str) -> Result<(String, Vec<f64>), WhatIfError> {
+    let bad = |why: &str| WhatIfError::Sweep(format!("`{text}`: {why}"));
     let (rule, range) = text.split_once('=').ok_or_else(|| bad("expected RULE=FROM..TO[:STEP]"))?;
     let (range, step) = range.split_once(':').map_or((range, "1"), |(r, s)| (r, s));
     let (from, to) = range.split_once("..").ok_or_else(|| bad("expected FROM..TO"))?;
@@ -42,12 +43,15 @@ pub struct Comparison {
 
 impl Prepared<'_> {
     /// Each policy's outcome, in the order given.
-    pub fn compare(&self, policies: &[Policy]) -> Result<Comparison, String> {
+    pub fn compare(&self, policies: &[Policy]) -> Result<Comparison, WhatIfError> {
         if policies.len() > COMPARED_POLICIES_MAX {
-            return Err(format!("{} policies; at most {COMPARED_POLICIES_MAX}", policies.len()));
+            return Err(WhatIfError::Compare(format!(
+                "{} policies; at most {COMPARED_POLICIES_MAX}",
+                policies.len()
+            )));
         }
-        let policies =
-            policies.iter().map(|p| self.run(p, false, false)).collect::<Result<Vec<_>, String>>()?;
+        let run = |p| self.run(p, false, false).map_err(|e| WhatIfError::Compare(e.to_string()));
+        let policies = policies.iter().map(run).collect::<Result<Vec<_>, _>>()?;
         Ok(Comparison { as_of: Instant(self.scope.as_of), policies })
     }
 }
@@ -104,7 +108,7 @@ mod tests {
         {
             assert!(sweep_values(bad).is_err(), "{bad}");
         }
-        assert!(sweep_values("g=0..10000").unwrap_err().contains("at most 10000"));
+        assert!(sweep_values("g=0..10000").unwrap_err().to_string().contains("at most 10000"));
         assert_eq!(sweep_values("g=0..9999").unwrap().1.len(), 10_000);
     }
 }

@@ -18,7 +18,7 @@ pub mod question;
 pub mod sim;
 
 pub use policy::{MissingField, Policy};
-pub use question::{Answer, Ask, Question, WhatIfError};
+pub use question::{Answer, Ask, Question};
 
 use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::Timestamp;
@@ -29,6 +29,19 @@ use history::StageHistory;
 use serde::Serialize;
 use sim::{days_to_us, simulate, simulate_swept, Compiled, Cut, Scratch, Swept};
 use std::collections::BTreeMap;
+
+/// The what-if engine's error: which input is wrong, and why. The CLI names its flag after the
+/// kind, the daemon its query parameter.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WhatIfError {
+    /// A rule or a policy (a name, a value, a missing_field's stage).
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Sweep(String),
+    #[error("{0}")]
+    Compare(String),
+}
 
 /// Which deals and how far: deals opened in [from, to), history up to `as_of`.
 #[derive(Clone, Copy, Debug)]
@@ -177,8 +190,13 @@ impl<'t> Prepared<'t> {
     }
 
     /// Backtests one policy.
-    pub fn run(&self, policy: &Policy, by_owner: bool, with_deals: bool) -> Result<WhatIfReport, String> {
-        let compiled = self.compile(policy)?;
+    pub fn run(
+        &self,
+        policy: &Policy,
+        by_owner: bool,
+        with_deals: bool,
+    ) -> Result<WhatIfReport, WhatIfError> {
+        let compiled = self.compile(policy).map_err(WhatIfError::Policy)?;
         let world = self.world();
         let mut scratch = Scratch::default();
         let mut owners: BTreeMap<Name, Sums> = BTreeMap::new();
@@ -303,11 +321,12 @@ pub struct SweepReport {
 impl Prepared<'_> {
     /// Backtests `base` with `rule` set to each of `values`: one walk per deal records the rule's
     /// windows, and each value's cut is read off them (a row equals a single run exactly).
-    pub fn sweep(&self, base: &Policy, rule: &str, values: &[f64]) -> Result<SweepReport, String> {
-        let swept = Swept::parse(rule)
-            .ok_or_else(|| format!("`{rule}` cannot be swept (numeric rules: {})", Swept::names()))?;
+    pub fn sweep(&self, base: &Policy, rule: &str, values: &[f64]) -> Result<SweepReport, WhatIfError> {
+        let swept = Swept::parse(rule).ok_or_else(|| {
+            WhatIfError::Sweep(format!("`{rule}` cannot be swept (numeric rules: {})", Swept::names()))
+        })?;
         for &value in values {
-            base.clone().set(rule, value)?;
+            base.clone().set(rule, value).map_err(|e| WhatIfError::Sweep(e.to_string()))?;
         }
         let mut fixed = base.clone();
         match swept {
@@ -317,7 +336,7 @@ impl Prepared<'_> {
             Swept::PastCloseDate => fixed.past_close_date = None,
             Swept::UnansweredTouches => fixed.unanswered_touches = None,
         }
-        let compiled = self.compile(&fixed)?;
+        let compiled = self.compile(&fixed).map_err(WhatIfError::Sweep)?;
         let mut scratch = Scratch::default();
         let mut windows = sim::Windows::default();
         let world = self.world();

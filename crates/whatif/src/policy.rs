@@ -1,6 +1,7 @@
 //! Disqualification policies: rules read from a TOML file or from `--rule name=value`.
 
 use crate::sim::Swept;
+use crate::WhatIfError;
 use serde::{Deserialize, Serialize};
 
 /// `missing_field = {field, by_stage, grace_days}`.
@@ -55,24 +56,24 @@ impl Policy {
 
     /// Reads a policy file's text; `file` names it in errors, which give the line of a bad key
     /// or value as dealledger.toml's do.
-    pub fn parse_toml(text: &str, file: &str) -> Result<Policy, String> {
-        let policy: Policy =
-            dealledger_config::parse_toml(text, file, policy_keys).map_err(|e| e.to_string())?;
-        policy.check().map_err(|why| format!("{file}: {why}"))?;
+    pub fn parse_toml(text: &str, file: &str) -> Result<Policy, WhatIfError> {
+        let policy: Policy = dealledger_config::parse_toml(text, file, policy_keys)
+            .map_err(|e| WhatIfError::Policy(e.to_string()))?;
+        policy.check().map_err(|why| WhatIfError::Policy(format!("{file}: {why}")))?;
         Ok(policy)
     }
 
     /// Sets one numeric rule (`gone_dark`, `no_activity`, `stalled`, `unanswered_touches`,
     /// `past_close_date`) to `value`.
-    pub fn set(&mut self, rule: &str, value: f64) -> Result<(), String> {
+    pub fn set(&mut self, rule: &str, value: f64) -> Result<(), WhatIfError> {
         if !value.is_finite() || value < 0.0 {
-            return Err(format!("{rule} = {value}: must be a number at least 0"));
+            return Err(WhatIfError::Policy(format!("{rule} = {value}: must be a number at least 0")));
         }
         let Some(swept) = Swept::parse(rule) else {
-            return Err(format!(
+            return Err(WhatIfError::Policy(format!(
                 "unknown rule `{rule}` (numeric rules: {}; missing_field needs a policy file)",
                 Swept::names()
-            ));
+            )));
         };
         match swept {
             Swept::GoneDark => self.gone_dark = Some(value),
@@ -81,7 +82,9 @@ impl Policy {
             Swept::PastCloseDate => self.past_close_date = Some(value),
             Swept::UnansweredTouches => {
                 if value.fract() != 0.0 || value < 1.0 {
-                    return Err(format!("unanswered_touches = {value}: must be a whole number at least 1"));
+                    return Err(WhatIfError::Policy(format!(
+                        "unanswered_touches = {value}: must be a whole number at least 1"
+                    )));
                 }
                 self.unanswered_touches = Some(value as u32);
             }
@@ -91,13 +94,13 @@ impl Policy {
 
     /// A policy of numeric rules as one text, `gone_dark=14,stalled=1.5`: how a compared policy
     /// travels in a query string.
-    pub fn parse_rules(text: &str) -> Result<Policy, String> {
+    pub fn parse_rules(text: &str) -> Result<Policy, WhatIfError> {
         let mut policy = Policy::default();
         for rule in text.split(',').filter(|rule| !rule.trim().is_empty()) {
             policy.set_text(rule)?;
         }
         if policy.is_empty() {
-            return Err(format!("`{text}`: no rule (expected RULE=VALUE,RULE=VALUE)"));
+            return Err(WhatIfError::Policy(format!("`{text}`: no rule (expected RULE=VALUE,RULE=VALUE)")));
         }
         Ok(policy)
     }
@@ -123,9 +126,14 @@ impl Policy {
     }
 
     /// `--rule name=value`.
-    pub fn set_text(&mut self, text: &str) -> Result<(), String> {
-        let (rule, value) = text.split_once('=').ok_or_else(|| format!("`{text}`: expected RULE=VALUE"))?;
-        let value: f64 = value.trim().parse().map_err(|_| format!("`{text}`: `{value}` is not a number"))?;
+    pub fn set_text(&mut self, text: &str) -> Result<(), WhatIfError> {
+        let (rule, value) = text
+            .split_once('=')
+            .ok_or_else(|| WhatIfError::Policy(format!("`{text}`: expected RULE=VALUE")))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| WhatIfError::Policy(format!("`{text}`: `{value}` is not a number")))?;
         self.set(rule.trim(), value)
     }
 
@@ -167,7 +175,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.gone_dark, Some(14.0));
         assert_eq!(p.missing_field[0].by_stage, "quote");
-        let e = Policy::parse_toml("\ngone_drak = 14\n", "policy.toml").unwrap_err();
+        let e = Policy::parse_toml("\ngone_drak = 14\n", "policy.toml").unwrap_err().to_string();
         assert!(
             e.starts_with(
                 "policy.toml:2:1: unknown key `gone_drak` at the top of the file; did you mean `gone_dark`?"
@@ -178,12 +186,13 @@ mod tests {
             "[[missing_field]]\nfield = \"f\"\nby_stage = \"quote\"\ngrace_day = 1\n",
             "p",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("unknown key `grace_day` in [[missing_field]]; did you mean `grace_days`?"),
             "{e}"
         );
-        assert!(Policy::parse_toml("gone_dark = -1\n", "p").unwrap_err().contains("at least 0"));
+        assert!(Policy::parse_toml("gone_dark = -1\n", "p").unwrap_err().to_string().contains("at least 0"));
         let numeric =
             Policy::parse_toml("gone_dark = 14.5\nunanswered_touches = 3\nstalled = 2\n", "p").unwrap();
         let text = numeric.rules_text().unwrap();
@@ -191,12 +200,15 @@ mod tests {
         assert_eq!(Policy::parse_rules(&text).unwrap(), numeric);
         assert_eq!(p.rules_text(), None, "missing_field needs a file");
         assert!(Policy::parse_rules(",").is_err());
-        assert!(Policy::parse_rules("gone_dark=1,nope=2").unwrap_err().contains("unknown rule `nope`"));
+        assert!(Policy::parse_rules("gone_dark=1,nope=2")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown rule `nope`"));
         let mut q = Policy::default();
         q.set_text("unanswered_touches=3").unwrap();
         assert_eq!(q.unanswered_touches, Some(3));
         assert!(q.set_text("unanswered_touches=2.5").is_err());
-        assert!(q.set_text("nope=1").unwrap_err().contains("unknown rule `nope`"));
-        assert!(q.set_text("gone_dark").unwrap_err().contains("expected RULE=VALUE"));
+        assert!(q.set_text("nope=1").unwrap_err().to_string().contains("unknown rule `nope`"));
+        assert!(q.set_text("gone_dark").unwrap_err().to_string().contains("expected RULE=VALUE"));
     }
 }

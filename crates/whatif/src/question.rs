@@ -2,7 +2,7 @@
 //! run, a sweep of one rule over a policy, or policies compared, over one scope.
 
 use crate::compare::Comparison;
-use crate::{log_end, Policy, Prepared, Scope, SweepReport, WhatIfReport};
+use crate::{log_end, Policy, Prepared, Scope, SweepReport, WhatIfError, WhatIfReport};
 use dealledger_events::Timestamp;
 use dealledger_projections::Timeline;
 use dealledger_reports::{render, Format, Settings};
@@ -14,19 +14,6 @@ pub enum Ask {
     /// The base policy, the swept rule and its values.
     Sweep(Policy, String, Vec<f64>),
     Compare(Vec<Policy>),
-}
-
-/// Which input a refused question is wrong in, and why: the CLI names its flag after it, the
-/// daemon its query parameter.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WhatIfError {
-    /// A rule or a policy (a name, a value, a missing_field's stage).
-    #[error("{0}")]
-    Policy(String),
-    #[error("{0}")]
-    Sweep(String),
-    #[error("{0}")]
-    Compare(String),
 }
 
 #[derive(Clone, Debug)]
@@ -67,15 +54,9 @@ impl Question {
         let scope = Scope { from: self.from, to: self.to, as_of, as_logged: self.as_logged };
         let prepared = Prepared::new(timeline, settings, scope);
         match &self.ask {
-            Ask::Run(policy) => {
-                prepared.run(policy, self.by_owner, self.deals).map(Answer::Run).map_err(WhatIfError::Policy)
-            }
-            Ask::Sweep(policy, rule, values) => {
-                prepared.sweep(policy, rule, values).map(Answer::Sweep).map_err(WhatIfError::Sweep)
-            }
-            Ask::Compare(policies) => {
-                prepared.compare(policies).map(Answer::Compare).map_err(WhatIfError::Compare)
-            }
+            Ask::Run(policy) => prepared.run(policy, self.by_owner, self.deals).map(Answer::Run),
+            Ask::Sweep(policy, rule, values) => prepared.sweep(policy, rule, values).map(Answer::Sweep),
+            Ask::Compare(policies) => prepared.compare(policies).map(Answer::Compare),
         }
     }
 }

@@ -57,6 +57,8 @@ fn check(files: &[File], import: Import, options: &Options) -> Result<(), TestCa
             prop_assert!(names_a_file(&location) || names.contains(&location.as_str()), "{location}: {why}");
             return Ok(());
         }
+        // Options are checked before any file is read.
+        Err(e @ ImportError::Option(_)) => return Err(TestCaseError::fail(format!("an option error: {e}"))),
     };
     let now = Timestamp::parse_rfc3339("2030-01-01T00:00:00Z").expect("valid");
     let mut deals = Deals::default();
