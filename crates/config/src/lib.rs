@@ -238,6 +238,17 @@ pub enum ConfigError {
     Refused { file: String, why: String },
 }
 
+impl ConfigError {
+    /// What is wrong, without the file's name where it is only the message's prefix (a
+    /// refusal): for a caller that names the file itself.
+    pub fn reason(&self) -> String {
+        match self {
+            ConfigError::Refused { why, .. } => why.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The keys a table of a file knows, by the path of key names that leads to it (array indices
 /// left out; `[]` is the top of the file); `None` where any key goes (a map) or the path is
 /// not a table.

@@ -182,10 +182,7 @@ mod tests {
     /// The pipeline, or the error's text (for a refusal, its reason without the file).
     fn parse_pipeline_toml(text: &str) -> Result<Pipeline, String> {
         let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
-        pipeline_from_config(&config).map_err(|e| match e {
-            ConfigError::Refused { why, .. } => why,
-            other => other.to_string(),
-        })
+        pipeline_from_config(&config).map_err(|e| e.reason())
     }
 
     #[test]

@@ -187,10 +187,7 @@ mod tests {
     /// The settings, or the error's text (for a refusal, its reason without the file).
     fn parse_settings_toml(text: &str) -> Result<Settings, String> {
         let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
-        settings_from_config(&config).map_err(|e| match e {
-            ConfigError::Refused { why, .. } => why,
-            other => other.to_string(),
-        })
+        settings_from_config(&config).map_err(|e| e.reason())
     }
 
     #[test]

@@ -374,8 +374,5 @@ fn every_report_renders_in_every_format() {
 /// Settings from the text of a dealledger.toml, as the binary reads them.
 fn settings_of(text: &str) -> Result<Settings, String> {
     let config = dealledger_config::Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
-    settings_from_config(&config).map_err(|e| match e {
-        dealledger_config::ConfigError::Refused { why, .. } => why,
-        other => other.to_string(),
-    })
+    settings_from_config(&config).map_err(|e| e.reason())
 }

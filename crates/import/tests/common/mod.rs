@@ -30,12 +30,8 @@ pub fn pipedrive_options() -> Options {
 /// The importers' options from the text of a dealledger.toml, as the binary reads them.
 pub fn options_of(toml: &str) -> Result<Options, String> {
     let config = dealledger_config::Config::parse(toml, "dealledger.toml").map_err(|e| e.to_string())?;
-    let refusal = |e: dealledger_config::ConfigError| match e {
-        dealledger_config::ConfigError::Refused { why, .. } => why,
-        other => other.to_string(),
-    };
-    let pipeline = dealledger_events::pipeline::pipeline_from_config(&config).map_err(refusal)?;
-    options_from_config(&config, pipeline).map_err(refusal)
+    let pipeline = dealledger_events::pipeline::pipeline_from_config(&config).map_err(|e| e.reason())?;
+    options_from_config(&config, pipeline).map_err(|e| e.reason())
 }
 
 /// Events by type, distinct deals, and skipped rows by kind.
