@@ -158,19 +158,36 @@ pub fn tie_rank(rule: &str) -> u8 {
     Swept::parse(rule).map_or(MISSING_FIELD_TIE_RANK, Swept::tie_rank)
 }
 
+/// What the swept rule's deadline is counted from: `anchor` (µs) plus the value in days, or for
+/// `stalled` plus the value times `p90` (µs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     anchor: i64,
     p90: i64,
 }
 
+/// A span in which the swept rule's deadline is anchored at one `key`: a value whose deadline
+/// falls by `end` cuts at the later of the deadline and `start`.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    key: Key,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+/// For `unanswered_touches`: an outbound touch while open, and the streak it makes.
+#[derive(Clone, Copy, Debug)]
+struct Streak {
+    at: Timestamp,
+    outbound_in_a_row: u32,
+}
+
 /// One deal's windows for the swept rule.
 #[derive(Debug, Default)]
 pub struct Windows {
-    /// (anchor µs, p90 µs for stalled, start, end): a cut at max(deadline, start) if deadline <= end.
-    deadlines: Vec<(i64, i64, Timestamp, Timestamp)>,
-    /// For unanswered touches: (time, outbound touches in a row then) while open.
-    streaks: Vec<(Timestamp, u32)>,
+    deadlines: Vec<Window>,
+    streaks: Vec<Streak>,
+    /// The window open now: its key and since when.
     current: Option<(Key, Timestamp)>,
 }
 
@@ -182,7 +199,7 @@ impl Windows {
     }
 
     fn observe(&mut self, key: Option<Key>, now: Timestamp) {
-        if self.current.map(|c| c.0) == key {
+        if self.current.map(|(current, _)| current) == key {
             return;
         }
         self.close(now);
@@ -191,7 +208,7 @@ impl Windows {
 
     fn close(&mut self, end: Timestamp) {
         if let Some((key, start)) = self.current.take() {
-            self.deadlines.push((key.anchor, key.p90, start, end));
+            self.deadlines.push(Window { key, start, end });
         }
     }
 
@@ -199,13 +216,13 @@ impl Windows {
     pub fn cut(&self, swept: Swept, value: f64) -> Option<Timestamp> {
         if swept == Swept::UnansweredTouches {
             let n = value as u32;
-            return self.streaks.iter().find(|(_, streak)| *streak >= n).map(|(at, _)| *at);
+            return self.streaks.iter().find(|s| s.outbound_in_a_row >= n).map(|s| s.at);
         }
         let days = days_to_us(value);
-        self.deadlines.iter().find_map(|&(anchor, p90, start, end)| {
+        self.deadlines.iter().find_map(|&Window { key, start, end }| {
             let d = match swept {
-                Swept::Stalled => anchor.saturating_add((value * p90 as f64) as i64),
-                _ => anchor.saturating_add(days),
+                Swept::Stalled => key.anchor.saturating_add((value * key.p90 as f64) as i64),
+                _ => key.anchor.saturating_add(days),
             };
             (d <= end.0).then(|| Timestamp(d).max(start))
         })
@@ -461,7 +478,7 @@ impl Walk<'_, '_> {
                 s.streak += 1;
                 if let Some((Swept::UnansweredTouches, windows)) = self.tracker.as_mut() {
                     if s.life.is_open() {
-                        windows.streaks.push((now, s.streak));
+                        windows.streaks.push(Streak { at: now, outbound_in_a_row: s.streak });
                     }
                 }
                 if s.life.is_open() && self.policy.unanswered_touches.is_some_and(|n| s.streak >= n) {
