@@ -12,8 +12,12 @@ use std::path::Path;
 
 pub fn stats(data: &DataDir, format: Format) -> Result<()> {
     let log = data.open_log()?;
-    let (timeline, _) = catch_up::<Timeline, _>(&log)?;
-    let deals = timeline.deals();
+    // The deal count from the deal index's header and the log's tail; the timeline only without
+    // a usable index (then it is also saved, with a fresh index).
+    let deals = match dealledger_projections::deal_index::deal_count(&log)? {
+        Some(deals) => deals,
+        None => catch_up::<Timeline, _>(&log)?.0.deals().len() as u64,
+    };
     let head = log.head();
     let bytes = log.store().bytes_on_disk()?;
     let mut out = std::io::stdout().lock();
@@ -23,7 +27,7 @@ pub fn stats(data: &DataDir, format: Format) -> Result<()> {
             "{}",
             serde_json::json!({
                 "events": head.seq,
-                "deals": deals.len(),
+                "deals": deals,
                 "head_seq": head.seq,
                 "bytes_on_disk": bytes,
                 "chain": head.chain_hex(),
@@ -31,12 +35,12 @@ pub fn stats(data: &DataDir, format: Format) -> Result<()> {
         )?,
         Format::Csv => {
             writeln!(out, "events,deals,head_seq,bytes_on_disk,chain")?;
-            writeln!(out, "{},{},{},{},{}", head.seq, deals.len(), head.seq, bytes, head.chain_hex())?;
+            writeln!(out, "{},{},{},{},{}", head.seq, deals, head.seq, bytes, head.chain_hex())?;
         }
         Format::Table => {
             let per_event = if head.seq > 0 { bytes as f64 / head.seq as f64 } else { 0.0 };
             writeln!(out, "events         {}", thousands(head.seq))?;
-            writeln!(out, "deals          {}", thousands(deals.len() as u64))?;
+            writeln!(out, "deals          {}", thousands(deals))?;
             writeln!(out, "head seq       {}", thousands(head.seq))?;
             writeln!(out, "bytes on disk  {} ({per_event:.1} bytes/event)", thousands(bytes))?;
             writeln!(out, "chain          {}", head.chain_hex())?;
@@ -48,14 +52,14 @@ pub fn stats(data: &DataDir, format: Format) -> Result<()> {
 pub fn replay(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
     let (timeline, stats) = rebuild::<Timeline, _>(&log)?;
-    let deals = timeline.deals();
+    let deals = timeline.deals().len() as u64;
     println!(
         "rebuilt projection `timeline` from {} events in {:.3} s ({} events/s): {} deals; \
          of which {:.3} s saving its checkpoint",
         thousands(stats.events),
         stats.seconds,
         thousands(stats.events_per_second() as u64),
-        thousands(deals.len() as u64),
+        thousands(deals),
         stats.save_seconds
     );
     Ok(())

@@ -19,4 +19,5 @@ mod reports;
 mod rules;
 mod stall;
 mod time;
+mod versus;
 mod whatif;

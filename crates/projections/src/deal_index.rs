@@ -10,12 +10,15 @@
 //! Layout (integers little endian):
 //!
 //! ```text
-//!  0  [u8; 8]  magic "DLDEALS1" (a layout change is a new magic: an old index is then unusable)
+//!  0  [u8; 8]  magic "DLDEALS2" (a layout change is a new magic: an old index is then unusable)
 //!  8  u64      through: the head seq it was taken at
 //! 16  [u8;32]  the chain hash after `through`
 //! 48  u32      buckets B: a power of two, at most BUCKETS_MAX
 //! 52  u32      crc32c of the table
-//! 56  B x 16   the table: per bucket its offset (u64), length (u32) and crc32c (u32)
+//! 56  u64      deals: how many deals the timeline held at `through` (`stats` reads only this)
+//! 64  u32      crc32c of bytes 0..64
+//! 68  u32      zero
+//! 72  B x 16   the table: per bucket its offset (u64), length (u32) and crc32c (u32)
 //! ..  buckets: each the codec's encoding of its deals (id, seq deltas, offsets), in id order
 //! ```
 //!
@@ -28,8 +31,10 @@ use dealledger_log::{BlockStore, Head, Log, LogError};
 
 /// The index's name among the store's metadata values.
 pub const KEY: &str = "checkpoint/timeline.deals";
-const MAGIC: [u8; 8] = *b"DLDEALS1";
-const HEADER_BYTES: usize = 56;
+const MAGIC: [u8; 8] = *b"DLDEALS2";
+const HEADER_BYTES: usize = 72;
+/// The header's bytes its crc covers.
+const HEADER_CRC_AT: usize = 64;
 const SLOT_BYTES: usize = 16;
 /// Deals per bucket the index aims at: a lookup reads one bucket (a few KiB).
 pub const DEALS_PER_BUCKET_TARGET: usize = 32;
@@ -100,6 +105,11 @@ pub fn encode(timeline: &Timeline, head: &Head) -> Vec<u8> {
     out.extend_from_slice(&head.chain);
     out.extend_from_slice(&(buckets as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&table).to_le_bytes());
+    out.extend_from_slice(&(deals.len() as u64).to_le_bytes());
+    let header_crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    debug_assert_eq!(out.len(), HEADER_BYTES);
     out.extend(table);
     out.extend(body);
     out
@@ -115,29 +125,72 @@ pub enum Lookup {
     Unusable(String),
 }
 
-/// Looks `deal` up in the saved index, reading its header, table and one bucket.
-pub fn lookup<S: BlockStore>(log: &Log<S>, deal: &str) -> Result<Lookup, LogError> {
-    let unusable = |why: &str| Ok(Lookup::Unusable(why.to_string()));
-    let store = log.store();
-    let Some(header) = store.get_meta_range(KEY, 0, HEADER_BYTES)? else {
-        return unusable("no deal index saved");
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// A saved index's header, checked: its crc, its layout and that the log has its chain.
+struct Header {
+    through: u64,
+    buckets: usize,
+    table_crc: u32,
+    deals: u64,
+}
+
+/// The saved index's header, or why there is no usable one.
+fn header<S: BlockStore>(log: &Log<S>) -> Result<Result<Header, &'static str>, LogError> {
+    let Some(header) = log.store().get_meta_range(KEY, 0, HEADER_BYTES)? else {
+        return Ok(Err("no deal index saved"));
     };
     if header.len() < HEADER_BYTES || header[..8] != MAGIC {
-        return unusable("a deal index of another layout, or shorter than its header");
+        return Ok(Err("a deal index of another layout, or shorter than its header"));
     }
-    let u32_at = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if crc32c::crc32c(&header[..HEADER_CRC_AT]) != u32_at(&header, HEADER_CRC_AT) {
+        return Ok(Err("a deal index whose header is damaged"));
+    }
     let through = u64_at(&header, 8);
     let chain: [u8; 32] = header[16..48].try_into().expect("32 bytes");
     let buckets = u32_at(&header, 48) as usize;
     if !buckets.is_power_of_two() || buckets > BUCKETS_MAX {
-        return unusable("a deal index with an impossible bucket count");
+        return Ok(Err("a deal index with an impossible bucket count"));
     }
     if through > log.head().seq || log.chain_after(through)? != Some(chain) {
-        return unusable("a deal index taken on another log, or ahead of this one");
+        return Ok(Err("a deal index taken on another log, or ahead of this one"));
     }
+    Ok(Ok(Header { through, buckets, table_crc: u32_at(&header, 52), deals: u64_at(&header, 56) }))
+}
+
+/// How many deals the log holds, from the saved index's header and the `opened` events after it
+/// (a scan of the log's tail only); None without a usable index. What `stats` asks, without
+/// loading the timeline.
+pub fn deal_count<S: BlockStore>(log: &Log<S>) -> Result<Option<u64>, LogError> {
+    let Ok(header) = header(log)? else { return Ok(None) };
+    let mut deals = header.deals;
+    if header.through < log.head().seq {
+        log.scan_refs(header.through + 1, |event| {
+            if matches!(event.body, dealledger_events::BodyRef::Opened { .. }) {
+                deals += 1;
+            }
+            Ok(true)
+        })?;
+    }
+    Ok(Some(deals))
+}
+
+/// Looks `deal` up in the saved index, reading its header, table and one bucket.
+pub fn lookup<S: BlockStore>(log: &Log<S>, deal: &str) -> Result<Lookup, LogError> {
+    let unusable = |why: &str| Ok(Lookup::Unusable(why.to_string()));
+    let store = log.store();
+    let Header { through, buckets, table_crc, .. } = match header(log)? {
+        Ok(header) => header,
+        Err(why) => return unusable(why),
+    };
     let table = store.get_meta_range(KEY, HEADER_BYTES as u64, buckets * SLOT_BYTES)?.unwrap_or_default();
-    if table.len() != buckets * SLOT_BYTES || crc32c::crc32c(&table) != u32_at(&header, 52) {
+    if table.len() != buckets * SLOT_BYTES || crc32c::crc32c(&table) != table_crc {
         return unusable("a deal index whose table is damaged");
     }
     let slot = bucket_of(deal, buckets) * SLOT_BYTES;

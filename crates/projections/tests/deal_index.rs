@@ -3,7 +3,7 @@
 
 use dealledger_events::{parse_line, Pipeline};
 use dealledger_log::{BlockStore, Ledger, MemStore};
-use dealledger_projections::deal_index::{lookup, Lookup, DEALS_PER_BUCKET_TARGET, KEY};
+use dealledger_projections::deal_index::{deal_count, lookup, Lookup, DEALS_PER_BUCKET_TARGET, KEY};
 use dealledger_projections::testkit::append;
 use dealledger_projections::{rebuild, Timeline};
 use std::sync::Arc;
@@ -60,6 +60,23 @@ fn the_index_answers_what_the_timeline_holds_for_every_deal() {
 }
 
 #[test]
+fn the_deal_count_is_the_index_and_the_tail() {
+    let mut ledger = ledger(DEALS_PER_BUCKET_TARGET + 5, 1);
+    assert_eq!(deal_count(ledger.log()).unwrap(), None, "none saved yet");
+    let (timeline, _) = rebuild::<Timeline, _>(ledger.log()).unwrap();
+    assert_eq!(deal_count(ledger.log()).unwrap(), Some(timeline.deals().len() as u64));
+    // Two deals more, and a touch of an old one, after the index: counted from the tail.
+    let lines = [
+        r#"{"deal":"N-1","type":"opened","at":"2025-01-03T00:00:00Z","owner":"ana","amount":100}"#,
+        r#"{"deal":"N-2","type":"opened","at":"2025-01-03T00:00:00Z","owner":"ana","amount":100}"#,
+        r#"{"deal":"D-0","type":"touch","at":"2025-01-03T00:00:00Z","channel":"call","direction":"inbound"}"#,
+    ];
+    let events: Vec<_> = lines.iter().map(|l| parse_line(l).unwrap().event).collect();
+    append(&mut ledger, &events);
+    assert_eq!(deal_count(ledger.log()).unwrap(), Some(timeline.deals().len() as u64 + 2));
+}
+
+#[test]
 fn a_damaged_index_or_one_of_another_log_is_unusable_never_wrong() {
     let ledger = ledger(40, 2);
     rebuild::<Timeline, _>(ledger.log()).unwrap();
@@ -67,6 +84,8 @@ fn a_damaged_index_or_one_of_another_log_is_unusable_never_wrong() {
     let good = store.get_meta(KEY).unwrap().unwrap();
     // Every single flipped byte: unusable, or (a byte in another deal's bucket) still the truth.
     let Lookup::Found { seqs: truth, .. } = lookup(ledger.log(), "D-7").unwrap() else { panic!("usable") };
+    let count = deal_count(ledger.log()).unwrap();
+    assert_eq!(count, Some(40));
     for at in 0..good.len() {
         let mut bad = good.clone();
         bad[at] ^= 0x10;
@@ -75,6 +94,8 @@ fn a_damaged_index_or_one_of_another_log_is_unusable_never_wrong() {
             Lookup::Unusable(_) => {}
             Lookup::Found { seqs, .. } => assert_eq!(seqs, truth, "byte {at} flipped"),
         }
+        let counted = deal_count(ledger.log()).unwrap();
+        assert!(counted.is_none() || counted == count, "byte {at} flipped: {counted:?}");
     }
     // Cut short anywhere: unusable or still the truth.
     for len in 0..good.len() {
@@ -83,6 +104,8 @@ fn a_damaged_index_or_one_of_another_log_is_unusable_never_wrong() {
             Lookup::Unusable(_) => {}
             Lookup::Found { seqs, .. } => assert_eq!(seqs, truth, "cut at {len}"),
         }
+        let counted = deal_count(ledger.log()).unwrap();
+        assert!(counted.is_none() || counted == count, "cut at {len}: {counted:?}");
     }
     // An index taken on another log (same length, other events) is unusable.
     let other = self::ledger(41, 2);
