@@ -18,16 +18,11 @@ sendto,sendmsg";
 
 fn strace_available(test: &str) -> bool {
     let found = Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    match found {
-        Ok(status) if status.success() => true,
-        _ if std::env::var_os("DEALLEDGER_REQUIRE_TOOLS").is_some() => {
-            panic!("{test}: strace is required (DEALLEDGER_REQUIRE_TOOLS is set) but is not on PATH")
-        }
-        _ => {
-            eprintln!("skipped {test}: strace is not on PATH (Debian: apt-get install strace)");
-            false
-        }
-    }
+    let missing = match found {
+        Ok(status) if status.success() => None,
+        _ => Some("strace is not on PATH (Debian: apt-get install strace)".to_string()),
+    };
+    crate::harness::tool_available(test, "strace", missing)
 }
 
 /// One completed system call of the trace: its name, the text of its arguments and result,

@@ -26,6 +26,22 @@ impl Run {
     }
 }
 
+/// Whether a test that needs a system tool runs: true when `missing` is None. Without the tool
+/// the test fails where the tools are required (`DEALLEDGER_REQUIRE_TOOLS`, set by `.ci/run`),
+/// and elsewhere prints that it was skipped and why: never a silent skip.
+pub fn tool_available(test: &str, tool: &str, missing: Option<String>) -> bool {
+    match missing {
+        None => true,
+        Some(why) if std::env::var_os("DEALLEDGER_REQUIRE_TOOLS").is_some() => {
+            panic!("{test}: {tool} is required (DEALLEDGER_REQUIRE_TOOLS is set) but {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped {test}: {why}");
+            false
+        }
+    }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_dealledger")
 }

@@ -48,16 +48,7 @@ fn env_number(name: &str) -> Option<u64> {
 
 /// False (with the reason printed) where FUSE cannot run; a failure where it is required.
 fn fuse_available(test: &str) -> bool {
-    match dealledger_powercut::unavailable() {
-        None => true,
-        Some(why) if std::env::var_os("DEALLEDGER_REQUIRE_TOOLS").is_some() => {
-            panic!("{test}: FUSE is required (DEALLEDGER_REQUIRE_TOOLS is set) but {why}")
-        }
-        Some(why) => {
-            eprintln!("skipped {test}: {why}");
-            false
-        }
-    }
+    crate::harness::tool_available(test, "FUSE", dealledger_powercut::unavailable())
 }
 
 /// The mount, the seeded generator, and what was acknowledged so far.

@@ -13,16 +13,11 @@ fn duckdb_available(test: &str) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    match found {
-        Ok(status) if status.success() => true,
-        _ if std::env::var_os("DEALLEDGER_REQUIRE_TOOLS").is_some() => {
-            panic!("{test}: DuckDB's Python package is required (DEALLEDGER_REQUIRE_TOOLS is set) but python3 cannot import it")
-        }
-        _ => {
-            eprintln!("skipped {test}: python3 cannot import duckdb (pip install duckdb==2.0.1)");
-            false
-        }
-    }
+    let missing = match found {
+        Ok(status) if status.success() => None,
+        _ => Some("python3 cannot import duckdb (pip install duckdb==2.0.1)".to_string()),
+    };
+    crate::harness::tool_available(test, "DuckDB's Python package", missing)
 }
 
 #[test]
