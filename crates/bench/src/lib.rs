@@ -369,6 +369,9 @@ struct Figures {
     verify_events_per_second: f64,
     bytes_on_disk: u64,
     bytes_per_event: f64,
+    /// The sealed blocks themselves (compressed records, header, crc), summed: what the store
+    /// holds, against what it takes on disk (`bytes_on_disk`).
+    block_bytes: u64,
     /// The timeline checkpoint: its size, and the time to read and decode it (a current one).
     checkpoint_bytes: u64,
     checkpoint_load_ms: f64,
@@ -586,6 +589,11 @@ fn measure(dir: &std::path::Path, target: u64, seed: u64) -> Result<Figures> {
     let scan_seconds = started.elapsed().as_secs_f64();
     // The log's own size, before the replay below stores the timeline's checkpoint.
     let bytes_on_disk = log.store().bytes_on_disk()?;
+    let mut block_bytes = 0u64;
+    log.store().scan(1, &mut |_, value| {
+        block_bytes += value.len() as u64;
+        Ok(true)
+    })?;
     let (_, replay) = rebuild::<Timeline, _>(&log)?;
     let started = Instant::now();
     log.verify(None, |_| {})?;
@@ -620,6 +628,7 @@ fn measure(dir: &std::path::Path, target: u64, seed: u64) -> Result<Figures> {
         verify_events_per_second: events as f64 / verify_seconds,
         bytes_on_disk,
         bytes_per_event: bytes_on_disk as f64 / events as f64,
+        block_bytes,
         checkpoint_bytes,
         checkpoint_load_ms,
         report_fold_ms,
@@ -643,6 +652,7 @@ fn print_tables(all: &[Figures]) {
             "replay ev/s",
             "verify ev/s",
             "bytes/event",
+            "of it blocks",
             "jsonl bytes/event",
         ],
     );
@@ -655,6 +665,7 @@ fn print_tables(all: &[Figures]) {
             thousands(f.replay_events_per_second as u64),
             thousands(f.verify_events_per_second as u64),
             format!("{:.1}", f.bytes_per_event),
+            format!("{:.1}", f.block_bytes as f64 / f.events as f64),
             format!("{:.0}", f.jsonl_bytes as f64 / f.events as f64),
         ];
         table.push(row.into_iter().map(Cell::Figure).collect());
