@@ -140,6 +140,15 @@ fn gen_is_deterministic_and_ingests_whole() {
     let report = l.run_with_stdin(&["ingest", "--output", "json"], Some(&one)).ok().json();
     assert_eq!(report["ingested"].as_u64(), Some(events));
     assert_eq!(l.run(&["stats", "--format", "json"]).ok().json()["deals"], 60);
+    // Two deals more after the checkpoint that count saved: the deal index's count and the tail.
+    let more = concat!(
+        r#"{"deal":"N-1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"ann","amount":1}"#,
+        "\n",
+        r#"{"deal":"N-2","type":"opened","at":"2025-01-01T00:00:00Z","owner":"ann","amount":1}"#,
+        "\n"
+    );
+    l.run_with_stdin(&["ingest"], Some(more)).ok();
+    assert_eq!(l.run(&["stats", "--format", "json"]).ok().json()["deals"], 62);
 }
 
 #[test]
