@@ -13,7 +13,7 @@ use std::path::Path;
 pub fn stats(data: &DataDir, format: Format) -> Result<()> {
     let log = data.open_log()?;
     // The deal count from the deal index's header and the log's tail; the timeline only without
-    // a usable index (then it is also saved, with a fresh index).
+    // a usable index (none saved yet, or one of an older layout until the next checkpoint).
     let deals = match dealledger_projections::deal_index::deal_count(&log)? {
         Some(deals) => deals,
         None => catch_up::<Timeline, _>(&log)?.0.deals().len() as u64,

@@ -162,24 +162,27 @@ fn follow_opened<S: Copy>(state: Lifecycle<S>, step: Step<S>) -> Transition<S> {
     }
 }
 
-/// The state after `transition`: the one place a lifecycle changes.
+/// The state after `transition`: the one place a lifecycle changes. A deal that is not opened
+/// yet only changes by `Opened` (neither `decide` nor `follow` gives it anything else).
 pub fn apply<S: Copy>(state: &mut Option<Lifecycle<S>>, transition: Transition<S>) {
-    match transition {
-        Transition::Opened(stage) | Transition::Reopened(stage) => {
-            *state = Some(Lifecycle { status: Status::Open, stage });
-        }
-        // Neither decide nor follow moves or closes a deal that is not opened.
-        Transition::Moved { to, .. } => {
-            if let Some(life) = state {
-                life.stage = to;
+    match (state, transition) {
+        (Some(life), transition) => life.apply(transition),
+        (state @ None, Transition::Opened(stage)) => *state = Some(Lifecycle { status: Status::Open, stage }),
+        (None, _) => {}
+    }
+}
+
+impl<S: Copy> Lifecycle<S> {
+    /// [`apply`] to an opened deal.
+    pub fn apply(&mut self, transition: Transition<S>) {
+        match transition {
+            Transition::Opened(stage) | Transition::Reopened(stage) => {
+                *self = Lifecycle { status: Status::Open, stage };
             }
+            Transition::Moved { to, .. } => self.stage = to,
+            Transition::Closed { status, .. } => self.status = status,
+            Transition::Unchanged => {}
         }
-        Transition::Closed { status, .. } => {
-            if let Some(life) = state {
-                life.status = status;
-            }
-        }
-        Transition::Unchanged => {}
     }
 }
 

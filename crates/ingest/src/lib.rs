@@ -146,18 +146,9 @@ struct Parsed {
     lines: Vec<Line>,
 }
 
-/// A chunk's buffers, handed back by the admitting thread once it is done with them: reused,
-/// they save the reader a fresh 4 MiB chunk and its lines' vector for every chunk (fresh
-/// memory, whose zeroing by the kernel was a sixth of ingest's time).
-#[derive(Default)]
-struct Buffers {
-    chunk: Vec<u8>,
-    lines: Vec<Line>,
-}
-
-fn parse_chunk(input: usize, chunk: Vec<u8>, mut lines: Vec<Line>, first_line: u64) -> Parsed {
-    lines.clear();
-    lines.reserve(chunk.len() / 128);
+/// The chunk's lines parsed, and the number of the line after its last.
+fn parse_chunk(input: usize, chunk: Vec<u8>, first_line: u64) -> (Parsed, u64) {
+    let mut lines = Vec::with_capacity(chunk.len() / 128);
     let mut start = 0;
     let mut number = first_line;
     while start < chunk.len() {
@@ -177,7 +168,7 @@ fn parse_chunk(input: usize, chunk: Vec<u8>, mut lines: Vec<Line>, first_line: u
         number += 1;
         start = end + 1;
     }
-    Parsed { input, chunk, lines }
+    (Parsed { input, chunk, lines }, number)
 }
 
 fn open_input(name: &str) -> Result<Box<dyn Read + Send>> {
@@ -189,12 +180,10 @@ fn open_input(name: &str) -> Result<Box<dyn Read + Send>> {
     Ok(Box::new(file))
 }
 
-/// Reads every input in order, sending parsed chunks; ends at the first I/O error. Buffers come
-/// back through `recycled` once their chunk is admitted.
+/// Reads every input in order, sending parsed chunks; ends at the first I/O error.
 fn read_inputs(
     inputs: &[String],
     sender: mpsc::SyncSender<Result<Parsed>>,
-    recycled: mpsc::Receiver<Buffers>,
     progress: Option<indicatif::ProgressBar>,
 ) {
     for (index, name) in inputs.iter().enumerate() {
@@ -208,9 +197,7 @@ fn read_inputs(
         let mut carry: Vec<u8> = Vec::new();
         let mut line = 1u64;
         loop {
-            let Buffers { mut chunk, lines } = recycled.try_recv().unwrap_or_default();
-            chunk.clear();
-            chunk.append(&mut carry);
+            let mut chunk = std::mem::take(&mut carry);
             let filled = chunk.len();
             chunk.resize(filled + CHUNK_BYTES, 0);
             let n = match read_full(&mut reader, &mut chunk[filled..]) {
@@ -228,10 +215,7 @@ fn read_inputs(
             if !eof {
                 // Keep the partial last line for the next chunk.
                 match memchr::memrchr(b'\n', &chunk) {
-                    Some(last) => {
-                        carry.extend_from_slice(&chunk[last + 1..]);
-                        chunk.truncate(last + 1);
-                    }
+                    Some(last) => carry = chunk.split_off(last + 1),
                     None => {
                         carry = chunk;
                         if carry.len() > dealledger_events::json::LINE_BYTES_MAX * 2 {
@@ -243,10 +227,8 @@ fn read_inputs(
                     }
                 }
             }
-            let lines_in_chunk = memchr::memchr_iter(b'\n', &chunk).count() as u64
-                + u64::from(eof && !chunk.is_empty() && chunk.last() != Some(&b'\n'));
-            let parsed = parse_chunk(index, chunk, lines, line);
-            line += lines_in_chunk;
+            let (parsed, next_line) = parse_chunk(index, chunk, line);
+            line = next_line;
             if sender.send(Ok(parsed)).is_err() {
                 return;
             }
@@ -297,20 +279,18 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
     });
     let mut rejects = create_rejects(&options.rejects)?;
     let (sender, receiver) = mpsc::sync_channel(CHUNKS_IN_FLIGHT_MAX);
-    // Unbounded, but no more buffers exist than chunks in flight and the two being worked on.
-    let (recycle, recycled) = mpsc::channel();
     let inputs = options.inputs.clone();
     let reader_bar = progress.clone();
     let reader = std::thread::Builder::new()
         .name("ingest-reader".into())
-        .spawn(move || read_inputs(&inputs, sender, recycled, reader_bar))
+        .spawn(move || read_inputs(&inputs, sender, reader_bar))
         .map_err(|e| IngestError::Thread(format!("cannot start the reader thread: {e}")))?;
 
     let mut report = Report::default();
     let mut batch = ledger.batch(clock);
     let mut failure: Option<IngestError> = None;
     'chunks: for parsed in receiver.iter() {
-        let mut parsed = match parsed {
+        let parsed = match parsed {
             Ok(parsed) => parsed,
             Err(e) => {
                 failure = Some(e);
@@ -318,7 +298,7 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
             }
         };
         report.bytes += parsed.chunk.len() as u64;
-        for (line, range, result) in parsed.lines.drain(..) {
+        for (line, range, result) in parsed.lines {
             report.lines += 1;
             let outcome = result.and_then(|submission| batch.push(submission));
             match outcome {
@@ -338,8 +318,6 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
                 }
             }
         }
-        // The reader may have finished: then the buffers are simply dropped.
-        let _ = recycle.send(Buffers { chunk: parsed.chunk, lines: parsed.lines });
     }
     drop(receiver);
     reader.join().map_err(|_| IngestError::Thread("the reader thread panicked".into()))?;

@@ -422,9 +422,7 @@ impl Walk<'_, '_> {
         }
         let stage_index = |name: Name| self.world.stage_index.get(name as usize).copied().flatten();
         let Some(s) = self.state.as_mut() else { return };
-        let mut life = Some(s.life);
-        lifecycle::apply(&mut life, transition);
-        s.life = life.unwrap_or(s.life);
+        s.life.apply(transition);
         s.stage_index = stage_index(s.life.stage);
         match transition {
             Transition::Moved { .. } => {
