@@ -355,12 +355,8 @@ fn body(kind: Kind, wire: Wire<'_>) -> Result<Body, Rejection> {
         },
         Kind::Disqualified => {
             let reason = required(wire.reason.as_deref(), "reason", kind)?;
-            let reason = DqReason::ALL.into_iter().find(|r| r.as_str() == reason).ok_or_else(|| {
-                invalid("reason")(format!(
-                    "`{reason}` is not a disqualification reason ({})",
-                    DqReason::ALL.map(DqReason::as_str).join(", ")
-                ))
-            })?;
+            let reason =
+                one_of(reason, DqReason::ALL, DqReason::as_str, "reason", "a disqualification reason")?;
             Body::Disqualified { reason, note: text(wire.note, "note")? }
         }
         Kind::Requalified => Body::Requalified {
@@ -393,15 +389,23 @@ fn opened(wire: Wire<'_>) -> Result<Body, Rejection> {
     })
 }
 
+/// `text` as the one of `all` with that name, or an error in `field` listing the names.
+fn one_of<T: Copy, const N: usize>(
+    text: &str,
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    field: &'static str,
+    what: &str,
+) -> Result<T, Rejection> {
+    all.into_iter()
+        .find(|item| name(*item) == text)
+        .ok_or_else(|| invalid(field)(format!("`{text}` is not {what} ({})", all.map(name).join(", "))))
+}
+
 fn touch(wire: Wire<'_>) -> Result<Body, Rejection> {
     let kind = Kind::Touch;
     let channel = required(wire.channel.as_deref(), "channel", kind)?;
-    let channel = Channel::ALL.into_iter().find(|c| c.as_str() == channel).ok_or_else(|| {
-        invalid("channel")(format!(
-            "`{channel}` is not a channel ({})",
-            Channel::ALL.map(Channel::as_str).join(", ")
-        ))
-    })?;
+    let channel = one_of(channel, Channel::ALL, Channel::as_str, "channel", "a channel")?;
     let direction = match required(wire.direction.as_deref(), "direction", kind)? {
         "outbound" => Direction::Outbound,
         "inbound" => Direction::Inbound,
