@@ -33,4 +33,4 @@ pub use error::LogError;
 pub use ledger::{Batch, Committed, Ledger, Outcome};
 pub use log::{BlockWriter, Head, Log, Sealed, Verified};
 pub use sled_store::{Salvage, SledStore};
-pub use store::{BlockStore, BlockVisitor, MemStore};
+pub use store::{BlockStore, BlockVisitor, MemStore, MetaBytes};

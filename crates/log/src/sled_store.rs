@@ -519,6 +519,36 @@ impl BlockStore for SledStore {
         Ok(Some(part))
     }
 
+    fn read_meta(&self, name: &str) -> Result<Option<crate::MetaBytes>, LogError> {
+        let path = self.meta_path(name);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(self.get_meta(name)?.map(crate::MetaBytes::Owned))
+            }
+            Err(e) => return Err(LogError::Store(io_error(&path, e))),
+        };
+        let len = file.metadata().map_err(|e| LogError::Store(io_error(&path, e)))?.len();
+        if len == 0 {
+            // Nothing to map (mmap(2) refuses a length of zero).
+            return Ok(Some(crate::MetaBytes::Owned(Vec::new())));
+        }
+        // SAFETY: a mapped file must not change while mapped. dealledger never writes a metadata
+        // file in place: `write_durably` writes a new file and renames it over the old one, whose
+        // inode (and so this mapping) stays as it was. What is left is a person rewriting the
+        // file in place while a command reads it, which any reader that maps files (ripgrep's,
+        // say) also leaves to the person. The value is read once, front to back, so the
+        // kernel is told to read ahead.
+        let map = unsafe { memmap2::Mmap::map(&file) };
+        match map {
+            Ok(map) => {
+                let _ = map.advise(memmap2::Advice::Sequential);
+                Ok(Some(crate::MetaBytes::Mapped(map)))
+            }
+            Err(_) => self.get_meta(name).map(|value| value.map(crate::MetaBytes::Owned)),
+        }
+    }
+
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
         self.refuse_if_failed()?;
         if !self.meta_dir.exists() {

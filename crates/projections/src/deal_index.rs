@@ -68,20 +68,20 @@ pub fn encode(timeline: &Timeline, head: &Head) -> Vec<u8> {
     let buckets = (deals.len() / DEALS_PER_BUCKET_TARGET).next_power_of_two().clamp(1, BUCKETS_MAX);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); buckets];
     for (i, deal) in deals.iter().enumerate() {
-        members[bucket_of(&deal.id, buckets)].push(i);
+        members[bucket_of(deal.id, buckets)].push(i);
     }
     let mut table = Vec::with_capacity(buckets * SLOT_BYTES);
     let mut body = Vec::new();
     let body_at = (HEADER_BYTES + buckets * SLOT_BYTES) as u64;
     for mut member in members {
-        member.sort_by(|&a, &b| deals[a].id.cmp(&deals[b].id));
+        member.sort_by_key(|&i| deals.get(i).map(|d| d.id));
         let entries: Vec<EntryRef<'_>> = member
             .iter()
             .map(|&i| {
-                let deal = &deals[i];
+                let deal = deals.get(i).expect("a member is a deal's index");
                 let mut previous = 0;
                 let seq_deltas = deal
-                    .seqs
+                    .seqs()
                     .iter()
                     .map(|&seq| {
                         // Seqs ascend (the timeline checks it on load and on fold).
@@ -90,7 +90,7 @@ pub fn encode(timeline: &Timeline, head: &Head) -> Vec<u8> {
                         delta
                     })
                     .collect();
-                EntryRef { deal: &deal.id, seq_deltas, offsets: &deal.offsets }
+                EntryRef { deal: deal.id, seq_deltas, offsets: deal.offsets() }
             })
             .collect();
         let bytes = encode_value(&entries);

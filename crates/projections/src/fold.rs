@@ -111,7 +111,7 @@ impl Folded {
     /// [`Folded::fold`] under the same view.
     pub fn fold_touches(&mut self, deal: &DealHistory, view: View) {
         let mut facts = TouchFacts::default();
-        for touch in deal.touches(view) {
+        for touch in deal.touches_in(view) {
             let at = Some(touch.at);
             facts.last_at = facts.last_at.max(at);
             match touch.direction {

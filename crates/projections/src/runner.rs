@@ -1,16 +1,13 @@
 //! Replay: folding the log into projections, from scratch or from a checkpoint.
 
-use dealledger_events::codec::{decode_value, encode_value};
 use dealledger_events::EventRef;
-use dealledger_log::{BlockStore, Head, Log, LogError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use dealledger_log::{BlockStore, Head, Log, LogError, MetaBytes};
 use std::time::Instant;
 
 /// A fold over the log. `apply` is called once per event in seq order. An event the fold
 /// cannot take (one that only a corrupt log holds: an event of a deal never opened) is an
 /// error saying why, which the runner reports as corruption at that seq: never a panic.
-pub trait Projection: Serialize + DeserializeOwned + Default {
+pub trait Projection: Default + Sized {
     /// Names the checkpoint in the store.
     const NAME: &'static str;
     /// Bump when the state's layout or meaning changes: older checkpoints are then rebuilt.
@@ -20,12 +17,16 @@ pub trait Projection: Serialize + DeserializeOwned + Default {
 
     fn apply(&mut self, event: &EventRef<'_>) -> Result<(), String>;
 
-    /// Called once after a checkpoint is decoded: rebuild what is not stored (indexes) and
-    /// check that the decoded state is one a fold could have produced. An error rejects the
-    /// checkpoint (it is rebuilt from the log).
-    fn loaded(&mut self) -> Result<(), String> {
-        Ok(())
-    }
+    /// The state as a checkpoint stores it: the same bytes for the same events, however they
+    /// were folded (from nothing, or a checkpoint plus a tail).
+    fn encode(&self) -> Vec<u8>;
+
+    /// The state back from [`Projection::encode`]'s bytes (`checkpoint[state]`, the value kept
+    /// so that parts of it can be decoded later, when first read), checked to be one a fold could have
+    /// produced, so that readers can index and compare without checks of their own. The bytes
+    /// are untrusted (their checksum only rules out damage): an error, never a panic, rejects
+    /// the checkpoint, which is then rebuilt from the log.
+    fn decode(checkpoint: dealledger_log::MetaBytes, state: std::ops::Range<usize>) -> Result<Self, String>;
 
     /// A second value saved with each checkpoint, for readers that must not load the
     /// checkpoint (the timeline's deal index): its name among the store's metadata values and
@@ -150,7 +151,7 @@ pub fn save_checkpoint<P: Projection, S: BlockStore>(
     projection: &P,
 ) -> Result<(), ReplayError> {
     let head = log.head();
-    let state = encode_value(projection);
+    let state = projection.encode();
     let mut bytes = Vec::with_capacity(CHECKPOINT_HEADER_BYTES + state.len());
     bytes.extend_from_slice(&P::VERSION.to_le_bytes());
     bytes.extend_from_slice(&head.seq.to_le_bytes());
@@ -170,7 +171,7 @@ pub fn save_checkpoint<P: Projection, S: BlockStore>(
 /// cannot be used is not an error (the log is the truth, the projection is rebuilt), but it is
 /// logged for whoever wonders why a report was slow.
 fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, ReplayError> {
-    let Some(bytes) = log.store().get_meta(&key::<P>())? else {
+    let Some(bytes) = log.store().read_meta(&key::<P>())? else {
         return Ok(None);
     };
     let checkpoint = match parse_checkpoint::<P>(&bytes) {
@@ -197,26 +198,21 @@ fn load<P: Projection, S: BlockStore>(log: &Log<S>) -> Result<Option<(P, u64)>, 
         tracing::warn!(projection = P::NAME, seq, "checkpoint does not belong to this log; rebuilding");
         return Ok(None);
     }
-    match decode_value::<P>(checkpoint.state) {
-        Ok(mut projection) => match projection.loaded() {
-            Ok(()) => Ok(Some((projection, seq))),
-            Err(why) => {
-                tracing::warn!(projection = P::NAME, why, "checkpoint holds an impossible state; rebuilding");
-                Ok(None)
-            }
-        },
-        Err(e) => {
-            tracing::warn!(projection = P::NAME, error = %e, "unreadable checkpoint; rebuilding from the log");
+    let state = CHECKPOINT_HEADER_BYTES..bytes.len();
+    match P::decode(bytes, state) {
+        Ok(projection) => Ok(Some((projection, seq))),
+        Err(why) => {
+            tracing::warn!(projection = P::NAME, why, "unusable checkpoint state; rebuilding from the log");
             Ok(None)
         }
     }
 }
 
-/// A checkpoint's parts, checked against its header (not yet against the log).
-struct Checkpoint<'a> {
+/// A checkpoint's header, checked against its state (not yet against the log). The state is
+/// the rest of the value, from [`CHECKPOINT_HEADER_BYTES`].
+struct Checkpoint {
     seq: u64,
     chain: [u8; 32],
-    state: &'a [u8],
 }
 
 enum Unusable {
@@ -225,7 +221,7 @@ enum Unusable {
     Damaged(String),
 }
 
-fn parse_checkpoint<P: Projection>(bytes: &[u8]) -> Result<Checkpoint<'_>, Unusable> {
+fn parse_checkpoint<P: Projection>(bytes: &MetaBytes) -> Result<Checkpoint, Unusable> {
     let field = |at: usize, len: usize| {
         bytes
             .get(at..at + len)
@@ -245,8 +241,24 @@ fn parse_checkpoint<P: Projection>(bytes: &[u8]) -> Result<Checkpoint<'_>, Unusa
     if state.len() as u64 != len {
         return Err(Unusable::Damaged(format!("state of {} bytes where {len} were written", state.len())));
     }
-    if crc32c::crc32c(state) != crc {
+    if checksum(bytes, CHECKPOINT_HEADER_BYTES) != crc {
         return Err(Unusable::Damaged("checksum mismatch".into()));
     }
-    Ok(Checkpoint { seq, chain, state })
+    Ok(Checkpoint { seq, chain })
+}
+
+/// crc32c of `bytes[from..]`, a slab at a time, giving each slab's pages back once summed: a
+/// mapped checkpoint of hundreds of MB is not resident all at once just to be checked (its
+/// decoding maps in again what it reads, and gives that back as it goes).
+fn checksum(bytes: &MetaBytes, from: usize) -> u32 {
+    const SLAB_BYTES: usize = 8 << 20;
+    let mut crc = 0;
+    let mut at = from.min(bytes.len());
+    while at < bytes.len() {
+        let end = at.saturating_add(SLAB_BYTES).min(bytes.len());
+        crc = crc32c::crc32c_append(crc, &bytes[at..end]);
+        bytes.release_pages(at..end);
+        at = end;
+    }
+    crc
 }

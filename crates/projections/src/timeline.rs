@@ -16,6 +16,17 @@ use dealledger_events::{
 };
 use serde::{Deserialize, Serialize};
 
+mod codec;
+mod columns;
+
+use columns::{Columns, ListColumns, Lists};
+
+impl Timeline {
+    /// [`Projection::decode`] of a state held in memory (tests, tools).
+    pub fn decode_state(state: &[u8]) -> Result<Timeline, String> {
+        codec::decode(dealledger_log::MetaBytes::Owned(state.to_vec()), 0..state.len())
+    }
+}
 use crate::{Folded, Projection};
 
 /// An interned string: a stage, owner or field name.
@@ -162,22 +173,32 @@ pub fn contact_key(contact: &str) -> u64 {
     hash
 }
 
-/// One deal's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DealHistory {
-    pub id: String,
+/// One deal's history, borrowed from the [`Timeline`].
+#[derive(Clone, Copy, Debug)]
+pub struct DealHistory<'a> {
+    pub id: &'a str,
     pub currency: Currency,
     /// Changes in (`at`, seq) order; the first is `Opened`.
-    pub entries: Vec<Entry>,
-    /// Touches in (`at`, seq) order.
-    pub touches: Vec<Touch>,
-    /// The seq of every event of the deal, ascending: the index that reads a deal's history
-    /// from the log without scanning it (`GET /v1/deals/{id}`, `audit deal`).
-    pub seqs: Vec<u64>,
-    /// Beside each seq, where its record starts in its block's uncompressed records: with it a
-    /// reader decodes just that record instead of every record before it in the block.
-    pub offsets: Vec<u32>,
+    pub entries: &'a [Entry],
+    /// Where its touches and seqs are: columns a checkpoint's load leaves undecoded until a
+    /// reader asks for them (most reports never do).
+    lists: Source<'a>,
 }
+
+#[derive(Clone, Copy, Debug)]
+enum Source<'a> {
+    Columns(&'a ListColumns, usize),
+    Lists(&'a Lists),
+}
+
+impl PartialEq for DealHistory<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.currency, self.entries, self.touches(), self.seqs(), self.offsets())
+            == (other.id, other.currency, other.entries, other.touches(), other.seqs(), other.offsets())
+    }
+}
+
+impl Eq for DealHistory<'_> {}
 
 /// Which events a report sees: `at <= as_of` and `recorded_at <= known_at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,33 +215,75 @@ impl View {
     }
 }
 
-impl DealHistory {
+impl<'a> DealHistory<'a> {
+    /// Touches in (`at`, seq) order.
+    pub fn touches(&self) -> &'a [Touch] {
+        match self.lists {
+            Source::Columns(columns, deal) => columns.touches_of(deal),
+            Source::Lists(lists) => &lists.touches,
+        }
+    }
+
+    /// The seq of every event of the deal, ascending: the index that reads a deal's history
+    /// from the log without scanning it (`GET /v1/deals/{id}`, `audit deal`).
+    pub fn seqs(&self) -> &'a [u64] {
+        match self.lists {
+            Source::Columns(columns, deal) => columns.seqs_of(deal).0,
+            Source::Lists(lists) => &lists.seqs,
+        }
+    }
+
+    /// Beside each seq, where its record starts in its block's uncompressed records: with it a
+    /// reader decodes just that record instead of every record before it in the block.
+    pub fn offsets(&self) -> &'a [u32] {
+        match self.lists {
+            Source::Columns(columns, deal) => columns.seqs_of(deal).1,
+            Source::Lists(lists) => &lists.offsets,
+        }
+    }
+
     /// The changes this view sees, in order.
-    pub fn entries(&self, view: View) -> impl Iterator<Item = &Entry> + '_ {
-        let end = self.entries.partition_point(|e| e.at <= view.as_of);
-        self.entries[..end].iter().filter(move |e| e.recorded_at <= view.known_at)
+    pub fn entries(&self, view: View) -> impl Iterator<Item = &'a Entry> + 'a {
+        let entries = self.entries;
+        let end = entries.partition_point(|e| e.at <= view.as_of);
+        entries[..end].iter().filter(move |e| e.recorded_at <= view.known_at)
     }
 
     /// The touches this view sees, in order.
-    pub fn touches(&self, view: View) -> impl Iterator<Item = &Touch> + '_ {
-        let end = self.touches.partition_point(|t| t.at <= view.as_of);
-        self.touches[..end].iter().filter(move |t| t.recorded_at <= view.known_at)
+    pub fn touches_in(&self, view: View) -> impl Iterator<Item = &'a Touch> + 'a {
+        let touches = self.touches();
+        let end = touches.partition_point(|t| t.at <= view.as_of);
+        touches[..end].iter().filter(move |t| t.recorded_at <= view.known_at)
     }
 }
 
 /// Every deal's history, in order of first appearance in the log.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+///
+/// Laid out for the folds and for the checkpoint, not for the writer: each list is one vector
+/// for all deals ([`Columns`]), which a checkpoint loads in one sequential pass with a handful
+/// of allocations, and which a fold over every deal reads front to back. A deal that an event
+/// changes after that moves to vectors of its own ([`Lists`]); when those hold more deals than
+/// the columns, they are folded back in ([`Timeline::compact`]), so the moves cost at most twice
+/// the copying of the whole timeline, however the events come.
+#[derive(Clone, Debug, Default)]
 pub struct Timeline {
     pub names: Names,
-    deals: Vec<DealHistory>,
+    columns: Columns,
+    /// Per deal, where its lists are when it has left the columns ([`MOVED_NOT`] where not); empty
+    /// while no deal has.
+    moved: Vec<u32>,
+    lists: Vec<Lists>,
     /// The latest `at` and `recorded_at` of any event: a view at or past both sees everything.
     latest_at: Timestamp,
     latest_recorded_at: Timestamp,
-    #[serde(skip)]
-    index: AHashMap<String, u32>,
-    #[serde(skip)]
+    /// Deal ids to deal indexes: built when first asked for, since a one-off report that
+    /// never looks a deal up (most) need not hash every id.
+    index: std::sync::OnceLock<AHashMap<String, u32>>,
     current: Current,
 }
+
+/// In [`Timeline::moved`]: the deal's lists are in the columns.
+const MOVED_NOT: u32 = u32::MAX;
 
 /// Every deal folded under [`View::ALL`], touches too: what a report on "now" reads, so it
 /// need not fold 10 M events' worth of history per question. Built by [`Timeline::refresh`],
@@ -278,7 +341,7 @@ fn parallel_parts(deals: usize) -> usize {
 /// that they come from fresh memory one after another: a report walking the deals then reads
 /// its visits nearly in sequence instead of chasing pointers all over the heap (4x faster at
 /// 10 M events).
-fn compact(mut folded: Vec<Folded>) -> Vec<Folded> {
+fn compact_visits(mut folded: Vec<Folded>) -> Vec<Folded> {
     let visits: Vec<Vec<crate::Visit>> = folded.iter().map(|f| f.visits.clone()).collect();
     for (f, visits) in folded.iter_mut().zip(visits) {
         f.visits = visits;
@@ -305,13 +368,14 @@ impl Timeline {
         view: View,
         touches: bool,
         init: impl Fn() -> A + Sync,
-        each: impl Fn(&mut A, &DealHistory, &Folded) + Sync,
+        each: impl Fn(&mut A, &DealHistory<'_>, &Folded) + Sync,
     ) -> Vec<A> {
-        let parts = parallel_parts(self.deals.len());
-        let part_len = self.deals.len().div_ceil(parts).max(1);
+        let deals = self.columns.deals();
+        let parts = parallel_parts(deals);
+        let part_len = deals.div_ceil(parts).max(1);
         let fold_part = |start: usize| {
             let mut acc = init();
-            let end = (start + part_len).min(self.deals.len());
+            let end = (start + part_len).min(deals);
             self.each_folded_in(start..end, view, touches, |deal, folded| each(&mut acc, deal, folded));
             acc
         };
@@ -329,8 +393,8 @@ impl Timeline {
 
     /// Calls `each` with every deal the view sees, folded as [`Timeline::fold_deals`] does, in
     /// deal order, on this thread.
-    pub fn each_folded(&self, view: View, touches: bool, each: impl FnMut(&DealHistory, &Folded)) {
-        self.each_folded_in(0..self.deals.len(), view, touches, each);
+    pub fn each_folded(&self, view: View, touches: bool, each: impl FnMut(&DealHistory<'_>, &Folded)) {
+        self.each_folded_in(0..self.columns.deals(), view, touches, each);
     }
 
     fn each_folded_in(
@@ -338,23 +402,24 @@ impl Timeline {
         range: std::ops::Range<usize>,
         view: View,
         touches: bool,
-        mut each: impl FnMut(&DealHistory, &Folded),
+        mut each: impl FnMut(&DealHistory<'_>, &Folded),
     ) {
         let sees_all = view.as_of >= self.latest_at && view.known_at >= self.latest_recorded_at;
         if sees_all && self.current.fresh() {
-            debug_assert_eq!(self.current.folded.len(), self.deals.len());
-            for (deal, folded) in self.deals[range.clone()].iter().zip(&self.current.folded[range]) {
-                each(deal, folded);
+            debug_assert_eq!(self.current.folded.len(), self.columns.deals());
+            for (i, folded) in range.clone().zip(&self.current.folded[range]) {
+                each(&self.history(i), folded);
             }
             return;
         }
         let mut folded = Folded::default();
-        for deal in &self.deals[range] {
-            if folded.fold(deal, view) {
+        for i in range {
+            let deal = self.history(i);
+            if folded.fold(&deal, view) {
                 if touches {
-                    folded.fold_touches(deal, view);
+                    folded.fold_touches(&deal, view);
                 }
-                each(deal, &folded);
+                each(&deal, &folded);
             }
         }
     }
@@ -373,127 +438,140 @@ impl Timeline {
     /// only the deals that events touched since. The daemon calls it after each commit; a
     /// one-off report need not (it folds what it reads).
     pub fn refresh(&mut self) {
-        let current = &mut self.current;
-        if !current.built {
-            let part_len = self.deals.len().div_ceil(parallel_parts(self.deals.len())).max(1);
+        if !self.current.built {
+            let deals = self.columns.deals();
+            let part_len = deals.div_ceil(parallel_parts(deals)).max(1);
+            let this = &*self;
             let folded = std::thread::scope(|scope| {
-                let parts: Vec<_> = self
-                    .deals
-                    .chunks(part_len)
-                    .map(|part| scope.spawn(|| part.iter().map(fold_all).collect::<Vec<_>>()))
+                let parts: Vec<_> = (0..deals)
+                    .step_by(part_len)
+                    .map(|start| {
+                        let end = (start + part_len).min(deals);
+                        scope.spawn(move || {
+                            (start..end).map(|i| fold_all(&this.history(i))).collect::<Vec<_>>()
+                        })
+                    })
                     .collect();
                 parts.into_iter().flat_map(|h| h.join().expect("folding threads do not panic")).collect()
             });
-            *current = Current { built: true, folded: compact(folded), stale: Vec::new() };
+            self.current = Current { built: true, folded: compact_visits(folded), stale: Vec::new() };
             return;
         }
-        current.stale.sort_unstable();
-        current.stale.dedup();
-        for &deal in &current.stale {
-            let history = &self.deals[deal as usize];
-            match current.folded.get_mut(deal as usize) {
-                Some(folded) => *folded = fold_all(history),
+        let mut stale = std::mem::take(&mut self.current.stale);
+        stale.sort_unstable();
+        stale.dedup();
+        for &deal in &stale {
+            let folded = fold_all(&self.history(deal as usize));
+            match self.current.folded.get_mut(deal as usize) {
+                Some(slot) => *slot = folded,
                 None => {
-                    debug_assert_eq!(current.folded.len(), deal as usize, "deals are appended in order");
-                    current.folded.push(fold_all(history));
+                    debug_assert_eq!(self.current.folded.len(), deal as usize, "deals are appended in order");
+                    self.current.folded.push(folded);
                 }
             }
         }
-        current.stale.clear();
+        stale.clear();
+        self.current.stale = stale;
     }
 
-    pub fn deals(&self) -> &[DealHistory] {
-        &self.deals
+    pub fn deals(&self) -> Deals<'_> {
+        Deals { timeline: self }
     }
 
-    pub fn deal(&self, id: &str) -> Option<&DealHistory> {
-        self.index.get(id).map(|&i| &self.deals[i as usize])
+    pub fn deal(&self, id: &str) -> Option<DealHistory<'_>> {
+        self.index().get(id).map(|&i| self.history(i as usize))
     }
 
     pub fn events(&self) -> usize {
-        self.deals.iter().map(|d| d.entries.len() + d.touches.len()).sum()
+        self.deals().iter().map(|d| d.entries.len() + d.touches().len()).sum()
     }
-}
 
-impl Timeline {
-    /// A decoded checkpoint is only used if a fold could have produced it: every name it
-    /// refers to exists, every deal starts with its one `opened` and keeps its lists in `at`
-    /// order, ids are valid and distinct, and the latest instants are the latest of the lists.
-    /// Readers then index and compare without checks of their own.
+    /// Deal `i`'s history, from its own lists if it has moved to them, else from the columns.
+    fn history(&self, i: usize) -> DealHistory<'_> {
+        let (entries, lists) = match self.moved.get(i) {
+            Some(&list) if list != MOVED_NOT => {
+                let lists = &self.lists[list as usize];
+                (&lists.entries[..], Source::Lists(lists))
+            }
+            _ => (self.columns.lists.entries_of(i), Source::Columns(&self.columns.lists, i)),
+        };
+        DealHistory { id: self.columns.id(i), currency: self.columns.currencies[i], entries, lists }
+    }
+
+    /// Deal `i`'s own lists, moving it out of the columns if it is still there.
+    fn lists_mut(&mut self, i: usize) -> &mut Lists {
+        let deals = self.columns.deals();
+        if self.moved.len() < deals {
+            self.moved.resize(deals, MOVED_NOT);
+        }
+        if self.moved[i] == MOVED_NOT {
+            let lists = &self.columns.lists;
+            let (seqs, offsets) = lists.seqs_of(i);
+            let lists = Lists {
+                entries: lists.entries_of(i).to_vec(),
+                touches: lists.touches_of(i).to_vec(),
+                seqs: seqs.to_vec(),
+                offsets: offsets.to_vec(),
+            };
+            // Fewer lists than deals, and deals fit u32 (apply checks it).
+            self.moved[i] = self.lists.len() as u32;
+            self.lists.push(lists);
+        }
+        &mut self.lists[self.moved[i] as usize]
+    }
+
+    /// Once more deals have moved to their own lists than stayed in the columns, lays every
+    /// deal's lists end to end again. Below [`Timeline::MOVED_MIN`] moves it waits: a replay from
+    /// nothing would otherwise compact at every other deal.
+    fn compact_if_due(&mut self) {
+        const MOVED_MIN: usize = 4096;
+        let moved = self.lists.len();
+        if moved < MOVED_MIN || moved <= self.columns.deals() - moved {
+            return;
+        }
+        self.compact();
+    }
+
+    /// Lays every deal's lists end to end in the columns, in deal order.
+    pub(crate) fn compact(&mut self) {
+        if self.lists.is_empty() {
+            return;
+        }
+        let deals = self.columns.deals();
+        let (mut entries, mut touches, mut seqs) = (0, 0, 0);
+        for deal in self.deals() {
+            entries += deal.entries.len();
+            touches += deal.touches().len();
+            seqs += deal.seqs().len();
+        }
+        let mut lists = ListColumns::with_capacity(deals, entries, touches, seqs);
+        for deal in self.deals() {
+            lists.push_deal(deal.entries, deal.touches(), deal.seqs(), deal.offsets());
+        }
+        self.columns.lists = lists;
+        self.moved = Vec::new();
+        self.lists = Vec::new();
+    }
+
+    fn index(&self) -> &AHashMap<String, u32> {
+        self.index.get_or_init(|| {
+            let deals = self.columns.deals();
+            let mut index = AHashMap::with_capacity(deals);
+            for i in 0..deals {
+                // Deals fit u32: apply and the checkpoint's decoding check it.
+                index.insert(self.columns.id(i).to_string(), i as u32);
+            }
+            index
+        })
+    }
+
     /// Records that event `seq` is the deal's: events come in seq order.
-    fn note_seq(&mut self, deal: u32, seq: u64, offset: u32) -> Result<(), String> {
-        let history = &mut self.deals[deal as usize];
-        if let Some(&last) = history.seqs.last().filter(|&&last| last >= seq) {
-            return Err(format!("event {seq} of deal `{}` comes after its event {last}", history.id));
+    fn note_seq(lists: &mut Lists, id: &str, seq: u64, offset: u32) -> Result<(), String> {
+        if let Some(&last) = lists.seqs.last().filter(|&&last| last >= seq) {
+            return Err(format!("event {seq} of deal `{id}` comes after its event {last}"));
         }
-        history.seqs.push(seq);
-        history.offsets.push(offset);
-        Ok(())
-    }
-
-    fn check_loaded(&self) -> Result<(), String> {
-        let names = self.names.len();
-        let name = |name: Name, deal: &str| match (name as usize) < names {
-            true => Ok(()),
-            false => Err(format!("deal `{deal}` names string {name} of {names}")),
-        };
-        u32::try_from(self.deals.len()).map_err(|_| "more than 2^32 deals")?;
-        let mut ids = ahash::AHashSet::with_capacity(self.deals.len());
-        let (mut latest_at, mut latest_recorded_at) = (Timestamp::MIN, Timestamp::MIN);
-        for deal in &self.deals {
-            let id = deal.id.as_str();
-            dealledger_events::DealId::check(id).map_err(|why| why.to_string())?;
-            if !ids.insert(id) {
-                return Err(format!("deal `{id}` appears twice"));
-            }
-            if !matches!(deal.entries.first(), Some(Entry { change: Change::Opened { .. }, .. })) {
-                return Err(format!("deal `{id}` does not start with its `opened`"));
-            }
-            let counted = deal.entries.len().saturating_add(deal.touches.len());
-            if deal.seqs.len() < counted
-                || deal.seqs.windows(2).any(|w| w[0] >= w[1])
-                || deal.offsets.len() != deal.seqs.len()
-            {
-                return Err(format!("deal `{id}`'s seqs are not ascending, miss events or miss offsets"));
-            }
-            for (i, entry) in deal.entries.iter().enumerate() {
-                match entry.change {
-                    Change::Opened { stage, owner, .. } => {
-                        if i > 0 {
-                            return Err(format!("deal `{id}` is opened twice"));
-                        }
-                        name(stage, id)?;
-                        name(owner, id)?;
-                    }
-                    Change::Moved { to: n } | Change::Owner { owner: n } | Change::Field { field: n, .. } => {
-                        name(n, id)?
-                    }
-                    Change::Requalified { stage: Some(n) } => name(n, id)?,
-                    _ => {}
-                }
-            }
-            let times = deal.entries.iter().map(|e| (e.at, e.recorded_at));
-            let times = times.chain(deal.touches.iter().map(|t| (t.at, t.recorded_at)));
-            for (at, recorded_at) in times {
-                if !at.is_valid() || !recorded_at.is_valid() {
-                    return Err(format!("deal `{id}` has an instant outside years 0000 to 9999"));
-                }
-                latest_at = latest_at.max(at);
-                latest_recorded_at = latest_recorded_at.max(recorded_at);
-            }
-            if !deal.entries.is_sorted_by_key(|e| e.at) || !deal.touches.is_sorted_by_key(|t| t.at) {
-                return Err(format!("deal `{id}`'s history is not in time order"));
-            }
-        }
-        let empty = self.deals.is_empty();
-        let expected = if empty {
-            (Timestamp::default(), Timestamp::default())
-        } else {
-            (latest_at, latest_recorded_at)
-        };
-        if (self.latest_at, self.latest_recorded_at) != expected {
-            return Err("the latest instants are not those of the history".into());
-        }
+        lists.seqs.push(seq);
+        lists.offsets.push(offset);
         Ok(())
     }
 
@@ -504,10 +582,92 @@ impl Timeline {
 
     /// The index of an event's deal, which a valid log opened before it.
     fn deal_index(&self, event: &EventRef<'_>) -> Result<u32, String> {
-        self.index
+        self.index()
             .get(event.deal)
             .copied()
             .ok_or_else(|| format!("deal `{}` has an event before its `opened`", event.deal))
+    }
+
+    /// Adds a change or touch to a deal that exists, in (`at`, seq) order.
+    fn add(&mut self, event: &EventRef<'_>, item: Item) -> Result<(), String> {
+        let deal = self.deal_index(event)?;
+        let deals = self.columns.deals();
+        let (at, recorded_at) = (event.at, event.recorded_at);
+        let lists = self.lists_mut(deal as usize);
+        Timeline::note_seq(lists, event.deal, event.seq, event.offset)?;
+        match item {
+            Item::Entry(entry) => insert_ordered(&mut lists.entries, at, entry, |e| e.at),
+            Item::Touch(touch) => insert_ordered(&mut lists.touches, at, touch, |t| t.at),
+        }
+        self.note_times(at, recorded_at);
+        self.current.touched(deal, deals);
+        self.compact_if_due();
+        Ok(())
+    }
+}
+
+/// A change or a touch, on its way into a deal's lists.
+enum Item {
+    Entry(Entry),
+    Touch(Touch),
+}
+
+/// The timeline's deals, in order of first appearance in the log.
+#[derive(Clone, Copy)]
+pub struct Deals<'a> {
+    timeline: &'a Timeline,
+}
+
+impl<'a> Deals<'a> {
+    pub fn len(&self) -> usize {
+        self.timeline.columns.deals()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<DealHistory<'a>> {
+        (i < self.len()).then(|| self.timeline.history(i))
+    }
+
+    pub fn iter(&self) -> DealsIter<'a> {
+        DealsIter { timeline: self.timeline, next: 0..self.len() }
+    }
+}
+
+impl<'a> IntoIterator for Deals<'a> {
+    type Item = DealHistory<'a>;
+    type IntoIter = DealsIter<'a>;
+
+    fn into_iter(self) -> DealsIter<'a> {
+        self.iter()
+    }
+}
+
+#[derive(Clone)]
+pub struct DealsIter<'a> {
+    timeline: &'a Timeline,
+    next: std::ops::Range<usize>,
+}
+
+impl<'a> Iterator for DealsIter<'a> {
+    type Item = DealHistory<'a>;
+
+    fn next(&mut self) -> Option<DealHistory<'a>> {
+        self.next.next().map(|i| self.timeline.history(i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.next.size_hint()
+    }
+}
+
+impl ExactSizeIterator for DealsIter<'_> {}
+
+impl DoubleEndedIterator for DealsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.next.next_back().map(|i| self.timeline.history(i))
     }
 }
 
@@ -524,14 +684,16 @@ fn insert_ordered<T>(items: &mut Vec<T>, at: Timestamp, item: T, at_of: impl Fn(
 impl Projection for Timeline {
     const NAME: &'static str = "timeline";
     /// 4: the checkpoint gained a checksum (the state's meaning is that of 3); 5: each deal's
-    /// seqs; 6: and their records' offsets in their blocks.
-    const VERSION: u32 = 6;
+    /// seqs; 6: and their records' offsets in their blocks; 7: the columnar layout of
+    /// [`codec`] in place of the codec's (bincode's) encoding of the structs.
+    const VERSION: u32 = 7;
 
-    fn loaded(&mut self) -> Result<(), String> {
-        self.names.reindex();
-        self.check_loaded()?;
-        self.index = self.deals.iter().enumerate().map(|(i, d)| (d.id.clone(), i as u32)).collect();
-        Ok(())
+    fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    fn decode(checkpoint: dealledger_log::MetaBytes, state: std::ops::Range<usize>) -> Result<Self, String> {
+        codec::decode(checkpoint, state)
     }
 
     fn beside(&self, head: &dealledger_log::Head) -> Option<(&'static str, Vec<u8>)> {
@@ -540,64 +702,53 @@ impl Projection for Timeline {
 
     fn apply(&mut self, event: &EventRef<'_>) -> Result<(), String> {
         let (at, recorded_at) = (event.at, event.recorded_at);
-        let names = &mut self.names;
         let change = match event.body {
             BodyRef::Opened { owner, amount, currency, stage, close_date, .. } => {
                 let stage = stage.ok_or("a stored `opened` without its stage")?;
-                if self.index.contains_key(event.deal) {
+                if self.index().contains_key(event.deal) {
                     return Err(format!("deal `{}` is opened a second time", event.deal));
                 }
-                let i = u32::try_from(self.deals.len()).map_err(|_| "more than 2^32 deals")?;
+                let i = u32::try_from(self.columns.deals()).map_err(|_| "more than 2^32 deals")?;
+                if i == MOVED_NOT {
+                    return Err("more than 2^32 - 1 deals".into());
+                }
                 let change = Change::Opened {
-                    stage: names.intern(stage),
-                    owner: names.intern(owner),
+                    stage: self.names.intern(stage),
+                    owner: self.names.intern(owner),
                     amount_minor: amount.minor(),
                     close_date,
                 };
+                self.index();
+                self.index.get_mut().expect("built above").insert(event.deal.to_string(), i);
+                self.columns.push_deal(event.deal, currency);
+                let lists = self.lists_mut(i as usize);
+                lists.entries.push(Entry { at, recorded_at, change });
+                lists.seqs.push(event.seq);
+                lists.offsets.push(event.offset);
                 self.note_times(at, recorded_at);
-                self.index.insert(event.deal.to_string(), i);
-                self.current.touched(i, self.deals.len());
-                self.deals.push(DealHistory {
-                    id: event.deal.to_string(),
-                    currency,
-                    entries: vec![Entry { at, recorded_at, change }],
-                    touches: Vec::new(),
-                    seqs: vec![event.seq],
-                    offsets: vec![event.offset],
-                });
+                self.current.touched(i, self.columns.deals() - 1);
+                self.compact_if_due();
                 return Ok(());
             }
             BodyRef::Touch { channel, direction, minutes, contact } => {
                 let touch =
                     Touch { at, recorded_at, channel, direction, minutes, contact: contact.map(contact_key) };
-                let deal = self.deal_index(event)?;
-                self.note_seq(deal, event.seq, event.offset)?;
-                self.note_times(at, recorded_at);
-                self.current.touched(deal, self.deals.len());
-                insert_ordered(&mut self.deals[deal as usize].touches, at, touch, |t| t.at);
-                return Ok(());
+                return self.add(event, Item::Touch(touch));
             }
-            BodyRef::StageMoved { to } => Change::Moved { to: names.intern(to) },
+            BodyRef::StageMoved { to } => Change::Moved { to: self.names.intern(to) },
             BodyRef::Won { amount } => Change::Won { amount_minor: amount.map(|a| a.minor()) },
             BodyRef::Lost { .. } => Change::Lost,
             BodyRef::Disqualified { reason, .. } => Change::Disqualified { reason },
             BodyRef::Requalified { stage, .. } => {
-                Change::Requalified { stage: stage.map(|s| names.intern(s)) }
+                Change::Requalified { stage: stage.map(|s| self.names.intern(s)) }
             }
             BodyRef::AmountChanged { amount } => Change::Amount { amount_minor: amount.minor() },
             BodyRef::CloseDateChanged { close_date } => Change::CloseDate { close_date },
-            BodyRef::OwnerChanged { owner } => Change::Owner { owner: names.intern(owner) },
+            BodyRef::OwnerChanged { owner } => Change::Owner { owner: self.names.intern(owner) },
             BodyRef::FieldSet { field, value } => {
-                Change::Field { field: names.intern(field), set: !matches!(value, FieldValueRef::Clear) }
+                Change::Field { field: self.names.intern(field), set: !matches!(value, FieldValueRef::Clear) }
             }
         };
-        let deal = self.deal_index(event)?;
-        self.note_seq(deal, event.seq, event.offset)?;
-        self.note_times(at, recorded_at);
-        self.current.touched(deal, self.deals.len());
-        insert_ordered(&mut self.deals[deal as usize].entries, at, Entry { at, recorded_at, change }, |e| {
-            e.at
-        });
-        Ok(())
+        self.add(event, Item::Entry(Entry { at, recorded_at, change }))
     }
 }

@@ -39,16 +39,21 @@ fn the_index_answers_what_the_timeline_holds_for_every_deal() {
     let (timeline, _) = rebuild::<Timeline, _>(ledger.log()).unwrap();
     let head = ledger.log().head().seq;
     for deal in timeline.deals() {
-        let Lookup::Found { through, seqs, offsets } = lookup(ledger.log(), &deal.id).unwrap() else {
+        let Lookup::Found { through, seqs, offsets } = lookup(ledger.log(), deal.id).unwrap() else {
             panic!("{}: the index was just saved", deal.id)
         };
-        assert_eq!((through, &seqs, &offsets), (head, &deal.seqs, &deal.offsets), "{}", deal.id);
+        assert_eq!(
+            (through, &seqs, &offsets),
+            (head, &deal.seqs().to_vec(), &deal.offsets().to_vec()),
+            "{}",
+            deal.id
+        );
         assert_eq!(seqs.len(), 4);
         // And the log reads the deal back by it.
         let mut read = Vec::new();
         ledger
             .log()
-            .read_deal(&deal.id, &seqs, &offsets, |e| {
+            .read_deal(deal.id, &seqs, &offsets, |e| {
                 read.push(e.seq);
                 Ok(())
             })

@@ -246,7 +246,7 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
             return;
         }
         let owner = timeline.names.resolve(folded.owner);
-        rules.check(folded, &mut Raised { deal: &deal.id, owner, out });
+        rules.check(folded, &mut Raised { deal: deal.id, owner, out });
         if let Some(entered) = rules.late_since(folded) {
             late_by_owner.entry(folded.owner).or_default().push(entered);
         }

@@ -202,7 +202,7 @@ pub fn time_in_stage(
                 })
                 .collect();
             part.deals.push(DealStages {
-                deal: deal.id.clone(),
+                deal: deal.id.to_string(),
                 owner: timeline.names.resolve(folded.owner).to_string(),
                 status: folded.status().as_str(),
                 stages,

@@ -698,7 +698,7 @@ async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Respons
         let (seqs, offsets, currency) = {
             let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(deal) = timeline.deal(&id) else { return Ok(None) };
-            (deal.seqs.clone(), deal.offsets.clone(), deal.currency)
+            (deal.seqs().to_vec(), deal.offsets().to_vec(), deal.currency)
         };
         let mut parts: Vec<String> = Vec::with_capacity(seqs.len());
         log.read_deal(&id, &seqs, &offsets, |stored| {

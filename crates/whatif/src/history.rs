@@ -54,7 +54,7 @@ impl StageHistory {
         let mut starts: Vec<Vec<Timestamp>> = vec![Vec::new(); names];
         let mut folded = Folded::default();
         for deal in timeline.deals() {
-            if !folded.fold(deal, view) {
+            if !folded.fold(&deal, view) {
                 continue;
             }
             for visit in &folded.visits {

@@ -147,7 +147,7 @@ impl<'t> Prepared<'t> {
         let mut reals = Vec::new();
         let mut folded = Folded::default();
         for (index, deal) in timeline.deals().iter().enumerate() {
-            if !folded.fold(deal, view) {
+            if !folded.fold(&deal, view) {
                 continue;
             }
             let opened = folded.opened_at;
@@ -203,19 +203,19 @@ impl<'t> Prepared<'t> {
         let mut cut_deals = Vec::new();
         let deals = self.timeline.deals();
         for real in &self.reals {
-            let deal = &deals[real.index];
+            let deal = &deals.get(real.index).expect("a real deal is the timeline's");
             let cut = simulate(deal, &compiled, &world, &mut scratch);
             let sums = owners.entry(real.owner).or_default();
             account(
                 real,
-                deal.touches.iter().map(|t| (t.at, t.minutes_or_default())),
+                deal.touches().iter().map(|t| (t.at, t.minutes_or_default())),
                 cut.as_ref().map(|c| c.at),
                 sums,
             );
             let Some(Cut { at, rule }) = cut else { continue };
             if with_deals {
                 cut_deals.push(CutDeal {
-                    deal: deal.id.clone(),
+                    deal: deal.id.to_string(),
                     owner: self.timeline.names.resolve(real.owner).to_string(),
                     rule,
                     cut_at: Instant(at),
@@ -344,10 +344,10 @@ impl Prepared<'_> {
         let mut touches: Vec<(Timestamp, i64)> = Vec::new();
         let deals = self.timeline.deals();
         for real in &self.reals {
-            let deal = &deals[real.index];
+            let deal = &deals.get(real.index).expect("a real deal is the timeline's");
             let fixed_cut = simulate_swept(deal, &compiled, swept, &world, &mut scratch, &mut windows);
             touches.clear();
-            touches.extend(deal.touches.iter().map(|t| (t.at, t.minutes_or_default())));
+            touches.extend(deal.touches().iter().map(|t| (t.at, t.minutes_or_default())));
             for (i, &value) in values.iter().enumerate() {
                 let cut = match (&fixed_cut, windows.cut(swept, value)) {
                     (Some(f), Some(s)) => {

@@ -300,7 +300,7 @@ fn with_walk<R>(
     for (i, e) in deal.entries.iter().enumerate().take_while(|(_, e)| e.at <= as_of) {
         steps.push(Step { known: known(e.at, e.recorded_at), at: e.at, item: Item::Entry(i) });
     }
-    for (i, t) in deal.touches.iter().enumerate().take_while(|(_, t)| t.at <= as_of) {
+    for (i, t) in deal.touches().iter().enumerate().take_while(|(_, t)| t.at <= as_of) {
         steps.push(Step { known: known(t.at, t.recorded_at), at: t.at, item: Item::Touch(i) });
     }
     steps.sort_unstable_by_key(Step::order);
@@ -311,7 +311,7 @@ fn with_walk<R>(
 /// One deal's walk: its state, the clocks of the missing-field rules, and the swept rule's
 /// windows when sweeping.
 struct Walk<'a, 'w> {
-    deal: &'a DealHistory,
+    deal: &'a DealHistory<'a>,
     policy: &'a Compiled,
     world: &'a World<'a>,
     /// The fields set so far.
@@ -467,7 +467,7 @@ impl Walk<'_, '_> {
         let now = self.now;
         let s = self.state.as_mut()?;
         s.reset_any = s.reset_any.max(at);
-        match self.deal.touches[i].direction {
+        match self.deal.touches()[i].direction {
             Direction::Inbound => {
                 s.reset_inbound = s.reset_inbound.max(at);
                 s.streak = 0;

@@ -89,12 +89,12 @@ proptest! {
             let world = World { history: &history, stage_index: &[], as_of };
             for deal in timeline.deals() {
                 let admitted = rules
-                    .lifecycle(&deal.id)
+                    .lifecycle(deal.id)
                     .map(|l| (l.status.as_str().to_string(), l.stage.to_string()));
-                let fold = folded.fold(deal, view).then(|| {
+                let fold = folded.fold(&deal, view).then(|| {
                     (folded.status().as_str().to_string(), timeline.names.resolve(folded.stage).to_string())
                 });
-                let walk = named(lifecycle_at(deal, false, &world, &mut scratch), &timeline);
+                let walk = named(lifecycle_at(&deal, false, &world, &mut scratch), &timeline);
                 prop_assert_eq!(&admitted, &fold, "deal {} as of {}: admission vs fold", &deal.id, as_of);
                 prop_assert_eq!(&admitted, &walk, "deal {} as of {}: admission vs walk", &deal.id, as_of);
             }
