@@ -14,29 +14,20 @@ use dealledger_events::lifecycle::Step;
 use dealledger_events::{
     BodyRef, Channel, Currency, Date, Direction, DqReason, EventRef, FieldValueRef, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 
 mod codec;
 mod columns;
 
-use columns::{Columns, ListColumns, Lists};
-
-impl Timeline {
-    /// [`Projection::decode`] of a state held in memory (tests, tools).
-    pub fn decode_state(state: &[u8]) -> Result<Timeline, String> {
-        codec::decode(dealledger_log::MetaBytes::Owned(state.to_vec()), 0..state.len())
-    }
-}
 use crate::{Folded, Projection};
+use columns::{Columns, ListColumns, Lists};
 
 /// An interned string: a stage, owner or field name.
 pub type Name = u32;
 
 /// Strings by [`Name`]. The map is rebuilt after loading, not stored.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Names {
     strings: Vec<String>,
-    #[serde(skip)]
     index: AHashMap<String, Name>,
 }
 
@@ -74,7 +65,7 @@ impl Names {
 }
 
 /// A change to a deal: every event but touches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     Opened {
         stage: Name,
@@ -129,14 +120,14 @@ impl Change {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub at: Timestamp,
     pub recorded_at: Timestamp,
     pub change: Change,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Touch {
     pub at: Timestamp,
     pub recorded_at: Timestamp,
@@ -472,6 +463,11 @@ impl Timeline {
         }
         stale.clear();
         self.current.stale = stale;
+    }
+
+    /// [`Projection::decode`] of a state held in memory (tests, tools).
+    pub fn decode_state(state: &[u8]) -> Result<Timeline, String> {
+        codec::decode(dealledger_log::MetaBytes::Owned(state.to_vec()), 0..state.len())
     }
 
     pub fn deals(&self) -> Deals<'_> {
