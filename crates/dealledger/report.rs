@@ -34,8 +34,9 @@ pub enum ReportCommand {
         #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
-    /// Won, lost, disqualified, close rate, revenue, cycle, created pipeline, first response,
-    /// stage conversion over [--from, --to)
+    /// Won, lost, disqualified, close and win rate, revenue, cycle, created pipeline, first
+    /// response, stage conversion, sales velocity and CAC over [--from, --to); per owner win rate,
+    /// quota attainment and selling time ([costs] in dealledger.toml; docs/metrics.md)
     Kpis {
         #[command(flatten)]
         period: Period,

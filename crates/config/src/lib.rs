@@ -89,10 +89,15 @@ pub struct CostsSection {
     pub quota: Option<DecimalText>,
     pub selling_hours: Option<u32>,
     pub working_days: Option<u32>,
+    /// Hours of a working day.
+    pub working_hours: Option<u32>,
     pub commission_rate: Option<DecimalText>,
     /// `[costs.owners.NAME]`: any of the rates above, for one owner.
     #[serde(default)]
     pub owners: BTreeMap<String, RatesSection>,
+    /// `[costs.spend]`: sales and marketing spend by month (`"2025-01" = 42000`), in `currency`.
+    #[serde(default)]
+    pub spend: BTreeMap<String, DecimalText>,
 }
 
 impl CostsSection {
@@ -102,6 +107,7 @@ impl CostsSection {
             quota: self.quota.clone(),
             selling_hours: self.selling_hours,
             working_days: self.working_days,
+            working_hours: self.working_hours,
             commission_rate: self.commission_rate.clone(),
         }
     }
@@ -113,6 +119,7 @@ pub struct RatesSection {
     pub quota: Option<DecimalText>,
     pub selling_hours: Option<u32>,
     pub working_days: Option<u32>,
+    pub working_hours: Option<u32>,
     pub commission_rate: Option<DecimalText>,
 }
 

@@ -1,5 +1,6 @@
-//! `report kpis`: the period's closed deals, revenue, cycle, created pipeline, first response
-//! and stage conversion.
+//! `report kpis`: the period's closed deals, revenue, cycle, created pipeline, first response,
+//! stage conversion, sales velocity and CAC, and per owner win rate, quota attainment and
+//! selling time.
 
 use dealledger_events::money::Decimal;
 use dealledger_events::time::MICROS_PER_DAY;
@@ -35,7 +36,19 @@ pub struct Kpis {
     pub opportunities_created: u64,
     pub pipeline_generated: Money,
     pub avg_first_response_hours: Option<f64>,
+    pub first_response_hours_median: Option<f64>,
+    pub first_response_hours_p90: Option<f64>,
     pub stage_conversion: Vec<Conversion>,
+    /// won / (won + lost): the close rate without the disqualified.
+    pub win_rate: Option<f64>,
+    /// opportunities_created x win_rate x avg_deal_size / avg_cycle_days: money a day.
+    pub sales_velocity: Option<Money>,
+    /// Spend of the period from `[costs.spend]` (months prorated by their overlap with it); null
+    /// without a month of spend that overlaps the period, and for a currency other than the
+    /// settings' one.
+    pub spend: Option<Money>,
+    /// spend / won.
+    pub cac: Option<Money>,
     /// Percent error of `--forecast` against revenue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast_accuracy: Option<Option<f64>>,
@@ -50,6 +63,30 @@ pub struct KpiReport {
     pub main: Kpis,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_currency: Vec<Kpis>,
+    /// Per owner (the deal's owner as of the period's end), in name order.
+    pub by_owner: Vec<OwnerKpis>,
+}
+
+/// One owner's period. Counts and touch minutes over the deals of every currency; revenue and
+/// quota in the settings' currency (deals of other currencies do not count toward a quota).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnerKpis {
+    pub owner: String,
+    pub won: u64,
+    pub lost: u64,
+    /// won / (won + lost).
+    pub win_rate: Option<f64>,
+    pub revenue: Money,
+    /// The owner's annual quota prorated to the period: quota x period / 365 days.
+    pub quota: Money,
+    /// revenue / quota.
+    pub quota_attainment: Option<f64>,
+    /// Minutes of the touches in the period (a touch's own, else its channel's default).
+    pub touch_minutes: i64,
+    /// working_days x working_hours, prorated to the period like the quota.
+    pub working_hours: f64,
+    /// touch_minutes / (working_hours x 60).
+    pub selling_time_share: Option<f64>,
 }
 
 #[derive(Default)]
@@ -61,10 +98,35 @@ struct Acc {
     cycle_micros: i128,
     created: u64,
     generated_minor: i128,
-    responses: u64,
-    response_micros: i128,
+    /// First response times of the deals opened in the period.
+    responses_micros: Vec<i64>,
     /// Per pipeline stage index: entered, advanced.
     conversion: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct OwnerAcc {
+    won: u64,
+    lost: u64,
+    /// Of the won deals in the settings' currency.
+    revenue_minor: i128,
+    touch_minutes: i64,
+}
+
+impl OwnerAcc {
+    fn merge(&mut self, other: &OwnerAcc) {
+        self.won += other.won;
+        self.lost += other.lost;
+        self.revenue_minor += other.revenue_minor;
+        self.touch_minutes += other.touch_minutes;
+    }
+}
+
+/// One fold part's sums.
+#[derive(Default)]
+struct Part {
+    by_currency: BTreeMap<Currency, Acc>,
+    by_owner: BTreeMap<Name, OwnerAcc>,
 }
 
 impl Acc {
@@ -76,8 +138,7 @@ impl Acc {
         self.cycle_micros += other.cycle_micros;
         self.created += other.created;
         self.generated_minor += other.generated_minor;
-        self.responses += other.responses;
-        self.response_micros += other.response_micros;
+        self.responses_micros.extend(other.responses_micros);
         for (counts, add) in self.conversion.iter_mut().zip(other.conversion) {
             *counts = (counts.0 + add.0, counts.1 + add.1);
         }
@@ -104,49 +165,70 @@ pub fn kpis(
     let stages = settings.pipeline.stages().len();
     let index_by_name = stage_indexes(timeline, settings);
     let index = |name: Name| index_by_name[name as usize];
-    let parts =
-        timeline.fold_deals(view, true, BTreeMap::<Currency, Acc>::new, |by_currency, deal, folded| {
-            let acc = by_currency
-                .entry(deal.currency)
-                .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
-            let status = folded.status();
-            if status != Status::Open && in_period(folded.status_at) {
-                match status {
-                    Status::Won => {
-                        acc.won += 1;
-                        acc.revenue_minor += i128::from(folded.won_amount_minor);
-                        acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
+    let parts = timeline.fold_deals(view, true, Part::default, |part, deal, folded| {
+        let acc = part
+            .by_currency
+            .entry(deal.currency)
+            .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
+        let owner = part.by_owner.entry(folded.owner).or_default();
+        owner.touch_minutes += deal
+            .touches_in(view)
+            .filter(|touch| in_period(touch.at))
+            .map(|touch| touch.minutes_or_default())
+            .sum::<i64>();
+        let status = folded.status();
+        if status != Status::Open && in_period(folded.status_at) {
+            match status {
+                Status::Won => {
+                    acc.won += 1;
+                    acc.revenue_minor += i128::from(folded.won_amount_minor);
+                    acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
+                    owner.won += 1;
+                    if deal.currency == settings.currency {
+                        owner.revenue_minor += i128::from(folded.won_amount_minor);
                     }
-                    Status::Lost => acc.lost += 1,
-                    Status::Disqualified => acc.disqualified += 1,
-                    Status::Open => unreachable!(),
                 }
-            }
-            if !in_period(folded.opened_at) {
-                return;
-            }
-            acc.created += 1;
-            acc.generated_minor += i128::from(folded.opened_amount_minor);
-            if let Some(first_outbound) = folded.touches.first_outbound_at {
-                acc.responses += 1;
-                acc.response_micros += i128::from(first_outbound.0 - folded.opened_at.0);
-            }
-            // Per stage: when the deal first entered it, and whether it reached a later stage (or
-            // was won) after that.
-            for (i, counts) in acc.conversion.iter_mut().enumerate() {
-                let Some(first) = folded.visits.iter().find(|v| index(v.stage) == Some(i)) else {
-                    continue;
-                };
-                counts.0 += 1;
-                let later = folded
-                    .visits
-                    .iter()
-                    .any(|v| v.start >= first.start && index(v.stage).is_some_and(|j| j > i));
-                if later || status == Status::Won {
-                    counts.1 += 1;
+                Status::Lost => {
+                    acc.lost += 1;
+                    owner.lost += 1;
                 }
+                Status::Disqualified => acc.disqualified += 1,
+                Status::Open => unreachable!(),
             }
-        });
+        }
+        if !in_period(folded.opened_at) {
+            return;
+        }
+        acc.created += 1;
+        acc.generated_minor += i128::from(folded.opened_amount_minor);
+        if let Some(first_outbound) = folded.touches.first_outbound_at {
+            acc.responses_micros.push(first_outbound.0 - folded.opened_at.0);
+        }
+        // Per stage: when the deal first entered it, and whether it reached a later stage (or
+        // was won) after that.
+        for (i, counts) in acc.conversion.iter_mut().enumerate() {
+            let Some(first) = folded.visits.iter().find(|v| index(v.stage) == Some(i)) else {
+                continue;
+            };
+            counts.0 += 1;
+            let later =
+                folded.visits.iter().any(|v| v.start >= first.start && index(v.stage).is_some_and(|j| j > i));
+            if later || status == Status::Won {
+                counts.1 += 1;
+            }
+        }
+    });
+    let mut owners: BTreeMap<&str, OwnerAcc> =
+        settings.owner_rates.keys().map(|owner| (owner.as_str(), OwnerAcc::default())).collect();
+    for part in &parts {
+        for (&name, acc) in &part.by_owner {
+            owners.entry(timeline.names.resolve(name)).or_default().merge(acc);
+        }
+    }
+    let period_micros = i128::from(to.0.saturating_sub(from.0).max(0));
+    let by_owner =
+        owners.into_iter().map(|(owner, acc)| owner_kpis(settings, owner, acc, period_micros)).collect();
+    let parts: Vec<BTreeMap<Currency, Acc>> = parts.into_iter().map(|part| part.by_currency).collect();
     let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
     for (currency, acc) in parts.into_iter().flatten() {
         match by_currency.entry(currency) {
@@ -161,7 +243,11 @@ pub fn kpis(
     by_currency
         .entry(main_currency)
         .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
-    let mut all: Vec<Kpis> = by_currency.into_iter().map(|(c, acc)| finish(settings, c, acc)).collect();
+    let spend = spend_in(settings, from, to);
+    let mut all: Vec<Kpis> = by_currency
+        .into_iter()
+        .map(|(c, acc)| finish(settings, c, acc, spend.filter(|_| c == settings.currency)))
+        .collect();
     for k in &mut all {
         if k.currency == main_currency {
             if let Some(forecast) = forecast {
@@ -180,11 +266,71 @@ pub fn kpis(
     }
     let main = all.iter().find(|k| k.currency == main_currency).cloned().expect("inserted above");
     let by_currency = if all.len() > 1 { all } else { Vec::new() };
-    KpiReport { from: Instant(from), to: Instant(to), known_at: Instant(known_at), main, by_currency }
+    KpiReport {
+        from: Instant(from),
+        to: Instant(to),
+        known_at: Instant(known_at),
+        main,
+        by_currency,
+        by_owner,
+    }
 }
 
-fn finish(settings: &Settings, currency: Currency, acc: Acc) -> Kpis {
+/// A year's figure prorated to `period_micros`: x period / 365 days, rounded to the unit.
+fn prorated(yearly: i128, period_micros: i128) -> i128 {
+    div_round(yearly * period_micros, 365 * i128::from(MICROS_PER_DAY))
+}
+
+fn owner_kpis(settings: &Settings, owner: &str, acc: OwnerAcc, period_micros: i128) -> OwnerKpis {
+    let rates = settings.rates(owner);
+    let quota_minor = prorated(i128::from(rates.quota_minor), period_micros);
+    let year_hours = f64::from(rates.working_days) * f64::from(rates.working_hours);
+    let working_hours = year_hours * period_micros as f64 / (365.0 * MICROS_PER_DAY as f64);
+    OwnerKpis {
+        owner: owner.to_string(),
+        won: acc.won,
+        lost: acc.lost,
+        win_rate: ratio(acc.won as f64, acc.won + acc.lost),
+        revenue: Money::new(acc.revenue_minor, settings.currency),
+        quota: Money::new(quota_minor, settings.currency),
+        quota_attainment: (quota_minor > 0).then(|| round6(acc.revenue_minor as f64 / quota_minor as f64)),
+        touch_minutes: acc.touch_minutes,
+        working_hours: round6(working_hours),
+        selling_time_share: (working_hours > 0.0)
+            .then(|| round6(acc.touch_minutes as f64 / (working_hours * 60.0))),
+    }
+}
+
+/// The spend of [from, to) in minor units of the settings' currency: each month of
+/// `[costs.spend]` prorated by the part of it inside the period (rounded per month); None when no
+/// month overlaps the period.
+fn spend_in(settings: &Settings, from: Timestamp, to: Timestamp) -> Option<i128> {
+    let mut total = None;
+    for month in &settings.spend {
+        let overlap = i128::from(to.0.min(month.to.0)) - i128::from(from.0.max(month.from.0));
+        if overlap <= 0 {
+            continue;
+        }
+        let length = i128::from(month.to.0) - i128::from(month.from.0);
+        *total.get_or_insert(0) += div_round(i128::from(month.minor) * overlap, length);
+    }
+    total
+}
+
+fn finish(settings: &Settings, currency: Currency, mut acc: Acc, spend_minor: Option<i128>) -> Kpis {
     let closed = acc.won + acc.lost + acc.disqualified;
+    let responses = acc.responses_micros.len() as u64;
+    let response_sum: i128 = acc.responses_micros.iter().map(|&m| i128::from(m)).sum();
+    let hours = |micros: i64| micros as f64 / MICROS_PER_HOUR as f64;
+    let response_order = crate::stages::OrderStats::of(&mut acc.responses_micros, hours);
+    // opportunities x (won / (won + lost)) x (revenue / won) / (cycle days / won), with the
+    // won counts cancelled: opportunities x revenue x won / ((won + lost) x cycle days).
+    let velocity = (acc.won > 0 && acc.cycle_micros > 0).then(|| {
+        let cycle_days = acc.cycle_micros as f64 / MICROS_PER_DAY as f64;
+        let minor = acc.created as f64 * acc.revenue_minor as f64 * acc.won as f64
+            / ((acc.won + acc.lost) as f64 * cycle_days);
+        Money::new(minor.round() as i128, currency)
+    });
     Kpis {
         currency,
         won: acc.won,
@@ -197,7 +343,9 @@ fn finish(settings: &Settings, currency: Currency, acc: Acc) -> Kpis {
         avg_cycle_days: ratio(acc.cycle_micros as f64 / MICROS_PER_DAY as f64, acc.won),
         opportunities_created: acc.created,
         pipeline_generated: Money::new(acc.generated_minor, currency),
-        avg_first_response_hours: ratio(acc.response_micros as f64 / MICROS_PER_HOUR as f64, acc.responses),
+        avg_first_response_hours: ratio(response_sum as f64 / MICROS_PER_HOUR as f64, responses),
+        first_response_hours_median: response_order.map(|o| round6(o.median)),
+        first_response_hours_p90: response_order.map(|o| round6(o.p90)),
         stage_conversion: settings
             .pipeline
             .stages()
@@ -210,6 +358,12 @@ fn finish(settings: &Settings, currency: Currency, acc: Acc) -> Kpis {
                 rate: ratio(advanced as f64, entered),
             })
             .collect(),
+        win_rate: ratio(acc.won as f64, acc.won + acc.lost),
+        sales_velocity: velocity,
+        spend: spend_minor.map(|minor| Money::new(minor, currency)),
+        cac: spend_minor
+            .filter(|_| acc.won > 0)
+            .map(|minor| Money::new(div_round(minor, i128::from(acc.won)), currency)),
         forecast_accuracy: None,
     }
 }
@@ -238,6 +392,12 @@ impl Report for KpiReport {
             row("opportunities created", Cell::Int(k.opportunities_created as i64));
             row("pipeline generated", Cell::Money(k.pipeline_generated));
             row("avg first response (hours)", opt_num(k.avg_first_response_hours, 1));
+            row("median first response (hours)", opt_num(k.first_response_hours_median, 1));
+            row("p90 first response (hours)", opt_num(k.first_response_hours_p90, 1));
+            row("win rate (won / won + lost)", opt_num(k.win_rate.map(|r| r * 100.0), 1));
+            row("sales velocity (per day)", k.sales_velocity.map_or(Cell::Null, Cell::Money));
+            row("spend", k.spend.map_or(Cell::Null, Cell::Money));
+            row("CAC (spend / won)", k.cac.map_or(Cell::Null, Cell::Money));
             if let Some(accuracy) = k.forecast_accuracy {
                 row("forecast error (%)", opt_num(accuracy, 1));
             }
@@ -256,6 +416,36 @@ impl Report for KpiReport {
             }
             tables.push(c);
         }
+        let mut owners = Table::new(
+            "Per owner",
+            &[
+                "owner",
+                "won",
+                "lost",
+                "win rate (%)",
+                "revenue",
+                "quota (period)",
+                "attainment (%)",
+                "touch minutes",
+                "working hours",
+                "selling time (%)",
+            ],
+        );
+        for o in &self.by_owner {
+            owners.push(vec![
+                Cell::Text(o.owner.clone()),
+                Cell::Int(o.won as i64),
+                Cell::Int(o.lost as i64),
+                opt_num(o.win_rate.map(|r| r * 100.0), 1),
+                Cell::Money(o.revenue),
+                Cell::Money(o.quota),
+                opt_num(o.quota_attainment.map(|r| r * 100.0), 1),
+                Cell::Int(o.touch_minutes),
+                opt_num(Some(o.working_hours), 1),
+                opt_num(o.selling_time_share.map(|r| r * 100.0), 1),
+            ]);
+        }
+        tables.push(owners);
         tables
     }
 
@@ -275,6 +465,12 @@ impl Report for KpiReport {
             "opportunities_created",
             "pipeline_generated",
             "avg_first_response_hours",
+            "first_response_hours_median",
+            "first_response_hours_p90",
+            "win_rate",
+            "sales_velocity",
+            "spend",
+            "cac",
             "forecast_accuracy",
         ]
         .into_iter()
@@ -297,6 +493,12 @@ impl Report for KpiReport {
                 Cell::Int(k.opportunities_created as i64),
                 Cell::Money(k.pipeline_generated),
                 opt_num(k.avg_first_response_hours, 6),
+                opt_num(k.first_response_hours_median, 6),
+                opt_num(k.first_response_hours_p90, 6),
+                opt_num(k.win_rate, 6),
+                k.sales_velocity.map_or(Cell::Null, Cell::Money),
+                k.spend.map_or(Cell::Null, Cell::Money),
+                k.cac.map_or(Cell::Null, Cell::Money),
                 opt_num(k.forecast_accuracy.flatten(), 6),
             ];
             row.extend(k.stage_conversion.iter().map(|s| opt_num(s.rate, 6)));

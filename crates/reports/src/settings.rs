@@ -6,9 +6,12 @@
 //! quota = 1000000              # annual quota
 //! selling_hours = 500          # selling hours per year
 //! working_days = 250
+//! working_hours = 8            # hours of a working day
 //! commission_rate = 0.10
 //! [costs.owners.alice]         # any of the above, for one owner
 //! quota = 1200000
+//! [costs.spend]                # sales and marketing spend by month, for `cac`
+//! "2025-01" = 42000
 //!
 //! [flags]
 //! gone_dark_days = 14
@@ -25,7 +28,7 @@
 use dealledger_config::{Config, ConfigError, RatesSection};
 use dealledger_events::money::Decimal;
 use dealledger_events::pipeline::{pipeline_from_config, probability_to_bp};
-use dealledger_events::{Currency, Pipeline};
+use dealledger_events::{Currency, Date, Pipeline, Timestamp};
 use std::collections::BTreeMap;
 
 /// What one owner's time is worth.
@@ -35,15 +38,23 @@ pub struct Rates {
     pub quota_minor: i64,
     pub selling_hours: u32,
     pub working_days: u32,
+    /// Hours of a working day.
+    pub working_hours: u32,
     /// Commission rate in basis points (0.10 is 1000).
     pub commission_bp: u32,
 }
 
 impl Default for Rates {
     /// A mid-market account executive's figures: $1,000,000 over 500 selling hours ($2,000 an hour) and 250
-    /// working days ($4,000 a day), 10% commission.
+    /// working days ($4,000 a day) of 8 hours, 10% commission.
     fn default() -> Rates {
-        Rates { quota_minor: 100_000_000, selling_hours: 500, working_days: 250, commission_bp: 1000 }
+        Rates {
+            quota_minor: 100_000_000,
+            selling_hours: 500,
+            working_days: 250,
+            working_hours: 8,
+            commission_bp: 1000,
+        }
     }
 }
 
@@ -80,6 +91,16 @@ pub struct Settings {
     pub flags: FlagSettings,
     /// Stage name to the fields it expects, in file order.
     pub exit_criteria: Vec<(String, Vec<String>)>,
+    /// Sales and marketing spend by month, in [`Settings::currency`], in month order.
+    pub spend: Vec<MonthSpend>,
+}
+
+/// One month's spend: `[from, to)` is the calendar month (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthSpend {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub minor: i64,
 }
 
 impl Default for Settings {
@@ -91,6 +112,7 @@ impl Default for Settings {
             owner_rates: BTreeMap::new(),
             flags: FlagSettings::default(),
             exit_criteria: Vec::new(),
+            spend: Vec::new(),
         }
     }
 }
@@ -119,6 +141,13 @@ fn settings_with(config: &Config, pipeline: Pipeline) -> Result<Settings, String
         for (owner, section) in &costs.owners {
             let rates = apply_rates(base, section, settings.currency, &format!("[costs.owners.{owner}]"))?;
             settings.owner_rates.insert(owner.clone(), rates);
+        }
+        for (month, amount) in &costs.spend {
+            let (from, to) = month_of(month).map_err(|why| format!("[costs.spend] `{month}`: {why}"))?;
+            let minor = Decimal::parse(&amount.0)
+                .and_then(|d| d.to_minor(settings.currency))
+                .map_err(|why| format!("[costs.spend] `{month}`: {why}"))?;
+            settings.spend.push(MonthSpend { from, to, minor });
         }
     }
     if let Some(flags) = config.flags.clone() {
@@ -154,6 +183,25 @@ fn settings_with(config: &Config, pipeline: Pipeline) -> Result<Settings, String
     Ok(settings)
 }
 
+/// The calendar month `YYYY-MM` as [start, end).
+fn month_of(text: &str) -> Result<(Timestamp, Timestamp), String> {
+    let shaped = text.len() == 7 && text.as_bytes().get(4) == Some(&b'-');
+    let parts = shaped.then(|| {
+        (text.get(..4).and_then(|y| y.parse::<u32>().ok()), text.get(5..).and_then(|m| m.parse::<u32>().ok()))
+    });
+    let Some((Some(year), Some(month))) = parts else {
+        return Err("a month is written YYYY-MM".into());
+    };
+    if !(1..=12).contains(&month) {
+        return Err("a month is written YYYY-MM".into());
+    }
+    let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let start = Date::parse(&format!("{year:04}-{month:02}-01")).map_err(|why| why.to_string())?;
+    let end = Date::parse(&format!("{next_year:04}-{next_month:02}-01"))
+        .map_err(|_| "a month before 9999-12".to_string())?;
+    Ok((start.start(), end.start()))
+}
+
 fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str) -> Result<Rates, String> {
     let mut rates = base;
     if let Some(quota) = &section.quota {
@@ -172,6 +220,12 @@ fn apply_rates(base: Rates, section: &RatesSection, currency: Currency, at: &str
             return Err(format!("{at} working_days: must be at least 1"));
         }
         rates.working_days = days;
+    }
+    if let Some(hours) = section.working_hours {
+        if !(1..=24).contains(&hours) {
+            return Err(format!("{at} working_hours: hours of a working day, 1 to 24"));
+        }
+        rates.working_hours = hours;
     }
     if let Some(rate) = &section.commission_rate {
         rates.commission_bp =
@@ -203,7 +257,13 @@ mod tests {
         assert_eq!(s.rates.commission_bp, 800);
         assert_eq!(
             s.rates("alice"),
-            Rates { quota_minor: 200_000_000, selling_hours: 400, working_days: 250, commission_bp: 800 }
+            Rates {
+                quota_minor: 200_000_000,
+                selling_hours: 400,
+                working_days: 250,
+                working_hours: 8,
+                commission_bp: 800
+            }
         );
         assert_eq!(s.flags.gone_dark_days, 21);
         assert_eq!(s.exit_criteria, vec![("qualifying".to_string(), vec!["budget_confirmed".to_string()])]);
@@ -225,6 +285,25 @@ mod tests {
         assert!(e.starts_with("[costs] quota:"), "{e}");
         let e = parse_settings_toml("[costs.owners.bob]\nselling_hours = 0\n").unwrap_err();
         assert_eq!(e, "[costs.owners.bob] selling_hours: must be at least 1");
+        let e = parse_settings_toml("[costs.spend]\n\"2024-13\" = 1\n").unwrap_err();
+        assert_eq!(e, "[costs.spend] `2024-13`: a month is written YYYY-MM");
+        let e = parse_settings_toml("[costs.spend]\n\"2024-1\" = 1\n").unwrap_err();
+        assert_eq!(e, "[costs.spend] `2024-1`: a month is written YYYY-MM");
+        let e = parse_settings_toml("[costs.spend]\n\"2024-02\" = -5\n").unwrap_err();
+        assert_eq!(e, "[costs.spend] `2024-02`: `-5` is negative; amounts must be >= 0");
+        let e = parse_settings_toml("[costs.spend]\n\"9999-12\" = 5\n").unwrap_err();
+        assert_eq!(e, "[costs.spend] `9999-12`: a month before 9999-12");
+        let e = parse_settings_toml("[costs]\nworking_hours = 25\n").unwrap_err();
+        assert_eq!(e, "[costs] working_hours: hours of a working day, 1 to 24");
+        let s = parse_settings_toml("[costs.spend]\n\"2024-12\" = \"10.5\"\n").unwrap();
+        assert_eq!(
+            s.spend,
+            vec![MonthSpend {
+                from: Timestamp::parse_rfc3339("2024-12-01T00:00:00Z").unwrap(),
+                to: Timestamp::parse_rfc3339("2025-01-01T00:00:00Z").unwrap(),
+                minor: 1050
+            }]
+        );
         let e = parse_settings_toml("[exit_criteria]\nnegotiation = [\"x\"]\n").unwrap_err();
         assert!(e.starts_with("[exit_criteria]: `negotiation` is not a stage"), "{e}");
         let e = parse_settings_toml("[flags]\ngone_dark = 3\n").unwrap_err();

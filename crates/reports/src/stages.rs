@@ -23,8 +23,7 @@ impl DurationStats {
     /// middle value, or the mean of the two middle values; p90: nearest rank, the value at rank
     /// ceil(0.9 n).
     pub fn of(micros: &mut [i64]) -> DurationStats {
-        let n = micros.len();
-        if n == 0 {
+        let Some(order) = OrderStats::of(micros, days) else {
             return DurationStats {
                 completed: 0,
                 mean_days: None,
@@ -32,15 +31,44 @@ impl DurationStats {
                 p90_days: None,
                 max_days: None,
             };
-        }
+        };
+        let n = micros.len();
         let sum: i128 = micros.iter().map(|&m| i128::from(m)).sum();
+        DurationStats {
+            completed: n as u64,
+            mean_days: Some(round6(sum as f64 / n as f64 / dealledger_events::time::MICROS_PER_DAY as f64)),
+            median_days: Some(round6(order.median)),
+            p90_days: Some(round6(order.p90)),
+            max_days: Some(round6(order.max)),
+        }
+    }
+}
+
+/// Median, p90 and max of a set of durations, in the unit `unit` converts microseconds to.
+/// Median: the middle value, or the mean of the two middle values; p90: nearest rank, the value
+/// at rank ceil(0.9 n).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OrderStats {
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl OrderStats {
+    /// Reorders `micros` (order statistics by selection, not a sort: linear time); None when
+    /// there are none.
+    pub fn of(micros: &mut [i64], unit: impl Fn(i64) -> f64) -> Option<OrderStats> {
+        let n = micros.len();
+        if n == 0 {
+            return None;
+        }
         let mid = n / 2;
         let (below, &mut upper_middle, above) = micros.select_nth_unstable(mid);
         let median = if n % 2 == 1 {
-            days(upper_middle)
+            unit(upper_middle)
         } else {
             let lower_middle = *below.iter().max().expect("an even n > 0 leaves n/2 values below");
-            (days(lower_middle) + days(upper_middle)) / 2.0
+            (unit(lower_middle) + unit(upper_middle)) / 2.0
         };
         // The p90 rank is at or past the middle: select it among the values above.
         let p90_index = p90_rank(n) - 1;
@@ -48,13 +76,7 @@ impl DurationStats {
         let p90 =
             if p90_index == mid { upper_middle } else { *above.select_nth_unstable(p90_index - mid - 1).1 };
         let max = above.iter().copied().max().unwrap_or(upper_middle);
-        DurationStats {
-            completed: n as u64,
-            mean_days: Some(round6(sum as f64 / n as f64 / dealledger_events::time::MICROS_PER_DAY as f64)),
-            median_days: Some(round6(median)),
-            p90_days: Some(round6(days(p90))),
-            max_days: Some(round6(days(max))),
-        }
+        Some(OrderStats { median, p90: unit(p90), max: unit(max) })
     }
 }
 

@@ -220,8 +220,28 @@ fn kpis_over_a_period() {
             {"stage": "quote", "entered": 2, "advanced": 0, "rate": 0.0},
             {"stage": "closing", "entered": 1, "advanced": 1, "rate": 1.0},
         ],
+        // Sorted 3, 6, 24, 72: the median is the mean of 6 and 24; the p90 is rank ceil(3.6) = 4.
+        "first_response_hours_median": 15.0, "first_response_hours_p90": 72.0,
+        // Won 1, lost 1 (the disqualification of B was undone and does not count).
+        "win_rate": 0.5,
+        // 5 opportunities x 0.5 x 600.00 / 12 days.
+        "sales_velocity": 125.00,
+        // No [costs.spend]: no spend, no CAC.
+        "spend": null, "cac": null,
         // |600 - 540| / 600 x 100.
         "forecast_accuracy": 10.0,
+        // Owners as of 02-01: E went to cat on 01-02. The default quota of 1,000,000.00 over 31
+        // of 365 days is 84,931.51; 250 days of 8 hours over 31 of 365 days are 169.863014 h.
+        // bob's touches: A 5 (email), B 15 + 15 (calls), C 5 + 5 (emails); cat's (E's): 30 + 5 +
+        // 5 + 20 + 15.
+        "by_owner": [
+            {"owner": "bob", "won": 1, "lost": 0, "win_rate": 1.0, "revenue": 600.00,
+             "quota": 84931.51, "quota_attainment": 0.007065, "touch_minutes": 45,
+             "working_hours": 169.863014, "selling_time_share": 0.004415},
+            {"owner": "cat", "won": 0, "lost": 1, "win_rate": 0.0, "revenue": 0.00,
+             "quota": 84931.51, "quota_attainment": 0.0, "touch_minutes": 75,
+             "working_hours": 169.863014, "selling_time_share": 0.007359},
+        ],
     });
     assert_eq!(k, expected);
     // A forecast with more decimals than the currency has is compared exactly, not rounded.
@@ -250,6 +270,57 @@ fn kpis_over_a_period() {
     assert_eq!(empty["close_rate"], Value::Null);
     assert_eq!(empty["avg_first_response_hours"], Value::Null);
     assert_eq!(empty["stage_conversion"][0]["rate"], Value::Null);
+    for key in ["first_response_hours_median", "first_response_hours_p90", "win_rate", "sales_velocity"] {
+        assert_eq!(empty[key], Value::Null, "{key}");
+    }
+}
+
+#[test]
+fn kpis_with_spend_and_owner_rates() {
+    let tl = timeline(&january());
+    let s = settings_of(
+        "[costs]\nworking_hours = 8\n[costs.owners.cat]\nquota = 365000\nworking_hours = 6\n\
+         [costs.owners.dan]\nquota = 730000\n[costs.spend]\n\"2024-01\" = 3100\n\"2024-03\" = 9999\n",
+    )
+    .unwrap();
+    let k = json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, None));
+    // January's spend whole, over the 1 deal won in it. March does not overlap the period.
+    assert_eq!((k["spend"].clone(), k["cac"].clone()), (json!(3100.00), json!(3100.00)));
+    let owners: Vec<Value> = k["by_owner"].as_array().unwrap().clone();
+    // dan has rates but no deals: a row of zeros, his quota prorated all the same.
+    assert_eq!(
+        owners.iter().map(|o| o["owner"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["bob", "cat", "dan"]
+    );
+    // cat: 365,000.00 over 31 of 365 days is 31,000.00; 250 days of 6 hours over 31 days are
+    // 127.39726 h, and her 75 minutes are 75 / (127.39726 x 60) of them.
+    assert_eq!(
+        (
+            owners[1]["quota"].clone(),
+            owners[1]["working_hours"].clone(),
+            owners[1]["selling_time_share"].clone()
+        ),
+        (json!(31000.00), json!(127.39726), json!(0.009812))
+    );
+    assert_eq!(
+        (
+            owners[2]["quota"].clone(),
+            owners[2]["quota_attainment"].clone(),
+            owners[2]["touch_minutes"].clone()
+        ),
+        (json!(62000.00), json!(0.0), json!(0))
+    );
+    assert_eq!(owners[2]["win_rate"], Value::Null);
+    // From 01-16: 16 of January's 31 days of spend (1,600.00), and no deal won (B was won on
+    // 01-14): a spend, but no CAC.
+    let late = json_of(&kpis::kpis(&tl, &s, t("2024-01-16"), t("2024-02-01"), Timestamp::MAX, None, None));
+    assert_eq!((late["spend"].clone(), late["cac"].clone()), (json!(1600.00), Value::Null));
+    // Every touch was before 01-16: none counts toward the later period's selling time.
+    assert_eq!(late["by_owner"][0]["touch_minutes"], 0);
+    assert_eq!(late["by_owner"][0]["selling_time_share"], 0.0);
+    // A period no month of spend overlaps: no spend at all, not a spend of zero.
+    let feb = json_of(&kpis::kpis(&tl, &s, t("2024-02-01"), t("2024-03-01"), Timestamp::MAX, None, None));
+    assert_eq!(feb["spend"], Value::Null);
 }
 
 #[test]
