@@ -9,6 +9,7 @@ mod audit;
 mod client;
 mod data;
 mod demo;
+mod export;
 mod quarantine;
 mod report;
 mod whatif;
@@ -76,6 +77,9 @@ enum Command {
         #[command(subcommand)]
         command: report::ReportCommand,
     },
+    /// The log and the timeline's tables (events, deals, stage_visits, touches) as Parquet or
+    /// CSV files for a warehouse (docs/export.md)
+    Export(export::ExportArgs),
     /// Backtest a disqualification policy on the real history: what it saves, which wins it
     /// throws away (docs/whatif.md)
     Whatif(whatif::WhatIfArgs),
@@ -285,6 +289,8 @@ fn exit_code(error: &anyhow::Error) -> i32 {
         }
     } else if error.downcast_ref::<dealledger_whatif::WhatIfError>().is_some() {
         2
+    } else if let Some(dealledger_export::ExportError::Log(e)) = error.downcast_ref() {
+        verification(e)
     } else if let Some(e) = error.downcast_ref::<LogError>() {
         verification(e)
     } else {
@@ -347,6 +353,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
         Command::Serve(args) => serve(&data, shared_clock, args),
         Command::Whatif(args) => whatif::run(&data, cli.server.as_deref(), &args),
+        Command::Export(args) => export::run(&data, clock, &args),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),

@@ -82,6 +82,12 @@ pub struct When {
     known_at: Option<String>,
 }
 
+impl When {
+    pub fn params(&self) -> Params {
+        Params { as_of: self.as_of.clone(), known_at: self.known_at.clone(), ..Params::default() }
+    }
+}
+
 #[derive(Args)]
 pub struct Period {
     /// Start of the period, inclusive (RFC 3339, or a date for 00:00:00Z)
@@ -97,8 +103,7 @@ pub struct Period {
 
 /// The command's name and parameters, as the daemon's query string would carry them.
 fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
-    let when =
-        |w: &When| Params { as_of: w.as_of.clone(), known_at: w.known_at.clone(), ..Params::default() };
+    let when = When::params;
     let period = |p: &Period| Params {
         from: Some(p.from.clone()),
         to: Some(p.to.clone()),
@@ -125,7 +130,7 @@ fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
 }
 
 /// A parameter error as the flag the user typed.
-fn flag_error(e: ParamError) -> anyhow::Error {
+pub fn flag_error(e: ParamError) -> anyhow::Error {
     crate::Exit { code: 2, message: format!("--{} `{}`: {}", e.param.replace('_', "-"), e.value, e.reason) }
         .into()
 }

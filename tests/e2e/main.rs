@@ -7,6 +7,7 @@ mod daemon;
 mod daemon_crash;
 mod doors;
 mod durability;
+mod export;
 mod harness;
 mod hubspot;
 mod importers;

@@ -221,6 +221,15 @@ pub fn check(name: ReportName, params: &Params, now: Timestamp) -> Result<(), Pa
     }
 }
 
+/// The view of `as_of` and `known_at` (each `now` when not given): what every as-of report and
+/// the export read.
+pub fn view_of(params: &Params, now: Timestamp) -> Result<View, ParamError> {
+    Ok(View {
+        as_of: instant("as_of", params.as_of.as_deref(), now)?,
+        known_at: instant("known_at", params.known_at.as_deref(), now)?,
+    })
+}
+
 /// The report `name` on `timeline`, rendered in `format`. `now` is the default of every moment.
 pub fn answer(
     name: ReportName,
@@ -231,12 +240,7 @@ pub fn answer(
     format: Format,
 ) -> Result<String, ParamError> {
     check(name, params, now)?;
-    let view = || -> Result<View, ParamError> {
-        Ok(View {
-            as_of: instant("as_of", params.as_of.as_deref(), now)?,
-            known_at: instant("known_at", params.known_at.as_deref(), now)?,
-        })
-    };
+    let view = || view_of(params, now);
     Ok(match name {
         ReportName::Pipeline => {
             render(&pipeline::pipeline(timeline, settings, view()?, currency(&params.currency)?), format)
