@@ -5,6 +5,7 @@ mod config;
 mod crash;
 mod daemon;
 mod daemon_crash;
+mod dashboard;
 mod doors;
 mod durability;
 mod export;

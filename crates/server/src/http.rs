@@ -50,6 +50,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(authenticated)
         // HubSpot cannot send our token: its deliveries are authenticated by their signature.
         .route("/v1/hooks/hubspot", post(post_hubspot))
+        // The dashboard's page, script and style hold no data: every figure it shows comes
+        // from the endpoints above, behind the token.
+        .route("/", get(crate::dashboard::index))
+        .route("/assets/app.js", get(crate::dashboard::script))
+        .route("/assets/app.css", get(crate::dashboard::style))
+        .route("/v1/session", post(post_session).get(get_session))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(get_ready))
         .fallback(|| async {
@@ -75,7 +81,54 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    same_secret(token.as_bytes(), given.trim().as_bytes())
+    if same_secret(token.as_bytes(), given.trim().as_bytes()) {
+        return true;
+    }
+    // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
+    let session = crate::dashboard::session_value(token);
+    crate::dashboard::session_cookie(headers)
+        .is_some_and(|value| same_secret(session.as_bytes(), value.as_bytes()))
+}
+
+/// `GET /v1/session`: whether this daemon wants a token and whether the request carries one
+/// (bearer or session cookie): what the dashboard asks before anything else, so that it shows
+/// its sign-in instead of a failed request.
+async fn get_session(State(shared): SharedState, headers: HeaderMap) -> Response {
+    let body =
+        json!({"token_required": shared.config.token.is_some(), "signed_in": authorized(&shared, &headers)});
+    axum::Json(body).into_response()
+}
+
+/// `POST /v1/session` `{"token": "..."}`: the dashboard's sign-in. With the right token, a
+/// session cookie (HttpOnly, SameSite=Strict) that the endpoints behind the token accept; with
+/// no token configured there is nothing to sign in to.
+async fn post_session(State(shared): SharedState, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SignIn {
+        token: String,
+    }
+    let Some(token) = &shared.config.token else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let given = match serde_json::from_slice::<SignIn>(&body) {
+        Ok(sign_in) => sign_in.token,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body must be {{\"token\": \"...\"}}: {e}"),
+                None,
+            )
+        }
+    };
+    if !same_secret(token.as_bytes(), given.as_bytes()) {
+        shared.metrics.reject("unauthorized");
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token".into(), None);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(header::SET_COOKIE, crate::dashboard::set_cookie(token));
+    response
 }
 
 /// On a loopback address, the Host header must name that address, `localhost`, or a name of

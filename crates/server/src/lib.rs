@@ -14,6 +14,7 @@
 
 mod budget;
 pub mod config;
+mod dashboard;
 mod decode;
 mod folder;
 mod http;

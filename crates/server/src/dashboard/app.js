@@ -1,0 +1,329 @@
+// dealledger's dashboard: each page is a view of the daemon's JSON API (GET /v1/reports/...),
+// never a second computation. No framework, no build step: the daemon embeds this file.
+"use strict";
+
+const page = document.getElementById("page");
+const live = document.getElementById("live");
+
+// ---- the API -------------------------------------------------------------------------------
+
+class Unauthorized extends Error {}
+
+async function api(path) {
+  const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (response.status === 401) throw new Unauthorized();
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.reason || response.statusText);
+  return body;
+}
+
+function query(params) {
+  const pairs = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
+  return pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&");
+}
+
+function report(name, params) {
+  return api(`/v1/reports/${name}?${query({ ...params, format: "json" })}`);
+}
+
+// ---- the page's state: #name?key=value -------------------------------------------------------
+
+function route() {
+  const hash = location.hash.replace(/^#/, "") || "pipeline";
+  const [name, search] = hash.split("?");
+  return { name, params: Object.fromEntries(new URLSearchParams(search || "")) };
+}
+
+function go(name, params) {
+  const q = query(params);
+  location.hash = q ? `${name}?${q}` : name;
+}
+
+// ---- building blocks -----------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+function cell(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") return number.format(value);
+  return String(value);
+}
+
+function table(caption, columns, rows) {
+  return el("table", {},
+    el("caption", { text: caption }),
+    el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { scope: "col", text: c.label })))),
+    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...columns.map((c) => {
+      const value = c.value(row);
+      return el("td", {}, value instanceof Node ? value : cell(value));
+    })))));
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// Horizontal bars: one group per row, one bar per series. A picture of the table below it.
+function bars(title, rows, label, series) {
+  const width = 640, labelWidth = 130, barHeight = 14, gap = 10;
+  const max = Math.max(1e-9, ...rows.flatMap((r) => series.map((s) => s.value(r) || 0)));
+  const groupHeight = series.length * barHeight + gap;
+  const height = rows.length * groupHeight + 8;
+  const chart = svg("svg", { width, height, role: "img", "aria-label": title, viewBox: `0 0 ${width} ${height}` });
+  chart.append(svg("title", { text: title }));
+  rows.forEach((row, i) => {
+    const y = i * groupHeight + 4;
+    chart.append(svg("text", { x: 0, y: y + barHeight, text: label(row) }));
+    series.forEach((s, j) => {
+      const value = s.value(row) || 0;
+      const w = ((width - labelWidth - 170) * value) / max;
+      chart.append(svg("rect", { class: j === 0 ? "bar" : "bar2", x: labelWidth, y: y + j * barHeight, width: Math.max(0, w), height: barHeight - 2 }));
+      chart.append(svg("text", { x: labelWidth + w + 4, y: y + j * barHeight + barHeight - 3, text: `${s.name} ${cell(value)}` }));
+    });
+  });
+  return chart;
+}
+
+function controls(fields, params, onSubmit) {
+  const form = el("form", { class: "controls" });
+  for (const f of fields) {
+    const input = f.options
+      ? el("select", { name: f.name }, ...f.options.map((o) => el("option", { value: o, text: o })))
+      : el("input", { name: f.name, type: "text", placeholder: f.placeholder || "", value: params[f.name] || "" });
+    if (f.options) input.value = params[f.name] || f.options[0];
+    form.append(el("label", {}, f.label, input));
+  }
+  form.append(el("button", { type: "submit", text: "Show" }));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    onSubmit(Object.fromEntries(new FormData(form)));
+  });
+  return form;
+}
+
+const when = [
+  { name: "as_of", label: "As of", placeholder: "now (or 2025-06-30)" },
+  { name: "known_at", label: "Known at", placeholder: "now" },
+];
+
+// ---- pages -----------------------------------------------------------------------------------
+
+const pages = {
+  async pipeline(params) {
+    const r = await report("pipeline", { as_of: params.as_of, known_at: params.known_at, currency: params.currency });
+    const blocks = r.by_currency && r.by_currency.length ? r.by_currency : [r];
+    const out = [el("h2", { text: "Pipeline" }), controls(when, params, (p) => go("pipeline", p)),
+      el("p", { class: "muted", text: `As of ${r.as_of}, known at ${r.known_at}.` })];
+    for (const b of blocks) {
+      out.push(el("h3", { text: b.currency }));
+      out.push(bars(`Open deals by stage (${b.currency})`, b.stages, (s) => s.stage,
+        [{ name: "amount", value: (s) => s.amount }, { name: "weighted", value: (s) => s.weighted_amount }]));
+      out.push(table(`Open deals by stage (${b.currency})`, [
+        { label: "stage", value: (s) => s.stage },
+        { label: "deals", value: (s) => s.deals },
+        { label: "amount", value: (s) => s.amount },
+        { label: "weighted amount", value: (s) => s.weighted_amount },
+      ], b.stages.concat(b.totals ? [{ stage: "total", ...b.totals }] : [])));
+      if (b.closed) {
+        out.push(table("Closed", [{ label: "status", value: (c) => c[0] }, { label: "deals", value: (c) => c[1] }],
+          Object.entries(b.closed)));
+      }
+    }
+    return out;
+  },
+
+  async "time-in-stage"(params) {
+    const r = await report("time-in-stage", { as_of: params.as_of, known_at: params.known_at });
+    return [el("h2", { text: "Time in stage" }), controls(when, params, (p) => go("time-in-stage", p)),
+      bars("Completed visits, days", r.stages, (s) => s.stage, [
+        { name: "median", value: (s) => s.median_days },
+        { name: "p90", value: (s) => s.p90_days },
+      ]),
+      table("Completed visits (days) and deals open in each stage", [
+        { label: "stage", value: (s) => s.stage },
+        { label: "completed", value: (s) => s.completed },
+        { label: "mean", value: (s) => s.mean_days },
+        { label: "median", value: (s) => s.median_days },
+        { label: "p90", value: (s) => s.p90_days },
+        { label: "max", value: (s) => s.max_days },
+        { label: "open", value: (s) => s.open },
+      ], r.stages)];
+  },
+
+  async kpis(params) {
+    const to = params.to || new Date().toISOString().slice(0, 10);
+    const from = params.from || new Date(Date.parse(to) - 90 * 86400e3).toISOString().slice(0, 10);
+    const length = Date.parse(to) - Date.parse(from);
+    const before = new Date(Date.parse(from) - length).toISOString().slice(0, 10);
+    const [now, prev] = await Promise.all([report("kpis", { from, to }), report("kpis", { from: before, to: from })]);
+    const keys = ["won", "lost", "disqualified", "close_rate", "win_rate", "revenue", "avg_deal_size",
+      "avg_cycle_days", "opportunities_created", "pipeline_generated", "avg_first_response_hours",
+      "first_response_hours_median", "first_response_hours_p90", "sales_velocity", "cac"];
+    return [el("h2", { text: "KPIs" }),
+      controls([{ name: "from", label: "From", placeholder: from }, { name: "to", label: "To", placeholder: to }], params, (p) => go("kpis", p)),
+      table(`${from} to ${to}, beside ${before} to ${from}`, [
+        { label: "KPI", value: (k) => k },
+        { label: "this period", value: (k) => now[k] },
+        { label: "previous period", value: (k) => prev[k] },
+      ], keys),
+      bars("Stage conversion", now.stage_conversion, (s) => s.stage, [{ name: "rate", value: (s) => s.rate }]),
+      table("Stage conversion (deals opened in the period)", [
+        { label: "stage", value: (s) => s.stage },
+        { label: "entered", value: (s) => s.entered },
+        { label: "advanced", value: (s) => s.advanced },
+        { label: "rate", value: (s) => s.rate },
+      ], now.stage_conversion),
+      table("Per owner", [
+        { label: "owner", value: (o) => o.owner },
+        { label: "won", value: (o) => o.won },
+        { label: "lost", value: (o) => o.lost },
+        { label: "win rate", value: (o) => o.win_rate },
+        { label: "revenue", value: (o) => o.revenue },
+        { label: "quota", value: (o) => o.quota },
+        { label: "attainment", value: (o) => o.quota_attainment },
+        { label: "selling time share", value: (o) => o.selling_time_share },
+      ], now.by_owner)];
+  },
+
+  async flags(params) {
+    const r = await report("flags", { as_of: params.as_of, known_at: params.known_at });
+    const by = params.sort || "since";
+    const rows = r.flags.slice().sort((a, b) => String(a[by]).localeCompare(String(b[by])));
+    const sortable = (key) => el("a", { href: `#flags?${query({ ...params, sort: key })}`, text: `sort by ${key}` });
+    return [el("h2", { text: "Flags" }), controls(when, params, (p) => go("flags", p)),
+      el("p", {}, sortable("rule"), " · ", sortable("owner"), " · ", sortable("since")),
+      table(`Open deals that need a decision (${rows.length})`, [
+        { label: "deal", value: (f) => el("a", { href: `#deal?id=${encodeURIComponent(f.deal)}`, text: f.deal }) },
+        { label: "owner", value: (f) => f.owner },
+        { label: "rule", value: (f) => f.rule },
+        { label: "since", value: (f) => f.since },
+        { label: "detail", value: (f) => f.detail },
+      ], rows)];
+  },
+
+  async deal(params) {
+    const events = await api(`/v1/deals/${encodeURIComponent(params.id || "")}`);
+    return [el("h2", { text: `Deal ${params.id}` }),
+      table("Every event, in the order the ledger stored them (at: business time; recorded at: when the ledger learnt it)", [
+        { label: "seq", value: (e) => e.seq },
+        { label: "type", value: (e) => e.type },
+        { label: "at", value: (e) => e.at },
+        { label: "recorded at", value: (e) => e.recorded_at },
+        { label: "detail", value: (e) => detail(e) },
+      ], events)];
+  },
+
+  async cost(params) {
+    const to = params.to || new Date().toISOString().slice(0, 10);
+    const from = params.from || new Date(Date.parse(to) - 365 * 86400e3).toISOString().slice(0, 10);
+    const r = await report("bad-deal-cost", { from, to });
+    return [el("h2", { text: "Cost of bad deals" }),
+      controls([{ name: "from", label: "From", placeholder: from }, { name: "to", label: "To", placeholder: to }], params, (p) => go("cost", p)),
+      bars("Selling time spent on lost and disqualified deals", r.by_owner, (o) => o.owner, [{ name: "time cost", value: (o) => o.time_cost }]),
+      table(`Lost or disqualified from ${from} to ${to}`, [
+        { label: "owner", value: (o) => o.owner },
+        { label: "bad deals", value: (o) => o.bad_deals },
+        { label: "effort hours", value: (o) => o.effort_hours },
+        { label: "time cost", value: (o) => o.time_cost },
+        { label: "commission cost", value: (o) => o.commission_cost },
+      ], r.by_owner.concat([{ owner: "total", ...r.totals }]))];
+  },
+};
+
+function detail(event) {
+  const skip = new Set(["seq", "type", "at", "recorded_at", "deal", "appended_at", "version"]);
+  return Object.entries(event).filter(([k]) => !skip.has(k)).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+}
+
+// ---- the token, once --------------------------------------------------------------------------
+
+function login() {
+  const input = el("input", { type: "password", name: "token", autocomplete: "current-password", required: "" });
+  const message = el("p", { class: "error", role: "alert" });
+  const form = el("form", { class: "controls" }, el("label", {}, "This daemon's token", input), el("button", { type: "submit", text: "Sign in" }));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const response = await fetch("/v1/session", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }),
+    });
+    if (response.ok) start();
+    else message.textContent = "That is not the token.";
+  });
+  return [el("h2", { text: "Sign in" }), form, message];
+}
+
+// ---- rendering and live updates ---------------------------------------------------------------
+
+let rendering = 0;
+
+async function render() {
+  const { name, params } = route();
+  const ticket = ++rendering;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.getAttribute("href") === `#${name}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  let nodes;
+  try {
+    const build = pages[name] || pages.pipeline;
+    nodes = await build(params);
+  } catch (e) {
+    nodes = e instanceof Unauthorized ? login() : [el("p", { class: "error", role: "alert", text: String(e.message || e) })];
+  }
+  if (ticket !== rendering) return;
+  page.replaceChildren(...nodes);
+  page.dataset.ready = name;
+}
+
+let pending = null;
+let arrived = 0;
+
+function listen() {
+  const stream = new EventSource("/v1/stream", { withCredentials: true });
+  const changed = () => {
+    arrived += 1;
+    live.textContent = `live: ${arrived} new event${arrived === 1 ? "" : "s"}`;
+    clearTimeout(pending);
+    pending = setTimeout(render, 300);
+  };
+  stream.onmessage = changed;
+  stream.addEventListener("event", changed);
+  stream.onerror = () => { live.textContent = "live: reconnecting"; };
+}
+
+// Asks first whether a token is wanted and given, so that a signed-out page shows its sign-in
+// rather than failed requests; then renders, and follows the stream.
+async function start() {
+  const session = await (await fetch("/v1/session", { credentials: "same-origin" })).json();
+  if (session.token_required && !session.signed_in) {
+    const { name } = route();
+    page.replaceChildren(...login());
+    page.dataset.ready = name;
+    return;
+  }
+  window.addEventListener("hashchange", render);
+  await render();
+  listen();
+}
+
+start();

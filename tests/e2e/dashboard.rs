@@ -1,0 +1,247 @@
+//! The dashboard in a real browser: headless Chromium driven over the DevTools protocol by
+//! `tests/browser/drive.mjs` (Node's own WebSocket, no npm package). Every page loads with no
+//! console error, the figures shown are the JSON API's, the as-of picker changes the pipeline, a
+//! new event appears on an open page without reload, the token is asked once and kept in an
+//! HttpOnly, SameSite=Strict cookie, and a cross-site form post is refused. Screenshots of every
+//! page, light and dark, go to `target/dashboard-screenshots/`. Needs `chromium` and `node`;
+//! skipped with the reason where one is missing, required when `DEALLEDGER_REQUIRE_TOOLS` is set
+//! (`.ci/run` installs Chromium).
+
+use crate::daemon::{Daemon, NOW, TOKEN};
+use crate::harness::Ledger as Sandbox;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tools_available(test: &str) -> bool {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
+    };
+    let missing = if !works("chromium", &["--version"]) {
+        Some("`chromium` is not installed (apt-get install chromium)".to_string())
+    } else if !works(
+        "node",
+        &["--experimental-websocket", "-e", "if (typeof WebSocket !== 'function') process.exit(1)"],
+    ) {
+        Some("`node` with a WebSocket (Node 20 or later) is not installed".to_string())
+    } else {
+        None
+    };
+    crate::harness::tool_available(test, "Chromium and Node", missing)
+}
+
+fn shots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the steps in one browser; their results in order.
+fn drive(url: &str, steps: Value, sandbox: &Sandbox) -> Vec<Value> {
+    let plan = json!({"url": url, "shots": shots(), "steps": steps});
+    let path = sandbox.dir.path().join("plan.json");
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs");
+    let run = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(script)
+        .arg("chromium")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "the driver failed: {}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    out["steps"].as_array().unwrap().clone()
+}
+
+/// A table cell as a number (`1,419,400` -> 1419400.0), or None for text.
+fn number(cell: &Value) -> Option<f64> {
+    cell.as_str()?.replace(',', "").parse().ok()
+}
+
+/// The page's "Open deals by stage (CUR)" tables against the pipeline report's stages: the same
+/// stages, deal counts and amounts (shown to 2 decimals at most).
+fn same_pipeline(step: &Value, report: &Value) {
+    let blocks = match report["by_currency"].as_array() {
+        Some(blocks) if !blocks.is_empty() => blocks.clone(),
+        _ => vec![report.clone()],
+    };
+    for block in blocks {
+        let caption = format!("Open deals by stage ({})", block["currency"].as_str().unwrap());
+        let table = step["tables"].as_array().unwrap().iter().find(|t| t["caption"] == caption.as_str());
+        let rows = table
+            .unwrap_or_else(|| panic!("no table `{caption}` on the page"))
+            .get("rows")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        for (row, stage) in rows.iter().zip(block["stages"].as_array().unwrap()) {
+            assert_eq!(row[0], stage["stage"], "{caption}");
+            for (i, key) in [(1, "deals"), (2, "amount"), (3, "weighted_amount")] {
+                let shown = number(&row[i]).unwrap();
+                let api = stage[key].as_f64().unwrap();
+                assert!(
+                    (shown - api).abs() <= 0.005,
+                    "{caption} {}: {key} shown {shown}, API {api}",
+                    stage["stage"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_in_a_browser_shows_the_apis_figures() {
+    if !tools_available("the_dashboard_in_a_browser_shows_the_apis_figures") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["gen", "--deals", "200", "--seed", "9"]).ok().stdout;
+    let path = sandbox.file("history.jsonl", &history.lines().collect::<Vec<_>>());
+    sandbox.run(&["--now", NOW, "ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+
+    // The page holds no data and is open to all; the data is behind the token.
+    let page = ureq::get(&format!("{}/", daemon.url)).call().unwrap();
+    assert_eq!(page.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(page.header("Content-Security-Policy").unwrap().contains("script-src 'self'"));
+    match ureq::get(&format!("{}/v1/reports/pipeline", daemon.url)).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("a report without the token: {other:?}"),
+    }
+
+    let sign_in = format!(
+        "document.querySelector('input[name=token]').value = {}; document.querySelector('form').requestSubmit(); true",
+        json!(TOKEN)
+    );
+    let post_event = r#"fetch('/v1/events', {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({deal: 'LIVE-1', type: 'opened', at: '2026-01-10T00:00:00Z', owner: 'rep-live', amount: 5000, currency: 'JPY'})})
+        .then((r) => r.status)"#;
+    let has = |text: &str| format!("document.body.innerText.includes({})", json!(text));
+    let steps = json!([
+        {"page": "pipeline", "hash": "pipeline", "until": has("Sign in")},
+        {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": sign_in, "until": has("Open deals by stage"), "shot": "pipeline-light"},
+        {"page": "pipeline", "hash": "pipeline", "dark": true, "shot": "pipeline-dark"},
+        {"page": "pipeline", "hash": "pipeline?as_of=2025-03-31", "until": has("2025-03-31")},
+        {"page": "time-in-stage", "hash": "time-in-stage", "shot": "time-in-stage-light"},
+        {"page": "time-in-stage", "hash": "time-in-stage", "dark": true, "shot": "time-in-stage-dark"},
+        {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01", "shot": "kpis-light"},
+        {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01", "dark": true, "shot": "kpis-dark"},
+        {"page": "flags", "hash": "flags", "shot": "flags-light"},
+        {"page": "flags", "hash": "flags", "dark": true, "shot": "flags-dark"},
+        {"page": "cost", "hash": "cost?from=2025-01-01&to=2026-01-01", "shot": "cost-light"},
+        {"page": "cost", "hash": "cost?from=2025-01-01&to=2026-01-01", "dark": true, "shot": "cost-dark"},
+        {"page": "deal", "hash": "deal?id=D-0000001", "shot": "deal-light"},
+        {"page": "deal", "hash": "deal?id=D-0000001", "dark": true, "shot": "deal-dark"},
+    ]);
+    let results = drive(&daemon.url, steps, &sandbox);
+    for (i, step) in results.iter().enumerate() {
+        assert_eq!(step["ready"], true, "step {i} ({}) never got ready: {}", step["page"], step["text"]);
+        assert_eq!(step["errors"], json!([]), "step {i} ({}): console errors", step["page"]);
+    }
+    // The token was asked for once, then the pages showed the API's figures.
+    assert!(results[0]["text"].as_str().unwrap().contains("Sign in"));
+    let now = daemon.get_json("/v1/reports/pipeline");
+    same_pipeline(&results[1], &now);
+    let past = daemon.get_json("/v1/reports/pipeline?as_of=2025-03-31");
+    same_pipeline(&results[3], &past);
+    assert_ne!(past["totals"], now["totals"], "the as-of date changes the pipeline");
+    let stages = daemon.get_json("/v1/reports/time-in-stage");
+    let table = &results[4]["tables"][0]["rows"];
+    for (row, stage) in table.as_array().unwrap().iter().zip(stages["stages"].as_array().unwrap()) {
+        assert_eq!(row[0], stage["stage"]);
+        for (i, key) in [(1, "completed"), (3, "median_days"), (4, "p90_days"), (6, "open")] {
+            let (shown, api) = (number(&row[i]).unwrap(), stage[key].as_f64().unwrap());
+            assert!(
+                (shown - api).abs() <= 0.005,
+                "time in stage {}: {key} shown {shown}, API {api}",
+                stage["stage"]
+            );
+        }
+    }
+    // An event posted from an open page arrives over /v1/stream and the page redraws itself.
+    let live = drive(
+        &daemon.url,
+        json!([
+            {"page": "pipeline", "hash": "pipeline", "until": has("Sign in")},
+            {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": sign_in, "until": has("Open deals by stage")},
+            {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": post_event, "until": has("JPY")},
+        ]),
+        &sandbox,
+    );
+    let last = &live[2];
+    assert_eq!((last["ready"].clone(), last["errors"].clone()), (json!(true), json!([])), "{}", last["text"]);
+    assert!(last["text"].as_str().unwrap().contains("live: 1 new event"), "{}", last["text"]);
+    assert_eq!(
+        daemon.get_json("/v1/reports/pipeline")["by_currency"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["currency"] == "JPY")
+            .count(),
+        1
+    );
+    for shot in [
+        "pipeline-light",
+        "pipeline-dark",
+        "time-in-stage-dark",
+        "kpis-light",
+        "flags-light",
+        "cost-light",
+        "deal-dark",
+    ] {
+        let png = std::fs::read(shots().join(format!("{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}.png");
+    }
+    eprintln!("screenshots in {}", shots().display());
+    daemon.terminate();
+}
+
+#[test]
+fn the_session_cookie_is_httponly_strict_and_a_cross_site_form_post_is_refused() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    // The answer's status and Set-Cookie.
+    let session = |token: &str| -> (u16, Option<String>) {
+        match ureq::post(&format!("{}/v1/session", daemon.url))
+            .set("Content-Type", "application/json")
+            .send_string(&json!({"token": token}).to_string())
+        {
+            Ok(r) => (r.status(), r.header("Set-Cookie").map(str::to_string)),
+            Err(ureq::Error::Status(code, _)) => (code, None),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(session("wrong"), (401, None));
+    let (status, cookie) = session(TOKEN);
+    assert_eq!(status, 204);
+    let cookie = cookie.unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains(TOKEN), "the cookie holds a MAC of the token, not the token");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    // The cookie opens what the token opens.
+    let report =
+        ureq::get(&format!("{}/v1/reports/pipeline", daemon.url)).set("Cookie", &pair).call().unwrap();
+    assert_eq!(report.status(), 200);
+    // A form on another site, posting with the cookie (as a browser without SameSite would):
+    // refused, and nothing stored.
+    let form = ureq::post(&format!("{}/v1/events", daemon.url))
+        .set("Cookie", &pair)
+        .set("Origin", "https://evil.example")
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string("deal=X&type=opened");
+    assert!(matches!(form, Err(ureq::Error::Status(415, _))), "{form:?}");
+    let text_plain = ureq::post(&format!("{}/v1/events", daemon.url))
+        .set("Cookie", &pair)
+        .set("Content-Type", "text/plain")
+        .send_string(r#"{"deal":"X","type":"opened","at":"2026-01-01T00:00:00Z","owner":"o","amount":1}"#);
+    assert!(matches!(text_plain, Err(ureq::Error::Status(415, _))), "{text_plain:?}");
+    assert_eq!(daemon.get_json("/v1/reports/pipeline")["totals"]["deals"], 0);
+    // A made-up cookie opens nothing.
+    let forged = ureq::get(&format!("{}/v1/reports/pipeline", daemon.url))
+        .set("Cookie", "dealledger_session=00")
+        .call();
+    assert!(matches!(forged, Err(ureq::Error::Status(401, _))));
+    daemon.terminate();
+}
