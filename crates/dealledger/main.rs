@@ -10,6 +10,7 @@ mod client;
 mod data;
 mod demo;
 mod export;
+mod html;
 mod quarantine;
 mod report;
 mod whatif;

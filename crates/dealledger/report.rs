@@ -56,6 +56,9 @@ pub enum ReportCommand {
         #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
+    /// The dashboard's pages as one self-contained HTML file (data inlined, no server, no
+    /// network): for a pipeline review or an email (docs/dashboard.md)
+    Html(crate::html::HtmlArgs),
     /// Open deals that need a decision: gone dark, no activity, stalled, past close date, not
     /// enough contacts, missing exit criteria, late-stage pile-up ([flags] in dealledger.toml)
     Flags {
@@ -102,7 +105,7 @@ pub struct Period {
 }
 
 /// The command's name and parameters, as the daemon's query string would carry them.
-fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
+fn request(command: &ReportCommand) -> Option<(ReportName, Params, Format)> {
     let when = When::params;
     let period = |p: &Period| Params {
         from: Some(p.from.clone()),
@@ -110,7 +113,8 @@ fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
         known_at: p.known_at.clone(),
         ..Params::default()
     };
-    match command {
+    Some(match command {
+        ReportCommand::Html(_) => return None,
         ReportCommand::Pipeline { when: w, currency, format } => {
             (ReportName::Pipeline, Params { currency: currency.clone(), ..when(w) }, *format)
         }
@@ -126,7 +130,7 @@ fn request(command: &ReportCommand) -> (ReportName, Params, Format) {
         ),
         ReportCommand::BadDealCost { period: p, format } => (ReportName::BadDealCost, period(p), *format),
         ReportCommand::Flags { when: w, format } => (ReportName::Flags, when(w), *format),
-    }
+    })
 }
 
 /// A parameter error as the flag the user typed.
@@ -149,7 +153,16 @@ pub fn timeline(data: &DataDir) -> Result<Timeline> {
 }
 
 pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &ReportCommand) -> Result<()> {
-    let (name, params, format) = request(command);
+    let Some((name, params, format)) = request(command) else {
+        let ReportCommand::Html(args) = command else { unreachable!("only html is not a query") };
+        if server.is_some() {
+            anyhow::bail!(crate::Exit {
+                code: 2,
+                message: "--server: report html reads the ledger here".into()
+            });
+        }
+        return crate::html::run(data, clock, args);
+    };
     let now = clock.now();
     // Flags are checked before anything is opened or asked, so a typo never waits on a load.
     dealledger_reports::query::check(name, &params, now).map_err(flag_error)?;

@@ -3,7 +3,7 @@
 //
 //   node --experimental-websocket drive.mjs CHROMIUM PLAN.json
 //
-// PLAN: {"url": "http://...", "shots": "DIR", "steps": [{"page": "pipeline", "hash": "pipeline?as_of=...",
+// PLAN: {"url": "http://..." or "file:///...", "offline": true?, "shots": "DIR", "steps": [{"page": "pipeline", "hash": "pipeline?as_of=...",
 //         "shot": "pipeline-light", "dark": false, "post": {...}?}, ...]}
 // Each step opens URL#hash, waits until the page says it is ready (`#page[data-ready]` names
 // the page) or 20 s pass, and records the page's table cells, its console errors and uncaught
@@ -77,8 +77,14 @@ const out = [];
 for (const step of plan.steps) {
   errors.length = 0;
   await send("Emulation.setEmulatedMedia", { features: [{ name: "prefers-color-scheme", value: step.dark ? "dark" : "light" }] });
+  if (plan.offline) {
+    await send("Network.enable");
+    await send("Network.emulateNetworkConditions", { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  }
   if (step.navigate !== false) {
-    await send("Page.navigate", { url: `${plan.url}/#${step.hash}` });
+    // A served dashboard is URL/#page; a file is the file's URL and #page.
+    const base = plan.url.startsWith("file:") ? plan.url : `${plan.url}/`;
+    await send("Page.navigate", { url: `${base}#${step.hash}` });
   }
   if (step.evaluate) await evaluate(step.evaluate);
   const started = Date.now();

@@ -118,6 +118,8 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     let post_event = r#"fetch('/v1/events', {method: 'POST', headers: {'Content-Type': 'application/json'},
         body: JSON.stringify({deal: 'LIVE-1', type: 'opened', at: '2026-01-10T00:00:00Z', owner: 'rep-live', amount: 5000, currency: 'JPY'})})
         .then((r) => r.status)"#;
+    let slide_to_first = "(() => { const s = document.querySelector('input[type=range]'); s.value = 0; \
+        s.dispatchEvent(new Event('input')); return true; })()";
     let has = |text: &str| format!("document.body.innerText.includes({})", json!(text));
     let steps = json!([
         {"page": "pipeline", "hash": "pipeline", "until": has("Sign in")},
@@ -134,6 +136,9 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         {"page": "cost", "hash": "cost?from=2025-01-01&to=2026-01-01", "dark": true, "shot": "cost-dark"},
         {"page": "deal", "hash": "deal?id=D-0000001", "shot": "deal-light"},
         {"page": "deal", "hash": "deal?id=D-0000001", "dark": true, "shot": "deal-dark"},
+        {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5", "until": "!!document.querySelector('#threshold[data-value]')", "shot": "whatif-light"},
+        {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5", "dark": true, "until": "!!document.querySelector('#threshold[data-value]')", "shot": "whatif-dark"},
+        {"page": "whatif", "hash": "whatif", "navigate": false, "evaluate": slide_to_first, "until": "document.querySelector('#threshold').dataset.value === '5'"},
     ]);
     let results = drive(&daemon.url, steps, &sandbox);
     for (i, step) in results.iter().enumerate() {
@@ -160,6 +165,29 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
             );
         }
     }
+    // The what-if slider picks a threshold, and the page shows that row of the API's sweep.
+    let sweep = daemon.get_json("/v1/whatif?sweep=gone_dark=5..40:5");
+    let figure = |step: &Value, name: &str| -> f64 {
+        let table = step["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["caption"].as_str().unwrap().starts_with("Threshold"))
+            .unwrap();
+        number(&table["rows"].as_array().unwrap().iter().find(|r| r[0] == name).unwrap()[1]).unwrap()
+    };
+    let (best, first) = (&sweep["best"], &sweep["rows"][0]);
+    assert_ne!(best["value"], first["value"], "the slider moves off the best threshold");
+    for (step, row) in [(&results[15], best), (&results[16], first)] {
+        for (name, key) in [("cut", "cut"), ("cut won", "cut_won"), ("net value", "net_value")] {
+            assert!(
+                (figure(step, name) - row[key].as_f64().unwrap()).abs() <= 0.005,
+                "{name} at {}",
+                row["value"]
+            );
+        }
+    }
+
     // An event posted from an open page arrives over /v1/stream and the page redraws itself.
     let live = drive(
         &daemon.url,
@@ -244,4 +272,68 @@ fn the_session_cookie_is_httponly_strict_and_a_cross_site_form_post_is_refused()
         .call();
     assert!(matches!(forged, Err(ureq::Error::Status(401, _))));
     daemon.terminate();
+}
+
+#[test]
+fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
+    if !tools_available("the_one_file_report_opens_offline_from_a_file_with_the_reports_figures") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["gen", "--deals", "200", "--seed", "9"]).ok().stdout;
+    let path = sandbox.file("history.jsonl", &history.lines().collect::<Vec<_>>());
+    sandbox.run(&["--now", NOW, "ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let file = sandbox.dir.path().join("review.html");
+    let when = ["--as-of", "2025-06-30", "--from", "2025-01-01", "--to", "2025-07-01"];
+    sandbox
+        .run(&[&["--now", NOW, "report", "html", "--out", file.to_str().unwrap()][..], &when].concat())
+        .ok();
+    // (The SVG namespace is a name, not a place the page goes to.)
+    let html = std::fs::read_to_string(&file).unwrap().replace("http://www.w3.org/2000/svg", "");
+    // Self-contained: nothing to fetch, from anywhere.
+    for reference in ["src=\"", "href=\"/", "http://", "https://"] {
+        assert!(!html.contains(reference), "the file refers to `{reference}...`");
+    }
+    let steps = json!([
+        {"page": "pipeline", "hash": "pipeline", "shot": "one-file-pipeline"},
+        {"page": "kpis", "hash": "kpis"},
+        {"page": "time-in-stage", "hash": "time-in-stage"},
+        {"page": "flags", "hash": "flags"},
+        {"page": "cost", "hash": "cost"},
+    ]);
+    let plan_url = format!("file://{}", file.display());
+    let plan = json!({"url": plan_url, "offline": true, "shots": shots(), "steps": steps});
+    let plan_path = sandbox.dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs");
+    let run = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(script)
+        .arg("chromium")
+        .arg(&plan_path)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let results = results["steps"].as_array().unwrap();
+    for step in results {
+        assert_eq!(
+            (step["ready"].clone(), step["errors"].clone()),
+            (json!(true), json!([])),
+            "{}: {}",
+            step["page"],
+            step["text"]
+        );
+    }
+    let cli = |args: &[&str]| {
+        sandbox.run(&[&["--now", NOW, "report"][..], args, &["--format", "json"]].concat()).ok().json()
+    };
+    same_pipeline(&results[0], &cli(&["pipeline", "--as-of", "2025-06-30"]));
+    // The KPI table: this period's figures as `report kpis` gives them.
+    let kpis = cli(&["kpis", "--from", "2025-01-01", "--to", "2025-07-01"]);
+    let rows = results[1]["tables"][0]["rows"].as_array().unwrap();
+    for key in ["won", "lost", "disqualified", "revenue", "opportunities_created"] {
+        let row = rows.iter().find(|r| r[0] == key).unwrap_or_else(|| panic!("no row {key}"));
+        assert_eq!(number(&row[1]), kpis[key].as_f64(), "{key}");
+    }
 }

@@ -94,7 +94,8 @@ fn acknowledgements_do_not_wait_for_a_what_if() {
 fn nice_of_threads(pid: u32) -> Vec<(String, i64)> {
     let mut threads = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // A thread that ended between the listing and this read is gone, not a failure.
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else { continue };
         // pid (comm) state ... : nice is the 19th field, the 17th after the comm's ')'.
         let (left, right) = stat.rsplit_once(')').unwrap();
         let comm = left.split_once('(').unwrap().1.to_string();

@@ -70,3 +70,25 @@ pub fn set_cookie(token: &str) -> HeaderValue {
     let cookie = format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", session_value(token));
     HeaderValue::from_str(&cookie).expect("hex and ASCII")
 }
+
+/// The dashboard as one self-contained HTML file: its style and script inlined, and `data`
+/// (`{"generated", "params", "reports"}`, what `dealledger report html` gathers) in the page, so
+/// that it opens from a file with no server and no network (docs/dashboard.md).
+pub fn one_file(data: &serde_json::Value) -> String {
+    // Inside <script>, `</script` or `<!--` in a string would end or change the element: every
+    // `<` of the JSON (only ever inside its strings) is written as the escape `\u003c`.
+    let data = data.to_string().replace('<', "\\u003c");
+    debug_assert!(!APP_JS.contains("</script"), "the script cannot be inlined as it is");
+    let script = APP_JS;
+    INDEX_HTML
+        .replace(
+            r#"<link rel="stylesheet" href="/assets/app.css">"#,
+            &format!("<style>\n{APP_CSS}</style>"),
+        )
+        .replace(
+            r#"<script src="/assets/app.js"></script>"#,
+            &format!(
+                "<script type=\"application/json\" id=\"dealledger-data\">{data}</script>\n<script>\n{script}</script>"
+            ),
+        )
+}

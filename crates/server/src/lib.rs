@@ -14,7 +14,7 @@
 
 mod budget;
 pub mod config;
-mod dashboard;
+pub mod dashboard;
 mod decode;
 mod folder;
 mod http;

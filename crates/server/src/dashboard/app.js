@@ -4,6 +4,13 @@
 
 const page = document.getElementById("page");
 const live = document.getElementById("live");
+// The one-file report (`dealledger report html`) carries its reports in the page itself: no
+// server, no network. Then every view reads them instead of asking the API.
+const DATA = (() => {
+  const node = document.getElementById("dealledger-data");
+  return node ? JSON.parse(node.textContent) : null;
+})();
+if (DATA) document.body.classList.add("static");
 
 // ---- the API -------------------------------------------------------------------------------
 
@@ -22,7 +29,13 @@ function query(params) {
   return pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&");
 }
 
-function report(name, params) {
+// `key` names the report in a one-file report when one page shows two of the same name.
+async function report(name, params, key) {
+  if (DATA) {
+    const found = DATA.reports[key || name];
+    if (!found) throw new Error(`this file holds no ${key || name} report`);
+    return found;
+  }
   return api(`/v1/reports/${name}?${query({ ...params, format: "json" })}`);
 }
 
@@ -103,6 +116,35 @@ function bars(title, rows, label, series) {
   return chart;
 }
 
+// Lines over a sweep's thresholds, one per series, the best threshold marked: a picture of the
+// sweep's table.
+function lines(title, rows, series, best) {
+  const width = 640, height = 260, left = 70, bottom = 30, top = 10;
+  const xs = rows.map((r) => r.value);
+  const values = rows.flatMap((r) => series.map((s) => s.value(r) || 0));
+  const [xMin, xMax] = [Math.min(...xs), Math.max(...xs)];
+  const [yMin, yMax] = [Math.min(0, ...values), Math.max(1e-9, ...values)];
+  const x = (v) => left + ((width - left - 10) * (v - xMin)) / Math.max(1e-9, xMax - xMin);
+  const y = (v) => top + ((height - top - bottom) * (yMax - v)) / Math.max(1e-9, yMax - yMin);
+  const chart = svg("svg", { width, height, role: "img", "aria-label": title, viewBox: `0 0 ${width} ${height}` });
+  chart.append(svg("title", { text: title }));
+  chart.append(svg("line", { x1: left, x2: width - 10, y1: y(0), y2: y(0), class: "axis" }));
+  // Colours by class (s0, s1, s2 in app.css): the page's policy allows no inline style.
+  series.forEach((s, i) => {
+    const points = rows.map((r) => `${x(r.value)},${y(s.value(r) || 0)}`).join(" ");
+    chart.append(svg("polyline", { points, class: `line s${i % 3}` }));
+    chart.append(svg("text", { x: left + 4 + i * 170, y: height - 6, text: `— ${s.name}`, class: `s${i % 3}` }));
+  });
+  if (best !== undefined && best !== null) {
+    chart.append(svg("line", { x1: x(best), x2: x(best), y1: top, y2: height - bottom, class: "best" }));
+    const right = x(best) > width - 90;
+    chart.append(svg("text", { x: x(best) + (right ? -4 : 4), y: top + 12, "text-anchor": right ? "end" : "start", text: `best ${cell(best)}` }));
+  }
+  chart.append(svg("text", { x: 0, y: y(yMax) + 10, text: cell(yMax) }));
+  chart.append(svg("text", { x: 0, y: y(yMin), text: cell(yMin) }));
+  return chart;
+}
+
 function controls(fields, params, onSubmit) {
   const form = el("form", { class: "controls" });
   for (const f of fields) {
@@ -170,11 +212,9 @@ const pages = {
   },
 
   async kpis(params) {
-    const to = params.to || new Date().toISOString().slice(0, 10);
-    const from = params.from || new Date(Date.parse(to) - 90 * 86400e3).toISOString().slice(0, 10);
-    const length = Date.parse(to) - Date.parse(from);
-    const before = new Date(Date.parse(from) - length).toISOString().slice(0, 10);
-    const [now, prev] = await Promise.all([report("kpis", { from, to }), report("kpis", { from: before, to: from })]);
+    const period = DATA ? DATA.params.kpis : kpiPeriod(params);
+    const { from, to, before } = period;
+    const [now, prev] = await Promise.all([report("kpis", { from, to }), report("kpis", { from: before, to: from }, "kpis-previous")]);
     const keys = ["won", "lost", "disqualified", "close_rate", "win_rate", "revenue", "avg_deal_size",
       "avg_cycle_days", "opportunities_created", "pipeline_generated", "avg_first_response_hours",
       "first_response_hours_median", "first_response_hours_p90", "sales_velocity", "cac"];
@@ -212,7 +252,7 @@ const pages = {
     return [el("h2", { text: "Flags" }), controls(when, params, (p) => go("flags", p)),
       el("p", {}, sortable("rule"), " · ", sortable("owner"), " · ", sortable("since")),
       table(`Open deals that need a decision (${rows.length})`, [
-        { label: "deal", value: (f) => el("a", { href: `#deal?id=${encodeURIComponent(f.deal)}`, text: f.deal }) },
+        { label: "deal", value: (f) => (DATA ? f.deal : el("a", { href: `#deal?id=${encodeURIComponent(f.deal)}`, text: f.deal })) },
         { label: "owner", value: (f) => f.owner },
         { label: "rule", value: (f) => f.rule },
         { label: "since", value: (f) => f.since },
@@ -232,9 +272,53 @@ const pages = {
       ], events)];
   },
 
+  async whatif(params) {
+    const rule = params.rule || "gone_dark";
+    const from = params.from || "5", to = params.to || "60", step = params.step || "5";
+    const sweep = await api(`/v1/whatif?${query({ sweep: `${rule}=${from}..${to}:${step}`, as_of: params.as_of, format: "json" })}`);
+    const rows = sweep.rows;
+    const figures = el("div", { id: "threshold" });
+    const slider = el("input", { type: "range", min: 0, max: Math.max(0, rows.length - 1), step: 1, value: rows.findIndex((r) => sweep.best && r.value === sweep.best.value), "aria-label": "threshold" });
+    const show = async () => {
+      const row = rows[Number(slider.value)] || rows[0];
+      if (!row) return;
+      // The false cuts: won deals this threshold would have thrown away.
+      const run = await api(`/v1/whatif?${query({ rule: `${rule}=${row.value}`, as_of: params.as_of, deals: "true", format: "json" })}`);
+      const wonCut = (run.deals || []).filter((d) => d.outcome === "won");
+      figures.replaceChildren(
+        table(`Threshold ${cell(row.value)}`, [{ label: "figure", value: (f) => f[0] }, { label: "value", value: (f) => f[1] }],
+          [["cut", row.cut], ["cut won", row.cut_won], ["cut bad", row.cut_bad], ["revenue at risk", row.revenue_at_risk],
+            ["effort value saved", row.effort_value_saved], ["net value", row.net_value]]),
+        table(`False cuts: won deals the rule would have thrown away (${wonCut.length})`, [
+          { label: "deal", value: (d) => d.deal }, { label: "owner", value: (d) => d.owner },
+          { label: "cut at", value: (d) => d.cut_at }, { label: "won at", value: (d) => d.outcome_at },
+        ], wonCut));
+      figures.dataset.value = String(row.value);
+    };
+    slider.addEventListener("input", show);
+    if (Number(slider.value) < 0) slider.value = 0;
+    await show();
+    const rules = ["gone_dark", "no_activity", "stalled", "unanswered_touches"];
+    return [el("h2", { text: "What-if" }),
+      controls([{ name: "rule", label: "Rule", options: rules }, { name: "from", label: "From", placeholder: from },
+        { name: "to", label: "To", placeholder: to }, { name: "step", label: "Step", placeholder: step },
+        { name: "as_of", label: "As of", placeholder: "now" }], params, (p) => go("whatif", p)),
+      lines(`Sweep of ${rule}: net value, revenue at risk and effort value saved by threshold${sweep.best ? `; best ${cell(sweep.best.value)}` : ""}`,
+        rows, [{ name: "net value", value: (r) => r.net_value }, { name: "revenue at risk", value: (r) => r.revenue_at_risk },
+          { name: "effort value saved", value: (r) => r.effort_value_saved }], sweep.best && sweep.best.value),
+      table(`Sweep of ${rule}`, [
+        { label: "threshold", value: (r) => r.value }, { label: "cut", value: (r) => r.cut }, { label: "cut won", value: (r) => r.cut_won },
+        { label: "revenue at risk", value: (r) => r.revenue_at_risk }, { label: "effort value saved", value: (r) => r.effort_value_saved },
+        { label: "net value", value: (r) => r.net_value },
+      ], rows),
+      el("label", {}, "Threshold", slider), figures];
+  },
+
   async cost(params) {
-    const to = params.to || new Date().toISOString().slice(0, 10);
-    const from = params.from || new Date(Date.parse(to) - 365 * 86400e3).toISOString().slice(0, 10);
+    const { from, to } = DATA ? DATA.params.cost : {
+      to: params.to || new Date().toISOString().slice(0, 10),
+      from: params.from || new Date(Date.parse(params.to || Date.now()) - 365 * 86400e3).toISOString().slice(0, 10),
+    };
     const r = await report("bad-deal-cost", { from, to });
     return [el("h2", { text: "Cost of bad deals" }),
       controls([{ name: "from", label: "From", placeholder: from }, { name: "to", label: "To", placeholder: to }], params, (p) => go("cost", p)),
@@ -248,6 +332,16 @@ const pages = {
       ], r.by_owner.concat([{ owner: "total", ...r.totals }]))];
   },
 };
+
+// The KPI period and the one of the same length before it (dates, UTC): 90 days to today by
+// default. `dealledger report html` computes the same for its file.
+function kpiPeriod(params) {
+  const to = params.to || new Date().toISOString().slice(0, 10);
+  const from = params.from || new Date(Date.parse(to) - 90 * 86400e3).toISOString().slice(0, 10);
+  const length = Date.parse(to) - Date.parse(from);
+  const before = new Date(Date.parse(from) - length).toISOString().slice(0, 10);
+  return { from, to, before };
+}
 
 function detail(event) {
   const skip = new Set(["seq", "type", "at", "recorded_at", "deal", "appended_at", "version"]);
@@ -314,6 +408,12 @@ function listen() {
 // Asks first whether a token is wanted and given, so that a signed-out page shows its sign-in
 // rather than failed requests; then renders, and follows the stream.
 async function start() {
+  if (DATA) {
+    live.textContent = `a report of ${DATA.generated}: as of ${DATA.params.as_of}, known at ${DATA.params.known_at}`;
+    window.addEventListener("hashchange", render);
+    await render();
+    return;
+  }
   const session = await (await fetch("/v1/session", { credentials: "same-origin" })).json();
   if (session.token_required && !session.signed_in) {
     const { name } = route();

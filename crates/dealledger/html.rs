@@ -1,0 +1,89 @@
+//! `dealledger report html`: the dashboard's pages as one self-contained HTML file, their
+//! reports computed here (the same answers as the API's) and inlined (docs/dashboard.md).
+
+use crate::data::DataDir;
+use crate::report::{flag_error, When};
+use anyhow::{Context, Result};
+use clap::Args;
+use dealledger_events::time::MICROS_PER_DAY;
+use dealledger_events::{Clock, Timestamp};
+use dealledger_reports::{answer, Format, Params, ReportName};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct HtmlArgs {
+    /// The file to write
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    when: When,
+    /// Start of the KPI and cost period (default: 90 days before --to)
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the KPI and cost period, exclusive (default: today, 00:00Z)
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+}
+
+fn instant(flag: &str, text: &Option<String>, default: Timestamp) -> Result<Timestamp> {
+    match text {
+        None => Ok(default),
+        Some(text) => Timestamp::parse_instant_or_date(text)
+            .map_err(|why| crate::Exit { code: 2, message: format!("--{flag} `{text}`: {why}") }.into()),
+    }
+}
+
+pub fn run(data: &DataDir, clock: &dyn Clock, args: &HtmlArgs) -> Result<()> {
+    let now = clock.now();
+    let view = dealledger_reports::query::view_of(&args.when.params(), now).map_err(flag_error)?;
+    // The dashboard's default period: the 90 days up to today, in whole UTC days.
+    let today = now.date().start();
+    let to = instant("to", &args.to, today)?;
+    let from = instant("from", &args.from, Timestamp(to.0.saturating_sub(90 * MICROS_PER_DAY)))?;
+    if from >= to {
+        anyhow::bail!(crate::Exit { code: 2, message: format!("--from {from} is not before --to {to}") });
+    }
+    // The period of the same length before it, beside it on the KPI page.
+    let before = Timestamp(from.0.saturating_sub(to.0 - from.0));
+    let timeline = crate::report::timeline(data)?;
+    let settings = data.settings()?;
+    let known_at = view.known_at.to_string();
+    let (as_of, period) = (
+        Params { as_of: Some(view.as_of.to_string()), known_at: Some(known_at.clone()), ..Params::default() },
+        |from: Timestamp, to: Timestamp| Params {
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            known_at: Some(known_at.clone()),
+            ..Params::default()
+        },
+    );
+    let mut reports = serde_json::Map::new();
+    for (key, name, params) in [
+        ("pipeline", ReportName::Pipeline, as_of.clone()),
+        ("time-in-stage", ReportName::TimeInStage, as_of.clone()),
+        ("flags", ReportName::Flags, as_of.clone()),
+        ("kpis", ReportName::Kpis, period(from, to)),
+        ("kpis-previous", ReportName::Kpis, period(before, from)),
+        ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
+    ] {
+        let text = answer(name, &params, &timeline, &settings, now, Format::Json).map_err(flag_error)?;
+        let value: Value = serde_json::from_str(&text).context("a report's JSON")?;
+        reports.insert(key.to_string(), value);
+    }
+    let page = dealledger_server::dashboard::one_file(&json!({
+        "generated": now.to_string(),
+        "params": {
+            "as_of": view.as_of.to_string(),
+            "known_at": known_at,
+            "kpis": {"from": from.to_string(), "to": to.to_string(), "before": before.to_string()},
+            "cost": {"from": from.to_string(), "to": to.to_string()},
+        },
+        "reports": reports,
+    }));
+    let tmp = args.out.with_extension("html.tmp");
+    std::fs::write(&tmp, &page).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} ({} bytes)", args.out.display(), page.len());
+    Ok(())
+}
