@@ -38,7 +38,11 @@ fn shots() -> PathBuf {
 
 /// Runs the steps in one browser; their results in order.
 fn drive(url: &str, steps: Value, sandbox: &Sandbox) -> Vec<Value> {
-    let plan = json!({"url": url, "shots": shots(), "steps": steps});
+    drive_plan(json!({"url": url, "shots": shots(), "steps": steps}), sandbox)
+}
+
+/// Runs a whole plan of `tests/browser/drive.mjs` (an `offline` one too).
+fn drive_plan(plan: Value, sandbox: &Sandbox) -> Vec<Value> {
     let path = sandbox.dir.path().join("plan.json");
     std::fs::write(&path, plan.to_string()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs");
@@ -301,22 +305,9 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
         {"page": "flags", "hash": "flags"},
         {"page": "cost", "hash": "cost"},
     ]);
-    let plan_url = format!("file://{}", file.display());
-    let plan = json!({"url": plan_url, "offline": true, "shots": shots(), "steps": steps});
-    let plan_path = sandbox.dir.path().join("plan.json");
-    std::fs::write(&plan_path, plan.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs");
-    let run = Command::new("node")
-        .arg("--experimental-websocket")
-        .arg(script)
-        .arg("chromium")
-        .arg(&plan_path)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let results: Value = serde_json::from_slice(&run.stdout).unwrap();
-    let results = results["steps"].as_array().unwrap();
-    for step in results {
+    let plan = json!({"url": format!("file://{}", file.display()), "offline": true, "shots": shots(), "steps": steps});
+    let results = drive_plan(plan, &sandbox);
+    for step in &results {
         assert_eq!(
             (step["ready"].clone(), step["errors"].clone()),
             (json!(true), json!([])),
