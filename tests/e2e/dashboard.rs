@@ -143,6 +143,10 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5", "until": "!!document.querySelector('#threshold[data-value]')", "shot": "whatif-light"},
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5", "dark": true, "until": "!!document.querySelector('#threshold[data-value]')", "shot": "whatif-dark"},
         {"page": "whatif", "hash": "whatif", "navigate": false, "evaluate": slide_to_first, "until": "document.querySelector('#threshold').dataset.value === '5'"},
+        {"page": "time-in-stage", "hash": "time-in-stage?by=owner", "until": has("rep-01: completed visits")},
+        {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01&forecast=500000", "until": has("forecast_accuracy")},
+        {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5&a=gone_dark=14&b=gone_dark=30,stalled=2", "until": has("Policy A (gone_dark=14)"), "shot": "whatif-compare-light"},
+        {"page": "pipeline", "hash": "pipeline?currency=EUR", "until": has("Open deals by stage (EUR)")},
     ]);
     let results = drive(&daemon.url, steps, &sandbox);
     for (i, step) in results.iter().enumerate() {
@@ -191,6 +195,39 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
             );
         }
     }
+
+    // Time in stage by owner: a table per owner, each the API's.
+    let by_owner = daemon.get_json("/v1/reports/time-in-stage?by=owner");
+    let first_owner = &by_owner["by_owner"][0];
+    let caption =
+        format!("{}: completed visits (days) and deals open", first_owner["owner"].as_str().unwrap());
+    let owner_table =
+        results[17]["tables"].as_array().unwrap().iter().find(|t| t["caption"] == caption.as_str()).unwrap();
+    assert_eq!(number(&owner_table["rows"][0][1]), first_owner["stages"][0]["completed"].as_f64());
+    // A forecast entered on the KPI page gives the API's forecast accuracy.
+    let kpis = daemon.get_json("/v1/reports/kpis?from=2025-01-01&to=2025-07-01&forecast=500000");
+    let kpi_rows = results[18]["tables"][0]["rows"].as_array().unwrap();
+    let accuracy = kpi_rows.iter().find(|r| r[0] == "forecast_accuracy").unwrap();
+    assert!((number(&accuracy[1]).unwrap() - kpis["forecast_accuracy"].as_f64().unwrap()).abs() <= 0.005);
+    // Two policies compared: the API's figures for each.
+    let compared = daemon.get_json("/v1/whatif?policy=gone_dark=14&policy=gone_dark=30,stalled=2");
+    let compare = results[19]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["caption"].as_str().unwrap().starts_with("Policy A"))
+        .unwrap();
+    let net = compare["rows"].as_array().unwrap().iter().find(|r| r[0] == "net_value").unwrap();
+    for (i, policy) in [(1, &compared["policies"][0]), (2, &compared["policies"][1])] {
+        assert!((number(&net[i]).unwrap() - policy["net_value"].as_f64().unwrap()).abs() <= 0.005);
+    }
+    // The currency selector shows one currency's pipeline.
+    let captions: Vec<&str> =
+        results[20]["tables"].as_array().unwrap().iter().map(|t| t["caption"].as_str().unwrap()).collect();
+    assert!(
+        captions.contains(&"Open deals by stage (EUR)") && !captions.contains(&"Open deals by stage (USD)"),
+        "{captions:?}"
+    );
 
     // An event posted from an open page arrives over /v1/stream and the page redraws itself.
     let live = drive(

@@ -162,6 +162,16 @@ function controls(fields, params, onSubmit) {
   return form;
 }
 
+const stageColumns = [
+  { label: "stage", value: (s) => s.stage },
+  { label: "completed", value: (s) => s.completed },
+  { label: "mean", value: (s) => s.mean_days },
+  { label: "median", value: (s) => s.median_days },
+  { label: "p90", value: (s) => s.p90_days },
+  { label: "max", value: (s) => s.max_days },
+  { label: "open", value: (s) => s.open },
+];
+
 const when = [
   { name: "as_of", label: "As of", placeholder: "now (or 2025-06-30)" },
   { name: "known_at", label: "Known at", placeholder: "now" },
@@ -172,8 +182,12 @@ const when = [
 const pages = {
   async pipeline(params) {
     const r = await report("pipeline", { as_of: params.as_of, known_at: params.known_at, currency: params.currency });
-    const blocks = r.by_currency && r.by_currency.length ? r.by_currency : [r];
-    const out = [el("h2", { text: "Pipeline" }), controls(when, params, (p) => go("pipeline", p)),
+    const all = r.by_currency && r.by_currency.length ? r.by_currency : [r];
+    // With several currencies, a selector shows one (or all); amounts are never summed across.
+    const currencies = all.map((b) => b.currency);
+    const blocks = params.currency ? all.filter((b) => b.currency === params.currency) : all;
+    const fields = currencies.length > 1 ? when.concat([{ name: "currency", label: "Currency", options: [""].concat(currencies) }]) : when;
+    const out = [el("h2", { text: "Pipeline" }), controls(fields, params, (p) => go("pipeline", p)),
       el("p", { class: "muted", text: `As of ${r.as_of}, known at ${r.known_at}.` })];
     for (const b of blocks) {
       out.push(el("h3", { text: b.currency }));
@@ -194,32 +208,33 @@ const pages = {
   },
 
   async "time-in-stage"(params) {
-    const r = await report("time-in-stage", { as_of: params.as_of, known_at: params.known_at });
-    return [el("h2", { text: "Time in stage" }), controls(when, params, (p) => go("time-in-stage", p)),
+    const byOwner = params.by === "owner";
+    const r = await report("time-in-stage", { as_of: params.as_of, known_at: params.known_at, by: byOwner ? "owner" : undefined });
+    const owners = (r.by_owner || []).map((o) => table(`${o.owner}: completed visits (days) and deals open`, stageColumns, o.stages));
+    return [el("h2", { text: "Time in stage" }),
+      controls(when.concat([{ name: "by", label: "Breakdown", options: ["", "owner"] }]), params, (p) => go("time-in-stage", p)),
       bars("Completed visits, days", r.stages, (s) => s.stage, [
         { name: "median", value: (s) => s.median_days },
         { name: "p90", value: (s) => s.p90_days },
       ]),
-      table("Completed visits (days) and deals open in each stage", [
-        { label: "stage", value: (s) => s.stage },
-        { label: "completed", value: (s) => s.completed },
-        { label: "mean", value: (s) => s.mean_days },
-        { label: "median", value: (s) => s.median_days },
-        { label: "p90", value: (s) => s.p90_days },
-        { label: "max", value: (s) => s.max_days },
-        { label: "open", value: (s) => s.open },
-      ], r.stages)];
+      table("Completed visits (days) and deals open in each stage", stageColumns, r.stages), ...owners];
   },
 
   async kpis(params) {
     const period = DATA ? DATA.params.kpis : kpiPeriod(params);
     const { from, to, before } = period;
-    const [now, prev] = await Promise.all([report("kpis", { from, to }), report("kpis", { from: before, to: from }, "kpis-previous")]);
+    const [now, prev] = await Promise.all([
+      report("kpis", { from, to, forecast: params.forecast }),
+      report("kpis", { from: before, to: from }, "kpis-previous"),
+    ]);
     const keys = ["won", "lost", "disqualified", "close_rate", "win_rate", "revenue", "avg_deal_size",
       "avg_cycle_days", "opportunities_created", "pipeline_generated", "avg_first_response_hours",
-      "first_response_hours_median", "first_response_hours_p90", "sales_velocity", "cac"];
+      "first_response_hours_median", "first_response_hours_p90", "sales_velocity", "spend", "cac"]
+      .concat(now.forecast_accuracy !== undefined ? ["forecast_accuracy"] : []);
     return [el("h2", { text: "KPIs" }),
-      controls([{ name: "from", label: "From", placeholder: from }, { name: "to", label: "To", placeholder: to }], params, (p) => go("kpis", p)),
+      controls([{ name: "preset", label: "Period", options: ["custom", "this month", "last month", "this quarter", "last quarter"] },
+        { name: "from", label: "From", placeholder: from }, { name: "to", label: "To", placeholder: to },
+        { name: "forecast", label: "Forecast revenue", placeholder: "none" }], params, (p) => go("kpis", preset(p))),
       table(`${from} to ${to}, beside ${before} to ${from}`, [
         { label: "KPI", value: (k) => k },
         { label: "this period", value: (k) => now[k] },
@@ -311,7 +326,11 @@ const pages = {
         { label: "revenue at risk", value: (r) => r.revenue_at_risk }, { label: "effort value saved", value: (r) => r.effort_value_saved },
         { label: "net value", value: (r) => r.net_value },
       ], rows),
-      el("label", {}, "Threshold", slider), figures];
+      el("label", {}, "Threshold", slider), figures,
+      el("h3", { text: "Compare two policies" }),
+      controls([{ name: "a", label: "Policy A", placeholder: "gone_dark=14" }, { name: "b", label: "Policy B", placeholder: "gone_dark=30,stalled=2" }],
+        params, (p) => go("whatif", { ...params, ...p })),
+      ...(params.a && params.b ? [await compare(params.a, params.b, params.as_of)] : [])];
   },
 
   async cost(params) {
@@ -333,6 +352,24 @@ const pages = {
   },
 };
 
+// A preset period (this or last month or quarter, UTC) as from and to; "custom" keeps them.
+function preset(p) {
+  const today = new Date();
+  const [y, m] = [today.getUTCFullYear(), today.getUTCMonth()];
+  const day = (year, month) => new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
+  const q = m - (m % 3);
+  const spans = {
+    "this month": [day(y, m), day(y, m + 1)],
+    "last month": [day(y, m - 1), day(y, m)],
+    "this quarter": [day(y, q), day(y, q + 3)],
+    "last quarter": [day(y, q - 3), day(y, q)],
+  };
+  const span = spans[p.preset];
+  const out = { ...p, preset: undefined };
+  if (span) [out.from, out.to] = span;
+  return out;
+}
+
 // The KPI period and the one of the same length before it (dates, UTC): 90 days to today by
 // default. `dealledger report html` computes the same for its file.
 function kpiPeriod(params) {
@@ -341,6 +378,16 @@ function kpiPeriod(params) {
   const length = Date.parse(to) - Date.parse(from);
   const before = new Date(Date.parse(from) - length).toISOString().slice(0, 10);
   return { from, to, before };
+}
+
+async function compare(a, b, asOf) {
+  const r = await api(`/v1/whatif?${query({ as_of: asOf, format: "json" })}&policy=${encodeURIComponent(a)}&policy=${encodeURIComponent(b)}`);
+  const keys = ["cut", "cut_won", "cut_bad", "revenue_at_risk", "effort_value_saved", "net_value", "precision", "recall"];
+  return table(`Policy A (${a}) against policy B (${b})`, [
+    { label: "figure", value: (k) => k },
+    { label: "A", value: (k) => r.policies[0][k] },
+    { label: "B", value: (k) => r.policies[1][k] },
+  ], keys);
 }
 
 function detail(event) {
