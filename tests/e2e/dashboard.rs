@@ -196,6 +196,19 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         }
     }
 
+    // The deal page draws the deal's fold: its visits, as the timeline endpoint gives them.
+    let deal = daemon.get_json("/v1/deals/D-0000001/timeline");
+    let visits =
+        results[12]["tables"].as_array().unwrap().iter().find(|t| t["caption"] == "Stage visits").unwrap();
+    let shown: Vec<&str> =
+        visits["rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap()).collect();
+    let api: Vec<&str> =
+        deal["visits"].as_array().unwrap().iter().map(|v| v["stage"].as_str().unwrap()).collect();
+    assert!(!api.is_empty());
+    assert_eq!(shown, api);
+    assert_eq!(daemon.get("/v1/deals/NO-SUCH-DEAL/timeline").0, 404);
+    assert_eq!(daemon.get("/v1/deals/D-0000001/timeline?as_of=soon").0, 400);
+
     // Time in stage by owner: a table per owner, each the API's.
     let by_owner = daemon.get_json("/v1/reports/time-in-stage?by=owner");
     let first_owner = &by_owner["by_owner"][0];

@@ -47,3 +47,67 @@ fn table(events: &[StoredEvent], currency: Currency, for_csv: bool) -> Table {
     }
     table
 }
+
+/// One deal as the view folds it, for pictures (the dashboard's deal page): its stage visits,
+/// its touches and its other changes, each with `at` and `recorded_at`; None when the view does
+/// not see the deal. The figures are the fold's (`Folded`), the one every report reads.
+pub fn timeline_json(
+    timeline: &dealledger_projections::Timeline,
+    id: &str,
+    view: dealledger_projections::View,
+) -> Option<serde_json::Value> {
+    use dealledger_projections::{Change, Folded};
+    use serde_json::json;
+    let deal = timeline.deal(id)?;
+    let mut folded = Folded::default();
+    if !folded.fold(&deal, view) {
+        return None;
+    }
+    let name = |n| timeline.names.resolve(n);
+    let money = |minor: i64| crate::output::Money::new(i128::from(minor), deal.currency);
+    let visits: Vec<_> = folded
+        .visits
+        .iter()
+        .map(|v| json!({"stage": name(v.stage), "start": v.start.to_string(), "end": v.end.map(|e| e.to_string())}))
+        .collect();
+    let touches: Vec<_> = deal
+        .touches_in(view)
+        .map(|t| {
+            json!({"at": t.at.to_string(), "recorded_at": t.recorded_at.to_string(), "channel": t.channel.as_str(),
+                   "direction": t.direction.as_str(), "minutes": t.minutes_or_default()})
+        })
+        .collect();
+    let changes: Vec<_> = deal
+        .entries(view)
+        .map(|e| {
+            let (kind, detail) = match e.change {
+                Change::Opened { stage, owner, amount_minor, .. } => {
+                    ("opened", json!({"stage": name(stage), "owner": name(owner), "amount": money(amount_minor)}))
+                }
+                Change::Moved { to } => ("stage_moved", json!({"to": name(to)})),
+                Change::Won { amount_minor } => ("won", json!({"amount": amount_minor.map(money)})),
+                Change::Lost => ("lost", json!({})),
+                Change::Disqualified { reason } => ("disqualified", json!({"reason": reason.as_str()})),
+                Change::Requalified { stage } => ("requalified", json!({"stage": stage.map(name)})),
+                Change::Amount { amount_minor } => ("amount_changed", json!({"amount": money(amount_minor)})),
+                Change::CloseDate { close_date } => ("close_date_changed", json!({"close_date": close_date.to_string()})),
+                Change::Owner { owner } => ("owner_changed", json!({"owner": name(owner)})),
+                Change::Field { field, set } => ("field_set", json!({"field": name(field), "set": set})),
+            };
+            json!({"at": e.at.to_string(), "recorded_at": e.recorded_at.to_string(), "type": kind, "detail": detail})
+        })
+        .collect();
+    Some(json!({
+        "deal": deal.id,
+        "currency": deal.currency.as_str(),
+        "as_of": view.as_of.to_string(),
+        "known_at": view.known_at.to_string(),
+        "status": folded.status().as_str(),
+        "stage": name(folded.stage),
+        "owner": name(folded.owner),
+        "amount": money(folded.amount_minor),
+        "visits": visits,
+        "touches": touches,
+        "changes": changes,
+    }))
+}

@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let authenticated = Router::new()
         .route("/v1/events", post(post_events).get(get_events))
         .route("/v1/deals/{id}", get(get_deal))
+        .route("/v1/deals/{id}/timeline", get(get_deal_timeline))
         .route("/v1/reports/{name}", get(get_report))
         .route("/v1/stream", get(get_stream))
         .route("/v1/whatif", get(get_whatif))
@@ -767,6 +768,39 @@ async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Respons
         Ok(Ok(None)) => unknown(&id),
         Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
+    }
+}
+
+/// `GET /v1/deals/{id}/timeline?as_of=&known_at=`: the deal as the view folds it (stage visits,
+/// touches, changes), what the dashboard's deal page draws.
+async fn get_deal_timeline(
+    State(shared): SharedState,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = only_params(&query, &["as_of", "known_at"]) {
+        return response;
+    }
+    let params = match Params::from_query(|name| query.get(name).cloned()) {
+        Ok(params) => params,
+        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+    };
+    let view = match dealledger_reports::query::view_of(&params, shared.clock.now()) {
+        Ok(view) => view,
+        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+    };
+    if let Err(response) = caught_up(&shared).await {
+        return response;
+    }
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match dealledger_reports::deal_history::timeline_json(&timeline, &id, view) {
+        Some(body) => axum::Json(body).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_deal",
+            format!("deal `{id}` is not in the ledger as of then"),
+            None,
+        ),
     }
 }
 

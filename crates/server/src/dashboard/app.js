@@ -145,6 +145,40 @@ function lines(title, rows, series, best) {
   return chart;
 }
 
+// A deal on a time axis: its stage visits as bars, touches as ticks (outbound above the line,
+// inbound below), and its lifecycle changes as marks. The tables below it hold the same.
+function dealPicture(t) {
+  const width = 900, left = 10, right = 10;
+  const times = t.visits.flatMap((v) => [v.start, v.end]).concat(t.touches.map((x) => x.at), t.changes.map((c) => c.at))
+    .filter(Boolean).map((x) => Date.parse(x));
+  // An open deal's axis runs to the view's moment; a closed one's to its last event.
+  const until = t.status === "open" ? [Math.min(Date.now(), Date.parse(t.as_of) || Date.now())] : [];
+  const [start, end] = [Math.min(...times), Math.max(...times, ...until)];
+  const x = (at) => left + ((width - left - right) * (Date.parse(at) - start)) / Math.max(1, end - start);
+  const chart = svg("svg", { width, height: 120, role: "img", "aria-label": `Deal ${t.deal} over time`, viewBox: `0 0 ${width} 120` });
+  chart.append(svg("title", { text: `Deal ${t.deal}: stage visits, touches and changes over time` }));
+  t.visits.forEach((v, i) => {
+    const [x0, x1] = [x(v.start), v.end ? x(v.end) : width - right];
+    chart.append(svg("rect", { class: i % 2 ? "bar2" : "bar", x: x0, y: 10, width: Math.max(1, x1 - x0), height: 24 },
+      svg("title", { text: `${v.stage}: ${v.start} to ${v.end || "now"}` })));
+    chart.append(svg("text", { x: x0 + 3, y: 27, text: v.stage }));
+  });
+  chart.append(svg("line", { x1: left, x2: width - right, y1: 70, y2: 70, class: "axis" }));
+  for (const touch of t.touches) {
+    const out = touch.direction === "outbound";
+    chart.append(svg("line", { x1: x(touch.at), x2: x(touch.at), y1: out ? 52 : 70, y2: out ? 70 : 88, class: out ? "line s0" : "line s1" },
+      svg("title", { text: `${touch.direction} ${touch.channel} ${touch.at}` })));
+  }
+  const marks = new Set(["disqualified", "requalified", "won", "lost", "amount_changed", "close_date_changed", "owner_changed"]);
+  for (const c of t.changes.filter((c) => marks.has(c.type))) {
+    chart.append(svg("circle", { cx: x(c.at), cy: 104, r: 5, class: c.type === "won" ? "s0 mark" : c.type === "lost" || c.type === "disqualified" ? "s1 mark" : "s2 mark" },
+      svg("title", { text: `${c.type} ${c.at} (recorded ${c.recorded_at})` })));
+  }
+  chart.append(svg("text", { x: left, y: 118, text: new Date(start).toISOString().slice(0, 10) }));
+  chart.append(svg("text", { x: width - right, y: 118, "text-anchor": "end", text: new Date(end).toISOString().slice(0, 10) }));
+  return chart;
+}
+
 function controls(fields, params, onSubmit) {
   const form = el("form", { class: "controls" });
   for (const f of fields) {
@@ -276,15 +310,29 @@ const pages = {
   },
 
   async deal(params) {
-    const events = await api(`/v1/deals/${encodeURIComponent(params.id || "")}`);
+    const id = encodeURIComponent(params.id || "");
+    const [events, t] = await Promise.all([
+      api(`/v1/deals/${id}`),
+      api(`/v1/deals/${id}/timeline?${query({ as_of: params.as_of, known_at: params.known_at })}`),
+    ]);
     return [el("h2", { text: `Deal ${params.id}` }),
-      table("Every event, in the order the ledger stored them (at: business time; recorded at: when the ledger learnt it)", [
-        { label: "seq", value: (e) => e.seq },
-        { label: "type", value: (e) => e.type },
-        { label: "at", value: (e) => e.at },
-        { label: "recorded at", value: (e) => e.recorded_at },
-        { label: "detail", value: (e) => detail(e) },
-      ], events)];
+      el("p", {}, `${t.status}, ${t.stage}, ${t.owner}, ${cell(t.amount)} ${t.currency}; as of ${t.as_of}, known at ${t.known_at}.`),
+      dealPicture(t),
+      table("Stage visits", [
+        { label: "stage", value: (v) => v.stage }, { label: "start", value: (v) => v.start }, { label: "end", value: (v) => v.end || "(still there)" },
+      ], t.visits),
+      table("Changes (at: business time; recorded at: when the ledger learnt it)", [
+        { label: "type", value: (c) => c.type }, { label: "at", value: (c) => c.at }, { label: "recorded at", value: (c) => c.recorded_at },
+        { label: "detail", value: (c) => Object.entries(c.detail).map(([k, v]) => `${k}: ${cell(v)}`).join(", ") },
+      ], t.changes),
+      el("details", {}, el("summary", { text: `Audit: the ${events.length} stored events, with their seqs` }),
+        table("Every event, in the order the ledger stored them", [
+          { label: "seq", value: (e) => e.seq },
+          { label: "type", value: (e) => e.type },
+          { label: "at", value: (e) => e.at },
+          { label: "recorded at", value: (e) => e.recorded_at },
+          { label: "detail", value: (e) => detail(e) },
+        ], events))];
   },
 
   async whatif(params) {
