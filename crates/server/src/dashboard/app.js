@@ -109,7 +109,7 @@ function bars(title, rows, label, series) {
     series.forEach((s, j) => {
       const value = s.value(row) || 0;
       const w = ((width - labelWidth - 170) * value) / max;
-      chart.append(svg("rect", { class: j === 0 ? "bar" : "bar2", x: labelWidth, y: y + j * barHeight, width: Math.max(0, w), height: barHeight - 2 }));
+      chart.append(svg("rect", { class: ["bar", "bar2", "bar3"][j % 3], x: labelWidth, y: y + j * barHeight, width: Math.max(0, w), height: barHeight - 2 }));
       chart.append(svg("text", { x: labelWidth + w + 4, y: y + j * barHeight + barHeight - 3, text: `${s.name} ${cell(value)}` }));
     });
   });
@@ -250,6 +250,7 @@ const pages = {
       bars("Completed visits, days", r.stages, (s) => s.stage, [
         { name: "median", value: (s) => s.median_days },
         { name: "p90", value: (s) => s.p90_days },
+        { name: "max", value: (s) => s.max_days },
       ]),
       table("Completed visits (days) and deals open in each stage", stageColumns, r.stages), ...owners];
   },
