@@ -107,7 +107,7 @@ for (const step of plan.steps) {
   out.push({ page: step.page, ready: ready !== null, interactive_ms, tables, text, errors: [...errors] });
 }
 
-console.log(JSON.stringify({ steps: out }));
 socket.close();
 browser.kill("SIGKILL");
-process.exit(0);
+// Exit only once the output is written: a pipe takes 64 KiB at a time, and exit would cut it.
+process.stdout.write(`${JSON.stringify({ steps: out })}\n`, () => process.exit(0));

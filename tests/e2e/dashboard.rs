@@ -144,6 +144,8 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5", "dark": true, "until": "!!document.querySelector('#threshold[data-value]')", "shot": "whatif-dark"},
         {"page": "whatif", "hash": "whatif", "navigate": false, "evaluate": slide_to_first, "until": "document.querySelector('#threshold').dataset.value === '5'"},
         {"page": "time-in-stage", "hash": "time-in-stage?by=owner", "until": has("rep-01: completed visits")},
+        {"page": "deal", "hash": "deal?id=D-0000001"},
+        {"page": "deal", "hash": "deal?id=D-0000001", "navigate": false, "evaluate": "document.querySelector('details summary').click(); true", "until": "!!document.querySelector('#proof[data-loaded]')"},
         {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01&forecast=500000", "until": has("forecast_accuracy")},
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5&a=gone_dark=14&b=gone_dark=30,stalled=2", "until": has("Policy A (gone_dark=14)"), "shot": "whatif-compare-light"},
         {"page": "pipeline", "hash": "pipeline?currency=EUR", "until": has("Open deals by stage (EUR)")},
@@ -209,6 +211,28 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     assert_eq!(daemon.get("/v1/deals/NO-SUCH-DEAL/timeline").0, 404);
     assert_eq!(daemon.get("/v1/deals/D-0000001/timeline?as_of=soon").0, 400);
 
+    // The audit proof, a click away: each event's block and chain as the API gives them.
+    let proof = daemon.get_json("/v1/deals/D-0000001/proof");
+    let events = proof["events"].as_array().unwrap();
+    for event in events {
+        let seq = event["seq"].as_u64().unwrap();
+        assert!(
+            event["block_first_seq"].as_u64().unwrap() <= seq
+                && seq <= event["block_last_seq"].as_u64().unwrap()
+        );
+    }
+    let chain_table = results[19]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["caption"].as_str().unwrap().starts_with("The hash chain"))
+        .unwrap();
+    let rows = chain_table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), events.len());
+    for (row, event) in rows.iter().zip(events) {
+        assert_eq!((row[0].as_str().unwrap(), &row[3]), (event["seq"].to_string().as_str(), &event["chain"]));
+    }
+
     // Time in stage by owner: a table per owner, each the API's.
     let by_owner = daemon.get_json("/v1/reports/time-in-stage?by=owner");
     let first_owner = &by_owner["by_owner"][0];
@@ -219,12 +243,12 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     assert_eq!(number(&owner_table["rows"][0][1]), first_owner["stages"][0]["completed"].as_f64());
     // A forecast entered on the KPI page gives the API's forecast accuracy.
     let kpis = daemon.get_json("/v1/reports/kpis?from=2025-01-01&to=2025-07-01&forecast=500000");
-    let kpi_rows = results[18]["tables"][0]["rows"].as_array().unwrap();
+    let kpi_rows = results[20]["tables"][0]["rows"].as_array().unwrap();
     let accuracy = kpi_rows.iter().find(|r| r[0] == "forecast_accuracy").unwrap();
     assert!((number(&accuracy[1]).unwrap() - kpis["forecast_accuracy"].as_f64().unwrap()).abs() <= 0.005);
     // Two policies compared: the API's figures for each.
     let compared = daemon.get_json("/v1/whatif?policy=gone_dark=14&policy=gone_dark=30,stalled=2");
-    let compare = results[19]["tables"]
+    let compare = results[21]["tables"]
         .as_array()
         .unwrap()
         .iter()
@@ -236,7 +260,7 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     }
     // The currency selector shows one currency's pipeline.
     let captions: Vec<&str> =
-        results[20]["tables"].as_array().unwrap().iter().map(|t| t["caption"].as_str().unwrap()).collect();
+        results[22]["tables"].as_array().unwrap().iter().map(|t| t["caption"].as_str().unwrap()).collect();
     assert!(
         captions.contains(&"Open deals by stage (EUR)") && !captions.contains(&"Open deals by stage (USD)"),
         "{captions:?}"

@@ -199,6 +199,19 @@ impl<S: BlockStore> Log<S> {
         offsets: &[u32],
         mut visit: impl FnMut(StoredEvent) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
+        self.read_deal_in_blocks(deal, seqs, offsets, |event, _| visit(event))
+    }
+
+    /// [`Log::read_deal`], each event with the header of the block that holds it: its seqs and
+    /// the chain hashes before and after it, an event's place in the hash chain (its audit
+    /// proof, which `audit verify` checks for every block).
+    pub fn read_deal_in_blocks(
+        &self,
+        deal: &str,
+        seqs: &[u64],
+        offsets: &[u32],
+        mut visit: impl FnMut(StoredEvent, &Header) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
         let pairs = seqs.windows(2).filter_map(|w| match w {
             &[a, b] => Some((a, b)),
             _ => None,
@@ -226,7 +239,7 @@ impl<S: BlockStore> Log<S> {
         seqs: &[u64],
         offsets: &[u32],
         mut next: usize,
-        visit: &mut impl FnMut(StoredEvent) -> Result<(), LogError>,
+        visit: &mut impl FnMut(StoredEvent, &Header) -> Result<(), LogError>,
     ) -> Result<usize, LogError> {
         let mut blocks: Vec<(Header, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
         while let Some(&wanted) = seqs.get(next).filter(|_| blocks.len() < READ_DEAL_BLOCKS_MAX) {
@@ -281,8 +294,12 @@ impl<S: BlockStore> Log<S> {
             })?
         };
         events.extend(rest);
-        for event in events {
-            visit(event)?;
+        // Each block gave exactly the events of its range, in order.
+        let mut events = events.into_iter();
+        for (header, _, range) in &blocks {
+            for event in events.by_ref().take(range.len()) {
+                visit(event, header)?;
+            }
         }
         Ok(next)
     }

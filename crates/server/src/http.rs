@@ -40,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/events", post(post_events).get(get_events))
         .route("/v1/deals/{id}", get(get_deal))
         .route("/v1/deals/{id}/timeline", get(get_deal_timeline))
+        .route("/v1/deals/{id}/proof", get(get_deal_proof))
         .route("/v1/reports/{name}", get(get_report))
         .route("/v1/stream", get(get_stream))
         .route("/v1/whatif", get(get_whatif))
@@ -765,6 +766,54 @@ async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Respons
     .await;
     match read {
         Ok(Ok(Some(body))) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Ok(None)) => unknown(&id),
+        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
+    }
+}
+
+/// `GET /v1/deals/{id}/proof`: each of the deal's events with the block that holds it (its first
+/// and last seq) and the chain hashes before and after that block: where the event sits in the
+/// hash chain, which `audit verify` recomputes. What the dashboard's deal page shows a click away.
+async fn get_deal_proof(State(shared): SharedState, Path(id): Path<String>) -> Response {
+    let unknown = |id: &str| {
+        error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger"), None)
+    };
+    if dealledger_events::DealId::parse(&id).is_err() {
+        return unknown(&id);
+    }
+    if let Err(response) = caught_up(&shared).await {
+        return response;
+    }
+    let task_shared = shared.clone();
+    let wanted = id.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<Option<serde_json::Value>, String> {
+        as_reader();
+        let log = reader(&task_shared);
+        let (seqs, offsets) = {
+            let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(deal) = timeline.deal(&wanted) else { return Ok(None) };
+            (deal.seqs().to_vec(), deal.offsets().to_vec())
+        };
+        let hex = |hash: &[u8; 32]| hash.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut proof = Vec::with_capacity(seqs.len());
+        log.read_deal_in_blocks(&wanted, &seqs, &offsets, |stored, header| {
+            proof.push(json!({
+                "seq": stored.seq,
+                "type": stored.event.body.kind().as_str(),
+                "block_first_seq": header.first_seq,
+                "block_last_seq": header.last_seq(),
+                "prev_chain": hex(&header.prev_chain),
+                "chain": hex(&header.chain),
+            }));
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Some(json!({"deal": wanted, "events": proof})))
+    })
+    .await;
+    match read {
+        Ok(Ok(Some(body))) => axum::Json(body).into_response(),
         Ok(Ok(None)) => unknown(&id),
         Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),

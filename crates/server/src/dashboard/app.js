@@ -179,6 +179,32 @@ function dealPicture(t) {
   return chart;
 }
 
+// The deal's stored events, and (fetched when opened) where each sits in the hash chain: the
+// block that holds it and the chain hashes before and after that block.
+function audit(id, events) {
+  const proofs = el("div", { id: "proof" });
+  const details = el("details", {}, el("summary", { text: `Audit: the ${events.length} stored events, their seqs and their place in the chain` }),
+    table("Every event, in the order the ledger stored them", [
+      { label: "seq", value: (e) => e.seq },
+      { label: "type", value: (e) => e.type },
+      { label: "at", value: (e) => e.at },
+      { label: "recorded at", value: (e) => e.recorded_at },
+      { label: "detail", value: (e) => detail(e) },
+    ], events), proofs);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || proofs.dataset.loaded || DATA) return;
+    const proof = await api(`/v1/deals/${id}/proof`);
+    proofs.replaceChildren(table("The hash chain: each event's block and the chain hashes around it (audit verify recomputes them)", [
+      { label: "seq", value: (p) => p.seq },
+      { label: "block", value: (p) => `${p.block_first_seq}..${p.block_last_seq}` },
+      { label: "chain before", value: (p) => p.prev_chain.slice(0, 16) },
+      { label: "chain after", value: (p) => p.chain },
+    ], proof.events));
+    proofs.dataset.loaded = "true";
+  });
+  return details;
+}
+
 function controls(fields, params, onSubmit) {
   const form = el("form", { class: "controls" });
   for (const f of fields) {
@@ -326,14 +352,7 @@ const pages = {
         { label: "type", value: (c) => c.type }, { label: "at", value: (c) => c.at }, { label: "recorded at", value: (c) => c.recorded_at },
         { label: "detail", value: (c) => Object.entries(c.detail).map(([k, v]) => `${k}: ${cell(v)}`).join(", ") },
       ], t.changes),
-      el("details", {}, el("summary", { text: `Audit: the ${events.length} stored events, with their seqs` }),
-        table("Every event, in the order the ledger stored them", [
-          { label: "seq", value: (e) => e.seq },
-          { label: "type", value: (e) => e.type },
-          { label: "at", value: (e) => e.at },
-          { label: "recorded at", value: (e) => e.recorded_at },
-          { label: "detail", value: (e) => detail(e) },
-        ], events))];
+      audit(id, events)];
   },
 
   async whatif(params) {
