@@ -733,42 +733,54 @@ async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<Stri
     }
 }
 
-async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Response {
-    let unknown = |id: &str| {
-        error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger"), None)
-    };
-    if dealledger_events::DealId::parse(&id).is_err() {
-        return unknown(&id);
+/// Deal `id`'s stored events, each with the header of its block, read on a reader thread by the
+/// timeline's index (its lock held only to copy the seqs), and the deal's currency; the answer
+/// to send instead when the deal is unknown or the read fails.
+async fn deal_events(
+    shared: &Arc<Shared>,
+    id: &str,
+) -> Result<(Vec<(dealledger_events::StoredEvent, dealledger_log::block::Header)>, Currency), Response> {
+    let unknown =
+        || error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger"), None);
+    if dealledger_events::DealId::parse(id).is_err() {
+        return Err(unknown());
     }
-    if let Err(response) = caught_up(&shared).await {
-        return response;
-    }
+    caught_up(shared).await?;
     let task_shared = shared.clone();
-    let wanted = id.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+    let wanted = id.to_string();
+    let read = tokio::task::spawn_blocking(move || {
         as_reader();
-        let id = wanted;
         let log = reader(&task_shared);
-        // The deal's seqs from the timeline's index: the lock is held for a copy of them only.
         let (seqs, offsets, currency) = {
             let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some(deal) = timeline.deal(&id) else { return Ok(None) };
+            let Some(deal) = timeline.deal(&wanted) else { return Ok(None) };
             (deal.seqs().to_vec(), deal.offsets().to_vec(), deal.currency)
         };
-        let mut parts: Vec<String> = Vec::with_capacity(seqs.len());
-        log.read_deal(&id, &seqs, &offsets, |stored| {
-            parts.push(stored_event_json(&stored, currency));
+        let mut events = Vec::with_capacity(seqs.len());
+        log.read_deal_in_blocks(&wanted, &seqs, &offsets, |stored, header| {
+            events.push((stored, *header));
             Ok(())
         })
         .map_err(|e| e.to_string())?;
-        Ok(Some(format!("[{}]\n", parts.join(","))))
+        Ok::<_, String>(Some((events, currency)))
     })
     .await;
     match read {
-        Ok(Ok(Some(body))) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Ok(Ok(None)) => unknown(&id),
-        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
+        Ok(Ok(Some(found))) => Ok(found),
+        Ok(Ok(None)) => Err(unknown()),
+        Ok(Err(why)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None)),
+    }
+}
+
+async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Response {
+    match deal_events(&shared, &id).await {
+        Ok((events, currency)) => {
+            let parts: Vec<String> =
+                events.iter().map(|(stored, _)| stored_event_json(stored, currency)).collect();
+            ([(header::CONTENT_TYPE, "application/json")], format!("[{}]\n", parts.join(","))).into_response()
+        }
+        Err(response) => response,
     }
 }
 
@@ -776,48 +788,25 @@ async fn get_deal(State(shared): SharedState, Path(id): Path<String>) -> Respons
 /// and last seq) and the chain hashes before and after that block: where the event sits in the
 /// hash chain, which `audit verify` recomputes. What the dashboard's deal page shows a click away.
 async fn get_deal_proof(State(shared): SharedState, Path(id): Path<String>) -> Response {
-    let unknown = |id: &str| {
-        error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger"), None)
+    let (events, _) = match deal_events(&shared, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    if dealledger_events::DealId::parse(&id).is_err() {
-        return unknown(&id);
-    }
-    if let Err(response) = caught_up(&shared).await {
-        return response;
-    }
-    let task_shared = shared.clone();
-    let wanted = id.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<Option<serde_json::Value>, String> {
-        as_reader();
-        let log = reader(&task_shared);
-        let (seqs, offsets) = {
-            let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some(deal) = timeline.deal(&wanted) else { return Ok(None) };
-            (deal.seqs().to_vec(), deal.offsets().to_vec())
-        };
-        let hex = |hash: &[u8; 32]| hash.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let mut proof = Vec::with_capacity(seqs.len());
-        log.read_deal_in_blocks(&wanted, &seqs, &offsets, |stored, header| {
-            proof.push(json!({
+    let hex = |hash: &[u8; 32]| hash.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let proof: Vec<_> = events
+        .iter()
+        .map(|(stored, block)| {
+            json!({
                 "seq": stored.seq,
                 "type": stored.event.body.kind().as_str(),
-                "block_first_seq": header.first_seq,
-                "block_last_seq": header.last_seq(),
-                "prev_chain": hex(&header.prev_chain),
-                "chain": hex(&header.chain),
-            }));
-            Ok(())
+                "block_first_seq": block.first_seq,
+                "block_last_seq": block.last_seq(),
+                "prev_chain": hex(&block.prev_chain),
+                "chain": hex(&block.chain),
+            })
         })
-        .map_err(|e| e.to_string())?;
-        Ok(Some(json!({"deal": wanted, "events": proof})))
-    })
-    .await;
-    match read {
-        Ok(Ok(Some(body))) => axum::Json(body).into_response(),
-        Ok(Ok(None)) => unknown(&id),
-        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", why, None),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e.to_string(), None),
-    }
+        .collect();
+    axum::Json(json!({"deal": id, "events": proof})).into_response()
 }
 
 /// `GET /v1/deals/{id}/timeline?as_of=&known_at=`: the deal as the view folds it (stage visits,
