@@ -95,15 +95,21 @@ fn same_pipeline(step: &Value, report: &Value) {
     }
 }
 
+/// A ledger holding a generated history of 200 deals (two currencies), ingested at [`NOW`].
+fn with_history() -> Sandbox {
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["gen", "--deals", "200", "--seed", "9"]).ok().stdout;
+    let path = sandbox.file("history.jsonl", &history.lines().collect::<Vec<_>>());
+    sandbox.run(&["--now", NOW, "ingest", "--quiet", path.to_str().unwrap()]).ok();
+    sandbox
+}
+
 #[test]
 fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     if !tools_available("the_dashboard_in_a_browser_shows_the_apis_figures") {
         return;
     }
-    let sandbox = Sandbox::new();
-    let history = sandbox.run(&["gen", "--deals", "200", "--seed", "9"]).ok().stdout;
-    let path = sandbox.file("history.jsonl", &history.lines().collect::<Vec<_>>());
-    sandbox.run(&["--now", NOW, "ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let sandbox = with_history();
     let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
 
     // The page holds no data and is open to all; the data is behind the token.
@@ -357,10 +363,7 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
     if !tools_available("the_one_file_report_opens_offline_from_a_file_with_the_reports_figures") {
         return;
     }
-    let sandbox = Sandbox::new();
-    let history = sandbox.run(&["gen", "--deals", "200", "--seed", "9"]).ok().stdout;
-    let path = sandbox.file("history.jsonl", &history.lines().collect::<Vec<_>>());
-    sandbox.run(&["--now", NOW, "ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let sandbox = with_history();
     let file = sandbox.dir.path().join("review.html");
     let when = ["--as-of", "2025-06-30", "--from", "2025-01-01", "--to", "2025-07-01"];
     sandbox

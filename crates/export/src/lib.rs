@@ -224,6 +224,7 @@ fn events<S: BlockStore>(log: &Log<S>, view: View, out: &mut write::TableWriter)
         if !view.sees(event.at, recorded_at) {
             return Ok(true);
         }
+        // A valid log opens every deal before its other events; USD only stands in for the impossible.
         let currency = currencies.get(event.deal.as_str()).copied().unwrap_or(Currency::USD);
         let money = |minor: i64| Value::Money { minor, currency };
         let mut row = vec![Value::Null; 22];
