@@ -1,11 +1,11 @@
-//! The dashboard in a real browser: headless Chromium driven over the DevTools protocol by
-//! `tests/browser/drive.mjs` (Node's own WebSocket, no npm package). Every page loads with no
+//! The dashboard in a real browser: headless Chromium driven through chromedriver
+//! (`tests/e2e/browser.rs`). Every page loads with no
 //! console error, the figures shown are the JSON API's, the as-of picker changes the pipeline, a
 //! new event appears on an open page without reload, the token is asked once and kept in an
 //! HttpOnly, SameSite=Strict cookie, and a cross-site form post is refused. Screenshots of every
-//! page, light and dark, go to `target/dashboard-screenshots/`. Needs `chromium` and `node`;
+//! page, light and dark, go to `target/dashboard-screenshots/`. Needs `chromium` and `chromedriver`;
 //! skipped with the reason where one is missing, required when `DEALLEDGER_REQUIRE_TOOLS` is set
-//! (`.ci/run` installs Chromium).
+//! (`.ci/run` installs both).
 
 use crate::daemon::{Daemon, NOW, TOKEN};
 use crate::harness::Ledger as Sandbox;
@@ -14,20 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn tools_available(test: &str) -> bool {
-    let works = |program: &str, args: &[&str]| {
-        Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
-    };
-    let missing = if !works("chromium", &["--version"]) {
+    let works =
+        |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    let missing = if !works("chromium") {
         Some("`chromium` is not installed (apt-get install chromium)".to_string())
-    } else if !works(
-        "node",
-        &["--experimental-websocket", "-e", "if (typeof WebSocket !== 'function') process.exit(1)"],
-    ) {
-        Some("`node` with a WebSocket (Node 20 or later) is not installed".to_string())
+    } else if !works("chromedriver") {
+        Some("`chromedriver` is not installed (apt-get install chromium-driver)".to_string())
     } else {
         None
     };
-    crate::harness::tool_available(test, "Chromium and Node", missing)
+    crate::harness::tool_available(test, "Chromium and chromedriver", missing)
 }
 
 fn shots() -> PathBuf {
@@ -37,25 +33,13 @@ fn shots() -> PathBuf {
 }
 
 /// Runs the steps in one browser; their results in order.
-fn drive(url: &str, steps: Value, sandbox: &Sandbox) -> Vec<Value> {
-    drive_plan(json!({"url": url, "shots": shots(), "steps": steps}), sandbox)
+fn drive(url: &str, steps: Value) -> Vec<Value> {
+    drive_plan(json!({"url": url, "shots": shots(), "steps": steps}))
 }
 
-/// Runs a whole plan of `tests/browser/drive.mjs` (an `offline` one too).
-fn drive_plan(plan: Value, sandbox: &Sandbox) -> Vec<Value> {
-    let path = sandbox.dir.path().join("plan.json");
-    std::fs::write(&path, plan.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs");
-    let run = Command::new("node")
-        .arg("--experimental-websocket")
-        .arg(script)
-        .arg("chromium")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "the driver failed: {}", String::from_utf8_lossy(&run.stderr));
-    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
-    out["steps"].as_array().unwrap().clone()
+/// Runs a whole plan (an `offline` one too) in a fresh browser.
+fn drive_plan(plan: Value) -> Vec<Value> {
+    crate::browser::Browser::start().run(&plan)
 }
 
 /// A table cell as a number (`1,419,400` -> 1419400.0), or None for text.
@@ -122,7 +106,7 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     }
 
     let sign_in = format!(
-        "document.querySelector('input[name=token]').value = {}; document.querySelector('form').requestSubmit(); true",
+        "(document.querySelector('input[name=token]').value = {}, document.querySelector('form').requestSubmit(), true)",
         json!(TOKEN)
     );
     let post_event = r#"fetch('/v1/events', {method: 'POST', headers: {'Content-Type': 'application/json'},
@@ -151,12 +135,13 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         {"page": "whatif", "hash": "whatif", "navigate": false, "evaluate": slide_to_first, "until": "document.querySelector('#threshold').dataset.value === '5'"},
         {"page": "time-in-stage", "hash": "time-in-stage?by=owner", "until": has("rep-01: completed visits")},
         {"page": "deal", "hash": "deal?id=D-0000001"},
-        {"page": "deal", "hash": "deal?id=D-0000001", "navigate": false, "evaluate": "document.querySelector('details summary').click(); true", "until": "!!document.querySelector('#proof[data-loaded]')"},
+        {"page": "deal", "hash": "deal?id=D-0000001", "navigate": false, "evaluate": "(document.querySelector('details summary').click(), true)", "until": "!!document.querySelector('#proof[data-loaded]')"},
         {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01&forecast=500000", "until": has("forecast_accuracy")},
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5&a=gone_dark=14&b=gone_dark=30,stalled=2", "until": has("Policy A (gone_dark=14)"), "shot": "whatif-compare-light"},
         {"page": "pipeline", "hash": "pipeline?currency=EUR", "until": has("Open deals by stage (EUR)")},
+        {"page": "pipeline", "hash": "pipeline", "media": "print", "until": "getComputedStyle(document.querySelector('header nav')).display === 'none'", "print": "pipeline"},
     ]);
-    let results = drive(&daemon.url, steps, &sandbox);
+    let results = drive(&daemon.url, steps);
     for (i, step) in results.iter().enumerate() {
         assert_eq!(step["ready"], true, "step {i} ({}) never got ready: {}", step["page"], step["text"]);
         assert_eq!(step["errors"], json!([]), "step {i} ({}): console errors", step["page"]);
@@ -272,6 +257,11 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         "{captions:?}"
     );
 
+    // Printed, the page drops its navigation and fields (the step waits for that) and prints.
+    assert_eq!(results[23]["ready"], true);
+    let pdf = std::fs::read(shots().join("pipeline.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF") && pdf.len() > 10_000, "pipeline.pdf");
+
     // An event posted from an open page arrives over /v1/stream and the page redraws itself.
     let live = drive(
         &daemon.url,
@@ -280,7 +270,6 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
             {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": sign_in, "until": has("Open deals by stage")},
             {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": post_event, "until": has("JPY")},
         ]),
-        &sandbox,
     );
     let last = &live[2];
     assert_eq!((last["ready"].clone(), last["errors"].clone()), (json!(true), json!([])), "{}", last["text"]);
@@ -383,7 +372,7 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
         {"page": "cost", "hash": "cost"},
     ]);
     let plan = json!({"url": format!("file://{}", file.display()), "offline": true, "shots": shots(), "steps": steps});
-    let results = drive_plan(plan, &sandbox);
+    let results = drive_plan(plan);
     for step in &results {
         assert_eq!(
             (step["ready"].clone(), step["errors"].clone()),
@@ -404,4 +393,54 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
         let row = rows.iter().find(|r| r[0] == key).unwrap_or_else(|| panic!("no row {key}"));
         assert_eq!(number(&row[1]), kpis[key].as_f64(), "{key}");
     }
+}
+
+/// The benchmark of README's page weight and speed (not part of the suite: `--ignored`): on the
+/// data directory `DEALLEDGER_BENCH_DATA` (a large ledger, e.g. one `benches/versus_duckdb.py
+/// --dir` left), the daemon's pipeline page from a cold load and two as-of dates picked on it.
+///
+/// `DEALLEDGER_BENCH_DATA=DIR cargo test --release --test e2e dashboard_speed -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn dashboard_speed() {
+    let Some(data) = std::env::var_os("DEALLEDGER_BENCH_DATA") else {
+        eprintln!("skipped dashboard_speed: DEALLEDGER_BENCH_DATA names no data directory");
+        return;
+    };
+    let mut child = Command::new(crate::harness::binary())
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("the daemon's address").to_string();
+    let weight: usize = ["/", "/assets/app.js", "/assets/app.css"]
+        .iter()
+        .map(|asset| ureq::get(&format!("{url}{asset}")).call().unwrap().into_string().unwrap().len())
+        .sum();
+    let has = |text: &str| format!("document.body.innerText.includes({})", json!(text));
+    let steps = json!([
+        {"page": "pipeline", "hash": "pipeline"},
+        {"page": "pipeline", "hash": "pipeline?as_of=2025-06-30", "until": has("As of 2025-06-30")},
+        {"page": "pipeline", "hash": "pipeline?as_of=2025-12-31", "until": has("As of 2025-12-31")},
+    ]);
+    let results = drive(&url, steps);
+    println!("page weight: {weight} bytes (HTML, script and style, uncompressed)");
+    for (label, step) in ["a cold load", "as of 2025-06-30 (every deal folded afresh)", "as of 2025-12-31"]
+        .iter()
+        .zip(&results)
+    {
+        println!(
+            "pipeline page interactive in {} ms, {label} (ready {}, console errors {})",
+            step["interactive_ms"],
+            step["ready"],
+            step["errors"].as_array().unwrap().len()
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

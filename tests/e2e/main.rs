@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `dealledger` binary against real data directories.
 
 mod audit;
+mod browser;
 mod config;
 mod crash;
 mod daemon;
