@@ -517,7 +517,7 @@ impl Timeline {
     }
 
     /// Once more deals have moved to their own lists than stayed in the columns, lays every
-    /// deal's lists end to end again. Below [`Timeline::MOVED_MIN`] moves it waits: a replay from
+    /// deal's lists end to end again. Below `MOVED_MIN` moves it waits: a replay from
     /// nothing would otherwise compact at every other deal.
     fn compact_if_due(&mut self) {
         const MOVED_MIN: usize = 4096;
@@ -529,7 +529,7 @@ impl Timeline {
     }
 
     /// Lays every deal's lists end to end in the columns, in deal order.
-    pub(crate) fn compact(&mut self) {
+    fn compact(&mut self) {
         if self.lists.is_empty() {
             return;
         }
