@@ -16,6 +16,12 @@ pub enum LogError {
     /// the same `source_id`s is safe; idempotency turns what was kept into duplicates.
     #[error("storage error, outcome unknown (the write may or may not be stored; a retry with the same source_id values is safe): {0}")]
     Uncertain(String),
+    /// Another writer appended to the log since this one last read it (a shared store, such as
+    /// a JetStream stream, refused the write's condition on the log's end): this writer's
+    /// state is stale. Nothing of this write was stored. The writer must not write again
+    /// before it has rebuilt its state from the store, and only if it still holds the lease.
+    #[error("fenced off: another writer appended to the log ({0}); nothing of this write was stored")]
+    Fenced(String),
     /// Another process holds the data directory.
     #[error("the data directory {path} is in use by another process (a running `dealledger serve` or `dealledger ingest`?); stop it or point --data elsewhere")]
     Locked { path: String },

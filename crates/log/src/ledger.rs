@@ -157,6 +157,11 @@ impl<S: BlockStore> Ledger<S> {
         self.unsure.as_deref()
     }
 
+    /// The log, giving up the writer (to reopen its store, as another process would).
+    pub fn into_log(self) -> Log<S> {
+        self.log
+    }
+
     pub fn log(&self) -> &Log<S> {
         &self.log
     }

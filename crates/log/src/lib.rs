@@ -21,6 +21,8 @@
 //! error naming the seq, never skipped and never a panic.
 
 pub mod block;
+#[doc(hidden)]
+pub mod conformance;
 mod error;
 pub mod faults;
 mod ledger;

@@ -131,6 +131,10 @@ impl<S: BlockStore> Log<S> {
         &self.store
     }
 
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// A writer of new blocks that continue this log.
     pub fn block_writer(&self) -> BlockWriter {
         BlockWriter::new(self.head)

