@@ -109,7 +109,9 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
     // Read the raw files before sled opens them: when sled's recovery meets corruption it
     // rewrites the damaged segment, and the evidence would be gone.
     let store = data.store_path();
-    let salvage = store.exists().then(|| dealledger_log::SledStore::salvage_scan(&store)).transpose()?;
+    let salvage = (data.is_sled()? && store.exists())
+        .then(|| dealledger_log::SledStore::salvage_scan(&store))
+        .transpose()?;
     let log = match (data.open_log(), salvage) {
         (Ok(log), _) => log,
         // The storage engine's own recovery refused the files: find our blocks in them.

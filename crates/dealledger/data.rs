@@ -1,11 +1,50 @@
-//! The data directory: where the store and `dealledger.toml` live.
+//! The data directory: where `dealledger.toml` lives, and the store unless `--store` (or
+//! `[store] url`) puts the log on a JetStream stream.
 
 use anyhow::{Context, Result};
 use dealledger_config::Config;
 use dealledger_events::Pipeline;
+use dealledger_jetstream::{JetStreamLease, JetStreamStore};
+use dealledger_log::lease::Kept;
 use dealledger_log::writer_lock::{self, WriterLock};
 use dealledger_log::{Ledger, Log, SledStore};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Every command's store: sled or JetStream behind the one trait.
+pub type Store = dealledger_server::Store;
+
+/// The writer lease's time to live unless `[store] lease_ttl_ms` says otherwise.
+const LEASE_TTL_MS_DEFAULT: u64 = 10_000;
+
+/// Where the log lives.
+pub enum Backend {
+    /// sled in `DATA/store` (the default).
+    Sled,
+    /// A JetStream stream (docs/scale-out.md).
+    JetStream {
+        target: dealledger_jetstream::Target,
+        options: dealledger_jetstream::Options,
+        lease_ttl: std::time::Duration,
+    },
+}
+
+/// What keeps other writers out while a command writes: the data directory's file lock for
+/// sled, the ledger's lease (renewed by a thread of its own) for a shared store.
+pub enum WriterGuard {
+    File(WriterLock),
+    Lease(#[allow(dead_code, reason = "held for its Drop, which releases the lease")] Kept),
+}
+
+impl WriterGuard {
+    /// Names a daemon's URL in the lock file (sled: where other commands send events).
+    pub fn describe(&mut self, url: Option<&str>) -> std::io::Result<()> {
+        match self {
+            WriterGuard::File(lock) => lock.describe(url),
+            WriterGuard::Lease(_) => Ok(()),
+        }
+    }
+}
 
 pub use dealledger_config::CONFIG_FILE;
 const STORE_DIR: &str = "store";
@@ -16,12 +55,101 @@ const QUARANTINE_FILE: &str = "quarantine.jsonl";
 
 pub struct DataDir {
     pub path: PathBuf,
+    /// `--store`, which wins over `[store] url`.
+    store_url: Option<String>,
     config: std::sync::OnceLock<Config>,
+    backend: std::sync::OnceLock<Backend>,
+    /// One connection per process to a JetStream ledger, shared by the lease and the log.
+    jetstream: std::sync::OnceLock<Arc<JetStreamStore>>,
 }
 
 impl DataDir {
-    pub fn new(path: PathBuf) -> DataDir {
-        DataDir { path, config: std::sync::OnceLock::new() }
+    pub fn new(path: PathBuf, store_url: Option<String>) -> DataDir {
+        DataDir {
+            path,
+            store_url,
+            config: std::sync::OnceLock::new(),
+            backend: std::sync::OnceLock::new(),
+            jetstream: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where the log lives: `--store`, else `[store] url`, else sled in the data directory.
+    pub fn backend(&self) -> Result<&Backend> {
+        if let Some(backend) = self.backend.get() {
+            return Ok(backend);
+        }
+        let url = self.store_url.clone().or(self.config()?.store.as_ref().and_then(|s| s.url.clone()));
+        let backend = match url {
+            None => Backend::Sled,
+            Some(url) => {
+                let target = dealledger_jetstream::Target::parse(&url).map_err(|why| crate::Exit {
+                    code: 2,
+                    message: format!("--store (or [store] url): {why}"),
+                })?;
+                let (options, lease_ttl) = self.jetstream_options()?;
+                Backend::JetStream { target, options, lease_ttl }
+            }
+        };
+        Ok(self.backend.get_or_init(|| backend))
+    }
+
+    /// How to reach a JetStream cluster, from `[store]` and the environment, and the lease's TTL.
+    pub fn jetstream_options(&self) -> Result<(dealledger_jetstream::Options, std::time::Duration)> {
+        let section = self.config()?.store.clone().unwrap_or_default();
+        let mut options = dealledger_jetstream::Options::from_env();
+        if options.credentials.is_none() {
+            options.credentials = section.credentials.map(|c| self.path.join(c));
+        }
+        options.tls_ca = section.tls_ca.map(|c| self.path.join(c));
+        options.monitor = section.monitor.unwrap_or_default();
+        if let Some(replicas) = section.replicas {
+            if replicas == 0 || replicas > 5 {
+                return Err(crate::Exit {
+                    code: 2,
+                    message: format!(
+                        "{}: [store] replicas = {replicas}: a JetStream stream has 1 to 5",
+                        self.config_path().display()
+                    ),
+                }
+                .into());
+            }
+            options.replicas = replicas;
+        }
+        if let Some(ms) = section.request_timeout_ms {
+            options.request_timeout = std::time::Duration::from_millis(ms.max(1));
+        }
+        let lease_ttl =
+            std::time::Duration::from_millis(section.lease_ttl_ms.unwrap_or(LEASE_TTL_MS_DEFAULT));
+        Ok((options, lease_ttl))
+    }
+
+    /// The ledger's JetStream store, connected once per process.
+    fn jetstream(&self, create: bool) -> Result<Arc<JetStreamStore>> {
+        if let Some(store) = self.jetstream.get() {
+            return Ok(store.clone());
+        }
+        let Backend::JetStream { target, options, .. } = self.backend()? else {
+            anyhow::bail!("the ledger is not on JetStream");
+        };
+        let store = Arc::new(JetStreamStore::open(target, options, create)?);
+        Ok(self.jetstream.get_or_init(|| store).clone())
+    }
+
+    /// The writer lease of a ledger on JetStream, for `holder`.
+    pub fn lease(&self, holder: String) -> Result<Option<JetStreamLease>> {
+        match self.backend()? {
+            Backend::Sled => Ok(None),
+            Backend::JetStream { options, lease_ttl, .. } => {
+                Ok(Some(self.jetstream(true)?.lease(holder, *lease_ttl, options.replicas)?))
+            }
+        }
+    }
+
+    /// Whether the log is in the data directory (sled): what only sled has (the raw files
+    /// `audit verify` salvages from) is done only then.
+    pub fn is_sled(&self) -> Result<bool> {
+        Ok(matches!(self.backend()?, Backend::Sled))
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -113,11 +241,15 @@ impl DataDir {
         Ok(dealledger_server::serve_config_from(self.config()?, &pipeline)?)
     }
 
-    /// Takes the writer lock for `command`, or says who holds it.
-    pub fn lock_writer(&self, command: &str) -> Result<WriterLock> {
+    /// Takes the writer lock (sled) or the writer lease (JetStream) for `command`, or says who
+    /// holds it.
+    pub fn lock_writer(&self, command: &str) -> Result<WriterGuard> {
+        if let Some(lease) = self.lease(holder_description(command, None))? {
+            return Ok(WriterGuard::Lease(Kept::take(Arc::new(lease))?));
+        }
         self.ensure()?;
         if let Some(lock) = WriterLock::take(&self.path, command)? {
-            return Ok(lock);
+            return Ok(WriterGuard::File(lock));
         }
         let holder = writer_lock::holder(&self.path);
         let advice = holder.url.map_or("wait for it to finish, or stop it first".to_string(), |url| {
@@ -130,7 +262,15 @@ impl DataDir {
         );
     }
 
-    fn open_store(&self, create: bool) -> Result<SledStore> {
+    /// The store, on whichever backend: `create` makes a new ledger where there is none.
+    pub fn open_store(&self, create: bool) -> Result<Store> {
+        match self.backend()? {
+            Backend::Sled => Ok(Arc::new(self.open_sled(create)?)),
+            Backend::JetStream { .. } => Ok(self.jetstream(create)?),
+        }
+    }
+
+    fn open_sled(&self, create: bool) -> Result<SledStore> {
         let store = self.store_path();
         if !create && !store.exists() {
             anyhow::bail!(
@@ -158,20 +298,35 @@ impl DataDir {
     }
 
     /// The writer: validity and idempotency state rebuilt from the log.
-    pub fn open_ledger(&self) -> Result<Ledger<SledStore>> {
+    pub fn open_ledger(&self) -> Result<Ledger<Store>> {
         let pipeline = self.pipeline()?;
         Ok(Ledger::open(self.open_store(true)?, pipeline)?)
     }
 
     /// The log for reading (and projection checkpoints). A log that lost acknowledged events
     /// is still readable, with a warning: what it shows is not all that was acknowledged.
-    pub fn open_log(&self) -> Result<Log<SledStore>> {
+    pub fn open_log(&self) -> Result<Log<Store>> {
         let log = Log::open(self.open_store(false)?)?;
         if let Err(e) = log.check_mark() {
             eprintln!("warning: {e}");
         }
         Ok(log)
     }
+}
+
+/// Who a writer is, as other processes read it from the lease: the process, the host, the
+/// command and, for a daemon, where to send writes.
+pub fn holder_description(command: &str, url: Option<&str>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unnamed host".into());
+    let mut description = format!("pid {} on {host}, command {command}", std::process::id());
+    if let Some(url) = url {
+        description.push_str(&format!(", url {url}"));
+    }
+    description
 }
 
 /// fsync of a directory: the entries created or renamed in it become durable.

@@ -21,10 +21,10 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
                 );
             }
         }
-        DataDir::new(data.path.clone())
+        DataDir::new(data.path.clone(), None)
     } else {
         temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-        DataDir::new(temp.path().to_path_buf())
+        DataDir::new(temp.path().to_path_buf(), None)
     };
     std::fs::create_dir_all(&data.path)?;
     let sample = data.path.join("demo-sample.jsonl");

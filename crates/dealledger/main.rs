@@ -11,6 +11,7 @@ mod data;
 mod demo;
 mod export;
 mod html;
+mod migrate;
 mod quarantine;
 mod report;
 mod whatif;
@@ -54,6 +55,13 @@ struct Cli {
     /// http://127.0.0.1:7878. The token comes from DEALLEDGER_TOKEN or [serve] token
     #[arg(long, global = true, env = "DEALLEDGER_SERVER", value_name = "URL")]
     server: Option<String>,
+
+    /// Where the log lives, when not in the data directory: a NATS JetStream cluster,
+    /// nats://HOST:PORT[,HOST:PORT...]/LEDGER (tls://... for TLS). Default: [store] url of
+    /// dealledger.toml, else sled in DIR/store. Credentials: [store] credentials,
+    /// DEALLEDGER_NATS_CREDS or DEALLEDGER_NATS_TOKEN (docs/scale-out.md)
+    #[arg(long, global = true, env = "DEALLEDGER_STORE", value_name = "URL")]
+    store: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -120,6 +128,19 @@ enum Command {
     },
     /// Measure ingest, replay and bytes on disk on generated logs (not a test: prints figures)
     Bench(BenchArgs),
+    /// Copy the whole log to another store (sled to a JetStream stream, or back), block by
+    /// block, then verify the copy's chain end to end against the source's head
+    /// (docs/scale-out.md)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// The store to copy to: nats://HOST:PORT/LEDGER (or tls://...), or sled:DIR for a data
+    /// directory. It must be empty, or hold a prefix of this log (a migration that stopped
+    /// part way goes on where it stopped)
+    #[arg(long, value_name = "URL")]
+    to: String,
 }
 
 #[derive(Args)]
@@ -292,6 +313,8 @@ fn exit_code(error: &anyhow::Error) -> i32 {
         2
     } else if let Some(dealledger_export::ExportError::Log(e)) = error.downcast_ref() {
         verification(e)
+    } else if let Some(LogError::Fenced(_)) = error.downcast_ref::<LogError>() {
+        4
     } else if let Some(e) = error.downcast_ref::<LogError>() {
         verification(e)
     } else {
@@ -305,7 +328,7 @@ fn default_data_dir() -> PathBuf {
 
 fn run(cli: Cli) -> Result<()> {
     let explicit_data = cli.data.is_some();
-    let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir));
+    let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir), cli.store.clone());
     let clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync> = match &cli.now {
         None => std::sync::Arc::new(dealledger_events::SystemClock),
         Some(text) => std::sync::Arc::new(dealledger_events::FixedClock(
@@ -381,6 +404,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),
         Command::Bench(args) => dealledger_bench::run(&args.into()),
+        Command::Migrate(args) => migrate::run(&data, &args.to),
     }
 }
 
@@ -443,22 +467,38 @@ fn serve(
     }
     config.quarantine_path = Some(data.quarantine_path());
     config.config_path = Some(data.config_path());
-    let mut lock = data.lock_writer("dealledger serve")?;
     let pipeline = data.pipeline()?;
     let settings = data.settings()?;
     std::fs::create_dir_all(&data.path)?;
-    let store: dealledger_server::Store =
-        std::sync::Arc::new(dealledger_log::SledStore::open(&data.store_path())?);
+    // sled: this daemon is the only writer (the data directory's lock). A shared store: the
+    // daemon that holds the lease writes, the others stand by; the lease names the holder by
+    // the address it listens on (known once bound, for port 0).
+    let (mut lock, writing) = match data.is_sled()? {
+        true => (Some(data.lock_writer("dealledger serve")?), dealledger_server::Writing::Sole),
+        false => {
+            let lease = data
+                .lease(data::holder_description("dealledger serve", None))?
+                .ok_or_else(|| anyhow::anyhow!("a shared store has a lease"))?;
+            let holder = Box::new(|addr: std::net::SocketAddr| {
+                data::holder_description("dealledger serve", Some(&format!("http://{addr}")))
+            });
+            (None, dealledger_server::Writing::Leased { lease: std::sync::Arc::new(lease), holder })
+        }
+    };
+    let store = data.open_store(true)?;
     let mut described = Ok(());
     let stopped = dealledger_server::run(
         store,
+        writing,
         pipeline,
         settings,
         config,
         clock,
         |addr| {
             let url = format!("http://{addr}");
-            described = lock.describe(Some(&url));
+            if let Some(lock) = lock.as_mut() {
+                described = lock.describe(Some(&url));
+            }
             // Scripts and tests read this line to learn the port when listening on port 0.
             println!("listening on {url}");
             let _ = std::io::stdout().flush();

@@ -178,19 +178,15 @@ fn replay_is_deterministic() {
 
 /// `audit deal` with RUST_LOG=info, so that the stderr says whether it scanned the log.
 fn audit_deal_logged(l: &Ledger) -> Run {
-    let output = std::process::Command::new(binary())
+    std::process::Command::new(binary())
         .arg("--data")
         .arg(l.data())
         .args(["audit", "deal", "A-1", "--format", "json"])
         .env_remove("DEALLEDGER_DATA")
         .env("RUST_LOG", "info")
         .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+        .unwrap()
+        .into()
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod migration;
 mod powerloss;
 mod reports;
 mod rules;
+mod scaleout;
 mod stall;
 mod time;
 mod versus;

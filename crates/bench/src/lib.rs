@@ -139,6 +139,7 @@ fn start_daemon(dir: &std::path::Path) -> Result<Daemon> {
     let server = std::thread::spawn(move || {
         dealledger_server::run(
             store,
+            dealledger_server::Writing::Sole,
             dealledger_events::Pipeline::default(),
             Settings::default(),
             config,

@@ -41,6 +41,7 @@ pub struct Config {
     pub import: Option<ImportSection>,
     pub serve: Option<ServeSection>,
     pub hubspot: Option<HubSpotSection>,
+    pub store: Option<StoreSection>,
     /// The file it was read from, for errors (empty for a config built in code).
     #[serde(skip)]
     pub file: Source,
@@ -164,6 +165,26 @@ pub struct ServeSection {
     pub connections_max: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// `[store]`: where the log lives when it is not sled in the data directory (docs/scale-out.md).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `nats://HOST:PORT[,HOST:PORT...]/LEDGER` or `tls://...`; `--store` wins over it.
+    pub url: Option<String>,
+    /// A NATS credentials file (`.creds`); `DEALLEDGER_NATS_CREDS` wins over it.
+    pub credentials: Option<String>,
+    /// A CA certificate (PEM) for `tls://` servers no system root signs.
+    pub tls_ca: Option<String>,
+    /// Replicas of the stream and buckets this process creates (default 3).
+    pub replicas: Option<usize>,
+    /// The servers' monitoring URLs (`http://HOST:8222`), to check they sync before acknowledging.
+    pub monitor: Option<Vec<String>>,
+    /// The writer lease's time to live (default 10,000 ms).
+    pub lease_ttl_ms: Option<u64>,
+    /// How long one request to the servers may take (default 10,000 ms).
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// `[hubspot]`: the webhook's secret and how HubSpot's stages map onto the pipeline.
@@ -311,6 +332,7 @@ fn config_keys(path: &[&str]) -> Option<&'static [&'static str]> {
         ["import"] => fields_of::<ImportSection>(),
         ["serve"] => fields_of::<ServeSection>(),
         ["hubspot"] => fields_of::<HubSpotSection>(),
+        ["store"] => fields_of::<StoreSection>(),
         _ => return None,
     })
 }

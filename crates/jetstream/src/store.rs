@@ -111,6 +111,28 @@ impl JetStreamStore {
         &self.inner.target
     }
 
+    pub(crate) fn context(&self) -> jetstream::Context {
+        self.inner.js.clone()
+    }
+
+    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle, LogError> {
+        Ok(self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| LogError::Store("the store is closed".into()))?
+            .handle()
+            .clone())
+    }
+
+    /// Runs `work` on the store's runtime and waits for it, from any thread.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, LogError>> + Send + 'static,
+    ) -> Result<T, LogError> {
+        futures_executor::block_on(self.handle()?.spawn(work))
+            .map_err(|e| LogError::Uncertain(format!("the NATS client's task failed: {e}")))?
+    }
+
     /// Runs `work` on the store's runtime and waits for it, from any thread.
     fn call<T, F>(&self, work: impl FnOnce(Arc<Inner>) -> F) -> Result<T, LogError>
     where

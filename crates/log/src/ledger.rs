@@ -152,6 +152,15 @@ impl<S: BlockStore> Ledger<S> {
         Ok(())
     }
 
+    /// For a standby that follows another writer: reads where the log ends now, without
+    /// writing or rebuilding. The deciding state is then stale, so commits are refused until
+    /// [`Ledger::reopen`] (a standby's takeover).
+    pub fn follow(&mut self) -> Result<Head, LogError> {
+        self.unsure.get_or_insert_with(|| "following another writer".into());
+        self.log.reload()?;
+        Ok(self.log.head())
+    }
+
     /// Why commits are refused until [`Ledger::reopen`] succeeds, if they are.
     pub fn unsure(&self) -> Option<&str> {
         self.unsure.as_deref()

@@ -25,6 +25,7 @@ pub mod block;
 pub mod conformance;
 mod error;
 pub mod faults;
+pub mod lease;
 mod ledger;
 mod log;
 mod sled_store;

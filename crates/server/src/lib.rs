@@ -19,6 +19,7 @@ mod decode;
 mod folder;
 mod http;
 pub mod hubspot;
+mod leadership;
 mod listen;
 mod metrics;
 pub mod quarantine;
@@ -66,6 +67,21 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock + Send + Sync>,
     /// True once a shutdown signal arrived: live tails end, readiness fails.
     shutdown: watch::Sender<bool>,
+    /// With a shared store: the writer lease, and whether this daemon holds it.
+    leadership: Option<Arc<leadership::Leadership>>,
+}
+
+/// How this daemon comes to write.
+pub enum Writing {
+    /// It is the store's only writer (sled: the data directory's lock keeps others out).
+    Sole,
+    /// Several daemons share the store: the one holding this lease writes, the others stand
+    /// by, following the store for reads and answering writes 503 naming the writer. `holder`
+    /// names this daemon for the others, given the address it listens on.
+    Leased {
+        lease: Arc<dyn dealledger_log::lease::Lease>,
+        holder: Box<dyn FnOnce(SocketAddr) -> String + Send>,
+    },
 }
 
 impl Shared {
@@ -104,8 +120,10 @@ pub struct Stopped {
 /// stops accepting, finishes the requests in flight, flushes, checkpoints the timeline and
 /// returns. `listening` is called once with the bound address (port 0 picks one) before the
 /// first request is accepted.
+#[allow(clippy::too_many_arguments, reason = "the daemon's parts, each from its own source")]
 pub fn run(
     store: Store,
+    writing: Writing,
     pipeline: Pipeline,
     settings: Settings,
     config: ServeConfig,
@@ -128,6 +146,16 @@ pub fn run(
         metrics.quarantined.store(quarantine.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
     let budget = budget::Budget::new(config.queue_bytes_max);
+    let leadership = match writing {
+        Writing::Sole => None,
+        Writing::Leased { lease, holder } => {
+            lease.set_holder(holder(bound));
+            let leadership = Arc::new(leadership::Leadership::new(lease));
+            // Before the first request: a daemon alone on its store writes from the start.
+            leadership.claim();
+            Some(leadership)
+        }
+    };
     let shared = Arc::new(Shared {
         hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
         quarantine: quarantine.map(Mutex::new),
@@ -145,7 +173,17 @@ pub fn run(
         store,
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),
+        leadership: leadership.clone(),
     });
+    let keeper = match leadership {
+        Some(leadership) => Some(
+            std::thread::Builder::new()
+                .name("dealledger-lease".into())
+                .spawn(move || leadership.keep())
+                .map_err(|e| ServeError::Runtime(format!("cannot start the lease's thread: {e}")))?,
+        ),
+        None => None,
+    };
     let writer_shared = shared.clone();
     let writer = std::thread::Builder::new()
         .name("dealledger-writer".into())
@@ -165,7 +203,7 @@ pub fn run(
         tracing::info!("shutting down: finishing requests in flight");
         signal_shared.shutdown.send_replace(true);
     }));
-    finish(&shared, runtime, writer, folder)
+    finish(&shared, runtime, writer, folder, keeper)
 }
 
 /// What must hold before anything is opened: a usable token where one is needed, and the
@@ -211,10 +249,16 @@ fn finish(
     runtime: tokio::runtime::Runtime,
     writer: std::thread::JoinHandle<Ledger<writer::Store>>,
     folder: std::thread::JoinHandle<()>,
+    keeper: Option<std::thread::JoinHandle<()>>,
 ) -> Result<Stopped, ServeError> {
     // Every request has been answered; the writer finishes what is queued and stops.
     let _ = shared.queue.send(writer::Message::Stop);
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
+    // The writer has stopped acknowledging: the lease goes, and a standby takes over now.
+    if let (Some(leadership), Some(keeper)) = (&shared.leadership, keeper) {
+        leadership.stop();
+        let _ = keeper.join();
+    }
     // The writer has handed over its last range: the folder folds it, then stops.
     let _ = shared.fold.send(folder::Fold::Stop);
     folder.join().map_err(|_| ServeError::Runtime("the folder thread panicked".into()))?;

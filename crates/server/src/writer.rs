@@ -32,6 +32,8 @@ const GROUP_EVENTS_MAX: usize = 100_000;
 /// While the writer cannot write, it tries to recover this often, traffic or not, so that
 /// readiness comes back by itself once the store does.
 pub const RECOVER_RETRY_MS: u64 = 1_000;
+/// A standby reads the store's end this often, to serve what the writer acknowledged.
+pub const FOLLOW_INTERVAL_MS: u64 = 100;
 
 pub enum Work {
     Events(Vec<Submission>),
@@ -149,7 +151,30 @@ pub fn run(
     let metrics: &Metrics = &shared.metrics;
     let mut health = Health::Healthy;
     let mut stopping = false;
+    // With a lease: whether this daemon writes now (its ledger rebuilt at the store's end).
+    let mut writing = shared.leadership.is_none();
     while !stopping {
+        if let Some(leadership) = &shared.leadership {
+            match (leadership.holds(), writing) {
+                (false, _) => {
+                    if writing {
+                        tracing::warn!("the writer lease is no longer held: standing by");
+                        writing = false;
+                    }
+                    stopping = stand_by(&mut ledger, &queue, &shared, &leadership.writer());
+                    continue;
+                }
+                (true, false) => match take_over(&mut ledger, &shared) {
+                    Ok(()) => {
+                        writing = true;
+                        health = Health::Healthy;
+                        *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    }
+                    Err(why) => health = Health::Unsure(why),
+                },
+                (true, true) => {}
+            }
+        }
         if !matches!(health, Health::Healthy) {
             health = recover(&mut ledger, health, &shared);
         }
@@ -202,6 +227,18 @@ pub fn run(
         }));
         health = match committed {
             Ok(Ok(())) => Health::Healthy,
+            Ok(Err(GroupFailure::Fenced(why))) => {
+                // Another daemon wrote: this one gives the lease up and follows it (with no
+                // lease, a store that fences is one the ledger must be reopened on).
+                match &shared.leadership {
+                    Some(leadership) => {
+                        leadership.step_down(&why);
+                        writing = false;
+                        continue;
+                    }
+                    None => Health::Unsure(why),
+                }
+            }
             Ok(Err(GroupFailure::NothingStored(why))) => Health::Refused(why),
             Ok(Err(GroupFailure::Unknown(why))) => Health::Unsure(why),
             Err(panic) => {
@@ -263,6 +300,61 @@ fn recover(ledger: &mut Ledger<Store>, health: Health, shared: &Shared) -> Healt
     }
 }
 
+/// A standby's turn: reads the store's end and publishes what the writer appended (readers see
+/// it, the folder folds it), then answers what is queued with a 503 naming the writer, for at
+/// most [`FOLLOW_INTERVAL_MS`]. Returns true when asked to stop.
+fn stand_by(
+    ledger: &mut Ledger<Store>,
+    queue: &mpsc::Receiver<Message>,
+    shared: &Shared,
+    writer: &str,
+) -> bool {
+    match ledger.follow() {
+        Ok(head) => {
+            let seen = *shared.head.borrow();
+            if head.seq > seen.seq {
+                shared.head.send_replace(head);
+                let _ = shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "following the store failed; trying again"),
+    }
+    let deadline = Instant::now() + std::time::Duration::from_millis(FOLLOW_INTERVAL_MS);
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match queue.recv_timeout(wait) {
+            Ok(Message::Job(job)) => {
+                shared.metrics.queue_depth.fetch_sub(1, Relaxed);
+                let why = format!(
+                    "this daemon is a standby and does not write; the writer is {writer}. Send writes there (a standby does not forward them: the answer would then depend on two daemons); retrying with the same source_id values is safe"
+                );
+                let _ = job.reply.send(Answer::Unavailable { code: "not_the_writer", why });
+            }
+            Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
+        }
+    }
+}
+
+/// A standby that took the lease: rebuilds the deciding state (validity, idempotency) from the
+/// store as it is now, so that a retried request is a duplicate, and publishes its end.
+fn take_over(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
+    let started = Instant::now();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.reopen()))
+        .map_err(|_| "taking over panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    let head = ledger.log().head();
+    let seen = *shared.head.borrow();
+    shared.head.send_replace(head);
+    if head.seq > seen.seq {
+        let _ = shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
+    } else if head.seq < seen.seq {
+        let _ = shared.fold.send(crate::folder::Fold::Rebuild);
+    }
+    tracing::info!(head = head.seq, seconds = started.elapsed().as_secs_f64(), "took over as the writer");
+    Ok(())
+}
+
 /// Reopens the ledger (barrier, then state from the store) and rebuilds the live timeline at
 /// the store's head: after an unknown outcome the store may hold a group nobody was told of,
 /// and after a panic the timeline may hold half of one.
@@ -276,6 +368,8 @@ fn reopen(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
 }
 
 enum GroupFailure {
+    /// Another writer appended (nothing of the group was stored).
+    Fenced(String),
     NothingStored(String),
     Unknown(String),
 }
@@ -373,7 +467,11 @@ fn commit_group(
                 };
                 let _ = reply.send(answer);
             }
-            return Err(if certain { GroupFailure::NothingStored(why) } else { GroupFailure::Unknown(why) });
+            return Err(match e {
+                dealledger_log::LogError::Fenced(_) => GroupFailure::Fenced(why),
+                _ if certain => GroupFailure::NothingStored(why),
+                _ => GroupFailure::Unknown(why),
+            });
         }
     };
     if committed.seqs.is_some() {

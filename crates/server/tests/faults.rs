@@ -52,6 +52,7 @@ impl Daemon {
         let thread = std::thread::spawn(move || {
             dealledger_server::run(
                 store,
+                dealledger_server::Writing::Sole,
                 Pipeline::default(),
                 Settings::default(),
                 config,
@@ -315,6 +316,7 @@ fn a_store_that_cannot_be_read_at_start_is_a_clear_refusal_to_start() {
     let clock = Arc::new(FixedClock(Timestamp::parse_rfc3339("2026-01-15T12:00:00Z").unwrap()));
     let result = dealledger_server::run(
         store,
+        dealledger_server::Writing::Sole,
         Pipeline::default(),
         Settings::default(),
         config,

@@ -1,0 +1,146 @@
+//! The writer lease on JetStream: one KV entry (`writer` in the bucket `dealledger_L_lease`)
+//! whose bucket keeps entries for the lease's time to live (`max_age`). Taking it is a create
+//! (refused while an unexpired entry exists); renewing is an update conditional on the
+//! revision this process wrote last, so a holder whose lease expired and was taken by another
+//! cannot renew it back. Safety does not rest on it: appends are fenced by the stream's last
+//! sequence (see [`dealledger_log::lease`]).
+
+use crate::store::JetStreamStore;
+use async_nats::jetstream::{kv, stream};
+use bytes::Bytes;
+use dealledger_log::lease::{Claim, Lease};
+use dealledger_log::LogError;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const LEASE_KEY: &str = "writer";
+/// The shortest TTL a bucket is made with: renewals need a few round trips of slack.
+pub const LEASE_TTL_MS_MIN: u64 = 1_000;
+
+pub struct JetStreamLease {
+    runtime: tokio::runtime::Handle,
+    kv: kv::Store,
+    location: String,
+    ttl: Duration,
+    /// Who this process is, as other processes will read it.
+    holder: Mutex<String>,
+    /// The revision of the entry this process wrote last, while it holds the lease.
+    revision: Mutex<Option<u64>>,
+}
+
+impl JetStreamStore {
+    /// The writer lease of this ledger, for `holder` (a description naming the process and,
+    /// for a daemon, its URL). The bucket is made with `ttl` if it does not exist; an existing
+    /// bucket's TTL is the lease's (every process of a ledger must agree on it).
+    pub fn lease(&self, holder: String, ttl: Duration, replicas: usize) -> Result<JetStreamLease, LogError> {
+        let ttl = ttl.max(Duration::from_millis(LEASE_TTL_MS_MIN));
+        let bucket = self.target().lease_bucket();
+        let location = format!("{} (KV bucket {bucket}, key {LEASE_KEY})", self.target().url());
+        let js = self.context();
+        let description = format!("dealledger {}: the writer lease", self.target().ledger);
+        let (kv, ttl) = self.run(async move {
+            let kv = match js.get_key_value(&bucket).await {
+                Ok(kv) => kv,
+                Err(_) => js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.clone(),
+                        description,
+                        history: 1,
+                        max_age: ttl,
+                        storage: stream::StorageType::File,
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| LogError::Store(format!("cannot create the KV bucket {bucket}: {e}")))?,
+            };
+            let status =
+                kv.status().await.map_err(|e| LogError::Store(format!("the KV bucket {bucket}: {e}")))?;
+            let ttl = status.max_age();
+            if ttl.is_zero() {
+                return Err(LogError::Store(format!(
+                    "the KV bucket {bucket} keeps entries forever (max_age 0): a lease would never expire"
+                )));
+            }
+            Ok((kv, ttl))
+        })?;
+        Ok(JetStreamLease {
+            runtime: self.handle()?,
+            kv,
+            location,
+            ttl,
+            holder: Mutex::new(holder),
+            revision: Mutex::new(None),
+        })
+    }
+}
+
+impl JetStreamLease {
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, LogError>> + Send + 'static,
+    ) -> Result<T, LogError> {
+        futures_executor::block_on(self.runtime.spawn(work))
+            .map_err(|e| LogError::Store(format!("the NATS client's task failed: {e}")))?
+    }
+}
+
+impl Lease for JetStreamLease {
+    fn claim(&self) -> Result<Claim, LogError> {
+        let kv = self.kv.clone();
+        let value =
+            Bytes::from(self.holder.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
+        let held = *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let location = self.location.clone();
+        let (claim, revision) = self.run(async move {
+            if let Some(revision) = held {
+                if let Ok(revision) = kv.update(LEASE_KEY, value.clone(), revision).await {
+                    return Ok((Claim::Held, Some(revision)));
+                }
+            }
+            match kv.create(LEASE_KEY, value).await {
+                Ok(revision) => Ok((Claim::Held, Some(revision))),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    let holder = kv
+                        .get(LEASE_KEY)
+                        .await
+                        .map_err(|e| LogError::Store(format!("{location}: {e}")))?
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .unwrap_or_else(|| "a process that just released it".into());
+                    Ok((Claim::Other(holder), None))
+                }
+                Err(e) => Err(LogError::Store(format!("{location}: {e}"))),
+            }
+        })?;
+        *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = revision;
+        Ok(claim)
+    }
+
+    fn release(&self) {
+        let Some(revision) = self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        else {
+            return;
+        };
+        let kv = self.kv.clone();
+        // Only the entry this process wrote: a lease already taken by another stays theirs.
+        if let Err(e) = self.run(async move {
+            kv.delete_expect_revision(LEASE_KEY, Some(revision))
+                .await
+                .map_err(|e| LogError::Store(e.to_string()))
+        }) {
+            tracing::warn!(error = %e, "releasing the writer lease failed; it expires by itself");
+        }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn set_holder(&self, holder: String) {
+        *self.holder.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = holder;
+    }
+}
