@@ -356,3 +356,155 @@ fn a_standby_takes_over_from_a_killed_writer() {
     assert!(events as usize >= seen.acked.len());
     drop(standby);
 }
+
+#[test]
+fn sixteen_clients_write_through_nats_node_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut cluster) = cluster("sixteen_clients_write_through_nats_node_failures", dir.path()) else {
+        return;
+    };
+    let url = cluster.url("nodes");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("dealledger.toml"), store_toml(&cluster)).unwrap();
+    let daemon = Daemon::start(&data, &url, &dir.path().join("daemon.log"));
+    let urls = Arc::new(Mutex::new(vec![daemon.url.clone()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let clients = load(urls, 16, 10, stop.clone(), seen.clone(), "N");
+    let acked = || seen.lock().unwrap().acked.len();
+    // Until the clients' acknowledgements go past `count`: how long writes stalled.
+    let resumed = |count: usize| {
+        let started = Instant::now();
+        while acked() <= count {
+            assert!(started.elapsed() < Duration::from_secs(60), "writes did not resume");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        started.elapsed()
+    };
+    resumed(0);
+    let mut counts = vec![("before", acked())];
+    let mut stalls = Vec::new();
+    std::thread::sleep(Duration::from_millis(500));
+    // One node down and back, then another: the stream (R3) keeps a quorum throughout.
+    for node in [0, 1] {
+        cluster.kill(node);
+        stalls.push(resumed(acked()));
+        std::thread::sleep(Duration::from_millis(500));
+        counts.push(("node down", acked()));
+        cluster.restart(node);
+        resumed(acked());
+        std::thread::sleep(Duration::from_millis(500));
+        counts.push(("node back", acked()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    eprintln!("acknowledged events over the node failures: {counts:?}; writes stalled for {stalls:?} after each kill");
+    let seen = seen.lock().unwrap();
+    check_log(&cluster, "nodes", &seen);
+    let verified = run(&data, Some(&url), &["audit", "verify"]).ok();
+    assert!(verified.stdout.starts_with("ok: "), "{}", verified.stdout);
+    drop(daemon);
+}
+
+/// A lease that always says this process holds it: a writer whose lease lapsed without its
+/// knowing (a pause longer than the TTL between its check and its append).
+struct StaleLease;
+
+impl dealledger_log::lease::Lease for StaleLease {
+    fn claim(&self) -> Result<dealledger_log::lease::Claim, dealledger_log::LogError> {
+        Ok(dealledger_log::lease::Claim::Held)
+    }
+    fn release(&self) {}
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(LEASE_TTL_MS)
+    }
+    fn location(&self) -> String {
+        "a lease that always says yes".into()
+    }
+    fn set_holder(&self, _: String) {}
+}
+
+#[test]
+fn a_writer_with_a_stale_lease_is_fenced_and_steps_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = cluster("a_writer_with_a_stale_lease_is_fenced_and_steps_down", dir.path()) else {
+        return;
+    };
+    let target = Target::parse(&cluster.url("fenced")).unwrap();
+    let store: dealledger_server::Store =
+        Arc::new(JetStreamStore::open(&target, &cluster.options(), true).unwrap());
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon_store = store.clone();
+    let daemon = std::thread::spawn(move || {
+        let config = dealledger_server::ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        };
+        dealledger_server::run(
+            daemon_store,
+            dealledger_server::Writing::Leased {
+                lease: Arc::new(StaleLease),
+                holder: Box::new(|addr| format!("the stale writer at {addr}")),
+            },
+            dealledger_events::Pipeline::default(),
+            dealledger_reports::Settings::default(),
+            config,
+            Arc::new(dealledger_events::FixedClock(
+                dealledger_events::Timestamp::parse_rfc3339(NOW).unwrap(),
+            )),
+            move |addr| address_tx.send(format!("http://{addr}")).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+        .map(|stopped| stopped.head.seq)
+    });
+    let url = address_rx.recv().unwrap();
+    let first = deal_batch("STALE-1", 3);
+    let (code, body) = post(&url, &first);
+    assert_eq!(code, 200, "{body}");
+    // Another writer appends meanwhile (it took the lease after this one's lapsed).
+    let other_store = JetStreamStore::open(&target, &cluster.options(), false).unwrap();
+    let mut other =
+        dealledger_log::Ledger::open(other_store, dealledger_events::Pipeline::default()).unwrap();
+    let clock = dealledger_events::FixedClock(dealledger_events::Timestamp::parse_rfc3339(NOW).unwrap());
+    let mut batch = other.batch(&clock);
+    for line in deal_batch("OTHER-1", 2) {
+        batch.push(dealledger_events::parse_line(&line).unwrap()).unwrap();
+    }
+    batch.commit().unwrap();
+    let other_head = other.log().head();
+    // The stale writer's next append is fenced: nothing stored, and it steps down.
+    let second = deal_batch("STALE-2", 3);
+    let (code, body) = post(&url, &second);
+    assert_eq!((code, body["error"].as_str()), (503, Some("store_failed")), "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("fenced off"), "{body}");
+    let (code, body) = post(&url, &second);
+    assert_eq!((code, body["error"].as_str()), (503, Some("not_the_writer")), "{body}");
+    let log = Log::open(JetStreamStore::open(&target, &cluster.options(), false).unwrap()).unwrap();
+    assert_eq!(log.head(), other_head, "nothing of the fenced write is in the log");
+    log.verify(Some(other_head), |_| {}).unwrap();
+    // A TTL later it claims again (this lease always grants it): rebuilt from the stream, it
+    // writes after the other writer's events, and the first batch is a duplicate.
+    let started = Instant::now();
+    let body = loop {
+        let (code, body) = post(&url, &second);
+        if code == 200 {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_millis(LEASE_TTL_MS * 5), "{code} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body["first_seq"], other_head.seq + 1, "{body}");
+    let (_, body) = post(&url, &first);
+    assert!(body["events"].as_array().unwrap().iter().all(|e| e["duplicate"] == true), "{body}");
+    stop_tx.send(()).unwrap();
+    assert_eq!(daemon.join().unwrap().unwrap(), other_head.seq + 3);
+    let log = Log::open(store).unwrap();
+    log.verify(None, |_| {}).unwrap();
+}

@@ -92,28 +92,45 @@ impl Lease for JetStreamLease {
             Bytes::from(self.holder.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
         let held = *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let location = self.location.clone();
+        let failed = move |e: &dyn std::fmt::Display| LogError::Store(format!("{location}: {e}"));
+        // The claim, and the revision to keep for the next one (kept through an error: a lease
+        // whose renewal timed out is still this process's until it expires).
         let (claim, revision) = self.run(async move {
-            if let Some(revision) = held {
-                if let Ok(revision) = kv.update(LEASE_KEY, value.clone(), revision).await {
-                    return Ok((Claim::Held, Some(revision)));
-                }
+            let renewed = match held {
+                Some(revision) => kv.update(LEASE_KEY, value.clone(), revision).await.ok(),
+                None => kv.create(LEASE_KEY, value.clone()).await.ok(),
+            };
+            if let Some(revision) = renewed {
+                return Ok((Ok(Claim::Held), Some(revision)));
             }
-            match kv.create(LEASE_KEY, value).await {
-                Ok(revision) => Ok((Claim::Held, Some(revision))),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    let holder = kv
-                        .get(LEASE_KEY)
-                        .await
-                        .map_err(|e| LogError::Store(format!("{location}: {e}")))?
-                        .map(|v| String::from_utf8_lossy(&v).into_owned())
-                        .unwrap_or_else(|| "a process that just released it".into());
-                    Ok((Claim::Other(holder), None))
+            // The write failed, or its answer was lost: the entry says whose the lease is.
+            let entry = match kv.entry(LEASE_KEY).await {
+                Ok(entry) => entry.filter(|e| e.operation == kv::Operation::Put),
+                Err(e) => return Ok((Err(failed(&e)), held)),
+            };
+            match entry {
+                // This process's own entry (a write whose answer was lost): renew from it.
+                Some(entry) if entry.value == value => {
+                    match kv.update(LEASE_KEY, value, entry.revision).await {
+                        Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
+                        Err(e) => Ok((Err(failed(&e)), Some(entry.revision))),
+                    }
                 }
-                Err(e) => Err(LogError::Store(format!("{location}: {e}"))),
+                Some(entry) => {
+                    Ok((Ok(Claim::Other(String::from_utf8_lossy(&entry.value).into_owned())), None))
+                }
+                // Free (expired or released) since: take it.
+                None => match kv.create(LEASE_KEY, value).await {
+                    Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        Ok((Ok(Claim::Other("a process that took it just now".into())), None))
+                    }
+                    Err(e) => Ok((Err(failed(&e)), None)),
+                },
             }
         })?;
         *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = revision;
-        Ok(claim)
+        claim
     }
 
     fn release(&self) {

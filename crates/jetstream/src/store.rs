@@ -38,6 +38,11 @@ const HEADER_LAST: &str = "Dealledger-Last";
 pub const APPEND_BLOCKS_MAX: usize = 1_000;
 /// Blocks fetched ahead of a scan's visitor, at most (each at most 96 KiB).
 const SCAN_BLOCKS_IN_FLIGHT_MAX: usize = 16;
+/// New blocks read one get each when the index catches up (a standby following a writer);
+/// more are read through a consumer of headers only.
+const REFRESH_BY_GET_MAX: u64 = 64;
+/// Tries of a read through a consumer (its creation can fail while a leader is elected).
+const READ_TRIES_MAX: u64 = 5;
 /// Largest metadata value read (a checkpoint at 10 M events is ~400 MB).
 const META_BYTES_MAX: u64 = 4 << 30;
 /// The object store's chunk: large enough that a checkpoint of hundreds of MB is a few
@@ -376,6 +381,45 @@ fn header_u64(message_headers: &async_nats::HeaderMap, name: &str) -> Option<u64
     message_headers.get(name).and_then(|v| v.as_str().parse().ok())
 }
 
+/// An ephemeral pull consumer of the stream from `start`, delivering each message once, without
+/// acks: an exact read of a range. (An ordered consumer re-creates itself after a hiccup and
+/// may then start again at the stream's first message; the reads here check the position of
+/// every message, so a consumer that moves by itself is an error, not a gap.)
+async fn reader(
+    inner: &Inner,
+    start: u64,
+    headers_only: bool,
+) -> Result<(jetstream::consumer::PullConsumer, jetstream::consumer::pull::Stream), LogError> {
+    let url = inner.target.url();
+    let consumer: jetstream::consumer::PullConsumer = inner
+        .stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: start },
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            headers_only,
+            inactive_threshold: std::time::Duration::from_secs(30),
+            num_replicas: 1,
+            memory_storage: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(store_error(&url))?;
+    let messages = consumer.messages().await.map_err(store_error(&url))?;
+    Ok((consumer, messages))
+}
+
+/// Deletes a reader's consumer once its read is over (it would expire by itself).
+fn drop_reader(inner: &Inner, consumer: jetstream::consumer::PullConsumer) {
+    let stream = inner.stream.clone();
+    // A read dropped while the runtime shuts down leaves the consumer to expire.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let name = consumer.cached_info().name.clone();
+            let _ = stream.delete_consumer(&name).await;
+        });
+    }
+}
+
 /// Reads the headers of the blocks the index does not have yet. The stream is append-only:
 /// what the index holds never changes, so only the end is read.
 async fn refresh(inner: &Inner, index: &mut Index) -> Result<(), LogError> {
@@ -393,42 +437,98 @@ async fn refresh(inner: &Inner, index: &mut Index) -> Result<(), LogError> {
     if last == have {
         return Ok(());
     }
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            headers_only: true,
-            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: have + 1 },
-            ..Default::default()
-        })
-        .await
-        .map_err(store_error(&url))?;
-    let mut messages = consumer.messages().await.map_err(store_error(&url))?;
+    if last - have <= REFRESH_BY_GET_MAX {
+        let positions = (index.blocks.len()..usize::try_from(last).unwrap_or(usize::MAX)).map(|position| {
+            let url = url.clone();
+            async move {
+                let stream_seq = Index::stream_seq(position);
+                let message = inner
+                    .stream
+                    .get_raw_message(stream_seq)
+                    .await
+                    .map_err(|e| LogError::Store(format!("{url}: message {stream_seq}: {e}")))?;
+                let first = header_u64(&message.headers, HEADER_FIRST);
+                Ok::<_, LogError>((message.sequence, first, header_u64(&message.headers, HEADER_LAST)))
+            }
+        });
+        let mut headers = futures_util::stream::iter(positions).buffered(SCAN_BLOCKS_IN_FLIGHT_MAX);
+        while let Some(read) = headers.next().await {
+            let (at, first, last_seq) = read?;
+            index_block(inner, index, at, first, last_seq)?;
+        }
+        return Ok(());
+    }
+    // A long tail (a store opened for the first time): headers only, through a consumer.
+    let mut tries = 0;
+    loop {
+        let (consumer, mut messages) = match reader(inner, index.blocks.len() as u64 + 1, true).await {
+            Ok(reader) => reader,
+            Err(e) if tries < READ_TRIES_MAX => {
+                tries += 1;
+                tracing::debug!(error = %e, "reading the stream's headers failed; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let read = read_headers(inner, index, &mut messages, last).await;
+        drop_reader(inner, consumer);
+        match read {
+            Err(LogError::Store(why)) if tries < READ_TRIES_MAX => {
+                tries += 1;
+                tracing::debug!(%why, "reading the stream's headers failed; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One more block in the index: `at` must be the next message, and the block must follow the
+/// last one.
+fn index_block(
+    inner: &Inner,
+    index: &mut Index,
+    at: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+) -> Result<(), LogError> {
+    let expected = Index::stream_seq(index.blocks.len());
+    let prev_last = index.blocks.last().map_or(0, |b| b.1);
+    match (first, last) {
+        (Some(first), Some(last)) if at == expected && first == prev_last + 1 && last >= first => {
+            index.blocks.push((first, last));
+            Ok(())
+        }
+        _ => Err(LogError::Corrupt {
+            seq: prev_last + 1,
+            why: format!(
+                "message {at} of the stream {} is not the block that follows seq {prev_last} (headers {HEADER_FIRST} {first:?}, {HEADER_LAST} {last:?})",
+                inner.target.stream_name()
+            ),
+        }),
+    }
+}
+
+async fn read_headers(
+    inner: &Inner,
+    index: &mut Index,
+    messages: &mut jetstream::consumer::pull::Stream,
+    last: u64,
+) -> Result<(), LogError> {
+    let url = inner.target.url();
     while (index.blocks.len() as u64) < last {
         let message = messages
             .next()
             .await
             .ok_or_else(|| LogError::Store(format!("{url}: the stream ended while it was read")))?
             .map_err(store_error(&url))?;
-        let expected = Index::stream_seq(index.blocks.len());
         let at =
             message.info().map(|i| i.stream_sequence).map_err(|e| LogError::Store(format!("{url}: {e}")))?;
         let headers = message.headers.as_ref();
         let first = headers.and_then(|h| header_u64(h, HEADER_FIRST));
         let last_seq = headers.and_then(|h| header_u64(h, HEADER_LAST));
-        let prev_last = index.blocks.last().map_or(0, |b| b.1);
-        match (first, last_seq) {
-            (Some(first), Some(last_seq)) if at == expected && first == prev_last + 1 && last_seq >= first => {
-                index.blocks.push((first, last_seq));
-            }
-            _ => {
-                return Err(LogError::Corrupt {
-                    seq: prev_last + 1,
-                    why: format!(
-                        "message {at} of the stream {} is not the block that follows seq {prev_last} (headers {HEADER_FIRST} {first:?}, {HEADER_LAST} {last_seq:?})",
-                        inner.target.stream_name()
-                    ),
-                })
-            }
-        }
+        index_block(inner, index, at, first, last_seq)?;
     }
     Ok(())
 }
@@ -441,10 +541,14 @@ async fn fetch(inner: &Inner, position: usize, first: u64) -> Result<(u64, Vec<u
         .get_raw_message(stream_seq)
         .await
         .map_err(|e| LogError::Store(format!("{}: message {stream_seq}: {e}", inner.target.url())))?;
-    if header_u64(&message.headers, HEADER_FIRST) != Some(first) {
+    let key = header_u64(&message.headers, HEADER_FIRST);
+    if key != Some(first) || message.sequence != stream_seq {
         return Err(LogError::Corrupt {
             seq: first,
-            why: format!("message {stream_seq} of the stream is not the block that starts at seq {first}"),
+            why: format!(
+                "message {stream_seq} of the stream is not the block that starts at seq {first} (read message {}, {HEADER_FIRST} {key:?})",
+                message.sequence
+            ),
         });
     }
     Ok((first, message.payload.to_vec()))
@@ -512,7 +616,9 @@ async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64)
             Kind::WrongLastSequence => LogError::Fenced(format!(
                 "{url}: the stream's last block is not message {expected}, which this writer's log ends with"
             )),
-            Kind::StreamNotFound => LogError::Store(format!("{url}: the stream is gone: {e}")),
+            Kind::StreamNotFound => LogError::Store(format!(
+                "{url}: no server took the write (a stream leader being elected, or the stream was deleted): {e}"
+            )),
             Kind::MaxPayloadExceeded => LogError::Store(format!("{url}: {e}")),
             _ => LogError::Uncertain(format!("{url}: appending {count} blocks: {e}")),
         }),
@@ -655,36 +761,25 @@ impl BlockStore for JetStreamStore {
                     let mut index = inner.index.lock().await;
                     refresh(&inner, &mut index).await?;
                     let start = index.blocks.partition_point(|(first, _)| *first < from_key);
-                    index.blocks.iter().enumerate().skip(start).map(|(p, b)| (Index::stream_seq(p), b.0)).collect()
+                    index
+                        .blocks
+                        .iter()
+                        .enumerate()
+                        .skip(start)
+                        .map(|(p, b)| (Index::stream_seq(p), b.0))
+                        .collect()
                 };
-                let Some(&(start, _)) = wanted.first() else { return Ok(()) };
-                let url = inner.target.url();
-                let consumer = inner
-                    .stream
-                    .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                            start_sequence: start,
-                        },
-                        ..Default::default()
+                // Gets of single messages, several in flight: each answered by the stream's
+                // leader, so a read never misses what was acknowledged.
+                let inner = &inner;
+                let mut blocks = futures_util::stream::iter(wanted)
+                    .map(|(stream_seq, first)| async move {
+                        let position = usize::try_from(stream_seq - 1).unwrap_or(usize::MAX);
+                        fetch(inner, position, first).await
                     })
-                    .await
-                    .map_err(store_error(&url))?;
-                let mut messages = consumer.messages().await.map_err(store_error(&url))?;
-                for (stream_seq, first) in wanted {
-                    let message = messages
-                        .next()
-                        .await
-                        .ok_or_else(|| LogError::Store(format!("{url}: the stream ended while it was read")))?
-                        .map_err(store_error(&url))?;
-                    let at = message.info().map(|i| i.stream_sequence).ok();
-                    let key = message.headers.as_ref().and_then(|h| header_u64(h, HEADER_FIRST));
-                    if at != Some(stream_seq) || key != Some(first) {
-                        return Err(LogError::Corrupt {
-                            seq: first,
-                            why: format!("message {stream_seq} of the stream is not the block that starts at seq {first}"),
-                        });
-                    }
-                    if sender.send(Ok((first, message.payload.to_vec()))).await.is_err() {
+                    .buffered(SCAN_BLOCKS_IN_FLIGHT_MAX);
+                while let Some(block) = blocks.next().await {
+                    if sender.send(Ok(block?)).await.is_err() {
                         // The visitor stopped.
                         return Ok(());
                     }

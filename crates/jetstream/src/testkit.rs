@@ -42,6 +42,12 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts `size` nodes with their stores under `dir`, and waits until JetStream is ready.
     pub fn start(dir: &Path, size: usize) -> Cluster {
+        Cluster::start_with(dir, size, "sync_interval: always")
+    }
+
+    /// As [`Cluster::start`], with `sync` as the nodes' JetStream sync setting ("" for the
+    /// server's default: a sync every two minutes, which the store refuses).
+    pub fn start_with(dir: &Path, size: usize, sync: &str) -> Cluster {
         let ports: Vec<(u16, u16, u16)> =
             (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{}", p.1)).collect();
@@ -63,7 +69,7 @@ impl Cluster {
                 &conf,
                 format!(
                     "server_name: {name}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{http_port}\n\
-                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n{cluster}",
+                     jetstream {{ store_dir: \"{}\", {sync} }}\n{cluster}",
                     store.display()
                 ),
             )

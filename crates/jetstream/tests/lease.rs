@@ -1,0 +1,81 @@
+//! The writer lease on a real 3-node cluster: one holder at a time, renewed by its holder
+//! only, taken by another once it lapses or is released; and a server that does not sync
+//! before it acknowledges is refused.
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failing test")]
+
+use dealledger_jetstream::testkit::{nats_server_missing, Cluster};
+use dealledger_jetstream::{JetStreamStore, Options, Target};
+use dealledger_log::lease::{Claim, Lease};
+use std::time::{Duration, Instant};
+
+fn available(test: &str) -> bool {
+    match nats_server_missing() {
+        None => true,
+        Some(why) if std::env::var_os("DEALLEDGER_REQUIRE_TOOLS").is_some() => {
+            panic!("{test}: nats-server is required (DEALLEDGER_REQUIRE_TOOLS is set) but {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped {test}: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn one_holder_at_a_time_and_a_takeover_after_the_ttl() {
+    if !available("one_holder_at_a_time_and_a_takeover_after_the_ttl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    let target = Target::parse(&cluster.url("leased")).unwrap();
+    let store = JetStreamStore::open(&target, &cluster.options(), true).unwrap();
+    let ttl = Duration::from_millis(1_500);
+    let a = store.lease("writer a".into(), ttl, 3).unwrap();
+    let b = store.lease("writer b".into(), ttl, 3).unwrap();
+    assert_eq!(a.ttl(), ttl);
+    assert_eq!(a.claim().unwrap(), Claim::Held);
+    assert_eq!(b.claim().unwrap(), Claim::Other("writer a".into()));
+    // Renewed while a renews: b never gets it.
+    let until = Instant::now() + ttl * 2;
+    while Instant::now() < until {
+        assert_eq!(a.claim().unwrap(), Claim::Held);
+        assert_eq!(b.claim().unwrap(), Claim::Other("writer a".into()));
+        std::thread::sleep(ttl / 4);
+    }
+    // a stops renewing: once the TTL lapses, b takes it, and a cannot renew it back.
+    let stopped = Instant::now();
+    let taken = loop {
+        if b.claim().unwrap() == Claim::Held {
+            break stopped.elapsed();
+        }
+        assert!(stopped.elapsed() < ttl * 4, "the lease never lapsed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(taken >= ttl - Duration::from_millis(100), "taken after {taken:?}, before the TTL");
+    assert_eq!(a.claim().unwrap(), Claim::Other("writer b".into()));
+    // A release hands it over at once; releasing a lease another holds does nothing.
+    a.release();
+    assert_eq!(b.claim().unwrap(), Claim::Held);
+    b.release();
+    assert_eq!(a.claim().unwrap(), Claim::Held);
+    // Another TTL asked of an existing bucket: the bucket's wins (every process must agree).
+    let c = store.lease("writer c".into(), Duration::from_secs(60), 3).unwrap();
+    assert_eq!(c.ttl(), ttl);
+}
+
+#[test]
+fn servers_that_acknowledge_before_syncing_are_refused() {
+    if !available("servers_that_acknowledge_before_syncing_are_refused") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start_with(dir.path(), 1, "");
+    let target = Target::parse(&cluster.url("unsynced")).unwrap();
+    let options = Options { monitor: cluster.monitor(), replicas: 1, ..Options::default() };
+    let err = JetStreamStore::open(&target, &options, true).err().expect("refused");
+    assert!(err.to_string().contains("sync_interval: always"), "{err}");
+    // Without monitoring URLs nothing can be checked: it opens, with a warning.
+    let options = Options { replicas: 1, ..Options::default() };
+    JetStreamStore::open(&target, &options, true).unwrap();
+}
