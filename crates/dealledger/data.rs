@@ -174,7 +174,7 @@ impl DataDir {
     }
 
     /// Creates the data directory if needed, durably (its entry in the parent is fsync'd).
-    fn ensure(&self) -> Result<()> {
+    pub fn ensure(&self) -> Result<()> {
         if self.path.is_dir() {
             return Ok(());
         }

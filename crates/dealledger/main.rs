@@ -164,12 +164,16 @@ struct BenchArgs {
     /// With --daemon: events of the history the third phase runs on (0 skips it)
     #[arg(long, default_value_t = 1_000_000, value_name = "EVENTS")]
     daemon_history: u64,
+    /// With --daemon: the first two phases on sled and on a 3-node NATS JetStream cluster (R3,
+    /// syncing before acknowledging) started from nats-server on PATH, alternating, side by side
+    #[arg(long, requires = "daemon")]
+    jetstream: bool,
 }
 
 impl From<BenchArgs> for dealledger_bench::Options {
     fn from(a: BenchArgs) -> Self {
-        let BenchArgs { events, seed, dir, json, daemon, daemon_history } = a;
-        dealledger_bench::Options { events, seed, dir, json, daemon, daemon_history }
+        let BenchArgs { events, seed, dir, json, daemon, daemon_history, jetstream } = a;
+        dealledger_bench::Options { events, seed, dir, json, daemon, daemon_history, jetstream }
     }
 }
 
@@ -469,7 +473,6 @@ fn serve(
     config.config_path = Some(data.config_path());
     let pipeline = data.pipeline()?;
     let settings = data.settings()?;
-    std::fs::create_dir_all(&data.path)?;
     // sled: this daemon is the only writer (the data directory's lock). A shared store: the
     // daemon that holds the lease writes, the others stand by; the lease names the holder by
     // the address it listens on (known once bound, for port 0).
@@ -485,6 +488,9 @@ fn serve(
             (None, dealledger_server::Writing::Leased { lease: std::sync::Arc::new(lease), holder })
         }
     };
+    // The quarantine file goes here: the directory is made durably, like every file the ledger
+    // makes (sled: the writer lock made it already).
+    data.ensure()?;
     let store = data.open_store(true)?;
     let mut described = Ok(());
     let stopped = dealledger_server::run(

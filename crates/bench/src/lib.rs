@@ -33,6 +33,16 @@ pub struct Options {
     pub daemon: bool,
     /// With `daemon`: events of the history the third phase runs on (0 skips it).
     pub daemon_history: u64,
+    /// With `daemon`: the first two phases on sled and then on a 3-node JetStream cluster (R3,
+    /// every node syncing before it acknowledges) started here from `nats-server` on PATH.
+    pub jetstream: bool,
+}
+
+/// Where a benchmark daemon keeps its log.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    Sled,
+    JetStream(&'a dealledger_jetstream::testkit::Cluster),
 }
 
 /// A store of its own for one benchmark, under `dir`.
@@ -131,15 +141,33 @@ type Daemon = (
     std::thread::JoinHandle<Result<dealledger_server::Stopped, dealledger_server::ServeError>>,
 );
 
-fn start_daemon(dir: &std::path::Path) -> Result<Daemon> {
-    let store: dealledger_server::Store = std::sync::Arc::new(SledStore::open(&store_path(dir))?);
+fn start_daemon(dir: &std::path::Path, backend: Backend<'_>) -> Result<Daemon> {
+    let (store, writing): (dealledger_server::Store, _) = match backend {
+        Backend::Sled => {
+            (std::sync::Arc::new(SledStore::open(&store_path(dir))?), dealledger_server::Writing::Sole)
+        }
+        Backend::JetStream(cluster) => {
+            // A ledger of its own per run.
+            let ledger = format!("bench{}", std::process::id());
+            let target =
+                dealledger_jetstream::Target::parse(&cluster.url(&ledger)).map_err(anyhow::Error::msg)?;
+            let store = dealledger_jetstream::JetStreamStore::open(&target, &cluster.options(), true)?;
+            let lease =
+                store.lease("the benchmark's daemon".into(), std::time::Duration::from_secs(10), 3)?;
+            let writing = dealledger_server::Writing::Leased {
+                lease: std::sync::Arc::new(lease),
+                holder: Box::new(|addr| format!("the benchmark's daemon at {addr}")),
+            };
+            (std::sync::Arc::new(store), writing)
+        }
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (address, bound) = std::sync::mpsc::channel();
     let config = dealledger_server::ServeConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() };
     let server = std::thread::spawn(move || {
         dealledger_server::run(
             store,
-            dealledger_server::Writing::Sole,
+            writing,
             dealledger_events::Pipeline::default(),
             Settings::default(),
             config,
@@ -228,7 +256,7 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     ingest_file(&data, &file)?;
     std::fs::remove_file(&file)?;
     eprintln!("daemon: starting on it (the timeline catches up first)");
-    let (base, stop, server) = start_daemon(&data)?;
+    let (base, stop, server) = start_daemon(&data, Backend::Sled)?;
     // The control first: on a long history the folder has more to do per event than on an empty
     // one, so the sweep's cost is what it adds to this, not to phase one.
     eprintln!("daemon: {DAEMON_CLIENTS} clients on the history, no sweep");
@@ -299,13 +327,18 @@ fn during_whatif(root: &std::path::Path, events: u64, seed: u64) -> Result<Durin
     })
 }
 
-fn daemon_bench(root: &std::path::Path, history_events: u64, seed: u64) -> Result<DaemonFigures> {
+fn daemon_bench(
+    root: &std::path::Path,
+    history_events: u64,
+    seed: u64,
+    backend: Backend<'_>,
+) -> Result<DaemonFigures> {
     let dir = root.join("bench-daemon");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
-    let (base, stop, server) = start_daemon(&dir)?;
+    let (base, stop, server) = start_daemon(&dir, backend)?;
     let url = format!("{base}/v1/events");
     let opened = |deal: &str| {
         format!(r#"{{"deal":"{deal}","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":100}}"#)
@@ -480,8 +513,37 @@ fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static s
 pub fn run(args: &Options) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    if args.daemon && args.jetstream {
+        if let Some(why) = dealledger_jetstream::testkit::nats_server_missing() {
+            anyhow::bail!("bench --daemon --jetstream: {why}");
+        }
+        let nats = root.join("bench-nats");
+        if nats.exists() {
+            std::fs::remove_dir_all(&nats)?;
+        }
+        let cluster = dealledger_jetstream::testkit::Cluster::start(&nats, 3);
+        // Alternating, so that the machine's noise falls on both alike.
+        let mut runs = Vec::new();
+        for round in 0..2 {
+            for (name, backend) in [("sled", Backend::Sled), ("jetstream_r3", Backend::JetStream(&cluster))] {
+                eprintln!("daemon on {name}, round {}", round + 1);
+                runs.push((name, daemon_bench(&root, 0, args.seed, backend)?));
+            }
+        }
+        if args.json {
+            let all: Vec<_> =
+                runs.iter().map(|(name, f)| serde_json::json!({"store": name, "figures": f})).collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else {
+            for (name, f) in &runs {
+                println!("{name}:");
+                print_daemon(f);
+            }
+        }
+        return Ok(());
+    }
     if args.daemon {
-        let f = daemon_bench(&root, args.daemon_history, args.seed)?;
+        let f = daemon_bench(&root, args.daemon_history, args.seed, Backend::Sled)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&f)?);
         } else {
