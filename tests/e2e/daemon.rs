@@ -307,7 +307,7 @@ fn no_token_no_public_address() {
 }
 
 /// Reads SSE frames (id, data) until `count` events arrived.
-fn read_sse(reader: &mut impl BufRead, count: usize) -> Vec<(u64, serde_json::Value)> {
+pub fn read_sse(reader: &mut impl BufRead, count: usize) -> Vec<(u64, serde_json::Value)> {
     let mut out = Vec::new();
     let mut id = None;
     while out.len() < count {

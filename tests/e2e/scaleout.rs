@@ -260,7 +260,18 @@ fn load(
 /// chain verifies. Returns the number of events.
 fn check_log(cluster: &Cluster, ledger: &str, seen: &Seen) -> u64 {
     let target = Target::parse(&cluster.url(ledger)).unwrap();
-    let store = JetStreamStore::open(&target, &cluster.options(), false).unwrap();
+    // Right after a node restarts, its streams may still be electing leaders: a request can
+    // time out meanwhile.
+    let started = Instant::now();
+    let store = loop {
+        match JetStreamStore::open(&target, &cluster.options(), false) {
+            Ok(store) => break store,
+            Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                eprintln!("opening the store again: {e}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let log = Log::open(store).unwrap();
     let mut found: HashMap<String, u64> = HashMap::new();
     let mut next = 1;
@@ -294,9 +305,21 @@ fn a_standby_takes_over_from_a_killed_writer() {
     }
     let mut writer = Daemon::start(&a_dir, &url, &dir.path().join("a.log"));
     let standby = Daemon::start(&b_dir, &url, &dir.path().join("b.log"));
-    // The standby answers writes 503 naming the writer; it serves reads.
+    // The standby answers writes 503 naming the writer; it serves reads, the live tail too.
+    let mut tail = BufReader::new(
+        ureq::get(&format!("{}/v1/stream?from_seq=1", standby.url))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .timeout(Duration::from_secs(20))
+            .call()
+            .unwrap()
+            .into_reader(),
+    );
     let first = deal_batch("FIRST", 5);
     assert_eq!(post(&writer.url, &first).0, 200);
+    let streamed = crate::daemon::read_sse(&mut tail, 5);
+    assert_eq!(streamed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(streamed[4].1["source_id"], "FIRST-4");
+    drop(tail);
     let (code, body) = post(&standby.url, &deal_batch("REFUSED", 3));
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["error"], "not_the_writer");
@@ -345,7 +368,7 @@ fn a_standby_takes_over_from_a_killed_writer() {
         "failover: the standby acknowledged {:.2} s after the writer's SIGKILL (lease TTL {LEASE_TTL_MS} ms)",
         takeover.as_secs_f64()
     );
-    assert!(takeover < Duration::from_millis(LEASE_TTL_MS + 5_000), "took {takeover:?}");
+    assert!(takeover < Duration::from_millis(LEASE_TTL_MS + 6_000), "took {takeover:?}");
     // A request the killed writer acknowledged, retried at the new writer: duplicates, same seqs.
     let (code, body) = post(&standby.url, &first);
     assert_eq!(code, 200, "{body}");
@@ -507,4 +530,75 @@ fn a_writer_with_a_stale_lease_is_fenced_and_steps_down() {
     assert_eq!(daemon.join().unwrap().unwrap(), other_head.seq + 3);
     let log = Log::open(store).unwrap();
     log.verify(None, |_| {}).unwrap();
+}
+
+/// The soak run of failovers (not in the suite; README records its figures):
+/// `DEALLEDGER_SOAK_CYCLES=50 cargo test --release --test e2e scaleout::failover_soak -- --ignored --nocapture`.
+/// Two daemons; each cycle loads the writer, SIGKILLs it, waits for the other to acknowledge,
+/// starts the killed one again as the standby, and checks the whole log: every acknowledged
+/// event once at its seq, no gap, the chain whole.
+#[test]
+#[ignore = "a soak run: DEALLEDGER_SOAK_CYCLES cycles of writer SIGKILL and takeover"]
+fn failover_soak() {
+    let cycles: usize =
+        std::env::var("DEALLEDGER_SOAK_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(10);
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = cluster("failover_soak", dir.path()) else { return };
+    let url = cluster.url("soak");
+    let dirs = [dir.path().join("a"), dir.path().join("b")];
+    for data in &dirs {
+        std::fs::create_dir_all(data).unwrap();
+        std::fs::write(data.join("dealledger.toml"), store_toml(&cluster)).unwrap();
+    }
+    let log = |i: usize, cycle: usize| dir.path().join(format!("daemon{i}-{cycle}.log"));
+    let mut daemons = [Some(Daemon::start(&dirs[0], &url, &log(0, 0))), None];
+    std::thread::sleep(Duration::from_millis(300));
+    daemons[1] = Some(Daemon::start(&dirs[1], &url, &log(1, 0)));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut takeovers = Vec::new();
+    let mut writer = 0;
+    for cycle in 0..cycles {
+        let urls: Vec<String> =
+            [writer, 1 - writer].iter().map(|&i| daemons[i].as_ref().unwrap().url.clone()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tag: &'static str = Box::leak(format!("S{cycle}").into_boxed_str());
+        let clients = load(Arc::new(Mutex::new(urls.clone())), 8, 20, stop.clone(), seen.clone(), tag);
+        std::thread::sleep(Duration::from_millis(800));
+        let mut killed = daemons[writer].take().unwrap();
+        killed.child.kill().unwrap();
+        let at = Instant::now();
+        killed.child.wait().unwrap();
+        let takeover = loop {
+            if let Some((when, _)) =
+                seen.lock().unwrap().acks.iter().find(|(when, u)| *when > at && *u == urls[1])
+            {
+                break *when - at;
+            }
+            assert!(
+                at.elapsed() < Duration::from_millis(LEASE_TTL_MS + 10_000),
+                "cycle {cycle}: no takeover"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        takeovers.push(takeover.as_secs_f64());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.join().unwrap();
+        }
+        let events = check_log(&cluster, "soak", &seen.lock().unwrap());
+        eprintln!(
+            "cycle {cycle}: takeover {:.2} s, {events} events, all acknowledged present",
+            takeover.as_secs_f64()
+        );
+        daemons[writer] = Some(Daemon::start(&dirs[writer], &url, &log(writer, cycle + 1)));
+        writer = 1 - writer;
+    }
+    takeovers.sort_by(f64::total_cmp);
+    eprintln!(
+        "{cycles} cycles, 0 acknowledged events lost ({} acknowledged); takeover median {:.2} s, max {:.2} s (lease TTL {LEASE_TTL_MS} ms)",
+        seen.lock().unwrap().acked.len(),
+        takeovers[takeovers.len() / 2],
+        takeovers[takeovers.len() - 1]
+    );
 }

@@ -148,7 +148,9 @@ fn start_daemon(dir: &std::path::Path, backend: Backend<'_>) -> Result<Daemon> {
         }
         Backend::JetStream(cluster) => {
             // A ledger of its own per run.
-            let ledger = format!("bench{}", std::process::id());
+            static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ledger = format!("bench{}-{run}", std::process::id());
             let target =
                 dealledger_jetstream::Target::parse(&cluster.url(&ledger)).map_err(anyhow::Error::msg)?;
             let store = dealledger_jetstream::JetStreamStore::open(&target, &cluster.options(), true)?;

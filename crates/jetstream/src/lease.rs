@@ -38,6 +38,7 @@ impl JetStreamStore {
         let location = format!("{} (KV bucket {bucket}, key {LEASE_KEY})", self.target().url());
         let js = self.context();
         let description = format!("dealledger {}: the writer lease", self.target().ledger);
+        let asked = ttl;
         let (kv, ttl) = self.run(async move {
             let kv = match js.get_key_value(&bucket).await {
                 Ok(kv) => kv,
@@ -64,6 +65,13 @@ impl JetStreamStore {
             }
             Ok((kv, ttl))
         })?;
+        if ttl != asked {
+            tracing::warn!(
+                bucket_ms = ttl.as_millis() as u64,
+                asked_ms = asked.as_millis() as u64,
+                "the writer lease's bucket was made with another TTL than [store] lease_ttl_ms asks: the bucket's holds, for every process of this ledger (docs/scale-out.md)"
+            );
+        }
         Ok(JetStreamLease {
             runtime: self.handle()?,
             kv,

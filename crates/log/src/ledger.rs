@@ -110,8 +110,19 @@ pub struct Ledger<S> {
 fn rebuild<S: BlockStore>(log: &Log<S>) -> Result<(Deals, SeenIndex), LogError> {
     let mut deals = Deals::default();
     let mut seen = SeenIndex::default();
+    apply_from(log, 1, &mut deals, &mut seen)?;
+    Ok((deals, seen))
+}
+
+/// Folds the log's events from `from` into the deciding state.
+fn apply_from<S: BlockStore>(
+    log: &Log<S>,
+    from: u64,
+    deals: &mut Deals,
+    seen: &mut SeenIndex,
+) -> Result<(), LogError> {
     let mut scratch = Vec::new();
-    log.scan_refs(1, |event| {
+    log.scan_refs(from, |event| {
         deals.replay(event).map_err(|r| LogError::Corrupt { seq: event.seq, why: r.detail })?;
         if let Some(source_id) = event.source_id {
             scratch.clear();
@@ -125,8 +136,11 @@ fn rebuild<S: BlockStore>(log: &Log<S>) -> Result<(Deals, SeenIndex), LogError> 
         Ok(true)
     })?;
     deals.commit();
-    Ok((deals, seen))
+    Ok(())
 }
+
+/// Why a standby's ledger refuses commits: it follows another writer.
+const FOLLOWING: &str = "following another writer";
 
 impl<S: BlockStore> Ledger<S> {
     /// Opens the log and rebuilds the deciding state from it. A log that ends below its
@@ -156,9 +170,37 @@ impl<S: BlockStore> Ledger<S> {
     /// writing or rebuilding. The deciding state is then stale, so commits are refused until
     /// [`Ledger::reopen`] (a standby's takeover).
     pub fn follow(&mut self) -> Result<Head, LogError> {
-        self.unsure.get_or_insert_with(|| "following another writer".into());
+        self.unsure.get_or_insert_with(|| FOLLOWING.into());
+        let before = self.log.head();
         self.log.reload()?;
-        Ok(self.log.head())
+        let head = self.log.head();
+        if self.unsure.as_deref() == Some(FOLLOWING) && head.seq > before.seq {
+            // The deciding state follows too, so that a takeover needs only the tail: the
+            // events after the head it was built at, if the log still holds that head.
+            if before.seq == 0 || self.log.chain_after(before.seq)? == Some(before.chain) {
+                apply_from(&self.log, before.seq + 1, &mut self.deals, &mut self.seen)?;
+            } else {
+                (self.deals, self.seen) = rebuild(&self.log)?;
+            }
+        }
+        Ok(head)
+    }
+
+    /// A standby's takeover: the deciding state brought to the store's end (only the events
+    /// since it last followed, when it was only following), the store made durable and its
+    /// mark checked; then commits are allowed. After any other doubt it is a full [`Ledger::reopen`].
+    pub fn resume(&mut self) -> Result<(), LogError> {
+        match self.unsure.as_deref() {
+            None | Some(FOLLOWING) => {
+                self.unsure = Some(FOLLOWING.into());
+                self.follow()?;
+                self.log.check_mark()?;
+                self.log.sync()?;
+                self.unsure = None;
+                Ok(())
+            }
+            Some(_) => self.reopen(),
+        }
     }
 
     /// Why commits are refused until [`Ledger::reopen`] succeeds, if they are.

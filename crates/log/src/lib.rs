@@ -13,6 +13,9 @@
 //!   changed directories), proven with `strace` and simulated power cuts.
 //! - [`faults`]: a seeded fault-injecting store for the tests above the store.
 //! - [`writer_lock`]: the one-writer lock of a data directory, naming its holder.
+//! - [`lease`]: the writer lease of a store several processes share (JetStream), and
+//!   [`LogError::Fenced`] for the append another writer beat.
+//! - `conformance` (hidden): the one ledger suite every backend passes.
 //!
 //! Invariants: sequence numbers start at 1 and have no gap; a block is never rewritten; what
 //! `append` returned Ok for survives a power cut; a log shorter than its high-water mark (the

@@ -361,3 +361,37 @@ fn a_dropped_batch_leaves_nothing_in_the_next_one_that_reuses_its_writer() {
     assert_eq!(deals, [(1, "kept".to_string()), (2, "kept".to_string())]);
     assert_eq!(ledger.log().verify(None, |_| {}).unwrap().events, 2);
 }
+
+#[test]
+fn a_standby_follows_the_writer_and_takes_over_with_its_state() {
+    use std::sync::Arc;
+    let store = Arc::new(MemStore::default());
+    let mut writer = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    let mut standby = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    append(&mut writer, &[opened("a", 1), touch("a", 2, "s1", 5)]).unwrap();
+    assert_eq!(standby.follow().unwrap(), writer.log().head());
+    // While following, the standby refuses to commit.
+    assert!(append(&mut standby, &[opened("z", 1)]).is_err());
+    append(&mut writer, &[opened("b", 1), touch("b", 2, "s2", 5)]).unwrap();
+    standby.follow().unwrap();
+    append(&mut writer, &[touch("a", 3, "s3", 5)]).unwrap();
+    // The writer is gone; the standby resumes with the state it followed plus the tail.
+    drop(writer);
+    standby.resume().unwrap();
+    let out = append(
+        &mut standby,
+        &[touch("a", 2, "s1", 5), touch("b", 2, "s2", 5), touch("a", 3, "s3", 5), opened("c", 1)],
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Outcome::Duplicate { seq: 2, version: 2 },
+            Outcome::Duplicate { seq: 4, version: 2 },
+            Outcome::Duplicate { seq: 5, version: 3 },
+            Outcome::Appended { seq: 6, version: 1 }
+        ]
+    );
+    // What it followed also decides validity: b is open already.
+    assert!(append(&mut standby, &[opened("b", 1)]).unwrap_err().1.contains("already_opened"));
+}

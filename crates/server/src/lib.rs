@@ -7,6 +7,10 @@
 //! deal histories) wait for it, the writer never waits for a reader. Readers (event pages, the
 //! SSE live tail, deal histories, reports) see the log only up to the last durable head.
 //!
+//! On a store several daemons share ([`Writing::Leased`]), the one holding the writer lease
+//! writes; the others are standbys that follow the store for their readers and answer writes
+//! 503 naming the writer, and take over when the lease lapses (`leadership`).
+//!
 //! Boundary: depends on the ledger's libraries (events, log, projections, reports) through
 //! their public APIs, and on the store only through `BlockStore`. It knows nothing of clap or of
 //! files other than what its caller hands it; it never reads the wall clock (the clock is

@@ -336,11 +336,12 @@ fn stand_by(
     }
 }
 
-/// A standby that took the lease: rebuilds the deciding state (validity, idempotency) from the
-/// store as it is now, so that a retried request is a duplicate, and publishes its end.
+/// A standby that took the lease: brings the deciding state (validity, idempotency) to the
+/// store as it is now (the events since it last followed), so that a retried request is a
+/// duplicate, and publishes its end.
 fn take_over(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
     let started = Instant::now();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.reopen()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.resume()))
         .map_err(|_| "taking over panicked".to_string())?
         .map_err(|e| e.to_string())?;
     let head = ledger.log().head();
