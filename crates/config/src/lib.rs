@@ -538,7 +538,14 @@ mod tests {
         assert_eq!(
             error("[flag]\nx = 1\n"),
             "dealledger.toml:1:2: unknown section [flag]; did you mean [flags]? (sections: pipeline, ingest, \
-             costs, flags, exit_criteria, import, serve, hubspot)"
+             costs, flags, exit_criteria, import, serve, hubspot, store)"
+        );
+        let e = error("[store]\nurl = \"nats://a:1/x\"\nlease_tll_ms = 5\n");
+        assert!(
+            e.starts_with(
+                "dealledger.toml:3:1: unknown key `lease_tll_ms` in [store]; did you mean `lease_ttl_ms`?"
+            ),
+            "{e}"
         );
         let e = error("\n[flags]\ngone_drak = 3\n");
         assert!(

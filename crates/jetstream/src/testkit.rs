@@ -48,6 +48,12 @@ impl Cluster {
     /// As [`Cluster::start`], with `sync` as the nodes' JetStream sync setting ("" for the
     /// server's default: a sync every two minutes, which the store refuses).
     pub fn start_with(dir: &Path, size: usize, sync: &str) -> Cluster {
+        Cluster::start_configured(dir, size, sync, "")
+    }
+
+    /// As [`Cluster::start_with`], with `extra` added to every node's configuration (TLS,
+    /// authorization).
+    pub fn start_configured(dir: &Path, size: usize, sync: &str, extra: &str) -> Cluster {
         let ports: Vec<(u16, u16, u16)> =
             (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{}", p.1)).collect();
@@ -69,7 +75,7 @@ impl Cluster {
                 &conf,
                 format!(
                     "server_name: {name}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{http_port}\n\
-                     jetstream {{ store_dir: \"{}\", {sync} }}\n{cluster}",
+                     jetstream {{ store_dir: \"{}\", {sync} }}\n{cluster}{extra}\n",
                     store.display()
                 ),
             )
@@ -107,26 +113,44 @@ impl Cluster {
     /// Waits until every running node is healthy with JetStream and knows the meta leader.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
-        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
-            loop {
-                let jsz = ureq::get(&format!("http://127.0.0.1:{}/jsz", node.http_port))
-                    .timeout(Duration::from_secs(2))
-                    .call()
-                    .ok()
-                    .and_then(|r| r.into_string().ok())
-                    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-                let leader = jsz.as_ref().and_then(|j| j["meta_cluster"]["leader"].as_str()).unwrap_or("");
-                if !leader.is_empty() || (self.nodes.len() == 1 && jsz.is_some()) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} did not become ready; see {}",
-                    node.name,
-                    node.log.display()
-                );
-                std::thread::sleep(Duration::from_millis(100));
+        let running: Vec<&Node> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+        let jsz = |node: &Node| {
+            ureq::get(&format!("http://127.0.0.1:{}/jsz", node.http_port))
+                .timeout(Duration::from_secs(2))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        };
+        loop {
+            let views: Vec<Option<serde_json::Value>> = running.iter().map(|n| jsz(n)).collect();
+            let ready = if self.nodes.len() == 1 {
+                views.iter().all(Option::is_some)
+            } else {
+                // Every running node knows the meta leader, and the leader sees every other
+                // running node as current (else a stream's placement can find a peer offline).
+                let leaders: Vec<&str> = views
+                    .iter()
+                    .map(|v| v.as_ref().and_then(|j| j["meta_cluster"]["leader"].as_str()).unwrap_or(""))
+                    .collect();
+                let leader = leaders.first().copied().unwrap_or("");
+                let agreed = !leader.is_empty() && leaders.iter().all(|l| *l == leader);
+                let current =
+                    running.iter().zip(&views).find(|(n, _)| n.name == leader).and_then(|(_, v)| {
+                        let replicas = v.as_ref()?["meta_cluster"]["replicas"].as_array()?.clone();
+                        Some(replicas.iter().filter(|r| r["current"] == true && r["offline"] != true).count())
+                    });
+                agreed && current.is_some_and(|c| c + 1 >= running.len())
+            };
+            if ready {
+                return;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready; see the logs in {:?}",
+                running.first().map(|n| &n.log)
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -13,7 +13,7 @@
 use crate::error::LogError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a try to take or renew the lease found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,8 +44,8 @@ pub const RENEWALS_PER_TTL: u32 = 3;
 
 /// A lease taken and kept by a thread of its own, renewing it [`RENEWALS_PER_TTL`] times per
 /// TTL, for a command that writes for a while (ingest, recover): dropping it releases the lease.
-/// [`Kept::valid`] is false once a renewal has not succeeded within the TTL: the command must
-/// then stop writing (its appends would also be fenced once another writer has appended).
+/// A command whose lease lapses (renewals failed for a TTL) is not stopped by it: once another
+/// writer has appended, the command's next append is fenced and stores nothing.
 pub struct Kept {
     lease: Arc<dyn Lease>,
     state: Arc<KeptState>,
@@ -54,8 +54,6 @@ pub struct Kept {
 
 struct KeptState {
     stop: AtomicBool,
-    /// The instant the last successful claim started, plus the TTL.
-    valid_until: Mutex<Instant>,
     wake: std::sync::Condvar,
     wake_lock: Mutex<()>,
 }
@@ -63,7 +61,6 @@ struct KeptState {
 impl Kept {
     /// Takes `lease` (Err naming the holder when another holds it) and keeps it renewed.
     pub fn take(lease: Arc<dyn Lease>) -> Result<Kept, LogError> {
-        let started = Instant::now();
         match lease.claim()? {
             Claim::Held => {}
             Claim::Other(holder) => {
@@ -75,7 +72,6 @@ impl Kept {
         }
         let state = Arc::new(KeptState {
             stop: AtomicBool::new(false),
-            valid_until: Mutex::new(started + lease.ttl()),
             wake: std::sync::Condvar::new(),
             wake_lock: Mutex::new(()),
         });
@@ -85,11 +81,6 @@ impl Kept {
             .spawn(move || renew(&*renewing, &kept))
             .map_err(|e| LogError::Store(format!("cannot start the lease's thread: {e}")))?;
         Ok(Kept { lease, state, thread: Some(thread) })
-    }
-
-    /// Whether the lease is still certainly held.
-    pub fn valid(&self) -> bool {
-        Instant::now() < *self.state.valid_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -108,15 +99,10 @@ fn renew(lease: &dyn Lease, state: &KeptState) {
         if state.stop.load(Ordering::Acquire) {
             return;
         }
-        let started = Instant::now();
         match lease.claim() {
-            Ok(Claim::Held) => {
-                *state.valid_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    started + lease.ttl();
-            }
+            Ok(Claim::Held) => {}
             Ok(Claim::Other(holder)) => {
-                tracing::error!(%holder, "the writer lease was lost");
-                *state.valid_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = started;
+                tracing::error!(%holder, "the writer lease was lost; this command's next append is fenced if another writer appended");
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "renewing the writer lease failed; trying again"),
