@@ -171,7 +171,7 @@ pub fn recover(
     accept_loss: Option<&str>,
     accept_replaced_store: bool,
 ) -> Result<()> {
-    let _lock = data.lock_writer("dealledger recover")?;
+    let _lock = data.lock_existing_writer("dealledger recover")?;
     let log = data.open_log()?;
     let head = log.head();
     let record = match log.check_mark() {

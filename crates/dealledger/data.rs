@@ -136,12 +136,13 @@ impl DataDir {
         Ok(self.jetstream.get_or_init(|| store).clone())
     }
 
-    /// The writer lease of a ledger on JetStream, for `holder`.
-    pub fn lease(&self, holder: String) -> Result<Option<JetStreamLease>> {
+    /// The writer lease of a ledger on JetStream, for `holder`; `create` makes the ledger where
+    /// there is none (a command that only rewrites or copies an existing one does not).
+    pub fn lease(&self, holder: String, create: bool) -> Result<Option<JetStreamLease>> {
         match self.backend()? {
             Backend::Sled => Ok(None),
             Backend::JetStream { options, lease_ttl, .. } => {
-                Ok(Some(self.jetstream(true)?.lease(holder, *lease_ttl, options.replicas)?))
+                Ok(Some(self.jetstream(create)?.lease(holder, *lease_ttl, options.replicas)?))
             }
         }
     }
@@ -244,9 +245,25 @@ impl DataDir {
     /// Takes the writer lock (sled) or the writer lease (JetStream) for `command`, or says who
     /// holds it.
     pub fn lock_writer(&self, command: &str) -> Result<WriterGuard> {
-        if let Some(lease) = self.lease(holder_description(command, None))? {
+        self.lock_writer_of(command, true)
+    }
+
+    /// As [`DataDir::lock_writer`], for a command that needs an existing ledger (`recover`,
+    /// `migrate`): on JetStream, a ledger that does not exist is an error, not made empty.
+    pub fn lock_existing_writer(&self, command: &str) -> Result<WriterGuard> {
+        self.lock_writer_of(command, false)
+    }
+
+    fn lock_writer_of(&self, command: &str, create: bool) -> Result<WriterGuard> {
+        if let Some(lease) = self.lease(holder_description(command, None), create)? {
             return Ok(WriterGuard::Lease(Kept::take(Arc::new(lease))?));
         }
+        self.lock_sled_writer(command)
+    }
+
+    /// The data directory's own writer lock, whatever `dealledger.toml` says of the store: for
+    /// a sled store made here by `migrate --to sled:DIR`.
+    pub fn lock_sled_writer(&self, command: &str) -> Result<WriterGuard> {
         self.ensure()?;
         if let Some(lock) = WriterLock::take(&self.path, command)? {
             return Ok(WriterGuard::File(lock));
@@ -270,7 +287,8 @@ impl DataDir {
         }
     }
 
-    fn open_sled(&self, create: bool) -> Result<SledStore> {
+    /// The sled store in `DIR/store`, whatever `dealledger.toml` says of the store.
+    pub fn open_sled(&self, create: bool) -> Result<SledStore> {
         let store = self.store_path();
         if !create && !store.exists() {
             anyhow::bail!(
@@ -322,7 +340,14 @@ pub fn holder_description(command: &str, url: Option<&str>) -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "an unnamed host".into());
-    let mut description = format!("pid {} on {host}, command {command}", std::process::id());
+    // Two processes may share a pid and a host name (containers): the start instant tells
+    // them apart, so that neither takes the other's lease entry for its own.
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    });
+    let mut description =
+        format!("pid {} on {host} (started {started:x}), command {command}", std::process::id());
     if let Some(url) = url {
         description.push_str(&format!(", url {url}"));
     }

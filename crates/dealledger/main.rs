@@ -480,7 +480,7 @@ fn serve(
         true => (Some(data.lock_writer("dealledger serve")?), dealledger_server::Writing::Sole),
         false => {
             let lease = data
-                .lease(data::holder_description("dealledger serve", None))?
+                .lease(data::holder_description("dealledger serve", None), true)?
                 .ok_or_else(|| anyhow::anyhow!("a shared store has a lease"))?;
             let holder = Box::new(|addr: std::net::SocketAddr| {
                 data::holder_description("dealledger serve", Some(&format!("http://{addr}")))

@@ -4,7 +4,7 @@
 //! source's. A migration that stopped part way goes on where it stopped: the destination must
 //! be empty or hold a prefix of this very log.
 
-use crate::data::{DataDir, Store};
+use crate::data::{DataDir, Store, WriterGuard};
 use crate::Exit;
 use anyhow::Result;
 use dealledger_log::{block, BlockStore, Head, Log, LogError};
@@ -16,11 +16,12 @@ const MIGRATE_BLOCKS_PER_APPEND: usize = 256;
 
 pub fn run(data: &DataDir, to: &str) -> Result<()> {
     // Writers stay out of the source while it is copied: the copy ends at one head.
-    let _guard = data.lock_writer("dealledger migrate")?;
+    let _guard = data.lock_existing_writer("dealledger migrate")?;
     let source = data.open_log()?;
     source.check_mark()?;
     let source_head = source.head();
-    let destination = open_destination(data, to)?;
+    // The destination's own lock or lease: nothing else writes to it while it is filled.
+    let (destination, _destination_guard) = open_destination(data, to)?;
     let started = std::time::Instant::now();
     let copy_from = Log::open(destination.clone())?.head();
     if copy_from.seq > source_head.seq
@@ -97,8 +98,9 @@ pub fn run(data: &DataDir, to: &str) -> Result<()> {
 }
 
 /// `nats://...`/`tls://...` (with `[store]`'s credentials and settings), or `sled:DIR` (a data
-/// directory, its store in `DIR/store`).
-fn open_destination(data: &DataDir, to: &str) -> Result<Store> {
+/// directory, its store in `DIR/store`, whatever `DIR/dealledger.toml` says), with what keeps
+/// other writers out of it.
+fn open_destination(data: &DataDir, to: &str) -> Result<(Store, WriterGuard)> {
     if let Some(dir) = to.strip_prefix("sled:") {
         if dir.is_empty() {
             return Err(
@@ -109,10 +111,18 @@ fn open_destination(data: &DataDir, to: &str) -> Result<Store> {
         if target.path == data.path && data.is_sled()? {
             return Err(Exit { code: 2, message: "--to names the ledger's own data directory".into() }.into());
         }
-        return target.open_store(true);
+        let guard = target.lock_sled_writer("dealledger migrate")?;
+        return Ok((Arc::new(target.open_sled(true)?), guard));
     }
     let target = dealledger_jetstream::Target::parse(to)
         .map_err(|why| Exit { code: 2, message: format!("--to {why}") })?;
-    let (options, _) = data.jetstream_options()?;
-    Ok(Arc::new(dealledger_jetstream::JetStreamStore::open(&target, &options, true)?))
+    let (options, lease_ttl) = data.jetstream_options()?;
+    let store = dealledger_jetstream::JetStreamStore::open(&target, &options, true)?;
+    let lease = store.lease(
+        crate::data::holder_description("dealledger migrate", None),
+        lease_ttl,
+        options.replicas,
+    )?;
+    let guard = WriterGuard::Lease(dealledger_log::lease::Kept::take(Arc::new(lease))?);
+    Ok((Arc::new(store), guard))
 }

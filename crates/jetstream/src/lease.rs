@@ -101,40 +101,56 @@ impl Lease for JetStreamLease {
         let held = *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let location = self.location.clone();
         let failed = move |e: &dyn std::fmt::Display| LogError::Store(format!("{location}: {e}"));
-        // The claim, and the revision to keep for the next one (kept through an error: a lease
-        // whose renewal timed out is still this process's until it expires).
+        // A claim that takes longer than a renewal's share of the TTL is given up (the lease is
+        // still this process's if it was): a hung request must not outlast the lease. It
+        // returns the claim and the revision to keep for the next one (kept through an error:
+        // a lease whose renewal timed out is still this process's until it expires).
+        let limit = self.ttl / dealledger_log::lease::RENEWALS_PER_TTL;
         let (claim, revision) = self.run(async move {
-            let renewed = match held {
-                Some(revision) => kv.update(LEASE_KEY, value.clone(), revision).await.ok(),
-                None => kv.create(LEASE_KEY, value.clone()).await.ok(),
-            };
-            if let Some(revision) = renewed {
-                return Ok((Ok(Claim::Held), Some(revision)));
-            }
-            // The write failed, or its answer was lost: the entry says whose the lease is.
-            let entry = match kv.entry(LEASE_KEY).await {
-                Ok(entry) => entry.filter(|e| e.operation == kv::Operation::Put),
-                Err(e) => return Ok((Err(failed(&e)), held)),
-            };
-            match entry {
-                // This process's own entry (a write whose answer was lost): renew from it.
-                Some(entry) if entry.value == value => {
-                    match kv.update(LEASE_KEY, value, entry.revision).await {
+            let attempt = async move {
+                type Claimed = Result<(Result<Claim, LogError>, Option<u64>), LogError>;
+                let renewed = match held {
+                    Some(revision) => kv.update(LEASE_KEY, value.clone(), revision).await.ok(),
+                    None => kv.create(LEASE_KEY, value.clone()).await.ok(),
+                };
+                if let Some(revision) = renewed {
+                    return Claimed::Ok((Ok(Claim::Held), Some(revision)));
+                }
+                // The write failed, or its answer was lost: the entry says whose the lease is.
+                let entry = match kv.entry(LEASE_KEY).await {
+                    Ok(entry) => entry.filter(|e| e.operation == kv::Operation::Put),
+                    Err(e) => return Ok((Err(failed(&e)), held)),
+                };
+                match entry {
+                    // This process's own entry (a write whose answer was lost): renew from it.
+                    Some(entry) if entry.value == value => {
+                        match kv.update(LEASE_KEY, value, entry.revision).await {
+                            Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
+                            Err(e) => Ok((Err(failed(&e)), Some(entry.revision))),
+                        }
+                    }
+                    Some(entry) => {
+                        Ok((Ok(Claim::Other(String::from_utf8_lossy(&entry.value).into_owned())), None))
+                    }
+                    // Free (expired or released) since: take it.
+                    None => match kv.create(LEASE_KEY, value).await {
                         Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
-                        Err(e) => Ok((Err(failed(&e)), Some(entry.revision))),
-                    }
+                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            Ok((Ok(Claim::Other("a process that took it just now".into())), None))
+                        }
+                        Err(e) => Ok((Err(failed(&e)), None)),
+                    },
                 }
-                Some(entry) => {
-                    Ok((Ok(Claim::Other(String::from_utf8_lossy(&entry.value).into_owned())), None))
-                }
-                // Free (expired or released) since: take it.
-                None => match kv.create(LEASE_KEY, value).await {
-                    Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                        Ok((Ok(Claim::Other("a process that took it just now".into())), None))
-                    }
-                    Err(e) => Ok((Err(failed(&e)), None)),
-                },
+            };
+            match tokio::time::timeout(limit, attempt).await {
+                Ok(claimed) => claimed,
+                Err(_) => Ok((
+                    Err(LogError::Store(format!(
+                        "claiming the writer lease took more than {} ms",
+                        limit.as_millis()
+                    ))),
+                    held,
+                )),
             }
         })?;
         *self.revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = revision;

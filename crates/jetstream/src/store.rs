@@ -79,6 +79,9 @@ struct Inner {
     meta: object_store::ObjectStore,
     /// Held across an append's publish, so that appends of one process are ordered.
     index: tokio::sync::Mutex<Index>,
+    /// The revision of the mark this process wrote or read last: the next mark is written
+    /// only over it, so that a slow writer's mark never moves the mark back.
+    mark_revision: std::sync::Mutex<Option<u64>>,
 }
 
 /// A [`BlockStore`] on a JetStream stream (see the module's documentation).
@@ -105,10 +108,13 @@ impl JetStreamStore {
             .build()
             .map_err(|e| LogError::Store(format!("cannot start the NATS client's runtime: {e}")))?;
         let connect = connect(target.clone(), options.clone(), create);
-        let inner = runtime.block_on(connect)?;
+        // Waited for from outside the runtime, as every call is: a caller may be a thread of
+        // another runtime, where `Runtime::block_on` would panic.
+        let inner = futures_executor::block_on(runtime.spawn(connect))
+            .map_err(|e| LogError::Store(format!("connecting failed: {e}")))??;
         let store = JetStreamStore { inner: Arc::new(inner), runtime: Some(runtime) };
         check_servers(&store.inner.target, options)?;
-        store.call(|inner| async move { refresh(&inner, &mut *inner.index.lock().await).await })?;
+        store.call(|inner| async move { refresh(&inner).await })?;
         Ok(store)
     }
 
@@ -244,7 +250,16 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
             return Err(LogError::Store(format!("{url}: the object store {}: {e}", target.meta_bucket())))
         }
     };
-    Ok(Inner { target, client, js, stream, mark, meta, index: tokio::sync::Mutex::new(Index::default()) })
+    Ok(Inner {
+        target,
+        client,
+        js,
+        stream,
+        mark,
+        meta,
+        index: tokio::sync::Mutex::new(Index::default()),
+        mark_revision: std::sync::Mutex::new(None),
+    })
 }
 
 /// The stream's settings: what `open` creates, and what it requires of a stream it finds.
@@ -422,23 +437,29 @@ fn drop_reader(inner: &Inner, consumer: jetstream::consumer::PullConsumer) {
 
 /// Reads the headers of the blocks the index does not have yet. The stream is append-only:
 /// what the index holds never changes, so only the end is read.
-async fn refresh(inner: &Inner, index: &mut Index) -> Result<(), LogError> {
+async fn refresh(inner: &Inner) -> Result<(), LogError> {
     let url = inner.target.url();
+    let (have, prev_last) = {
+        let index = inner.index.lock().await;
+        (index.blocks.len(), index.blocks.last().map_or(0, |b| b.1))
+    };
+    // The servers are asked without holding the index: an append (which holds it across its
+    // publish) and other readers go on meanwhile.
     let mut stream = inner.stream.clone();
     let info = stream.info().await.map_err(store_error(&url))?;
     let last = info.state.last_sequence;
-    let have = index.blocks.len() as u64;
-    if last < have {
+    if last < have as u64 {
         return Err(LogError::Store(format!(
             "{url}: the stream {} ends at message {last}, but held {have} before: it lost blocks",
             inner.target.stream_name()
         )));
     }
-    if last == have {
+    if last == have as u64 {
         return Ok(());
     }
-    if last - have <= REFRESH_BY_GET_MAX {
-        let positions = (index.blocks.len()..usize::try_from(last).unwrap_or(usize::MAX)).map(|position| {
+    let mut tail = Tail { start: have, prev_last, blocks: Vec::new() };
+    if last - have as u64 <= REFRESH_BY_GET_MAX {
+        let positions = (have..usize::try_from(last).unwrap_or(usize::MAX)).map(|position| {
             let url = url.clone();
             async move {
                 let stream_seq = Index::stream_seq(position);
@@ -454,70 +475,107 @@ async fn refresh(inner: &Inner, index: &mut Index) -> Result<(), LogError> {
         let mut headers = futures_util::stream::iter(positions).buffered(SCAN_BLOCKS_IN_FLIGHT_MAX);
         while let Some(read) = headers.next().await {
             let (at, first, last_seq) = read?;
-            index_block(inner, index, at, first, last_seq)?;
+            tail.push(inner, at, first, last_seq)?;
         }
-        return Ok(());
-    }
-    // A long tail (a store opened for the first time): headers only, through a consumer.
-    let mut tries = 0;
-    loop {
-        let (consumer, mut messages) = match reader(inner, index.blocks.len() as u64 + 1, true).await {
-            Ok(reader) => reader,
-            Err(e) if tries < READ_TRIES_MAX => {
-                tries += 1;
-                tracing::debug!(error = %e, "reading the stream's headers failed; again");
-                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
-                continue;
+    } else {
+        // A long tail (a store opened for the first time): headers only, through a consumer.
+        let mut tries = 0;
+        loop {
+            let start = (tail.start + tail.blocks.len()) as u64 + 1;
+            let (consumer, mut messages) = match reader(inner, start, true).await {
+                Ok(reader) => reader,
+                Err(e) if tries < READ_TRIES_MAX => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "reading the stream's headers failed; again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let read = read_headers(inner, &mut tail, &mut messages, last).await;
+            drop_reader(inner, consumer);
+            match read {
+                Err(LogError::Store(why)) if tries < READ_TRIES_MAX => {
+                    tries += 1;
+                    tracing::debug!(%why, "reading the stream's headers failed; again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                }
+                other => break other?,
             }
-            Err(e) => return Err(e),
-        };
-        let read = read_headers(inner, index, &mut messages, last).await;
-        drop_reader(inner, consumer);
-        match read {
-            Err(LogError::Store(why)) if tries < READ_TRIES_MAX => {
-                tries += 1;
-                tracing::debug!(%why, "reading the stream's headers failed; again");
-                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
-            }
-            other => return other,
         }
     }
+    // Another refresh, or this process's append, may have indexed some of them meanwhile: what
+    // both saw must agree (the stream is append-only), and the rest is added.
+    let mut index = inner.index.lock().await;
+    for (i, block) in tail.blocks.into_iter().enumerate() {
+        match index.blocks.get(have + i) {
+            Some(seen) if *seen == block => {}
+            Some(seen) => {
+                return Err(LogError::Corrupt {
+                    seq: block.0,
+                    why: format!("message {} of the stream read as {block:?} and as {seen:?}", have + i + 1),
+                })
+            }
+            None if index.blocks.len() == have + i => index.blocks.push(block),
+            None => {
+                return Err(LogError::Store(format!(
+                    "{url}: the index has a gap before message {}",
+                    have + i + 1
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
-/// One more block in the index: `at` must be the next message, and the block must follow the
-/// last one.
-fn index_block(
-    inner: &Inner,
-    index: &mut Index,
-    at: u64,
-    first: Option<u64>,
-    last: Option<u64>,
-) -> Result<(), LogError> {
-    let expected = Index::stream_seq(index.blocks.len());
-    let prev_last = index.blocks.last().map_or(0, |b| b.1);
-    match (first, last) {
-        (Some(first), Some(last)) if at == expected && first == prev_last + 1 && last >= first => {
-            index.blocks.push((first, last));
-            Ok(())
+/// Blocks read past the end of the index, before they join it.
+struct Tail {
+    /// How many blocks the index held when the read began.
+    start: usize,
+    /// The last seq of the index's last block then.
+    prev_last: u64,
+    blocks: Vec<(u64, u64)>,
+}
+
+impl Tail {
+    /// One more block: `at` must be the next message, and the block must follow the last one.
+    fn push(
+        &mut self,
+        inner: &Inner,
+        at: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) -> Result<(), LogError> {
+        let expected = Index::stream_seq(self.start + self.blocks.len());
+        let prev_last = self.blocks.last().map_or(self.prev_last, |b| b.1);
+        match (first, last) {
+            (Some(first), Some(last)) if at == expected && prev_last.checked_add(1) == Some(first) && last >= first => {
+                self.blocks.push((first, last));
+                Ok(())
+            }
+            _ => Err(LogError::Corrupt {
+                seq: prev_last.saturating_add(1),
+                why: format!(
+                    "message {at} of the stream {} is not the block that follows seq {prev_last} (headers {HEADER_FIRST} {first:?}, {HEADER_LAST} {last:?})",
+                    inner.target.stream_name()
+                ),
+            }),
         }
-        _ => Err(LogError::Corrupt {
-            seq: prev_last + 1,
-            why: format!(
-                "message {at} of the stream {} is not the block that follows seq {prev_last} (headers {HEADER_FIRST} {first:?}, {HEADER_LAST} {last:?})",
-                inner.target.stream_name()
-            ),
-        }),
+    }
+
+    fn end(&self) -> u64 {
+        (self.start + self.blocks.len()) as u64
     }
 }
 
 async fn read_headers(
     inner: &Inner,
-    index: &mut Index,
+    tail: &mut Tail,
     messages: &mut jetstream::consumer::pull::Stream,
     last: u64,
 ) -> Result<(), LogError> {
     let url = inner.target.url();
-    while (index.blocks.len() as u64) < last {
+    while tail.end() < last {
         let message = messages
             .next()
             .await
@@ -528,7 +586,7 @@ async fn read_headers(
         let headers = message.headers.as_ref();
         let first = headers.and_then(|h| header_u64(h, HEADER_FIRST));
         let last_seq = headers.and_then(|h| header_u64(h, HEADER_LAST));
-        index_block(inner, index, at, first, last_seq)?;
+        tail.push(inner, at, first, last_seq)?;
     }
     Ok(())
 }
@@ -552,6 +610,48 @@ async fn fetch(inner: &Inner, position: usize, first: u64) -> Result<(u64, Vec<u
         });
     }
     Ok((first, message.payload.to_vec()))
+}
+
+/// Tries of a mark write that another writer's mark raced.
+const MARK_TRIES_MAX: usize = 4;
+
+/// Moves the mark to `head`, never back: written over the revision this process knows, and
+/// where another writer moved it since, over theirs only if `head` is further.
+async fn advance_mark(inner: &Inner, head: Head) -> Result<(), String> {
+    let value = encode_mark(head);
+    let known = *inner.mark_revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let remember = |revision: u64| {
+        *inner.mark_revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(revision);
+    };
+    if let Some(revision) = known {
+        if let Ok(revision) = inner.mark.update(MARK_KEY, value.clone(), revision).await {
+            remember(revision);
+            return Ok(());
+        }
+    }
+    let mut last_error = String::new();
+    for _ in 0..MARK_TRIES_MAX {
+        let entry = inner.mark.entry(MARK_KEY).await.map_err(|e| e.to_string())?;
+        let written = match entry.filter(|e| e.operation == kv::Operation::Put) {
+            Some(entry) => {
+                if decode_mark(&entry.value).is_some_and(|mark| mark.seq >= head.seq) {
+                    // A mark at or past this head stands (a later writer's).
+                    remember(entry.revision);
+                    return Ok(());
+                }
+                inner.mark.update(MARK_KEY, value.clone(), entry.revision).await.map_err(|e| e.to_string())
+            }
+            None => inner.mark.create(MARK_KEY, value.clone()).await.map_err(|e| e.to_string()),
+        };
+        match written {
+            Ok(revision) => {
+                remember(revision);
+                return Ok(());
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(format!("the mark kept changing under this write: {last_error}"))
 }
 
 fn encode_mark(head: Head) -> Bytes {
@@ -651,15 +751,17 @@ impl BlockStore for JetStreamStore {
                     before
                         .checked_sub(1)
                         .and_then(|p| index.blocks.get(p))
-                        .map_or(first_key == 1, |b| b.1 + 1 == first_key)
+                        .map_or(first_key == 1, |b| b.1.checked_add(1) == Some(first_key))
                 };
                 if !continues(&index, before) {
-                    refresh(&inner, &mut index).await?;
+                    drop(index);
+                    refresh(&inner).await?;
+                    index = inner.index.lock().await;
                     before = index.blocks.partition_point(|(_, last)| *last < first_key);
                     if !continues(&index, before) {
                         return Err(LogError::Store(format!(
                             "{url}: the stream has no block ending at seq {}, which this write continues",
-                            first_key - 1
+                            first_key.saturating_sub(1)
                         )));
                     }
                 }
@@ -686,10 +788,9 @@ impl BlockStore for JetStreamStore {
                     }
                 }
             }
-            inner.mark.put(MARK_KEY, encode_mark(head)).await.map_err(|e| {
+            advance_mark(&inner, head).await.map_err(|e| {
                 LogError::Uncertain(format!("{url}: the blocks are stored, the mark is not: {e}"))
-            })?;
-            Ok(())
+            })
         })
     }
 
@@ -711,7 +812,13 @@ impl BlockStore for JetStreamStore {
 
     fn reset_mark(&self, head: Head) -> Result<(), LogError> {
         self.call(move |inner| async move {
-            inner.mark.put(MARK_KEY, encode_mark(head)).await.map_err(store_error(&inner.target.url()))?;
+            // A person's decision (`recover`): the mark goes where it is told, back included.
+            let revision = inner
+                .mark
+                .put(MARK_KEY, encode_mark(head))
+                .await
+                .map_err(store_error(&inner.target.url()))?;
+            *inner.mark_revision.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(revision);
             Ok(())
         })
     }
@@ -722,12 +829,16 @@ impl BlockStore for JetStreamStore {
 
     fn block_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         self.call(move |inner| async move {
+            // The last block might have been followed by others since: read the end first.
+            let at_end = {
+                let index = inner.index.lock().await;
+                index.holding(seq).is_none_or(|p| p + 1 == index.blocks.len())
+            };
+            if at_end {
+                refresh(&inner).await?;
+            }
             let found = {
-                let mut index = inner.index.lock().await;
-                // The last block might have been followed by others since: read the end first.
-                if index.holding(seq).is_none_or(|p| p + 1 == index.blocks.len()) {
-                    refresh(&inner, &mut index).await?;
-                }
+                let index = inner.index.lock().await;
                 index.holding(seq).and_then(|p| index.blocks.get(p).map(|b| (p, b.0)))
             };
             match found {
@@ -739,9 +850,9 @@ impl BlockStore for JetStreamStore {
 
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         self.call(|inner| async move {
+            refresh(&inner).await?;
             let found = {
-                let mut index = inner.index.lock().await;
-                refresh(&inner, &mut index).await?;
+                let index = inner.index.lock().await;
                 index.blocks.len().checked_sub(1).and_then(|p| index.blocks.get(p).map(|b| (p, b.0)))
             };
             match found {
@@ -751,15 +862,22 @@ impl BlockStore for JetStreamStore {
         })
     }
 
+    fn last_key(&self) -> Result<Option<u64>, LogError> {
+        self.call(|inner| async move {
+            refresh(&inner).await?;
+            Ok(inner.index.lock().await.blocks.last().map(|b| b.0))
+        })
+    }
+
     fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
         let runtime = self.runtime.as_ref().ok_or_else(|| LogError::Store("the store is closed".into()))?;
         let (sender, mut receiver) = tokio::sync::mpsc::channel(SCAN_BLOCKS_IN_FLIGHT_MAX);
         let inner = self.inner.clone();
         let task = runtime.spawn(async move {
             let read = async {
+                refresh(&inner).await?;
                 let wanted: Vec<(u64, u64)> = {
-                    let mut index = inner.index.lock().await;
-                    refresh(&inner, &mut index).await?;
+                    let index = inner.index.lock().await;
                     let start = index.blocks.partition_point(|(first, _)| *first < from_key);
                     index
                         .blocks

@@ -319,4 +319,8 @@ pub fn a_stale_writer_is_fenced<B: Backend>(backend: &mut B) {
         other => panic!("the first writer is now stale, got {other:?}"),
     }
     rebuilt.log().verify(None, |_| {}).unwrap();
+    // A stale writer's late mark (a barrier at the head it knew) never moves the mark back.
+    let late = backend.second_handle(rebuilt.log().store()).unwrap();
+    late.append(&[], head).unwrap();
+    assert_eq!(rebuilt.log().store().mark().unwrap(), Some(rebuilt.log().head()));
 }

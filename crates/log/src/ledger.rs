@@ -172,18 +172,26 @@ impl<S: BlockStore> Ledger<S> {
     pub fn follow(&mut self) -> Result<Head, LogError> {
         self.unsure.get_or_insert_with(|| FOLLOWING.into());
         let before = self.log.head();
-        self.log.reload()?;
-        let head = self.log.head();
-        if self.unsure.as_deref() == Some(FOLLOWING) && head.seq > before.seq {
-            // The deciding state follows too, so that a takeover needs only the tail: the
-            // events after the head it was built at, if the log still holds that head.
-            if before.seq == 0 || self.log.chain_after(before.seq)? == Some(before.chain) {
-                apply_from(&self.log, before.seq + 1, &mut self.deals, &mut self.seen)?;
-            } else {
-                (self.deals, self.seen) = rebuild(&self.log)?;
+        let followed = (|| {
+            self.log.reload()?;
+            let head = self.log.head();
+            if self.unsure.as_deref() == Some(FOLLOWING) && head.seq > before.seq {
+                // The deciding state follows too, so that a takeover needs only the tail: the
+                // events after the head it was built at, if the log still holds that head.
+                if before.seq == 0 || self.log.chain_after(before.seq)? == Some(before.chain) {
+                    apply_from(&self.log, before.seq + 1, &mut self.deals, &mut self.seen)?;
+                } else {
+                    (self.deals, self.seen) = rebuild(&self.log)?;
+                }
             }
+            Ok(head)
+        })();
+        if let Err(e) = &followed {
+            // The head may have moved past events the state has not taken in: only a whole
+            // rebuild (`reopen`) may make this ledger write again.
+            self.unsure = Some(format!("following failed: {e}"));
         }
-        Ok(head)
+        followed
     }
 
     /// A standby's takeover: the deciding state brought to the store's end (only the events

@@ -528,6 +528,9 @@ impl<S: BlockStore> Log<S> {
 /// Where the log in `store` ends (from its last block, checked) and how that end stands against
 /// the store's high-water mark.
 fn read_state<S: BlockStore>(store: &S) -> Result<(Head, MarkState), LogError> {
+    // The mark first: it is written after its blocks, so a mark read before the last block can
+    // never be ahead of it, even while a writer of a shared store appends between the reads.
+    let stored_mark = store.mark()?;
     let head = match store.last()? {
         None => Head::EMPTY,
         Some((key, value)) => {
@@ -535,7 +538,7 @@ fn read_state<S: BlockStore>(store: &S) -> Result<(Head, MarkState), LogError> {
             Head { seq: header.last_seq(), chain: header.chain }
         }
     };
-    let mark = match store.mark()? {
+    let mark = match stored_mark {
         None => MarkState::Sound,
         Some(mark) if mark.seq > head.seq => MarkState::Lost { ends_at: head.seq, acknowledged: mark.seq },
         Some(mark) => match chain_after(store, mark.seq)? {

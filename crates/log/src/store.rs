@@ -43,6 +43,12 @@ pub trait BlockStore: Send + Sync {
     /// The last block.
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError>;
 
+    /// The last block's key, without its bytes where the backend can: how a follower of a
+    /// shared store looks for new blocks often and cheaply.
+    fn last_key(&self) -> Result<Option<u64>, LogError> {
+        Ok(self.last()?.map(|(key, _)| key))
+    }
+
     /// Blocks with key >= `from_key`, in key order, to `visit` until it returns false.
     fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError>;
 
@@ -132,6 +138,9 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
     }
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         (**self).last()
+    }
+    fn last_key(&self) -> Result<Option<u64>, LogError> {
+        (**self).last_key()
     }
     fn scan(&self, from_key: u64, visit: &mut BlockVisitor<'_>) -> Result<(), LogError> {
         (**self).scan(from_key, visit)

@@ -65,6 +65,10 @@ impl Leadership {
         }
         let started = Instant::now();
         match self.lease.claim() {
+            // A step-down while the claim was in flight wins: the lease was released.
+            Ok(Claim::Held) if lock(&self.stepped_down).is_some_and(|until| Instant::now() < until) => {
+                self.lease.release();
+            }
             Ok(Claim::Held) => {
                 let was = self.holds();
                 *lock(&self.valid_until) = started + self.lease.ttl();

@@ -153,6 +153,9 @@ pub fn run(
     let mut stopping = false;
     // With a lease: whether this daemon writes now (its ledger rebuilt at the store's end).
     let mut writing = shared.leadership.is_none();
+    // A standby's last look at the store's end (the last block's key): it reads the new
+    // blocks only when that moved.
+    let mut followed: Option<Option<u64>> = None;
     while !stopping {
         if let Some(leadership) = &shared.leadership {
             match (leadership.holds(), writing) {
@@ -161,12 +164,13 @@ pub fn run(
                         tracing::warn!("the writer lease is no longer held: standing by");
                         writing = false;
                     }
-                    stopping = stand_by(&mut ledger, &queue, &shared, &leadership.writer());
+                    stopping = stand_by(&mut ledger, &queue, &shared, &leadership.writer(), &mut followed);
                     continue;
                 }
                 (true, false) => match take_over(&mut ledger, &shared) {
                     Ok(()) => {
                         writing = true;
+                        followed = None;
                         health = Health::Healthy;
                         *shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
@@ -179,6 +183,15 @@ pub fn run(
             health = recover(&mut ledger, health, &shared);
         }
         let first = match &health {
+            // With a lease, the writer wakes up to look at it even without traffic: a writer
+            // that lost it must stand by (and follow) before anyone asks it anything.
+            Health::Healthy if shared.leadership.is_some() => {
+                match queue.recv_timeout(std::time::Duration::from_millis(FOLLOW_INTERVAL_MS)) {
+                    Ok(message) => message,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
             Health::Healthy => match queue.recv() {
                 Ok(message) => message,
                 Err(_) => break,
@@ -209,6 +222,18 @@ pub fn run(
         }
         metrics.queue_depth.fetch_sub(group.len() as u64, Relaxed);
         if group.is_empty() {
+            continue;
+        }
+        if let Some(leadership) = shared.leadership.as_ref().filter(|l| !l.holds()) {
+            // The lease lapsed while the group gathered: nothing is admitted on what may be
+            // stale state; the next turn stands by.
+            let why = format!(
+                "this daemon's writer lease lapsed; the writer is {}. Retrying with the same source_id values is safe",
+                leadership.writer()
+            );
+            for job in group {
+                let _ = job.reply.send(Answer::Unavailable { code: "not_the_writer", why: why.clone() });
+            }
             continue;
         }
         if let Health::Refused(why) | Health::Unsure(why) = &health {
@@ -308,16 +333,25 @@ fn stand_by(
     queue: &mpsc::Receiver<Message>,
     shared: &Shared,
     writer: &str,
+    followed: &mut Option<Option<u64>>,
 ) -> bool {
-    match ledger.follow() {
-        Ok(head) => {
-            let seen = *shared.head.borrow();
-            if head.seq > seen.seq {
-                shared.head.send_replace(head);
-                let _ = shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
+    let end = shared.store.last_key();
+    let moved = end.as_ref().map_or(true, |end| *followed != Some(*end));
+    if moved {
+        match ledger.follow() {
+            Ok(head) => {
+                if let Ok(end) = end {
+                    *followed = Some(end);
+                }
+                let seen = *shared.head.borrow();
+                if head.seq > seen.seq {
+                    shared.head.send_replace(head);
+                    let _ =
+                        shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "following the store failed; trying again"),
         }
-        Err(e) => tracing::warn!(error = %e, "following the store failed; trying again"),
     }
     let deadline = Instant::now() + std::time::Duration::from_millis(FOLLOW_INTERVAL_MS);
     loop {
