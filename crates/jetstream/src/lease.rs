@@ -88,8 +88,8 @@ impl JetStreamLease {
         &self,
         work: impl std::future::Future<Output = Result<T, LogError>> + Send + 'static,
     ) -> Result<T, LogError> {
-        futures_executor::block_on(self.runtime.spawn(work))
-            .map_err(|e| LogError::Store(format!("the NATS client's task failed: {e}")))?
+        // A lease's claim that failed stored nothing this process relies on: the next one says.
+        crate::store::wait(&self.runtime, work).map_err(LogError::Store)?
     }
 }
 

@@ -92,6 +92,16 @@ pub struct JetStreamStore {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// Spawns `work` on the runtime of `handle` and waits for it from this thread, whatever it is
+/// (a plain thread, or a thread of another runtime, where tokio's own blocking waits panic).
+/// Err when the task failed (it panicked, or the runtime is shutting down).
+pub(crate) fn wait<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    futures_executor::block_on(handle.spawn(work)).map_err(|e| format!("the NATS client's task failed: {e}"))
+}
+
 fn store_error<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> LogError + '_ {
     move |e| LogError::Store(format!("{what}: {e}"))
 }
@@ -110,8 +120,7 @@ impl JetStreamStore {
         let connect = connect(target.clone(), options.clone(), create);
         // Waited for from outside the runtime, as every call is: a caller may be a thread of
         // another runtime, where `Runtime::block_on` would panic.
-        let inner = futures_executor::block_on(runtime.spawn(connect))
-            .map_err(|e| LogError::Store(format!("connecting failed: {e}")))??;
+        let inner = wait(runtime.handle(), connect).map_err(LogError::Store)??;
         let store = JetStreamStore { inner: Arc::new(inner), runtime: Some(runtime) };
         check_servers(&store.inner.target, options)?;
         store.call(|inner| async move { refresh(&inner).await })?;
@@ -135,25 +144,22 @@ impl JetStreamStore {
             .clone())
     }
 
-    /// Runs `work` on the store's runtime and waits for it, from any thread.
+    /// Runs `work` on the store's runtime and waits for it, from any thread. A task that failed
+    /// (it panicked) may have written: its outcome is unknown.
     pub(crate) fn run<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = Result<T, LogError>> + Send + 'static,
     ) -> Result<T, LogError> {
-        futures_executor::block_on(self.handle()?.spawn(work))
-            .map_err(|e| LogError::Uncertain(format!("the NATS client's task failed: {e}")))?
+        wait(&self.handle()?, work).map_err(LogError::Uncertain)?
     }
 
-    /// Runs `work` on the store's runtime and waits for it, from any thread.
+    /// [`JetStreamStore::run`] of work on the store's connection and streams.
     fn call<T, F>(&self, work: impl FnOnce(Arc<Inner>) -> F) -> Result<T, LogError>
     where
         F: std::future::Future<Output = Result<T, LogError>> + Send + 'static,
         T: Send + 'static,
     {
-        let runtime = self.runtime.as_ref().ok_or_else(|| LogError::Store("the store is closed".into()))?;
-        let task = runtime.spawn(work(self.inner.clone()));
-        futures_executor::block_on(task)
-            .map_err(|e| LogError::Uncertain(format!("the NATS client's task failed: {e}")))?
+        self.run(work(self.inner.clone()))
     }
 
     /// The stream's bytes, its buckets' bytes, as the servers count them (one replica).
@@ -396,14 +402,13 @@ fn header_u64(message_headers: &async_nats::HeaderMap, name: &str) -> Option<u64
     message_headers.get(name).and_then(|v| v.as_str().parse().ok())
 }
 
-/// An ephemeral pull consumer of the stream from `start`, delivering each message once, without
-/// acks: an exact read of a range. (An ordered consumer re-creates itself after a hiccup and
+/// An ephemeral pull consumer of the stream's headers from `start`, delivering each message
+/// once, without acks: an exact read of a range. (An ordered consumer re-creates itself after a hiccup and
 /// may then start again at the stream's first message; the reads here check the position of
 /// every message, so a consumer that moves by itself is an error, not a gap.)
-async fn reader(
+async fn header_reader(
     inner: &Inner,
     start: u64,
-    headers_only: bool,
 ) -> Result<(jetstream::consumer::PullConsumer, jetstream::consumer::pull::Stream), LogError> {
     let url = inner.target.url();
     let consumer: jetstream::consumer::PullConsumer = inner
@@ -411,7 +416,7 @@ async fn reader(
         .create_consumer(jetstream::consumer::pull::Config {
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: start },
             ack_policy: jetstream::consumer::AckPolicy::None,
-            headers_only,
+            headers_only: true,
             inactive_threshold: std::time::Duration::from_secs(30),
             num_replicas: 1,
             memory_storage: true,
@@ -482,7 +487,7 @@ async fn refresh(inner: &Inner) -> Result<(), LogError> {
         let mut tries = 0;
         loop {
             let start = (tail.start + tail.blocks.len()) as u64 + 1;
-            let (consumer, mut messages) = match reader(inner, start, true).await {
+            let (consumer, mut messages) = match header_reader(inner, start).await {
                 Ok(reader) => reader,
                 Err(e) if tries < READ_TRIES_MAX => {
                     tries += 1;

@@ -167,18 +167,21 @@ impl<S: BlockStore> Ledger<S> {
     }
 
     /// For a standby that follows another writer: reads where the log ends now, without
-    /// writing or rebuilding. The deciding state is then stale, so commits are refused until
-    /// [`Ledger::reopen`] (a standby's takeover).
+    /// writing, and folds what was appended since into the deciding state (a whole rebuild if
+    /// the log no longer holds the head it had). Commits are refused until [`Ledger::resume`]
+    /// (a standby's takeover).
     pub fn follow(&mut self) -> Result<Head, LogError> {
         self.unsure.get_or_insert_with(|| FOLLOWING.into());
         let before = self.log.head();
         let followed = (|| {
             self.log.reload()?;
             let head = self.log.head();
-            if self.unsure.as_deref() == Some(FOLLOWING) && head.seq > before.seq {
+            if self.unsure.as_deref() == Some(FOLLOWING) && head != before {
                 // The deciding state follows too, so that a takeover needs only the tail: the
                 // events after the head it was built at, if the log still holds that head.
-                if before.seq == 0 || self.log.chain_after(before.seq)? == Some(before.chain) {
+                let extends = head.seq > before.seq
+                    && (before.seq == 0 || self.log.chain_after(before.seq)? == Some(before.chain));
+                if extends {
                     apply_from(&self.log, before.seq + 1, &mut self.deals, &mut self.seen)?;
                 } else {
                     (self.deals, self.seen) = rebuild(&self.log)?;

@@ -343,12 +343,7 @@ fn stand_by(
                 if let Ok(end) = end {
                     *followed = Some(end);
                 }
-                let seen = *shared.head.borrow();
-                if head.seq > seen.seq {
-                    shared.head.send_replace(head);
-                    let _ =
-                        shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
-                }
+                publish_head(shared, head);
             }
             Err(e) => tracing::warn!(error = %e, "following the store failed; trying again"),
         }
@@ -379,15 +374,24 @@ fn take_over(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> 
         .map_err(|_| "taking over panicked".to_string())?
         .map_err(|e| e.to_string())?;
     let head = ledger.log().head();
-    let seen = *shared.head.borrow();
-    shared.head.send_replace(head);
-    if head.seq > seen.seq {
-        let _ = shared.fold.send(crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq });
-    } else if head.seq < seen.seq {
-        let _ = shared.fold.send(crate::folder::Fold::Rebuild);
-    }
+    publish_head(shared, head);
     tracing::info!(head = head.seq, seconds = started.elapsed().as_secs_f64(), "took over as the writer");
     Ok(())
+}
+
+/// Makes `head`, read from the store, the one readers see, and has the folder fold what it adds
+/// (or rebuild the timeline, if the store holds another log than the one folded).
+fn publish_head(shared: &Shared, head: dealledger_log::Head) {
+    let seen = *shared.head.borrow();
+    if head == seen {
+        return;
+    }
+    shared.head.send_replace(head);
+    let _ = shared.fold.send(if head.seq > seen.seq {
+        crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq }
+    } else {
+        crate::folder::Fold::Rebuild
+    });
 }
 
 /// Reopens the ledger (barrier, then state from the store) and rebuilds the live timeline at
