@@ -5,7 +5,7 @@
 //! cannot renew it back. Safety does not rest on it: appends are fenced by the stream's last
 //! sequence (see [`dealledger_log::lease`]).
 
-use crate::store::JetStreamStore;
+use crate::store::{placed, JetStreamStore, PLACEMENT_WAIT_MS};
 use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use dealledger_log::lease::{Claim, Lease};
@@ -42,8 +42,8 @@ impl JetStreamStore {
         let (kv, ttl) = self.run(async move {
             let kv = match js.get_key_value(&bucket).await {
                 Ok(kv) => kv,
-                Err(_) => js
-                    .create_key_value(kv::Config {
+                Err(_) => {
+                    let config = kv::Config {
                         bucket: bucket.clone(),
                         description,
                         history: 1,
@@ -51,9 +51,12 @@ impl JetStreamStore {
                         storage: stream::StorageType::File,
                         num_replicas: replicas,
                         ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| LogError::Store(format!("cannot create the KV bucket {bucket}: {e}")))?,
+                    };
+                    let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
+                    placed(&bucket, wait, || js.create_key_value(config.clone()))
+                        .await
+                        .map_err(|e| LogError::Store(format!("cannot create the KV bucket {bucket}: {e}")))?
+                }
             };
             let status =
                 kv.status().await.map_err(|e| LogError::Store(format!("the KV bucket {bucket}: {e}")))?;

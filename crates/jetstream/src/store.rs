@@ -29,6 +29,7 @@ use bytes::Bytes;
 use dealledger_log::{block, BlockStore, BlockVisitor, Head, LogError};
 use futures_util::StreamExt;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Headers every block message carries: its first and last event seq.
@@ -48,6 +49,11 @@ const META_BYTES_MAX: u64 = 4 << 30;
 /// The object store's chunk: large enough that a checkpoint of hundreds of MB is a few
 /// thousand messages, small enough to stay far below the servers' payload limit.
 const META_CHUNK_BYTES: usize = 512 * 1024;
+/// How long making a stream or bucket goes on while the servers answer that they cannot place
+/// it because a peer is offline: the meta leader learns of a node that has just started or come
+/// back a few seconds after it joins (a fresh cluster refused a placement once in CI).
+pub(crate) const PLACEMENT_WAIT_MS: u64 = 15_000;
+const PLACEMENT_RETRY_MS: u64 = 250;
 const MARK_KEY: &str = "mark";
 const MARK_MAGIC: &str = "dealledger high-water mark 1";
 
@@ -228,23 +234,26 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         num_replicas: options.replicas,
         ..Default::default()
     };
+    let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
     let mark = match js.get_key_value(target.mark_bucket()).await {
         Ok(kv) => kv,
-        Err(_) if create => js.create_key_value(mark_config).await.map_err(|e| {
-            LogError::Store(format!("{url}: cannot create the KV bucket {}: {e}", target.mark_bucket()))
-        })?,
+        Err(_) if create => placed(&mark_config.bucket, wait, || js.create_key_value(mark_config.clone()))
+            .await
+            .map_err(|e| {
+                LogError::Store(format!("{url}: cannot create the KV bucket {}: {e}", target.mark_bucket()))
+            })?,
         Err(e) => return Err(LogError::Store(format!("{url}: the KV bucket {}: {e}", target.mark_bucket()))),
+    };
+    let meta_config = object_store::Config {
+        bucket: target.meta_bucket(),
+        description: Some(format!("dealledger {}: checkpoints", target.ledger)),
+        storage: stream::StorageType::File,
+        num_replicas: options.replicas,
+        ..Default::default()
     };
     let meta = match js.get_object_store(target.meta_bucket()).await {
         Ok(store) => store,
-        Err(_) if create => js
-            .create_object_store(object_store::Config {
-                bucket: target.meta_bucket(),
-                description: Some(format!("dealledger {}: checkpoints", target.ledger)),
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                ..Default::default()
-            })
+        Err(_) if create => placed(&meta_config.bucket, wait, || js.create_object_store(meta_config.clone()))
             .await
             .map_err(|e| {
                 LogError::Store(format!(
@@ -266,6 +275,45 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         index: tokio::sync::Mutex::new(Index::default()),
         mark_revision: std::sync::Mutex::new(None),
     })
+}
+
+/// Whether `error` (a creation's, however wrapped: a bucket's error holds its stream's) is the
+/// servers' "no suitable peers for placement", which passes once every peer is known again.
+fn no_peers_yet(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<jetstream::context::CreateStreamError>() {
+            if let jetstream::context::CreateStreamErrorKind::JetStream(e) = e.kind() {
+                return e.error_code() == jetstream::ErrorCode::CLUSTER_NO_PEERS;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// `create`, tried again every PLACEMENT_RETRY_MS while the servers cannot place `what` for a
+/// peer they see offline, until `wait` has passed. Any other answer is returned at once.
+pub(crate) async fn placed<T, E, F, Fut>(what: &str, wait: Duration, mut create: F) -> Result<T, E>
+where
+    E: std::error::Error + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut warned = false;
+    loop {
+        match create().await {
+            Err(e) if no_peers_yet(&e) && tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot place it yet (a node is starting or offline): trying again");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(PLACEMENT_RETRY_MS)).await;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// The stream's settings: what `open` creates, and what it requires of a stream it finds.
@@ -298,7 +346,9 @@ async fn open_stream(
     let mut stream = match js.get_stream(&name).await {
         Ok(stream) => stream,
         Err(e) if not_found(&e) && create => {
-            js.create_stream(stream_config(target, options.replicas)).await.map_err(|e| {
+            let config = stream_config(target, options.replicas);
+            let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
+            placed(&name, wait, || js.create_stream(config.clone())).await.map_err(|e| {
                 LogError::Store(format!(
                     "{url}: cannot create the stream {name} with {} replicas ([store] replicas): {e}",
                     options.replicas
@@ -999,5 +1049,57 @@ impl BlockStore for JetStreamStore {
 
     fn bytes_on_disk(&self) -> Result<u64, LogError> {
         self.call(JetStreamStore::bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failing test")]
+    use super::*;
+    use jetstream::context::{
+        CreateKeyValueErrorKind, CreateObjectStoreError, CreateStreamError, CreateStreamErrorKind,
+    };
+
+    fn server_error(code: u64) -> CreateStreamError {
+        let answer = format!(r#"{{"code":400,"err_code":{code},"description":"from the server"}}"#);
+        CreateStreamError::new(CreateStreamErrorKind::JetStream(serde_json::from_str(&answer).unwrap()))
+    }
+
+    /// Tries `create` under `placed`, answering `answers` in turn (then Ok); returns the outcome
+    /// and how many tries it took.
+    fn tries(wait_ms: u64, answers: Vec<CreateObjectStoreError>) -> (Result<(), String>, usize) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut answers = answers.into_iter();
+        let mut count = 0;
+        let outcome = runtime.block_on(placed("a bucket", Duration::from_millis(wait_ms), || {
+            count += 1;
+            let answer = answers.next();
+            async move { answer.map_or(Ok(()), Err) }
+        }));
+        (outcome.map_err(|e| e.to_string()), count)
+    }
+
+    fn offline() -> CreateObjectStoreError {
+        // As a bucket's creation reports it: the stream's error inside.
+        CreateObjectStoreError::with_source(CreateKeyValueErrorKind::BucketCreate, server_error(10005))
+    }
+
+    #[test]
+    fn a_placement_refused_for_an_offline_peer_is_tried_again() {
+        assert!(no_peers_yet(&server_error(10005)));
+        assert!(!no_peers_yet(&server_error(10023)));
+        assert_eq!(tries(5_000, vec![offline(), offline()]), (Ok(()), 3));
+    }
+
+    #[test]
+    fn any_other_refusal_is_returned_at_once_and_the_wait_is_bounded() {
+        let other =
+            CreateObjectStoreError::with_source(CreateKeyValueErrorKind::BucketCreate, server_error(10023));
+        let (outcome, count) = tries(5_000, vec![other]);
+        assert!(outcome.unwrap_err().contains("error code 10023"));
+        assert_eq!(count, 1);
+        let (outcome, count) = tries(600, (0..100).map(|_| offline()).collect());
+        assert!(outcome.unwrap_err().contains("error code 10005"));
+        assert!((2..=5).contains(&count), "{count} tries in 600 ms, one every {PLACEMENT_RETRY_MS} ms");
     }
 }
