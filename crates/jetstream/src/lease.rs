@@ -5,7 +5,7 @@
 //! cannot renew it back. Safety does not rest on it: appends are fenced by the stream's last
 //! sequence (see [`dealledger_log::lease`]).
 
-use crate::store::{placed, JetStreamStore, PLACEMENT_WAIT_MS};
+use crate::store::{again_while, no_peers_yet, JetStreamStore, PLACEMENT_WAIT_MS};
 use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use dealledger_log::lease::{Claim, Lease};
@@ -53,7 +53,7 @@ impl JetStreamStore {
                         ..Default::default()
                     };
                     let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
-                    placed(&bucket, wait, || js.create_key_value(config.clone()))
+                    again_while(&bucket, no_peers_yet, wait, || js.create_key_value(config.clone()))
                         .await
                         .map_err(|e| LogError::Store(format!("cannot create the KV bucket {bucket}: {e}")))?
                 }

@@ -55,6 +55,8 @@ const META_CHUNK_BYTES: usize = 512 * 1024;
 pub(crate) const PLACEMENT_WAIT_MS: u64 = 15_000;
 const PLACEMENT_RETRY_MS: u64 = 250;
 const MARK_KEY: &str = "mark";
+/// An object never stored, asked for to learn that the object store answers.
+const READY_PROBE: &str = "dealledger-ready-probe";
 const MARK_MAGIC: &str = "dealledger high-water mark 1";
 
 /// Where each block is: position i holds the (first, last) event seqs of stream sequence i + 1.
@@ -237,11 +239,16 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
     let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
     let mark = match js.get_key_value(target.mark_bucket()).await {
         Ok(kv) => kv,
-        Err(_) if create => placed(&mark_config.bucket, wait, || js.create_key_value(mark_config.clone()))
-            .await
-            .map_err(|e| {
-                LogError::Store(format!("{url}: cannot create the KV bucket {}: {e}", target.mark_bucket()))
-            })?,
+        Err(_) if create => {
+            again_while(&mark_config.bucket, no_peers_yet, wait, || js.create_key_value(mark_config.clone()))
+                .await
+                .map_err(|e| {
+                    LogError::Store(format!(
+                        "{url}: cannot create the KV bucket {}: {e}",
+                        target.mark_bucket()
+                    ))
+                })?
+        }
         Err(e) => return Err(LogError::Store(format!("{url}: the KV bucket {}: {e}", target.mark_bucket()))),
     };
     let meta_config = object_store::Config {
@@ -253,18 +260,31 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
     };
     let meta = match js.get_object_store(target.meta_bucket()).await {
         Ok(store) => store,
-        Err(_) if create => placed(&meta_config.bucket, wait, || js.create_object_store(meta_config.clone()))
-            .await
-            .map_err(|e| {
-                LogError::Store(format!(
-                    "{url}: cannot create the object store {}: {e}",
-                    target.meta_bucket()
-                ))
-            })?,
+        Err(_) if create => again_while(&meta_config.bucket, no_peers_yet, wait, || {
+            js.create_object_store(meta_config.clone())
+        })
+        .await
+        .map_err(|e| {
+            LogError::Store(format!("{url}: cannot create the object store {}: {e}", target.meta_bucket()))
+        })?,
         Err(e) => {
             return Err(LogError::Store(format!("{url}: the object store {}: {e}", target.meta_bucket())))
         }
     };
+    if create {
+        // The buckets' replicas answer reads themselves, and subscribe to them a moment after a
+        // bucket is made: until one has, a read gets "no responders". Wait for one, so that the
+        // first read of a ledger just made finds it.
+        again_while(&mark_config.bucket, answered_by_nobody, wait, || mark.get(MARK_KEY))
+            .await
+            .map_err(|e| LogError::Store(format!("{url}: the KV bucket {}: {e}", mark_config.bucket)))?;
+        match again_while(&meta_config.bucket, answered_by_nobody, wait, || meta.info(READY_PROBE)).await {
+            Err(e) if e.kind() != object_store::InfoErrorKind::NotFound => {
+                return Err(LogError::Store(format!("{url}: the object store {}: {e}", meta_config.bucket)))
+            }
+            _ => {}
+        }
+    }
     Ok(Inner {
         target,
         client,
@@ -279,7 +299,7 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
 
 /// Whether `error` (a creation's, however wrapped: a bucket's error holds its stream's) is the
 /// servers' "no suitable peers for placement", which passes once every peer is known again.
-fn no_peers_yet(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn no_peers_yet(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(e) = e.downcast_ref::<jetstream::context::CreateStreamError>() {
@@ -292,9 +312,33 @@ fn no_peers_yet(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// `create`, tried again every PLACEMENT_RETRY_MS while the servers cannot place `what` for a
-/// peer they see offline, until `wait` has passed. Any other answer is returned at once.
-pub(crate) async fn placed<T, E, F, Fut>(what: &str, wait: Duration, mut create: F) -> Result<T, E>
+/// Whether `error`, however wrapped, is NATS's "no responders": nobody serves the request at
+/// this moment. A bucket's replicas answer reads themselves (direct gets) and subscribe to them
+/// a moment after the bucket is made.
+fn answered_by_nobody(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<stream::DirectGetError>() {
+            if let stream::DirectGetErrorKind::ErrorResponse(status, _) = e.kind() {
+                return status == async_nats::StatusCode::NO_RESPONDERS;
+            }
+        }
+        if let Some(e) = e.downcast_ref::<async_nats::RequestError>() {
+            return e.kind() == async_nats::RequestErrorKind::NoResponders;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// `work`, tried again every PLACEMENT_RETRY_MS while its error is one that `passing` says
+/// passes by itself, until `wait` has passed. Any other answer is returned at once.
+pub(crate) async fn again_while<T, E, F, Fut>(
+    what: &str,
+    passing: fn(&(dyn std::error::Error + 'static)) -> bool,
+    wait: Duration,
+    mut work: F,
+) -> Result<T, E>
 where
     E: std::error::Error + 'static,
     F: FnMut() -> Fut,
@@ -303,10 +347,10 @@ where
     let deadline = tokio::time::Instant::now() + wait;
     let mut warned = false;
     loop {
-        match create().await {
-            Err(e) if no_peers_yet(&e) && tokio::time::Instant::now() < deadline => {
+        match work().await {
+            Err(e) if passing(&e) && tokio::time::Instant::now() < deadline => {
                 if !warned {
-                    tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot place it yet (a node is starting or offline): trying again");
+                    tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot do it yet (a node or a bucket is starting): trying again");
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_millis(PLACEMENT_RETRY_MS)).await;
@@ -348,12 +392,14 @@ async fn open_stream(
         Err(e) if not_found(&e) && create => {
             let config = stream_config(target, options.replicas);
             let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
-            placed(&name, wait, || js.create_stream(config.clone())).await.map_err(|e| {
-                LogError::Store(format!(
-                    "{url}: cannot create the stream {name} with {} replicas ([store] replicas): {e}",
-                    options.replicas
-                ))
-            })?
+            again_while(&name, no_peers_yet, wait, || js.create_stream(config.clone())).await.map_err(
+                |e| {
+                    LogError::Store(format!(
+                        "{url}: cannot create the stream {name} with {} replicas ([store] replicas): {e}",
+                        options.replicas
+                    ))
+                },
+            )?
         }
         Err(e) if not_found(&e) => {
             return Err(LogError::Store(format!(
@@ -1065,17 +1111,18 @@ mod tests {
         CreateStreamError::new(CreateStreamErrorKind::JetStream(serde_json::from_str(&answer).unwrap()))
     }
 
-    /// Tries `create` under `placed`, answering `answers` in turn (then Ok); returns the outcome
+    /// Tries `create` under `again_while`, answering `answers` in turn (then Ok); returns the outcome
     /// and how many tries it took.
     fn tries(wait_ms: u64, answers: Vec<CreateObjectStoreError>) -> (Result<(), String>, usize) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut answers = answers.into_iter();
         let mut count = 0;
-        let outcome = runtime.block_on(placed("a bucket", Duration::from_millis(wait_ms), || {
-            count += 1;
-            let answer = answers.next();
-            async move { answer.map_or(Ok(()), Err) }
-        }));
+        let outcome =
+            runtime.block_on(again_while("a bucket", no_peers_yet, Duration::from_millis(wait_ms), || {
+                count += 1;
+                let answer = answers.next();
+                async move { answer.map_or(Ok(()), Err) }
+            }));
         (outcome.map_err(|e| e.to_string()), count)
     }
 
@@ -1089,6 +1136,24 @@ mod tests {
         assert!(no_peers_yet(&server_error(10005)));
         assert!(!no_peers_yet(&server_error(10023)));
         assert_eq!(tries(5_000, vec![offline(), offline()]), (Ok(()), 3));
+    }
+
+    #[test]
+    fn a_read_nobody_serves_yet_is_told_apart() {
+        let nobody = stream::DirectGetError::new(stream::DirectGetErrorKind::ErrorResponse(
+            async_nats::StatusCode::NO_RESPONDERS,
+            String::new(),
+        ));
+        // As the object store reports it: its info's error, holding the direct get's.
+        let info = object_store::InfoError::with_source(object_store::InfoErrorKind::Other, nobody);
+        assert!(answered_by_nobody(&object_store::GetError::with_source(
+            object_store::GetErrorKind::Other,
+            info
+        )));
+        let not_found = stream::DirectGetError::new(stream::DirectGetErrorKind::NotFound);
+        assert!(!answered_by_nobody(&kv::EntryError::with_source(kv::EntryErrorKind::Other, not_found)));
+        assert!(!answered_by_nobody(&server_error(10005)));
+        assert!(!no_peers_yet(&object_store::InfoError::new(object_store::InfoErrorKind::NotFound)));
     }
 
     #[test]
