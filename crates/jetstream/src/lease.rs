@@ -5,7 +5,7 @@
 //! cannot renew it back. Safety does not rest on it: appends are fenced by the stream's last
 //! sequence (see [`dealledger_log::lease`]).
 
-use crate::store::{again_while, no_peers_yet, JetStreamStore, PLACEMENT_WAIT_MS};
+use crate::store::{again_while, creation_may_pass, JetStreamStore, SETTLE_WAIT_MS};
 use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use dealledger_log::lease::{Claim, Lease};
@@ -52,8 +52,8 @@ impl JetStreamStore {
                         num_replicas: replicas,
                         ..Default::default()
                     };
-                    let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
-                    again_while(&bucket, no_peers_yet, wait, || js.create_key_value(config.clone()))
+                    let wait = Duration::from_millis(SETTLE_WAIT_MS);
+                    again_while(&bucket, creation_may_pass, wait, || js.create_key_value(config.clone()))
                         .await
                         .map_err(|e| LogError::Store(format!("cannot create the KV bucket {bucket}: {e}")))?
                 }

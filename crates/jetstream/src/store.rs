@@ -49,11 +49,13 @@ const META_BYTES_MAX: u64 = 4 << 30;
 /// The object store's chunk: large enough that a checkpoint of hundreds of MB is a few
 /// thousand messages, small enough to stay far below the servers' payload limit.
 const META_CHUNK_BYTES: usize = 512 * 1024;
-/// How long making a stream or bucket goes on while the servers answer that they cannot place
-/// it because a peer is offline: the meta leader learns of a node that has just started or come
-/// back a few seconds after it joins (a fresh cluster refused a placement once in CI).
-pub(crate) const PLACEMENT_WAIT_MS: u64 = 15_000;
-const PLACEMENT_RETRY_MS: u64 = 250;
+/// How long making a ledger's stream or buckets, and the first read of a bucket just made, go
+/// on while the servers give an answer that passes by itself: a peer offline (the meta leader
+/// learns of a node that has just started or come back a few seconds after it joins), no answer
+/// in time (a change of meta leader), nobody serving a bucket's reads yet. Each was seen on a
+/// fresh cluster in CI or in a loop of the suite.
+pub(crate) const SETTLE_WAIT_MS: u64 = 15_000;
+const SETTLE_RETRY_MS: u64 = 250;
 const MARK_KEY: &str = "mark";
 /// An object never stored, asked for to learn that the object store answers.
 const READY_PROBE: &str = "dealledger-ready-probe";
@@ -236,19 +238,16 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         num_replicas: options.replicas,
         ..Default::default()
     };
-    let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
+    let wait = Duration::from_millis(SETTLE_WAIT_MS);
     let mark = match js.get_key_value(target.mark_bucket()).await {
         Ok(kv) => kv,
-        Err(_) if create => {
-            again_while(&mark_config.bucket, no_peers_yet, wait, || js.create_key_value(mark_config.clone()))
-                .await
-                .map_err(|e| {
-                    LogError::Store(format!(
-                        "{url}: cannot create the KV bucket {}: {e}",
-                        target.mark_bucket()
-                    ))
-                })?
-        }
+        Err(_) if create => again_while(&mark_config.bucket, creation_may_pass, wait, || {
+            js.create_key_value(mark_config.clone())
+        })
+        .await
+        .map_err(|e| {
+            LogError::Store(format!("{url}: cannot create the KV bucket {}: {e}", target.mark_bucket()))
+        })?,
         Err(e) => return Err(LogError::Store(format!("{url}: the KV bucket {}: {e}", target.mark_bucket()))),
     };
     let meta_config = object_store::Config {
@@ -260,7 +259,7 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
     };
     let meta = match js.get_object_store(target.meta_bucket()).await {
         Ok(store) => store,
-        Err(_) if create => again_while(&meta_config.bucket, no_peers_yet, wait, || {
+        Err(_) if create => again_while(&meta_config.bucket, creation_may_pass, wait, || {
             js.create_object_store(meta_config.clone())
         })
         .await
@@ -297,15 +296,22 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
     })
 }
 
-/// Whether `error` (a creation's, however wrapped: a bucket's error holds its stream's) is the
-/// servers' "no suitable peers for placement", which passes once every peer is known again.
-pub(crate) fn no_peers_yet(error: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `error` (a creation's, however wrapped: a bucket's error holds its stream's) may pass
+/// if the creation is asked again: the servers' "no suitable peers for placement", which passes
+/// once every peer is known again, or no answer in time (the request met a change of the meta
+/// leader; the same settings asked again return what the first request may have made).
+pub(crate) fn creation_may_pass(error: &(dyn std::error::Error + 'static)) -> bool {
+    use jetstream::context::CreateStreamErrorKind;
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(e) = e.downcast_ref::<jetstream::context::CreateStreamError>() {
-            if let jetstream::context::CreateStreamErrorKind::JetStream(e) = e.kind() {
-                return e.error_code() == jetstream::ErrorCode::CLUSTER_NO_PEERS;
-            }
+            return match e.kind() {
+                CreateStreamErrorKind::JetStream(e) => {
+                    e.error_code() == jetstream::ErrorCode::CLUSTER_NO_PEERS
+                }
+                CreateStreamErrorKind::TimedOut => true,
+                _ => false,
+            };
         }
         next = e.source();
     }
@@ -331,7 +337,7 @@ fn answered_by_nobody(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// `work`, tried again every PLACEMENT_RETRY_MS while its error is one that `passing` says
+/// `work`, tried again every SETTLE_RETRY_MS while its error is one that `passing` says
 /// passes by itself, until `wait` has passed. Any other answer is returned at once.
 pub(crate) async fn again_while<T, E, F, Fut>(
     what: &str,
@@ -353,7 +359,7 @@ where
                     tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot do it yet (a node or a bucket is starting): trying again");
                     warned = true;
                 }
-                tokio::time::sleep(Duration::from_millis(PLACEMENT_RETRY_MS)).await;
+                tokio::time::sleep(Duration::from_millis(SETTLE_RETRY_MS)).await;
             }
             answer => return answer,
         }
@@ -391,8 +397,8 @@ async fn open_stream(
         Ok(stream) => stream,
         Err(e) if not_found(&e) && create => {
             let config = stream_config(target, options.replicas);
-            let wait = Duration::from_millis(PLACEMENT_WAIT_MS);
-            again_while(&name, no_peers_yet, wait, || js.create_stream(config.clone())).await.map_err(
+            let wait = Duration::from_millis(SETTLE_WAIT_MS);
+            again_while(&name, creation_may_pass, wait, || js.create_stream(config.clone())).await.map_err(
                 |e| {
                     LogError::Store(format!(
                         "{url}: cannot create the stream {name} with {} replicas ([store] replicas): {e}",
@@ -1117,12 +1123,16 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut answers = answers.into_iter();
         let mut count = 0;
-        let outcome =
-            runtime.block_on(again_while("a bucket", no_peers_yet, Duration::from_millis(wait_ms), || {
+        let outcome = runtime.block_on(again_while(
+            "a bucket",
+            creation_may_pass,
+            Duration::from_millis(wait_ms),
+            || {
                 count += 1;
                 let answer = answers.next();
                 async move { answer.map_or(Ok(()), Err) }
-            }));
+            },
+        ));
         (outcome.map_err(|e| e.to_string()), count)
     }
 
@@ -1133,8 +1143,13 @@ mod tests {
 
     #[test]
     fn a_placement_refused_for_an_offline_peer_is_tried_again() {
-        assert!(no_peers_yet(&server_error(10005)));
-        assert!(!no_peers_yet(&server_error(10023)));
+        assert!(creation_may_pass(&server_error(10005)));
+        assert!(!creation_may_pass(&server_error(10023)));
+        let timed_out = CreateStreamError::new(CreateStreamErrorKind::TimedOut);
+        assert!(creation_may_pass(&CreateObjectStoreError::with_source(
+            CreateKeyValueErrorKind::TimedOut,
+            timed_out
+        )));
         assert_eq!(tries(5_000, vec![offline(), offline()]), (Ok(()), 3));
     }
 
@@ -1153,7 +1168,7 @@ mod tests {
         let not_found = stream::DirectGetError::new(stream::DirectGetErrorKind::NotFound);
         assert!(!answered_by_nobody(&kv::EntryError::with_source(kv::EntryErrorKind::Other, not_found)));
         assert!(!answered_by_nobody(&server_error(10005)));
-        assert!(!no_peers_yet(&object_store::InfoError::new(object_store::InfoErrorKind::NotFound)));
+        assert!(!creation_may_pass(&object_store::InfoError::new(object_store::InfoErrorKind::NotFound)));
     }
 
     #[test]
@@ -1165,6 +1180,6 @@ mod tests {
         assert_eq!(count, 1);
         let (outcome, count) = tries(600, (0..100).map(|_| offline()).collect());
         assert!(outcome.unwrap_err().contains("error code 10005"));
-        assert!((2..=5).contains(&count), "{count} tries in 600 ms, one every {PLACEMENT_RETRY_MS} ms");
+        assert!((2..=5).contains(&count), "{count} tries in 600 ms, one every {SETTLE_RETRY_MS} ms");
     }
 }

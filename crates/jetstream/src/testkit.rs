@@ -142,7 +142,17 @@ impl Cluster {
                     });
                 agreed && current.is_some_and(|c| c + 1 >= running.len())
             };
-            if ready {
+            // And every node says it is healthy: JetStream current with the meta leader, its
+            // streams in sync (a stream made before that could wait past a request's timeout).
+            let healthy = || {
+                running.iter().all(|n| {
+                    ureq::get(&format!("http://127.0.0.1:{}/healthz", n.http_port))
+                        .timeout(Duration::from_secs(2))
+                        .call()
+                        .is_ok()
+                })
+            };
+            if ready && healthy() {
                 return;
             }
             assert!(
