@@ -274,10 +274,10 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         // The buckets' replicas answer reads themselves, and subscribe to them a moment after a
         // bucket is made: until one has, a read gets "no responders". Wait for one, so that the
         // first read of a ledger just made finds it.
-        again_while(&mark_config.bucket, answered_by_nobody, wait, || mark.get(MARK_KEY))
+        again_while(&mark_config.bucket, request_may_pass, wait, || mark.get(MARK_KEY))
             .await
             .map_err(|e| LogError::Store(format!("{url}: the KV bucket {}: {e}", mark_config.bucket)))?;
-        match again_while(&meta_config.bucket, answered_by_nobody, wait, || meta.info(READY_PROBE)).await {
+        match again_while(&meta_config.bucket, request_may_pass, wait, || meta.info(READY_PROBE)).await {
             Err(e) if e.kind() != object_store::InfoErrorKind::NotFound => {
                 return Err(LogError::Store(format!("{url}: the object store {}: {e}", meta_config.bucket)))
             }
@@ -318,19 +318,28 @@ pub(crate) fn creation_may_pass(error: &(dyn std::error::Error + 'static)) -> bo
     false
 }
 
-/// Whether `error`, however wrapped, is NATS's "no responders": nobody serves the request at
-/// this moment. A bucket's replicas answer reads themselves (direct gets) and subscribe to them
-/// a moment after the bucket is made.
-fn answered_by_nobody(error: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `error`, however wrapped, is a read that may be answered if asked again: no answer
+/// in time (a change of leader), or nobody serving a bucket's reads (its replicas answer them
+/// themselves, and subscribe to them a moment after the bucket is made).
+fn request_may_pass(error: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::context::RequestErrorKind as ApiErrorKind;
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(e) = e.downcast_ref::<stream::DirectGetError>() {
-            if let stream::DirectGetErrorKind::ErrorResponse(status, _) = e.kind() {
-                return status == async_nats::StatusCode::NO_RESPONDERS;
+            match e.kind() {
+                stream::DirectGetErrorKind::ErrorResponse(status, _) => {
+                    return status == async_nats::StatusCode::NO_RESPONDERS
+                }
+                stream::DirectGetErrorKind::TimedOut => return true,
+                _ => {}
             }
         }
+        // An API request nobody answers is a server without JetStream: an error at once.
+        if let Some(e) = e.downcast_ref::<jetstream::context::RequestError>() {
+            return e.kind() == ApiErrorKind::TimedOut;
+        }
         if let Some(e) = e.downcast_ref::<async_nats::RequestError>() {
-            return e.kind() == async_nats::RequestErrorKind::NoResponders;
+            return e.kind() == async_nats::RequestErrorKind::TimedOut;
         }
         next = e.source();
     }
@@ -393,11 +402,11 @@ async fn open_stream(
     let url = target.url();
     let name = target.stream_name();
     let not_found = |e: &jetstream::context::GetStreamError| matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
-    let mut stream = match js.get_stream(&name).await {
+    let wait = Duration::from_millis(SETTLE_WAIT_MS);
+    let stream = match again_while(&name, request_may_pass, wait, || js.get_stream(&name)).await {
         Ok(stream) => stream,
         Err(e) if not_found(&e) && create => {
             let config = stream_config(target, options.replicas);
-            let wait = Duration::from_millis(SETTLE_WAIT_MS);
             again_while(&name, creation_may_pass, wait, || js.create_stream(config.clone())).await.map_err(
                 |e| {
                     LogError::Store(format!(
@@ -414,7 +423,8 @@ async fn open_stream(
         }
         Err(e) => return Err(LogError::Store(format!("{url}: cannot read the stream {name}: {e}"))),
     };
-    let info = stream.info().await.map_err(store_error(&url))?.clone();
+    // As the servers answered the get or the creation just now.
+    let info = stream.cached_info();
     check_stream(target, &info.config, options.replicas)?;
     let state = &info.state;
     if state.messages > 0 && (state.first_sequence != 1 || state.deleted_count.unwrap_or(0) > 0) {
@@ -1154,20 +1164,26 @@ mod tests {
     }
 
     #[test]
-    fn a_read_nobody_serves_yet_is_told_apart() {
+    fn a_read_nobody_answered_is_told_apart() {
+        use jetstream::context::{GetStreamError, GetStreamErrorKind, RequestError, RequestErrorKind};
+        // As getting a stream reports it: the API request's error inside.
+        let get = |kind| GetStreamError::with_source(GetStreamErrorKind::Request, RequestError::new(kind));
+        assert!(request_may_pass(&get(RequestErrorKind::TimedOut)));
+        assert!(!request_may_pass(&get(RequestErrorKind::NoResponders)));
+        assert!(!request_may_pass(&get(RequestErrorKind::Other)));
         let nobody = stream::DirectGetError::new(stream::DirectGetErrorKind::ErrorResponse(
             async_nats::StatusCode::NO_RESPONDERS,
             String::new(),
         ));
         // As the object store reports it: its info's error, holding the direct get's.
         let info = object_store::InfoError::with_source(object_store::InfoErrorKind::Other, nobody);
-        assert!(answered_by_nobody(&object_store::GetError::with_source(
+        assert!(request_may_pass(&object_store::GetError::with_source(
             object_store::GetErrorKind::Other,
             info
         )));
         let not_found = stream::DirectGetError::new(stream::DirectGetErrorKind::NotFound);
-        assert!(!answered_by_nobody(&kv::EntryError::with_source(kv::EntryErrorKind::Other, not_found)));
-        assert!(!answered_by_nobody(&server_error(10005)));
+        assert!(!request_may_pass(&kv::EntryError::with_source(kv::EntryErrorKind::Other, not_found)));
+        assert!(!request_may_pass(&server_error(10005)));
         assert!(!creation_may_pass(&object_store::InfoError::new(object_store::InfoErrorKind::NotFound)));
     }
 

@@ -202,15 +202,17 @@ fn a_failed_barrier_is_unknown_and_readiness_names_it_until_recovered() {
     for (id, seq, _) in send_until_acked(&daemon.url, "A", &batch("A", 5), "first") {
         acked.insert(id, seq);
     }
-    // The next barrier fails, and so does the first one recovery tries.
-    store.force(Fault::Barrier);
-    store.force(Fault::Barrier);
+    // Every barrier fails, the next one and those recovery tries, until readiness has been
+    // seen to name it (recovery tries again every second: a slow machine must not see it
+    // recovered first).
+    store.set_rates(FaultRates { barrier_permille: 1000, ..FaultRates::default() });
     let (status, code, json) = post(&daemon.url, &batch("B", 5));
     assert_eq!((status, code.as_str()), (503, "outcome_unknown"), "{json}");
     assert!(json["reason"].as_str().unwrap().contains("retry with the same source_id"), "{json}");
     let (ready, why) = get(&daemon.url, "/readyz");
     assert_eq!(ready, 503, "{why}");
     assert!(why.contains("fsync failed"), "{why}");
+    store.set_rates(FaultRates::default());
     wait_ready(&daemon.url);
     // The failed barrier's blocks became durable when recovery's barrier succeeded: the retry
     // is all duplicates, at the seqs after A's.
