@@ -281,6 +281,28 @@ mod tests {
         assert!(Date::parse("2024-2-3").is_err());
     }
 
+    #[test]
+    fn a_time_that_cannot_be_read_says_what_was_expected_with_an_example() {
+        // A person types these at a flag: the error names the problem and shows the form.
+        for (text, says) in [
+            ("2025-04-31", "April 2025 has 30 days"),
+            ("2025-02-29", "February 2025 has 28 days"),
+            ("2025-13-01", "there is no month 13"),
+            ("2025-06-30T12:00", "2025-06-30T12:00:00Z"),
+            ("2025-06-30 12:00:00", "2025-06-30T12:00:00Z"),
+            ("2025-06-30T12:00:00", "an offset"),
+            ("soon", "a date (2025-06-30)"),
+        ] {
+            let why = Timestamp::parse_instant_or_date(text).unwrap_err().to_string();
+            assert!(why.contains(says), "{text}: {why}");
+            assert!(!why.contains("premature"), "{text}: {why}");
+        }
+        // Every form the error offers is one it takes.
+        for good in ["2025-06-30", "2025-06-30T12:00:00Z", "2025-06-30T12:00:00+02:00", "2024-02-29"] {
+            assert!(Timestamp::parse_instant_or_date(good).is_ok(), "{good}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn fast_path_agrees_with_chrono(
