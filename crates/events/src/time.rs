@@ -47,14 +47,18 @@ impl Timestamp {
         Ok(Timestamp(utc.timestamp_micros()))
     }
 
-    /// Parses RFC 3339, or a bare date `YYYY-MM-DD` meaning 00:00:00Z that day.
+    /// Parses RFC 3339, or a bare date `YYYY-MM-DD` meaning 00:00:00Z that day: what every
+    /// flag and query parameter that asks for a moment takes. A person types these, so the
+    /// error says what was expected, with an example, rather than where a parser stopped.
     pub fn parse_instant_or_date(text: &str) -> Result<Timestamp, ValueError> {
         if text.len() == 10 {
-            if let Ok(date) = Date::parse(text) {
-                return Ok(date.start());
-            }
+            return Date::parse(text).map(Date::start).map_err(|_| ValueError::Time(not_a_date(text)));
         }
-        Timestamp::parse_rfc3339(text)
+        Timestamp::parse_rfc3339(text).map_err(|e| match e {
+            // Sub-microsecond digits: that message already says what is wrong.
+            ValueError::Time(why) if why.contains("sub-microsecond") => ValueError::Time(why),
+            _ => ValueError::Time(not_a_time(text)),
+        })
     }
 
     pub fn from_datetime(datetime: DateTime<Utc>) -> Timestamp {
@@ -146,6 +150,48 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
+}
+
+/// Why a 10-character text is not a date: its calendar fault if it has the shape of one.
+fn not_a_date(text: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+        "November", "December",
+    ];
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = text.get(range)?;
+        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok()).flatten()
+    };
+    let shaped = text.as_bytes().get(4) == Some(&b'-') && text.as_bytes().get(7) == Some(&b'-');
+    let fault = match (shaped, number(0..4), number(5..7), number(8..10)) {
+        (true, Some(_), Some(month), Some(_)) if !(1..=12).contains(&month) => {
+            format!(": there is no month {month}")
+        }
+        (true, Some(year), Some(month), Some(day)) if day < 1 || day > days_in_month(year, month) => {
+            let name = usize::try_from(month - 1).ok().and_then(|i| MONTHS.get(i)).copied().unwrap_or("");
+            format!(": {name} {year} has {} days", days_in_month(year, month))
+        }
+        _ => String::new(),
+    };
+    format!("`{text}` is not a date{fault} (expected YYYY-MM-DD, e.g. 2025-06-30, or a time such as 2025-06-30T12:00:00Z)")
+}
+
+/// Why a text is not an RFC 3339 time, with the forms that are.
+fn not_a_time(text: &str) -> String {
+    let date_first = text.len() > 10 && text.get(..10).is_some_and(|d| Date::parse(d).is_ok());
+    if !date_first {
+        return format!(
+            "`{text}` is not a time: expected a date (2025-06-30) or an RFC 3339 time (2025-06-30T12:00:00Z)"
+        );
+    }
+    let has_offset = text.ends_with('Z')
+        || text.ends_with('z')
+        || text.get(text.len().saturating_sub(6)..).is_some_and(|t| t.starts_with(['+', '-']));
+    let hint = if has_offset { "" } else { " and an offset (Z for UTC, or +02:00)" };
+    format!(
+        "`{text}` is not an RFC 3339 time: expected YYYY-MM-DDTHH:MM:SS{hint}, e.g. 2025-06-30T12:00:00Z, \
+         or a date alone, e.g. 2025-06-30 (midnight UTC)"
+    )
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
