@@ -10,6 +10,7 @@ mod dashboard;
 mod doors;
 mod durability;
 mod export;
+mod first_hour;
 mod harness;
 mod hubspot;
 mod importers;
