@@ -53,7 +53,7 @@ pub fn replay(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
     let (timeline, stats) = rebuild::<Timeline, _>(&log)?;
     let deals = timeline.deals().len() as u64;
-    println!(
+    outln!(
         "rebuilt projection `timeline` from {} events in {:.3} s ({} events/s): {} deals; \
          of which {:.3} s saving its checkpoint",
         thousands(stats.events),
@@ -127,7 +127,7 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
         Err(e) if e.is_verification_failure() => return Err(failed(e)),
         Err(e) => return Err(e.into()),
     };
-    println!(
+    outln!(
         "ok: {} events in {} blocks, head seq {}, chain {}{} ({:.2} s)",
         thousands(verified.events),
         thousands(verified.blocks),
@@ -138,7 +138,7 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
     );
     let losses = data.losses();
     if !losses.is_empty() {
-        println!(
+        outln!(
             "note: {} loss(es) were accepted with `dealledger recover`; see {}",
             losses.len(),
             data.losses_path().display()
@@ -159,7 +159,7 @@ fn failed(error: LogError) -> anyhow::Error {
 pub fn digest(data: &DataDir) -> Result<()> {
     let log = data.open_log()?;
     let head = log.head();
-    println!("{}", serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() }));
+    outln!("{}", serde_json::json!({ "head_seq": head.seq, "chain": head.chain_hex() }));
     Ok(())
 }
 
@@ -176,7 +176,7 @@ pub fn recover(
     let head = log.head();
     let record = match log.check_mark() {
         Ok(()) => {
-            println!("nothing to recover: the log reaches its high-water mark (head seq {})", head.seq);
+            outln!("nothing to recover: the log reaches its high-water mark (head seq {})", head.seq);
             return Ok(());
         }
         Err(LogError::LostTail { ends_at, acknowledged, mark }) => {
@@ -241,7 +241,7 @@ pub fn recover(
     data.record_loss(&record)?;
     log.store().reset_mark(head)?;
     tracing::warn!(%record, "a loss was accepted; the high-water mark now is the log's head");
-    println!(
+    outln!(
         "accepted: {record}\nthe high-water mark is now head seq {}; recorded in {}",
         head.seq,
         data.losses_path().display()

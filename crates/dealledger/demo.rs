@@ -30,7 +30,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     let sample = data.path.join("demo-sample.jsonl");
     let config = dealledger_gen::Config::new(seed, deals);
     let events = dealledger_gen::write_jsonl(&config, std::fs::File::create(&sample)?)?;
-    println!(
+    outln!(
         "Generated {} deals ({} events, seed {seed}) into {}",
         thousands(deals),
         thousands(events),
@@ -41,7 +41,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     let options = dealledger_ingest::Options::one_file(&sample);
     let report = dealledger_ingest::run(&mut ledger, clock, &options)?;
     drop(ledger);
-    println!(
+    outln!(
         "Ingested {} events in {:.2} s ({} events/s), head seq {}\n",
         thousands(report.ingested),
         report.seconds,
@@ -54,9 +54,9 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     let now = clock.now();
     let view = View { as_of: now, known_at: now };
     let report = dealledger_reports::pipeline::pipeline(&timeline, &settings, view, None);
-    println!("{}", dealledger_reports::render(&report, dealledger_reports::Format::Table));
+    outln!("{}", dealledger_reports::render(&report, dealledger_reports::Format::Table));
     let verified = log.verify(None, |_| {})?;
-    println!(
+    outln!(
         "audit verify: ok, {} events in {} blocks, chain {}",
         thousands(verified.events),
         verified.blocks,
@@ -64,9 +64,9 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     );
     if explicit_data {
         let dir = data.path.display();
-        println!("\nTry next:\n  dealledger --data {dir} stats\n  dealledger --data {dir} audit deal D-0000001\n  dealledger --data {dir} report kpis --from 2025-01-01 --to 2026-01-01\n  dealledger --data {dir} report flags\n  dealledger --data {dir} audit verify");
+        outln!("\nTry next:\n  dealledger --data {dir} stats\n  dealledger --data {dir} audit deal D-0000001\n  dealledger --data {dir} report kpis --from 2025-01-01 --to 2026-01-01\n  dealledger --data {dir} report flags\n  dealledger --data {dir} audit verify");
     } else {
-        println!("\nThis demo used a temporary directory, now removed. To keep the ledger: dealledger --data ./demo-data demo");
+        outln!("\nThis demo used a temporary directory, now removed. To keep the ledger: dealledger --data ./demo-data demo");
     }
     Ok(())
 }

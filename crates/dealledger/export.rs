@@ -33,7 +33,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, args: &ExportArgs) -> Result<()> {
     let log = data.open_log()?;
     let (timeline, _) = dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(&log)?;
     for written in dealledger_export::export(&log, &timeline, view, &tables, args.format, &args.out)? {
-        println!("{}: {} rows in {}", written.table.name(), written.rows, written.path.display());
+        outln!("{}: {} rows in {}", written.table.name(), written.rows, written.path.display());
     }
     Ok(())
 }

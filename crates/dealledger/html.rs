@@ -84,6 +84,6 @@ pub fn run(data: &DataDir, clock: &dyn Clock, args: &HtmlArgs) -> Result<()> {
     let tmp = args.out.with_extension("html.tmp");
     std::fs::write(&tmp, &page).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} ({} bytes)", args.out.display(), page.len());
+    outln!("wrote {} ({} bytes)", args.out.display(), page.len());
     Ok(())
 }

@@ -5,6 +5,26 @@
 //! 3 invalid input (nothing stored); 4 conflict (version or idempotency; nothing stored);
 //! 5 the log failed verification (corrupt, or shorter than what was acknowledged).
 
+/// `print!` that returns its error instead of panicking: a closed pipe (`report ... | head -1`)
+/// comes back to `main` as an error, which makes it a clean exit. Every command's output goes
+/// through these two.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        write!(stdout, $($arg)*).and_then(|()| stdout.flush())?
+    }};
+}
+
+/// `println!` that returns its error: see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, $($arg)*).and_then(|()| stdout.flush())?
+    }};
+}
+
 mod audit;
 mod client;
 mod data;
@@ -506,8 +526,8 @@ fn serve(
                 described = lock.describe(Some(&url));
             }
             // Scripts and tests read this line to learn the port when listening on port 0.
-            println!("listening on {url}");
-            let _ = std::io::stdout().flush();
+            let _ =
+                writeln!(std::io::stdout(), "listening on {url}").and_then(|()| std::io::stdout().flush());
         },
         dealledger_server::signal(),
     )?;

@@ -83,7 +83,7 @@ pub fn run(data: &DataDir, to: &str) -> Result<()> {
         }
         .into());
     }
-    println!(
+    outln!(
         "{}",
         serde_json::json!({
             "to": to,

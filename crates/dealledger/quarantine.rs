@@ -64,10 +64,11 @@ pub fn retry(data: &DataDir, clock: &dyn Clock, format: Format) -> Result<()> {
         },
     };
     match format {
-        Format::Json => println!("{summary}"),
-        _ => println!(
+        Format::Json => outln!("{summary}"),
+        _ => outln!(
             "{} events admitted; {} notifications still quarantined (dealledger audit quarantine)",
-            summary["admitted"], summary["remaining"]
+            summary["admitted"],
+            summary["remaining"]
         ),
     }
     Ok(())

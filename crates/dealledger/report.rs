@@ -173,6 +173,6 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &Re
             answer(name, &params, &timeline(data)?, &settings, now, format).map_err(flag_error)?
         }
     };
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }

@@ -115,7 +115,7 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         std::fs::write(path, dealledger_whatif::plot::sweep_svg(report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    print!("{}", answer.render(args.format));
+    out!("{}", answer.render(args.format));
     Ok(())
 }
 
@@ -151,6 +151,6 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) 
         query.push(("deals", "true".into()));
     }
     query.push(("format", args.format.as_str().into()));
-    print!("{}", crate::client::whatif(url, data, query)?);
+    out!("{}", crate::client::whatif(url, data, query)?);
     Ok(())
 }

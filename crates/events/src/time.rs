@@ -155,8 +155,18 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
 /// Why a 10-character text is not a date: its calendar fault if it has the shape of one.
 fn not_a_date(text: &str) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-        "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = text.get(range)?;
