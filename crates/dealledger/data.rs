@@ -61,6 +61,9 @@ pub struct DataDir {
     backend: std::sync::OnceLock<Backend>,
     /// One connection per process to a JetStream ledger, shared by the lease and the log.
     jetstream: std::sync::OnceLock<Arc<JetStreamStore>>,
+    /// When the command can ask a running daemon instead (`--server`): the command line as
+    /// typed with `--server URL` in it, the advice given when a daemon holds the ledger.
+    pub server_retry: Option<String>,
 }
 
 impl DataDir {
@@ -71,6 +74,7 @@ impl DataDir {
             config: std::sync::OnceLock::new(),
             backend: std::sync::OnceLock::new(),
             jetstream: std::sync::OnceLock::new(),
+            server_retry: None,
         }
     }
 
@@ -302,9 +306,16 @@ impl DataDir {
             Ok(store) => Ok(store),
             Err(dealledger_log::LogError::Locked { .. }) => {
                 let holder = writer_lock::holder(&self.path);
-                let advice = holder.url.map_or("wait for it to finish".to_string(), |url| {
-                    format!("ask the daemon instead: --server {url} (reports), or GET {url}/v1/...")
-                });
+                let advice = match (holder.url, &self.server_retry) {
+                    (Some(url), Some(command)) => {
+                        format!(
+                            "ask the daemon instead: dealledger {}",
+                            command.replace("--server URL", &format!("--server {url}"))
+                        )
+                    }
+                    (Some(url), None) => format!("ask the daemon instead: GET {url}/v1/..."),
+                    (None, _) => "wait for it to finish".to_string(),
+                };
                 anyhow::bail!(
                     "the ledger in {} is open in another process ({}); {advice}",
                     self.path.display(),

@@ -34,7 +34,17 @@ fn instant(flag: &str, text: &Option<String>, default: Timestamp) -> Result<Time
     }
 }
 
-pub fn run(data: &DataDir, clock: &dyn Clock, args: &HtmlArgs) -> Result<()> {
+/// Where the reports come from.
+enum Source<'a> {
+    /// The ledger of this data directory, read here.
+    Here(dealledger_projections::Timeline, dealledger_reports::Settings),
+    /// A running daemon at this URL.
+    Daemon(&'a str),
+}
+
+/// Makes the file from this data directory's ledger, or with `server` from a running daemon's
+/// answers (the daemon holds the ledger while it runs; its answers are the same bytes).
+pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlArgs) -> Result<()> {
     let now = clock.now();
     let view = dealledger_reports::query::view_of(&args.when.params(), now).map_err(flag_error)?;
     // The dashboard's default period: the 90 days up to today, in whole UTC days.
@@ -46,8 +56,10 @@ pub fn run(data: &DataDir, clock: &dyn Clock, args: &HtmlArgs) -> Result<()> {
     }
     // The period of the same length before it, beside it on the KPI page.
     let before = Timestamp(from.0.saturating_sub(to.0 - from.0));
-    let timeline = crate::report::timeline(data)?;
-    let settings = data.settings()?;
+    let source = match server {
+        None => Source::Here(crate::report::timeline(data)?, data.settings()?),
+        Some(url) => Source::Daemon(url),
+    };
     let known_at = view.known_at.to_string();
     let (as_of, period) = (
         Params { as_of: Some(view.as_of.to_string()), known_at: Some(known_at.clone()), ..Params::default() },
@@ -67,7 +79,12 @@ pub fn run(data: &DataDir, clock: &dyn Clock, args: &HtmlArgs) -> Result<()> {
         ("kpis-previous", ReportName::Kpis, period(before, from)),
         ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
     ] {
-        let text = answer(name, &params, &timeline, &settings, now, Format::Json).map_err(flag_error)?;
+        let text = match &source {
+            Source::Here(timeline, settings) => {
+                answer(name, &params, timeline, settings, now, Format::Json).map_err(flag_error)?
+            }
+            Source::Daemon(url) => crate::client::report(url, data, name, &params, Format::Json)?,
+        };
         let value: Value = serde_json::from_str(&text).context("a report's JSON")?;
         reports.insert(key.to_string(), value);
     }

@@ -346,13 +346,37 @@ fn exit_code(error: &anyhow::Error) -> i32 {
     }
 }
 
+/// The command line as typed, with `--server URL` put before the subcommand (`URL` is left for
+/// the caller to fill in): the command to run against a daemon that holds the ledger. Quoted
+/// where an argument holds anything but plain characters.
+fn command_line_with_server() -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    let mut words: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            let arg = arg.to_string_lossy().into_owned();
+            if !arg.is_empty() && arg.chars().all(plain) {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    let at = words.iter().position(|w| w == "report" || w == "whatif").unwrap_or(0);
+    words.insert(at, "--server URL".to_string());
+    words.join(" ")
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("dealledger-data")
 }
 
 fn run(cli: Cli) -> Result<()> {
     let explicit_data = cli.data.is_some();
-    let data = DataDir::new(cli.data.unwrap_or_else(default_data_dir), cli.store.clone());
+    let mut data = DataDir::new(cli.data.unwrap_or_else(default_data_dir), cli.store.clone());
+    if matches!(cli.command, Command::Report { .. } | Command::Whatif(_)) {
+        data.server_retry = Some(command_line_with_server());
+    }
     let clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync> = match &cli.now {
         None => std::sync::Arc::new(dealledger_events::SystemClock),
         Some(text) => std::sync::Arc::new(dealledger_events::FixedClock(

@@ -57,7 +57,8 @@ pub enum ReportCommand {
         format: Format,
     },
     /// The dashboard's pages as one self-contained HTML file (data inlined, no server, no
-    /// network): for a pipeline review or an email (docs/dashboard.md)
+    /// network): for a pipeline review or an email (docs/dashboard.md). With --server, made
+    /// from a running daemon's answers
     Html(crate::html::HtmlArgs),
     /// Open deals that need a decision: gone dark, no activity, stalled, past close date, not
     /// enough contacts, missing exit criteria, late-stage pile-up ([flags] in dealledger.toml)
@@ -155,13 +156,7 @@ pub fn timeline(data: &DataDir) -> Result<Timeline> {
 pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &ReportCommand) -> Result<()> {
     let Some((name, params, format)) = request(command) else {
         let ReportCommand::Html(args) = command else { unreachable!("only html is not a query") };
-        if server.is_some() {
-            anyhow::bail!(crate::Exit {
-                code: 2,
-                message: "--server: report html reads the ledger here".into()
-            });
-        }
-        return crate::html::run(data, clock, args);
+        return crate::html::run(data, clock, server, args);
     };
     let now = clock.now();
     // Flags are checked before anything is opened or asked, so a typo never waits on a load.
