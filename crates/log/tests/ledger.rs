@@ -395,3 +395,41 @@ fn a_standby_follows_the_writer_and_takes_over_with_its_state() {
     // What it followed also decides validity: b is open already.
     assert!(append(&mut standby, &[opened("b", 1)]).unwrap_err().1.contains("already_opened"));
 }
+
+#[test]
+fn an_event_without_a_source_id_is_identified_by_its_content() {
+    let touch = |minutes: u32, recorded: &str| {
+        format!(
+            r#"{{"deal":"c","type":"touch","at":"2024-01-02T00:00:00Z","recorded_at":"{recorded}","channel":"call","direction":"inbound","minutes":{minutes}}}"#
+        )
+    };
+    let lines = vec![
+        r#"{"deal":"c","type":"opened","at":"2024-01-01T00:00:00Z","owner":"ana","amount":"10.5"}"#.to_string(),
+        touch(30, "2024-01-02T00:00:00Z"),
+        r#"{"deal":"c","type":"field_set","at":"2024-01-03T00:00:00Z","field":"budget_confirmed","value":true}"#
+            .to_string(),
+    ];
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut ledger = Ledger::open(store.clone(), Pipeline::default()).unwrap();
+    append(&mut ledger, &lines).unwrap();
+    // Sent again (a re-ingest of the same file): each is a duplicate of the original, also
+    // after the state is rebuilt from the log, and when only its recorded_at differs.
+    let originals = vec![
+        Outcome::Duplicate { seq: 1, version: 1 },
+        Outcome::Duplicate { seq: 2, version: 2 },
+        Outcome::Duplicate { seq: 3, version: 3 },
+    ];
+    assert_eq!(append(&mut ledger, &lines).unwrap(), originals);
+    drop(ledger);
+    let mut reopened = Ledger::open(store, Pipeline::default()).unwrap();
+    assert_eq!(append(&mut reopened, &lines).unwrap(), originals);
+    let later = touch(30, "2024-02-01T00:00:00Z");
+    assert_eq!(append(&mut reopened, &[later]).unwrap(), vec![Outcome::Duplicate { seq: 2, version: 2 }]);
+    // A touch that differs in any field is another fact; twice in one batch, it is stored once.
+    let other = touch(31, "2024-01-02T00:00:00Z");
+    assert_eq!(
+        append(&mut reopened, &[other.clone(), other]).unwrap(),
+        vec![Outcome::Appended { seq: 4, version: 4 }, Outcome::Duplicate { seq: 4, version: 4 }]
+    );
+    assert_eq!(all_seqs(&reopened), vec![1, 2, 3, 4]);
+}
