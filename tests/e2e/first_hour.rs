@@ -113,7 +113,7 @@ fn ingesting_a_file_again_stores_nothing_twice() {
         .collect();
     let changed = l.file("changed.jsonl", &changed.iter().map(String::as_str).collect::<Vec<_>>());
     let refused = l.run(&["--now", NOW, "ingest", changed.to_str().unwrap()]);
-    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(refused.stderr.contains("[already_opened]"), "{}", refused.stderr);
     assert!(refused.stderr.contains("loaded before"), "{}", refused.stderr);
 }

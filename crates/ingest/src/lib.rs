@@ -82,10 +82,24 @@ impl Report {
 
 /// An invalid line in an all-or-nothing ingest: nothing was stored.
 #[derive(Debug, thiserror::Error)]
-#[error("{location}: {rejection}")]
+#[error("{location}: {rejection}{}", hint(rejection))]
 pub struct InvalidLine {
     pub location: String,
     pub rejection: Rejection,
+}
+
+/// What a rejection most often means when a file is ingested.
+fn hint(rejection: &Rejection) -> &'static str {
+    match rejection.rule {
+        // A file loaded again is all duplicates; an opening that is refused differs from the
+        // stored one, which is what a second export of the same deals looks like.
+        Rule::AlreadyOpened => {
+            "; was this file loaded before? An event sent again is a duplicate only when it is \
+             the same event (the same source_id, or without one the same deal, type, time and \
+             fields), and this opening differs from the stored one"
+        }
+        _ => "",
+    }
 }
 
 /// Why an ingest stored nothing.

@@ -1,8 +1,14 @@
 //! The write side: decides which submitted events are stored, numbers them and appends them.
 //!
 //! On open the ledger replays its log once to rebuild what deciding needs: every deal's
-//! lifecycle ([`Deals`]) and the idempotency index (`source_id` to seq and body hash). Both are
-//! derived from the log alone, so they can never disagree with it after a crash.
+//! lifecycle ([`Deals`]) and the idempotency index (each event's identity to its seq and body
+//! hash). Both are derived from the log alone, so they can never disagree with it after a crash.
+//!
+//! An event's identity is its `source_id` when it has one. One without is identified by its
+//! content: the deal, the type, the time and every field (everything but `recorded_at`), so a
+//! file loaded twice, or a request retried after an unknown outcome, stores nothing twice. Two
+//! facts with the same content at the same microsecond are one fact; a source that means two
+//! gives them `source_id`s.
 //!
 //! A [`Batch`] admits events one by one in memory, then [`Batch::commit`] seals them into blocks
 //! and appends them in one durable, atomic store write. Dropping a batch without committing (or
@@ -30,17 +36,32 @@ fn digest128(bytes: &[u8]) -> Digest128 {
     u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-/// The idempotency body of an event: everything but `recorded_at` and the write conditions.
-fn body_digest(event: &Event, scratch: &mut Vec<u8>) -> Digest128 {
-    scratch.clear();
-    encode_identity(event, scratch);
-    digest128(scratch)
+/// The identity of an event without a `source_id`: its identity bytes under a key of their
+/// own, so that no content can take the identity of a `source_id` (a plain hash of its text).
+fn content_key(identity: &[u8]) -> Digest128 {
+    const KEY: &[u8; 32] = b"dealledger: identity by content.";
+    let hash = blake3::keyed_hash(KEY, identity);
+    u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-/// [`body_digest`] of a submitted event in the form the log will store it (opened's default
-/// stage filled in, written amounts in minor units): the digests of stored events are rebuilt
-/// from the log on open, so a retry after a restart must hash the same bytes as the original.
-fn submitted_digest(event: &Event, deals: &Deals, pipeline: &Pipeline, scratch: &mut Vec<u8>) -> Digest128 {
+/// An event's identity and body digest from its identity bytes: the `source_id`'s hash and the
+/// body's, or for an event without one the content key for both (the content is the body).
+fn identity(source_id: Option<&str>, identity: &[u8]) -> (Digest128, Digest128) {
+    match source_id {
+        Some(source_id) => (digest128(source_id.as_bytes()), digest128(identity)),
+        None => {
+            let key = content_key(identity);
+            (key, key)
+        }
+    }
+}
+
+/// The identity bytes of a submitted event in the form the log will store it (opened's default
+/// stage filled in, written amounts in minor units), left in `scratch`: the identities of stored
+/// events are rebuilt from the log on open, so a retry after a restart must hash the same bytes
+/// as the original.
+fn submitted_identity(event: &Event, deals: &Deals, pipeline: &Pipeline, scratch: &mut Vec<u8>) {
+    scratch.clear();
     let differs = matches!(
         &event.body,
         Body::Opened { stage: None, .. }
@@ -48,20 +69,21 @@ fn submitted_digest(event: &Event, deals: &Deals, pipeline: &Pipeline, scratch: 
             | Body::Won { amount: Some(Amount::Written(_)) }
     );
     if !differs {
-        return body_digest(event, scratch);
+        encode_identity(event, scratch);
+        return;
     }
     let mut stored = event.clone();
     match &mut stored.body {
         Body::Opened { stage, .. } => *stage = Some(pipeline.first().to_string()),
         Body::AmountChanged { amount } | Body::Won { amount: Some(amount) } => {
-            // An amount that does not resolve is refused by admit; its digest does not matter.
+            // An amount that does not resolve is refused by admit; its identity does not matter.
             if let Some(currency) = deals.currency(&stored.deal) {
                 let _ = amount.resolve(currency);
             }
         }
         _ => {}
     }
-    body_digest(&stored, scratch)
+    encode_identity(&stored, scratch);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +99,8 @@ struct Seen {
 pub enum Outcome {
     /// Stored as `seq`; the deal is at `version` after it.
     Appended { seq: u64, version: u32 },
-    /// Its `source_id` was stored before with the same body, as `seq`, the deal then at `version`.
+    /// It was stored before (its `source_id` with the same body, or without one the same
+    /// content), as `seq`, the deal then at `version`.
     Duplicate { seq: u64, version: u32 },
 }
 
@@ -124,15 +147,10 @@ fn apply_from<S: BlockStore>(
     let mut scratch = Vec::new();
     log.scan_refs(from, |event| {
         deals.replay(event).map_err(|r| LogError::Corrupt { seq: event.seq, why: r.detail })?;
-        if let Some(source_id) = event.source_id {
-            scratch.clear();
-            encode_identity_ref(event, &mut scratch);
-            let body = digest128(&scratch);
-            seen.insert(
-                digest128(source_id.as_bytes()),
-                Seen { seq: event.seq, version: event.version, body },
-            );
-        }
+        scratch.clear();
+        encode_identity_ref(event, &mut scratch);
+        let (id, body) = identity(event.source_id, &scratch);
+        seen.insert(id, Seen { seq: event.seq, version: event.version, body });
         Ok(true)
     })?;
     deals.commit();
@@ -322,40 +340,29 @@ impl<S: BlockStore> Batch<'_, S> {
         mut submission: Submission,
         seq: u64,
     ) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
-        let id = submission.event.source_id.as_ref().map(|id| digest128(id.as_bytes()));
-        let mut body = None;
-        if let Some(id) = id {
-            let digest = submitted_digest(
-                &submission.event,
-                &self.ledger.deals,
-                &self.ledger.pipeline,
-                &mut self.scratch,
-            );
-            body = Some(digest);
-            if let Some(seen) = self.ledger.seen.get(&id) {
-                if seen.body == digest {
-                    self.duplicates += 1;
-                    return Ok((Outcome::Duplicate { seq: seen.seq, version: seen.version }, None));
-                }
-                return Err(Rejection::field(
-                    Rule::IdempotencyConflict,
-                    "source_id",
-                    format!(
-                        "`{}` was stored as seq {} with a different body",
-                        submission.event.source_id.as_deref().unwrap_or_default(),
-                        seen.seq
-                    ),
-                ));
+        submitted_identity(&submission.event, &self.ledger.deals, &self.ledger.pipeline, &mut self.scratch);
+        let (id, body) = identity(submission.event.source_id.as_deref(), &self.scratch);
+        if let Some(seen) = self.ledger.seen.get(&id) {
+            if seen.body == body {
+                self.duplicates += 1;
+                return Ok((Outcome::Duplicate { seq: seen.seq, version: seen.version }, None));
             }
+            return Err(Rejection::field(
+                Rule::IdempotencyConflict,
+                "source_id",
+                format!(
+                    "`{}` was stored as seq {} with a different body",
+                    submission.event.source_id.as_deref().unwrap_or_default(),
+                    seen.seq
+                ),
+            ));
         }
         dealledger_events::validate::check_clock(&submission.event, self.now, &self.ledger.pipeline)?;
         let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
         // The ledger's own clock, whatever the source said: the audit's record of when it knew.
         submission.event.appended_at = Some(self.now);
-        if let (Some(id), Some(body)) = (id, body) {
-            self.ledger.seen.insert(id, Seen { seq, version, body });
-            self.new_ids.push(id);
-        }
+        self.ledger.seen.insert(id, Seen { seq, version, body });
+        self.new_ids.push(id);
         self.appended += 1;
         Ok((Outcome::Appended { seq, version }, Some((version, submission.event))))
     }
