@@ -4,7 +4,7 @@
 use crate::data::DataDir;
 use crate::Format;
 use anyhow::{Context, Result};
-use dealledger_reports::{Params, ReportName};
+use dealledger_reports::{Answered, Params, ReportName};
 
 /// Bytes of a report answer read, at most.
 const ANSWER_BYTES_MAX: u64 = 256 * 1024 * 1024;
@@ -17,14 +17,20 @@ fn token(data: &DataDir) -> Option<String> {
     data.serve_config().ok().and_then(|c| c.token)
 }
 
-/// GET `path` with `query` from the daemon at `url`: the answer's text, or the daemon's reason.
-fn get(url: &str, data: &DataDir, path: &str, query: &[(&str, String)]) -> Result<String> {
+/// GET `path` with `query` from the daemon at `url`: the answer's text and its notes (the
+/// `Dealledger-Note` headers of a CSV answer), or the daemon's reason.
+fn get(url: &str, data: &DataDir, path: &str, query: &[(&str, String)]) -> Result<Answered> {
     let base = url.trim_end_matches('/');
     let mut request = ureq::get(&format!("{base}{path}"));
     for (key, value) in query {
         request = request.query(key, value);
     }
-    answer(base, authorized(request, data).call())
+    let response = authorized(request, data).call();
+    let notes = match &response {
+        Ok(r) => r.all(dealledger_server::NOTE_HEADER).into_iter().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Answered { text: answer(base, response)?, notes })
 }
 
 /// POST `body` (JSON) to `path` of the daemon at `url`: the answer's text, or the daemon's reason.
@@ -71,13 +77,13 @@ pub fn report(
     name: ReportName,
     params: &Params,
     format: Format,
-) -> Result<String> {
+) -> Result<Answered> {
     let mut query = vec![("format", format.as_str().to_string())];
     query.extend(params.to_query());
     get(url, data, &format!("/v1/reports/{}", name.as_str()), &query)
 }
 
 /// `dealledger whatif --rule ...` asked of the daemon (`GET /v1/whatif`).
-pub fn whatif(url: &str, data: &DataDir, query: Vec<(&str, String)>) -> Result<String> {
+pub fn whatif(url: &str, data: &DataDir, query: Vec<(&str, String)>) -> Result<Answered> {
     get(url, data, "/v1/whatif", &query)
 }

@@ -53,7 +53,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     let settings = data.settings()?;
     let now = clock.now();
     let view = View { as_of: now, known_at: now };
-    let report = dealledger_reports::pipeline::pipeline(&timeline, &settings, view, None);
+    let report = dealledger_reports::pipeline::pipeline(&timeline, &settings, view, None)?;
     outln!("{}", dealledger_reports::render(&report, dealledger_reports::Format::Table));
     let verified = log.verify(None, |_| {})?;
     outln!(

@@ -81,9 +81,9 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
     ] {
         let text = match &source {
             Source::Here(timeline, settings) => {
-                answer(name, &params, timeline, settings, now, Format::Json).map_err(flag_error)?
+                answer(name, &params, timeline, settings, now, Format::Json).map_err(flag_error)?.text
             }
-            Source::Daemon(url) => crate::client::report(url, data, name, &params, Format::Json)?,
+            Source::Daemon(url) => crate::client::report(url, data, name, &params, Format::Json)?.text,
         };
         let value: Value = serde_json::from_str(&text).context("a report's JSON")?;
         reports.insert(key.to_string(), value);

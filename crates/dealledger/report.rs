@@ -161,13 +161,24 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &Re
     let now = clock.now();
     // Flags are checked before anything is opened or asked, so a typo never waits on a load.
     dealledger_reports::query::check(name, &params, now).map_err(flag_error)?;
-    let text = match server {
+    let answered = match server {
         Some(url) => crate::client::report(url, data, name, &params, format)?,
         None => {
             let settings: Settings = data.settings()?;
             answer(name, &params, &timeline(data)?, &settings, now, format).map_err(flag_error)?
         }
     };
-    out!("{text}");
+    print_answered(&answered, format)
+}
+
+/// A report's text on standard output; for CSV, which has no room for them, its notes on
+/// standard error (the table and JSON carry them in the text).
+pub fn print_answered(answered: &dealledger_reports::Answered, format: Format) -> Result<()> {
+    out!("{}", answered.text);
+    if format == Format::Csv {
+        for note in &answered.notes {
+            eprintln!("{note}");
+        }
+    }
     Ok(())
 }

@@ -151,6 +151,5 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) 
         query.push(("deals", "true".into()));
     }
     query.push(("format", args.format.as_str().into()));
-    out!("{}", crate::client::whatif(url, data, query)?);
-    Ok(())
+    crate::report::print_answered(&crate::client::whatif(url, data, query)?, args.format)
 }

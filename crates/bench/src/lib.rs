@@ -495,16 +495,20 @@ fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static s
         tracing::debug!(name, size, "report");
     };
     use dealledger_reports::*;
-    time("pipeline", &mut || render(&pipeline::pipeline(timeline, settings, view, None), Format::Json).len());
+    time("pipeline", &mut || {
+        render(&pipeline::pipeline(timeline, settings, view, None).expect("no currency asked"), Format::Json)
+            .len()
+    });
     time("time_in_stage", &mut || {
         render(&stages::time_in_stage(timeline, settings, view, false, false), Format::Json).len()
     });
     time("kpis", &mut || {
-        let report = kpis::kpis(timeline, settings, start, end_exclusive, Timestamp::MAX, None, None);
+        let report = kpis::kpis(timeline, settings, start, end_exclusive, Timestamp::MAX, None, None)
+            .expect("no currency asked");
         render(&report, Format::Json).len()
     });
     time("bad_deal_cost", &mut || {
-        let report = cost::bad_deal_cost(timeline, settings, start, end_exclusive, Timestamp::MAX);
+        let report = cost::bad_deal_cost(timeline, settings, start, end_exclusive, Timestamp::MAX, false);
         render(&report, Format::Json).len()
     });
     time("flags", &mut || render(&flags::flags(timeline, settings, view), Format::Json).len());

@@ -63,7 +63,8 @@ fn report(timeline: &Timeline, name: &str, view: View) -> Value {
     let settings = Settings::default();
     let text = match name {
         "pipeline" => render(
-            &dealledger_reports::pipeline::pipeline(timeline, &settings, view, None),
+            &dealledger_reports::pipeline::pipeline(timeline, &settings, view, None)
+                .expect("no currency asked"),
             dealledger_reports::Format::Json,
         ),
         _ => render(

@@ -44,6 +44,7 @@ pub fn bad_deal_cost(
     from: Timestamp,
     to: Timestamp,
     known_at: Timestamp,
+    _with_deals: bool,
 ) -> CostReport {
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
     let parts = timeline.fold_deals(view, true, BTreeMap::<Name, (u64, i64)>::new, |owners, _, folded| {

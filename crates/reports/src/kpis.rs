@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::output::{div_round, opt_num, round6, Cell, Instant, Money, Report, Table};
-use crate::{report_currency, stage_indexes, Settings};
+use crate::{report_currency, stage_indexes, NoSuchCurrency, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conversion {
@@ -159,7 +159,7 @@ pub fn kpis(
     known_at: Timestamp,
     currency: Option<Currency>,
     forecast: Option<Decimal>,
-) -> KpiReport {
+) -> Result<KpiReport, NoSuchCurrency> {
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
     let in_period = |t: Timestamp| from <= t && t < to;
     let stages = settings.pipeline.stages().len();
@@ -239,7 +239,7 @@ pub fn kpis(
         }
     }
     let currencies: Vec<Currency> = by_currency.keys().copied().collect();
-    let main_currency = report_currency(&currencies, currency, settings);
+    let main_currency = report_currency(&currencies, currency, settings)?;
     by_currency
         .entry(main_currency)
         .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
@@ -266,14 +266,14 @@ pub fn kpis(
     }
     let main = all.iter().find(|k| k.currency == main_currency).cloned().expect("inserted above");
     let by_currency = if all.len() > 1 { all } else { Vec::new() };
-    KpiReport {
+    Ok(KpiReport {
         from: Instant(from),
         to: Instant(to),
         known_at: Instant(known_at),
         main,
         by_currency,
         by_owner,
-    }
+    })
 }
 
 /// A year's figure prorated to `period_micros`: x period / 365 days, rounded to the unit.

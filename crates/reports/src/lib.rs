@@ -18,7 +18,7 @@ use dealledger_events::Currency;
 use dealledger_projections::{Name, Timeline};
 
 pub use output::{render, Format, Report};
-pub use query::{answer, ParamError, Params, ReportName};
+pub use query::{answer, Answered, ParamError, Params, ReportName};
 pub use settings::{settings_from_config, Settings};
 
 /// Each interned name's place in the pipeline (None: not a pipeline stage, or not a stage at
@@ -33,14 +33,33 @@ pub fn stage_indexes(timeline: &Timeline, settings: &Settings) -> Vec<Option<usi
     indexes
 }
 
+/// A currency asked for that no deal of the view has.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no deal in this view is in {asked} (there are {})", list(present))]
+pub struct NoSuchCurrency {
+    pub asked: Currency,
+    pub present: Vec<Currency>,
+}
+
+fn list(present: &[Currency]) -> String {
+    match present {
+        [] => "none".to_string(),
+        _ => present.iter().map(Currency::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
+
 /// The currency a report leads with: the one asked for, else the only one the deals have, else
 /// the configured one.
-pub fn report_currency(present: &[Currency], asked: Option<Currency>, settings: &Settings) -> Currency {
-    match (asked, present) {
+pub fn report_currency(
+    present: &[Currency],
+    asked: Option<Currency>,
+    settings: &Settings,
+) -> Result<Currency, NoSuchCurrency> {
+    Ok(match (asked, present) {
         (Some(c), _) => c,
         (None, [only]) => *only,
         _ => settings.currency,
-    }
+    })
 }
 
 /// Stage names in report order: the pipeline's stages in order, then any other stage in `seen`

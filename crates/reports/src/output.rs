@@ -261,6 +261,12 @@ pub trait Report: Serialize {
     /// For people: one or more tables (and a heading).
     fn tables(&self) -> Vec<Table>;
 
+    /// What the report says of its own figures, one line each: where the data cannot support
+    /// a figure, and the moment or period to look at instead (the JSON's `notes` and `offer`).
+    fn note_lines(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// For machines: one flat table (the first of [`Report::tables`] unless overridden).
     fn csv_table(&self) -> Table {
         self.tables().into_iter().next().expect("reports have a table")
@@ -274,7 +280,18 @@ pub fn render<R: Report>(report: &R, format: Format) -> String {
             text.push('\n');
             text
         }
-        Format::Table => report.tables().iter().map(Table::render).collect::<Vec<_>>().join("\n"),
+        Format::Table => {
+            let mut text = report.tables().iter().map(Table::render).collect::<Vec<_>>().join("\n");
+            let notes = report.note_lines();
+            if !notes.is_empty() {
+                text.push('\n');
+            }
+            for note in notes {
+                text.push_str(&note);
+                text.push('\n');
+            }
+            text
+        }
         Format::Csv => report.csv_table().to_csv(),
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::output::{div_round, Cell, Instant, Money, Report, Table};
-use crate::{report_currency, stage_indexes, stage_order, Settings};
+use crate::{report_currency, stage_indexes, stage_order, NoSuchCurrency, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageRow {
@@ -79,7 +79,7 @@ pub fn pipeline(
     settings: &Settings,
     view: View,
     currency: Option<Currency>,
-) -> PipelineReport {
+) -> Result<PipelineReport, NoSuchCurrency> {
     let stages = settings.pipeline.stages();
     let bp_by_name: Vec<i128> = stage_indexes(timeline, settings)
         .into_iter()
@@ -111,7 +111,7 @@ pub fn pipeline(
         }
     }
     let currencies: Vec<Currency> = by_currency.keys().copied().collect();
-    let main_currency = report_currency(&currencies, currency, settings);
+    let main_currency = report_currency(&currencies, currency, settings)?;
     let mut all: Vec<CurrencyPipeline> = Vec::new();
     by_currency.entry(main_currency).or_default();
     for (currency, acc) in by_currency {
@@ -119,7 +119,7 @@ pub fn pipeline(
     }
     let main = all.iter().find(|p| p.currency == main_currency).cloned().expect("inserted above");
     let by_currency = if all.len() > 1 { all } else { Vec::new() };
-    PipelineReport { as_of: Instant(view.as_of), known_at: Instant(view.known_at), main, by_currency }
+    Ok(PipelineReport { as_of: Instant(view.as_of), known_at: Instant(view.known_at), main, by_currency })
 }
 
 fn finish(timeline: &Timeline, settings: &Settings, currency: Currency, acc: Acc) -> CurrencyPipeline {

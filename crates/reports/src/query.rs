@@ -1,7 +1,7 @@
 //! One report asked by name with text parameters: the single place where the CLI's flags and the
 //! daemon's query string become a report, so both answer with the same bytes.
 
-use crate::{cost, flags, kpis, pipeline, render, stages, Format, Settings};
+use crate::{cost, flags, kpis, pipeline, render, stages, Format, Report, Settings};
 use dealledger_events::money::Decimal;
 use dealledger_events::{Currency, Timestamp};
 use dealledger_projections::{Timeline, View};
@@ -45,7 +45,7 @@ impl ReportName {
             ReportName::Pipeline => &["as_of", "known_at", "currency"],
             ReportName::TimeInStage => &["as_of", "known_at", "by", "deals"],
             ReportName::Kpis => &["from", "to", "known_at", "currency", "forecast"],
-            ReportName::BadDealCost => &["from", "to", "known_at"],
+            ReportName::BadDealCost => &["from", "to", "known_at", "deals"],
             ReportName::Flags => &["as_of", "known_at"],
         }
     }
@@ -230,6 +230,21 @@ pub fn view_of(params: &Params, now: Timestamp) -> Result<View, ParamError> {
     })
 }
 
+/// A report rendered, and what it says of its own figures: the same notes as its JSON `notes`
+/// and table lines, for a format that has no room for them (CSV: the CLI prints them on
+/// standard error, the daemon in `Dealledger-Note` headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub text: String,
+    pub notes: Vec<String>,
+}
+
+impl Answered {
+    fn of<R: Report>(report: &R, format: Format) -> Answered {
+        Answered { text: render(report, format), notes: report.note_lines() }
+    }
+}
+
 /// The report `name` on `timeline`, rendered in `format`. `now` is the default of every moment.
 pub fn answer(
     name: ReportName,
@@ -238,30 +253,38 @@ pub fn answer(
     settings: &Settings,
     now: Timestamp,
     format: Format,
-) -> Result<String, ParamError> {
+) -> Result<Answered, ParamError> {
     check(name, params, now)?;
     let view = || view_of(params, now);
+    let absent = |e: crate::NoSuchCurrency| ParamError {
+        param: "currency",
+        value: e.asked.to_string(),
+        reason: e.to_string(),
+    };
     Ok(match name {
         ReportName::Pipeline => {
-            render(&pipeline::pipeline(timeline, settings, view()?, currency(&params.currency)?), format)
+            let report = pipeline::pipeline(timeline, settings, view()?, currency(&params.currency)?)
+                .map_err(absent)?;
+            Answered::of(&report, format)
         }
         ReportName::TimeInStage => {
             let report =
                 stages::time_in_stage(timeline, settings, view()?, params.by.is_some(), params.deals);
-            render(&report, format)
+            Answered::of(&report, format)
         }
         ReportName::Kpis => {
             let (from, to, known_at) = period(params, now)?;
             let forecast = params.forecast.as_deref().map(|t| Decimal::parse(t).expect("checked"));
             let report =
-                kpis::kpis(timeline, settings, from, to, known_at, currency(&params.currency)?, forecast);
-            render(&report, format)
+                kpis::kpis(timeline, settings, from, to, known_at, currency(&params.currency)?, forecast)
+                    .map_err(absent)?;
+            Answered::of(&report, format)
         }
         ReportName::BadDealCost => {
             let (from, to, known_at) = period(params, now)?;
-            render(&cost::bad_deal_cost(timeline, settings, from, to, known_at), format)
+            Answered::of(&cost::bad_deal_cost(timeline, settings, from, to, known_at, params.deals), format)
         }
-        ReportName::Flags => render(&flags::flags(timeline, settings, view()?), format),
+        ReportName::Flags => Answered::of(&flags::flags(timeline, settings, view()?), format),
     })
 }
 

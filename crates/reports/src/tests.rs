@@ -3,7 +3,9 @@
 
 use crate::output::render;
 use crate::testkit::{e, t, timeline};
-use crate::{cost, flags, kpis, pipeline, settings_from_config, stages, Format, Settings};
+use crate::{
+    answer, cost, flags, kpis, pipeline, settings_from_config, stages, Format, Params, ReportName, Settings,
+};
 use dealledger_events::money::Decimal;
 use dealledger_events::Timestamp;
 use dealledger_projections::{Timeline, View};
@@ -83,7 +85,8 @@ fn rows(expected: &[(&str, u64, f64, f64)]) -> Vec<(String, u64, f64, f64)> {
 fn pipeline_as_of_and_known_at() {
     let tl = timeline(&january());
     let s = Settings::default();
-    let now_text = render(&pipeline::pipeline(&tl, &s, view("2024-01-16", None), None), Format::Json);
+    let now_text =
+        render(&pipeline::pipeline(&tl, &s, view("2024-01-16", None), None).unwrap(), Format::Json);
     // Money is an exact decimal in the JSON text, never a float.
     assert!(now_text.contains(r#""weighted_amount": 1050.00"#), "{now_text}");
     let now: Value = serde_json::from_str(&now_text).unwrap();
@@ -103,7 +106,7 @@ fn pipeline_as_of_and_known_at() {
     assert!(now.get("by_currency").is_none());
 
     // What we knew on 01-16: A's move to quote was recorded on 01-20.
-    let then = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-16", Some("2024-01-16")), None));
+    let then = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-16", Some("2024-01-16")), None).unwrap());
     assert_eq!(
         stage_rows(&then),
         rows(&[
@@ -115,11 +118,11 @@ fn pipeline_as_of_and_known_at() {
     );
     assert_eq!(then["totals"], json!({"deals": 3, "amount": 2400.00, "weighted_amount": 325.00}));
     // Known once recorded: known-at after 01-20 answers like now.
-    let later = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-16", Some("2024-01-21")), None));
+    let later = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-16", Some("2024-01-21")), None).unwrap());
     assert_eq!(stage_rows(&later), stage_rows(&now));
 
     // As of 01-09 B is requalified (back in qualifying) and A has not moved yet.
-    let jan9 = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-09", None), None));
+    let jan9 = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-09", None), None).unwrap());
     assert_eq!(
         stage_rows(&jan9),
         rows(&[
@@ -131,7 +134,7 @@ fn pipeline_as_of_and_known_at() {
     );
     assert_eq!(jan9["closed"], json!({"won": 0, "lost": 1, "disqualified": 0}));
     // As of 01-06 B is disqualified.
-    let jan6 = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-06", None), None));
+    let jan6 = json_of(&pipeline::pipeline(&tl, &s, view("2024-01-06", None), None).unwrap());
     assert_eq!(jan6["closed"], json!({"won": 0, "lost": 1, "disqualified": 1}));
     assert_eq!(jan6["totals"], json!({"deals": 3, "amount": 1400.00, "weighted_amount": 225.00}));
 }
@@ -141,7 +144,8 @@ fn pipeline_groups_by_currency() {
     let mut lines = january();
     lines.push(e("F", "opened", "2024-01-02", r#""owner":"bob","amount":"99.5","currency":"EUR""#));
     let tl = timeline(&lines);
-    let report = json_of(&pipeline::pipeline(&tl, &Settings::default(), view("2024-01-16", None), None));
+    let report =
+        json_of(&pipeline::pipeline(&tl, &Settings::default(), view("2024-01-16", None), None).unwrap());
     assert_eq!(report["currency"], "USD");
     let all = report["by_currency"].as_array().unwrap();
     assert_eq!(all.len(), 2);
@@ -204,7 +208,8 @@ fn kpis_over_a_period() {
         Timestamp::MAX,
         None,
         Some(Decimal::parse("540").unwrap()),
-    );
+    )
+    .unwrap();
     let k = json_of(&report);
     let expected = json!({
         "from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "known_at": k["known_at"],
@@ -253,11 +258,13 @@ fn kpis_over_a_period() {
         Timestamp::MAX,
         None,
         Decimal::parse("540.005").ok(),
-    );
+    )
+    .unwrap();
     assert_eq!(json_of(&fine)["forecast_accuracy"], 9.999167);
 
     // Up to 01-14 (exclusive) B is not won yet: only E closed, so the close rate is 0.
-    let early = json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-01-14"), Timestamp::MAX, None, None));
+    let early =
+        json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-01-14"), Timestamp::MAX, None, None).unwrap());
     assert_eq!(
         (early["won"].clone(), early["lost"].clone(), early["close_rate"].clone()),
         (json!(0), json!(1), json!(0.0))
@@ -266,7 +273,8 @@ fn kpis_over_a_period() {
     assert_eq!(early["avg_cycle_days"], Value::Null);
     assert!(early.get("forecast_accuracy").is_none());
     // A period with nothing in it: every ratio is null.
-    let empty = json_of(&kpis::kpis(&tl, &s, t("2023-01-01"), t("2023-02-01"), Timestamp::MAX, None, None));
+    let empty =
+        json_of(&kpis::kpis(&tl, &s, t("2023-01-01"), t("2023-02-01"), Timestamp::MAX, None, None).unwrap());
     assert_eq!(empty["close_rate"], Value::Null);
     assert_eq!(empty["avg_first_response_hours"], Value::Null);
     assert_eq!(empty["stage_conversion"][0]["rate"], Value::Null);
@@ -283,7 +291,8 @@ fn kpis_with_spend_and_owner_rates() {
          [costs.owners.dan]\nquota = 730000\n[costs.spend]\n\"2024-01\" = 3100\n\"2024-03\" = 9999\n",
     )
     .unwrap();
-    let k = json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, None));
+    let k =
+        json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, None).unwrap());
     // January's spend whole, over the 1 deal won in it. March does not overlap the period.
     assert_eq!((k["spend"].clone(), k["cac"].clone()), (json!(3100.00), json!(3100.00)));
     let owners: Vec<Value> = k["by_owner"].as_array().unwrap().clone();
@@ -313,21 +322,29 @@ fn kpis_with_spend_and_owner_rates() {
     assert_eq!(owners[2]["win_rate"], Value::Null);
     // From 01-16: 16 of January's 31 days of spend (1,600.00), and no deal won (B was won on
     // 01-14): a spend, but no CAC.
-    let late = json_of(&kpis::kpis(&tl, &s, t("2024-01-16"), t("2024-02-01"), Timestamp::MAX, None, None));
+    let late =
+        json_of(&kpis::kpis(&tl, &s, t("2024-01-16"), t("2024-02-01"), Timestamp::MAX, None, None).unwrap());
     assert_eq!((late["spend"].clone(), late["cac"].clone()), (json!(1600.00), Value::Null));
     // Every touch was before 01-16: none counts toward the later period's selling time.
     assert_eq!(late["by_owner"][0]["touch_minutes"], 0);
     assert_eq!(late["by_owner"][0]["selling_time_share"], 0.0);
     // A period no month of spend overlaps: no spend at all, not a spend of zero.
-    let feb = json_of(&kpis::kpis(&tl, &s, t("2024-02-01"), t("2024-03-01"), Timestamp::MAX, None, None));
+    let feb =
+        json_of(&kpis::kpis(&tl, &s, t("2024-02-01"), t("2024-03-01"), Timestamp::MAX, None, None).unwrap());
     assert_eq!(feb["spend"], Value::Null);
 }
 
 #[test]
 fn bad_deal_cost_uses_the_seed_rates() {
     let tl = timeline(&january());
-    let report =
-        cost::bad_deal_cost(&tl, &Settings::default(), t("2024-01-01"), t("2024-02-01"), Timestamp::MAX);
+    let report = cost::bad_deal_cost(
+        &tl,
+        &Settings::default(),
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        false,
+    );
     let c = json_of(&report);
     // E: 60 minutes before its loss (the call after it does not count), owner cat at the end:
     // one hour at $1,000,000 / 500 h = $2,000, 10% commission.
@@ -343,13 +360,27 @@ fn bad_deal_cost_uses_the_seed_rates() {
     // Per-owner rates: cat's quota is half, her hour is $1,000; the commission rate 8%.
     let settings =
         settings_of("[costs]\ncommission_rate = 0.08\n[costs.owners.cat]\nquota = 500000\n").unwrap();
-    let c = json_of(&cost::bad_deal_cost(&tl, &settings, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX));
+    let c = json_of(&cost::bad_deal_cost(
+        &tl,
+        &settings,
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        false,
+    ));
     assert_eq!(
         c["totals"],
         json!({"bad_deals": 1, "effort_hours": 1.0, "time_cost": 1000.00, "commission_cost": 80.00})
     );
     // A period that ends before the loss: nothing.
-    let c = json_of(&cost::bad_deal_cost(&tl, &settings, t("2024-01-01"), t("2024-01-03"), Timestamp::MAX));
+    let c = json_of(&cost::bad_deal_cost(
+        &tl,
+        &settings,
+        t("2024-01-01"),
+        t("2024-01-03"),
+        Timestamp::MAX,
+        false,
+    ));
     assert_eq!(c["totals"]["bad_deals"], 0);
     assert_eq!(c["by_owner"], json!([]));
 }
@@ -407,10 +438,10 @@ fn every_report_renders_in_every_format() {
     let (from, to) = (t("2024-01-01"), t("2024-02-01"));
     let outputs = |f: Format| {
         [
-            render(&pipeline::pipeline(&tl, &s, v, None), f),
+            render(&pipeline::pipeline(&tl, &s, v, None).unwrap(), f),
             render(&stages::time_in_stage(&tl, &s, v, false, false), f),
-            render(&kpis::kpis(&tl, &s, from, to, Timestamp::MAX, None, None), f),
-            render(&cost::bad_deal_cost(&tl, &s, from, to, Timestamp::MAX), f),
+            render(&kpis::kpis(&tl, &s, from, to, Timestamp::MAX, None, None).unwrap(), f),
+            render(&cost::bad_deal_cost(&tl, &s, from, to, Timestamp::MAX, false), f),
             render(&flags::flags(&tl, &s, v), f),
         ]
     };
@@ -446,4 +477,258 @@ fn every_report_renders_in_every_format() {
 fn settings_of(text: &str) -> Result<Settings, String> {
     let config = dealledger_config::Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
     settings_from_config(&config).map_err(|e| e.reason())
+}
+
+// ---- What a figure stands on (issue 24) ------------------------------------------------------
+
+/// The cells of a CSV text, every line.
+fn csv_cells(text: &str) -> Vec<String> {
+    text.lines().flat_map(|line| line.split(',').map(str::to_string).collect::<Vec<_>>()).collect()
+}
+
+#[test]
+fn a_period_without_bad_deals_has_no_negative_zero_and_totals_are_exact() {
+    let tl = timeline(&january());
+    let s = Settings::default();
+    let empty = cost::bad_deal_cost(&tl, &s, t("2023-01-01"), t("2023-02-01"), Timestamp::MAX, false);
+    assert_eq!(json_of(&empty)["totals"]["effort_hours"].to_string(), "0.0");
+    let table = render(&empty, Format::Table);
+    assert!(!table.contains("-0.0"), "{table}");
+    let csv = render(&empty, Format::Csv);
+    assert!(!csv_cells(&csv).iter().any(|c| c.starts_with("-0")), "{csv}");
+    // Three owners with a minute each: the total is 3 minutes (0.05 h), not the sum of three
+    // rounded 0.016667 h.
+    let mut lines = Vec::new();
+    for owner in ["x", "y", "z"] {
+        lines.push(e(owner, "opened", "2024-01-01", &format!(r#""owner":"{owner}","amount":1"#)));
+        lines.push(e(owner, "touch", "2024-01-02", r#""channel":"call","direction":"outbound","minutes":1"#));
+        lines.push(e(owner, "lost", "2024-01-03", r#""reason":"price""#));
+    }
+    let three = json_of(&cost::bad_deal_cost(
+        &timeline(&lines),
+        &s,
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        false,
+    ));
+    assert_eq!(three["by_owner"][0]["effort_hours"], 0.016667);
+    assert_eq!(three["totals"]["effort_hours"], 0.05);
+}
+
+#[test]
+fn the_flags_report_counts_the_deals_it_flags() {
+    let tl = timeline(&january());
+    let report = json_of(&flags::flags(&tl, &Settings::default(), view("2024-01-16", None)));
+    let deals: std::collections::BTreeSet<&str> =
+        report["flags"].as_array().unwrap().iter().filter_map(|f| f["deal"].as_str()).collect();
+    assert_eq!(report["deals_flagged"], deals.len());
+    assert_eq!(deals.len(), 3, "A, C and D");
+    // A count of one is said in the singular, in every detail.
+    let text = render(&flags::flags(&tl, &Settings::default(), view("2024-01-16", None)), Format::Table);
+    assert!(!text.contains(" 1 contacts"), "{text}");
+    let one_contact = vec![
+        e("A", "opened", "2024-01-01", r#""owner":"bob","amount":1,"stage":"quote""#),
+        e("A", "touch", "2024-01-02", r#""channel":"email","direction":"inbound","contact":"x@a""#),
+    ];
+    let report = render(
+        &flags::flags(&timeline(&one_contact), &Settings::default(), view("2024-01-03", None)),
+        Format::Table,
+    );
+    assert!(report.contains("1 contact by quote (minimum 2)"), "{report}");
+    assert!(report.contains(": 1 open deal needs a decision"), "{report}");
+}
+
+#[test]
+fn a_currency_asked_is_the_only_one_shown_and_one_not_there_is_refused() {
+    let mut lines = january();
+    lines.push(e("F", "opened", "2024-01-02", r#""owner":"bob","amount":"99.5","currency":"EUR""#));
+    let tl = timeline(&lines);
+    let s = Settings::default();
+    let asked = |currency: &str| Params { currency: Some(currency.into()), ..Params::default() };
+    let now = t("2024-01-16");
+    for name in [ReportName::Pipeline, ReportName::Kpis] {
+        let period = |p: Params| match name {
+            ReportName::Kpis => {
+                Params { from: Some("2024-01-01".into()), to: Some("2024-02-01".into()), ..p }
+            }
+            _ => p,
+        };
+        let eur = answer(name, &period(asked("EUR")), &tl, &s, now, Format::Json).unwrap();
+        let eur: Value = serde_json::from_str(&eur.text).unwrap();
+        assert_eq!(eur["currency"], "EUR");
+        assert!(eur.get("by_currency").is_none(), "{eur}");
+        assert_eq!(eur["currencies"], json!(["EUR", "USD"]));
+        let table = answer(name, &period(asked("EUR")), &tl, &s, now, Format::Table).unwrap().text;
+        assert!(table.contains("(EUR)") && !table.contains("(USD)"), "{table}");
+        let refused = answer(name, &period(asked("ZZZ")), &tl, &s, now, Format::Json).unwrap_err();
+        assert_eq!(refused.param, "currency");
+        assert!(refused.reason.contains("EUR, USD"), "{}", refused.reason);
+        // Not asked: every currency, the configured one leading.
+        let all: Value = serde_json::from_str(
+            &answer(name, &period(Params::default()), &tl, &s, now, Format::Json).unwrap().text,
+        )
+        .unwrap();
+        assert_eq!(all["currency"], "USD");
+        assert_eq!(all["by_currency"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn stage_conversion_follows_the_order_of_entry_at_one_instant() {
+    // Into quote and back to qualifying at one instant: qualifying was entered after quote, so
+    // the deal did not advance from qualifying (docs/metrics.md: events at one instant apply in
+    // the order they were appended).
+    let lines = vec![
+        e("Q", "opened", "2024-01-01", r#""owner":"bob","amount":1"#),
+        e("Q", "stage_moved", "2024-01-05", r#""to":"quote""#),
+        e("Q", "stage_moved", "2024-01-05", r#""to":"qualifying""#),
+    ];
+    let k = json_of(
+        &kpis::kpis(
+            &timeline(&lines),
+            &Settings::default(),
+            t("2024-01-01"),
+            t("2024-02-01"),
+            Timestamp::MAX,
+            None,
+            None,
+        )
+        .unwrap(),
+    );
+    let conversion: Vec<(u64, u64)> = k["stage_conversion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["entered"].as_u64().unwrap(), s["advanced"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(conversion, [(1, 1), (1, 0), (1, 0), (0, 0)]);
+}
+
+#[test]
+fn a_moment_long_after_the_last_event_says_so_and_offers_the_last_event() {
+    // January's last event is at 2024-01-15 (A's amount change).
+    let tl = timeline(&january());
+    let s = Settings::default();
+    let late = view("2024-03-01", None);
+    for report in [
+        json_of(&flags::flags(&tl, &s, late)),
+        json_of(&pipeline::pipeline(&tl, &s, late, None).unwrap()),
+        json_of(&stages::time_in_stage(&tl, &s, late, false, false)),
+    ] {
+        let notes = report["notes"].to_string();
+        assert!(notes.contains("2024-01-15T00:00:00Z"), "{notes}");
+        assert_eq!(report["offer"], json!({"as_of": "2024-01-15T00:00:00Z"}));
+    }
+    // A day after the last event: nothing to say.
+    let near = json_of(&flags::flags(&tl, &s, view("2024-01-16", None)));
+    assert_eq!((near["notes"].clone(), near["offer"].clone()), (json!([]), Value::Null));
+    // A period after the history: the period of the same length that ends with the last
+    // event's day.
+    for report in [
+        json_of(&kpis::kpis(&tl, &s, t("2024-03-01"), t("2024-04-01"), Timestamp::MAX, None, None).unwrap()),
+        json_of(&cost::bad_deal_cost(&tl, &s, t("2024-03-01"), t("2024-04-01"), Timestamp::MAX, false)),
+    ] {
+        assert!(report["notes"].to_string().contains("2024-01-15T00:00:00Z"), "{report}");
+        assert_eq!(report["offer"], json!({"from": "2023-12-16T00:00:00Z", "to": "2024-01-16T00:00:00Z"}));
+    }
+    // The table says it too, with the flags to type.
+    let text = render(&flags::flags(&tl, &s, late), Format::Table);
+    assert!(text.contains("--as-of 2024-01-15T00:00:00Z"), "{text}");
+}
+
+/// Deals with neither touches nor amounts: what an opportunities export often gives.
+fn bare() -> Vec<String> {
+    let mut lines = Vec::new();
+    for i in 0..4 {
+        let deal = format!("N{i}");
+        lines.push(e(&deal, "opened", "2024-01-01", r#""owner":"bob","amount":0,"stage":"quote""#));
+        match i {
+            0 => lines.push(e(&deal, "won", "2024-01-10", "")),
+            1 => lines.push(e(&deal, "lost", "2024-01-10", r#""reason":"price""#)),
+            _ => {}
+        }
+    }
+    lines
+}
+
+#[test]
+fn figures_with_nothing_under_them_say_so() {
+    let tl = timeline(&bare());
+    let s = Settings::default();
+    let v = view("2024-01-12", None);
+    let notes = |report: &Value| report["notes"].to_string();
+    let pipeline = json_of(&pipeline::pipeline(&tl, &s, v, None).unwrap());
+    assert!(notes(&pipeline).contains("none of the 2 open deals"), "{}", notes(&pipeline));
+    let kpis =
+        json_of(&kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, None).unwrap());
+    assert!(notes(&kpis).contains("no touches"), "{}", notes(&kpis));
+    assert!(notes(&kpis).contains("won deal"), "{}", notes(&kpis));
+    // Selling time is not 0 % where nothing was recorded: it is unknown.
+    assert_eq!(kpis["by_owner"][0]["selling_time_share"], Value::Null);
+    let cost =
+        json_of(&cost::bad_deal_cost(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, false));
+    assert!(notes(&cost).contains("no touches"), "{}", notes(&cost));
+    // Flags that count touches are not raised on a history that has none: every deal would be
+    // "gone dark" for want of data.
+    let flags = json_of(&flags::flags(&tl, &s, v));
+    assert!(notes(&flags).contains("no touches"), "{}", notes(&flags));
+    let rules: Vec<&str> =
+        flags["flags"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    for rule in ["gone_dark", "no_activity", "not_enough_contacts"] {
+        assert!(!rules.contains(&rule), "{rule}: {rules:?}");
+    }
+    // Every format says it: the table beside the figures, JSON in `notes`.
+    let text = render(
+        &cost::bad_deal_cost(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, false),
+        Format::Table,
+    );
+    assert!(text.contains("note: ") && text.contains("no touches"), "{text}");
+}
+
+#[test]
+fn bad_deal_cost_leads_with_the_costliest_owner_and_lists_the_costliest_deals() {
+    let mut lines = january();
+    lines.push(e("G", "opened", "2024-01-01", r#""owner":"zed","amount":10"#));
+    lines.push(e("G", "touch", "2024-01-02", r#""channel":"meeting","direction":"outbound","minutes":120"#));
+    lines.push(e("G", "disqualified", "2024-01-05", r#""reason":"no_budget""#));
+    let tl = timeline(&lines);
+    let report = json_of(&cost::bad_deal_cost(
+        &tl,
+        &Settings::default(),
+        t("2024-01-01"),
+        t("2024-02-01"),
+        Timestamp::MAX,
+        true,
+    ));
+    let owners: Vec<&str> =
+        report["by_owner"].as_array().unwrap().iter().map(|o| o["owner"].as_str().unwrap()).collect();
+    assert_eq!(owners, ["zed", "cat"], "by time cost, the costliest first");
+    assert_eq!(
+        report["deals"],
+        json!([
+            {"deal": "G", "owner": "zed", "outcome": "disqualified", "ended_at": "2024-01-05T00:00:00Z", "effort_hours": 2.0, "time_cost": 4000.00},
+            {"deal": "E", "owner": "cat", "outcome": "lost", "ended_at": "2024-01-03T00:00:00Z", "effort_hours": 1.0, "time_cost": 2000.00},
+        ])
+    );
+}
+
+#[test]
+fn headings_and_titles_read_as_people_write() {
+    let tl = timeline(&january());
+    let s = Settings::default();
+    let stages =
+        render(&stages::time_in_stage(&tl, &s, view("2024-01-09", None), false, false), Format::Table);
+    assert!(!stages.contains("open now"), "a column under --as-of is not `now`: {stages}");
+    // Counts in titles are grouped like every figure.
+    let mut many = Vec::new();
+    for i in 0..1200 {
+        many.push(e(&format!("W{i}"), "opened", "2024-01-01", r#""owner":"bob","amount":1"#));
+        many.push(e(&format!("W{i}"), "won", "2024-01-02", ""));
+    }
+    let title = render(
+        &pipeline::pipeline(&timeline(&many), &s, view("2024-01-09", None), None).unwrap(),
+        Format::Table,
+    );
+    assert!(title.contains("won 1,200"), "{title}");
 }

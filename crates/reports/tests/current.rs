@@ -28,10 +28,10 @@ fn all_reports(timeline: &Timeline, settings: &Settings, end: Timestamp) -> Vec<
     let from = Timestamp(end.0 - 400 * MICROS_PER_DAY);
     let to = Timestamp(end.0 + MICROS_PER_DAY);
     vec![
-        render(&pipeline::pipeline(timeline, settings, now, None), Format::Json),
+        render(&pipeline::pipeline(timeline, settings, now, None).unwrap(), Format::Json),
         render(&stages::time_in_stage(timeline, settings, now, true, true), Format::Json),
-        render(&kpis::kpis(timeline, settings, from, to, Timestamp::MAX, None, None), Format::Json),
-        render(&cost::bad_deal_cost(timeline, settings, from, to, Timestamp::MAX), Format::Json),
+        render(&kpis::kpis(timeline, settings, from, to, Timestamp::MAX, None, None).unwrap(), Format::Json),
+        render(&cost::bad_deal_cost(timeline, settings, from, to, Timestamp::MAX, false), Format::Json),
         render(&flags::flags(timeline, settings, now), Format::Json),
     ]
 }

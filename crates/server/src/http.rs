@@ -888,11 +888,31 @@ async fn get_report(
     })
     .await;
     match answered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Ok(Ok(answered)) => rendered(format, answered),
         Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
     }
 }
+
+/// A report or what-if as rendered: its text, and for CSV, which has no room for them, what it
+/// says of its own figures as `Dealledger-Note` headers (one a note, non-ASCII as `?`: a header
+/// holds visible ASCII).
+fn rendered(format: Format, answered: dealledger_reports::Answered) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, format.content_type())], answered.text).into_response();
+    if format == Format::Csv {
+        for note in &answered.notes {
+            let ascii: String =
+                note.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
+            if let Ok(value) = header::HeaderValue::from_str(&ascii) {
+                response.headers_mut().append(NOTE_HEADER, value);
+            }
+        }
+    }
+    response
+}
+
+/// The header of a CSV answer's notes.
+pub const NOTE_HEADER: &str = "dealledger-note";
 
 /// The live tail: every event from `from_seq` (or after `Last-Event-ID`), then each new one as
 /// it becomes durable. Ends when the daemon shuts down.

@@ -35,6 +35,7 @@ use dealledger_events::{Clock, Pipeline};
 use dealledger_log::{Head, Ledger};
 use dealledger_projections::{catch_up, save_checkpoint, Timeline};
 use dealledger_reports::Settings;
+pub use http::NOTE_HEADER;
 use metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
