@@ -37,7 +37,7 @@ fn instant(flag: &str, text: &Option<String>, default: Timestamp) -> Result<Time
 /// Where the reports come from.
 enum Source<'a> {
     /// The ledger of this data directory, read here.
-    Here(dealledger_projections::Timeline, dealledger_reports::Settings),
+    Here(Box<(dealledger_projections::Timeline, dealledger_reports::Settings)>),
     /// A running daemon at this URL.
     Daemon(&'a str),
 }
@@ -57,7 +57,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
     // The period of the same length before it, beside it on the KPI page.
     let before = Timestamp(from.0.saturating_sub(to.0 - from.0));
     let source = match server {
-        None => Source::Here(crate::report::timeline(data)?, data.settings()?),
+        None => Source::Here(Box::new((crate::report::timeline(data)?, data.settings()?))),
         Some(url) => Source::Daemon(url),
     };
     let known_at = view.known_at.to_string();
@@ -80,7 +80,8 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
         ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
     ] {
         let text = match &source {
-            Source::Here(timeline, settings) => {
+            Source::Here(here) => {
+                let (timeline, settings) = &**here;
                 answer(name, &params, timeline, settings, now, Format::Json).map_err(flag_error)?.text
             }
             Source::Daemon(url) => crate::client::report(url, data, name, &params, Format::Json)?.text,
