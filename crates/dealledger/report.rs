@@ -49,10 +49,13 @@ pub enum ReportCommand {
         format: Format,
     },
     /// Selling time spent on deals lost or disqualified in [--from, --to), priced from quota and
-    /// selling hours ([costs] in dealledger.toml)
+    /// selling hours ([costs] in dealledger.toml), the costliest owner first
     BadDealCost {
         #[command(flatten)]
         period: Period,
+        /// Also list every bad deal, the costliest first
+        #[arg(long)]
+        deals: bool,
         #[arg(long, value_parser = crate::format_parser(), default_value = "table")]
         format: Format,
     },
@@ -129,7 +132,9 @@ fn request(command: &ReportCommand) -> Option<(ReportName, Params, Format)> {
             Params { forecast: forecast.clone(), currency: currency.clone(), ..period(p) },
             *format,
         ),
-        ReportCommand::BadDealCost { period: p, format } => (ReportName::BadDealCost, period(p), *format),
+        ReportCommand::BadDealCost { period: p, deals, format } => {
+            (ReportName::BadDealCost, Params { deals: *deals, ..period(p) }, *format)
+        }
         ReportCommand::Flags { when: w, format } => (ReportName::Flags, when(w), *format),
     })
 }

@@ -61,6 +61,8 @@ pub struct TouchFacts {
     /// Minutes (a touch's own, else its channel's default) of the touches with `at` up to and
     /// including `status_at`: for a closed deal, the effort it took until it closed.
     pub minutes_to_status: i64,
+    /// The touches in the view: none means the figures built on touches have nothing under them.
+    pub count: u32,
 }
 
 impl Folded {
@@ -112,6 +114,7 @@ impl Folded {
     pub fn fold_touches(&mut self, deal: &DealHistory, view: View) {
         let mut facts = TouchFacts::default();
         for touch in deal.touches_in(view) {
+            facts.count = facts.count.saturating_add(1);
             let at = Some(touch.at);
             facts.last_at = facts.last_at.max(at);
             match touch.direction {

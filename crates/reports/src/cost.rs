@@ -2,11 +2,12 @@
 //! what it was worth.
 
 use dealledger_events::Timestamp;
-use dealledger_projections::{Name, Timeline, View};
+use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::output::{div_round, round6, Cell, Instant, Money, Report, Table};
+use crate::basis::{count, Basis};
+use crate::output::{div_round, round6, thousands, Cell, Instant, Money, Report, Table};
 use crate::Settings;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -26,56 +27,134 @@ pub struct OwnerCost {
     pub hourly_value: Money,
 }
 
+/// One bad deal and what it cost (`--deals`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DealCost {
+    pub deal: String,
+    pub owner: String,
+    /// lost or disqualified.
+    pub outcome: &'static str,
+    pub ended_at: Instant,
+    pub effort_hours: f64,
+    pub time_cost: Money,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CostReport {
     pub from: Instant,
     pub to: Instant,
     pub known_at: Instant,
     pub totals: Cost,
+    /// By time cost, the costliest first (then by owner).
     pub by_owner: Vec<OwnerCost>,
+    /// With `deals`: every bad deal, the costliest first (then by deal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deals: Option<Vec<DealCost>>,
+    #[serde(flatten)]
+    pub basis: Basis,
+}
+
+/// Per owner: bad deals, minutes, and with `deals` each deal's (id, status, end, minutes).
+#[derive(Default)]
+struct OwnerSums {
+    deals: u64,
+    minutes: i64,
+    /// Bad deals without a touch in the view.
+    untouched: u64,
+    listed: Vec<(String, Status, Timestamp, i64)>,
+}
+
+/// Hours of `minutes`, to 6 decimals (a whole second), from the integer: never a sum of
+/// rounded figures, never -0.
+fn hours_of(minutes: i64) -> f64 {
+    round6(minutes as f64 / 60.0) + 0.0
 }
 
 /// Bad deals: final status (on the events with `at < to`) lost or disqualified, set by an event
 /// in [from, to). Effort: every touch up to and including that event's `at`. Each owner's costs
-/// are rounded to the minor unit once; the totals are the sums of the owners' figures.
+/// are rounded to the minor unit once; the totals are the sums of the owners' figures (effort
+/// hours from the total minutes). With `with_deals`, each bad deal too.
 pub fn bad_deal_cost(
     timeline: &Timeline,
     settings: &Settings,
     from: Timestamp,
     to: Timestamp,
     known_at: Timestamp,
-    _with_deals: bool,
+    with_deals: bool,
 ) -> CostReport {
     let view = View { as_of: Timestamp(to.0 - 1), known_at };
-    let parts = timeline.fold_deals(view, true, BTreeMap::<Name, (u64, i64)>::new, |owners, _, folded| {
-        let ended = folded.status_at;
-        if folded.status().is_bad() && from <= ended && ended < to {
-            let owner = owners.entry(folded.owner).or_default();
-            owner.0 += 1;
-            owner.1 += folded.touches.minutes_to_status;
+    // Per part: per owner, and whether the view held any touch at all.
+    let parts = timeline.fold_deals(
+        view,
+        true,
+        <(BTreeMap<Name, OwnerSums>, bool)>::default,
+        |(owners, touched), deal, folded| {
+            *touched |= folded.touches.count > 0;
+            let ended = folded.status_at;
+            if folded.status().is_bad() && from <= ended && ended < to {
+                let owner = owners.entry(folded.owner).or_default();
+                owner.deals += 1;
+                owner.minutes += folded.touches.minutes_to_status;
+                owner.untouched += u64::from(folded.touches.count == 0);
+                if with_deals {
+                    owner.listed.push((
+                        deal.id.to_string(),
+                        folded.status(),
+                        ended,
+                        folded.touches.minutes_to_status,
+                    ));
+                }
+            }
+        },
+    );
+    let mut touched = false;
+    let mut owners: BTreeMap<&str, OwnerSums> = BTreeMap::new();
+    for (part, part_touched) in parts {
+        touched |= part_touched;
+        for (owner, add) in part {
+            let sum = owners.entry(timeline.names.resolve(owner)).or_default();
+            sum.deals += add.deals;
+            sum.minutes += add.minutes;
+            sum.untouched += add.untouched;
+            sum.listed.extend(add.listed);
         }
-    });
-    let mut owners: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
-    for (owner, (deals, minutes)) in parts.into_iter().flatten() {
-        let sum = owners.entry(timeline.names.resolve(owner)).or_default();
-        sum.0 += deals;
-        sum.1 += minutes;
     }
     let currency = settings.currency;
-    let by_owner: Vec<OwnerCost> = owners
-        .into_iter()
-        .map(|(owner, (bad_deals, minutes))| {
+    // What `minutes` of `owner`'s selling time are worth, rounded once.
+    let value = |owner: &str, minutes: i64| {
+        let rates = settings.rates(owner);
+        let per_minute_divisor = i128::from(rates.selling_hours) * 60;
+        div_round(i128::from(minutes) * i128::from(rates.quota_minor), per_minute_divisor)
+    };
+    let mut deals = Vec::new();
+    let mut by_owner: Vec<OwnerCost> = owners
+        .iter()
+        .map(|(&owner, sums)| {
             let rates = settings.rates(owner);
             let per_minute_divisor = i128::from(rates.selling_hours) * 60;
-            let value = i128::from(minutes) * i128::from(rates.quota_minor);
+            let minutes_value = i128::from(sums.minutes) * i128::from(rates.quota_minor);
+            for (deal, status, ended, minutes) in &sums.listed {
+                let (status, ended, minutes) = (*status, *ended, *minutes);
+                deals.push(DealCost {
+                    deal: deal.clone(),
+                    owner: owner.to_string(),
+                    outcome: status.as_str(),
+                    ended_at: Instant(ended),
+                    effort_hours: hours_of(minutes),
+                    time_cost: Money::new(value(owner, minutes), currency),
+                });
+            }
             OwnerCost {
                 owner: owner.to_string(),
                 cost: Cost {
-                    bad_deals,
-                    effort_hours: round6(minutes as f64 / 60.0),
-                    time_cost: Money::new(div_round(value, per_minute_divisor), currency),
+                    bad_deals: sums.deals,
+                    effort_hours: hours_of(sums.minutes),
+                    time_cost: Money::new(div_round(minutes_value, per_minute_divisor), currency),
                     commission_cost: Money::new(
-                        div_round(value * i128::from(rates.commission_bp), per_minute_divisor * 10_000),
+                        div_round(
+                            minutes_value * i128::from(rates.commission_bp),
+                            per_minute_divisor * 10_000,
+                        ),
                         currency,
                     ),
                 },
@@ -86,13 +165,40 @@ pub fn bad_deal_cost(
             }
         })
         .collect();
+    by_owner.sort_by(|a, b| {
+        b.cost.time_cost.minor.cmp(&a.cost.time_cost.minor).then_with(|| a.owner.cmp(&b.owner))
+    });
+    deals.sort_by(|a, b| b.time_cost.minor.cmp(&a.time_cost.minor).then_with(|| a.deal.cmp(&b.deal)));
+    let bad_deals: u64 = owners.values().map(|o| o.deals).sum();
     let totals = Cost {
-        bad_deals: by_owner.iter().map(|o| o.cost.bad_deals).sum(),
-        effort_hours: round6(by_owner.iter().map(|o| o.cost.effort_hours).sum()),
+        bad_deals,
+        effort_hours: hours_of(owners.values().map(|o| o.minutes).sum()),
         time_cost: Money::new(by_owner.iter().map(|o| o.cost.time_cost.minor).sum(), currency),
         commission_cost: Money::new(by_owner.iter().map(|o| o.cost.commission_cost.minor).sum(), currency),
     };
-    CostReport { from: Instant(from), to: Instant(to), known_at: Instant(known_at), totals, by_owner }
+    let mut basis = Basis::period(timeline, from, to);
+    let untouched: u64 = owners.values().map(|o| o.untouched).sum();
+    if !touched {
+        basis.note(
+            "the history holds no touches: effort is 0 hours and its cost 0 for want of data, not because \
+             the bad deals cost no time",
+        );
+    } else if untouched > 0 {
+        basis.note(format!(
+            "{} of the {} have no touch: counted at 0 hours",
+            thousands(untouched),
+            count(bad_deals, "bad deal", "bad deals")
+        ));
+    }
+    CostReport {
+        from: Instant(from),
+        to: Instant(to),
+        known_at: Instant(known_at),
+        totals,
+        by_owner,
+        deals: with_deals.then_some(deals),
+        basis,
+    }
 }
 
 impl Report for CostReport {
@@ -115,15 +221,45 @@ impl Report for CostReport {
             table.push(row(&o.owner, &o.cost, Cell::Money(o.hourly_value)));
         }
         table.push(row("(total)", &self.totals, Cell::Null));
-        vec![table]
+        let mut tables = vec![table];
+        if let Some(deals) = &self.deals {
+            let mut t = Table::new(
+                "Bad deals, the costliest first",
+                &["deal", "owner", "outcome", "ended at", "effort (hours)", "time cost"],
+            );
+            for d in deals {
+                t.push(vec![
+                    Cell::Text(d.deal.clone()),
+                    Cell::Text(d.owner.clone()),
+                    Cell::Text(d.outcome.into()),
+                    Cell::Text(d.ended_at.0.to_string()),
+                    Cell::Num(d.effort_hours, 2),
+                    Cell::Money(d.time_cost),
+                ]);
+            }
+            tables.push(t);
+        }
+        tables
     }
 
+    /// Per owner; with `deals`, per deal.
     fn csv_table(&self) -> Table {
-        let mut table = Table::new(
-            "",
-            &["owner", "bad_deals", "effort_hours", "hourly_value", "time_cost", "commission_cost"],
-        );
-        table.rows = self.tables().remove(0).rows;
+        let mut tables = self.tables();
+        let (columns, rows): (&[&str], _) = match (self.deals.is_some(), tables.pop()) {
+            (true, Some(deals)) => {
+                (&["deal", "owner", "outcome", "ended_at", "effort_hours", "time_cost"], deals.rows)
+            }
+            (_, last) => (
+                &["owner", "bad_deals", "effort_hours", "hourly_value", "time_cost", "commission_cost"],
+                last.map(|t| t.rows).unwrap_or_default(),
+            ),
+        };
+        let mut table = Table::new("", columns);
+        table.rows = rows;
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }

@@ -6,6 +6,7 @@ use dealledger_projections::{Folded, Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::basis::{count, Basis};
 use crate::output::{days, round6, Cell, Instant, Report, Table};
 use crate::settings::FlagSettings;
 use crate::stages::{completed_visits, p90_rank};
@@ -60,7 +61,20 @@ pub struct Flag {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlagReport {
     pub as_of: Instant,
+    /// Open deals with at least one flag: the count of deals that need a decision (several
+    /// flags may name one deal).
+    pub deals_flagged: u64,
     pub flags: Vec<Flag>,
+    #[serde(flatten)]
+    pub basis: Basis,
+}
+
+impl FlagRule {
+    /// Whether the rule counts touches: on a history without any, it would flag every deal
+    /// for want of data.
+    fn needs_touches(self) -> bool {
+        matches!(self, FlagRule::GoneDark | FlagRule::NoActivity | FlagRule::NotEnoughContacts)
+    }
 }
 
 /// A stage with exit criteria: its name, pipeline index, and each required field with its
@@ -183,8 +197,12 @@ impl Rules<'_> {
         let current = self.stage_index(folded.stage);
         if current.is_some_and(|i| i >= self.contacts_index) && contacts < f.min_contacts as usize {
             let since = self.reached(folded, self.contacts_index).unwrap_or(folded.status_at);
-            let detail =
-                format!("{} contacts by {} (minimum {})", contacts, f.contacts_by_stage, f.min_contacts);
+            let detail = format!(
+                "{} by {} (minimum {})",
+                count(contacts as u64, "contact", "contacts"),
+                f.contacts_by_stage,
+                f.min_contacts
+            );
             raised.flag(FlagRule::NotEnoughContacts, since, contacts as f64, detail);
         }
     }
@@ -239,29 +257,43 @@ pub fn flags(timeline: &Timeline, settings: &Settings, view: View) -> FlagReport
         late: f.late_stages.iter().filter_map(|s| pipeline.index(s)).collect(),
         p90: stage_p90s(timeline, view),
     };
-    // Per part: the deal flags, and per owner when each of their late-stage deals got there.
-    type Part = (Vec<Flag>, BTreeMap<Name, Vec<Timestamp>>);
-    let parts = timeline.fold_deals(view, true, Part::default, |(out, late_by_owner), deal, folded| {
-        if folded.status() != Status::Open {
-            return;
-        }
-        let owner = timeline.names.resolve(folded.owner);
-        rules.check(folded, &mut Raised { deal: deal.id, owner, out });
-        if let Some(entered) = rules.late_since(folded) {
-            late_by_owner.entry(folded.owner).or_default().push(entered);
-        }
-    });
+    // Per part: the deal flags, per owner when each of their late-stage deals got there, and
+    // whether the view held any touch.
+    type Part = (Vec<Flag>, BTreeMap<Name, Vec<Timestamp>>, bool);
+    let parts =
+        timeline.fold_deals(view, true, Part::default, |(out, late_by_owner, touched), deal, folded| {
+            *touched |= folded.touches.count > 0;
+            if folded.status() != Status::Open {
+                return;
+            }
+            let owner = timeline.names.resolve(folded.owner);
+            rules.check(folded, &mut Raised { deal: deal.id, owner, out });
+            if let Some(entered) = rules.late_since(folded) {
+                late_by_owner.entry(folded.owner).or_default().push(entered);
+            }
+        });
     let mut out = Vec::new();
+    let mut touched = false;
     let mut late_by_owner: BTreeMap<&str, Vec<Timestamp>> = BTreeMap::new();
-    for (flags, late) in parts {
+    for (flags, late, part_touched) in parts {
         out.extend(flags);
+        touched |= part_touched;
         for (owner, entered) in late {
             late_by_owner.entry(timeline.names.resolve(owner)).or_default().extend(entered);
         }
     }
+    let mut basis = Basis::as_of(timeline, view.as_of);
+    if !touched && !timeline.deals().is_empty() {
+        out.retain(|flag| !flag.rule.needs_touches());
+        basis.note(
+            "the history holds no touches: gone_dark, no_activity and not_enough_contacts are not checked \
+             (every deal would be flagged for want of data)",
+        );
+    }
     out.sort_by(|a, b| (&a.deal, a.rule.name()).cmp(&(&b.deal, b.rule.name())));
+    let deals_flagged = out.iter().filter_map(|f| f.deal.as_ref()).collect::<BTreeSet<_>>().len() as u64;
     out.extend(late_stage_pileups(f, late_by_owner));
-    FlagReport { as_of: Instant(view.as_of), flags: out }
+    FlagReport { as_of: Instant(view.as_of), deals_flagged, flags: out, basis }
 }
 
 /// An owner with more late-stage deals than the maximum, by owner.
@@ -298,10 +330,14 @@ pub fn stage_p90s(timeline: &Timeline, view: View) -> Vec<Option<i64>> {
 
 impl Report for FlagReport {
     fn tables(&self) -> Vec<Table> {
+        let needs = if self.deals_flagged == 1 { "needs" } else { "need" };
         let mut table = Table::new(
-            format!("Flags as of {}: {} open deals need a decision", self.as_of.0, {
-                self.flags.iter().filter_map(|f| f.deal.as_ref()).collect::<BTreeSet<_>>().len()
-            }),
+            format!(
+                "Flags as of {}: {} {needs} a decision ({})",
+                self.as_of.0,
+                count(self.deals_flagged, "open deal", "open deals"),
+                count(self.flags.len() as u64, "flag", "flags")
+            ),
             &["deal", "owner", "rule", "since", "detail"],
         );
         for f in &self.flags {
@@ -329,5 +365,9 @@ impl Report for FlagReport {
             ]);
         }
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }

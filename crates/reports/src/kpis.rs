@@ -11,7 +11,8 @@ use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::output::{div_round, opt_num, round6, Cell, Instant, Money, Report, Table};
+use crate::basis::{count, Basis};
+use crate::output::{div_round, opt_num, round6, thousands, Cell, Instant, Money, Report, Table};
 use crate::{report_currency, stage_indexes, NoSuchCurrency, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -52,6 +53,11 @@ pub struct Kpis {
     /// Percent error of `--forecast` against revenue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast_accuracy: Option<Option<f64>>,
+    /// What the money figures stand on: won deals and new deals with an amount of 0.
+    #[serde(skip)]
+    won_without_amount: u64,
+    #[serde(skip)]
+    created_without_amount: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -61,10 +67,16 @@ pub struct KpiReport {
     pub known_at: Instant,
     #[serde(flatten)]
     pub main: Kpis,
+    /// Every currency, when the deals have more than one and none was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_currency: Vec<Kpis>,
+    /// Every currency the deals of the view have, in code order (whichever is shown).
+    #[serde(serialize_with = "crate::output::currency_codes")]
+    pub currencies: Vec<Currency>,
     /// Per owner (the deal's owner as of the period's end), in name order.
     pub by_owner: Vec<OwnerKpis>,
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 /// One owner's period. Counts and touch minutes over the deals of every currency; revenue and
@@ -85,7 +97,7 @@ pub struct OwnerKpis {
     pub touch_minutes: i64,
     /// working_days x working_hours, prorated to the period like the quota.
     pub working_hours: f64,
-    /// touch_minutes / (working_hours x 60).
+    /// touch_minutes / (working_hours x 60); null on a history without touches (unknown, not 0).
     pub selling_time_share: Option<f64>,
 }
 
@@ -102,6 +114,8 @@ struct Acc {
     responses_micros: Vec<i64>,
     /// Per pipeline stage index: entered, advanced.
     conversion: Vec<(u64, u64)>,
+    won_without_amount: u64,
+    created_without_amount: u64,
 }
 
 #[derive(Default)]
@@ -127,6 +141,8 @@ impl OwnerAcc {
 struct Part {
     by_currency: BTreeMap<Currency, Acc>,
     by_owner: BTreeMap<Name, OwnerAcc>,
+    /// Whether any deal of the view has a touch.
+    touched: bool,
 }
 
 impl Acc {
@@ -142,6 +158,8 @@ impl Acc {
         for (counts, add) in self.conversion.iter_mut().zip(other.conversion) {
             *counts = (counts.0 + add.0, counts.1 + add.1);
         }
+        self.won_without_amount += other.won_without_amount;
+        self.created_without_amount += other.created_without_amount;
     }
 }
 
@@ -170,6 +188,7 @@ pub fn kpis(
             .by_currency
             .entry(deal.currency)
             .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
+        part.touched |= folded.touches.count > 0;
         let owner = part.by_owner.entry(folded.owner).or_default();
         owner.touch_minutes += deal
             .touches_in(view)
@@ -181,6 +200,7 @@ pub fn kpis(
             match status {
                 Status::Won => {
                     acc.won += 1;
+                    acc.won_without_amount += u64::from(folded.won_amount_minor == 0);
                     acc.revenue_minor += i128::from(folded.won_amount_minor);
                     acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
                     owner.won += 1;
@@ -200,19 +220,25 @@ pub fn kpis(
             return;
         }
         acc.created += 1;
+        acc.created_without_amount += u64::from(folded.opened_amount_minor == 0);
         acc.generated_minor += i128::from(folded.opened_amount_minor);
         if let Some(first_outbound) = folded.touches.first_outbound_at {
             acc.responses_micros.push(first_outbound.0 - folded.opened_at.0);
         }
-        // Per stage: when the deal first entered it, and whether it reached a later stage (or
-        // was won) after that.
+        // Per stage: whether the deal entered it, and whether it entered a later stage (or
+        // was won) after it first did. "After" is the order of the visits, which is the order
+        // of entry, (at, seq): two moves at one instant count in the order they were appended.
         for (i, counts) in acc.conversion.iter_mut().enumerate() {
-            let Some(first) = folded.visits.iter().find(|v| index(v.stage) == Some(i)) else {
+            let Some(first) = folded.visits.iter().position(|v| index(v.stage) == Some(i)) else {
                 continue;
             };
             counts.0 += 1;
-            let later =
-                folded.visits.iter().any(|v| v.start >= first.start && index(v.stage).is_some_and(|j| j > i));
+            let later = folded
+                .visits
+                .get(first + 1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|v| index(v.stage).is_some_and(|j| j > i));
             if later || status == Status::Won {
                 counts.1 += 1;
             }
@@ -225,9 +251,12 @@ pub fn kpis(
             owners.entry(timeline.names.resolve(name)).or_default().merge(acc);
         }
     }
+    let touched = parts.iter().any(|part| part.touched);
     let period_micros = i128::from(to.0.saturating_sub(from.0).max(0));
-    let by_owner =
-        owners.into_iter().map(|(owner, acc)| owner_kpis(settings, owner, acc, period_micros)).collect();
+    let by_owner = owners
+        .into_iter()
+        .map(|(owner, acc)| owner_kpis(settings, owner, acc, period_micros, touched))
+        .collect();
     let parts: Vec<BTreeMap<Currency, Acc>> = parts.into_iter().map(|part| part.by_currency).collect();
     let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
     for (currency, acc) in parts.into_iter().flatten() {
@@ -265,14 +294,43 @@ pub fn kpis(
         }
     }
     let main = all.iter().find(|k| k.currency == main_currency).cloned().expect("inserted above");
-    let by_currency = if all.len() > 1 { all } else { Vec::new() };
+    // One currency asked for, one shown.
+    let by_currency = if all.len() > 1 && currency.is_none() { all } else { Vec::new() };
+    let mut basis = Basis::period(timeline, from, to);
+    let shown = if by_currency.is_empty() { std::slice::from_ref(&main) } else { &by_currency[..] };
+    if !touched && !timeline.deals().is_empty() {
+        basis.note(
+            "the history holds no touches: first response and selling time cannot be computed (shown \
+             empty, not 0)",
+        );
+    }
+    for k in shown {
+        let c = k.currency;
+        if k.won_without_amount > 0 {
+            basis.note(format!(
+                "{} of the {} in {c} have no amount (0): revenue, avg deal size and sales velocity count \
+                 them as 0",
+                thousands(k.won_without_amount),
+                count(k.won, "won deal", "won deals")
+            ));
+        }
+        if k.created_without_amount > 0 {
+            basis.note(format!(
+                "{} of the {} opened in {c} have no amount (0): pipeline generated counts them as 0",
+                thousands(k.created_without_amount),
+                count(k.opportunities_created, "deal", "deals")
+            ));
+        }
+    }
     Ok(KpiReport {
         from: Instant(from),
         to: Instant(to),
         known_at: Instant(known_at),
         main,
         by_currency,
+        currencies,
         by_owner,
+        basis,
     })
 }
 
@@ -281,7 +339,15 @@ fn prorated(yearly: i128, period_micros: i128) -> i128 {
     div_round(yearly * period_micros, 365 * i128::from(MICROS_PER_DAY))
 }
 
-fn owner_kpis(settings: &Settings, owner: &str, acc: OwnerAcc, period_micros: i128) -> OwnerKpis {
+/// One owner's figures; `touched`: whether the view has any touch (without, selling time is
+/// unknown).
+fn owner_kpis(
+    settings: &Settings,
+    owner: &str,
+    acc: OwnerAcc,
+    period_micros: i128,
+    touched: bool,
+) -> OwnerKpis {
     let rates = settings.rates(owner);
     let quota_minor = prorated(i128::from(rates.quota_minor), period_micros);
     let year_hours = f64::from(rates.working_days) * f64::from(rates.working_hours);
@@ -296,7 +362,7 @@ fn owner_kpis(settings: &Settings, owner: &str, acc: OwnerAcc, period_micros: i1
         quota_attainment: (quota_minor > 0).then(|| round6(acc.revenue_minor as f64 / quota_minor as f64)),
         touch_minutes: acc.touch_minutes,
         working_hours: round6(working_hours),
-        selling_time_share: (working_hours > 0.0)
+        selling_time_share: (working_hours > 0.0 && touched)
             .then(|| round6(acc.touch_minutes as f64 / (working_hours * 60.0))),
     }
 }
@@ -365,6 +431,8 @@ fn finish(settings: &Settings, currency: Currency, mut acc: Acc, spend_minor: Op
             .filter(|_| acc.won > 0)
             .map(|minor| Money::new(div_round(minor, i128::from(acc.won)), currency)),
         forecast_accuracy: None,
+        won_without_amount: acc.won_without_amount,
+        created_without_amount: acc.created_without_amount,
     }
 }
 
@@ -385,7 +453,7 @@ impl Report for KpiReport {
             row("won (deals)", Cell::Int(k.won as i64));
             row("lost (deals)", Cell::Int(k.lost as i64));
             row("disqualified (deals)", Cell::Int(k.disqualified as i64));
-            row("close rate (won / closed)", opt_num(k.close_rate.map(|r| r * 100.0), 1));
+            row("close rate (%, won / closed)", opt_num(k.close_rate.map(|r| r * 100.0), 1));
             row("revenue", Cell::Money(k.revenue));
             row("avg deal size", k.avg_deal_size.map_or(Cell::Null, Cell::Money));
             row("avg cycle (days)", opt_num(k.avg_cycle_days, 1));
@@ -394,7 +462,7 @@ impl Report for KpiReport {
             row("avg first response (hours)", opt_num(k.avg_first_response_hours, 1));
             row("median first response (hours)", opt_num(k.first_response_hours_median, 1));
             row("p90 first response (hours)", opt_num(k.first_response_hours_p90, 1));
-            row("win rate (won / won + lost)", opt_num(k.win_rate.map(|r| r * 100.0), 1));
+            row("win rate (%, won / (won + lost))", opt_num(k.win_rate.map(|r| r * 100.0), 1));
             row("sales velocity (per day)", k.sales_velocity.map_or(Cell::Null, Cell::Money));
             row("spend", k.spend.map_or(Cell::Null, Cell::Money));
             row("CAC (spend / won)", k.cac.map_or(Cell::Null, Cell::Money));
@@ -505,5 +573,9 @@ impl Report for KpiReport {
             table.push(row);
         }
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }

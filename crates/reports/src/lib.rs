@@ -4,6 +4,7 @@
 //! Boundary: reports read a [`Timeline`] and [`Settings`] and nothing else: no storage, no clock
 //! (every moment is an argument), no files. The definitions are the contract of docs/metrics.md.
 
+pub mod basis;
 pub mod cost;
 pub mod deal_history;
 pub mod flags;
@@ -48,18 +49,20 @@ fn list(present: &[Currency]) -> String {
     }
 }
 
-/// The currency a report leads with: the one asked for, else the only one the deals have, else
-/// the configured one.
+/// The currency a report leads with: the one asked for (which some deal of the view must have:
+/// a report of a currency nobody uses would be all zeros), else the only one the deals have,
+/// else the configured one.
 pub fn report_currency(
     present: &[Currency],
     asked: Option<Currency>,
     settings: &Settings,
 ) -> Result<Currency, NoSuchCurrency> {
-    Ok(match (asked, present) {
-        (Some(c), _) => c,
-        (None, [only]) => *only,
-        _ => settings.currency,
-    })
+    match (asked, present) {
+        (Some(c), _) if present.contains(&c) => Ok(c),
+        (Some(asked), _) => Err(NoSuchCurrency { asked, present: present.to_vec() }),
+        (None, [only]) => Ok(*only),
+        _ => Ok(settings.currency),
+    }
 }
 
 /// Stage names in report order: the pipeline's stages in order, then any other stage in `seen`

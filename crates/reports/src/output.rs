@@ -57,6 +57,11 @@ pub fn currency_code<S: Serializer>(currency: &Currency, serializer: S) -> Resul
     serializer.serialize_str(currency.as_str())
 }
 
+/// Writes currencies as their codes (`["EUR", "USD"]`), for `#[serde(serialize_with)]`.
+pub fn currency_codes<S: Serializer>(currencies: &[Currency], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(currencies.iter().map(Currency::as_str))
+}
+
 /// A time written as RFC 3339 in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Instant(pub Timestamp);

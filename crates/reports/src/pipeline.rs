@@ -5,7 +5,8 @@ use dealledger_projections::{Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::output::{div_round, Cell, Instant, Money, Report, Table};
+use crate::basis::{count, Basis};
+use crate::output::{div_round, thousands, Cell, Instant, Money, Report, Table};
 use crate::{report_currency, stage_indexes, stage_order, NoSuchCurrency, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,6 +39,9 @@ pub struct CurrencyPipeline {
     pub stages: Vec<StageRow>,
     pub totals: Totals,
     pub closed: Closed,
+    /// Open deals whose amount is 0: what the amounts stand on.
+    #[serde(skip)]
+    without_amount: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -47,9 +51,14 @@ pub struct PipelineReport {
     /// The report currency's figures at the top level, for scripts.
     #[serde(flatten)]
     pub main: CurrencyPipeline,
-    /// Every currency, when the deals have more than one.
+    /// Every currency, when the deals have more than one and none was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_currency: Vec<CurrencyPipeline>,
+    /// Every currency the deals of the view have, in code order (whichever is shown).
+    #[serde(serialize_with = "crate::output::currency_codes")]
+    pub currencies: Vec<Currency>,
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 #[derive(Default)]
@@ -57,6 +66,8 @@ struct Acc {
     /// Per stage name (by [`dealledger_projections::Name`]): deals, amount, amount x basis points.
     stages: Vec<(u64, i128, i128)>,
     closed: (u64, u64, u64),
+    /// Open deals with an amount of 0.
+    without_amount: u64,
 }
 
 impl Acc {
@@ -69,6 +80,7 @@ impl Acc {
         }
         self.closed =
             (self.closed.0 + other.closed.0, self.closed.1 + other.closed.1, self.closed.2 + other.closed.2);
+        self.without_amount += other.without_amount;
     }
 }
 
@@ -97,6 +109,7 @@ pub fn pipeline(
                         acc.stages = vec![(0, 0, 0); bp_by_name.len()];
                     }
                     let amount = i128::from(folded.amount_minor);
+                    acc.without_amount += u64::from(amount == 0);
                     let row = &mut acc.stages[folded.stage as usize];
                     row.0 += 1;
                     row.1 += amount;
@@ -118,8 +131,35 @@ pub fn pipeline(
         all.push(finish(timeline, settings, currency, acc));
     }
     let main = all.iter().find(|p| p.currency == main_currency).cloned().expect("inserted above");
-    let by_currency = if all.len() > 1 { all } else { Vec::new() };
-    Ok(PipelineReport { as_of: Instant(view.as_of), known_at: Instant(view.known_at), main, by_currency })
+    // One currency asked for, one shown.
+    let by_currency = if all.len() > 1 && currency.is_none() { all } else { Vec::new() };
+    let mut basis = Basis::as_of(timeline, view.as_of);
+    let shown = if by_currency.is_empty() { std::slice::from_ref(&main) } else { &by_currency[..] };
+    for p in shown {
+        let open = p.totals.deals;
+        match p.without_amount {
+            0 => {}
+            n if n == open => basis.note(format!(
+                "none of the {} in {} has an amount: their amount and weighted amount are 0 for want of data",
+                count(open, "open deal", "open deals"),
+                p.currency
+            )),
+            n => basis.note(format!(
+                "{} of the {} in {} have no amount (0): they add nothing to amount and weighted amount",
+                thousands(n),
+                count(open, "open deal", "open deals"),
+                p.currency
+            )),
+        }
+    }
+    Ok(PipelineReport {
+        as_of: Instant(view.as_of),
+        known_at: Instant(view.known_at),
+        main,
+        by_currency,
+        currencies,
+        basis,
+    })
 }
 
 fn finish(timeline: &Timeline, settings: &Settings, currency: Currency, acc: Acc) -> CurrencyPipeline {
@@ -144,7 +184,13 @@ fn finish(timeline: &Timeline, settings: &Settings, currency: Currency, acc: Acc
         weighted_amount: money(stages.iter().map(|s| s.weighted_amount.minor).sum()),
     };
     let (won, lost, disqualified) = acc.closed;
-    CurrencyPipeline { currency, stages, totals, closed: Closed { won, lost, disqualified } }
+    CurrencyPipeline {
+        currency,
+        stages,
+        totals,
+        closed: Closed { won, lost, disqualified },
+        without_amount: acc.without_amount,
+    }
 }
 
 impl Report for PipelineReport {
@@ -158,9 +204,9 @@ impl Report for PipelineReport {
                     p.currency,
                     self.as_of.0,
                     self.known_at.0,
-                    p.closed.won,
-                    p.closed.lost,
-                    p.closed.disqualified
+                    thousands(p.closed.won),
+                    thousands(p.closed.lost),
+                    thousands(p.closed.disqualified)
                 );
                 let mut table = Table::new(title, &["stage", "deals", "amount", "weighted amount"]);
                 for s in &p.stages {
@@ -204,5 +250,9 @@ impl Report for PipelineReport {
             }
         }
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }

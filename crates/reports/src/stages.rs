@@ -5,6 +5,7 @@ use dealledger_projections::{Folded, Name, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use crate::basis::Basis;
 use crate::output::{days, opt_num, round6, Cell, Instant, Report, Table};
 use crate::{stage_order, Settings};
 
@@ -123,6 +124,8 @@ pub struct TimeInStageReport {
     pub by_owner: Option<Vec<OwnerStages>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deals: Option<Vec<DealStages>>,
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 /// Visits by stage ([`Name`]): the completed visits' lengths, and the open visits.
@@ -242,9 +245,18 @@ pub fn time_in_stage(
         deals.extend(part.deals);
     }
     deals.sort_by(|a, b| a.deal.cmp(&b.deal));
+    let mut basis = Basis::as_of(timeline, view.as_of);
+    let stages = all.finish(timeline, settings);
+    if !timeline.deals().is_empty() && stages.iter().all(|s| s.stats.completed == 0) {
+        basis.note(format!(
+            "no stage visit ended by {}: there are no durations yet, only deals open in a stage",
+            view.as_of
+        ));
+    }
     TimeInStageReport {
         as_of: Instant(view.as_of),
-        stages: all.finish(timeline, settings),
+        stages,
+        basis,
         by_owner: by_owner.then(|| {
             owners
                 .into_iter()
@@ -259,7 +271,7 @@ pub fn time_in_stage(
 }
 
 const STAT_COLUMNS: [&str; 6] =
-    ["completed", "mean (days)", "median (days)", "p90 (days)", "max (days)", "open now"];
+    ["completed", "mean (days)", "median (days)", "p90 (days)", "max (days)", "deals open"];
 
 fn stat_cells(s: &StageStats) -> Vec<Cell> {
     vec![
@@ -331,6 +343,10 @@ impl Report for TimeInStageReport {
         table.columns = table.columns.iter().map(|c| csv_name(c)).collect();
         table
     }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
+    }
 }
 
 /// `mean (days)` to `mean_days`: CSV headers match the JSON keys.
@@ -340,7 +356,7 @@ fn csv_name(column: &str) -> String {
         "median (days)" => "median_days".into(),
         "p90 (days)" => "p90_days".into(),
         "max (days)" => "max_days".into(),
-        "open now" => "open".into(),
+        "deals open" => "open".into(),
         other => other.into(),
     }
 }

@@ -213,7 +213,9 @@ fn kpis_over_a_period() {
     let k = json_of(&report);
     let expected = json!({
         "from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "known_at": k["known_at"],
-        "currency": "USD",
+        "currency": "USD", "currencies": ["USD"],
+        // Touches and amounts under every figure, a period inside the history: nothing to say.
+        "notes": [], "offer": null,
         "won": 1, "lost": 1, "disqualified": 0, "close_rate": 0.5,
         "revenue": 600.00, "avg_deal_size": 600.00, "avg_cycle_days": 12.0,
         "opportunities_created": 5, "pipeline_generated": 1950.00,
