@@ -424,7 +424,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay => audit::replay(&data),
         Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
         Command::Serve(args) => serve(&data, shared_clock, args),
-        Command::Whatif(args) => whatif::run(&data, cli.server.as_deref(), &args),
+        Command::Whatif(args) => whatif::run(&data, clock.now(), cli.server.as_deref(), &args),
         Command::Export(args) => export::run(&data, clock, &args),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),

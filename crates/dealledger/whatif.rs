@@ -29,9 +29,14 @@ pub struct WhatIfArgs {
     /// Only deals opened before this moment
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// History up to this moment (default: the end of the log)
+    /// History up to this moment (default: now; where the history ended a week or more before,
+    /// the answer says so and offers its last event)
     #[arg(long, value_name = "TIME")]
     as_of: Option<String>,
+    /// The deals' currency: amounts of two currencies are never added (default: the only one,
+    /// else [costs] currency)
+    #[arg(long, value_name = "CODE")]
+    currency: Option<String>,
     /// Simulate in order of knowledge: events count from when they were logged (recorded_at),
     /// as a policy running at the time would have seen them. Default: business time
     #[arg(long)]
@@ -65,7 +70,7 @@ fn read_policy(path: &PathBuf) -> Result<Policy> {
     Policy::parse_toml(&text, &path.display().to_string()).map_err(Into::into)
 }
 
-pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()> {
+pub fn run(data: &DataDir, now: Timestamp, server: Option<&str>, args: &WhatIfArgs) -> Result<()> {
     let (from, to) = (instant("from", &args.from)?, instant("to", &args.to)?);
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
@@ -85,7 +90,19 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         .as_deref()
         .map(|text| dealledger_whatif::compare::sweep_values(text).map_err(|why| flag_error("sweep", why)))
         .transpose()?;
-    let compare: Vec<Policy> = args.compare.iter().map(read_policy).collect::<Result<_>>()?;
+    let compare: Vec<(String, Policy)> = args
+        .compare
+        .iter()
+        .map(|path| Ok((path.display().to_string(), read_policy(path)?)))
+        .collect::<Result<_>>()?;
+    let currency = args
+        .currency
+        .as_deref()
+        .map(|c| {
+            dealledger_events::Currency::parse(c)
+                .map_err(|why| flag_error("currency", format!("`{c}`: {why}")))
+        })
+        .transpose()?;
     if compare.is_empty() && sweep.is_none() && policy.is_empty() {
         return Err(Exit {
             code: 2,
@@ -104,25 +121,25 @@ pub fn run(data: &DataDir, server: Option<&str>, args: &WhatIfArgs) -> Result<()
         (None, true) => Ask::Run(policy),
     };
     let (by_owner, deals, as_logged, as_of) = (args.by.is_some(), args.deals, args.as_logged, as_of_flag);
-    let question = Question { ask, from, to, as_of, as_logged, by_owner, deals };
+    let question = Question { ask, from, to, as_of, as_logged, currency, by_owner, deals };
     let answer =
-        question.answer(&crate::report::timeline(data)?, &data.settings()?).map_err(|e| match e {
+        question.answer(&crate::report::timeline(data)?, &data.settings()?, now).map_err(|e| match e {
             WhatIfError::Policy(why) => flag_error("policy", why),
             WhatIfError::Sweep(why) => flag_error("sweep", why),
             WhatIfError::Compare(why) => flag_error("compare", why),
+            WhatIfError::Currency(why) => flag_error("currency", why),
         })?;
     if let (Answer::Sweep(report), Some(path)) = (&answer, &args.plot) {
         std::fs::write(path, dealledger_whatif::plot::sweep_svg(report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    out!("{}", answer.render(args.format));
-    Ok(())
+    crate::report::print_answered(&answer.render(args.format), args.format)
 }
 
 /// The same question asked of the daemon (`GET /v1/whatif`): rules, a sweep, or policies
 /// compared, when they are numeric rules (`missing_field` rules need the data directory: its
 /// policy file is not sent), and no chart (it is drawn where the file is written).
-fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) -> Result<()> {
+fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[(String, Policy)]) -> Result<()> {
     if args.policy.is_some() || args.plot.is_some() {
         return Err(flag_error(
             "server",
@@ -130,7 +147,7 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) 
         ));
     }
     let mut query: Vec<(&str, String)> = args.rules.iter().map(|r| ("rule", r.clone())).collect();
-    for (path, policy) in args.compare.iter().zip(compare) {
+    for (path, (_, policy)) in args.compare.iter().zip(compare) {
         let rules = policy.rules_text().ok_or_else(|| {
             flag_error(
                 "server",
@@ -139,7 +156,13 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[Policy]) 
         })?;
         query.push(("policy", rules));
     }
-    let texts = [("sweep", &args.sweep), ("from", &args.from), ("to", &args.to), ("as_of", &args.as_of)];
+    let texts = [
+        ("sweep", &args.sweep),
+        ("from", &args.from),
+        ("to", &args.to),
+        ("as_of", &args.as_of),
+        ("currency", &args.currency),
+    ];
     query.extend(texts.into_iter().filter_map(|(key, value)| value.clone().map(|v| (key, v))));
     if args.as_logged {
         query.push(("as_logged", "true".into()));

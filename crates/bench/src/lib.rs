@@ -444,16 +444,19 @@ fn time_whatif(timeline: &Timeline, events: u64) -> Result<WhatIfFigures> {
         to: None,
         as_of: dealledger_whatif::log_end(timeline),
         as_logged: false,
+        currency: None,
     };
     let mut policy = dealledger_whatif::Policy::default();
     policy.set("gone_dark", 14.0).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let prepared = dealledger_whatif::Prepared::new(timeline, &settings, scope);
+    let prepared =
+        dealledger_whatif::Prepared::new(timeline, &settings, scope).map_err(anyhow::Error::msg)?;
     std::hint::black_box(prepared.run(&policy, false, false).map_err(anyhow::Error::msg)?);
     let single_ms = started.elapsed().as_secs_f64() * 1000.0;
     let values: Vec<f64> = (0..WHATIF_SWEEP_VALUES).map(|i| 7.0 + i as f64).collect();
     let started = Instant::now();
-    let prepared = dealledger_whatif::Prepared::new(timeline, &settings, scope);
+    let prepared =
+        dealledger_whatif::Prepared::new(timeline, &settings, scope).map_err(anyhow::Error::msg)?;
     std::hint::black_box(
         prepared
             .sweep(&dealledger_whatif::Policy::default(), "gone_dark", &values)

@@ -1010,9 +1010,10 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
             }
         }
     }
-    if let Err(response) =
-        only_params(&single, &["from", "to", "as_of", "as_logged", "by", "deals", "format", "sweep"])
-    {
+    if let Err(response) = only_params(
+        &single,
+        &["from", "to", "as_of", "as_logged", "by", "deals", "format", "sweep", "currency"],
+    ) {
         return response;
     }
     let mut policy = dealledger_whatif::Policy::default();
@@ -1059,21 +1060,28 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     if let Err(response) = caught_up(&shared).await {
         return response;
     }
-    let question = dealledger_whatif::Question { ask, from, to, as_of, as_logged, by_owner, deals };
+    let currency = match single.get("currency").map(|c| dealledger_events::Currency::parse(c)) {
+        None => None,
+        Some(Ok(currency)) => Some(currency),
+        Some(Err(why)) => return bad_param("currency", why.to_string()),
+    };
+    let question = dealledger_whatif::Question { ask, from, to, as_of, as_logged, currency, by_owner, deals };
     let task_shared = shared.clone();
+    let now = shared.clock.now();
     let answered = tokio::task::spawn_blocking(move || {
         as_reader();
         let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        question.answer(&timeline, &task_shared.settings).map(|answer| answer.render(format))
+        question.answer(&timeline, &task_shared.settings, now).map(|answer| answer.render(format))
     })
     .await;
     match answered {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Ok(Ok(answered)) => rendered(format, answered),
         Ok(Err(e)) => {
             let param = match e {
                 WhatIfError::Policy(_) => "rule",
                 WhatIfError::Sweep(_) => "sweep",
                 WhatIfError::Compare(_) => "policy",
+                WhatIfError::Currency(_) => "currency",
             };
             bad_param(param, e.to_string())
         }
@@ -1096,7 +1104,9 @@ fn whatif_question(
         if compared.len() > COMPARED_POLICIES_MAX {
             return Err(("policy", format!("{} policies; at most {COMPARED_POLICIES_MAX}", compared.len())));
         }
-        let policies = compared.iter().map(|text| dealledger_whatif::Policy::parse_rules(text));
+        let policies = compared
+            .iter()
+            .map(|text| dealledger_whatif::Policy::parse_rules(text).map(|policy| (text.clone(), policy)));
         return policies
             .collect::<Result<Vec<_>, _>>()
             .map(Ask::Compare)

@@ -3,6 +3,7 @@
 
 use crate::WhatIfError;
 use crate::{Policy, Prepared, WhatIfReport};
+use dealledger_reports::basis::Basis;
 use dealledger_reports::output::{Cell, Instant, Table};
 use dealledger_reports::Report;
 use serde::Serialize;
@@ -39,20 +40,37 @@ pub fn sweep_values(text: &str) -> Result<(String, Vec<f64>), WhatIfError> {
 pub struct Comparison {
     pub as_of: Instant,
     pub policies: Vec<WhatIfReport>,
+    /// What the comparison stands on: every policy's notes, once each.
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 impl Prepared<'_> {
-    /// Each policy's outcome, in the order given.
-    pub fn compare(&self, policies: &[Policy]) -> Result<Comparison, WhatIfError> {
+    /// Each policy's outcome, in the order given, under its name.
+    pub fn compare(&self, policies: &[(String, Policy)]) -> Result<Comparison, WhatIfError> {
         if policies.len() > COMPARED_POLICIES_MAX {
             return Err(WhatIfError::Compare(format!(
                 "{} policies; at most {COMPARED_POLICIES_MAX}",
                 policies.len()
             )));
         }
-        let run = |p| self.run(p, false, false).map_err(|e| WhatIfError::Compare(e.to_string()));
+        let run = |(label, policy): &(String, Policy)| {
+            let mut report =
+                self.run(policy, false, false).map_err(|e| WhatIfError::Compare(e.to_string()))?;
+            report.label = Some(label.clone());
+            Ok(report)
+        };
         let policies = policies.iter().map(run).collect::<Result<Vec<_>, _>>()?;
-        Ok(Comparison { as_of: Instant(self.scope.as_of), policies })
+        let mut basis = Basis::default();
+        for report in &policies {
+            for note in &report.basis.notes {
+                if !basis.notes.contains(note) {
+                    basis.note(note.clone());
+                }
+            }
+            basis.offer = basis.offer.or(report.basis.offer);
+        }
+        Ok(Comparison { as_of: Instant(self.scope.as_of), policies, basis })
     }
 }
 
@@ -78,7 +96,7 @@ impl Report for Comparison {
             let o = &r.outcome;
             let ratio = |v: Option<f64>| v.map_or(Cell::Null, |v| Cell::Num(v, 3));
             table.push(vec![
-                Cell::Text(serde_json::to_string(&r.policy).expect("policies serialize")),
+                Cell::Text(r.label.clone().unwrap_or_else(|| r.policy.describe())),
                 Cell::Int(o.cut as i64),
                 Cell::Int(o.cut_won as i64),
                 Cell::Int(o.cut_bad as i64),
@@ -88,10 +106,14 @@ impl Report for Comparison {
                 Cell::Money(o.calendar_value_saved),
                 ratio(o.precision),
                 ratio(o.recall),
-                Cell::Money(o.net_value),
+                o.net_value.map_or(Cell::Null, Cell::Money),
             ]);
         }
         vec![table]
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }
 

@@ -21,8 +21,10 @@ pub use policy::{MissingField, Policy};
 pub use question::{Answer, Ask, Question};
 
 use dealledger_events::time::MICROS_PER_DAY;
-use dealledger_events::Timestamp;
+use dealledger_events::{Currency, Timestamp};
 use dealledger_projections::{Folded, Name, Status, Timeline, View};
+use dealledger_reports::basis::{count, Basis};
+use dealledger_reports::output::thousands;
 use dealledger_reports::output::{div_round, round6, Cell, Instant, Money, Table};
 use dealledger_reports::{stage_indexes, Report, Settings};
 use history::StageHistory;
@@ -41,9 +43,12 @@ pub enum WhatIfError {
     Sweep(String),
     #[error("{0}")]
     Compare(String),
+    /// A currency no deal of the scope has.
+    #[error("{0}")]
+    Currency(String),
 }
 
-/// Which deals and how far: deals opened in [from, to), history up to `as_of`.
+/// Which deals and how far: deals opened in [from, to) in one currency, history up to `as_of`.
 #[derive(Clone, Copy, Debug)]
 pub struct Scope {
     pub from: Option<Timestamp>,
@@ -52,6 +57,55 @@ pub struct Scope {
     /// Simulate in order of knowledge (events count from when they were logged); default:
     /// business time (see [`sim`]).
     pub as_logged: bool,
+    /// The deals' currency (amounts of two currencies are never added): default the only one
+    /// the deals have, else `[costs] currency`, as the reports choose.
+    pub currency: Option<Currency>,
+}
+
+/// What the figures stand on: the deals backtested, and how many have what the rules and the
+/// prices need (the JSON's `scope`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    #[serde(serialize_with = "dealledger_reports::output::currency_code")]
+    pub currency: Currency,
+    /// Deals in the scope: opened in [from, to), in this currency, seen by as-of.
+    pub deals: u64,
+    /// Of them, with a touch by as-of.
+    pub with_touches: u64,
+    /// Of them, won by as-of; and won with an amount that is not 0.
+    pub won: u64,
+    pub won_with_amount: u64,
+    /// Deals of the other currencies, left out.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Deals of another currency than the backtest's, which it leaves out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeftOut {
+    #[serde(serialize_with = "dealledger_reports::output::currency_code")]
+    pub currency: Currency,
+    pub deals: u64,
+}
+
+impl Coverage {
+    /// Whether the touch rules of a policy have touches to count on: at least half of the deals
+    /// have one. Below that, most cuts fall N days after the opening whatever happened.
+    fn supports_touch_rules(&self) -> bool {
+        self.with_touches.saturating_mul(2) >= self.deals
+    }
+
+    /// The note on a policy's touch rules, where the deals cannot support them.
+    fn touch_note(&self, rules: &[&str]) -> Option<String> {
+        (!rules.is_empty() && !self.supports_touch_rules()).then(|| {
+            format!(
+                "{} of the {} have a touch: {} cuts a deal without touches when its clock runs out from the \
+                 opening, whatever happened, so the figures say little about the rule",
+                thousands(self.with_touches),
+                count(self.deals, "deal", "deals"),
+                rules.join(" and ")
+            )
+        })
+    }
 }
 
 /// The outcome figures of one policy (over all deals, or one owner's).
@@ -69,7 +123,9 @@ pub struct Outcome {
     pub calendar_value_saved: Money,
     pub precision: Option<f64>,
     pub recall: Option<f64>,
-    pub net_value: Money,
+    /// effort_value_saved - revenue_at_risk; null where the deals' currency is not `[costs]`
+    /// currency, in which selling time is priced (two currencies are never added).
+    pub net_value: Option<Money>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -94,6 +150,9 @@ pub struct CutDeal {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WhatIfReport {
+    /// In a comparison: the policy's name (its file, or its rules as sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     pub policy: Policy,
     pub as_of: Instant,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -104,6 +163,9 @@ pub struct WhatIfReport {
     pub by_owner: Option<Vec<OwnerOutcome>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deals: Option<Vec<CutDeal>>,
+    pub scope: Coverage,
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 /// Per owner, the raw sums an [`Outcome`] is priced from.
@@ -134,17 +196,28 @@ pub struct Prepared<'t> {
     timeline: &'t Timeline,
     settings: &'t Settings,
     scope: Scope,
+    /// The deals' currency, chosen.
+    currency: Currency,
     history: StageHistory,
     stage_index: Vec<Option<usize>>,
     reals: Vec<Real>,
+    coverage: Coverage,
+    /// What every answer says whatever the policy: the moment, the deals left out, amounts.
+    basis: Basis,
 }
 
 impl<'t> Prepared<'t> {
-    pub fn new(timeline: &'t Timeline, settings: &'t Settings, scope: Scope) -> Prepared<'t> {
+    /// The deals in scope and their real outcomes. Refuses a currency no deal of the scope has.
+    pub fn new(
+        timeline: &'t Timeline,
+        settings: &'t Settings,
+        scope: Scope,
+    ) -> Result<Prepared<'t>, WhatIfError> {
         let view = View { as_of: scope.as_of, known_at: Timestamp::MAX };
         let history = StageHistory::build(timeline, view);
         let stage_index = stage_indexes(timeline, settings);
-        let mut reals = Vec::new();
+        // Every deal in [from, to) with its currency; the chosen currency's are kept.
+        let mut in_scope: Vec<(Currency, Real, bool)> = Vec::new();
         let mut folded = Folded::default();
         for (index, deal) in timeline.deals().iter().enumerate() {
             if !folded.fold(&deal, view) {
@@ -156,9 +229,88 @@ impl<'t> Prepared<'t> {
             }
             let status = folded.status();
             let end = if status == Status::Open { scope.as_of } else { folded.status_at };
-            reals.push(Real { index, owner: folded.owner, status, end, won_minor: folded.won_amount_minor });
+            let touched = deal.touches().first().is_some_and(|t| t.at <= scope.as_of);
+            let real = Real { index, owner: folded.owner, status, end, won_minor: folded.won_amount_minor };
+            in_scope.push((deal.currency, real, touched));
         }
-        Prepared { timeline, settings, scope, history, stage_index, reals }
+        let mut counts: BTreeMap<Currency, u64> = BTreeMap::new();
+        for (currency, _, _) in &in_scope {
+            *counts.entry(*currency).or_default() += 1;
+        }
+        let present: Vec<Currency> = counts.keys().copied().collect();
+        let currency = dealledger_reports::report_currency(&present, scope.currency, settings)
+            .map_err(|e| WhatIfError::Currency(e.to_string()))?;
+        let mut coverage = Coverage {
+            currency,
+            deals: 0,
+            with_touches: 0,
+            won: 0,
+            won_with_amount: 0,
+            left_out: counts
+                .iter()
+                .filter(|(c, _)| **c != currency)
+                .map(|(&currency, &deals)| LeftOut { currency, deals })
+                .collect(),
+        };
+        let mut reals = Vec::new();
+        for (deal_currency, real, touched) in in_scope {
+            if deal_currency != currency {
+                continue;
+            }
+            coverage.deals += 1;
+            coverage.with_touches += u64::from(touched);
+            if real.status == Status::Won {
+                coverage.won += 1;
+                coverage.won_with_amount += u64::from(real.won_minor != 0);
+            }
+            reals.push(real);
+        }
+        let mut basis = Basis::as_of(timeline, scope.as_of);
+        for left in &coverage.left_out {
+            basis.note(format!(
+                "{} in {} left out: amounts of two currencies are never added (--currency {} backtests them)",
+                count(left.deals, "deal", "deals"),
+                left.currency,
+                left.currency
+            ));
+        }
+        let won = count(coverage.won, "won deal", "won deals");
+        match (coverage.won, coverage.won_with_amount) {
+            (0, _) => {}
+            (_, 0) => basis.note(format!(
+                "none of the {won} has an amount: revenue at risk is 0 for want of data, so a cut win looks \
+                 free; no best is named"
+            )),
+            (all, with) if with < all => basis.note(format!(
+                "{} of the {won} have no amount: revenue at risk counts them as 0",
+                thousands(all - with)
+            )),
+            _ => {}
+        }
+        if currency != settings.currency {
+            basis.note(format!(
+                "selling time is priced in {} ([costs] currency) and these deals are in {currency}: net value \
+                 would subtract one from the other, so it is left empty and no best is named",
+                settings.currency
+            ));
+        }
+        Ok(Prepared { timeline, settings, scope, currency, history, stage_index, reals, coverage, basis })
+    }
+
+    /// What an answer about `policy` stands on: the shared notes, and the touch rules' where
+    /// the deals have few touches.
+    fn basis_for(&self, touch_rules: &[&str]) -> Basis {
+        let mut basis = self.basis.clone();
+        if let Some(note) = self.coverage.touch_note(touch_rules) {
+            basis.note(note);
+        }
+        basis
+    }
+
+    /// Whether net value can rank policies: money on both sides, in one currency.
+    fn prices_compare(&self) -> bool {
+        self.currency == self.settings.currency
+            && (self.coverage.won == 0 || self.coverage.won_with_amount > 0)
     }
 
     fn world(&self) -> sim::World<'_> {
@@ -231,18 +383,21 @@ impl<'t> Prepared<'t> {
         }
         let (outcome, owners) = self.total(owners);
         Ok(WhatIfReport {
+            label: None,
             policy: policy.clone(),
             as_of: Instant(self.scope.as_of),
             as_logged: self.scope.as_logged,
             outcome,
             by_owner: by_owner.then_some(owners),
             deals: with_deals.then_some(cut_deals),
+            scope: self.coverage.clone(),
+            basis: self.basis_for(&policy.touch_rules()),
         })
     }
 
     /// The outcome over every owner, and each owner's, by owner name.
     fn total(&self, owners: BTreeMap<Name, Sums>) -> (Outcome, Vec<OwnerOutcome>) {
-        let currency = self.settings.currency;
+        let priced_in = self.settings.currency;
         let mut priced: Vec<(String, Outcome, Sums)> = owners
             .into_iter()
             .map(|(owner, sums)| {
@@ -264,18 +419,25 @@ impl<'t> Prepared<'t> {
             a
         });
         // Money totals are the sums of the owners' rounded figures, so the rows add up.
-        let sum =
-            |f: fn(&Outcome) -> &Money| Money::new(priced.iter().map(|(_, o, _)| f(o).minor).sum(), currency);
+        let sum = |f: fn(&Outcome) -> &Money| {
+            Money::new(priced.iter().map(|(_, o, _)| f(o).minor).sum(), priced_in)
+        };
         let effort_value_saved = sum(|o| &o.effort_value_saved);
-        let revenue_at_risk = Money::new(total_sums.revenue_minor, currency);
+        let revenue_at_risk = Money::new(total_sums.revenue_minor, self.currency);
         let outcome = Outcome {
             effort_value_saved,
             calendar_value_saved: sum(|o| &o.calendar_value_saved),
-            net_value: Money::new(effort_value_saved.minor - revenue_at_risk.minor, currency),
+            net_value: self.net(effort_value_saved, revenue_at_risk),
             revenue_at_risk,
-            ..counts(&total_sums, currency)
+            ..counts(&total_sums, priced_in)
         };
         (outcome, priced.into_iter().map(|(owner, outcome, _)| OwnerOutcome { owner, outcome }).collect())
+    }
+
+    /// effort - revenue, when both are in one currency.
+    fn net(&self, effort: Money, revenue: Money) -> Option<Money> {
+        (effort.currency == revenue.currency)
+            .then(|| Money::new(effort.minor - revenue.minor, effort.currency))
     }
 
     fn price(&self, owner: &str, sums: &Sums) -> Outcome {
@@ -288,11 +450,12 @@ impl<'t> Prepared<'t> {
             i128::from(sums.calendar_us) * quota,
             i128::from(rates.working_days.max(1)) * i128::from(MICROS_PER_DAY),
         );
-        let revenue = Money::new(sums.revenue_minor, currency);
+        let revenue = Money::new(sums.revenue_minor, self.currency);
+        let effort = Money::new(effort, currency);
         Outcome {
-            effort_value_saved: Money::new(effort, currency),
+            effort_value_saved: effort,
             calendar_value_saved: Money::new(calendar, currency),
-            net_value: Money::new(effort - sums.revenue_minor, currency),
+            net_value: self.net(effort, revenue),
             revenue_at_risk: revenue,
             ..counts(sums, currency)
         }
@@ -314,8 +477,13 @@ pub struct SweepReport {
     pub policy: Policy,
     pub as_of: Instant,
     pub rows: Vec<SweepRow>,
-    /// The row with the greatest net value (the smallest value on a tie).
+    /// The row with the greatest net value (the smallest value on a tie); null where the data
+    /// cannot support one (the notes say why): a touch rule on deals with few touches, won
+    /// deals without amounts, net value in no one currency, or a row that cuts every win.
     pub best: Option<SweepRow>,
+    pub scope: Coverage,
+    #[serde(flatten)]
+    pub basis: Basis,
 }
 
 impl Prepared<'_> {
@@ -369,20 +537,56 @@ impl Prepared<'_> {
             .zip(owners)
             .map(|(&value, owners)| SweepRow { value, outcome: self.total(owners).0 })
             .collect();
-        let best = rows
-            .iter()
-            .fold(None::<&SweepRow>, |best, row| match best {
-                Some(b) if b.outcome.net_value.minor >= row.outcome.net_value.minor => Some(b),
-                _ => Some(row),
-            })
-            .cloned();
+        let mut touch_rules = fixed.touch_rules();
+        if swept.counts_touches() {
+            touch_rules.insert(0, swept.name());
+        }
+        let mut basis = self.basis_for(&touch_rules);
+        let supported = self.prices_compare() && self.coverage.touch_note(&touch_rules).is_none();
+        let best = supported.then(|| self.best(&rows, &mut basis)).flatten();
         Ok(SweepReport {
             rule: rule.to_string(),
             policy: fixed,
             as_of: Instant(self.scope.as_of),
             rows,
             best,
+            scope: self.coverage.clone(),
+            basis,
         })
+    }
+
+    /// The row with the greatest net value (the first on a tie), unless it cuts every win; and
+    /// what the range says of it: that no value pays, that it lies at an edge of the range.
+    fn best(&self, rows: &[SweepRow], basis: &mut Basis) -> Option<SweepRow> {
+        let net = |row: &SweepRow| row.outcome.net_value.map_or(i128::MIN, |m| m.minor);
+        let best = rows.iter().fold(None::<&SweepRow>, |best, row| match best {
+            Some(b) if net(b) >= net(row) => Some(b),
+            _ => Some(row),
+        })?;
+        let won = self.coverage.won;
+        if won > 0 && best.outcome.cut_won == won {
+            basis.note(format!(
+                "the greatest net value cuts every win ({} of {}): it prices the time saved above all the \
+                 revenue, and no best is named",
+                thousands(won),
+                thousands(won)
+            ));
+            return None;
+        }
+        if net(best) <= 0 {
+            basis.note(
+                "no value of the range pays for itself: net value is at most 0 at every value; the best is \
+                 the one that loses least",
+            );
+        }
+        let edge = [rows.first(), rows.last()].into_iter().flatten().any(|row| row.value == best.value);
+        if rows.len() > 1 && edge {
+            basis.note(format!(
+                "the best ({}) is at an edge of the range: a wider range may do better",
+                best.value
+            ));
+        }
+        Some(best.clone())
     }
 }
 
@@ -390,7 +594,9 @@ impl Report for SweepReport {
     fn tables(&self) -> Vec<Table> {
         let mut columns = vec![self.rule.as_str()];
         columns.extend(OUTCOME_COLUMNS);
-        let mut table = Table::new(format!("Sweep of {}, history to {}", self.rule, self.as_of.0), &columns);
+        let title =
+            format!("Sweep of {}, deals in {}, history to {}", self.rule, self.scope.currency, self.as_of.0);
+        let mut table = Table::new(title, &columns);
         for row in &self.rows {
             let mut cells = vec![Cell::Num(row.value, 2)];
             cells.extend(outcome_cells(&row.outcome));
@@ -402,7 +608,7 @@ impl Report for SweepReport {
             t.push(vec![
                 Cell::Text(self.rule.clone()),
                 Cell::Num(best.value, 2),
-                Cell::Money(best.outcome.net_value),
+                best.outcome.net_value.map_or(Cell::Null, Cell::Money),
             ]);
             tables.push(t);
         }
@@ -415,6 +621,10 @@ impl Report for SweepReport {
         let mut table = Table::new("", &columns);
         table.rows = self.tables().remove(0).rows;
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }
 
@@ -466,7 +676,7 @@ fn counts(s: &Sums, currency: dealledger_events::Currency) -> Outcome {
         calendar_value_saved: zero,
         precision: ratio(s.cut_bad, s.cut_bad + s.cut_won),
         recall: ratio(s.cut_bad, s.bad_deals),
-        net_value: zero,
+        net_value: None,
     }
 }
 
@@ -523,16 +733,21 @@ fn outcome_cells(o: &Outcome) -> Vec<Cell> {
         Cell::Money(o.calendar_value_saved),
         ratio(o.precision),
         ratio(o.recall),
-        Cell::Money(o.net_value),
+        o.net_value.map_or(Cell::Null, Cell::Money),
     ]
 }
 
 impl Report for WhatIfReport {
     fn tables(&self) -> Vec<Table> {
-        let policy = serde_json::to_string(&self.policy).expect("policies serialize");
         let mut columns = vec!["owner"];
         columns.extend(OUTCOME_COLUMNS);
-        let mut table = Table::new(format!("What if: {policy}, history to {}", self.as_of.0), &columns);
+        let title = format!(
+            "What if: {}, deals in {}, history to {}",
+            self.policy.describe(),
+            self.scope.currency,
+            self.as_of.0
+        );
+        let mut table = Table::new(title, &columns);
         for o in self.by_owner.iter().flatten() {
             let mut row = vec![Cell::Text(o.owner.clone())];
             row.extend(outcome_cells(&o.outcome));
@@ -566,6 +781,10 @@ impl Report for WhatIfReport {
         let mut table = Table::new("", &columns);
         table.rows = self.tables().remove(0).rows;
         table
+    }
+
+    fn note_lines(&self) -> Vec<String> {
+        self.basis.lines()
     }
 }
 

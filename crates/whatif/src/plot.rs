@@ -74,14 +74,18 @@ struct Series {
 }
 
 pub fn sweep_svg(report: &SweepReport) -> String {
-    let exponent = report.rows.first().map_or(2, |r| r.outcome.net_value.currency.exponent());
+    let exponent = report.rows.first().map_or(2, |r| r.outcome.effort_value_saved.currency.exponent());
     let currency =
-        report.rows.first().map_or("USD".to_string(), |r| r.outcome.net_value.currency.to_string());
+        report.rows.first().map_or("USD".to_string(), |r| r.outcome.effort_value_saved.currency.to_string());
     let money_of = |pick: fn(&crate::Outcome) -> i128| -> Vec<f64> {
         report.rows.iter().map(|r| money(pick(&r.outcome), exponent)).collect()
     };
     let series = [
-        Series { name: "net value", color: "#1b7837", values: money_of(|o| o.net_value.minor) },
+        Series {
+            name: "net value",
+            color: "#1b7837",
+            values: money_of(|o| o.net_value.map_or(0, |m| m.minor)),
+        },
         Series { name: "revenue at risk", color: "#c51b7d", values: money_of(|o| o.revenue_at_risk.minor) },
         Series {
             name: "effort value saved",
@@ -110,7 +114,7 @@ pub fn sweep_svg(report: &SweepReport) -> String {
     }
     if let Some(best) = &report.best {
         let bx = frame.x(best.value);
-        let by = frame.y(money(best.outcome.net_value.minor, exponent));
+        let by = frame.y(money(best.outcome.net_value.map_or(0, |m| m.minor), exponent));
         let _ = writeln!(
             svg,
             r##"<circle cx="{bx:.1}" cy="{by:.1}" r="5" fill="#1b7837"/><text x="{:.1}" y="{:.1}">best: {} = {}</text>"##,

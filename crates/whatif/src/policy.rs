@@ -105,6 +105,32 @@ impl Policy {
         Ok(policy)
     }
 
+    /// The rules that count touches: on deals without touches their clocks run from the opening
+    /// whatever happened, so their figures say little.
+    pub fn touch_rules(&self) -> Vec<&'static str> {
+        [
+            (Swept::GoneDark, self.gone_dark.is_some()),
+            (Swept::NoActivity, self.no_activity.is_some()),
+            (Swept::UnansweredTouches, self.unanswered_touches.is_some()),
+        ]
+        .into_iter()
+        .filter(|(rule, set)| *set && rule.counts_touches())
+        .map(|(rule, _)| rule.name())
+        .collect()
+    }
+
+    /// The policy as a person reads it: `gone_dark=14,stalled=1.5`, then each missing_field
+    /// rule as `missing_field budget_confirmed by quote +5 days`.
+    pub fn describe(&self) -> String {
+        let numeric = Policy { missing_field: Vec::new(), ..self.clone() };
+        let mut parts: Vec<String> =
+            numeric.rules_text().into_iter().filter(|text| !text.is_empty()).collect();
+        for m in &self.missing_field {
+            parts.push(format!("missing_field {} by {} +{} days", m.field, m.by_stage, m.grace_days));
+        }
+        parts.join(", ")
+    }
+
     /// The inverse of [`Policy::parse_rules`]; None for a policy with `missing_field` rules
     /// (they need a policy file).
     pub fn rules_text(&self) -> Option<String> {

@@ -2,10 +2,10 @@
 //! run, a sweep of one rule over a policy, or policies compared, over one scope.
 
 use crate::compare::Comparison;
-use crate::{log_end, Policy, Prepared, Scope, SweepReport, WhatIfError, WhatIfReport};
-use dealledger_events::Timestamp;
+use crate::{Policy, Prepared, Scope, SweepReport, WhatIfError, WhatIfReport};
+use dealledger_events::{Currency, Timestamp};
 use dealledger_projections::Timeline;
-use dealledger_reports::{render, Format, Settings};
+use dealledger_reports::{render, Answered, Format, Report, Settings};
 
 /// What is asked.
 #[derive(Clone, Debug)]
@@ -13,7 +13,8 @@ pub enum Ask {
     Run(Policy),
     /// The base policy, the swept rule and its values.
     Sweep(Policy, String, Vec<f64>),
-    Compare(Vec<Policy>),
+    /// Policies, each with the name it is shown under (its file, or its rules as sent).
+    Compare(Vec<(String, Policy)>),
 }
 
 #[derive(Clone, Debug)]
@@ -22,9 +23,12 @@ pub struct Question {
     /// Deals opened in [from, to).
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
-    /// History up to here; None: the log's last event.
+    /// History up to here; None: now (the reports' default, with the same word and offer when
+    /// the history ended before it).
     pub as_of: Option<Timestamp>,
     pub as_logged: bool,
+    /// The deals' currency; None: the only one, else `[costs] currency`.
+    pub currency: Option<Currency>,
     /// For a run: the outcome by owner as well.
     pub by_owner: bool,
     /// For a run: every cut deal as well.
@@ -39,20 +43,30 @@ pub enum Answer {
 }
 
 impl Answer {
-    pub fn render(&self, format: Format) -> String {
+    pub fn render(&self, format: Format) -> Answered {
+        fn of<R: Report>(report: &R, format: Format) -> Answered {
+            Answered { text: render(report, format), notes: report.note_lines() }
+        }
         match self {
-            Answer::Run(report) => render(report, format),
-            Answer::Sweep(report) => render(report, format),
-            Answer::Compare(report) => render(report, format),
+            Answer::Run(report) => of(report, format),
+            Answer::Sweep(report) => of(report, format),
+            Answer::Compare(report) => of(report, format),
         }
     }
 }
 
 impl Question {
-    pub fn answer(&self, timeline: &Timeline, settings: &Settings) -> Result<Answer, WhatIfError> {
-        let as_of = self.as_of.unwrap_or_else(|| log_end(timeline));
-        let scope = Scope { from: self.from, to: self.to, as_of, as_logged: self.as_logged };
-        let prepared = Prepared::new(timeline, settings, scope);
+    /// The answer on `timeline`; `now` is the default as-of.
+    pub fn answer(
+        &self,
+        timeline: &Timeline,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<Answer, WhatIfError> {
+        let as_of = self.as_of.unwrap_or(now);
+        let scope =
+            Scope { from: self.from, to: self.to, as_of, as_logged: self.as_logged, currency: self.currency };
+        let prepared = Prepared::new(timeline, settings, scope)?;
         match &self.ask {
             Ask::Run(policy) => prepared.run(policy, self.by_owner, self.deals).map(Answer::Run),
             Ask::Sweep(policy, rule, values) => prepared.sweep(policy, rule, values).map(Answer::Sweep),

@@ -135,6 +135,11 @@ impl Swept {
         }
     }
 
+    /// Whether the rule counts touches (its clock restarts at them, or it counts them).
+    pub fn counts_touches(self) -> bool {
+        matches!(self, Swept::GoneDark | Swept::NoActivity | Swept::UnansweredTouches)
+    }
+
     /// The names of every numeric rule, for messages.
     pub fn names() -> String {
         Swept::ALL.map(Swept::name).join(", ")

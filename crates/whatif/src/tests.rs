@@ -34,9 +34,14 @@ fn run(lines: &[String], policy: &str, as_of: i64) -> WhatIfReport {
     for rule in policy.split(',') {
         p.set_text(rule).unwrap();
     }
-    Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(as_of), as_logged: false })
-        .run(&p, true, true)
-        .unwrap()
+    Prepared::new(
+        &timeline,
+        &settings,
+        Scope { from: None, to: None, as_of: day(as_of), as_logged: false, currency: None },
+    )
+    .unwrap()
+    .run(&p, true, true)
+    .unwrap()
 }
 
 fn cuts(report: &WhatIfReport) -> Vec<(String, String, Timestamp)> {
@@ -63,7 +68,7 @@ fn the_seeds_calculator_day_15_instead_of_day_45() {
     assert_eq!(o.effort_hours_saved, 0.5);
     assert_eq!(o.effort_value_saved.decimal(), "1000.00");
     assert_eq!(o.revenue_at_risk.decimal(), "0.00");
-    assert_eq!(o.net_value.decimal(), "1000.00");
+    assert_eq!(o.net_value.unwrap().decimal(), "1000.00");
     assert_eq!((o.precision, o.recall), (Some(1.0), Some(1.0)));
 }
 
@@ -79,8 +84,8 @@ fn gone_dark_restarts_at_inbound_touches_and_late_logged_touches_come_too_late()
     let settings = Settings::default();
     let mut p = Policy::default();
     p.set("gone_dark", 14.0).unwrap();
-    let scope = Scope { from: None, to: None, as_of: day(60), as_logged: true };
-    let r = Prepared::new(&timeline, &settings, scope).run(&p, false, true).unwrap();
+    let scope = Scope { from: None, to: None, as_of: day(60), as_logged: true, currency: None };
+    let r = Prepared::new(&timeline, &settings, scope).unwrap().run(&p, false, true).unwrap();
     assert_eq!(cuts(&r), vec![("B".into(), "gone_dark".into(), day(14))]);
     // A stage move logged late: as logged, the policy still saw the deal in its old stage.
     let moved = vec![
@@ -95,10 +100,11 @@ fn gone_dark_restarts_at_inbound_touches_and_late_logged_touches_come_too_late()
     p.set("stalled", 3.0).unwrap();
     // S's one-day visits are the history (p90 = 1 day in both stages). As logged, T sits in
     // prospecting until day 30 as far as anyone knew: cut 3 days after it opened.
-    let r = Prepared::new(&timeline, &settings, scope).run(&p, false, true).unwrap();
+    let r = Prepared::new(&timeline, &settings, scope).unwrap().run(&p, false, true).unwrap();
     assert_eq!(cuts(&r), vec![("T".into(), "stalled".into(), day(8))]);
     // In business time T entered qualifying on day 6: cut 3 days later.
     let r = Prepared::new(&timeline, &settings, Scope { as_logged: false, ..scope })
+        .unwrap()
         .run(&p, false, true)
         .unwrap();
     assert_eq!(cuts(&r), vec![("T".into(), "stalled".into(), day(9))]);
@@ -203,8 +209,9 @@ fn missing_field_by_stage_with_grace() {
         Prepared::new(
             timeline,
             &settings,
-            Scope { from: None, to: None, as_of: day(as_of), as_logged: false },
+            Scope { from: None, to: None, as_of: day(as_of), as_logged: false, currency: None },
         )
+        .unwrap()
         .run(&p, false, true)
         .unwrap()
     };
@@ -238,7 +245,7 @@ fn false_cuts_put_revenue_at_risk_and_precision_and_recall() {
     assert_eq!(o.revenue_at_risk.decimal(), "25000.00");
     assert_eq!((o.precision, o.recall), (Some(0.5), Some(0.5)));
     assert_eq!(o.calendar_days_saved, 5.0);
-    assert_eq!(o.net_value.decimal(), "-25000.00");
+    assert_eq!(o.net_value.unwrap().decimal(), "-25000.00");
 }
 
 #[test]
@@ -254,8 +261,12 @@ fn a_sweep_equals_separate_runs() {
     ];
     let timeline = timeline(&lines);
     let settings = Settings::default();
-    let prepared =
-        Prepared::new(&timeline, &settings, Scope { from: None, to: None, as_of: day(60), as_logged: false });
+    let prepared = Prepared::new(
+        &timeline,
+        &settings,
+        Scope { from: None, to: None, as_of: day(60), as_logged: false, currency: None },
+    )
+    .unwrap();
     let values: Vec<f64> = (7..=30).map(f64::from).collect();
     let sweep = prepared.sweep(&Policy::default(), "gone_dark", &values).unwrap();
     for row in &sweep.rows {
@@ -267,6 +278,129 @@ fn a_sweep_equals_separate_runs() {
     let best = sweep.best.unwrap();
     assert_eq!(best.value, 22.0);
     assert_eq!(best.outcome.cut_won, 0);
+}
+
+// ---- What a what-if stands on (issue 24) ----------------------------------------------------
+
+fn prepared_sweep(lines: &[String], rule: &str, values: std::ops::RangeInclusive<i32>) -> SweepReport {
+    let timeline = timeline(lines);
+    let settings = Settings::default();
+    let scope = Scope { from: None, to: None, as_of: day(90), as_logged: false, currency: None };
+    let values: Vec<f64> = values.map(f64::from).collect();
+    Prepared::new(&timeline, &settings, scope).unwrap().sweep(&Policy::default(), rule, &values).unwrap()
+}
+
+fn notes_of<R: serde::Serialize>(report: &R) -> String {
+    serde_json::to_value(report).unwrap()["notes"].to_string()
+}
+
+#[test]
+fn no_best_is_named_for_a_touch_rule_on_deals_without_touches() {
+    // Deals from an export that has no calls or emails: gone_dark cuts every deal N days after
+    // it opened, whatever happened. The sweep's rows are what the rule would do; the best
+    // among them means nothing.
+    let lines = vec![
+        opened("A", 0),
+        e("A", "lost", 40, r#""reason":"price""#),
+        opened("W", 0),
+        e("W", "won", 30, r#""amount":1"#),
+        opened("B", 2),
+        e("B", "disqualified", 50, r#""reason":"no_budget""#),
+    ];
+    let sweep = prepared_sweep(&lines, "gone_dark", 5..=20);
+    assert_eq!(sweep.best, None);
+    assert!(notes_of(&sweep).contains("0 of the 3 deals have a touch"), "{}", notes_of(&sweep));
+    // A rule that needs no touches still has a best.
+    let stalled = prepared_sweep(&lines, "past_close_date", 1..=3);
+    assert!(!notes_of(&stalled).contains("have a touch"), "{}", notes_of(&stalled));
+}
+
+#[test]
+fn no_best_is_named_without_amounts_on_the_won_deals() {
+    // Won deals without an amount: every cut win looks free, so the rule that cuts most looks
+    // best.
+    let lines = vec![
+        opened("A", 0),
+        touch("A", 1, "inbound", ""),
+        touch("A", 20, "outbound", ""),
+        e("A", "lost", 40, r#""reason":"price""#),
+        e("W", "opened", 0, r#""owner":"ann","amount":0"#),
+        touch("W", 1, "inbound", ""),
+        e("W", "won", 30, ""),
+    ];
+    let sweep = prepared_sweep(&lines, "gone_dark", 5..=20);
+    assert_eq!(sweep.best, None);
+    assert!(notes_of(&sweep).contains("none of the 1 won deal has an amount"), "{}", notes_of(&sweep));
+}
+
+#[test]
+fn no_best_is_named_where_it_cuts_every_win_and_a_range_that_never_pays_says_so() {
+    // W won for 1.00 and went dark at once; L was lost after hours of calls. Every value cuts W
+    // and saves L's hours: the greatest net value throws away every win.
+    let lines = vec![
+        e("W", "opened", 0, r#""owner":"ann","amount":1"#),
+        touch("W", 0, "inbound", ""),
+        e("W", "won", 60, ""),
+        opened("L", 0),
+        touch("L", 0, "inbound", ""),
+        e("L", "touch", 30, r#""channel":"meeting","direction":"outbound","minutes":600"#),
+        e("L", "lost", 60, r#""reason":"price""#),
+    ];
+    let sweep = prepared_sweep(&lines, "gone_dark", 5..=7);
+    assert!(sweep.rows.iter().all(|r| r.outcome.cut_won == 1 && r.outcome.net_value.unwrap().minor > 0));
+    assert_eq!(sweep.best, None);
+    assert!(notes_of(&sweep).contains("every win"), "{}", notes_of(&sweep));
+    // W worth 25,000, and V, won after an inbound touch every 3 days, never cut: every value
+    // loses money. The best is the one that loses least, and the report says that none pays.
+    let mut dear: Vec<String> =
+        lines.iter().map(|l| l.replace(r#""amount":1"#, r#""amount":25000"#)).collect();
+    dear.push(opened("V", 0));
+    dear.extend((0..20).map(|d| touch("V", d * 3, "inbound", "")));
+    dear.push(e("V", "won", 60, ""));
+    let sweep = prepared_sweep(&dear, "gone_dark", 5..=7);
+    assert!(sweep.best.is_some());
+    assert!(notes_of(&sweep).contains("no value of the range pays"), "{}", notes_of(&sweep));
+}
+
+#[test]
+fn currencies_are_never_added() {
+    let lines = vec![
+        opened("U", 0),
+        touch("U", 1, "inbound", ""),
+        e("U", "won", 40, r#""amount":1000"#),
+        e("E", "opened", 0, r#""owner":"ann","amount":5000,"currency":"EUR""#),
+        touch("E", 1, "inbound", ""),
+        e("E", "won", 40, r#""amount":5000"#),
+    ];
+    let timeline = timeline(&lines);
+    let settings = Settings::default();
+    let mut policy = Policy::default();
+    policy.set_text("gone_dark=14").unwrap();
+    let scope = |currency| Scope { from: None, to: None, as_of: day(60), as_logged: false, currency };
+    // By default the deals of [costs] currency, USD: the EUR win is left out, and said to be.
+    let usd = Prepared::new(&timeline, &settings, scope(None)).unwrap().run(&policy, false, false).unwrap();
+    assert_eq!((usd.outcome.cut_won, usd.outcome.revenue_at_risk.decimal()), (1, "1000.00".to_string()));
+    assert!(notes_of(&usd).contains("1 deal in EUR"), "{}", notes_of(&usd));
+    // The EUR deals alone: revenue at risk in EUR, and no net value against time priced in USD.
+    let eur =
+        Prepared::new(&timeline, &settings, scope(Some(dealledger_events::Currency::parse("EUR").unwrap())))
+            .unwrap()
+            .run(&policy, false, false)
+            .unwrap();
+    assert_eq!(eur.outcome.revenue_at_risk.human(), "5,000.00 EUR");
+    assert_eq!(eur.outcome.net_value, None);
+    assert!(notes_of(&eur).contains("priced in USD"), "{}", notes_of(&eur));
+}
+
+#[test]
+fn a_what_if_long_after_the_last_event_says_so() {
+    let lines = vec![opened("A", 0), touch("A", 1, "inbound", "")];
+    let report = run(&lines, "gone_dark=14", 60);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["notes"].to_string().contains("2025-01-02T00:00:00Z"), "{json}");
+    assert_eq!(json["offer"], serde_json::json!({"as_of": "2025-01-02T00:00:00Z"}));
+    assert_eq!(json["scope"]["deals"], 1);
+    assert_eq!(json["scope"]["with_touches"], 1);
 }
 
 mod sweep_equals_single_runs {
@@ -291,8 +425,8 @@ mod sweep_equals_single_runs {
         fn on_generated_histories(seed in 0u64..1_000_000, rule in 0usize..5, fixed in 0usize..3, as_logged in any::<bool>()) {
             let timeline = generated(seed, 40);
             let settings = Settings::default();
-            let scope = Scope { from: None, to: None, as_of: log_end(&timeline), as_logged };
-            let prepared = Prepared::new(&timeline, &settings, scope);
+            let scope = Scope { from: None, to: None, as_of: log_end(&timeline), as_logged, currency: None };
+            let prepared = Prepared::new(&timeline, &settings, scope).unwrap();
             let rule = Swept::ALL[rule].name();
             let mut base = Policy::default();
             match fixed {
