@@ -147,7 +147,7 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[(String, 
         ));
     }
     let mut query: Vec<(&str, String)> = args.rules.iter().map(|r| ("rule", r.clone())).collect();
-    for (path, (_, policy)) in args.compare.iter().zip(compare) {
+    for (path, (label, policy)) in args.compare.iter().zip(compare) {
         let rules = policy.rules_text().ok_or_else(|| {
             flag_error(
                 "server",
@@ -155,6 +155,7 @@ fn ask_daemon(url: &str, data: &DataDir, args: &WhatIfArgs, compare: &[(String, 
             )
         })?;
         query.push(("policy", rules));
+        query.push(("label", label.clone()));
     }
     let texts = [
         ("sweep", &args.sweep),

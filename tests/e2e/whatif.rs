@@ -1,6 +1,6 @@
 //! `dealledger whatif` through the binary, and `GET /v1/whatif` on the daemon.
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, NOW};
 use crate::harness::Ledger;
 
 /// The seed's example: opened on day 0 (2025-01-01), an inbound touch on day 1, a 30-minute call
@@ -111,7 +111,8 @@ fn the_daemon_answers_the_same() {
     let l = ledger();
     let args =
         ["whatif", "--rule", "gone_dark=14", "--rule", "no_activity=30", "--by", "owner", "--format", "json"];
-    let local = l.run(&args).ok();
+    // At the daemon's moment: as-of defaults to now.
+    let local = l.run(&[&["--now", NOW][..], &args[..]].concat()).ok();
     let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
     let (code, text) = d.get("/v1/whatif?rule=gone_dark%3D14&rule=no_activity=30&by=owner");
     assert_eq!(code, 200, "{text}");
@@ -151,15 +152,22 @@ fn the_daemon_sweeps_and_compares_the_same() {
     let sweep = ["whatif", "--rule", "no_activity=30", "--sweep", "gone_dark=7..12:0.5", "--format", "json"];
     let compare =
         ["whatif", "--compare", strict.to_str().unwrap(), loose.to_str().unwrap(), "--format", "json"];
-    let (local_sweep, local_compare) = (l.run(&sweep).ok().stdout, l.run(&compare).ok().stdout);
+    let at_now = |args: &[&str]| l.run(&[&["--now", NOW][..], args].concat()).ok().stdout;
+    let (local_sweep, local_compare) = (at_now(&sweep), at_now(&compare));
     let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
     let (code, text) = d.get("/v1/whatif?rule=no_activity=30&sweep=gone_dark%3D7..12:0.5");
     assert_eq!(code, 200, "{text}");
     assert_eq!(text, local_sweep);
-    let (code, text) =
-        d.get("/v1/whatif?policy=gone_dark=10,stalled=1.5&policy=gone_dark=30,unanswered_touches=4");
+    let labels = format!("label={}&label={}", strict.display(), loose.display());
+    let (code, text) = d.get(&format!(
+        "/v1/whatif?policy=gone_dark=10,stalled=1.5&policy=gone_dark=30,unanswered_touches=4&{labels}"
+    ));
     assert_eq!(code, 200, "{text}");
     assert_eq!(text, local_compare);
+    // Without labels, each policy is shown under its rules.
+    let (_, text) = d.get("/v1/whatif?policy=gone_dark=10,stalled=1.5&policy=gone_dark=30");
+    let unlabelled: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(unlabelled["policies"][1]["label"], "gone_dark=30");
     // The CLI's --server asks it for both.
     for (args, local) in [(&sweep[..], &local_sweep), (&compare[..], &local_compare)] {
         let through = l.run(&[&["--server", d.url.as_str()][..], args].concat());

@@ -997,7 +997,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("");
     // Repeated `rule` and `policy` parameters: parsed by hand, the map extractor keeps one value
     // per key.
-    let (mut rules, mut compared) = (Vec::new(), Vec::new());
+    let (mut rules, mut compared, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut single: HashMap<String, String> = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -1005,6 +1005,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
         match key {
             "rule" => rules.push(value),
             "policy" => compared.push(value),
+            "label" => labels.push(value),
             _ => {
                 single.insert(key.to_string(), value);
             }
@@ -1022,7 +1023,7 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
             return bad_param("rule", why.to_string());
         }
     }
-    let ask = match whatif_question(policy, &compared, single.get("sweep")) {
+    let ask = match whatif_question(policy, &compared, &labels, single.get("sweep")) {
         Ok(ask) => ask,
         Err((param, why)) => return bad_param(param, why),
     };
@@ -1089,14 +1090,22 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
     }
 }
 
-/// The question from `rule=` (the policy), `policy=` (each a compared policy) and `sweep=`, or
-/// the parameter that is wrong and why.
+/// The question from `rule=` (the policy), `policy=` (each a compared policy, shown under the
+/// `label=` of the same place, else its rules) and `sweep=`, or the parameter that is wrong and
+/// why.
 fn whatif_question(
     policy: dealledger_whatif::Policy,
     compared: &[String],
+    labels: &[String],
     sweep: Option<&String>,
 ) -> Result<Ask, (&'static str, String)> {
     use dealledger_whatif::compare::{sweep_values, COMPARED_POLICIES_MAX};
+    if !labels.is_empty() && labels.len() != compared.len() {
+        return Err((
+            "label",
+            format!("{} labels for {} policies: one each, or none", labels.len(), compared.len()),
+        ));
+    }
     if !compared.is_empty() {
         if !policy.is_empty() || sweep.is_some() {
             return Err(("policy", "a comparison takes policy= parameters only, not rule= or sweep=".into()));
@@ -1104,9 +1113,10 @@ fn whatif_question(
         if compared.len() > COMPARED_POLICIES_MAX {
             return Err(("policy", format!("{} policies; at most {COMPARED_POLICIES_MAX}", compared.len())));
         }
-        let policies = compared
-            .iter()
-            .map(|text| dealledger_whatif::Policy::parse_rules(text).map(|policy| (text.clone(), policy)));
+        let policies = compared.iter().enumerate().map(|(i, text)| {
+            let label = labels.get(i).unwrap_or(text).clone();
+            dealledger_whatif::Policy::parse_rules(text).map(|policy| (label, policy))
+        });
         return policies
             .collect::<Result<Vec<_>, _>>()
             .map(Ask::Compare)
