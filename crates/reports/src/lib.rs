@@ -5,6 +5,7 @@
 //! (every moment is an argument), no files. The definitions are the contract of docs/metrics.md.
 
 pub mod basis;
+pub mod chart;
 pub mod cost;
 pub mod deal_history;
 pub mod flags;

@@ -187,3 +187,76 @@ fn polyline(svg: &mut String, frame: &Frame, xs: &[f64], series: &Series, index:
         ly + 4.0
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Coverage, Outcome, SweepRow};
+    use dealledger_events::Currency;
+    use dealledger_reports::basis::Basis;
+    use dealledger_reports::chart::{text_width, WIDTH};
+    use dealledger_reports::output::{Instant, Money};
+
+    /// A sweep of gone_dark 5..60 whose net value runs from -40.9 M to 28.2 M, best at 60.
+    fn sweep() -> SweepReport {
+        let usd = |minor: i128| Money::new(minor, Currency::USD);
+        let row = |value: f64| SweepRow {
+            value,
+            outcome: Outcome {
+                cut: 1,
+                cut_won: 0,
+                cut_bad: 1,
+                cut_open: 0,
+                bad_deals: 1,
+                revenue_at_risk: usd(0),
+                effort_hours_saved: 1.0,
+                effort_value_saved: usd(0),
+                calendar_days_saved: 1.0,
+                calendar_value_saved: usd(0),
+                precision: None,
+                recall: None,
+                net_value: Some(usd(((-40.9e6 + (value - 5.0) * 69.1e6 / 55.0) * 100.0) as i128)),
+            },
+        };
+        let rows: Vec<SweepRow> = (5..=60).map(|v| row(f64::from(v))).collect();
+        SweepReport {
+            rule: "gone_dark".into(),
+            policy: crate::Policy::default(),
+            as_of: Instant(dealledger_events::Timestamp(0)),
+            best: rows.last().cloned(),
+            rows,
+            scope: Coverage {
+                currency: Currency::USD,
+                deals: 1,
+                with_touches: 1,
+                won: 0,
+                won_with_amount: 0,
+                left_out: Vec::new(),
+            },
+            basis: Basis::default(),
+        }
+    }
+
+    #[test]
+    fn the_sweep_chart_has_round_ticks_units_and_every_label_inside() {
+        let svg = sweep_svg(&sweep());
+        for text in svg.split("<text ").skip(1) {
+            let attr = |name: &str| {
+                text.split(&format!(r#"{name}=""#)).nth(1).and_then(|r| r.split('"').next()).unwrap_or("")
+            };
+            let body = text.split('>').nth(1).and_then(|r| r.split('<').next()).unwrap_or("");
+            let (x, w) = (attr("x").parse::<f64>().unwrap(), text_width(body));
+            let (from, to) = match attr("text-anchor") {
+                "end" => (x - w, x),
+                "middle" => (x - w / 2.0, x + w / 2.0),
+                _ => (x, x + w),
+            };
+            assert!(from >= 0.0 && to <= WIDTH, "`{body}` spans {from:.1}..{to:.1}");
+            // Ticks are round: no `17.6`, no `-40.9M`.
+            assert!(!body.contains("40.9") && !body.contains("10.7M"), "`{body}`");
+        }
+        assert!(svg.contains(">-40M<") && svg.contains(">20M<"), "{svg}");
+        assert!(svg.contains(">USD<") && svg.contains(">gone_dark (days)<"), "axes say their units: {svg}");
+        assert!(svg.contains(r#"class="zero""#), "a zero line");
+    }
+}
