@@ -136,6 +136,10 @@ impl Browser {
                  c.textContent)) }))",
             );
             let text = self.eval("return document.body.innerText");
+            // Errors a page shows a person (the sign-in form's is empty until it has one).
+            let alerts = self.eval(
+                "return [...document.querySelectorAll('[role=alert]')].map((a) => a.textContent.trim()).filter((t) => t)",
+            );
             if let Some(shot) = step["shot"].as_str() {
                 let png = self.call(false, "/screenshot", Value::Null);
                 let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
@@ -149,7 +153,7 @@ impl Browser {
                 std::fs::write(dir.join(format!("{name}.pdf")), bytes).unwrap();
             }
             let errors = self.errors();
-            out.push(json!({"page": page, "ready": ready, "interactive_ms": interactive_ms, "tables": tables, "text": text, "errors": errors}));
+            out.push(json!({"page": page, "ready": ready, "interactive_ms": interactive_ms, "tables": tables, "text": text, "errors": errors, "alerts": alerts}));
         }
         out
     }

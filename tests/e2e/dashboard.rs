@@ -395,6 +395,160 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
     }
 }
 
+/// The dates (`YYYY-MM-DD`) in a text, in order.
+fn dates_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(9))
+        .filter(|&i| {
+            let d = |j: usize| b[i + j].is_ascii_digit();
+            d(0) && d(1)
+                && d(2)
+                && d(3)
+                && b[i + 4] == b'-'
+                && d(5)
+                && d(6)
+                && b[i + 7] == b'-'
+                && d(8)
+                && d(9)
+                && (i == 0 || !b[i - 1].is_ascii_digit())
+        })
+        .map(|i| text[i..i + 10].to_string())
+        .collect()
+}
+
+/// The first whole number in `text` after `marker`.
+fn count_after(text: &str, marker: &str) -> Option<f64> {
+    let rest = text.split_once(marker)?.1;
+    let digits: String = rest
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    digits.parse().ok()
+}
+
+/// The table of a step whose caption starts with `caption`.
+fn table_of<'a>(step: &'a Value, caption: &str) -> &'a Value {
+    step["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["caption"].as_str().unwrap().starts_with(caption))
+        .unwrap_or_else(|| panic!("{}: no table `{caption}...`: {}", step["page"], step["text"]))
+}
+
+/// The row of a table whose first cell is one of `names`, and its cells as numbers.
+fn row_of(table: &Value, names: &[&str]) -> Vec<Option<f64>> {
+    let row = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| names.iter().any(|n| r[0] == *n))
+        .unwrap_or_else(|| panic!("no row {names:?} in {table}"));
+    row.as_array().unwrap().iter().map(number).collect()
+}
+
+/// Each step of a plan opened as a person opens it: ready, no error shown (`role=alert`), no
+/// error or rejected promise in the console.
+fn all_clean(results: &[Value]) {
+    for (i, step) in results.iter().enumerate() {
+        assert_eq!(step["ready"], true, "step {i} ({}) was left loading: {}", step["page"], step["text"]);
+        assert_eq!(step["errors"], json!([]), "step {i} ({}): console errors", step["page"]);
+        assert_eq!(step["alerts"], json!([]), "step {i} ({}) shows an error: {}", step["page"], step["text"]);
+    }
+}
+
+/// Every page as the menu opens it, with no parameters: on the daemon, then in the one-file
+/// report. Each page must be ready with no error, and show one figure the API gives.
+#[test]
+fn every_page_opens_as_the_menu_opens_it() {
+    if !tools_available("every_page_opens_as_the_menu_opens_it") {
+        return;
+    }
+    let sandbox = with_history();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let sign_in = format!(
+        "(document.querySelector('input[name=token]').value = {}, document.querySelector('form').requestSubmit(), true)",
+        json!(TOKEN)
+    );
+    let has = |text: &str| format!("document.body.innerText.includes({})", json!(text));
+    let menu = |page: &str| format!("(document.querySelector('nav a[href=\"#{page}\"]').click(), true)");
+    let mut steps = vec![
+        json!({"page": "pipeline", "hash": "", "until": has("Sign in")}),
+        json!({"page": "pipeline", "hash": "", "navigate": false, "evaluate": sign_in, "until": has("Open deals by stage")}),
+    ];
+    let pages = ["pipeline", "time-in-stage", "kpis", "flags", "whatif", "cost"];
+    for page in pages {
+        steps.push(json!({"page": page, "hash": "", "navigate": false, "evaluate": menu(page)}));
+    }
+    let results = drive(&daemon.url, json!(steps));
+    all_clean(&results);
+    let by_page = |page: &str| &results[2 + pages.iter().position(|p| *p == page).unwrap()];
+    // Pipeline: the total of the leading currency.
+    let pipeline = daemon.get_json("/v1/reports/pipeline");
+    let caption = format!("Open deals by stage ({})", pipeline["currency"].as_str().unwrap());
+    let total = row_of(table_of(by_page("pipeline"), &caption), &["total"]);
+    assert_eq!(total[1], pipeline["totals"]["deals"].as_f64(), "pipeline total");
+    // Time in stage: the first stage's completed visits.
+    let stages = daemon.get_json("/v1/reports/time-in-stage");
+    let first = &stages["stages"][0];
+    let shown =
+        row_of(table_of(by_page("time-in-stage"), "Completed visits"), &[first["stage"].as_str().unwrap()]);
+    assert_eq!(shown[1], first["completed"].as_f64(), "time in stage");
+    // KPIs: the deals won in the period the page shows.
+    let kpis_page = by_page("kpis");
+    let kpi_table = kpis_page["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| dates_in(t["caption"].as_str().unwrap()).len() >= 2)
+        .unwrap_or_else(|| panic!("no KPI table with its period: {}", kpis_page["text"]));
+    let period = dates_in(kpi_table["caption"].as_str().unwrap());
+    let kpis = daemon.get_json(&format!("/v1/reports/kpis?from={}&to={}", period[0], period[1]));
+    assert_eq!(row_of(kpi_table, &["won", "Won (deals)"])[1], kpis["won"].as_f64(), "KPIs won");
+    // Flags: the number of deals that need a decision, not the number of flags.
+    let flags = daemon.get_json("/v1/reports/flags");
+    let caption = table_of(by_page("flags"), "Open deals that need a decision")["caption"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(count_after(&caption, "decision"), flags["deals_flagged"].as_f64(), "{caption}");
+    // What-if: the first value of the default sweep.
+    let sweep = daemon.get_json("/v1/whatif?sweep=gone_dark=5..60:5");
+    let first = row_of(table_of(by_page("whatif"), "Sweep of gone_dark"), &["5"]);
+    assert_eq!(first[1], sweep["rows"][0]["cut"].as_f64(), "what-if cut at 5");
+    // Cost: the bad deals of the period the page shows.
+    let cost_table = table_of(by_page("cost"), "Lost or disqualified");
+    let period = dates_in(cost_table["caption"].as_str().unwrap());
+    let cost = daemon.get_json(&format!("/v1/reports/bad-deal-cost?from={}&to={}", period[0], period[1]));
+    assert_eq!(row_of(cost_table, &["total", "(total)"])[1], cost["totals"]["bad_deals"].as_f64(), "cost");
+    daemon.terminate();
+
+    // The one-file report made with no parameters, every page as its menu opens it.
+    let file = sandbox.dir.path().join("first.html");
+    sandbox.run(&["--now", NOW, "report", "html", "--out", file.to_str().unwrap()]).ok();
+    let pages = ["pipeline", "time-in-stage", "kpis", "flags", "cost"];
+    let steps: Vec<Value> = std::iter::once(json!({"page": "pipeline", "hash": ""}))
+        .chain(
+            pages
+                .iter()
+                .map(|page| json!({"page": page, "hash": "", "navigate": false, "evaluate": menu(page)})),
+        )
+        .collect();
+    let plan = json!({"url": format!("file://{}", file.display()), "offline": true, "shots": shots(), "steps": steps});
+    let results = drive_plan(plan);
+    all_clean(&results);
+    let flags = sandbox.run(&["--now", NOW, "report", "flags", "--format", "json"]).ok().json();
+    let caption =
+        table_of(&results[4], "Open deals that need a decision")["caption"].as_str().unwrap().to_string();
+    assert_eq!(
+        count_after(&caption, "decision"),
+        flags["deals_flagged"].as_f64(),
+        "one-file flags: {caption}"
+    );
+}
+
 /// The benchmark of README's page weight and speed (not part of the suite: `--ignored`): on the
 /// data directory `DEALLEDGER_BENCH_DATA` (a large ledger, e.g. one `benches/versus_duckdb.py
 /// --dir` left), the daemon's pipeline page from a cold load and two as-of dates picked on it.

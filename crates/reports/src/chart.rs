@@ -36,6 +36,24 @@ const LINE_DASHES: [&str; 3] = ["", "8 4", "2 3"];
 /// Points marked on a line when there are no more than this many.
 const MARKERS_MAX: usize = 40;
 
+/// A chart of any kind, as a report or an answer gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Chart {
+    Bars(Bars),
+    Lines(Lines),
+    Deal(DealPicture),
+}
+
+impl Chart {
+    pub fn svg(&self) -> String {
+        match self {
+            Chart::Bars(bars) => bars.svg(),
+            Chart::Lines(lines) => lines.svg(),
+            Chart::Deal(deal) => deal.svg(),
+        }
+    }
+}
+
 /// One named series of values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -359,7 +377,7 @@ impl Bars {
 impl Lines {
     pub fn svg(&self) -> String {
         let height = LINES_HEIGHT;
-        let (left, right, top, bottom) = (70.0, 20.0, 56.0, 56.0);
+        let (left, right, top, bottom) = (70.0, 20.0, 72.0, 56.0);
         let mut svg = Svg::new(&self.title, height);
         svg.text(10.0, 18.0, &self.title, Anchor::Start, "");
         let names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
@@ -383,7 +401,7 @@ impl Lines {
             svg.line((px, top), (px, height - bottom), "grid", GRID_COLOUR, "");
             svg.text(px, height - bottom + 16.0, &x_ticks.label(v), Anchor::Middle, "");
         }
-        svg.text(left - 6.0, top - 8.0, &self.unit, Anchor::End, "");
+        svg.text(left - 6.0, top - 12.0, &self.unit, Anchor::End, "");
         svg.text(WIDTH - right, height - 14.0, &self.x_label, Anchor::End, "");
         let zero = y.at(0.0);
         svg.line((left, zero), (WIDTH - right, zero), "zero", ZERO_COLOUR, "");

@@ -7,7 +7,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::basis::{count, Basis};
-use crate::output::{div_round, round6, thousands, Cell, Instant, Money, Report, Table};
+use crate::chart::{Bars, Chart, Series};
+use crate::output::{div_round, round6, thousands, units, Cell, Instant, Money, Report, Table};
 use crate::Settings;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -261,5 +262,19 @@ impl Report for CostReport {
 
     fn note_lines(&self) -> Vec<String> {
         self.basis.lines()
+    }
+
+    /// Each owner's time cost, the costliest first.
+    fn chart(&self) -> Option<Chart> {
+        let currency = self.totals.time_cost.currency;
+        Some(Chart::Bars(Bars {
+            title: format!("Selling time spent on bad deals from {} to {}", self.from.0, self.to.0),
+            unit: currency.to_string(),
+            categories: self.by_owner.iter().map(|o| o.owner.clone()).collect(),
+            series: vec![Series::new(
+                "time cost",
+                self.by_owner.iter().map(|o| units(o.cost.time_cost)).collect(),
+            )],
+        }))
     }
 }

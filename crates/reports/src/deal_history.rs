@@ -111,3 +111,61 @@ pub fn timeline_json(
         "changes": changes,
     }))
 }
+
+/// The deal on a time axis (the dashboard's deal page, `GET /v1/charts/deal/{id}`): its stage
+/// visits, its touches (outbound above the line, inbound below) and its lifecycle, amount,
+/// close-date and owner changes as marks. An open deal's axis runs to the view's moment, a
+/// closed one's to its last event. None when the view does not see the deal.
+pub fn timeline_chart(
+    timeline: &dealledger_projections::Timeline,
+    id: &str,
+    view: dealledger_projections::View,
+) -> Option<crate::chart::Chart> {
+    use dealledger_projections::{Change, Folded, Status};
+    let deal = timeline.deal(id)?;
+    let mut folded = Folded::default();
+    if !folded.fold(&deal, view) {
+        return None;
+    }
+    let name = |n| timeline.names.resolve(n).to_string();
+    let touches: Vec<(i64, bool, String)> = deal
+        .touches_in(view)
+        .map(|t| {
+            let outbound = t.direction == dealledger_events::Direction::Outbound;
+            (t.at.0, outbound, format!("{} {} {}", t.direction.as_str(), t.channel.as_str(), t.at))
+        })
+        .collect();
+    let marks: Vec<(i64, usize, String)> = deal
+        .entries(view)
+        .filter_map(|e| {
+            let (kind, colour) = match e.change {
+                Change::Won { .. } => ("won", 0),
+                Change::Lost => ("lost", 1),
+                Change::Disqualified { .. } => ("disqualified", 1),
+                Change::Requalified { .. } => ("requalified", 2),
+                Change::Amount { .. } => ("amount_changed", 2),
+                Change::CloseDate { .. } => ("close_date_changed", 2),
+                Change::Owner { .. } => ("owner_changed", 2),
+                _ => return None,
+            };
+            Some((e.at.0, colour, format!("{kind} {} (recorded {})", e.at, e.recorded_at)))
+        })
+        .collect();
+    let times = folded
+        .visits
+        .iter()
+        .flat_map(|v| [Some(v.start.0), v.end.map(|e| e.0)])
+        .flatten()
+        .chain(touches.iter().map(|t| t.0))
+        .chain(marks.iter().map(|m| m.0));
+    let (from, last) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let to = if folded.status() == Status::Open { last.max(view.as_of.0) } else { last };
+    Some(crate::chart::Chart::Deal(crate::chart::DealPicture {
+        title: format!("Deal {}: stage visits, touches and changes over time", deal.id),
+        from_us: from.min(to),
+        to_us: to,
+        visits: folded.visits.iter().map(|v| (name(v.stage), v.start.0, v.end.map(|e| e.0))).collect(),
+        touches,
+        marks,
+    }))
+}

@@ -12,6 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::basis::{count, Basis};
+use crate::chart::{Bars, Chart, Series};
 use crate::output::{div_round, opt_num, round6, thousands, Cell, Instant, Money, Report, Table};
 use crate::{report_currency, stage_indexes, NoSuchCurrency, Settings};
 
@@ -577,5 +578,22 @@ impl Report for KpiReport {
 
     fn note_lines(&self) -> Vec<String> {
         self.basis.lines()
+    }
+
+    /// The leading currency's stage conversion, in percent.
+    fn chart(&self) -> Option<Chart> {
+        let k = &self.main;
+        Some(Chart::Bars(Bars {
+            title: format!(
+                "Stage conversion of the deals opened from {} to {} ({})",
+                self.from.0, self.to.0, k.currency
+            ),
+            unit: "% advanced".into(),
+            categories: k.stage_conversion.iter().map(|s| s.stage.clone()).collect(),
+            series: vec![Series::new(
+                "rate",
+                k.stage_conversion.iter().map(|s| s.rate.map_or(f64::NAN, |r| round6(r * 100.0))).collect(),
+            )],
+        }))
     }
 }

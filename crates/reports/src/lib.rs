@@ -20,7 +20,7 @@ use dealledger_events::Currency;
 use dealledger_projections::{Name, Timeline};
 
 pub use output::{render, Format, Report};
-pub use query::{answer, Answered, ParamError, Params, ReportName};
+pub use query::{answer, chart, Answered, ParamError, Params, ReportName};
 pub use settings::{settings_from_config, Settings};
 
 /// Each interned name's place in the pipeline (None: not a pipeline stage, or not a stage at

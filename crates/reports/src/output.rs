@@ -169,6 +169,11 @@ fn group_int(i: i64) -> String {
     format!("{sign}{}", group_digits(&i.unsigned_abs().to_string()))
 }
 
+/// A money figure in its currency's units, for a chart (charts draw, tables and JSON stay exact).
+pub fn units(money: Money) -> f64 {
+    money.minor as f64 / 10f64.powi(money.currency.exponent() as i32)
+}
+
 /// `1234567` as `1,234,567`: the one digit grouping of every table and message.
 pub fn thousands(n: u64) -> String {
     group_digits(&n.to_string())
@@ -270,6 +275,11 @@ pub trait Report: Serialize {
     /// a figure, and the moment or period to look at instead (the JSON's `notes` and `offer`).
     fn note_lines(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Its picture, if it has one (the dashboard's, `GET /v1/charts/{name}`).
+    fn chart(&self) -> Option<crate::chart::Chart> {
+        None
     }
 
     /// For machines: one flat table (the first of [`Report::tables`] unless overridden).

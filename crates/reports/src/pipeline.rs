@@ -6,7 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::basis::{count, Basis};
-use crate::output::{div_round, thousands, Cell, Instant, Money, Report, Table};
+use crate::chart::{Bars, Chart, Series};
+use crate::output::{div_round, thousands, units, Cell, Instant, Money, Report, Table};
 use crate::{report_currency, stage_indexes, stage_order, NoSuchCurrency, Settings};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -254,5 +255,19 @@ impl Report for PipelineReport {
 
     fn note_lines(&self) -> Vec<String> {
         self.basis.lines()
+    }
+
+    /// The leading currency's open deals by stage: amount and weighted amount.
+    fn chart(&self) -> Option<Chart> {
+        let p = &self.main;
+        Some(Chart::Bars(Bars {
+            title: format!("Open deals by stage ({}), as of {}", p.currency, self.as_of.0),
+            unit: p.currency.to_string(),
+            categories: p.stages.iter().map(|s| s.stage.clone()).collect(),
+            series: vec![
+                Series::new("amount", p.stages.iter().map(|s| units(s.amount)).collect()),
+                Series::new("weighted amount", p.stages.iter().map(|s| units(s.weighted_amount)).collect()),
+            ],
+        }))
     }
 }

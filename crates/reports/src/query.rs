@@ -1,6 +1,7 @@
 //! One report asked by name with text parameters: the single place where the CLI's flags and the
 //! daemon's query string become a report, so both answer with the same bytes.
 
+use crate::chart::Chart;
 use crate::{cost, flags, kpis, pipeline, render, stages, Format, Report, Settings};
 use dealledger_events::money::Decimal;
 use dealledger_events::{Currency, Timestamp};
@@ -240,9 +241,84 @@ pub struct Answered {
 }
 
 impl Answered {
-    fn of<R: Report>(report: &R, format: Format) -> Answered {
+    pub fn of<R: Report>(report: &R, format: Format) -> Answered {
         Answered { text: render(report, format), notes: report.note_lines() }
     }
+}
+
+/// A report computed, before it is rendered or drawn. (One at a time, on its way out: the
+/// sizes of its variants do not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Computed {
+    Pipeline(pipeline::PipelineReport),
+    TimeInStage(stages::TimeInStageReport),
+    Kpis(kpis::KpiReport),
+    BadDealCost(cost::CostReport),
+    Flags(flags::FlagReport),
+}
+
+impl Computed {
+    fn answered(&self, format: Format) -> Answered {
+        match self {
+            Computed::Pipeline(r) => Answered::of(r, format),
+            Computed::TimeInStage(r) => Answered::of(r, format),
+            Computed::Kpis(r) => Answered::of(r, format),
+            Computed::BadDealCost(r) => Answered::of(r, format),
+            Computed::Flags(r) => Answered::of(r, format),
+        }
+    }
+
+    fn chart(&self) -> Option<Chart> {
+        match self {
+            Computed::Pipeline(r) => r.chart(),
+            Computed::TimeInStage(r) => r.chart(),
+            Computed::Kpis(r) => r.chart(),
+            Computed::BadDealCost(r) => r.chart(),
+            Computed::Flags(r) => r.chart(),
+        }
+    }
+}
+
+/// The report `name` on `timeline`. `now` is the default of every moment.
+fn compute(
+    name: ReportName,
+    params: &Params,
+    timeline: &Timeline,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Computed, ParamError> {
+    check(name, params, now)?;
+    let view = || view_of(params, now);
+    let absent = |e: crate::NoSuchCurrency| ParamError {
+        param: "currency",
+        value: e.asked.to_string(),
+        reason: e.to_string(),
+    };
+    Ok(match name {
+        ReportName::Pipeline => Computed::Pipeline(
+            pipeline::pipeline(timeline, settings, view()?, currency(&params.currency)?).map_err(absent)?,
+        ),
+        ReportName::TimeInStage => Computed::TimeInStage(stages::time_in_stage(
+            timeline,
+            settings,
+            view()?,
+            params.by.is_some(),
+            params.deals,
+        )),
+        ReportName::Kpis => {
+            let (from, to, known_at) = period(params, now)?;
+            let forecast = params.forecast.as_deref().map(|t| Decimal::parse(t).expect("checked"));
+            Computed::Kpis(
+                kpis::kpis(timeline, settings, from, to, known_at, currency(&params.currency)?, forecast)
+                    .map_err(absent)?,
+            )
+        }
+        ReportName::BadDealCost => {
+            let (from, to, known_at) = period(params, now)?;
+            Computed::BadDealCost(cost::bad_deal_cost(timeline, settings, from, to, known_at, params.deals))
+        }
+        ReportName::Flags => Computed::Flags(flags::flags(timeline, settings, view()?)),
+    })
 }
 
 /// The report `name` on `timeline`, rendered in `format`. `now` is the default of every moment.
@@ -254,37 +330,23 @@ pub fn answer(
     now: Timestamp,
     format: Format,
 ) -> Result<Answered, ParamError> {
-    check(name, params, now)?;
-    let view = || view_of(params, now);
-    let absent = |e: crate::NoSuchCurrency| ParamError {
-        param: "currency",
-        value: e.asked.to_string(),
-        reason: e.to_string(),
-    };
-    Ok(match name {
-        ReportName::Pipeline => {
-            let report = pipeline::pipeline(timeline, settings, view()?, currency(&params.currency)?)
-                .map_err(absent)?;
-            Answered::of(&report, format)
-        }
-        ReportName::TimeInStage => {
-            let report =
-                stages::time_in_stage(timeline, settings, view()?, params.by.is_some(), params.deals);
-            Answered::of(&report, format)
-        }
-        ReportName::Kpis => {
-            let (from, to, known_at) = period(params, now)?;
-            let forecast = params.forecast.as_deref().map(|t| Decimal::parse(t).expect("checked"));
-            let report =
-                kpis::kpis(timeline, settings, from, to, known_at, currency(&params.currency)?, forecast)
-                    .map_err(absent)?;
-            Answered::of(&report, format)
-        }
-        ReportName::BadDealCost => {
-            let (from, to, known_at) = period(params, now)?;
-            Answered::of(&cost::bad_deal_cost(timeline, settings, from, to, known_at, params.deals), format)
-        }
-        ReportName::Flags => Answered::of(&flags::flags(timeline, settings, view()?), format),
+    compute(name, params, timeline, settings, now).map(|report| report.answered(format))
+}
+
+/// The picture of the report `name` (`GET /v1/charts/{name}`), as SVG: the same report as
+/// [`answer`] gives, drawn.
+pub fn chart(
+    name: ReportName,
+    params: &Params,
+    timeline: &Timeline,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<String, ParamError> {
+    let report = compute(name, params, timeline, settings, now)?;
+    report.chart().map(|chart| chart.svg()).ok_or_else(|| ParamError {
+        param: "name",
+        value: name.as_str().to_string(),
+        reason: "has no chart (charts: pipeline, time-in-stage, kpis, bad-deal-cost)".into(),
     })
 }
 

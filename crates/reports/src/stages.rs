@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::basis::Basis;
+use crate::chart::{Bars, Chart, Series};
 use crate::output::{days, opt_num, round6, Cell, Instant, Report, Table};
 use crate::{stage_order, Settings};
 
@@ -346,6 +347,23 @@ impl Report for TimeInStageReport {
 
     fn note_lines(&self) -> Vec<String> {
         self.basis.lines()
+    }
+
+    /// Completed visits by stage: median, p90 and max.
+    fn chart(&self) -> Option<Chart> {
+        let of = |pick: fn(&DurationStats) -> Option<f64>| -> Vec<f64> {
+            self.stages.iter().map(|s| pick(&s.stats).unwrap_or(f64::NAN)).collect()
+        };
+        Some(Chart::Bars(Bars {
+            title: format!("Completed stage visits, as of {}", self.as_of.0),
+            unit: "days".into(),
+            categories: self.stages.iter().map(|s| s.stage.clone()).collect(),
+            series: vec![
+                Series::new("median", of(|s| s.median_days)),
+                Series::new("p90", of(|s| s.p90_days)),
+                Series::new("max", of(|s| s.max_days)),
+            ],
+        }))
     }
 }
 

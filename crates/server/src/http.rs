@@ -42,6 +42,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/deals/{id}/timeline", get(get_deal_timeline))
         .route("/v1/deals/{id}/proof", get(get_deal_proof))
         .route("/v1/reports/{name}", get(get_report))
+        .route("/v1/charts/{name}", get(get_chart))
+        .route("/v1/charts/deal/{id}", get(get_deal_chart))
         .route("/v1/stream", get(get_stream))
         .route("/v1/whatif", get(get_whatif))
         .route("/metrics", get(get_metrics))
@@ -816,16 +818,9 @@ async fn get_deal_timeline(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = only_params(&query, &["as_of", "known_at"]) {
-        return response;
-    }
-    let params = match Params::from_query(|name| query.get(name).cloned()) {
-        Ok(params) => params,
-        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
-    };
-    let view = match dealledger_reports::query::view_of(&params, shared.clock.now()) {
+    let view = match deal_view(&shared, &query) {
         Ok(view) => view,
-        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+        Err(response) => return response,
     };
     if let Err(response) = caught_up(&shared).await {
         return response;
@@ -833,13 +828,26 @@ async fn get_deal_timeline(
     let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     match dealledger_reports::deal_history::timeline_json(&timeline, &id, view) {
         Some(body) => axum::Json(body).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "unknown_deal",
-            format!("deal `{id}` is not in the ledger as of then"),
-            None,
-        ),
+        None => unknown_deal(&id),
     }
+}
+
+/// The view of a deal's page (`as_of`, `known_at`), or the answer to a parameter that is wrong.
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn deal_view(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+) -> Result<dealledger_projections::View, Response> {
+    only_params(query, &["as_of", "known_at"])?;
+    let params = Params::from_query(|name| query.get(name).cloned())
+        .map_err(|e| bad_param(e.param, format!("`{}`: {}", e.value, e.reason)))?;
+    dealledger_reports::query::view_of(&params, shared.clock.now())
+        .map_err(|e| bad_param(e.param, format!("`{}`: {}", e.value, e.reason)))
+}
+
+fn unknown_deal(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "unknown_deal", format!("deal `{id}` is not in the ledger as of then"), None)
 }
 
 async fn get_report(
@@ -847,20 +855,10 @@ async fn get_report(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(report) = ReportName::parse(&name) else {
-        let names: Vec<&str> = ReportName::ALL.iter().map(|n| n.as_str()).collect();
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_report",
-            format!("no report `{name}` (reports: {})", names.join(", ")),
-            None,
-        );
+    let (report, params) = match report_request(&name, &query, &["format"]) {
+        Ok(asked) => asked,
+        Err(response) => return response,
     };
-    let mut allowed: Vec<&str> = report.params().to_vec();
-    allowed.push("format");
-    if let Err(response) = only_params(&query, &allowed) {
-        return response;
-    }
     let format = match query.get("format").map(String::as_str) {
         None => Format::Json,
         Some(text) => match Format::parse(text) {
@@ -868,13 +866,99 @@ async fn get_report(
             None => return bad_param("format", format!("`{text}` is not json, table or csv")),
         },
     };
-    let params = match Params::from_query(|name| query.get(name).cloned()) {
-        Ok(params) => params,
-        Err(e) => return bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
+    let answered = answer_report(&shared, move |timeline, settings, now| {
+        dealledger_reports::answer(report, &params, timeline, settings, now, format)
+    })
+    .await;
+    match answered {
+        Ok(answered) => rendered(format, answered),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/charts/{name}` (a report's parameters, or `whatif` and a sweep's): the picture the
+/// dashboard shows, as SVG (the one chart module's, `dealledger_reports::chart`).
+async fn get_chart(State(shared): SharedState, Path(name): Path<String>, request: Request) -> Response {
+    let raw = request.uri().query().unwrap_or("");
+    if name == "whatif" {
+        return get_whatif_chart(shared, raw).await;
+    }
+    let Ok(Query(query)) = Query::<HashMap<String, String>>::try_from_uri(request.uri()) else {
+        return bad_param("query", "the query string is not form-encoded".into());
+    };
+    let (report, params) = match report_request(&name, &query, &[]) {
+        Ok(asked) => asked,
+        Err(response) => return response,
+    };
+    let svg = answer_report(&shared, move |timeline, settings, now| {
+        dealledger_reports::chart(report, &params, timeline, settings, now)
+    })
+    .await;
+    match svg {
+        Ok(svg) => ([(header::CONTENT_TYPE, SVG_TYPE)], svg).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/charts/deal/{id}?as_of=&known_at=`: the deal on a time axis.
+async fn get_deal_chart(
+    State(shared): SharedState,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let view = match deal_view(&shared, &query) {
+        Ok(view) => view,
+        Err(response) => return response,
     };
     if let Err(response) = caught_up(&shared).await {
         return response;
     }
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match dealledger_reports::deal_history::timeline_chart(&timeline, &id, view) {
+        Some(chart) => ([(header::CONTENT_TYPE, SVG_TYPE)], chart.svg()).into_response(),
+        None => unknown_deal(&id),
+    }
+}
+
+/// The report and its parameters of `GET /v1/reports/{name}` and `/v1/charts/{name}` (which
+/// also takes `more`), or the answer to a name or parameter that is wrong.
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn report_request(
+    name: &str,
+    query: &HashMap<String, String>,
+    more: &[&str],
+) -> Result<(ReportName, Params), Response> {
+    let Some(report) = ReportName::parse(name) else {
+        let names: Vec<&str> = ReportName::ALL.iter().map(|n| n.as_str()).collect();
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "unknown_report",
+            format!("no report `{name}` (reports: {})", names.join(", ")),
+            None,
+        ));
+    };
+    let mut allowed: Vec<&str> = report.params().to_vec();
+    allowed.extend(more);
+    only_params(query, &allowed)?;
+    let params = Params::from_query(|name| query.get(name).cloned())
+        .map_err(|e| bad_param(e.param, format!("`{}`: {}", e.value, e.reason)))?;
+    Ok((report, params))
+}
+
+/// Asks `ask` of the timeline on a reader thread, once it has folded every durable event (and
+/// its folds of now are fresh).
+async fn answer_report<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    ask: impl FnOnce(
+            &dealledger_projections::Timeline,
+            &dealledger_reports::Settings,
+            dealledger_events::Timestamp,
+        ) -> Result<T, dealledger_reports::ParamError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    caught_up(shared).await?;
     let now = shared.clock.now();
     let task_shared = shared.clone();
     let answered = tokio::task::spawn_blocking(move || {
@@ -884,13 +968,13 @@ async fn get_report(
             shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner).refresh();
         }
         let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        dealledger_reports::answer(report, &params, &timeline, &shared.settings, now, format)
+        ask(&timeline, &shared.settings, now)
     })
     .await;
     match answered {
-        Ok(Ok(answered)) => rendered(format, answered),
-        Ok(Err(e)) => bad_param(e.param, format!("`{}`: {}", e.value, e.reason)),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None),
+        Ok(Ok(sent)) => Ok(sent),
+        Ok(Err(e)) => Err(bad_param(e.param, format!("`{}`: {}", e.value, e.reason))),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e.to_string(), None)),
     }
 }
 
@@ -994,9 +1078,80 @@ async fn get_stream(
 /// the JSON of `dealledger whatif --rule ...`; with `sweep=RULE=FROM..TO[:STEP]` that of
 /// `--sweep`, with `policy=RULE=VALUE,...` given twice or more that of `--compare`.
 async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
-    let query = request.uri().query().unwrap_or("");
-    // Repeated `rule` and `policy` parameters: parsed by hand, the map extractor keeps one value
-    // per key.
+    let (question, format) = match whatif_request(request.uri().query().unwrap_or("")) {
+        Ok(asked) => asked,
+        Err(response) => return response,
+    };
+    let answered = answer_whatif(&shared, question, move |answer| Some(answer.render(format))).await;
+    match answered {
+        Ok(answered) => rendered(format, answered),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/charts/whatif?sweep=...` (the parameters of `GET /v1/whatif`): the sweep's chart.
+async fn get_whatif_chart(shared: Arc<Shared>, query: &str) -> Response {
+    let (question, _) = match whatif_request(query) {
+        Ok(asked) => asked,
+        Err(response) => return response,
+    };
+    if !matches!(question.ask, Ask::Sweep(..)) {
+        return bad_param("sweep", "a chart is of a sweep: sweep=RULE=FROM..TO[:STEP]".into());
+    }
+    let svg = answer_whatif(&shared, question, |answer| answer.chart().map(|chart| chart.svg())).await;
+    match svg {
+        Ok(svg) => ([(header::CONTENT_TYPE, SVG_TYPE)], svg).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The media type of a chart.
+const SVG_TYPE: &str = "image/svg+xml";
+
+/// Answers a what-if question on a reader thread, once the timeline has folded every durable
+/// event; `then` turns the answer into what is sent (None: it has nothing to send, a bug).
+async fn answer_whatif<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    question: dealledger_whatif::Question,
+    then: impl FnOnce(dealledger_whatif::Answer) -> Option<T> + Send + 'static,
+) -> Result<T, Response> {
+    caught_up(shared).await?;
+    let task_shared = shared.clone();
+    let now = shared.clock.now();
+    let answered = tokio::task::spawn_blocking(move || {
+        as_reader();
+        let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        question.answer(&timeline, &task_shared.settings, now).map(then)
+    })
+    .await;
+    match answered {
+        Ok(Ok(Some(sent))) => Ok(sent),
+        Ok(Ok(None)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "whatif_failed",
+            "the answer has nothing to send".into(),
+            None,
+        )),
+        Ok(Err(e)) => {
+            let param = match e {
+                WhatIfError::Policy(_) => "rule",
+                WhatIfError::Sweep(_) => "sweep",
+                WhatIfError::Compare(_) => "policy",
+                WhatIfError::Currency(_) => "currency",
+            };
+            Err(bad_param(param, e.to_string()))
+        }
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None)),
+    }
+}
+
+/// The what-if question and format of a query string, or the answer to a parameter that is
+/// wrong.
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn whatif_request(query: &str) -> Result<(dealledger_whatif::Question, Format), Response> {
+    // Repeated `rule`, `policy` and `label` parameters: parsed by hand, the map extractor keeps
+    // one value per key.
     let (mut rules, mut compared, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut single: HashMap<String, String> = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -1011,83 +1166,44 @@ async fn get_whatif(State(shared): SharedState, request: Request) -> Response {
             }
         }
     }
-    if let Err(response) = only_params(
+    only_params(
         &single,
         &["from", "to", "as_of", "as_logged", "by", "deals", "format", "sweep", "currency"],
-    ) {
-        return response;
-    }
+    )?;
     let mut policy = dealledger_whatif::Policy::default();
     for rule in &rules {
-        if let Err(why) = policy.set_text(rule) {
-            return bad_param("rule", why.to_string());
-        }
+        policy.set_text(rule).map_err(|why| bad_param("rule", why.to_string()))?;
     }
-    let ask = match whatif_question(policy, &compared, &labels, single.get("sweep")) {
-        Ok(ask) => ask,
-        Err((param, why)) => return bad_param(param, why),
+    let ask = whatif_question(policy, &compared, &labels, single.get("sweep"))
+        .map_err(|(param, why)| bad_param(param, why))?;
+    let moment = |name: &'static str| -> Result<Option<dealledger_events::Timestamp>, Response> {
+        single
+            .get(name)
+            .map(|t| {
+                dealledger_events::Timestamp::parse_instant_or_date(t)
+                    .map_err(|why| bad_param(name, why.to_string()))
+            })
+            .transpose()
     };
-    // Errors as (parameter, reason), turned into the answer once.
-    let moment =
-        |name: &'static str| -> Result<Option<dealledger_events::Timestamp>, (&'static str, String)> {
-            single
-                .get(name)
-                .map(|t| {
-                    dealledger_events::Timestamp::parse_instant_or_date(t)
-                        .map_err(|why| (name, why.to_string()))
-                })
-                .transpose()
-        };
-    let (from, to, as_of) = match (moment("from"), moment("to"), moment("as_of")) {
-        (Ok(f), Ok(t), Ok(a)) => (f, t, a),
-        (Err((name, why)), _, _) | (_, Err((name, why)), _) | (_, _, Err((name, why))) => {
-            return bad_param(name, why)
-        }
-    };
+    let (from, to, as_of) = (moment("from")?, moment("to")?, moment("as_of")?);
     let by_owner = match single.get("by").map(String::as_str) {
         None => false,
         Some("owner") => true,
-        Some(other) => return bad_param("by", format!("`{other}`: the only breakdown is owner")),
+        Some(other) => return Err(bad_param("by", format!("`{other}`: the only breakdown is owner"))),
     };
     let deals = matches!(single.get("deals").map(String::as_str), Some("true" | "1" | ""));
     let as_logged = matches!(single.get("as_logged").map(String::as_str), Some("true" | "1" | ""));
     let format = match single.get("format").map(String::as_str) {
         None => Format::Json,
-        Some(text) => match Format::parse(text) {
-            Some(format) => format,
-            None => return bad_param("format", format!("`{text}` is not json, table or csv")),
-        },
+        Some(text) => Format::parse(text)
+            .ok_or_else(|| bad_param("format", format!("`{text}` is not json, table or csv")))?,
     };
-    if let Err(response) = caught_up(&shared).await {
-        return response;
-    }
-    let currency = match single.get("currency").map(|c| dealledger_events::Currency::parse(c)) {
-        None => None,
-        Some(Ok(currency)) => Some(currency),
-        Some(Err(why)) => return bad_param("currency", why.to_string()),
-    };
+    let currency = single
+        .get("currency")
+        .map(|c| dealledger_events::Currency::parse(c).map_err(|why| bad_param("currency", why.to_string())))
+        .transpose()?;
     let question = dealledger_whatif::Question { ask, from, to, as_of, as_logged, currency, by_owner, deals };
-    let task_shared = shared.clone();
-    let now = shared.clock.now();
-    let answered = tokio::task::spawn_blocking(move || {
-        as_reader();
-        let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        question.answer(&timeline, &task_shared.settings, now).map(|answer| answer.render(format))
-    })
-    .await;
-    match answered {
-        Ok(Ok(answered)) => rendered(format, answered),
-        Ok(Err(e)) => {
-            let param = match e {
-                WhatIfError::Policy(_) => "rule",
-                WhatIfError::Sweep(_) => "sweep",
-                WhatIfError::Compare(_) => "policy",
-                WhatIfError::Currency(_) => "currency",
-            };
-            bad_param(param, e.to_string())
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None),
-    }
+    Ok((question, format))
 }
 
 /// The question from `rule=` (the policy), `policy=` (each a compared policy, shown under the

@@ -5,7 +5,7 @@ use crate::compare::Comparison;
 use crate::{Policy, Prepared, Scope, SweepReport, WhatIfError, WhatIfReport};
 use dealledger_events::{Currency, Timestamp};
 use dealledger_projections::Timeline;
-use dealledger_reports::{render, Answered, Format, Report, Settings};
+use dealledger_reports::{Answered, Format, Settings};
 
 /// What is asked.
 #[derive(Clone, Debug)]
@@ -44,13 +44,22 @@ pub enum Answer {
 
 impl Answer {
     pub fn render(&self, format: Format) -> Answered {
-        fn of<R: Report>(report: &R, format: Format) -> Answered {
-            Answered { text: render(report, format), notes: report.note_lines() }
-        }
         match self {
-            Answer::Run(report) => of(report, format),
-            Answer::Sweep(report) => of(report, format),
-            Answer::Compare(report) => of(report, format),
+            Answer::Run(report) => Answered::of(report, format),
+            Answer::Sweep(report) => Answered::of(report, format),
+            Answer::Compare(report) => Answered::of(report, format),
+        }
+    }
+}
+
+impl Answer {
+    /// The answer's picture: a sweep's lines (a run or a comparison has none).
+    pub fn chart(&self) -> Option<dealledger_reports::chart::Chart> {
+        match self {
+            Answer::Sweep(report) => {
+                Some(dealledger_reports::chart::Chart::Lines(crate::plot::sweep_chart(report)))
+            }
+            _ => None,
         }
     }
 }
