@@ -87,3 +87,8 @@ pub fn report(
 pub fn whatif(url: &str, data: &DataDir, query: Vec<(&str, String)>) -> Result<Answered> {
     get(url, data, "/v1/whatif", &query)
 }
+
+/// A report's chart (`GET /v1/charts/{name}`), as SVG.
+pub fn chart(url: &str, data: &DataDir, name: ReportName, params: &Params) -> Result<String> {
+    Ok(get(url, data, &format!("/v1/charts/{}", name.as_str()), &params.to_query())?.text)
+}

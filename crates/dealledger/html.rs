@@ -70,7 +70,25 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
             ..Params::default()
         },
     );
+    // A report's JSON, or its chart, from here or from the daemon: the same answers.
+    let ask = |name: ReportName, params: &Params, chart: bool| -> Result<String> {
+        match (&source, chart) {
+            (Source::Here(here), false) => {
+                let (timeline, settings) = &**here;
+                Ok(answer(name, params, timeline, settings, now, Format::Json).map_err(flag_error)?.text)
+            }
+            (Source::Here(here), true) => {
+                let (timeline, settings) = &**here;
+                Ok(dealledger_reports::chart(name, params, timeline, settings, now).map_err(flag_error)?)
+            }
+            (Source::Daemon(url), false) => {
+                Ok(crate::client::report(url, data, name, params, Format::Json)?.text)
+            }
+            (Source::Daemon(url), true) => crate::client::chart(url, data, name, params),
+        }
+    };
     let mut reports = serde_json::Map::new();
+    let mut notes: Vec<String> = Vec::new();
     for (key, name, params) in [
         ("pipeline", ReportName::Pipeline, as_of.clone()),
         ("time-in-stage", ReportName::TimeInStage, as_of.clone()),
@@ -79,16 +97,35 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
         ("kpis-previous", ReportName::Kpis, period(before, from)),
         ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
     ] {
-        let text = match &source {
-            Source::Here(here) => {
-                let (timeline, settings) = &**here;
-                answer(name, &params, timeline, settings, now, Format::Json).map_err(flag_error)?.text
+        let value: Value = serde_json::from_str(&ask(name, &params, false)?).context("a report's JSON")?;
+        for note in value["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if key != "kpis-previous" && !notes.iter().any(|n| n == note) {
+                notes.push(note.to_string());
             }
-            Source::Daemon(url) => crate::client::report(url, data, name, &params, Format::Json)?.text,
-        };
-        let value: Value = serde_json::from_str(&text).context("a report's JSON")?;
+        }
         reports.insert(key.to_string(), value);
     }
+    // The pages' pictures: one per currency where a page shows one block per currency.
+    let mut charts = serde_json::Map::new();
+    let currencies = |key: &str| -> Vec<String> {
+        reports[key]["currencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
+    };
+    for (key, name, params) in
+        [("pipeline", ReportName::Pipeline, as_of.clone()), ("kpis", ReportName::Kpis, period(from, to))]
+    {
+        for currency in currencies(key) {
+            let params = Params { currency: Some(currency.clone()), ..params.clone() };
+            charts.insert(format!("{key}:{currency}"), ask(name, &params, true)?.into());
+        }
+    }
+    charts.insert("time-in-stage".into(), ask(ReportName::TimeInStage, &as_of, true)?.into());
+    charts.insert("bad-deal-cost".into(), ask(ReportName::BadDealCost, &period(from, to), true)?.into());
     let page = dealledger_server::dashboard::one_file(&json!({
         "generated": now.to_string(),
         "params": {
@@ -98,10 +135,16 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
             "cost": {"from": from.to_string(), "to": to.to_string()},
         },
         "reports": reports,
+        "charts": charts,
     }));
     let tmp = args.out.with_extension("html.tmp");
     std::fs::write(&tmp, &page).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     outln!("wrote {} ({} bytes)", args.out.display(), page.len());
+    // What the reports say of their figures (a period with nothing in it, say), where the
+    // person who made the file sees it.
+    for note in notes {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }

@@ -44,7 +44,9 @@ fn drive_plan(plan: Value) -> Vec<Value> {
 
 /// A table cell as a number (`1,419,400` -> 1419400.0), or None for text.
 fn number(cell: &Value) -> Option<f64> {
-    cell.as_str()?.replace(',', "").parse().ok()
+    // A figure may carry its unit after it (`1,419,400 USD`, `39.2 %`).
+    let text = cell.as_str()?.replace(',', "");
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The page's "Open deals by stage (CUR)" tables against the pipeline report's stages: the same
@@ -136,7 +138,7 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         {"page": "time-in-stage", "hash": "time-in-stage?by=owner", "until": has("rep-01: completed visits")},
         {"page": "deal", "hash": "deal?id=D-0000001"},
         {"page": "deal", "hash": "deal?id=D-0000001", "navigate": false, "evaluate": "(document.querySelector('details summary').click(), true)", "until": "!!document.querySelector('#proof[data-loaded]')"},
-        {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01&forecast=500000", "until": has("forecast_accuracy")},
+        {"page": "kpis", "hash": "kpis?from=2025-01-01&to=2025-07-01&forecast=500000", "until": has("Forecast error")},
         {"page": "whatif", "hash": "whatif?rule=gone_dark&from=5&to=40&step=5&a=gone_dark=14&b=gone_dark=30,stalled=2", "until": has("Policy A (gone_dark=14)"), "shot": "whatif-compare-light"},
         {"page": "pipeline", "hash": "pipeline?currency=EUR", "until": has("Open deals by stage (EUR)")},
         {"page": "pipeline", "hash": "pipeline", "media": "print", "until": "getComputedStyle(document.querySelector('header nav')).display === 'none'", "print": "pipeline"},
@@ -234,8 +236,8 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
     assert_eq!(number(&owner_table["rows"][0][1]), first_owner["stages"][0]["completed"].as_f64());
     // A forecast entered on the KPI page gives the API's forecast accuracy.
     let kpis = daemon.get_json("/v1/reports/kpis?from=2025-01-01&to=2025-07-01&forecast=500000");
-    let kpi_rows = results[20]["tables"][0]["rows"].as_array().unwrap();
-    let accuracy = kpi_rows.iter().find(|r| r[0] == "forecast_accuracy").unwrap();
+    let kpi_rows = table_of(&results[20], "KPIs in USD")["rows"].as_array().unwrap();
+    let accuracy = kpi_rows.iter().find(|r| r[0] == "Forecast error (%)").unwrap();
     assert!((number(&accuracy[1]).unwrap() - kpis["forecast_accuracy"].as_f64().unwrap()).abs() <= 0.005);
     // Two policies compared: the API's figures for each.
     let compared = daemon.get_json("/v1/whatif?policy=gone_dark=14&policy=gone_dark=30,stalled=2");
@@ -245,7 +247,7 @@ fn the_dashboard_in_a_browser_shows_the_apis_figures() {
         .iter()
         .find(|t| t["caption"].as_str().unwrap().starts_with("Policy A"))
         .unwrap();
-    let net = compare["rows"].as_array().unwrap().iter().find(|r| r[0] == "net_value").unwrap();
+    let net = compare["rows"].as_array().unwrap().iter().find(|r| r[0] == "net value").unwrap();
     for (i, policy) in [(1, &compared["policies"][0]), (2, &compared["policies"][1])] {
         assert!((number(&net[i]).unwrap() - policy["net_value"].as_f64().unwrap()).abs() <= 0.005);
     }
@@ -388,9 +390,15 @@ fn the_one_file_report_opens_offline_from_a_file_with_the_reports_figures() {
     same_pipeline(&results[0], &cli(&["pipeline", "--as-of", "2025-06-30"]));
     // The KPI table: this period's figures as `report kpis` gives them.
     let kpis = cli(&["kpis", "--from", "2025-01-01", "--to", "2025-07-01"]);
-    let rows = results[1]["tables"][0]["rows"].as_array().unwrap();
-    for key in ["won", "lost", "disqualified", "revenue", "opportunities_created"] {
-        let row = rows.iter().find(|r| r[0] == key).unwrap_or_else(|| panic!("no row {key}"));
+    let rows = table_of(&results[1], "KPIs in USD")["rows"].as_array().unwrap();
+    for (label, key) in [
+        ("Won (deals)", "won"),
+        ("Lost (deals)", "lost"),
+        ("Disqualified (deals)", "disqualified"),
+        ("Revenue", "revenue"),
+        ("Opportunities created", "opportunities_created"),
+    ] {
+        let row = rows.iter().find(|r| r[0] == label).unwrap_or_else(|| panic!("no row {label}"));
         assert_eq!(number(&row[1]), kpis[key].as_f64(), "{key}");
     }
 }
@@ -504,8 +512,16 @@ fn every_page_opens_as_the_menu_opens_it() {
         .iter()
         .find(|t| dates_in(t["caption"].as_str().unwrap()).len() >= 2)
         .unwrap_or_else(|| panic!("no KPI table with its period: {}", kpis_page["text"]));
-    let period = dates_in(kpi_table["caption"].as_str().unwrap());
-    let kpis = daemon.get_json(&format!("/v1/reports/kpis?from={}&to={}", period[0], period[1]));
+    let caption = kpi_table["caption"].as_str().unwrap();
+    let period = dates_in(caption);
+    // The table of one currency (`KPIs in EUR: ...`) is that currency's figures.
+    let currency = caption.split_once("KPIs in ").map_or("", |(_, rest)| &rest[..3]);
+    let kpis = daemon.get_json(&format!(
+        "/v1/reports/kpis?from={}&to={}{}",
+        period[0],
+        period[1],
+        if currency.is_empty() { String::new() } else { format!("&currency={currency}") }
+    ));
     assert_eq!(row_of(kpi_table, &["won", "Won (deals)"])[1], kpis["won"].as_f64(), "KPIs won");
     // Flags: the number of deals that need a decision, not the number of flags.
     let flags = daemon.get_json("/v1/reports/flags");

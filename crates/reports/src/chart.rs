@@ -461,7 +461,8 @@ impl DealPicture {
         let at = |us: i64| x.at((us.saturating_sub(self.from_us)) as f64 / MICROS_PER_DAY);
         for (i, (stage, start, end)) in self.visits.iter().enumerate() {
             let (x0, x1) = (at(*start), at(end.unwrap_or(self.to_us)));
-            svg.rect(x0, 10.0, (x1 - x0).max(1.0), 24.0, i % 2, stage);
+            // Alternate visits in the first and the muted colour (the second is for losses).
+            svg.rect(x0, 10.0, (x1 - x0).max(1.0), 24.0, if i % 2 == 0 { 0 } else { 2 }, stage);
             if x1 - x0 > text_width(stage) + 6.0 {
                 svg.text(x0 + 3.0, 27.0, stage, Anchor::Start, "on-bar");
             }

@@ -45,6 +45,9 @@ pub struct CostReport {
     pub from: Instant,
     pub to: Instant,
     pub known_at: Instant,
+    /// `[costs] currency`: the costs price the owners' time.
+    #[serde(serialize_with = "crate::output::currency_code")]
+    pub currency: dealledger_events::Currency,
     pub totals: Cost,
     /// By time cost, the costliest first (then by owner).
     pub by_owner: Vec<OwnerCost>,
@@ -195,6 +198,7 @@ pub fn bad_deal_cost(
         from: Instant(from),
         to: Instant(to),
         known_at: Instant(known_at),
+        currency,
         totals,
         by_owner,
         deals: with_deals.then_some(deals),
@@ -266,7 +270,7 @@ impl Report for CostReport {
 
     /// Each owner's time cost, the costliest first.
     fn chart(&self) -> Option<Chart> {
-        let currency = self.totals.time_cost.currency;
+        let currency = self.currency;
         Some(Chart::Bars(Bars {
             title: format!("Selling time spent on bad deals from {} to {}", self.from.0, self.to.0),
             unit: currency.to_string(),

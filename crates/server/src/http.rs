@@ -98,8 +98,13 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 /// (bearer or session cookie): what the dashboard asks before anything else, so that it shows
 /// its sign-in instead of a failed request.
 async fn get_session(State(shared): SharedState, headers: HeaderMap) -> Response {
-    let body =
-        json!({"token_required": shared.config.token.is_some(), "signed_in": authorized(&shared, &headers)});
+    // `now`: the daemon's clock (which a test or a replay may set), so that the dashboard's
+    // default periods are the ones the reports take.
+    let body = json!({
+        "token_required": shared.config.token.is_some(),
+        "signed_in": authorized(&shared, &headers),
+        "now": shared.clock.now().to_string(),
+    });
     axum::Json(body).into_response()
 }
 

@@ -77,6 +77,10 @@ pub struct Coverage {
     pub won_with_amount: u64,
     /// Deals of the other currencies, left out.
     pub left_out: Vec<LeftOut>,
+    /// `[costs] currency`, in which selling time (effort and calendar value, net value) is
+    /// priced.
+    #[serde(serialize_with = "dealledger_reports::output::currency_code")]
+    pub priced_in: Currency,
 }
 
 /// Deals of another currency than the backtest's, which it leaves out.
@@ -251,6 +255,7 @@ impl<'t> Prepared<'t> {
                 .filter(|(c, _)| **c != currency)
                 .map(|(&currency, &deals)| LeftOut { currency, deals })
                 .collect(),
+            priced_in: settings.currency,
         };
         let mut reals = Vec::new();
         for (deal_currency, real, touched) in in_scope {

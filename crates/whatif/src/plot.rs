@@ -99,6 +99,7 @@ mod tests {
                 won: 0,
                 won_with_amount: 0,
                 left_out: Vec::new(),
+                priced_in: Currency::USD,
             },
             basis: Basis::default(),
         }
