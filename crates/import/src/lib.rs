@@ -250,3 +250,14 @@ fn cell(record: &csv::StringRecord, column: usize) -> &str {
 fn deal_id(raw: &str) -> Result<String, String> {
     dealledger_events::DealId::parse(raw).map(|_| raw.to_string()).map_err(|why| format!("deal id {why}"))
 }
+
+impl Imported {
+    /// The skipped rows counted by kind (the kinds docs/importers.md lists), in name order.
+    pub fn skipped_by_kind(&self) -> BTreeMap<&'static str, u64> {
+        let mut by_kind = BTreeMap::new();
+        for skipped in &self.skipped {
+            *by_kind.entry(skipped.kind).or_default() += 1;
+        }
+        by_kind
+    }
+}

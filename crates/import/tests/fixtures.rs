@@ -133,7 +133,9 @@ fn salesforce_history_fixture() {
 fn salesforce_unmapped_stage_is_a_clear_error() {
     let path = fixture("salesforce-history-unmapped-stage/OpportunityHistory.csv");
     let err = salesforce::import(std::slice::from_ref(&path), &Options::default()).unwrap_err().to_string();
-    assert!(err.ends_with("OpportunityHistory.csv:3: stage `Pitching` is not a pipeline stage; map it in [import.stages] of dealledger.toml"), "{err}");
+    assert!(err.contains("1 stage of the export is not mapped"), "{err}");
+    assert!(err.contains("\n[import.stages]\n\"Pitching\" = \"\""), "{err}");
+    assert!(err.contains("OpportunityHistory.csv:3"), "{err}");
     let options = options_of("[import.stages]\nPitching = \"quote\"\n").unwrap();
     let imported = salesforce::import(&[path], &options).unwrap();
     assert_eq!(census(&imported).types, counts(&[("opened", 1), ("stage_moved", 1)]));
@@ -245,10 +247,70 @@ fn field_changes_fixture() {
 }
 
 #[test]
-fn field_changes_without_a_stage_map_is_a_clear_error() {
+fn field_changes_without_a_stage_map_names_every_unmapped_stage_at_once() {
     let err = field_changes::import(&field_change_files(), &Options::default()).unwrap_err().to_string();
-    assert!(
-        err.ends_with("deal_changes.csv:3: stage `Lead Generation` is not a pipeline stage; map it in [import.stages] of dealledger.toml"),
-        "{err}"
-    );
+    // One error, every stage of the export in it, as a block to paste into dealledger.toml.
+    assert!(err.contains("9 stages of the export are not mapped"), "{err}");
+    assert!(err.contains("[import.stages]"), "{err}");
+    for stage in [
+        "Lead Generation",
+        "Qualified lead",
+        "Needs Assessment",
+        "Proposal/Quote Preparation",
+        "Negotiation",
+        "Closing",
+        "Implementation/Onboarding",
+        "Follow-up/Customer Success",
+        "Renewal/Expansion",
+    ] {
+        assert!(err.contains(&format!("\n\"{stage}\" = \"\"")), "{stage}: {err}");
+    }
+    // Where each was first met, to look at.
+    assert!(err.contains("deal_changes.csv:3"), "{err}");
+    // The block, filled in as tests/pipedrive.toml does, is taken.
+    assert!(field_changes::import(&field_change_files(), &pipedrive_options()).is_ok());
+}
+
+#[test]
+fn every_importer_says_when_the_source_recorded_each_fact() {
+    // `recorded_at` is the source's time (the change log's, a snapshot's date column), never the
+    // import's: "what we knew then" on an imported history is what the CRM knew then.
+    let at_of = |imported: &dealledger_import::Imported| -> Vec<(String, Option<String>, String)> {
+        imported
+            .rows
+            .iter()
+            .map(|r| {
+                let e = &r.result.as_ref().unwrap().event;
+                (r.location.clone(), e.recorded_at.map(|t| t.to_string()), e.at.to_string())
+            })
+            .collect()
+    };
+    let opportunities =
+        opportunities::import(&[fixture("opportunities-csv/sales_pipeline.csv")], &Options::default())
+            .unwrap();
+    for (location, recorded, at) in at_of(&opportunities) {
+        assert_eq!(recorded.as_deref(), Some(at.as_str()), "{location}: a snapshot's date column");
+    }
+    let changes = field_changes::import(&field_change_files(), &pipedrive_options()).unwrap();
+    let rows = at_of(&changes);
+    assert!(rows.iter().all(|(_, recorded, _)| recorded.is_some()), "{rows:?}");
+    // deal_changes.csv:4: `700101,2024-03-05 10:00:00,user_id,1201`: recorded at its change time.
+    let owner = rows.iter().find(|(l, _, _)| l.ends_with("deal_changes.csv:4")).unwrap();
+    assert_eq!(owner.1.as_deref(), Some("2024-03-05T10:00:00Z"));
+    // activity.csv:2: due 2024-03-16T09:30:00, the only time the export gives an activity.
+    let touch = rows.iter().find(|(l, _, _)| l.ends_with("activity.csv:2")).unwrap();
+    assert_eq!(touch.1.as_deref(), Some("2024-03-16T09:30:00Z"));
+    let files =
+        [fixture("salesforce-history/OpportunityHistory.csv"), fixture("salesforce-history/Opportunity.csv")];
+    for (location, recorded, at) in at_of(&salesforce::import(&files, &Options::default()).unwrap()) {
+        assert_eq!(recorded.as_deref(), Some(at.as_str()), "{location}: CreatedDate");
+    }
+}
+
+#[test]
+fn skipped_rows_are_counted_by_kind() {
+    let imported = field_changes::import(&field_change_files(), &pipedrive_options()).unwrap();
+    let by_kind = imported.skipped_by_kind();
+    assert_eq!(by_kind.get("already_closed"), Some(&4));
+    assert_eq!(by_kind.values().sum::<u64>(), imported.skipped.len() as u64);
 }
