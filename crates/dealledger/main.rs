@@ -331,7 +331,7 @@ fn exit_code(error: &anyhow::Error) -> i32 {
     } else if let Some(e) = error.downcast_ref::<ImportError>() {
         match e {
             ImportError::Option(_) => 2,
-            ImportError::Read { .. } | ImportError::Invalid { .. } => 3,
+            ImportError::Read { .. } | ImportError::Invalid { .. } | ImportError::Unmapped(_) => 3,
         }
     } else if error.downcast_ref::<dealledger_whatif::WhatIfError>().is_some() {
         2
@@ -399,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
                 rejects: args.rejects,
                 progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
+            let mut skipped_by_kind = std::collections::BTreeMap::new();
             let report = match args.format {
                 InputFormat::Jsonl => {
                     let mut ledger = data.open_ledger()?;
@@ -406,11 +407,13 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 format => {
                     let imported = import(&data, format, &options.inputs, &args.columns)?;
+                    skipped_by_kind =
+                        imported.skipped_by_kind().into_iter().map(|(k, n)| (k.to_string(), n)).collect();
                     let mut ledger = data.open_ledger()?;
                     dealledger_ingest::run_rows(&mut ledger, clock, imported, &options)?
                 }
             };
-            print_ingest(&report, args.output)?;
+            print_ingest(&report, &skipped_by_kind, args.output)?;
             if report.rejected > 0 {
                 eprintln!(
                     "{} invalid lines were not stored; see {}",
@@ -560,10 +563,20 @@ fn serve(
     Ok(())
 }
 
-fn print_ingest(report: &dealledger_ingest::Report, format: Format) -> Result<()> {
+/// The summary of an ingest; `skipped_by_kind`: an importer's skipped rows by kind (JSON
+/// `skipped_by_kind`; the table's words are on stderr already, with examples).
+fn print_ingest(
+    report: &dealledger_ingest::Report,
+    skipped_by_kind: &std::collections::BTreeMap<String, u64>,
+    format: Format,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => writeln!(out, "{}", report.to_json())?,
+        Format::Json => {
+            let mut json = report.to_json();
+            json["skipped_by_kind"] = serde_json::json!(skipped_by_kind);
+            writeln!(out, "{json}")?
+        }
         Format::Csv => {
             writeln!(out, "ingested,duplicates,rejected,seconds,events_per_second,head_seq")?;
             writeln!(

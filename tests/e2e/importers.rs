@@ -152,11 +152,8 @@ fn salesforce_fixture_imports_and_reimports_as_duplicates() {
         &fixture("salesforce-history-unmapped-stage/OpportunityHistory.csv"),
     ]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("OpportunityHistory.csv:3: stage `Pitching` is not a pipeline stage"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("\"Pitching\" = \"\"  # first at "), "{}", run.stderr);
+    assert!(run.stderr.contains("OpportunityHistory.csv:3"), "{}", run.stderr);
     assert_eq!(l.head(), 0);
 }
 
@@ -172,21 +169,23 @@ fn field_changes_fixture_imports_and_reimports_as_duplicates() {
         dir("activity_types.csv"),
     ];
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
-    // Without a stage map, the first stage row stops the import.
+    // Without a stage map, one error names every stage at once, as the block to paste.
     let mut args = vec!["ingest", "--format", "field-changes"];
     args.extend_from_slice(&files);
     let run = l.run(&args);
     assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("9 stages of the export are not mapped"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("deal_changes.csv:3: stage `Lead Generation` is not a pipeline stage"),
+        run.stderr.contains("\n[import.stages]\n\"Lead Generation\" = \"\"  # first at "),
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("\n\"Renewal/Expansion\" = \"\""), "{}", run.stderr);
     assert_eq!(l.head(), 0);
-    // With the pipeline and [import.stages] of crates/import/tests/pipedrive.toml.
+    // With the pipeline and [import.stages] of docs/examples/pipedrive.toml.
     std::fs::create_dir_all(l.data()).unwrap();
     std::fs::copy(
-        format!("{}/crates/import/tests/pipedrive.toml", env!("CARGO_MANIFEST_DIR")),
+        format!("{}/docs/examples/pipedrive.toml", env!("CARGO_MANIFEST_DIR")),
         l.data().join("dealledger.toml"),
     )
     .unwrap();
@@ -201,12 +200,72 @@ fn field_changes_fixture_imports_and_reimports_as_duplicates() {
             won: 3,
             lost: 2,
             stderr: &[
-                "20 rows map to no event and were skipped",
-                "deal_changes.csv:31: deal 700104: `user_id` dated before the deal's creation row [before_creation]",
+                "20 rows map to no event and were skipped (after_won 1, already_closed 4, before_creation 2, ",
+                // The first ones in file order: activity.csv, then deal_changes.csv.
+                "field-changes/activity.csv:6: activity 900005: not done [not_done]",
                 "... and 10 more",
             ],
         },
     );
+    // The summary counts the skipped rows by kind.
+    let mut args = vec!["ingest", "--format", "field-changes", "--output", "json"];
+    args.extend_from_slice(&files);
+    let again = l.run(&args).ok().json();
+    assert_eq!(again["skipped_by_kind"]["already_closed"], 4, "{again}");
+    // Every fact was recorded when the change log says: what we knew on a day is what was
+    // true that day (the import's own day has nothing to do with it).
+    let pipeline = |extra: &[&str]| {
+        let args = [&["report", "pipeline", "--as-of", "2024-03-20", "--format", "json"][..], extra].concat();
+        l.run(&args).ok().json()["stages"].clone()
+    };
+    assert_eq!(pipeline(&["--known-at", "2024-03-20"]), pipeline(&[]));
+}
+
+#[test]
+fn the_pipedrive_export_what_we_knew_then_and_what_it_cannot_say() {
+    let Some(files) = datasets([
+        "pipedrive-changes/deal_changes.csv",
+        "pipedrive-changes/stages.csv",
+        "pipedrive-changes/fields.csv",
+        "pipedrive-changes/activity.csv",
+    ]) else {
+        return;
+    };
+    let l = Ledger::new();
+    let mut args = vec!["ingest", "--format", "field-changes", "--output", "json"];
+    args.extend(files.iter().map(String::as_str));
+    // Nine stages, one error, one run.
+    let run = l.run(&args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("9 stages of the export are not mapped"), "{}", run.stderr);
+    // With docs/examples/pipedrive.toml, the map the docs ship.
+    std::fs::create_dir_all(l.data()).unwrap();
+    std::fs::copy(
+        format!("{}/docs/examples/pipedrive.toml", env!("CARGO_MANIFEST_DIR")),
+        l.data().join("dealledger.toml"),
+    )
+    .unwrap();
+    let summary = l.run(&args).ok().json();
+    assert_eq!(summary["ingested"], 12_002, "{summary}");
+    assert_eq!(summary["skipped_by_kind"]["same_stage"], 1_996, "{summary}");
+    // What we knew on 2024-09-30 is what was true then: the deals open that day, not none.
+    let pipeline = |extra: &[&str]| {
+        let args = [&["report", "pipeline", "--as-of", "2024-09-30", "--format", "json"][..], extra].concat();
+        l.run(&args).ok().json()
+    };
+    let known = pipeline(&["--known-at", "2024-09-30"]);
+    assert!(known["totals"]["deals"].as_u64().unwrap() > 0, "{known}");
+    assert_eq!(known["stages"], pipeline(&[])["stages"]);
+    // The export has no amounts: said beside the figures.
+    assert!(known["notes"].to_string().contains("has an amount"), "{known}");
+    // A what-if on it names no best: 3 touches and no amounts for 1,995 deals.
+    let sweep = l
+        .run(&["whatif", "--sweep", "gone_dark=5..60:5", "--as-of", "2025-03-01", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(sweep["best"], serde_json::Value::Null, "{sweep}");
+    let notes = sweep["notes"].to_string();
+    assert!(notes.contains("have a touch") && notes.contains("has an amount"), "{notes}");
 }
 
 #[test]

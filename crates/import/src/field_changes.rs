@@ -161,7 +161,7 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
     for Pending { location, event, .. } in events {
         out.push(location, event);
     }
-    Ok(out)
+    out.finish(&options.pipeline)
 }
 
 fn sort_inputs<'t>(tables: &'t [Table], options: &Options) -> Result<Inputs<'t>, ImportError> {
@@ -263,7 +263,8 @@ struct Change<'r> {
 impl Change<'_> {
     fn event(&self, kind: &str) -> Value {
         let deal = &self.deal;
-        json!({"deal": deal, "type": kind, "at": self.at, "source_id": format!("{deal}:{}:{}", self.key, self.at)})
+        // The change log's time is when the CRM recorded the change.
+        json!({"deal": deal, "type": kind, "at": self.at, "recorded_at": self.at, "source_id": format!("{deal}:{}:{}", self.key, self.at)})
     }
 }
 
@@ -357,10 +358,9 @@ impl Replay<'_> {
     fn stage(&mut self, change: &Change, value: String) -> Result<(), ImportError> {
         let deal = change.deal.clone();
         let name = self.inputs.stage_names.get(&value).cloned().unwrap_or(value);
-        let target = self
-            .options
-            .target(&name, |_| None)
-            .map_err(|why| ImportError::Invalid { location: change.location.to_string(), why })?;
+        let Some(target) = self.out.target(self.options, &name, change.location, |_| None) else {
+            return Ok(());
+        };
         match (&target, &self.status(&deal)) {
             (Target::Stage(s), Status::Open(current)) if s == current => {
                 self.skip(change, "same_stage", format!("deal {deal}: already in `{s}`"));
@@ -465,7 +465,9 @@ impl Replay<'_> {
             let type_key = cell(record, kind);
             let type_name =
                 self.inputs.activity_types.get(type_key).map_or(type_key, String::as_str).to_lowercase();
-            let mut e = json!({"deal": deal, "type": "touch", "at": at, "channel": channel_of(&type_name), "direction": "outbound", "source_id": format!("activity:{activity}")});
+            // An activity's due time is the only time the export gives it: when it was done,
+            // and so when it was known.
+            let mut e = json!({"deal": deal, "type": "touch", "at": at, "recorded_at": at, "channel": channel_of(&type_name), "direction": "outbound", "source_id": format!("activity:{activity}")});
             if let Some(user) = user.map(|u| cell(record, u)).filter(|u| !u.is_empty()) {
                 crate::set(&mut e, "actor", user.into());
             }

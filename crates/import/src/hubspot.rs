@@ -115,9 +115,11 @@ impl Change<'_> {
                 format!("{} ms is out of range", self.at_ms),
             ));
         };
+        // HubSpot's time of a change (a property history's timestamp, a notification's
+        // occurredAt) is when HubSpot recorded it: `recorded_at`, by whichever path it comes.
         let mut event = json!({
-            "deal": deal_id(self.object_id), "at": at.to_string(), "actor": "hubspot",
-            "source_id": self.source_id(),
+            "deal": deal_id(self.object_id), "at": at.to_string(), "recorded_at": at.to_string(),
+            "actor": "hubspot", "source_id": self.source_id(),
         });
         let fields = event.as_object_mut().expect("an object");
         match self.what {

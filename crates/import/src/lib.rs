@@ -50,6 +50,9 @@ pub struct Imported {
     /// In the order to admit them.
     pub rows: Vec<Row>,
     pub skipped: Vec<Skipped>,
+    /// CRM stage names no map takes, in the order first met, with where and how many rows: the
+    /// import goes on past them so that one error names them all ([`Imported::finish`]).
+    unmapped: Vec<(String, String, u64)>,
 }
 
 impl Imported {
@@ -59,8 +62,17 @@ impl Imported {
         if self.skipped.is_empty() {
             return None;
         }
-        let mut text = format!("{} rows map to no event and were skipped:", self.skipped.len());
-        for skipped in self.skipped.iter().take(shown_max) {
+        let kinds: Vec<String> =
+            self.skipped_by_kind().iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        let mut text =
+            format!("{} rows map to no event and were skipped ({}):", self.skipped.len(), kinds.join(", "));
+        // The first ones in file order, whatever order the importer met them in.
+        let mut shown: Vec<&Skipped> = self.skipped.iter().collect();
+        shown.sort_by_cached_key(|s| {
+            let (file, line) = s.location.rsplit_once(':').unwrap_or((s.location.as_str(), ""));
+            (file.to_string(), line.parse::<u64>().unwrap_or(0))
+        });
+        for skipped in shown.into_iter().take(shown_max) {
             text.push_str(&format!("\n  {}: {} [{}]", skipped.location, skipped.reason, skipped.kind));
         }
         if self.skipped.len() > shown_max {
@@ -77,6 +89,60 @@ impl Imported {
     fn skip(&mut self, location: String, kind: &'static str, reason: impl Into<String>) {
         self.skipped.push(Skipped { location, kind, reason: reason.into() });
     }
+
+    /// A CRM stage's target (see [`Options::target`]); None for a stage no map takes, which is
+    /// noted, for [`Imported::finish`] to name with the others.
+    fn target(
+        &mut self,
+        options: &Options,
+        name: &str,
+        location: &str,
+        fallback: impl Fn(&str) -> Option<Target>,
+    ) -> Option<Target> {
+        let target = options.target(name, fallback);
+        if target.is_none() {
+            match self.unmapped.iter_mut().find(|(stage, _, _)| stage == name) {
+                Some((_, _, rows)) => *rows += 1,
+                None => self.unmapped.push((name.to_string(), location.to_string(), 1)),
+            }
+        }
+        target
+    }
+
+    /// The import, or one error naming every stage no map took, as the `[import.stages]` block
+    /// that maps them, each target left for a person to choose (the importers never guess).
+    fn finish(self, pipeline: &Pipeline) -> Result<Imported, ImportError> {
+        if self.unmapped.is_empty() {
+            return Ok(self);
+        }
+        let n = self.unmapped.len();
+        let (stages, are) = if n == 1 { ("stage", "is") } else { ("stages", "are") };
+        let mut text = format!(
+            "{n} {stages} of the export {are} not mapped to the pipeline ({}): add this to dealledger.toml, \
+             each target a pipeline stage, `won` or `lost`, and import again (nothing was stored)\n\n[import.stages]",
+            pipeline.names()
+        );
+        for (stage, location, rows) in &self.unmapped {
+            let more = if *rows > 1 { format!(" and {} more rows", rows - 1) } else { String::new() };
+            text.push_str(&format!("\n{} = \"\"  # first at {location}{more}", toml_string(stage)));
+        }
+        Err(ImportError::Unmapped(text))
+    }
+}
+
+/// A TOML basic string (a table key or value) of `text`.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A file, a column or a value the importer cannot work with: the import stops, nothing stored.
@@ -89,6 +155,9 @@ pub enum ImportError {
     /// An option of the importers (a stage's target, a column override) they do not take.
     #[error("{0}")]
     Option(String),
+    /// Stages of the export that no map takes: every one, as the block that maps them.
+    #[error("{0}")]
+    Unmapped(String),
 }
 
 /// Where a CRM stage leads.
@@ -154,17 +223,15 @@ pub fn options_from_config(config: &Config, pipeline: Pipeline) -> Result<Option
 
 impl Options {
     /// A CRM stage name's target: the configured map first, then a pipeline stage of that name,
-    /// then `fallback` (the importer's standard names); else an error naming it.
-    fn target(&self, name: &str, fallback: impl Fn(&str) -> Option<Target>) -> Result<Target, String> {
+    /// then `fallback` (the importer's standard names); None when none takes it.
+    fn target(&self, name: &str, fallback: impl Fn(&str) -> Option<Target>) -> Option<Target> {
         if let Some(target) = self.stages.get(name) {
-            return Ok(target.clone());
+            return Some(target.clone());
         }
         if self.pipeline.index(name).is_some() {
-            return Ok(Target::Stage(name.to_string()));
+            return Some(Target::Stage(name.to_string()));
         }
-        fallback(name).ok_or_else(|| {
-            format!("stage `{name}` is not a pipeline stage; map it in [import.stages] of dealledger.toml")
-        })
+        fallback(name)
     }
 }
 

@@ -47,14 +47,14 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
             let deal = deal_id(cell(record, id)).map_err(invalid)?;
             let status = cell(record, stage);
-            let target = options
-                .target(status, |s| match s {
-                    "Won" => Some(Target::Won),
-                    "Lost" => Some(Target::Lost),
-                    // Any other status is a deal still open (Engaging, Prospecting, ...).
-                    _ => Some(Target::Stage(options.pipeline.first().to_string())),
-                })
-                .map_err(invalid)?;
+            let Some(target) = out.target(options, status, &location, |s| match s {
+                "Won" => Some(Target::Won),
+                "Lost" => Some(Target::Lost),
+                // Any other status is a deal still open (Engaging, Prospecting, ...).
+                _ => Some(Target::Stage(options.pipeline.first().to_string())),
+            }) else {
+                continue;
+            };
             let engage = cell(record, opened_at);
             if engage.is_empty() {
                 out.skip(
@@ -71,9 +71,11 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
                 "" => "0",
                 v => v,
             };
+            // A snapshot has no time of its own for a fact: each event's date column is when
+            // the CRM recorded it (docs/importers.md).
             let mut opened = json!({
-                "deal": deal, "type": "opened", "at": at, "owner": cell(record, owner), "amount": amount,
-                "source_id": format!("{deal}:opened"),
+                "deal": deal, "type": "opened", "at": at, "recorded_at": at, "owner": cell(record, owner),
+                "amount": amount, "source_id": format!("{deal}:opened"),
             });
             let name: Vec<&str> = [account, product]
                 .into_iter()
@@ -102,16 +104,16 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             };
             let event = match target {
                 Target::Won => {
-                    json!({"deal": deal, "type": "won", "at": closed, "amount": amount, "source_id": format!("{deal}:won")})
+                    json!({"deal": deal, "type": "won", "at": closed, "recorded_at": closed, "amount": amount, "source_id": format!("{deal}:won")})
                 }
                 _ => {
-                    json!({"deal": deal, "type": "lost", "at": closed, "reason": format!("{status} (no reason in the export)"), "source_id": format!("{deal}:lost")})
+                    json!({"deal": deal, "type": "lost", "at": closed, "recorded_at": closed, "reason": format!("{status} (no reason in the export)"), "source_id": format!("{deal}:lost")})
                 }
             };
             out.push(location, event);
         }
     }
-    Ok(out)
+    out.finish(&options.pipeline)
 }
 
 #[cfg(test)]

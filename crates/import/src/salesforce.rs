@@ -122,7 +122,7 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
     for read in history_rows(&history, options)? {
         replay.row(read)?;
     }
-    Ok(replay.out)
+    replay.out.finish(&options.pipeline)
 }
 
 /// Opportunity.csv: owner and name by opportunity id.
@@ -217,8 +217,11 @@ impl Replay<'_> {
         let invalid = |why: String| ImportError::Invalid { location: location.clone(), why };
         let deal = deal_id(&row.opportunity).map_err(invalid)?;
         let options = self.options;
-        let target =
-            options.target(&row.stage, |s| standard_target(s, &options.pipeline)).map_err(invalid)?;
+        let Some(target) =
+            self.out.target(options, &row.stage, &location, |s| standard_target(s, &options.pipeline))
+        else {
+            return Ok(());
+        };
         // `2018-08-22 00:00:00` or `2018-08-22`; empty means unchanged.
         let close = &row.close;
         let close_date = match close.get(..10) {

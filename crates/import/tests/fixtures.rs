@@ -267,7 +267,7 @@ fn field_changes_without_a_stage_map_names_every_unmapped_stage_at_once() {
     }
     // Where each was first met, to look at.
     assert!(err.contains("deal_changes.csv:3"), "{err}");
-    // The block, filled in as tests/pipedrive.toml does, is taken.
+    // The block, filled in as docs/examples/pipedrive.toml does, is taken.
     assert!(field_changes::import(&field_change_files(), &pipedrive_options()).is_ok());
 }
 

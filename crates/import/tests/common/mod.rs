@@ -19,11 +19,12 @@ pub fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
 }
 
-/// The options of `tests/pipedrive.toml`: its pipeline and its `[import.stages]`.
+/// The options of `docs/examples/pipedrive.toml`: its pipeline and its `[import.stages]`.
 pub fn pipedrive_options() -> Options {
-    let toml =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pipedrive.toml"))
-            .unwrap();
+    let toml = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/pipedrive.toml"),
+    )
+    .unwrap();
     options_of(&toml).unwrap()
 }
 
