@@ -565,6 +565,64 @@ fn every_page_opens_as_the_menu_opens_it() {
     );
 }
 
+/// The KPI page as the menu opens it, on a history of two currencies that ended before the
+/// daemon's now: a block per currency, labels for people, rates in %, no blank figure; and the
+/// flags page's offer of the last event, followed.
+#[test]
+fn the_kpi_page_reads_as_people_write_and_an_offer_is_one_click_away() {
+    if !tools_available("the_kpi_page_reads_as_people_write_and_an_offer_is_one_click_away") {
+        return;
+    }
+    let sandbox = with_history();
+    let daemon = Daemon::start(&sandbox, "");
+    let follow = "(document.querySelector('a.offer-link').click(), true)";
+    let results = drive(
+        &daemon.url,
+        json!([
+            {"page": "kpis", "hash": "kpis"},
+            {"page": "flags", "hash": "flags"},
+            {"page": "flags", "hash": "flags", "navigate": false, "evaluate": follow, "until": "location.hash.includes('as_of')"},
+        ]),
+    );
+    all_clean(&results);
+    let kpis = &results[0];
+    for currency in ["EUR", "USD"] {
+        let table = table_of(kpis, &format!("KPIs in {currency}"));
+        for row in table["rows"].as_array().unwrap() {
+            let label = row[0].as_str().unwrap();
+            assert!(!label.contains('_'), "a raw key as a label: {label}");
+            for cell in row.as_array().unwrap() {
+                assert_ne!(cell, "", "a blank figure in {label}");
+            }
+        }
+        let close = &row_of_text(table, "Close rate (won / closed)")[1];
+        assert!(close.ends_with('%') || close == "—", "close rate `{close}`");
+        let revenue = &row_of_text(table, "Revenue")[1];
+        assert!(revenue.ends_with(currency), "revenue `{revenue}` says its currency");
+    }
+    // The history ends on 2025-12-31; the daemon's now is 2026-01-15: the flags say so, and the
+    // offer shows them as of the last event.
+    assert!(
+        results[1]["text"].as_str().unwrap().contains("the ledger's last event is at"),
+        "{}",
+        results[1]["text"]
+    );
+    let latest = daemon.get_json("/v1/reports/flags")["offer"]["as_of"].as_str().unwrap().to_string();
+    assert!(
+        results[2]["text"].as_str().unwrap().contains(&format!("As of {latest}")),
+        "{}",
+        results[2]["text"]
+    );
+    daemon.terminate();
+}
+
+/// The cells of the row of `table` whose first cell is `label`, as text.
+fn row_of_text(table: &Value, label: &str) -> Vec<String> {
+    let row = table["rows"].as_array().unwrap().iter().find(|r| r[0] == label);
+    let row = row.unwrap_or_else(|| panic!("no row `{label}` in {table}"));
+    row.as_array().unwrap().iter().map(|c| c.as_str().unwrap_or("").to_string()).collect()
+}
+
 /// The benchmark of README's page weight and speed (not part of the suite: `--ignored`): on the
 /// data directory `DEALLEDGER_BENCH_DATA` (a large ledger, e.g. one `benches/versus_duckdb.py
 /// --dir` left), the daemon's pipeline page from a cold load and two as-of dates picked on it.

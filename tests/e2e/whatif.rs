@@ -78,6 +78,12 @@ fn one_policy_a_sweep_a_plot_and_a_comparison() {
         serde_json::json!({"gone_dark": 30.0, "unanswered_touches": 3})
     );
     assert_eq!(compared["policies"][1]["cut"], 1);
+    // For people, each policy under its file's name, not its JSON.
+    let table = l.run(&["whatif", "--compare", a.to_str().unwrap(), b.to_str().unwrap()]).ok().stdout;
+    let rows: Vec<&str> = table.lines().filter(|line| line.contains(".toml")).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].starts_with(a.to_str().unwrap()) && rows[1].starts_with(b.to_str().unwrap()), "{table}");
+    assert!(!table.contains("{\""), "{table}");
 }
 
 #[test]

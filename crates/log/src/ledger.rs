@@ -26,10 +26,8 @@ use dealledger_events::codec::{encode_identity, encode_identity_ref};
 use dealledger_events::{
     Amount, Body, Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission,
 };
-use std::collections::HashMap;
 
-/// 128 bits of blake3: ids and bodies are compared by hash; a collision would need ~2^64 events.
-type Digest128 = u128;
+use crate::seen::{Digest128, Identity, Seen, SeenIndex};
 
 fn digest128(bytes: &[u8]) -> Digest128 {
     let hash = blake3::hash(bytes);
@@ -46,12 +44,12 @@ fn content_key(identity: &[u8]) -> Digest128 {
 
 /// An event's identity and body digest from its identity bytes: the `source_id`'s hash and the
 /// body's, or for an event without one the content key for both (the content is the body).
-fn identity(source_id: Option<&str>, identity: &[u8]) -> (Digest128, Digest128) {
+fn identity(source_id: Option<&str>, identity: &[u8]) -> (Identity, Digest128) {
     match source_id {
-        Some(source_id) => (digest128(source_id.as_bytes()), digest128(identity)),
+        Some(source_id) => (Identity::Source(digest128(source_id.as_bytes())), digest128(identity)),
         None => {
             let key = content_key(identity);
-            (key, key)
+            (Identity::Content(key), key)
         }
     }
 }
@@ -86,14 +84,6 @@ fn submitted_identity(event: &Event, deals: &Deals, pipeline: &Pipeline, scratch
     encode_identity(&stored, scratch);
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Seen {
-    seq: u64,
-    /// The deal's version after it (fits in the padding of the u128).
-    version: u32,
-    body: Digest128,
-}
-
 /// What happened to one submitted event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -114,12 +104,9 @@ pub struct Committed {
     pub head: Head,
 }
 
-type SeenIndex = HashMap<Digest128, Seen, ahash::RandomState>;
-
 pub struct Ledger<S> {
     log: Log<S>,
     deals: Deals,
-    /// Keys are already blake3 output, so any fast hash spreads them well.
     seen: SeenIndex,
     pipeline: Pipeline,
     /// Why the last commit's outcome is unknown, until [`Ledger::reopen`] succeeds.
@@ -281,7 +268,7 @@ pub struct Batch<'l, S: BlockStore> {
     writer: BlockWriter,
     savepoint: Savepoint,
     now: dealledger_events::Timestamp,
-    new_ids: Vec<Digest128>,
+    new_ids: Vec<Identity>,
     appended: u64,
     duplicates: u64,
     scratch: Vec<u8>,
@@ -322,7 +309,7 @@ impl<S: BlockStore> Batch<'_, S> {
                 Err(rejection) => {
                     self.ledger.deals.rollback(deals_savepoint);
                     for id in self.new_ids.drain(ids_before..) {
-                        self.ledger.seen.remove(&id);
+                        self.ledger.seen.remove(id);
                     }
                     (self.appended, self.duplicates) = (appended_before, duplicates_before);
                     return Err((index, rejection));
@@ -342,7 +329,7 @@ impl<S: BlockStore> Batch<'_, S> {
     ) -> Result<(Outcome, Option<(u32, Event)>), Rejection> {
         submitted_identity(&submission.event, &self.ledger.deals, &self.ledger.pipeline, &mut self.scratch);
         let (id, body) = identity(submission.event.source_id.as_deref(), &self.scratch);
-        if let Some(seen) = self.ledger.seen.get(&id) {
+        if let Some(seen) = self.ledger.seen.get(id) {
             if seen.body == body {
                 self.duplicates += 1;
                 return Ok((Outcome::Duplicate { seq: seen.seq, version: seen.version }, None));
@@ -405,7 +392,7 @@ impl<S: BlockStore> Batch<'_, S> {
     fn undo(&mut self) {
         self.ledger.deals.rollback(self.savepoint);
         for id in self.new_ids.drain(..) {
-            self.ledger.seen.remove(&id);
+            self.ledger.seen.remove(id);
         }
     }
 }

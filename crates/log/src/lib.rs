@@ -31,6 +31,7 @@ pub mod faults;
 pub mod lease;
 mod ledger;
 mod log;
+mod seen;
 mod sled_store;
 mod store;
 pub mod writer_lock;

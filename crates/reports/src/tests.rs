@@ -722,6 +722,12 @@ fn headings_and_titles_read_as_people_write() {
     let stages =
         render(&stages::time_in_stage(&tl, &s, view("2024-01-09", None), false, false), Format::Table);
     assert!(!stages.contains("open now"), "a column under --as-of is not `now`: {stages}");
+    // Rates shown as percentages say so.
+    let kpis = render(
+        &kpis::kpis(&tl, &s, t("2024-01-01"), t("2024-02-01"), Timestamp::MAX, None, None).unwrap(),
+        Format::Table,
+    );
+    assert!(kpis.contains("close rate (%, won / closed)") && kpis.contains("50.0"), "{kpis}");
     // Counts in titles are grouped like every figure.
     let mut many = Vec::new();
     for i in 0..1200 {
