@@ -27,7 +27,7 @@ use dealledger_events::{
     Amount, Body, Clock, Deals, Event, Pipeline, Rejection, Rule, Savepoint, Submission,
 };
 
-use crate::seen::{Digest128, Identity, Seen, SeenIndex};
+use crate::seen::{Digest128, Identity, Recorded, Seen, SeenIndex};
 
 fn digest128(bytes: &[u8]) -> Digest128 {
     let hash = blake3::hash(bytes);
@@ -254,7 +254,7 @@ impl<S: BlockStore> Ledger<S> {
             writer,
             savepoint,
             now,
-            new_ids: Vec::new(),
+            new_ids: Recorded::default(),
             appended: 0,
             duplicates: 0,
             scratch: Vec::new(),
@@ -268,7 +268,7 @@ pub struct Batch<'l, S: BlockStore> {
     writer: BlockWriter,
     savepoint: Savepoint,
     now: dealledger_events::Timestamp,
-    new_ids: Vec<Identity>,
+    new_ids: Recorded,
     appended: u64,
     duplicates: u64,
     scratch: Vec<u8>,
@@ -292,7 +292,7 @@ impl<S: BlockStore> Batch<'_, S> {
     /// one by its index in `group`.
     pub fn push_all(&mut self, group: Vec<Submission>) -> Result<Vec<Outcome>, (usize, Rejection)> {
         let deals_savepoint = self.ledger.deals.savepoint();
-        let ids_before = self.new_ids.len();
+        let ids_before = self.new_ids.mark();
         let (appended_before, duplicates_before) = (self.appended, self.duplicates);
         let mut outcomes = Vec::with_capacity(group.len());
         let mut admitted = Vec::with_capacity(group.len());
@@ -308,9 +308,7 @@ impl<S: BlockStore> Batch<'_, S> {
                 }
                 Err(rejection) => {
                     self.ledger.deals.rollback(deals_savepoint);
-                    for id in self.new_ids.drain(ids_before..) {
-                        self.ledger.seen.remove(id);
-                    }
+                    self.new_ids.forget_since(ids_before, &mut self.ledger.seen);
                     (self.appended, self.duplicates) = (appended_before, duplicates_before);
                     return Err((index, rejection));
                 }
@@ -391,9 +389,7 @@ impl<S: BlockStore> Batch<'_, S> {
 
     fn undo(&mut self) {
         self.ledger.deals.rollback(self.savepoint);
-        for id in self.new_ids.drain(..) {
-            self.ledger.seen.remove(id);
-        }
+        self.new_ids.forget_all(&mut self.ledger.seen);
     }
 }
 

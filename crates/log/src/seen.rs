@@ -115,6 +115,47 @@ impl SeenIndex {
     }
 }
 
+/// The identities a batch recorded, to forget them if it is dropped: one list per kind, 16
+/// bytes an identity (an `Identity` would take 32, and an ingest of millions of events holds one
+/// per event until it commits).
+#[derive(Default)]
+pub(crate) struct Recorded {
+    sources: Vec<Digest128>,
+    contents: Vec<Digest128>,
+}
+
+/// How far [`Recorded`] went, to forget only what came after.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark(usize, usize);
+
+impl Recorded {
+    pub fn push(&mut self, id: Identity) {
+        match id {
+            Identity::Source(key) => self.sources.push(key),
+            Identity::Content(digest) => self.contents.push(digest),
+        }
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.sources.len(), self.contents.len())
+    }
+
+    /// Forgets in `index` every identity recorded since `mark` (all of them from the default
+    /// mark).
+    pub fn forget_since(&mut self, mark: Mark, index: &mut SeenIndex) {
+        for key in self.sources.drain(mark.0..) {
+            index.remove(Identity::Source(key));
+        }
+        for digest in self.contents.drain(mark.1..) {
+            index.remove(Identity::Content(digest));
+        }
+    }
+
+    pub fn forget_all(&mut self, index: &mut SeenIndex) {
+        self.forget_since(Mark(0, 0), index);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
