@@ -67,6 +67,13 @@ fn report_html_works_while_the_daemon_holds_the_ledger() {
     let pipeline = daemon.get_json("/v1/reports/pipeline");
     let total = pipeline["totals"]["amount"].to_string();
     assert!(page.contains(&total), "the page holds the daemon's pipeline total {total}");
+    // CSV has no room for notes: the daemon sends them as headers, and --server prints them
+    // where the person is (the history ends two weeks before the daemon's now).
+    let csv = l.run(&["--server", &daemon.url, "report", "flags", "--format", "csv"]).ok();
+    assert!(csv.stdout.starts_with("deal,owner,rule,since,figure,detail\n"), "{}", csv.stdout);
+    assert!(csv.stderr.contains("note: nothing happened in the "), "{}", csv.stderr);
+    assert!(csv.stderr.contains(&format!("days before {NOW}")), "{}", csv.stderr);
+    assert!(csv.stderr.contains("offer: --as-of "), "{}", csv.stderr);
     daemon.terminate();
 }
 

@@ -284,6 +284,20 @@ fn maven_export_imports_and_reimports_as_duplicates() {
     // The same export again: every event is a duplicate of itself.
     let again = l.run(&["ingest", "--format", "opportunities-csv", "--output", "json", &file]).ok().json();
     assert_eq!((again["ingested"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(15_011)));
+    // What the export cannot say is said beside the figures: no amounts for the open deals,
+    // no touches at all, and a history that ended years before the default moment.
+    let notes = |args: &[&str]| {
+        let report = l.run(&[args, &["--format", "json"][..]].concat()).ok().json();
+        (report["notes"].to_string(), report)
+    };
+    let (pipeline, _) = notes(&["report", "pipeline", "--as-of", "2018-01-01"]);
+    assert!(pipeline.contains("none of the 1,589 open deals in USD has an amount"), "{pipeline}");
+    let (flags, report) = notes(&["report", "flags"]);
+    assert!(flags.contains("no touches") && flags.contains("the ledger's last event is at"), "{flags}");
+    assert!(report["flags"].as_array().unwrap().iter().all(|f| f["rule"] != "gone_dark"), "{report}");
+    let (whatif, report) = notes(&["whatif", "--rule", "gone_dark=14", "--as-of", "2018-01-01"]);
+    assert!(whatif.contains("0 of the 8,300 deals have a touch"), "{whatif}");
+    assert_eq!(report["scope"]["with_touches"], 0);
 }
 
 #[test]
