@@ -817,24 +817,49 @@ async fn get_deal_proof(State(shared): SharedState, Path(id): Path<String>) -> R
 }
 
 /// `GET /v1/deals/{id}/timeline?as_of=&known_at=`: the deal as the view folds it (stage visits,
-/// touches, changes), what the dashboard's deal page draws.
+/// touches, changes), what the dashboard's deal page lists.
 async fn get_deal_timeline(
     State(shared): SharedState,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let view = match deal_view(&shared, &query) {
+    deal_view_answer(&shared, &id, &query, |timeline, view| {
+        dealledger_reports::deal_history::timeline_json(timeline, &id, view)
+            .map(|body| axum::Json(body).into_response())
+    })
+    .await
+}
+
+/// `GET /v1/charts/deal/{id}?as_of=&known_at=`: the deal on a time axis.
+async fn get_deal_chart(
+    State(shared): SharedState,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    deal_view_answer(&shared, &id, &query, |timeline, view| {
+        dealledger_reports::deal_history::timeline_chart(timeline, &id, view)
+            .map(|chart| ([(header::CONTENT_TYPE, SVG_TYPE)], chart.svg()).into_response())
+    })
+    .await
+}
+
+/// One deal as a view sees it, answered by `answer` once the timeline has folded every durable
+/// event; 404 when the view does not see the deal.
+async fn deal_view_answer(
+    shared: &Shared,
+    id: &str,
+    query: &HashMap<String, String>,
+    answer: impl FnOnce(&dealledger_projections::Timeline, dealledger_projections::View) -> Option<Response>,
+) -> Response {
+    let view = match deal_view(shared, query) {
         Ok(view) => view,
         Err(response) => return response,
     };
-    if let Err(response) = caught_up(&shared).await {
+    if let Err(response) = caught_up(shared).await {
         return response;
     }
     let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match dealledger_reports::deal_history::timeline_json(&timeline, &id, view) {
-        Some(body) => axum::Json(body).into_response(),
-        None => unknown_deal(&id),
-    }
+    answer(&timeline, view).unwrap_or_else(|| unknown_deal(id))
 }
 
 /// The view of a deal's page (`as_of`, `known_at`), or the answer to a parameter that is wrong.
@@ -902,26 +927,6 @@ async fn get_chart(State(shared): SharedState, Path(name): Path<String>, request
     match svg {
         Ok(svg) => ([(header::CONTENT_TYPE, SVG_TYPE)], svg).into_response(),
         Err(response) => response,
-    }
-}
-
-/// `GET /v1/charts/deal/{id}?as_of=&known_at=`: the deal on a time axis.
-async fn get_deal_chart(
-    State(shared): SharedState,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let view = match deal_view(&shared, &query) {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
-    if let Err(response) = caught_up(&shared).await {
-        return response;
-    }
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match dealledger_reports::deal_history::timeline_chart(&timeline, &id, view) {
-        Some(chart) => ([(header::CONTENT_TYPE, SVG_TYPE)], chart.svg()).into_response(),
-        None => unknown_deal(&id),
     }
 }
 
