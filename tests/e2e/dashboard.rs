@@ -616,6 +616,30 @@ fn the_kpi_page_reads_as_people_write_and_an_offer_is_one_click_away() {
     daemon.terminate();
 }
 
+/// Every page as the menu opens it on a ledger with no deal yet (a first `serve`): an empty
+/// page that says so, never an error.
+#[test]
+fn every_page_opens_on_an_empty_ledger() {
+    if !tools_available("every_page_opens_on_an_empty_ledger") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, "");
+    let menu = |page: &str| format!("(document.querySelector('nav a[href=\"#{page}\"]').click(), true)");
+    let mut steps = vec![json!({"page": "pipeline", "hash": ""})];
+    for page in ["pipeline", "time-in-stage", "kpis", "flags", "whatif", "cost"] {
+        steps.push(json!({"page": page, "hash": "", "navigate": false, "evaluate": menu(page)}));
+    }
+    let results = drive(&daemon.url, json!(steps));
+    all_clean(&results);
+    assert!(
+        results[1]["text"].as_str().unwrap().contains("the ledger holds no events"),
+        "{}",
+        results[1]["text"]
+    );
+    daemon.terminate();
+}
+
 /// The cells of the row of `table` whose first cell is `label`, as text.
 fn row_of_text(table: &Value, label: &str) -> Vec<String> {
     let row = table["rows"].as_array().unwrap().iter().find(|r| r[0] == label);
