@@ -76,6 +76,9 @@ pub struct KpiReport {
     pub currencies: Vec<Currency>,
     /// Per owner (the deal's owner as of the period's end), in name order.
     pub by_owner: Vec<OwnerKpis>,
+    /// `[costs] currency`: the owners' revenue and quota are in it, whichever currency leads.
+    #[serde(serialize_with = "crate::output::currency_code")]
+    pub by_owner_currency: Currency,
     #[serde(flatten)]
     pub basis: Basis,
 }
@@ -331,6 +334,7 @@ pub fn kpis(
         by_currency,
         currencies,
         by_owner,
+        by_owner_currency: settings.currency,
         basis,
     })
 }

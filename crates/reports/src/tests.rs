@@ -241,6 +241,7 @@ fn kpis_over_a_period() {
         // of 365 days is 84,931.51; 250 days of 8 hours over 31 of 365 days are 169.863014 h.
         // bob's touches: A 5 (email), B 15 + 15 (calls), C 5 + 5 (emails); cat's (E's): 30 + 5 +
         // 5 + 20 + 15.
+        "by_owner_currency": "USD",
         "by_owner": [
             {"owner": "bob", "won": 1, "lost": 0, "win_rate": 1.0, "revenue": 600.00,
              "quota": 84931.51, "quota_attainment": 0.007065, "touch_minutes": 45,

@@ -231,6 +231,9 @@ function kpiValue(block, key, kind) {
 
 // The blocks of a report by currency: each currency's figures (one when there is one).
 const blocksOf = (r) => (r.by_currency && r.by_currency.length ? r.by_currency : [r]);
+// A block's currency as a chart's `currency`: only one the deals have (a report refuses any
+// other); with none, the report's own leading block.
+const asked = (currencies, currency) => (currencies.includes(currency) ? currency : undefined);
 
 // ---- pages -----------------------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ const pages = {
       el("p", { class: "muted", text: `As of ${r.as_of}, known at ${r.known_at}.` }), ...basis(r, "pipeline", params)];
     for (const b of blocks) {
       out.push(el("h3", { text: b.currency }));
-      out.push(await chart("pipeline", { as_of: r.as_of, known_at: r.known_at, currency: b.currency }, `pipeline:${b.currency}`));
+      out.push(await chart("pipeline", { as_of: r.as_of, known_at: r.known_at, currency: asked(currencies, b.currency) }, `pipeline:${b.currency}`));
       out.push(table(`Open deals by stage (${b.currency})`, [
         { label: "stage", value: (s) => s.stage },
         { label: "deals", value: (s) => s.deals },
@@ -290,7 +293,7 @@ const pages = {
         { label: "this period", value: ([, key, kind]) => kpiValue(b, key, kind) },
         { label: "previous period", value: ([, key, kind]) => kpiValue(previous(b.currency), key, kind) },
       ], rows));
-      out.push(await chart("kpis", { from, to, currency: b.currency }, `kpis:${b.currency}`));
+      out.push(await chart("kpis", { from, to, currency: asked(now.currencies || [], b.currency) }, `kpis:${b.currency}`));
       out.push(table(`Stage conversion of the deals opened in the period (${b.currency})`, [
         { label: "stage", value: (s) => s.stage },
         { label: "entered", value: (s) => s.entered },
@@ -298,13 +301,15 @@ const pages = {
         { label: "rate", value: (s) => percent(s.rate) },
       ], b.stage_conversion));
     }
-    out.push(table(`Per owner (revenue and quota in ${now.currency})`, [
+    // Owners' revenue and quota are in [costs] currency, whichever block leads.
+    const owners = now.by_owner_currency;
+    out.push(table(`Per owner (revenue and quota in ${owners})`, [
       { label: "owner", value: (o) => o.owner },
       { label: "won", value: (o) => o.won },
       { label: "lost", value: (o) => o.lost },
       { label: "win rate", value: (o) => percent(o.win_rate) },
-      { label: "revenue", value: (o) => money(now.currency)(o.revenue) },
-      { label: "quota (period)", value: (o) => money(now.currency)(o.quota) },
+      { label: "revenue", value: (o) => money(owners)(o.revenue) },
+      { label: "quota (period)", value: (o) => money(owners)(o.quota) },
       { label: "attainment", value: (o) => percent(o.quota_attainment) },
       { label: "selling time", value: (o) => percent(o.selling_time_share) },
     ], now.by_owner));
