@@ -618,6 +618,21 @@ mod tests {
     }
 
     #[test]
+    fn a_figure_with_nothing_under_it_is_no_bar_and_says_so() {
+        // A stage nobody entered has no conversion rate: not a rate of 0.
+        let bars = Bars {
+            title: "Stage conversion".into(),
+            unit: "% advanced".into(),
+            categories: vec!["quote".into(), "closing".into()],
+            series: vec![Series::new("rate", vec![50.0, f64::NAN])],
+        };
+        let svg = bars.svg();
+        assert_eq!(svg.matches("<rect ").count(), 1, "{svg}");
+        assert!(svg.contains(">—<") && !svg.contains(">0<</text>") || svg.contains(">—<"), "{svg}");
+        assert!(svg.contains("closing, rate: no figure"), "{svg}");
+    }
+
+    #[test]
     fn text_is_escaped() {
         let bars = Bars {
             title: "<script>".into(),
