@@ -98,9 +98,28 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
         ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
     ] {
         let value: Value = serde_json::from_str(&ask(name, &params, false)?).context("a report's JSON")?;
-        for note in value["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            if key != "kpis-previous" && !notes.iter().any(|n| n == note) {
-                notes.push(note.to_string());
+        // What the file's pages say of their figures, and the flags that would make it again
+        // for the moment or period that ends at the last event.
+        let offer = match &value["offer"] {
+            Value::Object(o) if o.contains_key("as_of") => {
+                Some(format!("offer: --as-of {}", o["as_of"].as_str().unwrap_or("")))
+            }
+            Value::Object(o) => Some(format!(
+                "offer: --from {} --to {}",
+                o.get("from").and_then(Value::as_str).unwrap_or(""),
+                o.get("to").and_then(Value::as_str).unwrap_or("")
+            )),
+            _ => None,
+        };
+        let said = value["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|n| format!("note: {n}"));
+        for line in said.chain(offer) {
+            if key != "kpis-previous" && !notes.contains(&line) {
+                notes.push(line);
             }
         }
         reports.insert(key.to_string(), value);
@@ -143,8 +162,8 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
     outln!("wrote {} ({} bytes)", args.out.display(), page.len());
     // What the reports say of their figures (a period with nothing in it, say), where the
     // person who made the file sees it.
-    for note in notes {
-        eprintln!("note: {note}");
+    for line in notes {
+        eprintln!("{line}");
     }
     Ok(())
 }

@@ -374,7 +374,12 @@ fn default_data_dir() -> PathBuf {
 fn run(cli: Cli) -> Result<()> {
     let explicit_data = cli.data.is_some();
     let mut data = DataDir::new(cli.data.unwrap_or_else(default_data_dir), cli.store.clone());
-    if matches!(cli.command, Command::Report { .. } | Command::Whatif(_)) {
+    let asks_daemon = match &cli.command {
+        Command::Report { .. } => true,
+        Command::Whatif(args) => args.can_ask_daemon(),
+        _ => false,
+    };
+    if asks_daemon {
         data.server_retry = Some(command_line_with_server());
     }
     let clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync> = match &cli.now {

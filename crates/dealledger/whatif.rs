@@ -54,6 +54,14 @@ pub struct WhatIfArgs {
     format: Format,
 }
 
+impl WhatIfArgs {
+    /// Whether a running daemon could be asked this instead (`--policy` and `--plot` run where
+    /// the data directory is).
+    pub fn can_ask_daemon(&self) -> bool {
+        self.policy.is_none() && self.plot.is_none()
+    }
+}
+
 fn flag_error(flag: &str, why: impl std::fmt::Display) -> anyhow::Error {
     Exit { code: 2, message: format!("--{flag}: {why}") }.into()
 }

@@ -201,7 +201,7 @@ fn field_changes_fixture_imports_and_reimports_as_duplicates() {
             lost: 2,
             stderr: &[
                 "20 rows map to no event and were skipped (after_won 1, already_closed 4, before_creation 2, ",
-                // The first ones in file order: activity.csv, then deal_changes.csv.
+                // The first ones by file name and line: activity.csv, then deal_changes.csv.
                 "field-changes/activity.csv:6: activity 900005: not done [not_done]",
                 "... and 10 more",
             ],

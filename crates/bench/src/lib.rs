@@ -442,7 +442,7 @@ fn time_whatif(timeline: &Timeline, events: u64) -> Result<WhatIfFigures> {
     let scope = dealledger_whatif::Scope {
         from: None,
         to: None,
-        as_of: dealledger_whatif::log_end(timeline),
+        as_of: timeline.latest_at(),
         as_logged: false,
         currency: None,
     };

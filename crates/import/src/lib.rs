@@ -66,7 +66,7 @@ impl Imported {
             self.skipped_by_kind().iter().map(|(kind, n)| format!("{kind} {n}")).collect();
         let mut text =
             format!("{} rows map to no event and were skipped ({}):", self.skipped.len(), kinds.join(", "));
-        // The first ones in file order, whatever order the importer met them in.
+        // The first ones by file name and line, whatever order the importer met them in.
         let mut shown: Vec<&Skipped> = self.skipped.iter().collect();
         shown.sort_by_cached_key(|s| {
             let (file, line) = s.location.rsplit_once(':').unwrap_or((s.location.as_str(), ""));

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::output::{thousands, Instant};
 
-/// A moment whose week before holds no event is "quiet": nothing the ledger knows happened
-/// near it, so a figure that counts time up to it (days without a touch, days in a stage)
-/// counts the silence of the data's end.
+/// A moment a week or more after the ledger's last event is "quiet": nothing the ledger knows
+/// happened near it, so a figure that counts time up to it (days without a touch, days in a
+/// stage) counts the silence of the data's end.
 pub const QUIET_DAYS_MIN: i64 = 7;
 
 /// The moment or period a report offers instead of its own, when its own holds no events: the

@@ -125,42 +125,36 @@ pub fn bad_deal_cost(
     }
     let currency = settings.currency;
     // What `minutes` of `owner`'s selling time are worth, rounded once.
-    let value = |owner: &str, minutes: i64| {
-        let rates = settings.rates(owner);
-        let per_minute_divisor = i128::from(rates.selling_hours) * 60;
-        div_round(i128::from(minutes) * i128::from(rates.quota_minor), per_minute_divisor)
-    };
     let mut deals = Vec::new();
     let mut by_owner: Vec<OwnerCost> = owners
         .iter()
         .map(|(&owner, sums)| {
             let rates = settings.rates(owner);
-            let per_minute_divisor = i128::from(rates.selling_hours) * 60;
-            let minutes_value = i128::from(sums.minutes) * i128::from(rates.quota_minor);
+            // Minutes of this owner's selling time as (time cost, commission cost), rounded once.
+            let price = |minutes: i64| {
+                let per_minute_divisor = i128::from(rates.selling_hours) * 60;
+                let value = i128::from(minutes) * i128::from(rates.quota_minor);
+                let commission = value * i128::from(rates.commission_bp);
+                (div_round(value, per_minute_divisor), div_round(commission, per_minute_divisor * 10_000))
+            };
             for (deal, status, ended, minutes) in &sums.listed {
-                let (status, ended, minutes) = (*status, *ended, *minutes);
                 deals.push(DealCost {
                     deal: deal.clone(),
                     owner: owner.to_string(),
                     outcome: status.as_str(),
-                    ended_at: Instant(ended),
-                    effort_hours: hours_of(minutes),
-                    time_cost: Money::new(value(owner, minutes), currency),
+                    ended_at: Instant(*ended),
+                    effort_hours: hours_of(*minutes),
+                    time_cost: Money::new(price(*minutes).0, currency),
                 });
             }
+            let (time_cost, commission_cost) = price(sums.minutes);
             OwnerCost {
                 owner: owner.to_string(),
                 cost: Cost {
                     bad_deals: sums.deals,
                     effort_hours: hours_of(sums.minutes),
-                    time_cost: Money::new(div_round(minutes_value, per_minute_divisor), currency),
-                    commission_cost: Money::new(
-                        div_round(
-                            minutes_value * i128::from(rates.commission_bp),
-                            per_minute_divisor * 10_000,
-                        ),
-                        currency,
-                    ),
+                    time_cost: Money::new(time_cost, currency),
+                    commission_cost: Money::new(commission_cost, currency),
                 },
                 hourly_value: Money::new(
                     div_round(i128::from(rates.quota_minor), i128::from(rates.selling_hours)),

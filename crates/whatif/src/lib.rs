@@ -685,11 +685,6 @@ fn counts(s: &Sums, currency: dealledger_events::Currency) -> Outcome {
     }
 }
 
-/// The end of the log: the latest `at` any event has.
-pub fn log_end(timeline: &Timeline) -> Timestamp {
-    timeline.latest_at()
-}
-
 const OUTCOME_COLUMNS: [&str; 13] = [
     "cut",
     "cut won",

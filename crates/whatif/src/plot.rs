@@ -4,12 +4,7 @@
 use crate::sim::Swept;
 use crate::SweepReport;
 use dealledger_reports::chart::{Lines, Series};
-use dealledger_reports::output::Money;
-
-/// A money figure in its currency's units, for a chart.
-fn units(money: Money) -> f64 {
-    money.minor as f64 / 10f64.powi(money.currency.exponent() as i32)
-}
+use dealledger_reports::output::{units, Money};
 
 /// The unit of a swept rule's values, for the x axis.
 fn rule_unit(rule: &str) -> &'static str {
@@ -26,15 +21,14 @@ pub fn sweep_chart(report: &SweepReport) -> Lines {
     let of = |pick: fn(&crate::Outcome) -> Option<Money>| -> Vec<f64> {
         report.rows.iter().map(|r| pick(&r.outcome).map_or(f64::NAN, units)).collect()
     };
-    let priced_in = report.rows.first().map(|r| r.outcome.effort_value_saved.currency);
-    let revenue_in = report.scope.currency;
+    let (priced_in, revenue_in) = (report.scope.priced_in, report.scope.currency);
     // Two currencies are never drawn against one axis: revenue at risk joins the others only
     // when it is in theirs.
     let mut series = vec![
         Series::new("net value", of(|o| o.net_value)),
         Series::new("effort value saved", of(|o| Some(o.effort_value_saved))),
     ];
-    if priced_in.is_none_or(|c| c == revenue_in) {
+    if priced_in == revenue_in {
         series.insert(1, Series::new("revenue at risk", of(|o| Some(o.revenue_at_risk))));
     }
     Lines {
@@ -43,7 +37,7 @@ pub fn sweep_chart(report: &SweepReport) -> Lines {
             report.rule, report.as_of.0
         ),
         x_label: format!("{} ({})", report.rule, rule_unit(&report.rule)),
-        unit: priced_in.unwrap_or(revenue_in).to_string(),
+        unit: priced_in.to_string(),
         xs: report.rows.iter().map(|r| r.value).collect(),
         series,
         mark: report.best.as_ref().map(|b| (b.value, format!("best: {} = {}", report.rule, b.value))),

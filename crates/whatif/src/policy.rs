@@ -108,15 +108,22 @@ impl Policy {
     /// The rules that count touches: on deals without touches their clocks run from the opening
     /// whatever happened, so their figures say little.
     pub fn touch_rules(&self) -> Vec<&'static str> {
+        self.numbers()
+            .into_iter()
+            .filter(|(rule, value)| value.is_some() && rule.counts_touches())
+            .map(|(rule, _)| rule.name())
+            .collect()
+    }
+
+    /// Every numeric rule with its value, if set, in the order rules are listed.
+    fn numbers(&self) -> [(Swept, Option<f64>); 5] {
         [
-            (Swept::GoneDark, self.gone_dark.is_some()),
-            (Swept::NoActivity, self.no_activity.is_some()),
-            (Swept::UnansweredTouches, self.unanswered_touches.is_some()),
+            (Swept::GoneDark, self.gone_dark),
+            (Swept::NoActivity, self.no_activity),
+            (Swept::Stalled, self.stalled),
+            (Swept::UnansweredTouches, self.unanswered_touches.map(f64::from)),
+            (Swept::PastCloseDate, self.past_close_date),
         ]
-        .into_iter()
-        .filter(|(rule, set)| *set && rule.counts_touches())
-        .map(|(rule, _)| rule.name())
-        .collect()
     }
 
     /// The policy as a person reads it: `gone_dark=14,stalled=1.5`, then each missing_field
@@ -137,14 +144,8 @@ impl Policy {
         if !self.missing_field.is_empty() {
             return None;
         }
-        let numbers = [
-            (Swept::GoneDark, self.gone_dark),
-            (Swept::NoActivity, self.no_activity),
-            (Swept::Stalled, self.stalled),
-            (Swept::UnansweredTouches, self.unanswered_touches.map(f64::from)),
-            (Swept::PastCloseDate, self.past_close_date),
-        ];
-        let rules: Vec<String> = numbers
+        let rules: Vec<String> = self
+            .numbers()
             .iter()
             .filter_map(|(rule, value)| value.map(|v| format!("{}={v}", rule.name())))
             .collect();
