@@ -129,6 +129,14 @@ impl Lease for JetStreamLease {
                     Some(entry) if entry.value == value => {
                         match kv.update(LEASE_KEY, value, entry.revision).await {
                             Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
+                            // The entry moved on since it was read: reads are answered by any
+                            // replica (direct gets), and one that had not yet seen another
+                            // process's claim showed this one's old entry. Not held; the next
+                            // claim reads whose it is (a suite run saw this as an error).
+                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok((
+                                Ok(Claim::Other("another process, since this one last read".into())),
+                                None,
+                            )),
                             Err(e) => Ok((Err(failed(&e)), Some(entry.revision))),
                         }
                     }
