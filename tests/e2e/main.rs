@@ -12,6 +12,7 @@ mod durability;
 mod export;
 mod first_hour;
 mod harness;
+mod holes;
 mod hubspot;
 mod importers;
 mod ingest;

@@ -1,0 +1,52 @@
+//! Holes a red team found in the daemon and the CLI (issue 25), each reproduced as the probe
+//! found it, then held shut.
+
+use crate::daemon::{Daemon, TOKEN};
+use crate::harness::Ledger as Sandbox;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// A gauge of the daemon's /metrics, 0 when it has none of that name.
+fn gauge(daemon: &Daemon, name: &str) -> u64 {
+    let (_, text) = daemon.get("/metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+#[test]
+fn unsigned_webhook_bodies_cannot_block_the_writes() {
+    let sandbox = Sandbox::new();
+    let toml = format!("[serve]\ntoken = \"{TOKEN}\"\n[hubspot]\napp_secret = \"hs-secret\"\n");
+    let daemon = Daemon::start(&sandbox, &toml);
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    // 130 sockets announce a 1 MiB delivery each and send none of it: 130 MiB asked for by
+    // nobody who can sign.
+    let mut sockets = Vec::new();
+    for _ in 0..130 {
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /v1/hooks/hubspot HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).unwrap();
+        sockets.push(socket);
+    }
+    // Until the daemon has read their headers (the shared budget full, or the unsigned
+    // bodies' own), at most a few seconds.
+    let started = Instant::now();
+    while gauge(&daemon, "dealledger_queue_bytes") < 128 << 20
+        && gauge(&daemon, "dealledger_unsigned_bytes") < gauge(&daemon, "dealledger_unsigned_bytes_max")
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // An authenticated write is answered, and soon.
+    let event = r#"{"deal":"D","type":"opened","at":"2025-01-10T09:00:00Z","owner":"o","amount":1}"#;
+    let asked = Instant::now();
+    let (code, body) = daemon.post("/v1/events", event);
+    assert_eq!(code, 200, "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(1), "answered after {:?}", asked.elapsed());
+    drop(sockets);
+    daemon.terminate();
+}
