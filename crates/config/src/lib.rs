@@ -198,6 +198,7 @@ pub struct HubSpotSection {
     pub public_url: Option<String>,
     pub default_owner: Option<String>,
     pub body_bytes_max: Option<usize>,
+    pub unsigned_bytes_max: Option<usize>,
     pub open_unknown: Option<bool>,
 }
 

@@ -28,6 +28,10 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
 pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// HubSpot deliveries are small (at most 100 notifications); the hook takes no more than this.
 pub const HUBSPOT_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Bytes of HubSpot deliveries read before their signature is checked, in total: anyone who can
+/// reach the hook can send them, so they get a budget of their own and never the shared one
+/// that authenticated writes need (eight deliveries of the largest size at once).
+pub const HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT: usize = 8 * HUBSPOT_BODY_BYTES_MAX_DEFAULT;
 /// A delivery signed this far ahead of our clock is refused: a replayable future timestamp.
 pub const HUBSPOT_TIMESTAMP_AHEAD_MS_MAX: i64 = 5 * 60 * 1000;
 /// HubSpot signs a timestamp; older deliveries are refused (replay protection).
@@ -101,6 +105,9 @@ pub struct HubSpotConfig {
     /// The hook's own body limit, checked as the body arrives (it reads before it can check
     /// the signature, so it takes much less than `[serve] body_bytes_max`).
     pub body_bytes_max: usize,
+    /// Bytes of deliveries being read before their signature is checked, in total: a budget of
+    /// their own, so that unsigned senders cannot take the one authenticated writes need.
+    pub unsigned_bytes_max: usize,
     /// Open a deal the ledger has never seen from its first notification, instead of
     /// quarantining the notification (docs/daemon.md says what such a deal lacks).
     pub open_unknown: bool,
@@ -168,16 +175,24 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
                 .map_err(|why| format!("[hubspot.stages] `{id}` = `{target}`: {why}"))?;
             stages.insert(id, parsed);
         }
+        let body_bytes_max = match hubspot.body_bytes_max {
+            Some(0) => return Err("[hubspot] body_bytes_max must be at least 1".into()),
+            Some(n) => n,
+            None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
+        };
+        let unsigned_bytes_max = hubspot.unsigned_bytes_max.unwrap_or(HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT);
+        if unsigned_bytes_max < body_bytes_max {
+            return Err(format!(
+                "[hubspot] unsigned_bytes_max ({unsigned_bytes_max}) is less than body_bytes_max ({body_bytes_max}): a delivery of the largest size could never be read"
+            ));
+        }
         config.hubspot = Some(HubSpotConfig {
             app_secret: hubspot.app_secret,
             stages,
             public_url: hubspot.public_url.map(|u| u.trim_end_matches('/').to_string()),
             default_owner: hubspot.default_owner.unwrap_or_else(|| "hubspot".to_string()),
-            body_bytes_max: match hubspot.body_bytes_max {
-                Some(0) => return Err("[hubspot] body_bytes_max must be at least 1".into()),
-                Some(n) => n,
-                None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
-            },
+            body_bytes_max,
+            unsigned_bytes_max,
             open_unknown: hubspot.open_unknown.unwrap_or(false),
         });
     }

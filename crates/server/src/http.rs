@@ -265,13 +265,17 @@ enum ReadFailure {
 /// memory budget as they arrive (all at once when the client announced its length).
 async fn read_body(
     shared: &Shared,
+    pool: Pool,
     body: Body,
     announced_bytes: Option<usize>,
     limit: usize,
     limit_name: &str,
 ) -> Result<(axum::body::Bytes, Reserved), Response> {
     use futures_util::StreamExt;
-    let mut reserved = shared.budget.reserve();
+    let mut reserved = match pool {
+        Pool::Authenticated => shared.budget.reserve(),
+        Pool::Unsigned => shared.unsigned.reserve(),
+    };
     let read = async {
         let mut bytes = Vec::new();
         let mut stream = body.into_data_stream();
@@ -320,7 +324,10 @@ async fn read_body(
                 None,
             ))
         }
-        Ok(Err(ReadFailure::Busy)) => Err(busy(shared)),
+        Ok(Err(ReadFailure::Busy)) => Err(match pool {
+            Pool::Authenticated => busy(shared),
+            Pool::Unsigned => busy_unsigned(shared),
+        }),
         Ok(Err(ReadFailure::Broken(why))) => {
             shared.metrics.reject("bad_body");
             Err(error(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {why}"), None))
@@ -356,6 +363,29 @@ fn busy(shared: &Shared) -> Response {
     )
 }
 
+/// Which budget a body is read against.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// The shared one (`[serve] queue_bytes_max`): requests already authenticated.
+    Authenticated,
+    /// HubSpot deliveries before their signature is checked (`[hubspot] unsigned_bytes_max`).
+    Unsigned,
+}
+
+/// The unsigned deliveries' budget is spent: 503 (HubSpot retries), and nothing else waits.
+fn busy_unsigned(shared: &Shared) -> Response {
+    shared.metrics.reject("unsigned_full");
+    unavailable(
+        "unsigned_full",
+        format!(
+            "{} bytes of deliveries whose signature is not checked yet are being read, the most this daemon \
+             reads at once ([hubspot] unsigned_bytes_max = {}); retry",
+            shared.unsigned.used_bytes(),
+            shared.unsigned.max_bytes()
+        ),
+    )
+}
+
 /// The length a request announced, if it announced one that parses.
 fn announced_bytes(headers: &HeaderMap) -> Option<usize> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
@@ -364,11 +394,19 @@ fn announced_bytes(headers: &HeaderMap) -> Option<usize> {
 async fn post_events(State(shared): SharedState, request: Request) -> Response {
     let announced = announced_bytes(request.headers());
     let limit = shared.config.body_bytes_max;
-    let (body, mut reserved) =
-        match read_body(&shared, request.into_body(), announced, limit, "[serve] body_bytes_max").await {
-            Ok(read) => read,
-            Err(response) => return response,
-        };
+    let (body, mut reserved) = match read_body(
+        &shared,
+        Pool::Authenticated,
+        request.into_body(),
+        announced,
+        limit,
+        "[serve] body_bytes_max",
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
     let decoded = decode_events(&body, shared.config.request_events_max);
     // The events' text is in their strings now (at most the body's bytes, which stay counted);
     // the body itself goes.
@@ -413,8 +451,9 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
         }
     };
     let announced = announced_bytes(request.headers());
-    let (body, mut reserved) = match read_body(
+    let (body, unsigned) = match read_body(
         &shared,
+        Pool::Unsigned,
         request.into_body(),
         announced,
         config.body_bytes_max,
@@ -438,6 +477,13 @@ async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: R
         shared.metrics.reject("bad_signature");
         return error(StatusCode::UNAUTHORIZED, "bad_signature", why.to_string(), None);
     }
+    // Signed: from here the delivery is HubSpot's, and its bytes count against the shared
+    // budget like any authenticated request's.
+    let mut reserved = shared.budget.reserve();
+    if !reserved.grow(body.len()) {
+        return busy(&shared);
+    }
+    drop(unsigned);
     match hubspot::parse_deliveries(&body) {
         Ok(notifications) => {
             // A JSON tree of the body (about its size again) and one Notification each.
@@ -479,11 +525,19 @@ async fn get_quarantine(
 async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> Response {
     // The body is not used; it is read (bounded) so the connection stays usable.
     let announced = announced_bytes(request.headers());
-    let reserved =
-        match read_body(&shared, request.into_body(), announced, 64 * 1024, "the retry's body limit").await {
-            Ok((_, reserved)) => reserved,
-            Err(response) => return response,
-        };
+    let reserved = match read_body(
+        &shared,
+        Pool::Authenticated,
+        request.into_body(),
+        announced,
+        64 * 1024,
+        "the retry's body limit",
+    )
+    .await
+    {
+        Ok((_, reserved)) => reserved,
+        Err(response) => return response,
+    };
     if let Some(path) = &shared.config.config_path {
         let reread = dealledger_config::Config::read(path).map_err(|e| e.to_string()).and_then(|file| {
             crate::config::serve_config_from(&file, &shared.settings.pipeline).map_err(|e| e.to_string())
@@ -1292,7 +1346,11 @@ fn percent_decode(text: &str) -> String {
 
 async fn get_metrics(State(shared): SharedState) -> Response {
     let head = shared.head.borrow().seq;
-    let body = shared.metrics.render(head, shared.budget.used_bytes());
+    let body = shared.metrics.render(
+        head,
+        shared.budget.used_bytes(),
+        (shared.unsigned.used_bytes(), shared.unsigned.max_bytes()),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -445,6 +445,7 @@ mod tests {
                 public_url: None,
                 default_owner: "hubspot".into(),
                 body_bytes_max: crate::config::HUBSPOT_BODY_BYTES_MAX_DEFAULT,
+                unsigned_bytes_max: crate::config::HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT,
                 open_unknown: false,
             }
         }

@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     queue: mpsc::SyncSender<writer::Message>,
     /// Bytes of requests in memory (`[serve] queue_bytes_max`).
     budget: Arc<budget::Budget>,
+    /// Bytes of HubSpot deliveries read before their signature is checked
+    /// (`[hubspot] unsigned_bytes_max`): a budget of their own, never the shared one.
+    unsigned: Arc<budget::Budget>,
     store: Store,
     clock: Arc<dyn Clock + Send + Sync>,
     /// True once a shutdown signal arrived: live tails end, readiness fails.
@@ -151,6 +154,7 @@ pub fn run(
         metrics.quarantined.store(quarantine.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
     let budget = budget::Budget::new(config.queue_bytes_max);
+    let unsigned = budget::Budget::new(config.hubspot.as_ref().map_or(0, |h| h.unsigned_bytes_max));
     let leadership = match writing {
         Writing::Sole => None,
         Writing::Leased { lease, holder } => {
@@ -175,6 +179,7 @@ pub fn run(
         failed: Mutex::new(None),
         queue: queue_tx,
         budget,
+        unsigned,
         store,
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),

@@ -41,7 +41,9 @@ impl Metrics {
         self.commit_micros_sum.fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 
-    pub fn render(&self, head_seq: u64, queue_bytes: usize) -> String {
+    /// The Prometheus text; `unsigned`: bytes of deliveries being read before their signature
+    /// is checked, and the most of them.
+    pub fn render(&self, head_seq: u64, queue_bytes: usize, unsigned: (usize, usize)) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -99,6 +101,18 @@ impl Metrics {
             "Bytes of requests in memory: bodies being read and requests waiting for the writer.",
             "gauge",
             queue_bytes as u64,
+        );
+        counter(
+            "dealledger_unsigned_bytes",
+            "Bytes of HubSpot deliveries being read before their signature is checked.",
+            "gauge",
+            unsigned.0 as u64,
+        );
+        counter(
+            "dealledger_unsigned_bytes_max",
+            "The most bytes of unsigned deliveries read at once ([hubspot] unsigned_bytes_max; 0 without [hubspot]).",
+            "gauge",
+            unsigned.1 as u64,
         );
         counter("dealledger_head_seq", "The last durable sequence number.", "gauge", head_seq);
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");
