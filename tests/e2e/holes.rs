@@ -50,3 +50,54 @@ fn unsigned_webhook_bodies_cannot_block_the_writes() {
     drop(sockets);
     daemon.terminate();
 }
+
+/// A symbolic link at `link` to `target`.
+fn plant(link: &std::path::Path, target: &std::path::Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+#[test]
+fn files_are_never_written_through_a_link_planted_in_their_way() {
+    let l = Sandbox::new();
+    let history = l.run(&["gen", "--deals", "30", "--seed", "3"]).ok().stdout;
+    let path = l.dir.path().join("history.jsonl");
+    std::fs::write(&path, &history).unwrap();
+    l.run(&["ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let dir = l.dir.path();
+    let precious = dir.join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let intact = |what: &str| {
+        let text = std::fs::read_to_string(&precious).unwrap();
+        assert!(
+            text == "keep me",
+            "{what} wrote through a link: {}",
+            text.chars().take(60).collect::<String>()
+        );
+    };
+    // At the temporary name a command used to write first (predictable, beside the target).
+    plant(&dir.join("victim.html.tmp"), &precious);
+    let victim = dir.join("victim.html");
+    l.run(&["report", "html", "--out", victim.to_str().unwrap()]).ok();
+    intact("report html");
+    assert!(victim.symlink_metadata().unwrap().file_type().is_file(), "the page is a file of its own");
+    let out = dir.join("export");
+    std::fs::create_dir_all(&out).unwrap();
+    plant(&out.join("deals.csv.tmp"), &precious);
+    l.run(&["export", "--format", "csv", "--out", out.to_str().unwrap()]).ok();
+    intact("export");
+    // At the target itself: the command makes a file there, it does not open the link's.
+    let linked = dir.join("linked.jsonl");
+    plant(&linked, &precious);
+    l.run(&["gen", "--deals", "2", "--out", linked.to_str().unwrap()]).ok();
+    intact("gen --out");
+    let plot = dir.join("sweep.svg");
+    plant(&plot, &precious);
+    l.run(&["whatif", "--sweep", "gone_dark=5..10", "--plot", plot.to_str().unwrap()]).ok();
+    intact("whatif --plot");
+    let rejects = dir.join("rejects.jsonl");
+    plant(&rejects, &precious);
+    let bad = l.file("bad.jsonl", &["{}"]);
+    l.run(&["ingest", "--skip-invalid", "--rejects", rejects.to_str().unwrap(), bad.to_str().unwrap()]).ok();
+    intact("ingest --rejects");
+    assert!(std::fs::read_to_string(&rejects).unwrap().contains("malformed_json"), "the rejects are written");
+}
