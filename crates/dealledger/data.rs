@@ -196,10 +196,7 @@ impl DataDir {
     pub fn record_loss(&self, line: &serde_json::Value) -> Result<()> {
         use std::io::Write;
         let path = self.losses_path();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let mut file = dealledger_log::files::open_append_or_create(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         writeln!(file, "{line}")
             .and_then(|()| file.sync_data())
@@ -367,7 +364,6 @@ pub fn holder_description(command: &str, url: Option<&str>) -> String {
 
 /// fsync of a directory: the entries created or renamed in it become durable.
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    dealledger_log::files::sync_dir(dir)
         .with_context(|| format!("cannot sync the directory {}", dir.display()))
 }

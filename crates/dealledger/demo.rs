@@ -29,7 +29,9 @@ pub fn run(data: &DataDir, clock: &dyn Clock, explicit_data: bool, deals: u64, s
     std::fs::create_dir_all(&data.path)?;
     let sample = data.path.join("demo-sample.jsonl");
     let config = dealledger_gen::Config::new(seed, deals);
-    let events = dealledger_gen::write_jsonl(&config, std::fs::File::create(&sample)?)?;
+    let mut file = dealledger_log::files::NewFile::create(&sample)?;
+    let events = dealledger_gen::write_jsonl(&config, &mut file)?;
+    file.commit()?;
     outln!(
         "Generated {} deals ({} events, seed {seed}) into {}",
         thousands(deals),

@@ -156,9 +156,8 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
         "reports": reports,
         "charts": charts,
     }));
-    let tmp = args.out.with_extension("html.tmp");
-    std::fs::write(&tmp, &page).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    dealledger_log::files::write_new(&args.out, page.as_bytes())
+        .with_context(|| format!("writing {}", args.out.display()))?;
     outln!("wrote {} ({} bytes)", args.out.display(), page.len());
     // What the reports say of their figures (a period with nothing in it, say), where the
     // person who made the file sees it.

@@ -448,14 +448,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Gen { deals, seed, out } => {
             let config = dealledger_gen::Config::new(seed, deals);
-            let sink: Box<dyn Write> = match &out {
-                Some(path) => Box::new(
-                    std::fs::File::create(path)
-                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
-                ),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            dealledger_gen::write_jsonl(&config, sink)?;
+            match &out {
+                Some(path) => {
+                    let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
+                    let mut file = dealledger_log::files::NewFile::create(path).map_err(failed)?;
+                    dealledger_gen::write_jsonl(&config, &mut file).map_err(failed)?;
+                    file.commit().map_err(failed)?;
+                }
+                None => {
+                    dealledger_gen::write_jsonl(&config, std::io::stdout().lock())?;
+                }
+            }
             Ok(())
         }
         Command::Demo { deals, seed } => demo::run(&data, clock, explicit_data, deals, seed),

@@ -138,7 +138,7 @@ pub fn run(data: &DataDir, now: Timestamp, server: Option<&str>, args: &WhatIfAr
             WhatIfError::Currency(why) => flag_error("currency", why),
         })?;
     if let (Answer::Sweep(report), Some(path)) = (&answer, &args.plot) {
-        std::fs::write(path, dealledger_whatif::plot::sweep_svg(report))
+        dealledger_log::files::write_new(path, dealledger_whatif::plot::sweep_svg(report).as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     crate::report::print_answered(&answer.render(args.format), args.format)

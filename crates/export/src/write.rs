@@ -1,8 +1,10 @@
 //! The two file formats behind one row writer: rows are buffered into row groups of
 //! [`ROW_GROUP_ROWS`] (Parquet writes a group column by column; CSV writes them as they come),
-//! and the file is written beside its name and renamed into place by [`TableWriter::finish`].
+//! and the file is written beside its name and renamed into place by [`TableWriter::finish`]
+//! (`dealledger_log::files::NewFile`: never through a link planted in its way).
 
 use crate::{Column, ExportError, Kind, Value};
+use dealledger_log::files::NewFile;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::data_type::{
     ByteArray, ByteArrayType, FixedLenByteArray, FixedLenByteArrayType, Int32Type, Int64Type,
@@ -10,7 +12,6 @@ use parquet::data_type::{
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,8 +46,8 @@ impl Format {
 }
 
 enum Sink {
-    Csv(csv::Writer<BufWriter<File>>),
-    Parquet(SerializedFileWriter<BufWriter<File>>),
+    Csv(csv::Writer<BufWriter<NewFile>>),
+    Parquet(SerializedFileWriter<BufWriter<NewFile>>),
 }
 
 pub struct TableWriter {
@@ -55,7 +56,6 @@ pub struct TableWriter {
     rows: Vec<Vec<Value>>,
     written: u64,
     path: PathBuf,
-    tmp: PathBuf,
 }
 
 fn failed(path: &Path, why: impl ToString) -> ExportError {
@@ -92,27 +92,26 @@ impl TableWriter {
         columns: &'static [Column],
         format: Format,
     ) -> Result<TableWriter, ExportError> {
-        let tmp = path.with_extension(format!("{}.tmp", format.extension()));
-        let file = BufWriter::new(File::create(&tmp).map_err(|e| failed(&tmp, e))?);
+        let file = BufWriter::new(NewFile::create(path).map_err(|e| failed(path, e))?);
         let sink = match format {
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(file);
-                writer.write_record(columns.iter().map(|c| c.name)).map_err(|e| failed(&tmp, e))?;
+                writer.write_record(columns.iter().map(|c| c.name)).map_err(|e| failed(path, e))?;
                 Sink::Csv(writer)
             }
             Format::Parquet => {
-                let schema = Arc::new(parse_message_type(&schema(columns)).map_err(|e| failed(&tmp, e))?);
+                let schema = Arc::new(parse_message_type(&schema(columns)).map_err(|e| failed(path, e))?);
                 let properties = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .set_created_by("dealledger".to_string())
                     .build();
                 Sink::Parquet(
                     SerializedFileWriter::new(file, schema, Arc::new(properties))
-                        .map_err(|e| failed(&tmp, e))?,
+                        .map_err(|e| failed(path, e))?,
                 )
             }
         };
-        Ok(TableWriter { columns, sink, rows: Vec::new(), written: 0, path: path.to_path_buf(), tmp })
+        Ok(TableWriter { columns, sink, rows: Vec::new(), written: 0, path: path.to_path_buf() })
     }
 
     pub fn push(&mut self, row: Vec<Value>) -> Result<(), ExportError> {
@@ -129,14 +128,16 @@ impl TableWriter {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.rows);
-        let tmp = self.tmp.clone();
+        let path = self.path.clone();
         match &mut self.sink {
             Sink::Csv(writer) => {
                 for row in &rows {
-                    writer.write_record(row.iter().map(csv_cell)).map_err(|e| failed(&tmp, e))?;
+                    writer.write_record(row.iter().map(csv_cell)).map_err(|e| failed(&path, e))?;
                 }
             }
-            Sink::Parquet(writer) => write_group(writer, self.columns, &rows).map_err(|e| failed(&tmp, e))?,
+            Sink::Parquet(writer) => {
+                write_group(writer, self.columns, &rows).map_err(|e| failed(&path, e))?
+            }
         }
         self.written += rows.len() as u64;
         Ok(())
@@ -146,14 +147,13 @@ impl TableWriter {
     /// written.
     pub fn finish(mut self) -> Result<u64, ExportError> {
         self.flush()?;
-        let tmp = self.tmp.clone();
+        let path = self.path.clone();
         let file = match self.sink {
-            Sink::Csv(writer) => writer.into_inner().map_err(|e| failed(&tmp, e.error()))?,
-            Sink::Parquet(writer) => writer.into_inner().map_err(|e| failed(&tmp, e))?,
+            Sink::Csv(writer) => writer.into_inner().map_err(|e| failed(&path, e.error()))?,
+            Sink::Parquet(writer) => writer.into_inner().map_err(|e| failed(&path, e))?,
         };
-        let file = file.into_inner().map_err(|e| failed(&tmp, e.error()))?;
-        file.sync_all().map_err(|e| failed(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| failed(&self.path, e))?;
+        let file = file.into_inner().map_err(|e| failed(&path, e.error()))?;
+        file.commit().map_err(|e| failed(&path, e))?;
         Ok(self.written)
     }
 }
@@ -178,7 +178,7 @@ fn money_bytes(minor: i64, currency: dealledger_events::Currency) -> FixedLenByt
 }
 
 fn write_group(
-    writer: &mut SerializedFileWriter<BufWriter<File>>,
+    writer: &mut SerializedFileWriter<BufWriter<NewFile>>,
     columns: &[Column],
     rows: &[Vec<Value>],
 ) -> Result<(), parquet::errors::ParquetError> {

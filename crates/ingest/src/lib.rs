@@ -12,6 +12,7 @@
 //! wires those).
 
 use dealledger_events::{parse_line, Clock, Rejection, Rule, Submission};
+use dealledger_log::files::NewFile;
 use dealledger_log::{BlockStore, Ledger};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -139,14 +140,18 @@ fn reject_record(location: &str, rejection: &Rejection, line: Option<&str>) -> s
     record
 }
 
-fn create_rejects(path: &Option<PathBuf>) -> Result<Option<std::io::BufWriter<std::fs::File>>> {
+/// The rejects file, being written: at its path only once the batch is about to commit (a
+/// failed ingest leaves none), and never through a link planted there.
+type Rejects = std::io::BufWriter<NewFile>;
+
+fn create_rejects(path: &Option<PathBuf>) -> Result<Option<Rejects>> {
     let Some(path) = path else { return Ok(None) };
-    let file = std::fs::File::create(path)
+    let file = NewFile::create(path)
         .map_err(|source| IngestError::CreateRejects { path: path.display().to_string(), source })?;
     Ok(Some(std::io::BufWriter::new(file)))
 }
 
-fn write_reject(out: &mut std::io::BufWriter<std::fs::File>, record: &serde_json::Value) -> Result<()> {
+fn write_reject(out: &mut Rejects, record: &serde_json::Value) -> Result<()> {
     writeln!(out, "{record}").map_err(|source| IngestError::WriteRejects { source })
 }
 
@@ -377,14 +382,15 @@ pub fn run_rows<S: BlockStore>(
 /// Flushes and syncs the rejects file, commits the batch (durable on return) and completes the report.
 fn finish<S: BlockStore>(
     batch: dealledger_log::Batch<'_, S>,
-    rejects: Option<std::io::BufWriter<std::fs::File>>,
+    rejects: Option<Rejects>,
     mut report: Report,
     started: Instant,
 ) -> Result<Report> {
-    if let Some(mut out) = rejects {
+    if let Some(out) = rejects {
         // The rejected lines are what a person retries from: kept as durably as the events.
-        out.flush()
-            .and_then(|()| out.get_ref().sync_data())
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(NewFile::commit)
             .map_err(|source| IngestError::WriteRejects { source })?;
     }
     let committed = batch.commit()?;

@@ -28,6 +28,7 @@ pub mod block;
 pub mod conformance;
 mod error;
 pub mod faults;
+pub mod files;
 pub mod lease;
 mod ledger;
 mod log;

@@ -38,7 +38,6 @@ use crate::store::{BlockStore, BlockVisitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -119,27 +118,13 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// fsync of a directory: makes the entries created, renamed or removed in it durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use crate::files::sync_dir;
 
 /// Writes `bytes` to `path` so that after a crash `path` holds either its old content or all
-/// of `bytes`: a temporary file, fdatasync, rename over `path`, fsync of the directory.
+/// of `bytes`: a temporary file, fdatasync, rename over `path`, fsync of the directory
+/// ([`crate::files::write_new`], which never writes through a link).
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = beside(path, ".tmp");
-    let written = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        sync_dir(&parent_of(path))
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_error(path, e)
-    })
+    crate::files::write_new(path, bytes).map_err(|e| io_error(path, e))
 }
 
 /// Whether another process holds the store: sled takes an exclusive flock(2) on `PATH/db` for as
@@ -271,10 +256,7 @@ impl SledStore {
         let generation = before.map_or(Some(1), |mark| mark.generation.checked_add(1));
         let generation = generation.ok_or("the mark's generation overflowed")?;
         write_durably(&self.mark_path, &mark_slot(head, generation).repeat(MARK_SLOTS))?;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.mark_path)
-            .map_err(|e| io_error(&self.mark_path, e))?;
+        let file = crate::files::open_existing(&self.mark_path).map_err(|e| io_error(&self.mark_path, e))?;
         *open = Some(MarkFile { file, generation });
         Ok(())
     }

@@ -40,13 +40,7 @@ impl WriterLock {
     pub fn take(dir: &Path, command: &str) -> Result<Option<WriterLock>, LogError> {
         let path = dir.join(LOCK_FILE);
         let store_error = |e: std::io::Error| LogError::Store(format!("{}: {e}", path.display()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(store_error)?;
+        let file = crate::files::open_or_create(&path).map_err(store_error)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
@@ -54,7 +48,7 @@ impl WriterLock {
         }
         let mut lock = WriterLock { file, command: command.to_string() };
         lock.describe(None).map_err(store_error)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(store_error)?;
+        crate::files::sync_dir(dir).map_err(store_error)?;
         Ok(Some(lock))
     }
 

@@ -134,12 +134,7 @@ impl Quarantine {
     pub fn open(path: &Path) -> Result<Quarantine, QuarantineError> {
         let io = |what, source| QuarantineError::Io { what, path: path.to_path_buf(), source };
         let created = !path.exists();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|e| io("open", e))?;
+        let file = dealledger_log::files::open_append_or_create(path).map_err(|e| io("open", e))?;
         if created {
             sync_parent(path).map_err(|e| io("sync the directory of", e))?;
         }
@@ -324,17 +319,12 @@ impl Quarantine {
     fn compact(&mut self) -> Result<(), QuarantineError> {
         let path = self.path.clone();
         let io = |what, source| QuarantineError::Io { what, path: path.clone(), source };
-        let temporary = path.with_extension("jsonl.tmp");
         let mut text = Vec::new();
         for entry in self.entries.values() {
             push_line(&mut text, &Line::Entry { entry: entry.clone() });
         }
-        let mut file = std::fs::File::create(&temporary).map_err(|e| io("create", e))?;
-        file.write_all(&text).and_then(|()| file.sync_data()).map_err(|e| io("write", e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| io("rename over", e))?;
-        sync_parent(&path).map_err(|e| io("sync the directory of", e))?;
-        let file =
-            std::fs::OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io("open", e))?;
+        dealledger_log::files::write_new(&path, &text).map_err(|e| io("rewrite", e))?;
+        let file = dealledger_log::files::open_append(&path).map_err(|e| io("open", e))?;
         let (mut fresh, _) = Quarantine::fold(&path, &text)?;
         fresh.file = Some(file);
         *self = fresh;
@@ -436,7 +426,7 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::File::open(parent)?.sync_all()
+    dealledger_log::files::sync_dir(parent)
 }
 
 #[cfg(test)]
