@@ -101,3 +101,37 @@ fn files_are_never_written_through_a_link_planted_in_their_way() {
     intact("ingest --rejects");
     assert!(std::fs::read_to_string(&rejects).unwrap().contains("missing_field"), "the rejects are written");
 }
+
+#[test]
+fn a_cell_a_spreadsheet_would_run_is_written_as_text() {
+    let l = Sandbox::new();
+    let owner = "=cmd|' /C calc'!A0";
+    let contact = r#"=HYPERLINK("http://x.example","click")"#;
+    let events = [
+        serde_json::json!({"deal": "F-1", "type": "opened", "at": "2025-01-01T00:00:00Z", "owner": owner, "amount": 100}),
+        serde_json::json!({"deal": "F-1", "type": "touch", "at": "2025-01-02T00:00:00Z", "channel": "call", "direction": "outbound", "contact": contact}),
+        serde_json::json!({"deal": "F-1", "type": "lost", "at": "2025-01-03T00:00:00Z", "reason": "+price"}),
+    ]
+    .map(|e| e.to_string());
+    l.ingest("events.jsonl", &events.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let out = l.dir.path().join("export");
+    l.run(&["export", "--format", "csv", "--out", out.to_str().unwrap()]).ok();
+    let csvs = [
+        std::fs::read_to_string(out.join("deals.csv")).unwrap(),
+        std::fs::read_to_string(out.join("events.csv")).unwrap(),
+        l.run(&["report", "bad-deal-cost", "--from", "2025-01-01", "--to", "2025-02-01", "--format", "csv"])
+            .ok()
+            .stdout,
+        l.run(&["audit", "deal", "F-1", "--format", "csv"]).ok().stdout,
+    ];
+    for text in &csvs {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+        for record in reader.records() {
+            for cell in record.unwrap().iter() {
+                assert!(!cell.starts_with(['=', '+', '@']), "a formula in a cell: {cell}\n{text}");
+            }
+        }
+    }
+    // Written as text, and readable back: the owner behind a quote.
+    assert!(csvs[0].contains(&format!("'{owner}")), "{}", csvs[0]);
+}
