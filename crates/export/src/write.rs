@@ -162,7 +162,7 @@ fn csv_cell(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Int(i) => i.to_string(),
-        Value::Text(s) => s.clone(),
+        Value::Text(s) => dealledger_reports::output::csv_text(s).into_owned(),
         Value::Time(t) => t.to_string(),
         Value::Date(d) => d.to_string(),
         Value::Money { minor, currency } => currency.format_minor(*minor),

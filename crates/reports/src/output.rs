@@ -146,7 +146,7 @@ impl Cell {
 
     fn machine(&self) -> String {
         match self {
-            Cell::Text(t) => t.clone(),
+            Cell::Text(t) => csv_text(t).into_owned(),
             Cell::Int(i) => i.to_string(),
             Cell::Money(m) => m.decimal(),
             Cell::Num(v, _) => v.to_string(),
@@ -157,6 +157,19 @@ impl Cell {
 
     fn right_aligned(&self) -> bool {
         !matches!(self, Cell::Text(_))
+    }
+}
+
+/// A text as a CSV cell that a spreadsheet reads as text: one that starts like a formula (`=`,
+/// `+`, `-`, `@`, or a tab or carriage return before one) gets a `'` in front (OWASP's advice on
+/// CSV injection). CRM fields are written by many hands, and a cell that runs when the file is
+/// opened must not reach the person who opens it. Every CSV the project writes takes its text
+/// cells through here; numbers and times are written as they are.
+pub fn csv_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
@@ -330,6 +343,24 @@ mod tests {
         assert_eq!(div_round(-5, 2), -3);
         assert_eq!(div_round(4, 3), 1);
         assert_eq!(div_round(-4, 3), -1);
+    }
+
+    #[test]
+    fn a_text_a_spreadsheet_would_run_is_quoted_in_csv() {
+        for (text, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+price", "'+price"),
+            ("-cmd", "'-cmd"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("rep-01", "rep-01"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_text(text), cell);
+        }
+        let mut t = Table::new("", &["owner", "figure"]);
+        t.push(vec![Cell::Text("=cmd".into()), Cell::Num(-1.5, 1)]);
+        assert_eq!(t.to_csv(), "owner,figure\n'=cmd,-1.5\n", "figures are figures");
     }
 
     #[test]
