@@ -92,7 +92,7 @@ impl Metrics {
         );
         counter(
             "dealledger_hubspot_quarantined_total",
-            "HubSpot notifications quarantined (each delivery, redelivery and failed retry).",
+            "HubSpot notifications that entered the quarantine (a redelivery or a failed retry of one held is not counted again).",
             "counter",
             self.hubspot_quarantined_total.load(Relaxed),
         );

@@ -27,6 +27,8 @@ pub const NOTIFICATION_BYTES_MAX: usize = 64 * 1024 * 1024;
 const LINE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Released lines beyond which opening rewrites the file with the open entries only.
 const COMPACT_RELEASED_MIN: usize = 1024;
+/// Bytes of file below which it is never rewritten for its size.
+const COMPACT_BYTES_MIN: u64 = 1024 * 1024;
 
 /// One quarantined notification.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -272,16 +274,18 @@ impl Quarantine {
         Ok(())
     }
 
-    /// Holds and releases, durably (one fdatasync), then in memory.
+    /// Holds and releases, durably (one fdatasync), then in memory: the number of new entries
+    /// (holds of notifications not held yet).
     pub fn record(
         &mut self,
         holds: &[Hold],
         releases: &[(String, Release)],
         at: Timestamp,
-    ) -> Result<(), QuarantineError> {
+    ) -> Result<usize, QuarantineError> {
         if holds.is_empty() && releases.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let new = holds.iter().filter(|h| !self.contains(&h.key)).count();
         self.check_room(holds)?;
         let mut text = Vec::new();
         for hold in holds {
@@ -311,7 +315,7 @@ impl Quarantine {
             self.released_lines += 1;
             self.remove(key);
         }
-        Ok(())
+        Ok(new)
     }
 
     /// Rewrites the file with the open entries only: temporary file, fdatasync, rename, directory
@@ -440,6 +444,28 @@ mod tests {
             notification: serde_json::json!({"objectId": object}),
             reason: Reason::of(&Rejection::new(Rule::NotOpened, "no such deal")),
         }
+    }
+
+    #[test]
+    fn retries_do_not_grow_the_file_without_bound() {
+        // 500 notifications that cannot be admitted, retried 300 times: the entries, not the
+        // attempts, size the file (a red team saw 73.5 MB from this).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quarantine.jsonl");
+        let mut q = Quarantine::open(&path).unwrap();
+        let holds: Vec<Hold> = (0..500).map(|i| hold(&format!("k{i}"), i)).collect();
+        assert_eq!(q.record(&holds, &[], Timestamp(0)).unwrap(), 500, "500 new entries");
+        let one_copy = std::fs::metadata(&path).unwrap().len();
+        for round in 1..=300 {
+            assert_eq!(q.record(&holds, &[], Timestamp(round)).unwrap(), 0, "no new entry in a retry");
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= 3 * one_copy + COMPACT_BYTES_MIN, "{size} bytes for {one_copy} bytes of entries");
+        assert!(q.entries().all(|e| e.attempts == 301 && e.last_tried == Timestamp(300)));
+        drop(q);
+        let again = Quarantine::read(&path).unwrap();
+        assert_eq!(again.len(), 500);
+        assert!(again.entries().all(|e| e.attempts == 301 && e.last_tried == Timestamp(300)));
     }
 
     #[test]

@@ -101,14 +101,19 @@ fn record_quarantine(
     let Some(quarantine) = shared.quarantine.as_ref() else { return };
     let mut quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let all: Vec<Hold> = holds.iter().flat_map(|(_, h)| h.iter().cloned()).collect();
+    let mut new = 0;
     let failed = match quarantine.record(&all, &releases, now) {
-        Ok(()) => None,
+        Ok(entries) => {
+            new = entries;
+            None
+        }
         // One request's holds alone may still fit when all of them do not.
         Err(QuarantineError::Full { .. }) => {
             let mut failed = Vec::new();
             for (index, request_holds) in &holds {
-                if let Err(e) = quarantine.record(request_holds, &[], now) {
-                    failed.push((*index, e.to_string()));
+                match quarantine.record(request_holds, &[], now) {
+                    Ok(entries) => new += entries,
+                    Err(e) => failed.push((*index, e.to_string())),
                 }
             }
             let _ = quarantine.record(&[], &releases, now);
@@ -119,7 +124,7 @@ fn record_quarantine(
         }
     };
     shared.metrics.quarantined.store(quarantine.len() as u64, Relaxed);
-    shared.metrics.hubspot_quarantined_total.fetch_add(all.len() as u64, Relaxed);
+    shared.metrics.hubspot_quarantined_total.fetch_add(new as u64, Relaxed);
     for (index, why) in failed.into_iter().flatten() {
         if let Some((_, answer)) = answers.get_mut(index) {
             if holds.iter().any(|(i, h)| *i == index && !h.is_empty()) {
