@@ -2,10 +2,12 @@
 //! person can see them and retry them once the cause is fixed (a stage mapping added, the deal
 //! backfilled).
 //!
-//! One file of JSON Lines, append-only: a `held` line each time a notification is quarantined
-//! (the first makes the entry; later ones count attempts and update the reason), a `released`
-//! line when a retry admits it (or finds it already stored). The open entries are the fold of
-//! the file. Every write is followed by fdatasync before anyone is told: a delivery is answered
+//! One file of JSON Lines, append-only: a `held` line when a notification is quarantined (with
+//! the notification), a small `tried` line each time one held is quarantined again (a
+//! redelivery, a failed retry: it counts the attempt and updates the reason), a `released` line
+//! when a retry admits it (or finds it already stored). The open entries are the fold of the
+//! file. When the file grows past twice what its open entries take (and a MiB), it is rewritten
+//! with them alone, so its size follows the entries, not the attempts. Every write is followed by fdatasync before anyone is told: a delivery is answered
 //! 200 only once each of its notifications is stored or held here.
 //!
 //! A crash can leave a last line half written (nobody was told of it): it is cut off on open.
@@ -92,6 +94,12 @@ enum Line {
         reason: Reason,
         at: Timestamp,
     },
+    /// A notification held already, quarantined again: no copy of it, only the attempt.
+    Tried {
+        key: String,
+        reason: Reason,
+        at: Timestamp,
+    },
     Released {
         key: String,
         how: Release,
@@ -125,6 +133,8 @@ pub struct Quarantine {
     order: HashMap<String, u64>,
     next: u64,
     bytes: usize,
+    /// Bytes of the file: what it held when opened and what was appended since.
+    file_bytes: u64,
     released_lines: usize,
     /// Set after a failed write or fsync: what reached the file is unknown, so nothing more is
     /// written (as with the store).
@@ -173,6 +183,7 @@ impl Quarantine {
             order: HashMap::new(),
             next: 0,
             bytes: 0,
+            file_bytes: 0,
             released_lines: 0,
             broken: None,
         };
@@ -197,6 +208,7 @@ impl Quarantine {
                 Line::Held { key, notification, reason, at } => {
                     quarantine.apply_hold(key, notification, reason, at)
                 }
+                Line::Tried { key, reason, at } => quarantine.apply_try(&key, reason, at),
                 Line::Released { key, .. } => {
                     quarantine.released_lines += 1;
                     quarantine.remove(&key);
@@ -207,7 +219,17 @@ impl Quarantine {
                 }
             }
         }
+        quarantine.file_bytes = offset as u64;
         Ok((quarantine, offset))
+    }
+
+    /// One held already, quarantined again.
+    fn apply_try(&mut self, key: &str, reason: Reason, at: Timestamp) {
+        if let Some(entry) = self.order.get(key).and_then(|n| self.entries.get_mut(n)) {
+            entry.reason = reason;
+            entry.last_tried = at;
+            entry.attempts = entry.attempts.saturating_add(1);
+        }
     }
 
     fn apply_hold(&mut self, key: String, notification: serde_json::Value, reason: Reason, at: Timestamp) {
@@ -288,12 +310,18 @@ impl Quarantine {
         let new = holds.iter().filter(|h| !self.contains(&h.key)).count();
         self.check_room(holds)?;
         let mut text = Vec::new();
+        let mut held_now: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for hold in holds {
-            let line = Line::Held {
-                key: hold.key.clone(),
-                notification: hold.notification.clone(),
-                reason: hold.reason.clone(),
-                at,
+            // The notification's copy is written once; an attempt is a small line.
+            let line = if self.contains(&hold.key) || !held_now.insert(hold.key.as_str()) {
+                Line::Tried { key: hold.key.clone(), reason: hold.reason.clone(), at }
+            } else {
+                Line::Held {
+                    key: hold.key.clone(),
+                    notification: hold.notification.clone(),
+                    reason: hold.reason.clone(),
+                    at,
+                }
             };
             push_line(&mut text, &line);
         }
@@ -315,7 +343,23 @@ impl Quarantine {
             self.released_lines += 1;
             self.remove(key);
         }
+        self.file_bytes = self.file_bytes.saturating_add(text.len() as u64);
+        if self.file_bytes > self.live_bytes().saturating_mul(2).saturating_add(COMPACT_BYTES_MIN) {
+            // What was recorded is durable already; a rewrite that fails leaves the file as it
+            // is (the rename is atomic), to be tried again at the next record.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "the quarantine could not be rewritten; it keeps growing until it can");
+            }
+        }
         Ok(new)
+    }
+
+    /// About the bytes a rewrite would take: the open entries' notifications, and their
+    /// bookkeeping.
+    fn live_bytes(&self) -> u64 {
+        /// An entry's line beside its notification: key, reason, times, attempts.
+        const ENTRY_BYTES: u64 = 512;
+        (self.bytes as u64).saturating_add((self.entries.len() as u64).saturating_mul(ENTRY_BYTES))
     }
 
     /// Rewrites the file with the open entries only: temporary file, fdatasync, rename, directory
