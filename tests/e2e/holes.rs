@@ -135,3 +135,97 @@ fn a_cell_a_spreadsheet_would_run_is_written_as_text() {
     // Written as text, and readable back: the owner behind a quote.
     assert!(csvs[0].contains(&format!("'{owner}")), "{}", csvs[0]);
 }
+
+/// CPU seconds the process `pid` has used (user and system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's name in parentheses: state, then 10 fields, then utime and stime.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// A daemon on a generated history of `deals` deals.
+fn daemon_on_history(deals: &str) -> (Sandbox, Daemon) {
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["gen", "--deals", deals, "--seed", "5"]).ok().stdout;
+    let path = sandbox.dir.path().join("history.jsonl");
+    std::fs::write(&path, history).unwrap();
+    sandbox.run(&["ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    (sandbox, daemon)
+}
+
+#[test]
+fn a_what_if_stops_when_its_client_goes() {
+    let (_sandbox, daemon) = daemon_on_history("3000");
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    // A sweep of many values, and the client gone before it is answered.
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    let ask = format!(
+        "GET /v1/whatif?sweep=gone_dark%3D0..1999 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    socket.write_all(ask.as_bytes()).unwrap();
+    // Until the daemon is at work on it (its CPU moves), at most a few seconds.
+    let pid = daemon.child.id();
+    let started = Instant::now();
+    let before = cpu_seconds(pid);
+    while cpu_seconds(pid) < before + 0.3 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(socket);
+    // Its work stops with it: the daemon is idle within a second or two.
+    let left = cpu_seconds(pid);
+    let idle_by = Instant::now() + Duration::from_secs(4);
+    let mut last = left;
+    let idle = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = cpu_seconds(pid);
+        if now - last < 0.1 {
+            break true;
+        }
+        last = now;
+        if Instant::now() > idle_by {
+            break false;
+        }
+    };
+    assert!(
+        idle,
+        "the daemon kept working for its gone client: {:.1} CPU s since it left",
+        cpu_seconds(pid) - left
+    );
+    daemon.terminate();
+}
+
+#[test]
+fn readers_never_wait_for_a_what_if() {
+    let (_sandbox, daemon) = daemon_on_history("3000");
+    let url = daemon.url.clone();
+    // A long sweep, running.
+    let sweep = std::thread::spawn(move || {
+        ureq::get(&format!("{url}/v1/whatif?sweep=gone_dark%3D0..1999"))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .map(|r| r.status())
+    });
+    let pid = daemon.child.id();
+    let before = cpu_seconds(pid);
+    let started = Instant::now();
+    while cpu_seconds(pid) < before + 0.3 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A write, then a report that must reflect it: answered at once, the sweep or not.
+    let event = r#"{"deal":"R-1","type":"opened","at":"2025-06-01T00:00:00Z","owner":"o","amount":1}"#;
+    let asked = Instant::now();
+    let (code, body) = daemon.post("/v1/events", event);
+    assert_eq!(code, 200, "{body}");
+    let report = daemon.get_json("/v1/reports/pipeline?as_of=2025-06-02");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the report waited {:?} for the what-if",
+        asked.elapsed()
+    );
+    assert!(report["totals"]["deals"].as_u64().unwrap() > 0);
+    let _ = sweep.join();
+    daemon.terminate();
+}
