@@ -130,12 +130,14 @@ pub fn run(data: &DataDir, now: Timestamp, server: Option<&str>, args: &WhatIfAr
     };
     let (by_owner, deals, as_logged, as_of) = (args.by.is_some(), args.deals, args.as_logged, as_of_flag);
     let question = Question { ask, from, to, as_of, as_logged, currency, by_owner, deals };
-    let answer =
-        question.answer(&crate::report::timeline(data)?, &data.settings()?, now).map_err(|e| match e {
+    let answer = question
+        .answer(&crate::report::timeline(data)?, &data.settings()?, now, dealledger_whatif::UNWATCHED)
+        .map_err(|e| match e {
             WhatIfError::Policy(why) => flag_error("policy", why),
             WhatIfError::Sweep(why) => flag_error("sweep", why),
             WhatIfError::Compare(why) => flag_error("compare", why),
             WhatIfError::Currency(why) => flag_error("currency", why),
+            WhatIfError::Stopped(why) => anyhow::anyhow!("the what-if stopped: {why}"),
         })?;
     if let (Answer::Sweep(report), Some(path)) = (&answer, &args.plot) {
         dealledger_log::files::write_new(path, dealledger_whatif::plot::sweep_svg(report).as_bytes())

@@ -145,20 +145,20 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-/// A daemon on a generated history of `deals` deals.
-fn daemon_on_history(deals: &str) -> (Sandbox, Daemon) {
+/// A daemon on a generated history of `deals` deals, with `serve` more lines of `[serve]`.
+fn daemon_on_history(deals: &str, serve: &str) -> (Sandbox, Daemon) {
     let sandbox = Sandbox::new();
     let history = sandbox.run(&["gen", "--deals", deals, "--seed", "5"]).ok().stdout;
     let path = sandbox.dir.path().join("history.jsonl");
     std::fs::write(&path, history).unwrap();
     sandbox.run(&["ingest", "--quiet", path.to_str().unwrap()]).ok();
-    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n{serve}"));
     (sandbox, daemon)
 }
 
 #[test]
 fn a_what_if_stops_when_its_client_goes() {
-    let (_sandbox, daemon) = daemon_on_history("3000");
+    let (_sandbox, daemon) = daemon_on_history("3000", "");
     let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
     // A sweep of many values, and the client gone before it is answered.
     let mut socket = std::net::TcpStream::connect(&addr).unwrap();
@@ -197,17 +197,23 @@ fn a_what_if_stops_when_its_client_goes() {
     daemon.terminate();
 }
 
-#[test]
-fn readers_never_wait_for_a_what_if() {
-    let (_sandbox, daemon) = daemon_on_history("3000");
-    let url = daemon.url.clone();
-    // A long sweep, running.
-    let sweep = std::thread::spawn(move || {
+/// A 2,000-value sweep asked on its own thread: seconds of work on a 3,000-deal history.
+fn long_sweep(url: String) -> std::thread::JoinHandle<Result<u16, String>> {
+    std::thread::spawn(move || {
         ureq::get(&format!("{url}/v1/whatif?sweep=gone_dark%3D0..1999"))
             .set("Authorization", &format!("Bearer {TOKEN}"))
             .call()
             .map(|r| r.status())
-    });
+            .map_err(|e| e.to_string())
+    })
+}
+
+#[test]
+fn readers_never_wait_for_a_what_if() {
+    let (_sandbox, daemon) = daemon_on_history("3000", "");
+    let url = daemon.url.clone();
+    // A long sweep, running.
+    let sweep = long_sweep(url);
     let pid = daemon.child.id();
     let before = cpu_seconds(pid);
     let started = Instant::now();
@@ -227,5 +233,46 @@ fn readers_never_wait_for_a_what_if() {
     );
     assert!(report["totals"]["deals"].as_u64().unwrap() > 0);
     let _ = sweep.join();
+    daemon.terminate();
+}
+
+#[test]
+fn a_what_if_that_cannot_finish_in_time_says_how_long_it_would_take() {
+    let (_sandbox, daemon) = daemon_on_history("3000", "whatif_timeout_ms = 1000\n");
+    let asked = Instant::now();
+    let (code, text) = daemon.get("/v1/whatif?sweep=gone_dark%3D0..9999");
+    let waited = asked.elapsed();
+    assert_eq!(code, 503, "{text}");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"], "whatif_timeout", "{text}");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("would take about") && reason.contains("whatif_timeout_ms"), "{reason}");
+    // Stopped at its deadline or before, not after the whole sweep.
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    // A question that fits is answered.
+    let run = daemon.get_json("/v1/whatif?rule=gone_dark%3D14");
+    assert!(run["cut"].as_u64().is_some(), "{run}");
+    daemon.terminate();
+}
+
+#[test]
+fn what_ifs_past_the_limit_wait_for_a_slot_then_are_refused() {
+    let serve = "whatifs_max = 1\nrequest_timeout_ms = 300\n";
+    let (_sandbox, daemon) = daemon_on_history("3000", serve);
+    let url = daemon.url.clone();
+    let sweep = long_sweep(url);
+    // Until the sweep holds the only slot.
+    let started = Instant::now();
+    while gauge(&daemon, "dealledger_whatifs_running") < 1 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gauge(&daemon, "dealledger_whatifs_running"), 1);
+    let (code, text) = daemon.get("/v1/whatif?rule=gone_dark%3D14");
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("whatif_busy") && text.contains("whatifs_max"), "{text}");
+    let _ = sweep.join();
+    // Its slot free again, the same question is answered.
+    daemon.get_json("/v1/whatif?rule=gone_dark%3D14");
+    assert_eq!(gauge(&daemon, "dealledger_whatifs_running"), 0);
     daemon.terminate();
 }

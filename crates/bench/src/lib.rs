@@ -435,6 +435,8 @@ struct WhatIfFigures {
     /// Preparing once and a sweep of gone_dark over 50 values.
     sweep_ms: f64,
     sweep_over_single: f64,
+    /// The copy of the timeline a daemon's what-if reads (the timeline's lock held meanwhile).
+    snapshot_ms: f64,
 }
 
 fn time_whatif(timeline: &Timeline, events: u64) -> Result<WhatIfFigures> {
@@ -463,7 +465,11 @@ fn time_whatif(timeline: &Timeline, events: u64) -> Result<WhatIfFigures> {
             .map_err(anyhow::Error::msg)?,
     );
     let sweep_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    std::hint::black_box(timeline.snapshot());
+    let snapshot_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(WhatIfFigures {
+        snapshot_ms,
         single_ms,
         single_events_per_second: events as f64 / (single_ms / 1000.0),
         sweep_ms,
@@ -757,6 +763,7 @@ fn print_tables(all: &[Figures]) {
             "flags ms (kept / fold)",
             "what-if ms (ev/s)",
             "50-value sweep ms (x single)",
+            "what-if copy ms",
             "peak RSS MB",
         ],
     );
@@ -777,6 +784,7 @@ fn print_tables(all: &[Figures]) {
             thousands(f.whatif.single_events_per_second as u64)
         ));
         row.push(format!("{:.0} ({:.1}x)", f.whatif.sweep_ms, f.whatif.sweep_over_single));
+        row.push(format!("{:.0}", f.whatif.snapshot_ms));
         row.push(format!("{:.0}", f.peak_rss_bytes as f64 / 1e6));
         table.push(row.into_iter().map(Cell::Figure).collect());
     }

@@ -165,6 +165,8 @@ pub struct ServeSection {
     pub connections_max: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub whatif_timeout_ms: Option<u64>,
+    pub whatifs_max: Option<usize>,
 }
 
 /// `[store]`: where the log lives when it is not sled in the data directory (docs/scale-out.md).

@@ -420,6 +420,22 @@ impl Timeline {
         self.latest_at
     }
 
+    /// A copy of the history for a long computation to read while this one keeps folding (the
+    /// daemon's what-ifs): everything but the folds of "now" and the id index, which it
+    /// rebuilds if it asks for them.
+    pub fn snapshot(&self) -> Timeline {
+        Timeline {
+            names: self.names.clone(),
+            columns: self.columns.clone(),
+            moved: self.moved.clone(),
+            lists: self.lists.clone(),
+            latest_at: self.latest_at,
+            latest_recorded_at: self.latest_recorded_at,
+            index: std::sync::OnceLock::new(),
+            current: Current::default(),
+        }
+    }
+
     /// True when the folds of "now" are built and no event came after the last refresh.
     pub fn is_fresh(&self) -> bool {
         self.current.fresh()

@@ -54,3 +54,25 @@ fn compacting_the_columns_keeps_every_deals_history() {
     assert_eq!(full.events(), events.len());
     assert_eq!(caught_up.encode(), full.encode());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// A snapshot (what the daemon's what-ifs read) is the timeline: the same bytes, every deal
+    /// found by its id, and it folds on as the original does.
+    #[test]
+    fn a_snapshot_is_the_timeline(seed in 0u64..1_000_000, deals in 3u64..40) {
+        let mut events = Vec::new();
+        dealledger_gen::generate(&dealledger_gen::Config::new(seed, deals), |e| events.push(e.clone()));
+        let mut ledger = Ledger::open(MemStore::default(), Pipeline::default()).unwrap();
+        append(&mut ledger, &events);
+        let (mut timeline, _) = rebuild::<Timeline, _>(ledger.log()).unwrap();
+        timeline.refresh();
+        let snapshot = timeline.snapshot();
+        prop_assert_eq!(snapshot.encode(), timeline.encode());
+        prop_assert!(!snapshot.is_fresh());
+        for deal in timeline.deals() {
+            prop_assert_eq!(snapshot.deal(deal.id), Some(deal));
+        }
+    }
+}

@@ -26,6 +26,12 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
 /// After SIGTERM, connections get this long to finish; the rest are dropped, and the
 /// checkpoint is saved either way.
 pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// A what-if (a run, a sweep, a comparison) still working after this long is stopped, and one
+/// that will clearly not finish in it is stopped early, saying how long it would take.
+pub const WHATIF_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// What-ifs computed at once, at most: each takes a core for as long as it runs, so one more
+/// waits for a slot (up to request_timeout_ms, then 503) rather than slow every reader.
+pub const WHATIFS_MAX_DEFAULT: usize = 1;
 /// HubSpot deliveries are small (at most 100 notifications); the hook takes no more than this.
 pub const HUBSPOT_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 /// Bytes of HubSpot deliveries read before their signature is checked, in total: anyone who can
@@ -53,6 +59,8 @@ pub struct ServeConfig {
     pub idle_timeout_ms: u64,
     pub connections_max: usize,
     pub shutdown_timeout_ms: u64,
+    pub whatif_timeout_ms: u64,
+    pub whatifs_max: usize,
     /// Host header values accepted besides the listen address and `localhost` (a reverse
     /// proxy's public name); names only, any port.
     pub allowed_hosts: Vec<String>,
@@ -80,6 +88,8 @@ impl Default for ServeConfig {
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS_DEFAULT,
+            whatif_timeout_ms: WHATIF_TIMEOUT_MS_DEFAULT,
+            whatifs_max: WHATIFS_MAX_DEFAULT,
             allowed_hosts: Vec::new(),
             hubspot: None,
             quarantine_path: None,
@@ -164,6 +174,8 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
         config.idle_timeout_ms = millis(serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT);
         config.shutdown_timeout_ms = millis(serve.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
         config.connections_max = positive("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT)?;
+        config.whatif_timeout_ms = millis(serve.whatif_timeout_ms, WHATIF_TIMEOUT_MS_DEFAULT);
+        config.whatifs_max = positive("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT)?;
     }
     if let Some(hubspot) = file.hubspot.clone() {
         if hubspot.app_secret.is_empty() {

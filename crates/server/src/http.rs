@@ -20,6 +20,7 @@ use dealledger_whatif::{Ask, WhatIfError};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1174,20 +1175,48 @@ const SVG_TYPE: &str = "image/svg+xml";
 
 /// Answers a what-if question on a reader thread, once the timeline has folded every durable
 /// event; `then` turns the answer into what is sent (None: it has nothing to send, a bug).
+///
+/// A what-if can take seconds to minutes, so it is bounded three ways: it waits for one of
+/// `[serve] whatifs_max` slots (503 `whatif_busy` past request_timeout_ms); it reads a copy of
+/// the timeline, never holding the lock the folder and the readers need; and it stops when its
+/// client goes (this future dropped), when `[serve] whatif_timeout_ms` passes, or as soon as
+/// its progress shows it cannot finish in time (503 `whatif_timeout`, saying how long it would
+/// take).
 async fn answer_whatif<T: Send + 'static>(
     shared: &Arc<Shared>,
     question: dealledger_whatif::Question,
     then: impl FnOnce(dealledger_whatif::Answer) -> Option<T> + Send + 'static,
 ) -> Result<T, Response> {
     caught_up(shared).await?;
-    let task_shared = shared.clone();
+    let target = shared.head.borrow().seq;
+    let wait = Duration::from_millis(shared.config.request_timeout_ms);
+    let slot = match tokio::time::timeout(wait, shared.whatifs.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            shared.metrics.reject("whatif_busy");
+            return Err(unavailable(
+                "whatif_busy",
+                format!(
+                    "{} what-if(s) running ([serve] whatifs_max) and none finished within {} ms                      (request_timeout_ms); retry",
+                    shared.config.whatifs_max, shared.config.request_timeout_ms
+                ),
+            ));
+        }
+    };
+    let gone = GoneOnDrop(Arc::new(AtomicBool::new(false)));
+    let (task_shared, client_gone) = (shared.clone(), gone.0.clone());
     let now = shared.clock.now();
+    let limit = Duration::from_millis(shared.config.whatif_timeout_ms);
     let answered = tokio::task::spawn_blocking(move || {
         as_reader();
-        let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        question.answer(&timeline, &task_shared.settings, now).map(then)
+        let _slot = slot;
+        let _running = Running::new(&task_shared.metrics.whatifs_running);
+        let timeline = whatif_timeline(&task_shared, target);
+        let deadline = WhatIfDeadline::new(limit, client_gone);
+        question.answer(&timeline, &task_shared.settings, now, &|progress| deadline.check(progress)).map(then)
     })
     .await;
+    drop(gone);
     match answered {
         Ok(Ok(Some(sent))) => Ok(sent),
         Ok(Ok(None)) => Err(error(
@@ -1196,16 +1225,112 @@ async fn answer_whatif<T: Send + 'static>(
             "the answer has nothing to send".into(),
             None,
         )),
+        Ok(Err(WhatIfError::Stopped(why))) => {
+            shared.metrics.reject("whatif_timeout");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, "whatif_timeout", why, None))
+        }
         Ok(Err(e)) => {
             let param = match e {
                 WhatIfError::Policy(_) => "rule",
                 WhatIfError::Sweep(_) => "sweep",
                 WhatIfError::Compare(_) => "policy",
                 WhatIfError::Currency(_) => "currency",
+                WhatIfError::Stopped(_) => unreachable!("answered above"),
             };
             Err(bad_param(param, e.to_string()))
         }
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "whatif_failed", e.to_string(), None)),
+    }
+}
+
+/// Sets its flag when dropped: a handler's future is dropped when its client goes, and the
+/// what-if it started sees the flag at its next deal and stops.
+struct GoneOnDrop(Arc<AtomicBool>);
+
+impl Drop for GoneOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// Counts one in a gauge while it lives.
+struct Running<'g>(&'g AtomicU64);
+
+impl<'g> Running<'g> {
+    fn new(gauge: &'g AtomicU64) -> Running<'g> {
+        gauge.fetch_add(1, Relaxed);
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The copy of the timeline what-ifs read, folded at least to `target`: the one a running
+/// what-if reads when it is far enough, else a fresh copy (the lock held only to copy).
+fn whatif_timeline(shared: &Shared, target: u64) -> Arc<dealledger_projections::Timeline> {
+    let mut kept = shared.whatif_timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(timeline) = kept.1.upgrade().filter(|_| kept.0 >= target) {
+        return timeline;
+    }
+    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Read under the lock: the timeline has folded at least this far (the folder says so only
+    // after it lets the lock go).
+    let folded = *shared.folded.borrow();
+    let copy = Arc::new(timeline.snapshot());
+    drop(timeline);
+    *kept = (folded, Arc::downgrade(&copy));
+    copy
+}
+
+/// When a what-if must stop: its client gone, its time up, or its progress so far showing it
+/// cannot finish in time.
+struct WhatIfDeadline {
+    started: std::time::Instant,
+    limit: Duration,
+    client_gone: Arc<AtomicBool>,
+}
+
+impl WhatIfDeadline {
+    /// Work measured for at least this long before it is projected: the first deals of a walk
+    /// say little of the rest.
+    const PROJECT_AFTER: Duration = Duration::from_millis(500);
+
+    fn new(limit: Duration, client_gone: Arc<AtomicBool>) -> WhatIfDeadline {
+        WhatIfDeadline { started: std::time::Instant::now(), limit, client_gone }
+    }
+
+    fn check(&self, progress: dealledger_whatif::Progress) -> Result<(), String> {
+        if self.client_gone.load(Relaxed) {
+            return Err("its client went away".into());
+        }
+        let spent = self.started.elapsed();
+        let limit_ms = self.limit.as_millis();
+        // At the rate so far, the whole: a sweep's deals cost alike, so this is close.
+        let projected =
+            (progress.done > 0).then(|| spent.as_secs_f64() * progress.total as f64 / progress.done as f64);
+        let says = |projected: Option<f64>| {
+            let eta = projected.map_or(String::new(), |p| format!(", and would take about {p:.0} s in all"));
+            format!(
+                "stopped after {:.1} s with {} of {} deal walks done{eta}: past [serve] whatif_timeout_ms                  ({limit_ms} ms); ask less (a shorter sweep range or a larger step, a narrower from..to) or run                  `dealledger whatif` on the data directory",
+                spent.as_secs_f64(),
+                progress.done,
+                progress.total,
+            )
+        };
+        if spent > self.limit {
+            return Err(says(projected));
+        }
+        // Stopped early only when clearly too long: half again the limit.
+        match projected {
+            Some(p) if spent >= Self::PROJECT_AFTER && p > self.limit.as_secs_f64() * 1.5 => {
+                Err(says(Some(p)))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

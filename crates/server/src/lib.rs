@@ -56,6 +56,12 @@ pub(crate) struct Shared {
     metrics: Metrics,
     /// The timeline with every durable event folded in.
     timeline: RwLock<Timeline>,
+    /// Slots for what-ifs computing at once (`[serve] whatifs_max`).
+    whatifs: Arc<tokio::sync::Semaphore>,
+    /// The copy of the timeline the running what-ifs read, and the seq it has folded to: a
+    /// what-if holds the timeline's lock only to copy it, so the folder and the readers never
+    /// wait for one. Dropped with the last what-if that reads it.
+    whatif_timeline: Mutex<(u64, std::sync::Weak<Timeline>)>,
     /// The last durable head; readers never look past it.
     head: watch::Sender<Head>,
     /// The last seq folded into `timeline` (the folder runs behind the writer, never ahead of
@@ -165,6 +171,7 @@ pub fn run(
             Some(leadership)
         }
     };
+    let whatifs_max = config.whatifs_max;
     let shared = Arc::new(Shared {
         hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
         quarantine: quarantine.map(Mutex::new),
@@ -173,6 +180,8 @@ pub fn run(
         settings,
         metrics,
         timeline: RwLock::new(timeline),
+        whatifs: Arc::new(tokio::sync::Semaphore::new(whatifs_max)),
+        whatif_timeline: Mutex::new((0, std::sync::Weak::new())),
         head: watch::Sender::new(head),
         folded: watch::Sender::new(head.seq),
         fold: fold_tx,

@@ -20,6 +20,8 @@ pub struct Metrics {
     /// HubSpot notifications in the quarantine now.
     pub quarantined: AtomicU64,
     pub hubspot_quarantined_total: AtomicU64,
+    /// What-ifs computing now (at most `[serve] whatifs_max`).
+    pub whatifs_running: AtomicU64,
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_SECONDS.len()],
     commit_count: AtomicU64,
     commit_micros_sum: AtomicU64,
@@ -115,6 +117,12 @@ impl Metrics {
             unsigned.1 as u64,
         );
         counter("dealledger_head_seq", "The last durable sequence number.", "gauge", head_seq);
+        counter(
+            "dealledger_whatifs_running",
+            "What-ifs computing now (at most [serve] whatifs_max).",
+            "gauge",
+            self.whatifs_running.load(Relaxed),
+        );
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");
         let _ = writeln!(out, "# TYPE dealledger_rejects_total counter");
         for (reason, count) in self.rejects.lock().expect("not poisoned").iter() {

@@ -54,13 +54,16 @@ impl Prepared<'_> {
                 policies.len()
             )));
         }
-        let run = |(label, policy): &(String, Policy)| {
+        let run = |(part, (label, policy)): (usize, &(String, Policy))| {
             let mut report =
-                self.run(policy, false, false).map_err(|e| WhatIfError::Compare(e.to_string()))?;
+                self.run_part(policy, false, false, (part, policies.len())).map_err(|e| match e {
+                    WhatIfError::Stopped(why) => WhatIfError::Stopped(why),
+                    e => WhatIfError::Compare(e.to_string()),
+                })?;
             report.label = Some(label.clone());
             Ok(report)
         };
-        let policies = policies.iter().map(run).collect::<Result<Vec<_>, _>>()?;
+        let policies = policies.iter().enumerate().map(run).collect::<Result<Vec<_>, _>>()?;
         let mut basis = Basis::default();
         for report in &policies {
             for note in &report.basis.notes {

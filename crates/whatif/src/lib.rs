@@ -46,7 +46,25 @@ pub enum WhatIfError {
     /// A currency no deal of the scope has.
     #[error("{0}")]
     Currency(String),
+    /// Its [`Watch`] stopped it, saying why (a deadline, a client gone).
+    #[error("{0}")]
+    Stopped(String),
 }
+
+/// How far a question's work is: `done` of the `total` deal walks it makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Asked before each deal walk of a run, sweep or comparison: go on, or why to stop (the question
+/// then fails with [`WhatIfError::Stopped`]). The daemon stops a what-if whose client has gone or
+/// whose deadline has passed; the engine itself keeps no clock.
+pub type Watch<'w> = &'w dyn Fn(Progress) -> Result<(), String>;
+
+/// The watch that never stops (the CLI's: its user has Ctrl-C).
+pub const UNWATCHED: Watch<'static> = &|_| Ok(());
 
 /// Which deals and how far: deals opened in [from, to) in one currency, history up to `as_of`.
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +226,7 @@ pub struct Prepared<'t> {
     coverage: Coverage,
     /// What every answer says whatever the policy: the moment, the deals left out, amounts.
     basis: Basis,
+    watch: Watch<'t>,
 }
 
 impl<'t> Prepared<'t> {
@@ -299,7 +318,30 @@ impl<'t> Prepared<'t> {
                 settings.currency
             ));
         }
-        Ok(Prepared { timeline, settings, scope, currency, history, stage_index, reals, coverage, basis })
+        let watch = UNWATCHED;
+        Ok(Prepared {
+            timeline,
+            settings,
+            scope,
+            currency,
+            history,
+            stage_index,
+            reals,
+            coverage,
+            basis,
+            watch,
+        })
+    }
+
+    /// The same, asking `watch` before each deal walk of every run, sweep and comparison.
+    pub fn watched(self, watch: Watch<'t>) -> Prepared<'t> {
+        Prepared { watch, ..self }
+    }
+
+    /// Asks the watch whether to walk the next deal, `done` of `total` being walked.
+    fn go_on(&self, done: usize, total: usize) -> Result<(), WhatIfError> {
+        let progress = Progress { done: done as u64, total: total as u64 };
+        (self.watch)(progress).map_err(WhatIfError::Stopped)
     }
 
     /// What an answer about `policy` stands on: the shared notes, and the touch rules' where
@@ -353,13 +395,27 @@ impl<'t> Prepared<'t> {
         by_owner: bool,
         with_deals: bool,
     ) -> Result<WhatIfReport, WhatIfError> {
+        self.run_part(policy, by_owner, with_deals, (0, 1))
+    }
+
+    /// A run that is part `part.0` of `part.1` equal parts of the work (a comparison's policy),
+    /// for the progress its watch is told.
+    fn run_part(
+        &self,
+        policy: &Policy,
+        by_owner: bool,
+        with_deals: bool,
+        part: (usize, usize),
+    ) -> Result<WhatIfReport, WhatIfError> {
         let compiled = self.compile(policy).map_err(WhatIfError::Policy)?;
         let world = self.world();
         let mut scratch = Scratch::default();
         let mut owners: BTreeMap<Name, Sums> = BTreeMap::new();
         let mut cut_deals = Vec::new();
         let deals = self.timeline.deals();
-        for real in &self.reals {
+        let (total, done_before) = (self.reals.len() * part.1, self.reals.len() * part.0);
+        for (walked, real) in self.reals.iter().enumerate() {
+            self.go_on(done_before + walked, total)?;
             let deal = &deals.get(real.index).expect("a real deal is the timeline's");
             let cut = simulate(deal, &compiled, &world, &mut scratch);
             let sums = owners.entry(real.owner).or_default();
@@ -516,7 +572,8 @@ impl Prepared<'_> {
         let mut owners: Vec<BTreeMap<Name, Sums>> = vec![BTreeMap::new(); values.len()];
         let mut touches: Vec<(Timestamp, i64)> = Vec::new();
         let deals = self.timeline.deals();
-        for real in &self.reals {
+        for (walked, real) in self.reals.iter().enumerate() {
+            self.go_on(walked, self.reals.len())?;
             let deal = &deals.get(real.index).expect("a real deal is the timeline's");
             let fixed_cut = simulate_swept(deal, &compiled, swept, &world, &mut scratch, &mut windows);
             touches.clear();

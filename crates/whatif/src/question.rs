@@ -2,7 +2,7 @@
 //! run, a sweep of one rule over a policy, or policies compared, over one scope.
 
 use crate::compare::Comparison;
-use crate::{Policy, Prepared, Scope, SweepReport, WhatIfError, WhatIfReport};
+use crate::{Policy, Prepared, Scope, SweepReport, Watch, WhatIfError, WhatIfReport};
 use dealledger_events::{Currency, Timestamp};
 use dealledger_projections::Timeline;
 use dealledger_reports::{Answered, Format, Settings};
@@ -65,17 +65,19 @@ impl Answer {
 }
 
 impl Question {
-    /// The answer on `timeline`; `now` is the default as-of.
+    /// The answer on `timeline`; `now` is the default as-of; `watch` is asked before each deal
+    /// walk ([`crate::UNWATCHED`]: never stop).
     pub fn answer(
         &self,
         timeline: &Timeline,
         settings: &Settings,
         now: Timestamp,
+        watch: Watch<'_>,
     ) -> Result<Answer, WhatIfError> {
         let as_of = self.as_of.unwrap_or(now);
         let scope =
             Scope { from: self.from, to: self.to, as_of, as_logged: self.as_logged, currency: self.currency };
-        let prepared = Prepared::new(timeline, settings, scope)?;
+        let prepared = Prepared::new(timeline, settings, scope)?.watched(watch);
         match &self.ask {
             Ask::Run(policy) => prepared.run(policy, self.by_owner, self.deals).map(Answer::Run),
             Ask::Sweep(policy, rule, values) => prepared.sweep(policy, rule, values).map(Answer::Sweep),

@@ -450,3 +450,41 @@ mod sweep_equals_single_runs {
         }
     }
 }
+
+// ---- A watched what-if stops (issue 25) -----------------------------------------------------
+
+#[test]
+fn a_watch_is_asked_before_every_deal_walk_and_stops_the_work() {
+    let lines: Vec<String> = (0..5).map(|i| opened(&format!("D{i}"), i)).collect();
+    let timeline = timeline(&lines);
+    let settings = Settings::default();
+    let scope = Scope { from: None, to: None, as_of: day(90), as_logged: false, currency: None };
+    let policy = Policy::parse_rules("gone_dark=14").unwrap();
+    let asked = std::cell::RefCell::new(Vec::new());
+    let record = |progress: Progress| {
+        asked.borrow_mut().push((progress.done, progress.total));
+        Ok(())
+    };
+    let prepared = Prepared::new(&timeline, &settings, scope).unwrap().watched(&record);
+    prepared.run(&policy, false, false).unwrap();
+    assert_eq!(*asked.borrow(), (0..5).map(|done| (done, 5)).collect::<Vec<_>>());
+    // A comparison of two policies: one walk of ten, in order.
+    asked.borrow_mut().clear();
+    let policies = vec![("a".to_string(), policy.clone()), ("b".to_string(), policy.clone())];
+    prepared.compare(&policies).unwrap();
+    assert_eq!(*asked.borrow(), (0..10).map(|done| (done, 10)).collect::<Vec<_>>());
+    asked.borrow_mut().clear();
+    prepared.sweep(&Policy::default(), "gone_dark", &[7.0, 14.0]).unwrap();
+    assert_eq!(*asked.borrow(), (0..5).map(|done| (done, 5)).collect::<Vec<_>>());
+
+    // A watch that says stop at the third deal: every kind of question stops, with its words.
+    let stop = |progress: Progress| match progress.done {
+        3.. => Err(format!("stop at {}", progress.done)),
+        _ => Ok(()),
+    };
+    let prepared = Prepared::new(&timeline, &settings, scope).unwrap().watched(&stop);
+    let stopped = WhatIfError::Stopped("stop at 3".into());
+    assert_eq!(prepared.run(&policy, false, false).unwrap_err(), stopped);
+    assert_eq!(prepared.sweep(&Policy::default(), "gone_dark", &[7.0]).unwrap_err(), stopped);
+    assert_eq!(prepared.compare(&policies).err().unwrap(), stopped);
+}
