@@ -276,3 +276,93 @@ fn what_ifs_past_the_limit_wait_for_a_slot_then_are_refused() {
     assert_eq!(gauge(&daemon, "dealledger_whatifs_running"), 0);
     daemon.terminate();
 }
+
+/// A /proc/PID/status figure in kB (VmRSS, Threads...).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap()
+}
+
+/// Until the daemon's resident memory has stopped growing for a second (at most 30 s): kB.
+fn settled_rss_kb(pid: u32) -> u64 {
+    let started = Instant::now();
+    let (mut last, mut since) = (proc_status(pid, "VmRSS"), Instant::now());
+    while since.elapsed() < Duration::from_secs(1) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = proc_status(pid, "VmRSS");
+        if now > last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last
+}
+
+/// Opens the live tail from the first event and never reads a byte of it.
+fn stalled_stream(addr: &str) -> std::net::TcpStream {
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "GET /v1/stream?from_seq=1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket
+}
+
+#[test]
+fn stream_readers_that_never_read_cost_bytes_not_threads() {
+    // About 40,000 events: megabytes of tail for each client, more than a socket holds.
+    let (_sandbox, daemon) = daemon_on_history("2000", "");
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    let pid = daemon.child.id();
+    daemon.get_json("/v1/reports/pipeline");
+    let (rss_before, threads_before) = (settled_rss_kb(pid), proc_status(pid, "Threads"));
+    const CLIENTS: u64 = 200;
+    let sockets: Vec<_> = (0..CLIENTS).map(|_| stalled_stream(&addr)).collect();
+    // A write in the burst is answered, and soon.
+    let event = r#"{"deal":"S-1","type":"opened","at":"2025-06-01T00:00:00Z","owner":"o","amount":1}"#;
+    let asked = Instant::now();
+    let (code, body) = daemon.post("/v1/events", event);
+    assert_eq!(code, 200, "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(1), "a write answered after {:?}", asked.elapsed());
+    let (rss_after, threads_after) = (settled_rss_kb(pid), proc_status(pid, "Threads"));
+    let per_client_kb = rss_after.saturating_sub(rss_before) / CLIENTS;
+    eprintln!(
+        "{CLIENTS} stalled streams: RSS {rss_before} -> {rss_after} kB ({per_client_kb} kB each), threads {threads_before} -> {threads_after}"
+    );
+    assert!(per_client_kb < 512, "each stalled stream holds {per_client_kb} kB");
+    assert!(threads_after <= threads_before + 8, "threads {threads_before} -> {threads_after}");
+    drop(sockets);
+    daemon.terminate();
+}
+
+#[test]
+fn streams_past_the_limit_are_refused() {
+    let (_sandbox, daemon) = daemon_on_history("20", "streams_max = 2\n");
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    let open: Vec<_> = (0..2).map(|_| stalled_stream(&addr)).collect();
+    let started = Instant::now();
+    while gauge(&daemon, "dealledger_streams_open") < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A third: what arrives within two seconds (a stream would never end).
+    let mut third = stalled_stream(&addr);
+    third.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut text = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut third, &mut text);
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("too_many_streams") && text.contains("streams_max"), "{text}");
+    drop(open);
+    // Their places free again once they are gone (the next write finds them closed).
+    daemon.post("/v1/events", r#"{"deal":"S-2","type":"opened","at":"2025-06-01T00:00:00Z","owner":"o"}"#);
+    let started = Instant::now();
+    while gauge(&daemon, "dealledger_streams_open") > 0 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gauge(&daemon, "dealledger_streams_open"), 0);
+    daemon.terminate();
+}
