@@ -167,6 +167,7 @@ pub struct ServeSection {
     pub allowed_hosts: Option<Vec<String>>,
     pub whatif_timeout_ms: Option<u64>,
     pub whatifs_max: Option<usize>,
+    pub streams_max: Option<usize>,
 }
 
 /// `[store]`: where the log lives when it is not sled in the data directory (docs/scale-out.md).

@@ -32,6 +32,11 @@ pub const WHATIF_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// What-ifs computed at once, at most: each takes a core for as long as it runs, so one more
 /// waits for a slot (up to request_timeout_ms, then 503) rather than slow every reader.
 pub const WHATIFS_MAX_DEFAULT: usize = 1;
+/// Live tails (`GET /v1/stream`) open at once, at most: each holds a connection and a buffer of
+/// up to [`STREAM_BUFFER_BYTES_MAX`] for as long as its client stays. Past it, 503.
+pub const STREAMS_MAX_DEFAULT: usize = 256;
+/// Bytes of events one live tail reads ahead of its client, about, at most (always one event).
+pub const STREAM_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// HubSpot deliveries are small (at most 100 notifications); the hook takes no more than this.
 pub const HUBSPOT_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 /// Bytes of HubSpot deliveries read before their signature is checked, in total: anyone who can
@@ -61,6 +66,7 @@ pub struct ServeConfig {
     pub shutdown_timeout_ms: u64,
     pub whatif_timeout_ms: u64,
     pub whatifs_max: usize,
+    pub streams_max: usize,
     /// Host header values accepted besides the listen address and `localhost` (a reverse
     /// proxy's public name); names only, any port.
     pub allowed_hosts: Vec<String>,
@@ -90,6 +96,7 @@ impl Default for ServeConfig {
             shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS_DEFAULT,
             whatif_timeout_ms: WHATIF_TIMEOUT_MS_DEFAULT,
             whatifs_max: WHATIFS_MAX_DEFAULT,
+            streams_max: STREAMS_MAX_DEFAULT,
             allowed_hosts: Vec::new(),
             hubspot: None,
             quarantine_path: None,
@@ -176,6 +183,7 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
         config.connections_max = positive("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT)?;
         config.whatif_timeout_ms = millis(serve.whatif_timeout_ms, WHATIF_TIMEOUT_MS_DEFAULT);
         config.whatifs_max = positive("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT)?;
+        config.streams_max = positive("streams_max", serve.streams_max, STREAMS_MAX_DEFAULT)?;
     }
     if let Some(hubspot) = file.hubspot.clone() {
         if hubspot.app_secret.is_empty() {

@@ -1,6 +1,7 @@
 //! Routes, authentication, limits and the JSON of every answer.
 
 use crate::budget::Reserved;
+use crate::config::STREAM_BUFFER_BYTES_MAX;
 use crate::decode::{decode_events, Decoded};
 use crate::hubspot;
 use crate::writer::{Answer, Job, Message, Work};
@@ -710,10 +711,15 @@ async fn caught_up(shared: &Shared) -> Result<(), Response> {
     }
 }
 
-/// Events with seq in [from, ..] up to `limit` and about [`PAGE_BYTES_MAX`] of JSON (always at
-/// least one), as JSON objects: a page of large events is cut short, and `next_seq` says where
-/// the next one starts.
-fn read_events(shared: &Shared, from: u64, limit: usize) -> Result<Vec<(u64, String)>, String> {
+/// Events with seq in [from, ..] up to `limit` and about `bytes_max` of JSON (always at least
+/// one), as JSON objects: a page of large events is cut short, and `next_seq` says where the
+/// next one starts.
+fn read_events(
+    shared: &Shared,
+    from: u64,
+    limit: usize,
+    bytes_max: usize,
+) -> Result<Vec<(u64, String)>, String> {
     let log = reader(shared);
     let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut page: Vec<(u64, String)> = Vec::new();
@@ -723,7 +729,7 @@ fn read_events(shared: &Shared, from: u64, limit: usize) -> Result<Vec<(u64, Str
         let json = stored_event_json(&stored, currency);
         bytes = bytes.saturating_add(json.len() + 1);
         page.push((stored.seq, json));
-        Ok(page.len() < limit && bytes < PAGE_BYTES_MAX)
+        Ok(page.len() < limit && bytes < bytes_max)
     })
     .map_err(|e| e.to_string())?;
     Ok(page)
@@ -773,7 +779,7 @@ async fn get_events(State(shared): SharedState, Query(query): Query<HashMap<Stri
     let task_shared = shared.clone();
     let read = tokio::task::spawn_blocking(move || {
         as_reader();
-        read_events(&task_shared, from, limit)
+        read_events(&task_shared, from, limit, PAGE_BYTES_MAX)
     })
     .await;
     match read {
@@ -1065,6 +1071,11 @@ pub const NOTE_HEADER: &str = "dealledger-note";
 
 /// The live tail: every event from `from_seq` (or after `Last-Event-ID`), then each new one as
 /// it becomes durable. Ends when the daemon shuts down.
+///
+/// A tail costs bytes, never a thread: it is a future polled as its client takes what it was
+/// sent, reading ahead at most about [`STREAM_BUFFER_BYTES_MAX`] of events, and its pages are
+/// read on the blocking pool [`crate::STREAM_READS_MAX`] tails at a time. At most
+/// `[serve] streams_max` are open at once (503 `too_many_streams` past it).
 async fn get_stream(
     State(shared): SharedState,
     headers: HeaderMap,
@@ -1084,19 +1095,35 @@ async fn get_stream(
             Err(response) => return response,
         },
     };
+    let Ok(place) = shared.streams.clone().try_acquire_owned() else {
+        shared.metrics.reject("too_many_streams");
+        return unavailable(
+            "too_many_streams",
+            format!("{} live tails are open ([serve] streams_max); retry shortly", shared.config.streams_max),
+        );
+    };
+    /// One client's tail; its place and its count in the gauge go with it.
     struct Tail {
         shared: Arc<Shared>,
         next: u64,
         pending: VecDeque<(u64, String)>,
         head: tokio::sync::watch::Receiver<dealledger_log::Head>,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        _place: tokio::sync::OwnedSemaphorePermit,
     }
+    impl Drop for Tail {
+        fn drop(&mut self) {
+            self.shared.metrics.streams_open.fetch_sub(1, Relaxed);
+        }
+    }
+    shared.metrics.streams_open.fetch_add(1, Relaxed);
     let tail = Tail {
         head: shared.head.subscribe(),
         shutdown: shared.shutdown.subscribe(),
         shared,
         next: from,
         pending: VecDeque::new(),
+        _place: place,
     };
     let stream = futures_util::stream::unfold(tail, |mut tail| async move {
         loop {
@@ -1113,9 +1140,17 @@ async fn get_stream(
                 // Amounts are printed in their deal's currency, which the timeline knows once
                 // it has folded the deal's opening.
                 let _ = caught_up(&shared).await;
-                let page = tokio::task::spawn_blocking(move || {
-                    as_reader();
-                    read_events(&shared, from, STREAM_PAGE_EVENTS)
+                let reading = tokio::select! {
+                    reading = shared.stream_reads.acquire() => reading,
+                    _ = tail.shutdown.changed() => return None,
+                };
+                let Ok(_reading) = reading else { return None };
+                let page = tokio::task::spawn_blocking({
+                    let shared = shared.clone();
+                    move || {
+                        as_reader();
+                        read_events(&shared, from, STREAM_PAGE_EVENTS, STREAM_BUFFER_BYTES_MAX)
+                    }
                 })
                 .await;
                 match page {
@@ -1197,7 +1232,7 @@ async fn answer_whatif<T: Send + 'static>(
             return Err(unavailable(
                 "whatif_busy",
                 format!(
-                    "{} what-if(s) running ([serve] whatifs_max) and none finished within {} ms                      (request_timeout_ms); retry",
+                    "{} what-if(s) running ([serve] whatifs_max) and none finished within {} ms (request_timeout_ms); retry",
                     shared.config.whatifs_max, shared.config.request_timeout_ms
                 ),
             ));
@@ -1315,7 +1350,7 @@ impl WhatIfDeadline {
         let says = |projected: Option<f64>| {
             let eta = projected.map_or(String::new(), |p| format!(", and would take about {p:.0} s in all"));
             format!(
-                "stopped after {:.1} s with {} of {} deal walks done{eta}: past [serve] whatif_timeout_ms                  ({limit_ms} ms); ask less (a shorter sweep range or a larger step, a narrower from..to) or run                  `dealledger whatif` on the data directory",
+                "stopped after {:.1} s with {} of {} deal walks done{eta}: past [serve] whatif_timeout_ms ({limit_ms} ms); ask less (a shorter sweep range or a larger step, a narrower from..to) or run `dealledger whatif` on the data directory",
                 spent.as_secs_f64(),
                 progress.done,
                 progress.total,

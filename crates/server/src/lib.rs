@@ -42,6 +42,9 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::watch;
 pub use writer::Store;
 
+/// Live tails reading a page of the log at once, at most (each on a blocking-pool thread).
+const STREAM_READS_MAX: usize = 2;
+
 /// What every request handler and the writer share.
 pub(crate) struct Shared {
     config: ServeConfig,
@@ -62,6 +65,11 @@ pub(crate) struct Shared {
     /// what-if holds the timeline's lock only to copy it, so the folder and the readers never
     /// wait for one. Dropped with the last what-if that reads it.
     whatif_timeline: Mutex<(u64, std::sync::Weak<Timeline>)>,
+    /// Places for live tails (`[serve] streams_max`).
+    streams: Arc<tokio::sync::Semaphore>,
+    /// Live tails reading a page from the log at once: they read on the blocking pool, and a
+    /// burst of tails must not become a burst of threads.
+    stream_reads: tokio::sync::Semaphore,
     /// The last durable head; readers never look past it.
     head: watch::Sender<Head>,
     /// The last seq folded into `timeline` (the folder runs behind the writer, never ahead of
@@ -171,7 +179,7 @@ pub fn run(
             Some(leadership)
         }
     };
-    let whatifs_max = config.whatifs_max;
+    let (whatifs_max, streams_max) = (config.whatifs_max, config.streams_max);
     let shared = Arc::new(Shared {
         hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
         quarantine: quarantine.map(Mutex::new),
@@ -182,6 +190,8 @@ pub fn run(
         timeline: RwLock::new(timeline),
         whatifs: Arc::new(tokio::sync::Semaphore::new(whatifs_max)),
         whatif_timeline: Mutex::new((0, std::sync::Weak::new())),
+        streams: Arc::new(tokio::sync::Semaphore::new(streams_max)),
+        stream_reads: tokio::sync::Semaphore::new(STREAM_READS_MAX),
         head: watch::Sender::new(head),
         folded: watch::Sender::new(head.seq),
         fold: fold_tx,

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub hubspot_quarantined_total: AtomicU64,
     /// What-ifs computing now (at most `[serve] whatifs_max`).
     pub whatifs_running: AtomicU64,
+    /// Live tails open now (at most `[serve] streams_max`).
+    pub streams_open: AtomicU64,
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_SECONDS.len()],
     commit_count: AtomicU64,
     commit_micros_sum: AtomicU64,
@@ -122,6 +124,12 @@ impl Metrics {
             "What-ifs computing now (at most [serve] whatifs_max).",
             "gauge",
             self.whatifs_running.load(Relaxed),
+        );
+        counter(
+            "dealledger_streams_open",
+            "Live tails (GET /v1/stream) open now (at most [serve] streams_max).",
+            "gauge",
+            self.streams_open.load(Relaxed),
         );
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");
         let _ = writeln!(out, "# TYPE dealledger_rejects_total counter");
