@@ -10,6 +10,35 @@ pub const NOW: &str = "2026-01-15T12:00:00Z";
 pub const NOW_MS: i64 = 1_768_478_400_000;
 pub const TOKEN: &str = "t0ken-for-tests";
 
+/// Runs `serve` on port 0 with `toml` as dealledger.toml and `args` after `serve`, and expects
+/// it to refuse to start within five seconds: its stderr.
+pub fn serve_refuses(sandbox: &Sandbox, toml: &str, args: &[&str]) -> String {
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml).unwrap();
+    let mut child = Command::new(binary())
+        .arg("--data")
+        .arg(sandbox.data())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("DEALLEDGER_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(5) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{toml} {args:?}: serve started and kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{toml} {args:?}: serve succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub struct Daemon {
     pub child: Child,
     pub url: String,

@@ -3,8 +3,8 @@
 //! Host), internal text on /readyz, and an overflowing Last-Event-ID. Requests are written by
 //! hand on a TCP socket, so that every header is exactly what a browser or an attacker sends.
 
-use crate::daemon::{Daemon, TOKEN};
-use crate::harness::{binary, Ledger as Sandbox};
+use crate::daemon::{serve_refuses, Daemon, TOKEN};
+use crate::harness::Ledger as Sandbox;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -42,29 +42,7 @@ const EVENT: &str = r#"{"deal":"D","type":"opened","at":"2025-01-10T09:00:00Z","
 #[test]
 fn an_empty_token_is_a_startup_error() {
     for token in ["", "   "] {
-        let l = Sandbox::new();
-        std::fs::create_dir_all(l.data()).unwrap();
-        std::fs::write(l.data().join("dealledger.toml"), format!("[serve]\ntoken = \"{token}\"\n")).unwrap();
-        let mut child = std::process::Command::new(binary())
-            .arg("--data")
-            .arg(l.data())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > Duration::from_secs(5) {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                panic!("token {token:?}: serve started and kept running");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(!out.status.success(), "token {token:?}: serve succeeded");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = serve_refuses(&Sandbox::new(), &format!("[serve]\ntoken = \"{token}\"\n"), &[]);
         assert!(stderr.contains("token"), "{stderr}");
     }
 }

@@ -366,3 +366,151 @@ fn streams_past_the_limit_are_refused() {
     assert_eq!(gauge(&daemon, "dealledger_streams_open"), 0);
     daemon.terminate();
 }
+
+#[test]
+fn a_daemon_refuses_settings_it_could_not_honour() {
+    let serve = |lines: &str| format!("[serve]\ntoken = \"{TOKEN}\"\n{lines}");
+    let cases = [
+        ("[serve]\ntoken = \"short-token\"\n".to_string(), "16 bytes"),
+        ("[serve]\ntoken = \" a-token-long-enough-for-this \"\n".to_string(), "space"),
+        (serve("request_timeout_ms = 0\n"), "request_timeout_ms"),
+        (serve("header_read_timeout_ms = 0\n"), "header_read_timeout_ms"),
+        (serve("shutdown_timeout_ms = 100000000000\n"), "shutdown_timeout_ms"),
+        (serve("connections_max = 100000000\n"), "connections_max"),
+        (serve("whatif_timeout_ms = 1\n"), "whatif_timeout_ms"),
+        (serve("allowed_hosts = [\"\"]\n"), "allowed_hosts"),
+        (serve("allowed_hosts = [\"http://proxy.example\"]\n"), "allowed_hosts"),
+        (serve("[[pipeline.stages]]\nname = \"qualifying\"\n[[pipeline.stages]]\nname = \"won\"\n"), "`won`"),
+    ];
+    for (toml, says) in cases {
+        let stderr = crate::daemon::serve_refuses(&Sandbox::new(), &toml, &[]);
+        assert!(stderr.contains(says), "{toml}: expected `{says}` in {stderr}");
+    }
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("token");
+    std::fs::write(&file, "tiny\n").unwrap();
+    let stderr = crate::daemon::serve_refuses(&sandbox, "", &["--token-file", file.to_str().unwrap()]);
+    assert!(stderr.contains("16 bytes"), "{stderr}");
+}
+
+/// Sends `request` on a connection from `source` (any 127.0.0.0/8 address reaches a daemon on
+/// 127.0.0.1): what arrives before the daemon closes it or two seconds pass.
+fn request_from(source: &str, addr: &str, request: &str) -> String {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&addr.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\nconnections_max = 64\n"));
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    // From one address, more half-sent headers than the daemon takes connections.
+    let held: Vec<_> = (0..70)
+        .map(|_| {
+            let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+            socket.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+            socket
+        })
+        .collect();
+    let refused = request_from("127.0.0.1", &addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
+    assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("per address"), "{refused}");
+    // Another address is served.
+    let other = request_from(
+        "127.0.0.2",
+        &addr,
+        &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    drop(held);
+    daemon.terminate();
+}
+
+#[test]
+fn sign_in_is_throttled_per_address_and_the_session_expires() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    let sign_in = |source: &str, token: &str| {
+        let body = serde_json::json!({ "token": token }).to_string();
+        request_from(
+            source,
+            &addr,
+            &format!(
+                "POST /v1/session HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let answers: Vec<String> =
+        (0..30).map(|i| sign_in("127.0.0.1", &format!("guess-number-{i:04}"))).collect();
+    assert!(answers[0].starts_with("HTTP/1.1 401"), "{}", answers[0]);
+    let throttled = answers.iter().filter(|a| a.starts_with("HTTP/1.1 429")).count();
+    assert!(throttled >= 15, "{throttled} of 30 wrong guesses throttled:\n{}", answers.join("\n"));
+    let last = answers.last().unwrap();
+    assert!(
+        last.contains("too_many_attempts") && last.to_ascii_lowercase().contains("retry-after:"),
+        "{last}"
+    );
+    // While throttled, the right token is no answer either (it would tell a guess from a hit).
+    assert!(sign_in("127.0.0.1", TOKEN).starts_with("HTTP/1.1 429"));
+    // Another address signs in, and its session says when it ends.
+    let welcome = sign_in("127.0.0.2", TOKEN);
+    assert!(welcome.starts_with("HTTP/1.1 204"), "{welcome}");
+    let cookie = welcome.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap();
+    let max_age: u64 = cookie
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age: {cookie}"))
+        .parse()
+        .unwrap();
+    assert!(max_age > 0 && max_age <= 24 * 3600, "{cookie}");
+    daemon.terminate();
+}
+
+#[test]
+fn two_host_headers_are_refused() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, "");
+    let addr = daemon.url.strip_prefix("http://").unwrap().to_string();
+    for hosts in
+        [format!("Host: {addr}\r\nHost: evil.example"), format!("Host: evil.example\r\nHost: {addr}")]
+    {
+        let answer = request_from(
+            "127.0.0.1",
+            &addr,
+            &format!("GET /v1/session HTTP/1.1\r\n{hosts}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{hosts}: {answer}");
+    }
+    daemon.terminate();
+}
+
+#[test]
+fn rejects_are_bounded_in_bytes() {
+    let l = Sandbox::new();
+    let lines: Vec<&str> = vec!["{}"; 20_000];
+    let input = l.file("junk.jsonl", &lines);
+    let rejects = l.dir.path().join("rejects.jsonl");
+    let out = l.run(&[
+        "ingest",
+        "--skip-invalid",
+        "--rejects",
+        rejects.to_str().unwrap(),
+        "--rejects-bytes-max",
+        "100000",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("rejects-bytes-max") && out.stderr.contains("line"), "{}", out.stderr);
+    let size = std::fs::metadata(&rejects).unwrap().len();
+    assert!(size <= 100_000, "rejects file {size} bytes");
+}

@@ -186,6 +186,18 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_cannot_take_the_name_of_an_outcome() {
+        for name in ["won", "lost", "Won", " LOST "] {
+            let e = Pipeline::new(vec![
+                Stage { name: "qualifying".into(), probability_bp: 0 },
+                Stage { name: name.into(), probability_bp: 0 },
+            ])
+            .unwrap_err();
+            assert!(e.to_string().contains(&format!("`{name}`")), "{e}");
+        }
+    }
+
+    #[test]
     fn default_pipeline() {
         let p = Pipeline::default();
         assert_eq!(p.names(), "prospecting, qualifying, quote, closing");

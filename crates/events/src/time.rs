@@ -387,6 +387,16 @@ mod tests {
     }
 
     #[test]
+    fn a_leap_second_is_refused_not_moved() {
+        // chrono reads 23:59:60 as the next day's 00:00:00: a different instant, silently.
+        for text in ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z", "2016-12-31T18:59:60-05:00"] {
+            let e = Timestamp::parse_rfc3339(text).unwrap_err();
+            assert!(e.to_string().contains("leap second"), "{text}: {e}");
+        }
+        assert!(Timestamp::parse_rfc3339("2016-12-31T23:59:59.999999Z").is_ok());
+    }
+
+    #[test]
     fn dates_before_the_epoch_floor_correctly() {
         let t = Timestamp::parse_rfc3339("1969-12-31T23:59:59Z").unwrap();
         assert_eq!(t.date(), Date(-1));

@@ -194,6 +194,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_past_a_rules_range_is_refused_not_clamped() {
+        for (rule, value) in [
+            ("unanswered_touches", 4_294_967_296.0),
+            ("unanswered_touches", 1e300),
+            ("gone_dark", 1e300),
+            ("no_activity", 1e9),
+            ("past_close_date", 1e9),
+            ("stalled", 1e9),
+        ] {
+            let e = Policy::default().set(rule, value).unwrap_err();
+            assert!(e.to_string().contains("at most"), "{rule}={value}: {e}");
+        }
+        assert!(Policy::default().set("unanswered_touches", 4_294_967_295.0).is_ok());
+        assert!(Policy::default().set("gone_dark", 3650.0).is_ok());
+    }
+
+    #[test]
     fn files_and_rules() {
         let p = Policy::parse_toml(
             "gone_dark = 14\nstalled = 1.5\n[[missing_field]]\nfield = \"budget\"\nby_stage = \"quote\"\ngrace_days = 7\n",
