@@ -208,6 +208,10 @@ struct IngestArgs {
     /// With --skip-invalid: file receiving each rejected line with its location and reason (JSON Lines)
     #[arg(long, value_name = "FILE", requires = "skip_invalid")]
     rejects: Option<PathBuf>,
+    /// With --rejects: the rejects file's size, at most; past it the ingest stops and stores
+    /// nothing (a file of nothing but bad lines is usually the wrong file or --format)
+    #[arg(long, value_name = "BYTES", requires = "rejects", default_value_t = dealledger_ingest::REJECTS_BYTES_MAX_DEFAULT)]
+    rejects_bytes_max: u64,
     /// Input format: JSON Lines, or a CRM export (docs/importers.md)
     #[arg(long, value_enum, default_value_t = InputFormat::Jsonl)]
     format: InputFormat,
@@ -402,6 +406,7 @@ fn run(cli: Cli) -> Result<()> {
                 inputs,
                 skip_invalid: args.skip_invalid,
                 rejects: args.rejects,
+                rejects_bytes_max: args.rejects_bytes_max,
                 progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let mut skipped_by_kind = std::collections::BTreeMap::new();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// The fixed clock of these tests (`--now`), so HubSpot timestamps and recorded_at are exact.
 pub const NOW: &str = "2026-01-15T12:00:00Z";
 pub const NOW_MS: i64 = 1_768_478_400_000;
-pub const TOKEN: &str = "t0ken-for-tests";
+pub const TOKEN: &str = "t0ken-for-the-tests";
 
 /// Runs `serve` on port 0 with `toml` as dealledger.toml and `args` after `serve`, and expects
 /// it to refuse to start within five seconds: its stderr.
@@ -176,7 +176,7 @@ fn touch(deal: &str, day: u32, source: &str) -> String {
 }
 
 const SERVE_TOML: &str =
-    "[serve]\ntoken = \"t0ken-for-tests\"\nbody_bytes_max = 4000\nrequest_events_max = 5\n";
+    "[serve]\ntoken = \"t0ken-for-the-tests\"\nbody_bytes_max = 4000\nrequest_events_max = 5\n";
 
 #[test]
 fn batches_errors_auth_and_live_reports() {
@@ -436,7 +436,7 @@ fn graceful_shutdown_keeps_every_acknowledged_batch() {
 #[test]
 fn backpressure_answers_503_with_retry_after() {
     let l = Sandbox::new();
-    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\nqueue_requests_max = 1\n");
+    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-the-tests\"\nqueue_requests_max = 1\n");
     let url = d.url.clone();
     // 16 clients at once with 2,000-event requests against a queue of one request.
     let clients: Vec<_> = (0..16)
@@ -486,7 +486,7 @@ fn sign(secret: &str, uri: &str, body: &str, timestamp: &str) -> String {
 #[test]
 fn hubspot_webhooks_signed_mapped_and_deduplicated() {
     let l = Sandbox::new();
-    let toml = "[serve]\ntoken = \"t0ken-for-tests\"\n[hubspot]\napp_secret = \"hs-secret\"\n\
+    let toml = "[serve]\ntoken = \"t0ken-for-the-tests\"\n[hubspot]\napp_secret = \"hs-secret\"\n\
                 [hubspot.stages]\nappointmentscheduled = \"prospecting\"\nqualifiedtobuy = \"qualifying\"\n\
                 closedwon = \"won\"\nclosedlost = \"lost\"\n";
     let d = Daemon::start(&l, toml);

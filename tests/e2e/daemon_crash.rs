@@ -23,7 +23,7 @@ fn acknowledged_events_survive_daemon_sigkill() {
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut cycles_with_acks = 0;
     for cycle in 0..CYCLES {
-        let mut daemon = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
+        let mut daemon = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-the-tests\"\n");
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {

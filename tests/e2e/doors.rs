@@ -137,7 +137,9 @@ fn slow_clients(
 #[test]
 fn slow_clients_neither_hold_the_daemon_nor_its_shutdown() {
     let l = Sandbox::new();
-    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\n"));
+    // Every client here comes from one address: this test is about slowness (holes.rs has
+    // one_address_cannot_take_every_connection for addresses).
+    let d = Daemon::start(&l, &format!("[serve]\ntoken = \"{TOKEN}\"\nconnections_per_address_max = 1024\n"));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let slow = slow_clients(&d.url, 500, stop.clone());
     std::thread::sleep(Duration::from_secs(2));

@@ -380,7 +380,7 @@ fn a_daemon_refuses_settings_it_could_not_honour() {
         (serve("whatif_timeout_ms = 1\n"), "whatif_timeout_ms"),
         (serve("allowed_hosts = [\"\"]\n"), "allowed_hosts"),
         (serve("allowed_hosts = [\"http://proxy.example\"]\n"), "allowed_hosts"),
-        (serve("[[pipeline.stages]]\nname = \"qualifying\"\n[[pipeline.stages]]\nname = \"won\"\n"), "`won`"),
+        (serve("[[pipeline.stages]]\nname = \"qualifying\"\nprobability = 0.2\n[[pipeline.stages]]\nname = \"won\"\nprobability = 1.0\n"), "`won`"),
     ];
     for (toml, says) in cases {
         let stderr = crate::daemon::serve_refuses(&Sandbox::new(), &toml, &[]);
@@ -422,7 +422,10 @@ fn one_address_cannot_take_every_connection() {
         })
         .collect();
     let refused = request_from("127.0.0.1", &addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
-    assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("per address"), "{refused}");
+    assert!(
+        refused.starts_with("HTTP/1.1 503") && refused.contains("connections_per_address_max"),
+        "{refused}"
+    );
     // Another address is served.
     let other = request_from(
         "127.0.0.2",
@@ -511,6 +514,9 @@ fn rejects_are_bounded_in_bytes() {
     ]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("rejects-bytes-max") && out.stderr.contains("line"), "{}", out.stderr);
-    let size = std::fs::metadata(&rejects).unwrap().len();
-    assert!(size <= 100_000, "rejects file {size} bytes");
+    // Nothing stored, and no rejects file larger than asked (none at all: the ingest failed).
+    if let Ok(meta) = std::fs::metadata(&rejects) {
+        assert!(meta.len() <= 100_000, "rejects file {} bytes", meta.len());
+    }
+    assert_eq!(l.run(&["stats", "--format", "json"]).ok().json()["events"], 0);
 }

@@ -31,7 +31,7 @@ const DAEMON_CLIENTS: usize = 4;
 const DAEMON_BATCH_EVENTS: usize = 25;
 /// A cycle's writer is killed at a random moment within this long after it starts.
 const KILL_AFTER_MS_MAX: u64 = 1_500;
-const TOKEN: &str = "powercut-t0ken";
+const TOKEN: &str = "powercut-t0ken-for-tests";
 /// Every cut checks the whole store, so a soak starts a fresh one every this many cycles:
 /// otherwise the checks grow with the square of the cycles (the daemon's clients acknowledge
 /// some 20,000 events per cycle).

@@ -119,7 +119,7 @@ fn the_daemon_answers_the_same() {
         ["whatif", "--rule", "gone_dark=14", "--rule", "no_activity=30", "--by", "owner", "--format", "json"];
     // At the daemon's moment: as-of defaults to now.
     let local = l.run(&[&["--now", NOW][..], &args[..]].concat()).ok();
-    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
+    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-the-tests\"\n");
     let (code, text) = d.get("/v1/whatif?rule=gone_dark%3D14&rule=no_activity=30&by=owner");
     assert_eq!(code, 200, "{text}");
     assert_eq!(text, local.stdout);
@@ -160,7 +160,7 @@ fn the_daemon_sweeps_and_compares_the_same() {
         ["whatif", "--compare", strict.to_str().unwrap(), loose.to_str().unwrap(), "--format", "json"];
     let at_now = |args: &[&str]| l.run(&[&["--now", NOW][..], args].concat()).ok().stdout;
     let (local_sweep, local_compare) = (at_now(&sweep), at_now(&compare));
-    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-tests\"\n");
+    let d = Daemon::start(&l, "[serve]\ntoken = \"t0ken-for-the-tests\"\n");
     let (code, text) = d.get("/v1/whatif?rule=no_activity=30&sweep=gone_dark%3D7..12:0.5");
     assert_eq!(code, 200, "{text}");
     assert_eq!(text, local_sweep);

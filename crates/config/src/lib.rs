@@ -163,6 +163,7 @@ pub struct ServeSection {
     pub header_read_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub connections_max: Option<usize>,
+    pub connections_per_address_max: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
     pub whatif_timeout_ms: Option<u64>,

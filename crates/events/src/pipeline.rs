@@ -56,6 +56,14 @@ impl Pipeline {
             if stage.name.is_empty() || stage.name.len() > 64 {
                 return Err(ValueError::Pipeline(format!("stage {}: a stage name is 1..=64 bytes", i + 1)));
             }
+            // Where a stage is named beside the outcomes (an importer's or HubSpot's stage map),
+            // `won` and `lost` mean the outcome: a stage of that name could never be reached.
+            if ["won", "lost"].iter().any(|outcome| stage.name.trim().eq_ignore_ascii_case(outcome)) {
+                return Err(ValueError::Pipeline(format!(
+                    "stage `{}`: `won` and `lost` are outcomes, not stages (a deal is won or lost by its own event); name the stage otherwise",
+                    stage.name
+                )));
+            }
             if stages.iter().take(i).any(|s| s.name == stage.name) {
                 return Err(ValueError::Pipeline(format!("stage `{}` is listed twice", stage.name)));
             }

@@ -39,6 +39,13 @@ impl Timestamp {
         let parsed = DateTime::parse_from_rfc3339(text)
             .map_err(|e| ValueError::Time(format!("`{text}` is not an RFC 3339 timestamp ({e})")))?;
         let utc = parsed.with_timezone(&Utc);
+        // chrono keeps a leap second (`23:59:60`) as nanoseconds past 1e9, and its micros then
+        // name the next second: a different instant. The ledger's time has no leap seconds.
+        if utc.timestamp_subsec_nanos() >= 1_000_000_000 {
+            return Err(ValueError::Time(format!(
+                "`{text}` is a leap second (:60), which the ledger's UTC does not count; write :59.999999 or the next second"
+            )));
+        }
         if utc.timestamp_subsec_nanos() % 1_000 != 0 {
             return Err(ValueError::Time(format!(
                 "`{text}` has sub-microsecond digits; the ledger keeps microseconds"
@@ -56,7 +63,9 @@ impl Timestamp {
         }
         Timestamp::parse_rfc3339(text).map_err(|e| match e {
             // Sub-microsecond digits: that message already says what is wrong.
-            ValueError::Time(why) if why.contains("sub-microsecond") => ValueError::Time(why),
+            ValueError::Time(why) if why.contains("sub-microsecond") || why.contains("leap second") => {
+                ValueError::Time(why)
+            }
             _ => ValueError::Time(not_a_time(text)),
         })
     }
@@ -377,7 +386,7 @@ mod tests {
                 Some((plus, h, m)) => text.push_str(&format!("{}{h:02}:{m:02}", if plus { '+' } else { '-' })),
             }
             let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|d| d.with_timezone(&Utc));
-            let expected = chrono.filter(|d| d.timestamp_subsec_nanos() % 1000 == 0).map(|d| Timestamp(d.timestamp_micros()));
+            let expected = chrono.filter(|d| d.timestamp_subsec_nanos() % 1000 == 0 && d.timestamp_subsec_nanos() < 1_000_000_000).map(|d| Timestamp(d.timestamp_micros()));
             let fast = fast_rfc3339(text.as_bytes());
             if let Some(fast) = fast {
                 proptest::prop_assert_eq!(Some(fast), expected, "{}", text);

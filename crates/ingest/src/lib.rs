@@ -24,11 +24,18 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Parsed chunks waiting for the admitting thread, at most.
 const CHUNKS_IN_FLIGHT_MAX: usize = 4;
 
+/// Bytes of the rejects file, at most, by default: a record is about 100 bytes plus its line,
+/// so a file of nothing but bad lines (the wrong file, the wrong format) would otherwise write
+/// tens of times its own size. Past it the ingest stops and stores nothing.
+pub const REJECTS_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
 pub struct Options {
     /// Paths, or `-` for standard input.
     pub inputs: Vec<String>,
     pub skip_invalid: bool,
     pub rejects: Option<PathBuf>,
+    /// The rejects file's size, at most (`--rejects-bytes-max`).
+    pub rejects_bytes_max: u64,
     pub progress: bool,
 }
 
@@ -40,6 +47,7 @@ impl Options {
             inputs: vec![path.display().to_string()],
             skip_invalid: false,
             rejects: None,
+            rejects_bytes_max: REJECTS_BYTES_MAX_DEFAULT,
             progress: false,
         }
     }
@@ -118,6 +126,8 @@ pub enum IngestError {
     CreateRejects { path: String, source: std::io::Error },
     #[error("cannot write the rejects file")]
     WriteRejects { source: std::io::Error },
+    #[error("{location}: the rejects file would pass {bytes_max} bytes (--rejects-bytes-max) after {rejected} rejected lines; nothing was stored. Is this the file and --format you meant? If so, raise --rejects-bytes-max")]
+    RejectsFull { location: String, rejected: u64, bytes_max: u64 },
     #[error("{0}")]
     Thread(String),
     #[error(transparent)]
@@ -141,18 +151,39 @@ fn reject_record(location: &str, rejection: &Rejection, line: Option<&str>) -> s
 }
 
 /// The rejects file, being written: at its path only once the batch is about to commit (a
-/// failed ingest leaves none), and never through a link planted there.
-type Rejects = std::io::BufWriter<NewFile>;
-
-fn create_rejects(path: &Option<PathBuf>) -> Result<Option<Rejects>> {
-    let Some(path) = path else { return Ok(None) };
-    let file = NewFile::create(path)
-        .map_err(|source| IngestError::CreateRejects { path: path.display().to_string(), source })?;
-    Ok(Some(std::io::BufWriter::new(file)))
+/// failed ingest leaves none), and never through a link planted there; at most `bytes_max`.
+struct Rejects {
+    out: std::io::BufWriter<NewFile>,
+    bytes: u64,
+    bytes_max: u64,
 }
 
-fn write_reject(out: &mut Rejects, record: &serde_json::Value) -> Result<()> {
-    writeln!(out, "{record}").map_err(|source| IngestError::WriteRejects { source })
+fn create_rejects(options: &Options) -> Result<Option<Rejects>> {
+    let Some(path) = &options.rejects else { return Ok(None) };
+    let file = NewFile::create(path)
+        .map_err(|source| IngestError::CreateRejects { path: path.display().to_string(), source })?;
+    Ok(Some(Rejects { out: std::io::BufWriter::new(file), bytes: 0, bytes_max: options.rejects_bytes_max }))
+}
+
+/// Writes the record of the `rejected`th rejected line, at `location`, unless the file would
+/// then pass its limit.
+fn write_reject(
+    rejects: &mut Rejects,
+    record: &serde_json::Value,
+    location: &str,
+    rejected: u64,
+) -> Result<()> {
+    let text = record.to_string();
+    let bytes = rejects.bytes.saturating_add(text.len() as u64 + 1);
+    if bytes > rejects.bytes_max {
+        return Err(IngestError::RejectsFull {
+            location: location.to_string(),
+            rejected,
+            bytes_max: rejects.bytes_max,
+        });
+    }
+    rejects.bytes = bytes;
+    writeln!(rejects.out, "{text}").map_err(|source| IngestError::WriteRejects { source })
 }
 
 /// A parsed line: its number, its bytes in the chunk, and what the parser made of it.
@@ -296,7 +327,7 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
         );
         bar
     });
-    let mut rejects = create_rejects(&options.rejects)?;
+    let mut rejects = create_rejects(options)?;
     let (sender, receiver) = mpsc::sync_channel(CHUNKS_IN_FLIGHT_MAX);
     let inputs = options.inputs.clone();
     let reader_bar = progress.clone();
@@ -332,7 +363,11 @@ pub fn run<S: BlockStore>(ledger: &mut Ledger<S>, clock: &dyn Clock, options: &O
                     report.rejected += 1;
                     if let Some(out) = rejects.as_mut() {
                         let text = String::from_utf8_lossy(&parsed.chunk[range]);
-                        write_reject(out, &reject_record(&location, &rejection, Some(&text)))?;
+                        let record = reject_record(&location, &rejection, Some(&text));
+                        if let Err(e) = write_reject(out, &record, &location, report.rejected) {
+                            failure = Some(e);
+                            break 'chunks;
+                        }
                     }
                 }
             }
@@ -360,7 +395,7 @@ pub fn run_rows<S: BlockStore>(
     options: &Options,
 ) -> Result<Report> {
     let started = Instant::now();
-    let mut rejects = create_rejects(&options.rejects)?;
+    let mut rejects = create_rejects(options)?;
     let mut report = Report { skipped: imported.skipped.len() as u64, ..Report::default() };
     let mut batch = ledger.batch(clock);
     for row in imported.rows {
@@ -372,7 +407,12 @@ pub fn run_rows<S: BlockStore>(
             }
             report.rejected += 1;
             if let Some(out) = rejects.as_mut() {
-                write_reject(out, &reject_record(&row.location, &rejection, None))?;
+                write_reject(
+                    out,
+                    &reject_record(&row.location, &rejection, None),
+                    &row.location,
+                    report.rejected,
+                )?;
             }
         }
     }
@@ -388,7 +428,8 @@ fn finish<S: BlockStore>(
 ) -> Result<Report> {
     if let Some(out) = rejects {
         // The rejected lines are what a person retries from: kept as durably as the events.
-        out.into_inner()
+        out.out
+            .into_inner()
             .map_err(|e| e.into_error())
             .and_then(NewFile::commit)
             .map_err(|source| IngestError::WriteRejects { source })?;

@@ -41,6 +41,7 @@ fn lines_across_chunks_keep_their_numbers() {
         inputs: vec![input.display().to_string()],
         skip_invalid: true,
         rejects: Some(rejects.clone()),
+        rejects_bytes_max: dealledger_ingest::REJECTS_BYTES_MAX_DEFAULT,
         progress: false,
     };
     let report = run(&mut ledger, &clock, &options).unwrap();

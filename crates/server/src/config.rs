@@ -23,6 +23,12 @@ pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 /// Open connections, at most: past it a client gets a 503 and the connection closes.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// Open connections from one address, at most (IPv6: one /64): a quarter of `connections_max`,
+/// at least 16 (or `connections_max` when that is less), so that one client cannot take them
+/// all. Behind a reverse proxy every client has the proxy's address: set it to connections_max.
+pub fn connections_per_address_max_default(connections_max: usize) -> usize {
+    (connections_max / 4).max(connections_max.min(16))
+}
 /// After SIGTERM, connections get this long to finish; the rest are dropped, and the
 /// checkpoint is saved either way.
 pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 10_000;
@@ -48,6 +54,56 @@ pub const HUBSPOT_TIMESTAMP_AHEAD_MS_MAX: i64 = 5 * 60 * 1000;
 /// HubSpot signs a timestamp; older deliveries are refused (replay protection).
 pub const HUBSPOT_TIMESTAMP_AGE_MS_MAX: i64 = 5 * 60 * 1000;
 
+/// What a timeout of `[serve]` may be set to, in milliseconds: a tenth of a second to an hour.
+const TIMEOUT_RANGE_MS: (u64, u64) = (100, 3_600_000);
+/// `shutdown_timeout_ms`: at most ten minutes, so that no client can hold SIGTERM for longer.
+const SHUTDOWN_RANGE_MS: (u64, u64) = (100, 600_000);
+/// `connections_max`, at most: each is a file descriptor and a task.
+const CONNECTIONS_MAX_MAX: usize = 65_536;
+/// Bytes of a token, at least: 16 random bytes cannot be guessed, even at full speed.
+pub const TOKEN_BYTES_MIN: usize = 16;
+
+/// Why `token` cannot be the daemon's token, if it cannot.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.trim().is_empty() {
+        return Err("the token is empty: it would match a request with no Authorization header; set a long random token ([serve] token or --token-file), or remove it to serve loopback only".into());
+    }
+    if token.trim() != token {
+        return Err("the token starts or ends with a space or a line break: clients' headers are read trimmed, so it could never match; remove them".into());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token has a byte that is not printable ASCII: it travels in an Authorization header, which cannot carry it".into());
+    }
+    if token.len() < TOKEN_BYTES_MIN {
+        return Err(format!(
+            "the token is {} bytes; it must be at least {TOKEN_BYTES_MIN} bytes of something random (e.g. `openssl rand -hex 32`)",
+            token.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Why `host` is not a name a Host header could carry (a DNS name or an IP address, no port).
+fn check_host_name(host: &str) -> Result<(), &'static str> {
+    if host.is_empty() || host.len() > 253 {
+        return Err("a host name is 1 to 253 characters");
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    match host.split('.').all(label_ok) {
+        true => Ok(()),
+        false => Err("not a host name (letters, digits, `-` and `.`; no scheme, port or path)"),
+    }
+}
+
 /// What `dealledger serve` runs with.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -63,6 +119,7 @@ pub struct ServeConfig {
     pub header_read_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub connections_max: usize,
+    pub connections_per_address_max: usize,
     pub shutdown_timeout_ms: u64,
     pub whatif_timeout_ms: u64,
     pub whatifs_max: usize,
@@ -93,6 +150,7 @@ impl Default for ServeConfig {
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections_per_address_max: connections_per_address_max_default(CONNECTIONS_MAX_DEFAULT),
             shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS_DEFAULT,
             whatif_timeout_ms: WHATIF_TIMEOUT_MS_DEFAULT,
             whatifs_max: WHATIFS_MAX_DEFAULT,
@@ -155,35 +213,85 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
         }
         config.token = serve.token;
         config.allowed_hosts = serve.allowed_hosts.unwrap_or_default();
-        let positive = |name: &str, value: Option<usize>, default: usize| -> Result<usize, String> {
+        for host in &config.allowed_hosts {
+            check_host_name(host).map_err(|why| format!("[serve] allowed_hosts `{host}`: {why}"))?;
+        }
+        // Every limit within a range a daemon can honour: zero would refuse everything or
+        // answer before anything could happen, and the absurd end is a typo or no limit at all.
+        let count = |name: &str, value: Option<usize>, default: usize, max: usize| -> Result<usize, String> {
             match value {
-                Some(0) => Err(format!("[serve] {name} must be at least 1")),
-                Some(v) => Ok(v),
                 None => Ok(default),
+                Some(v) if (1..=max).contains(&v) => Ok(v),
+                Some(v) => Err(format!("[serve] {name} = {v}: must be at least 1 and at most {max}")),
             }
         };
-        config.body_bytes_max = positive("body_bytes_max", serve.body_bytes_max, BODY_BYTES_MAX_DEFAULT)?;
+        let millis =
+            |name: &str, value: Option<u64>, default: u64, (min, max): (u64, u64)| -> Result<u64, String> {
+                match value {
+                    None => Ok(default),
+                    Some(v) if (min..=max).contains(&v) => Ok(v),
+                    Some(v) => Err(format!(
+                        "[serve] {name} = {v}: must be at least {min} and at most {max} (milliseconds)"
+                    )),
+                }
+            };
+        config.body_bytes_max =
+            count("body_bytes_max", serve.body_bytes_max, BODY_BYTES_MAX_DEFAULT, 1 << 30)?;
         config.request_events_max =
-            positive("request_events_max", serve.request_events_max, REQUEST_EVENTS_MAX_DEFAULT)?;
+            count("request_events_max", serve.request_events_max, REQUEST_EVENTS_MAX_DEFAULT, 1_000_000)?;
         config.queue_requests_max =
-            positive("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT)?;
-        config.queue_bytes_max = positive("queue_bytes_max", serve.queue_bytes_max, QUEUE_BYTES_MAX_DEFAULT)?;
+            count("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT, 1_000_000)?;
+        config.queue_bytes_max =
+            count("queue_bytes_max", serve.queue_bytes_max, QUEUE_BYTES_MAX_DEFAULT, 64 << 30)?;
         if config.queue_bytes_max < config.body_bytes_max {
             return Err(format!(
                 "[serve] queue_bytes_max ({}) is less than body_bytes_max ({}): a request of the largest size could never be taken",
                 config.queue_bytes_max, config.body_bytes_max
             ));
         }
-        config.request_timeout_ms = serve.request_timeout_ms.unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT).max(1);
-        let millis = |value: Option<u64>, default: u64| value.unwrap_or(default).max(1);
-        config.body_read_timeout_ms = millis(serve.body_read_timeout_ms, BODY_READ_TIMEOUT_MS_DEFAULT);
-        config.header_read_timeout_ms = millis(serve.header_read_timeout_ms, HEADER_READ_TIMEOUT_MS_DEFAULT);
-        config.idle_timeout_ms = millis(serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT);
-        config.shutdown_timeout_ms = millis(serve.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
-        config.connections_max = positive("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT)?;
-        config.whatif_timeout_ms = millis(serve.whatif_timeout_ms, WHATIF_TIMEOUT_MS_DEFAULT);
-        config.whatifs_max = positive("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT)?;
-        config.streams_max = positive("streams_max", serve.streams_max, STREAMS_MAX_DEFAULT)?;
+        config.request_timeout_ms = millis(
+            "request_timeout_ms",
+            serve.request_timeout_ms,
+            REQUEST_TIMEOUT_MS_DEFAULT,
+            TIMEOUT_RANGE_MS,
+        )?;
+        config.body_read_timeout_ms = millis(
+            "body_read_timeout_ms",
+            serve.body_read_timeout_ms,
+            BODY_READ_TIMEOUT_MS_DEFAULT,
+            TIMEOUT_RANGE_MS,
+        )?;
+        config.header_read_timeout_ms = millis(
+            "header_read_timeout_ms",
+            serve.header_read_timeout_ms,
+            HEADER_READ_TIMEOUT_MS_DEFAULT,
+            TIMEOUT_RANGE_MS,
+        )?;
+        config.idle_timeout_ms =
+            millis("idle_timeout_ms", serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT, TIMEOUT_RANGE_MS)?;
+        config.shutdown_timeout_ms = millis(
+            "shutdown_timeout_ms",
+            serve.shutdown_timeout_ms,
+            SHUTDOWN_TIMEOUT_MS_DEFAULT,
+            SHUTDOWN_RANGE_MS,
+        )?;
+        config.whatif_timeout_ms = millis(
+            "whatif_timeout_ms",
+            serve.whatif_timeout_ms,
+            WHATIF_TIMEOUT_MS_DEFAULT,
+            TIMEOUT_RANGE_MS,
+        )?;
+        config.connections_max =
+            count("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_MAX_MAX)?;
+        config.connections_per_address_max = count(
+            "connections_per_address_max",
+            serve.connections_per_address_max,
+            connections_per_address_max_default(config.connections_max),
+            config.connections_max,
+        )?;
+        config.whatifs_max = count("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT, 64)?;
+        config.streams_max =
+            count("streams_max", serve.streams_max, STREAMS_MAX_DEFAULT, config.connections_max)?;
     }
     if let Some(hubspot) = file.hubspot.clone() {
         if hubspot.app_secret.is_empty() {
@@ -246,7 +354,7 @@ mod tests {
         let e = parse_serve_toml("[serve]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("listen `nowhere`"), "{e}");
         let e = parse_serve_toml("[serve]\nbody_bytes_max = 0\n").unwrap_err();
-        assert!(e.contains("body_bytes_max must be at least 1"), "{e}");
+        assert!(e.contains("body_bytes_max = 0: must be at least 1"), "{e}");
         let e = parse_serve_toml("[serve]\nport = 1\n").unwrap_err();
         assert!(e.contains("unknown key `port` in [serve]"), "{e}");
     }

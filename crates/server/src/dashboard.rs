@@ -3,8 +3,8 @@
 //! beside it (docs/dashboard.md).
 //!
 //! The token, once: `POST /v1/session` with `{"token": ...}` sets an HttpOnly, SameSite=Strict
-//! cookie holding an HMAC of the token (never the token itself), which [`authorized_by_cookie`]
-//! takes wherever the bearer token is taken. A cross-site page can neither read it nor send it,
+//! cookie holding its expiry and an HMAC of it under the token (never the token itself), which
+//! the daemon takes wherever the bearer token is taken until it expires ([`SESSION_SECONDS`]). A cross-site page can neither read it nor send it,
 //! and the daemon takes POST bodies only as JSON, which no cross-site form can send.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,11 +46,28 @@ pub async fn style() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }
 
-/// The cookie's value for `token`: HMAC-SHA256 of a fixed label under the token, in hex.
-pub fn session_value(token: &str) -> String {
+/// How long a session lasts: a working day. Then the dashboard asks for the token again.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// The cookie's value for `token`, ending at `expires` (Unix seconds): `EXPIRES.MAC`, the MAC
+/// HMAC-SHA256 under the token of a fixed label and the expiry, in hex. The daemon keeps no
+/// sessions: the expiry travels in the cookie and the MAC keeps it from being moved.
+pub fn session_value(token: &str, expires: i64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"dealledger dashboard session 1");
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.update(b"dealledger dashboard session 2\0");
+    mac.update(expires.to_string().as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{expires}.{hex}")
+}
+
+/// Whether `value` is a session of `token` that has not ended at `now` (Unix seconds).
+pub fn session_valid(token: &str, value: &str, now: i64) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(expires) = value.split_once('.').and_then(|(expires, _)| expires.parse::<i64>().ok()) else {
+        return false;
+    };
+    let expected = session_value(token, expires);
+    now < expires && bool::from(expected.as_bytes().ct_eq(value.as_bytes()))
 }
 
 /// The session cookie's value, if the request carries one.
@@ -65,10 +82,12 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// The `Set-Cookie` of a session for `token`.
-pub fn set_cookie(token: &str) -> HeaderValue {
-    let cookie = format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", session_value(token));
-    HeaderValue::from_str(&cookie).expect("hex and ASCII")
+/// The `Set-Cookie` of a session for `token` that starts at `now` (Unix seconds).
+pub fn set_cookie(token: &str, now: i64) -> HeaderValue {
+    let value = session_value(token, now.saturating_add(SESSION_SECONDS));
+    let cookie =
+        format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}");
+    HeaderValue::from_str(&cookie).expect("digits, hex and ASCII")
 }
 
 /// The dashboard as one self-contained HTML file: its style and script inlined, and `data`
@@ -91,4 +110,26 @@ pub fn one_file(data: &serde_json::Value) -> String {
                 "<script type=\"application/json\" id=\"dealledger-data\">{data}</script>\n<script>\n{script}</script>"
             ),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_ends_and_its_expiry_cannot_be_moved() {
+        let token = "a-token-for-the-session-test";
+        let now = 1_700_000_000;
+        let value = session_value(token, now + SESSION_SECONDS);
+        assert!(session_valid(token, &value, now));
+        assert!(session_valid(token, &value, now + SESSION_SECONDS - 1));
+        assert!(!session_valid(token, &value, now + SESSION_SECONDS), "past its end");
+        assert!(!session_valid("another-token-entirely", &value, now), "another token's");
+        let (_, mac) = value.split_once('.').unwrap();
+        let moved = format!("{}.{mac}", now + 10 * SESSION_SECONDS);
+        assert!(!session_valid(token, &moved, now + 2 * SESSION_SECONDS), "an expiry moved by hand");
+        for junk in ["", ".", "x.y", "99999999999999999999.00", mac] {
+            assert!(!session_valid(token, junk, now), "{junk}");
+        }
+    }
 }

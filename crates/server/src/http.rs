@@ -32,6 +32,8 @@ const PAGE_EVENTS_MAX: usize = 10_000;
 const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Events the live tail reads from the log at a time.
 const STREAM_PAGE_EVENTS: usize = 1_000;
+/// Bytes of a sign-in body (`{"token": ...}`), at most.
+const SIGN_IN_BYTES_MAX: usize = 4096;
 /// Seconds a client is asked to wait before retrying a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -78,22 +80,80 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// What a request presents to the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    /// The right token or a live session, or no token is configured (loopback only).
+    Right,
+    /// A token or a session cookie that is not right (or has ended).
+    Wrong,
+    /// Neither.
+    Absent,
+}
+
+fn credentials(shared: &Shared, headers: &HeaderMap) -> Credentials {
+    let Some(token) = &shared.config.token else { return Credentials::Right };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim().to_string());
+    if bearer.as_deref().is_some_and(|given| same_secret(token.as_bytes(), given.as_bytes())) {
+        return Credentials::Right;
+    }
+    // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
+    let cookie = crate::dashboard::session_cookie(headers);
+    let now_s = shared.clock.now().0.div_euclid(1_000_000);
+    if cookie.is_some_and(|value| crate::dashboard::session_valid(token, value, now_s)) {
+        return Credentials::Right;
+    }
+    match bearer.is_some() || cookie.is_some() {
+        true => Credentials::Wrong,
+        false => Credentials::Absent,
+    }
+}
+
 /// True when the request may see internal detail: no token is configured (loopback only), or
 /// it carries the right one.
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &shared.config.token else { return true };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if same_secret(token.as_bytes(), given.trim().as_bytes()) {
-        return true;
+    credentials(shared, headers) == Credentials::Right
+}
+
+/// The client's address, as the accept loop saw it (None in a test that calls the router).
+fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<crate::listen::Peer>().map(|peer| peer.0)
+}
+
+/// 429 `too_many_attempts` when `peer` has presented too many wrong credentials of late
+/// (crate::throttle); else, when `presented` is wrong, counts it.
+// The error is the handler's answer, returned at once: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn throttled(
+    shared: &Shared,
+    peer: Option<std::net::IpAddr>,
+    presented: Credentials,
+) -> Result<(), Response> {
+    let (Some(peer), false) = (peer, presented == Credentials::Absent) else { return Ok(()) };
+    let now_ms = shared.clock.now().0.div_euclid(1_000);
+    if let Some(seconds) = shared.throttle.wait_seconds(peer, now_ms) {
+        shared.metrics.reject("too_many_attempts");
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "{} wrong tokens from this address within {} s; retry in {seconds} s",
+                crate::throttle::FAILURES_MAX,
+                crate::throttle::WINDOW_MS / 1000
+            ),
+            None,
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Err(response);
     }
-    // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
-    let session = crate::dashboard::session_value(token);
-    crate::dashboard::session_cookie(headers)
-        .is_some_and(|value| same_secret(session.as_bytes(), value.as_bytes()))
+    if presented == Credentials::Wrong {
+        shared.throttle.failed(peer, now_ms);
+    }
+    Ok(())
 }
 
 /// `GET /v1/session`: whether this daemon wants a token and whether the request carries one
@@ -113,14 +173,27 @@ async fn get_session(State(shared): SharedState, headers: HeaderMap) -> Response
 /// `POST /v1/session` `{"token": "..."}`: the dashboard's sign-in. With the right token, a
 /// session cookie (HttpOnly, SameSite=Strict) that the endpoints behind the token accept; with
 /// no token configured there is nothing to sign in to.
-async fn post_session(State(shared): SharedState, body: axum::body::Bytes) -> Response {
+async fn post_session(State(shared): SharedState, request: Request) -> Response {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SignIn {
         token: String,
     }
-    let Some(token) = &shared.config.token else {
+    let Some(token) = shared.config.token.clone() else {
         return StatusCode::NO_CONTENT.into_response();
+    };
+    let peer = peer(request.extensions());
+    // A sign-in is small: a larger body is not one.
+    let body = match axum::body::to_bytes(request.into_body(), SIGN_IN_BYTES_MAX).await {
+        Ok(body) => body,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "a sign-in is at most 4 KiB".into(),
+                None,
+            )
+        }
     };
     let given = match serde_json::from_slice::<SignIn>(&body) {
         Ok(sign_in) => sign_in.token,
@@ -133,12 +206,20 @@ async fn post_session(State(shared): SharedState, body: axum::body::Bytes) -> Re
             )
         }
     };
-    if !same_secret(token.as_bytes(), given.as_bytes()) {
+    let presented = match same_secret(token.as_bytes(), given.as_bytes()) {
+        true => Credentials::Right,
+        false => Credentials::Wrong,
+    };
+    if let Err(response) = throttled(&shared, peer, presented) {
+        return response;
+    }
+    if presented == Credentials::Wrong {
         shared.metrics.reject("unauthorized");
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token".into(), None);
     }
+    let now_s = shared.clock.now().0.div_euclid(1_000_000);
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, crate::dashboard::set_cookie(token));
+    response.headers_mut().insert(header::SET_COOKIE, crate::dashboard::set_cookie(&token, now_s));
     response
 }
 
@@ -146,6 +227,11 @@ async fn post_session(State(shared): SharedState, body: axum::body::Bytes) -> Re
 /// `[serve] allowed_hosts`: a web page that rebinds its own name to 127.0.0.1 still sends its
 /// own name, and is refused. (On other addresses the token is the door.)
 async fn require_own_host(State(shared): SharedState, request: Request, next: Next) -> Response {
+    // Two Host headers: the proxy in front may route by one and this check read the other.
+    if request.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        shared.metrics.reject("bad_request");
+        return error(StatusCode::BAD_REQUEST, "bad_request", "more than one Host header".into(), None);
+    }
     if shared.bound.ip().is_loopback() {
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         if !own_host(host, shared.bound, &shared.config.allowed_hosts) {
@@ -240,7 +326,11 @@ fn refused(shared: &Shared, index: Option<usize>, rejection: &Rejection) -> Resp
 }
 
 async fn require_token(State(shared): SharedState, request: Request, next: Next) -> Response {
-    if !authorized(&shared, request.headers()) {
+    let presented = credentials(&shared, request.headers());
+    if let Err(response) = throttled(&shared, peer(request.extensions()), presented) {
+        return response;
+    }
+    if presented != Credentials::Right {
         shared.metrics.reject("unauthorized");
         let mut response = error(
             StatusCode::UNAUTHORIZED,

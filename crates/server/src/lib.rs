@@ -27,6 +27,7 @@ mod leadership;
 mod listen;
 mod metrics;
 pub mod quarantine;
+mod throttle;
 mod writer;
 
 pub use config::{serve_config_from, HubSpotConfig, ServeConfig, StageTarget};
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     /// what-if holds the timeline's lock only to copy it, so the folder and the readers never
     /// wait for one. Dropped with the last what-if that reads it.
     whatif_timeline: Mutex<(u64, std::sync::Weak<Timeline>)>,
+    /// Wrong credentials by address: sign-in and bearer guesses slowed down.
+    throttle: throttle::Throttle,
     /// Places for live tails (`[serve] streams_max`).
     streams: Arc<tokio::sync::Semaphore>,
     /// Live tails reading a page from the log at once: they read on the blocking pool, and a
@@ -116,8 +119,8 @@ impl Shared {
 pub enum ServeError {
     #[error("refusing to listen on {0} without a token: set [serve] token in dealledger.toml or pass --token-file (only loopback addresses may go without)")]
     NoToken(SocketAddr),
-    #[error("the token is empty: it would match a request with no Authorization header; set a long random token ([serve] token or --token-file), or remove it to serve loopback only")]
-    EmptyToken,
+    #[error("{0}")]
+    BadToken(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -190,6 +193,7 @@ pub fn run(
         timeline: RwLock::new(timeline),
         whatifs: Arc::new(tokio::sync::Semaphore::new(whatifs_max)),
         whatif_timeline: Mutex::new((0, std::sync::Weak::new())),
+        throttle: throttle::Throttle::default(),
         streams: Arc::new(tokio::sync::Semaphore::new(streams_max)),
         stream_reads: tokio::sync::Semaphore::new(STREAM_READS_MAX),
         head: watch::Sender::new(head),
@@ -238,8 +242,8 @@ pub fn run(
 /// What must hold before anything is opened: a usable token where one is needed, and the
 /// quarantine a HubSpot hook writes to.
 fn check_start(config: &ServeConfig) -> Result<Option<quarantine::Quarantine>, ServeError> {
-    if config.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
-        return Err(ServeError::EmptyToken);
+    if let Some(token) = &config.token {
+        config::check_token(token).map_err(ServeError::BadToken)?;
     }
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));

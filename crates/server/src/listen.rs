@@ -13,7 +13,9 @@
 use crate::config::ServeConfig;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,10 +24,71 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// What a client over the connection cap hears before the connection closes.
-const OVER_CAP_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-Retry-After: 1\r\nConnection: close\r\nContent-Length: 81\r\n\r\n\
-{\"error\":\"too_many_connections\",\"reason\":\"connections_max reached; retry shortly\"}";
+/// What a client over a connection cap hears before the connection closes: 503 with a JSON
+/// body saying which cap.
+fn over_cap_response(reason: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": "too_many_connections", "reason": reason }).to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The client's address (an IPv6 client's /64), in every request's extensions: what
+/// per-address limits count by.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
+
+/// Open connections by client address (an IPv6 client by its /64, which one host usually
+/// holds whole): an entry lives while its address has a connection open, so there are at most
+/// `connections_max` of them.
+struct PerAddress {
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+/// One connection's place in its address's count, given back when the connection ends.
+struct AddressPlace {
+    of: Arc<PerAddress>,
+    key: IpAddr,
+}
+
+impl PerAddress {
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+            },
+            v4 => v4,
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        let key = PerAddress::key(ip);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace { of: self.clone(), key })
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut open = self.of.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// After an accept error (out of file descriptors, say), wait this long before the next.
 const ACCEPT_ERROR_PAUSE_MS: u64 = 50;
 
@@ -39,6 +102,10 @@ pub async fn serve(
     on_stop: impl FnOnce(),
 ) {
     let connections = Arc::new(Semaphore::new(config.connections_max));
+    let per_address = Arc::new(PerAddress {
+        open: std::sync::Mutex::new(HashMap::new()),
+        max: config.connections_per_address_max,
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -47,7 +114,7 @@ pub async fn serve(
     let idle = Duration::from_millis(config.idle_timeout_ms);
     let mut stop = std::pin::pin!(stop);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -59,23 +126,32 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, "connections_max reached; retry shortly".into()));
+            continue;
+        };
+        let Some(place) = per_address.take(peer.ip()) else {
+            let reason = format!(
+                "{} connections open from your address (connections_per_address_max); close one, or retry shortly",
+                per_address.max
+            );
+            tokio::spawn(refuse(stream, reason));
             continue;
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |request: axum::http::Request<hyper::body::Incoming>| {
+        let service =
+            hyper::service::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
                 let mut router = router.clone();
-                async move { tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await }
-            },
-        );
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(Peer(PerAddress::key(peer.ip())));
+                async move { tower_service::Service::call(&mut router, request).await }
+            });
         let connection = http.serve_connection(TokioIo::new(IdleTimeout::new(stream, idle)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, place));
         });
     }
     drop(listener);
@@ -89,8 +165,9 @@ pub async fn serve(
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAP_RESPONSE)).await;
+async fn refuse(mut stream: TcpStream, reason: String) {
+    let answer = over_cap_response(&reason);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
 }
 
 /// A socket that fails with `TimedOut` once nothing was read or written for `idle`.

@@ -234,23 +234,25 @@ fn a_failed_barrier_is_unknown_and_readiness_names_it_until_recovered() {
 #[test]
 fn readiness_names_the_failure_only_to_who_has_the_token() {
     let store = Arc::new(FaultStore::new(4, FaultRates::default()));
-    let daemon = Daemon::start_with(store.clone(), Some("s3cret"));
+    let daemon = Daemon::start_with(store.clone(), Some("s3cret-for-the-fault-tests"));
     for _ in 0..3 {
         store.force(Fault::Barrier);
     }
     let answer = ureq::post(&format!("{}/v1/events", daemon.url))
         .set("Content-Type", "application/x-ndjson")
-        .set("Authorization", "Bearer s3cret")
+        .set("Authorization", "Bearer s3cret-for-the-fault-tests")
         .send_string(&batch("A", 2));
     assert!(matches!(answer, Err(ureq::Error::Status(503, _))));
     let (status, stranger) = get(&daemon.url, "/readyz");
     assert_eq!(status, 503, "{stranger}");
     assert!(!stranger.contains("fsync"), "a stranger reads the store's error: {stranger}");
-    let operator =
-        match ureq::get(&format!("{}/readyz", daemon.url)).set("Authorization", "Bearer s3cret").call() {
-            Err(ureq::Error::Status(503, r)) => r.into_string().unwrap(),
-            other => panic!("{other:?}"),
-        };
+    let operator = match ureq::get(&format!("{}/readyz", daemon.url))
+        .set("Authorization", "Bearer s3cret-for-the-fault-tests")
+        .call()
+    {
+        Err(ureq::Error::Status(503, r)) => r.into_string().unwrap(),
+        other => panic!("{other:?}"),
+    };
     assert!(operator.contains("fsync failed"), "{operator}");
     wait_ready(&daemon.url);
     daemon.stop().unwrap();

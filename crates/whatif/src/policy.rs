@@ -4,6 +4,14 @@ use crate::sim::Swept;
 use crate::WhatIfError;
 use serde::{Deserialize, Serialize};
 
+/// Days a day-counting rule (`gone_dark`, `no_activity`, `past_close_date`, a missing field's
+/// grace) may be set to, at most: a hundred years. Past it the rule could never cut, and the
+/// arithmetic on instants would saturate: a value that large is a typo, refused rather than run
+/// as some other value.
+pub const RULE_DAYS_MAX: f64 = 36_525.0;
+/// `stalled`, at most: a thousand times a stage's p90.
+pub const STALLED_FACTOR_MAX: f64 = 1_000.0;
+
 /// `missing_field = {field, by_stage, grace_days}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,28 +74,20 @@ impl Policy {
     /// Sets one numeric rule (`gone_dark`, `no_activity`, `stalled`, `unanswered_touches`,
     /// `past_close_date`) to `value`.
     pub fn set(&mut self, rule: &str, value: f64) -> Result<(), WhatIfError> {
-        if !value.is_finite() || value < 0.0 {
-            return Err(WhatIfError::Policy(format!("{rule} = {value}: must be a number at least 0")));
-        }
         let Some(swept) = Swept::parse(rule) else {
             return Err(WhatIfError::Policy(format!(
                 "unknown rule `{rule}` (numeric rules: {}; missing_field needs a policy file)",
                 Swept::names()
             )));
         };
+        out_of_range(swept, value).map_or(Ok(()), |why| Err(WhatIfError::Policy(why)))?;
         match swept {
             Swept::GoneDark => self.gone_dark = Some(value),
             Swept::NoActivity => self.no_activity = Some(value),
             Swept::Stalled => self.stalled = Some(value),
             Swept::PastCloseDate => self.past_close_date = Some(value),
-            Swept::UnansweredTouches => {
-                if value.fract() != 0.0 || value < 1.0 {
-                    return Err(WhatIfError::Policy(format!(
-                        "unanswered_touches = {value}: must be a whole number at least 1"
-                    )));
-                }
-                self.unanswered_touches = Some(value as u32);
-            }
+            // In range: a whole number within u32 (out_of_range said so).
+            Swept::UnansweredTouches => self.unanswered_touches = Some(value as u32),
         }
         Ok(())
     }
@@ -165,28 +165,34 @@ impl Policy {
     }
 
     fn check(&self) -> Result<(), String> {
-        for (rule, value) in [
-            (Swept::GoneDark, self.gone_dark),
-            (Swept::NoActivity, self.no_activity),
-            (Swept::Stalled, self.stalled),
-            (Swept::PastCloseDate, self.past_close_date),
-        ] {
-            if let Some(v) = value {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(format!("{} = {v}: must be a number at least 0", rule.name()));
-                }
+        for (rule, value) in self.numbers() {
+            if let Some(why) = value.and_then(|v| out_of_range(rule, v)) {
+                return Err(why);
             }
         }
-        if self.unanswered_touches == Some(0) {
-            return Err("unanswered_touches = 0: must be at least 1".into());
-        }
         for m in &self.missing_field {
-            if !m.grace_days.is_finite() || m.grace_days < 0.0 {
-                return Err(format!("missing_field {}: grace_days must be at least 0", m.field));
+            if !m.grace_days.is_finite() || !(0.0..=RULE_DAYS_MAX).contains(&m.grace_days) {
+                return Err(format!(
+                    "missing_field {}: grace_days must be a number of days at least 0 and at most {RULE_DAYS_MAX}",
+                    m.field
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// Why `value` is not a value of `rule`, if it is not: each rule's range, never clamped.
+fn out_of_range(rule: Swept, value: f64) -> Option<String> {
+    let name = rule.name();
+    let (low, high, whole) = match rule {
+        Swept::GoneDark | Swept::NoActivity | Swept::PastCloseDate => (0.0, RULE_DAYS_MAX, false),
+        Swept::Stalled => (0.0, STALLED_FACTOR_MAX, false),
+        Swept::UnansweredTouches => (1.0, f64::from(u32::MAX), true),
+    };
+    let fits = value.is_finite() && (low..=high).contains(&value) && (!whole || value.fract() == 0.0);
+    let kind = if whole { "a whole number" } else { "a number" };
+    (!fits).then(|| format!("{name} = {value}: must be {kind} at least {low} and at most {high}"))
 }
 
 #[cfg(test)]

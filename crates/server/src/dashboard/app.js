@@ -487,7 +487,10 @@ function login() {
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }),
     });
     if (response.ok) start();
-    else message.textContent = "That is not the token.";
+    else if (response.status === 429) {
+      const body = await response.json().catch(() => ({}));
+      message.textContent = body.reason || "Too many wrong tokens from here; wait a minute.";
+    } else message.textContent = "That is not the token.";
   });
   return [el("h2", { text: "Sign in" }), form, message];
 }
