@@ -520,3 +520,48 @@ fn rejects_are_bounded_in_bytes() {
     }
     assert_eq!(l.run(&["stats", "--format", "json"]).ok().json()["events"], 0);
 }
+
+/// Why python3 cannot run here, if it cannot (the hostile probes are a Python script).
+fn python3_missing() -> Option<String> {
+    match std::process::Command::new("python3").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!("python3 --version failed: {}", String::from_utf8_lossy(&out.stderr))),
+        Err(e) => Some(format!("python3 is not installed ({e})")),
+    }
+}
+
+#[test]
+fn the_hostile_probes_find_no_hole_in_the_daemon() {
+    let test = "the_hostile_probes_find_no_hole_in_the_daemon";
+    if !crate::harness::tool_available(test, "python3", python3_missing()) {
+        return;
+    }
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    // The probes' own test first: each finds the hole of a naive server that has them all.
+    let own = std::process::Command::new("python3").arg(scripts.join("probe_test.py")).output().unwrap();
+    assert!(own.status.success(), "scripts/probe_test.py:\n{}", String::from_utf8_lossy(&own.stderr));
+    // Then the daemon, every door configured: a token, the HubSpot hook, a history to stream.
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["gen", "--deals", "300", "--seed", "5"]).ok().stdout;
+    let path = sandbox.dir.path().join("history.jsonl");
+    std::fs::write(&path, history).unwrap();
+    sandbox.run(&["ingest", "--quiet", path.to_str().unwrap()]).ok();
+    let toml = format!("[serve]\ntoken = \"{TOKEN}\"\n[hubspot]\napp_secret = \"hs-secret\"\n");
+    let daemon = Daemon::start(&sandbox, &toml);
+    let token = sandbox.dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(scripts.join("probe.py"))
+        .args([daemon.url.as_str(), "--token-file", token.to_str().unwrap(), "--hubspot", "--json"])
+        .env_remove("DEALLEDGER_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<serde_json::Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let not_ok: Vec<&serde_json::Value> = results.iter().filter(|r| r["verdict"] != "ok").collect();
+    assert!(not_ok.is_empty(), "{not_ok:#?}");
+    assert!(results.len() >= 15, "{} probes ran", results.len());
+    assert!(out.status.success());
+    daemon.terminate();
+}
