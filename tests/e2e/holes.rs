@@ -238,7 +238,9 @@ fn readers_never_wait_for_a_what_if() {
 
 #[test]
 fn a_what_if_that_cannot_finish_in_time_says_how_long_it_would_take() {
-    let (_sandbox, daemon) = daemon_on_history("3000", "whatif_timeout_ms = 1000\n");
+    // The whole sweep takes minutes here; one run a second or two in a debug build on a busy
+    // machine, which the limit leaves room for.
+    let (_sandbox, daemon) = daemon_on_history("3000", "whatif_timeout_ms = 5000\n");
     let asked = Instant::now();
     let (code, text) = daemon.get("/v1/whatif?sweep=gone_dark%3D0..9999");
     let waited = asked.elapsed();
@@ -248,7 +250,7 @@ fn a_what_if_that_cannot_finish_in_time_says_how_long_it_would_take() {
     let reason = body["reason"].as_str().unwrap();
     assert!(reason.contains("would take about") && reason.contains("whatif_timeout_ms"), "{reason}");
     // Stopped at its deadline or before, not after the whole sweep.
-    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    assert!(waited < Duration::from_secs(9), "answered after {waited:?}");
     // A question that fits is answered.
     let run = daemon.get_json("/v1/whatif?rule=gone_dark%3D14");
     assert!(run["cut"].as_u64().is_some(), "{run}");

@@ -1415,28 +1415,41 @@ fn whatif_timeline(shared: &Shared, target: u64) -> Arc<dealledger_projections::
 /// cannot finish in time.
 struct WhatIfDeadline {
     started: std::time::Instant,
+    /// When the first deal walk began: the preparation before it (folds, stage histories) is
+    /// not a walk, and counting it as one made a slow start look like a slow whole.
+    walks_started: std::sync::OnceLock<std::time::Instant>,
     limit: Duration,
     client_gone: Arc<AtomicBool>,
 }
 
 impl WhatIfDeadline {
-    /// Work measured for at least this long before it is projected: the first deals of a walk
-    /// say little of the rest.
+    /// Walks measured for at least this long before they are projected: the first deals of a
+    /// walk say little of the rest.
     const PROJECT_AFTER: Duration = Duration::from_millis(500);
 
     fn new(limit: Duration, client_gone: Arc<AtomicBool>) -> WhatIfDeadline {
-        WhatIfDeadline { started: std::time::Instant::now(), limit, client_gone }
+        WhatIfDeadline {
+            started: std::time::Instant::now(),
+            walks_started: std::sync::OnceLock::new(),
+            limit,
+            client_gone,
+        }
     }
 
     fn check(&self, progress: dealledger_whatif::Progress) -> Result<(), String> {
         if self.client_gone.load(Relaxed) {
             return Err("its client went away".into());
         }
+        let walks_started = *self.walks_started.get_or_init(std::time::Instant::now);
         let spent = self.started.elapsed();
+        let walking = walks_started.elapsed();
         let limit_ms = self.limit.as_millis();
-        // At the rate so far, the whole: a sweep's deals cost alike, so this is close.
-        let projected =
-            (progress.done > 0).then(|| spent.as_secs_f64() * progress.total as f64 / progress.done as f64);
+        // The preparation, then the walks at their rate so far: a sweep's deals cost alike, so
+        // this is close.
+        let projected = (progress.done > 0).then(|| {
+            let preparing = spent.saturating_sub(walking).as_secs_f64();
+            preparing + walking.as_secs_f64() * progress.total as f64 / progress.done as f64
+        });
         let says = |projected: Option<f64>| {
             let eta = projected.map_or(String::new(), |p| format!(", and would take about {p:.0} s in all"));
             format!(
@@ -1451,7 +1464,7 @@ impl WhatIfDeadline {
         }
         // Stopped early only when clearly too long: half again the limit.
         match projected {
-            Some(p) if spent >= Self::PROJECT_AFTER && p > self.limit.as_secs_f64() * 1.5 => {
+            Some(p) if walking >= Self::PROJECT_AFTER && p > self.limit.as_secs_f64() * 1.5 => {
                 Err(says(Some(p)))
             }
             _ => Ok(()),
