@@ -478,6 +478,19 @@ fn sign_in_is_throttled_per_address_and_the_session_expires() {
         .parse()
         .unwrap();
     assert!(max_age > 0 && max_age <= 24 * 3600, "{cookie}");
+    // A live session is no guess: it works from the throttled address too.
+    let session = cookie.split_once(':').unwrap().1.split(';').next().unwrap().trim();
+    let read = |source: &str, cookie: &str| {
+        request_from(source, &addr, &format!("GET /v1/events?limit=1 HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"))
+    };
+    let answer = read("127.0.0.1", session);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A session that is not one (ended, or of an old token) is no session, and no guess either:
+    // a dashboard left open overnight does not lock its address out.
+    for _ in 0..20 {
+        let answer = read("127.0.0.3", "dealledger_session=1.00");
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
     daemon.terminate();
 }
 

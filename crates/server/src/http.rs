@@ -83,38 +83,39 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// What a request presents to the token.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Credentials {
-    /// The right token or a live session, or no token is configured (loopback only).
-    Right,
-    /// A token or a session cookie that is not right (or has ended).
+    /// The right token, or no token is configured (loopback only).
+    Token,
+    /// A live session cookie of the right token: not a guess (its HMAC cannot be guessed), so
+    /// never throttled.
+    Session,
+    /// A token that is not the right one: a guess, counted by the throttle.
     Wrong,
-    /// Neither.
+    /// Neither (a session cookie that has ended or is of another token counts as none: a
+    /// dashboard left open overnight is not guessing).
     Absent,
 }
 
 fn credentials(shared: &Shared, headers: &HeaderMap) -> Credentials {
-    let Some(token) = &shared.config.token else { return Credentials::Right };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim().to_string());
-    if bearer.as_deref().is_some_and(|given| same_secret(token.as_bytes(), given.as_bytes())) {
-        return Credentials::Right;
+    let Some(token) = &shared.config.token else { return Credentials::Token };
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
+        return match same_secret(token.as_bytes(), given.as_bytes()) {
+            true => Credentials::Token,
+            false => Credentials::Wrong,
+        };
     }
     // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
-    let cookie = crate::dashboard::session_cookie(headers);
     let now_s = shared.clock.now().0.div_euclid(1_000_000);
-    if cookie.is_some_and(|value| crate::dashboard::session_valid(token, value, now_s)) {
-        return Credentials::Right;
-    }
-    match bearer.is_some() || cookie.is_some() {
-        true => Credentials::Wrong,
-        false => Credentials::Absent,
+    match crate::dashboard::session_cookie(headers) {
+        Some(value) if crate::dashboard::session_valid(token, value, now_s) => Credentials::Session,
+        _ => Credentials::Absent,
     }
 }
 
 /// True when the request may see internal detail: no token is configured (loopback only), or
 /// it carries the right one.
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    credentials(shared, headers) == Credentials::Right
+    matches!(credentials(shared, headers), Credentials::Token | Credentials::Session)
 }
 
 /// The client's address, as the accept loop saw it (None in a test that calls the router).
@@ -122,8 +123,8 @@ fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     extensions.get::<crate::listen::Peer>().map(|peer| peer.0)
 }
 
-/// 429 `too_many_attempts` when `peer` has presented too many wrong credentials of late
-/// (crate::throttle); else, when `presented` is wrong, counts it.
+/// 429 `too_many_attempts` when `peer` presents a token (right or wrong) after too many wrong
+/// ones of late (crate::throttle); else, when `presented` is wrong, counts it.
 // The error is the handler's answer, returned at once: boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 fn throttled(
@@ -131,7 +132,8 @@ fn throttled(
     peer: Option<std::net::IpAddr>,
     presented: Credentials,
 ) -> Result<(), Response> {
-    let (Some(peer), false) = (peer, presented == Credentials::Absent) else { return Ok(()) };
+    let guess = matches!(presented, Credentials::Token | Credentials::Wrong);
+    let (Some(peer), true) = (peer, guess) else { return Ok(()) };
     let now_ms = shared.clock.now().0.div_euclid(1_000);
     if let Some(seconds) = shared.throttle.wait_seconds(peer, now_ms) {
         shared.metrics.reject("too_many_attempts");
@@ -207,7 +209,7 @@ async fn post_session(State(shared): SharedState, request: Request) -> Response 
         }
     };
     let presented = match same_secret(token.as_bytes(), given.as_bytes()) {
-        true => Credentials::Right,
+        true => Credentials::Token,
         false => Credentials::Wrong,
     };
     if let Err(response) = throttled(&shared, peer, presented) {
@@ -330,7 +332,7 @@ async fn require_token(State(shared): SharedState, request: Request, next: Next)
     if let Err(response) = throttled(&shared, peer(request.extensions()), presented) {
         return response;
     }
-    if presented != Credentials::Right {
+    if !matches!(presented, Credentials::Token | Credentials::Session) {
         shared.metrics.reject("unauthorized");
         let mut response = error(
             StatusCode::UNAUTHORIZED,

@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     /// what-if holds the timeline's lock only to copy it, so the folder and the readers never
     /// wait for one. Dropped with the last what-if that reads it.
     whatif_timeline: Mutex<(u64, std::sync::Weak<Timeline>)>,
-    /// Wrong credentials by address: sign-in and bearer guesses slowed down.
+    /// Wrong tokens by address: sign-in and bearer guesses slowed down.
     throttle: throttle::Throttle,
     /// Places for live tails (`[serve] streams_max`).
     streams: Arc<tokio::sync::Semaphore>,

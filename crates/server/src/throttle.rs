@@ -1,8 +1,8 @@
-//! Wrong credentials, counted by client address: past [`FAILURES_MAX`] in a window of
-//! [`WINDOW_MS`], every request from that address that presents a credential (a bearer token,
-//! a session cookie, a sign-in) is answered 429 until the window ends, the right one too (else
-//! the answer would still tell a hit from a miss). A token of 16 random bytes cannot be guessed
-//! anyway; this keeps a weak one from being guessed at thousands a second.
+//! Wrong tokens, counted by client address: past [`FAILURES_MAX`] in a window of [`WINDOW_MS`],
+//! every request from that address that presents a token (a bearer header, a sign-in) is
+//! answered 429 until the window ends, the right one too (else the answer would still tell a hit
+//! from a miss). A live session cookie still works: it is no guess. A token of 16 random bytes
+//! cannot be guessed anyway; this keeps a weak one from being guessed at thousands a second.
 //!
 //! Bounded: at most [`ADDRESSES_MAX`] addresses are remembered; past it, ended windows go first,
 //! then the oldest. (Whoever holds that many addresses gains little: each gets its few guesses.)
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Wrong credentials from one address in one window, at most.
+/// Wrong tokens from one address in one window, at most.
 pub const FAILURES_MAX: u32 = 10;
 /// The window, in milliseconds: it starts at an address's first failure.
 pub const WINDOW_MS: i64 = 60_000;
