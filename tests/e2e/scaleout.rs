@@ -602,3 +602,53 @@ fn failover_soak() {
         takeovers[takeovers.len() - 1]
     );
 }
+
+/// One node of three down must be invisible to every command: each read-only command, run at
+/// once as a node is SIGKILLed (its streams' leaders may be on it, and elections follow), exits
+/// 0 with its answer. Every node in turn.
+#[test]
+fn read_only_commands_ride_out_a_node_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut cluster) = cluster("read_only_commands_ride_out_a_node_loss", dir.path()) else { return };
+    let url = cluster.url("reads");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("dealledger.toml"), store_toml(&cluster)).unwrap();
+    let history = dir.path().join("history.jsonl");
+    Command::new(binary())
+        .args(["gen", "--deals", "200", "--seed", "26", "--out"])
+        .arg(&history)
+        .status()
+        .unwrap();
+    let stream = Some(url.as_str());
+    run(&data, stream, &["ingest", "--quiet", history.to_str().unwrap()]).ok();
+    // A checkpoint in the object store, so that reports read it.
+    run(&data, stream, &["report", "pipeline"]).ok();
+    let commands: [&[&str]; 6] = [
+        &["audit", "verify"],
+        &["stats", "--format", "json"],
+        &["report", "pipeline", "--format", "json"],
+        &["report", "time-in-stage", "--format", "json"],
+        &["audit", "deal", "D-0000007", "--format", "json"],
+        &["audit", "digest"],
+    ];
+    for node in 0..cluster.size() {
+        cluster.kill(node);
+        let runs: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                let (data, url, args) =
+                    (data.clone(), url.clone(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+                std::thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    (args.join(" "), run(&data, Some(&url), &args))
+                })
+            })
+            .collect();
+        for handle in runs {
+            let (command, out) = handle.join().unwrap();
+            assert_eq!(out.code, 0, "node {node} down: `{command}` failed: {}", out.stderr);
+        }
+        cluster.restart(node);
+    }
+}
