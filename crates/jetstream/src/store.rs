@@ -180,10 +180,20 @@ impl JetStreamStore {
             format!("KV_{}", inner.target.mark_bucket()),
             format!("OBJ_{}", inner.target.meta_bucket()),
         ] {
-            if let Ok(mut stream) = inner.js.get_stream(&name).await {
-                let info = stream.info().await.map_err(store_error(&name))?;
-                total = total.saturating_add(info.state.bytes);
-            }
+            // A stream asked again while it has no leader, rather than counted as none.
+            let bytes = again_if(&name, settle(), || async {
+                let mut stream = match inner.js.get_stream(&name).await {
+                    Ok(stream) => stream,
+                    Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                        return Ok(0)
+                    }
+                    Err(e) => return Err(judged(e, |e| LogError::Store(format!("{name}: {e}")))),
+                };
+                let info = stream.info().await.map_err(|e| judged(e, |e| LogError::Store(format!("{name}: {e}"))))?;
+                Ok(info.state.bytes)
+            })
+            .await?;
+            total = total.saturating_add(bytes);
         }
         Ok(total)
     }
@@ -239,7 +249,10 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         ..Default::default()
     };
     let wait = Duration::from_millis(SETTLE_WAIT_MS);
-    let mark = match js.get_key_value(target.mark_bucket()).await {
+    let mark_bucket = target.mark_bucket();
+    let mark = match again_while(&mark_bucket, request_may_pass, wait, || js.get_key_value(&mark_bucket))
+        .await
+    {
         Ok(kv) => kv,
         Err(_) if create => again_while(&mark_config.bucket, creation_may_pass, wait, || {
             js.create_key_value(mark_config.clone())
@@ -257,7 +270,10 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         num_replicas: options.replicas,
         ..Default::default()
     };
-    let meta = match js.get_object_store(target.meta_bucket()).await {
+    let meta_bucket = target.meta_bucket();
+    let meta = match again_while(&meta_bucket, request_may_pass, wait, || js.get_object_store(&meta_bucket))
+        .await
+    {
         Ok(store) => store,
         Err(_) if create => again_while(&meta_config.bucket, creation_may_pass, wait, || {
             js.create_object_store(meta_config.clone())
@@ -323,8 +339,29 @@ pub(crate) fn creation_may_pass(error: &(dyn std::error::Error + 'static)) -> bo
 /// themselves, and subscribe to them a moment after the bucket is made).
 fn request_may_pass(error: &(dyn std::error::Error + 'static)) -> bool {
     use async_nats::jetstream::context::RequestErrorKind as ApiErrorKind;
+    // The servers' own answer while a stream or the cluster has no leader (a node lost, an
+    // election under way): asked again, it is answered once one is elected.
+    let between_leaders = |e: &jetstream::Error| {
+        e.error_code() == jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE
+            || e.error_code() == jetstream::ErrorCode::CLUSTER_NOT_LEADER
+    };
     let mut next = Some(error);
     while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<stream::RawMessageError>() {
+            if let stream::RawMessageErrorKind::JetStream(e) = e.kind() {
+                return between_leaders(&e);
+            }
+        }
+        if let Some(e) = e.downcast_ref::<jetstream::context::GetStreamError>() {
+            if let jetstream::context::GetStreamErrorKind::JetStream(e) = e.kind() {
+                return between_leaders(&e);
+            }
+        }
+        if let Some(e) = e.downcast_ref::<std::io::Error>() {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
         if let Some(e) = e.downcast_ref::<stream::DirectGetError>() {
             match e.kind() {
                 stream::DirectGetErrorKind::ErrorResponse(status, _) => {
@@ -359,20 +396,54 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
+    again_if(what, wait, || {
+        let answer = work();
+        async move {
+            answer.await.map_err(|e| {
+                let may_pass = passing(&e);
+                (e, may_pass)
+            })
+        }
+    })
+    .await
+}
+
+/// `work`, tried again every SETTLE_RETRY_MS while it fails with an error it judged may pass
+/// by itself (the `bool`: judged where the servers' typed error is at hand, before it becomes
+/// text), until `wait` has passed; said once in the log. Any other answer is returned at once.
+pub(crate) async fn again_if<T, E, F, Fut>(what: &str, wait: Duration, mut work: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, (E, bool)>>,
+{
     let deadline = tokio::time::Instant::now() + wait;
     let mut warned = false;
     loop {
         match work().await {
-            Err(e) if passing(&e) && tokio::time::Instant::now() < deadline => {
+            Err((e, true)) if tokio::time::Instant::now() < deadline => {
                 if !warned {
-                    tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot do it yet (a node or a bucket is starting): trying again");
+                    tracing::warn!(what, error = %e, wait_ms = wait.as_millis() as u64, "the servers cannot answer yet (a node or a bucket is starting, or a leader is being elected): trying again");
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_millis(SETTLE_RETRY_MS)).await;
             }
-            answer => return answer,
+            Ok(value) => return Ok(value),
+            Err((e, _)) => return Err(e),
         }
     }
+}
+
+/// A read's error as `again_if` takes it: `error`, and whether `cause` (the servers' answer)
+/// may pass if the read is asked again.
+fn judged<E: std::error::Error + 'static>(cause: E, error: impl FnOnce(&E) -> LogError) -> (LogError, bool) {
+    (error(&cause), request_may_pass(&cause))
+}
+
+/// How long a read goes on asking while the servers cannot answer yet (a node lost, its streams
+/// electing leaders): as long as opening a ledger does.
+fn settle() -> Duration {
+    Duration::from_millis(SETTLE_WAIT_MS)
 }
 
 /// The stream's settings: what `open` creates, and what it requires of a stream it finds.
@@ -487,12 +558,21 @@ fn check_servers(target: &Target, options: &Options) -> Result<(), LogError> {
         );
         return Ok(());
     }
+    // A server that does not answer acknowledges nothing either: with a majority answering
+    // (the stream's quorum), one node down is no reason to refuse, only to say so.
+    let mut unreachable = Vec::new();
     for url in &options.monitor {
         let varz = format!("{}/varz", url.trim_end_matches('/'));
-        let body: serde_json::Value = ureq::get(&varz)
-            .timeout(options.request_timeout)
-            .call()
-            .map_err(|e| LogError::Store(format!("cannot read {varz} ([store] monitor): {e}")))?
+        let response = match ureq::get(&varz).timeout(options.request_timeout).call() {
+            Ok(response) => response,
+            Err(ureq::Error::Transport(e)) => {
+                tracing::warn!(%varz, error = %e, "a NATS server does not answer: its sync setting is checked when it does");
+                unreachable.push(varz);
+                continue;
+            }
+            Err(e) => return Err(LogError::Store(format!("cannot read {varz} ([store] monitor): {e}"))),
+        };
+        let body: serde_json::Value = response
             .into_string()
             .map_err(|e| LogError::Store(format!("cannot read {varz} ([store] monitor): {e}")))
             .and_then(|text| {
@@ -506,6 +586,15 @@ fn check_servers(target: &Target, options: &Options) -> Result<(), LogError> {
                 "{varz}: the server does not sync to disk before acknowledging (sync_always is not true); set `jetstream {{ sync_interval: always }}` in its configuration: with the default it can lose acknowledged events in a power cut (docs/scale-out.md)"
             )));
         }
+    }
+    let answered = options.monitor.len() - unreachable.len();
+    if answered < options.monitor.len() / 2 + 1 {
+        return Err(LogError::Store(format!(
+            "cannot check that the NATS servers sync before acknowledging: {} of {} ([store] monitor) do not answer: {}",
+            unreachable.len(),
+            options.monitor.len(),
+            unreachable.join(", ")
+        )));
     }
     Ok(())
 }
@@ -562,9 +651,12 @@ async fn refresh(inner: &Inner) -> Result<(), LogError> {
     };
     // The servers are asked without holding the index: an append (which holds it across its
     // publish) and other readers go on meanwhile.
-    let mut stream = inner.stream.clone();
-    let info = stream.info().await.map_err(store_error(&url))?;
-    let last = info.state.last_sequence;
+    let last = again_if("the stream's end", settle(), || async {
+        let mut stream = inner.stream.clone();
+        let info = stream.info().await.map_err(|e| judged(e, |e| LogError::Store(format!("{url}: {e}"))))?;
+        Ok(info.state.last_sequence)
+    })
+    .await?;
     if last < have as u64 {
         return Err(LogError::Store(format!(
             "{url}: the stream {} ends at message {last}, but held {have} before: it lost blocks",
@@ -576,18 +668,11 @@ async fn refresh(inner: &Inner) -> Result<(), LogError> {
     }
     let mut tail = Tail { start: have, prev_last, blocks: Vec::new() };
     if last - have as u64 <= REFRESH_BY_GET_MAX {
-        let positions = (have..usize::try_from(last).unwrap_or(usize::MAX)).map(|position| {
-            let url = url.clone();
-            async move {
-                let stream_seq = Index::stream_seq(position);
-                let message = inner
-                    .stream
-                    .get_raw_message(stream_seq)
-                    .await
-                    .map_err(|e| LogError::Store(format!("{url}: message {stream_seq}: {e}")))?;
-                let first = header_u64(&message.headers, HEADER_FIRST);
-                Ok::<_, LogError>((message.sequence, first, header_u64(&message.headers, HEADER_LAST)))
-            }
+        let positions = (have..usize::try_from(last).unwrap_or(usize::MAX)).map(|position| async move {
+            let stream_seq = Index::stream_seq(position);
+            let message = get_message(inner, stream_seq).await?;
+            let first = header_u64(&message.headers, HEADER_FIRST);
+            Ok::<_, LogError>((message.sequence, first, header_u64(&message.headers, HEADER_LAST)))
         });
         let mut headers = futures_util::stream::iter(positions).buffered(SCAN_BLOCKS_IN_FLIGHT_MAX);
         while let Some(read) = headers.next().await {
@@ -708,14 +793,21 @@ async fn read_headers(
     Ok(())
 }
 
+/// The message at `stream_seq`, asked again while the stream has no leader to answer.
+async fn get_message(inner: &Inner, stream_seq: u64) -> Result<jetstream::message::StreamMessage, LogError> {
+    let what = format!("message {stream_seq}");
+    again_if(&what, settle(), || async {
+        inner.stream.get_raw_message(stream_seq).await.map_err(|e| {
+            judged(e, |e| LogError::Store(format!("{}: message {stream_seq}: {e}", inner.target.url())))
+        })
+    })
+    .await
+}
+
 /// The block at `position`, checked against the index.
 async fn fetch(inner: &Inner, position: usize, first: u64) -> Result<(u64, Vec<u8>), LogError> {
     let stream_seq = Index::stream_seq(position);
-    let message = inner
-        .stream
-        .get_raw_message(stream_seq)
-        .await
-        .map_err(|e| LogError::Store(format!("{}: message {stream_seq}: {e}", inner.target.url())))?;
+    let message = get_message(inner, stream_seq).await?;
     let key = header_u64(&message.headers, HEADER_FIRST);
     if key != Some(first) || message.sequence != stream_seq {
         return Err(LogError::Corrupt {
@@ -843,6 +935,54 @@ async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64)
     }
 }
 
+/// Bytes `at..at + len` of the metadata value `name` (None when there is none); a failure
+/// judged for `again_if`.
+async fn read_meta(
+    inner: &Inner,
+    name: &str,
+    at: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, (LogError, bool)> {
+    let url = inner.target.url();
+    let reading = |e: &dyn std::fmt::Display| LogError::Store(format!("{url}: reading {name}: {e}"));
+    let mut object = match inner.meta.get(name).await {
+        Ok(object) => object,
+        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(judged(e, |e| reading(e))),
+    };
+    let size = object.info().size as u64;
+    if size > META_BYTES_MAX {
+        return Err((
+            LogError::Store(format!("{url}: {name} is {size} bytes, more than {META_BYTES_MAX}")),
+            false,
+        ));
+    }
+    let start = at.min(size);
+    let end = start.saturating_add(len as u64).min(size);
+    let mut skip = start;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while skip > 0 {
+        let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buffer.len());
+        let read = object
+            .read(buffer.get_mut(..want).unwrap_or_default())
+            .await
+            .map_err(|e| judged(e, |e| reading(e)))?;
+        if read == 0 {
+            return Err((LogError::Store(format!("{url}: {name} ended before its size")), false));
+        }
+        skip -= read as u64;
+    }
+    let mut value = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+    let mut limited = (&mut object).take(end - start);
+    limited.read_to_end(&mut value).await.map_err(|e| judged(e, |e| reading(e)))?;
+    if start == 0 && end == size {
+        // Read to the end: the object store has checked its digest.
+        let mut rest = Vec::new();
+        object.read_to_end(&mut rest).await.map_err(|e| judged(e, |e| reading(e)))?;
+    }
+    Ok(Some(value))
+}
+
 impl BlockStore for JetStreamStore {
     fn append(&self, blocks: &[(u64, Vec<u8>)], head: Head) -> Result<(), LogError> {
         if blocks.len() > APPEND_BLOCKS_MAX {
@@ -913,7 +1053,15 @@ impl BlockStore for JetStreamStore {
 
     fn mark(&self) -> Result<Option<Head>, LogError> {
         self.call(|inner| async move {
-            let value = inner.mark.get(MARK_KEY).await.map_err(store_error(&inner.target.url()))?;
+            let url = inner.target.url();
+            let value = again_if(MARK_KEY, settle(), || async {
+                inner
+                    .mark
+                    .get(MARK_KEY)
+                    .await
+                    .map_err(|e| judged(e, |e| LogError::Store(format!("{url}: {e}"))))
+            })
+            .await?;
             match value {
                 None => Ok(None),
                 Some(bytes) => decode_mark(&bytes).map(Some).ok_or_else(|| {
@@ -1064,48 +1212,8 @@ impl BlockStore for JetStreamStore {
     fn get_meta_range(&self, name: &str, at: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
         let name = name.to_string();
         self.call(move |inner| async move {
-            let url = inner.target.url();
-            let mut object = match inner.meta.get(&name).await {
-                Ok(object) => object,
-                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(LogError::Store(format!("{url}: reading {name}: {e}"))),
-            };
-            let size = object.info().size as u64;
-            if size > META_BYTES_MAX {
-                return Err(LogError::Store(format!(
-                    "{url}: {name} is {size} bytes, more than {META_BYTES_MAX}"
-                )));
-            }
-            let start = at.min(size);
-            let end = start.saturating_add(len as u64).min(size);
-            let mut skip = start;
-            let mut buffer = vec![0u8; 64 * 1024];
-            while skip > 0 {
-                let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buffer.len());
-                let read = object
-                    .read(buffer.get_mut(..want).unwrap_or_default())
-                    .await
-                    .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
-                if read == 0 {
-                    return Err(LogError::Store(format!("{url}: {name} ended before its size")));
-                }
-                skip -= read as u64;
-            }
-            let mut value = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
-            let mut limited = (&mut object).take(end - start);
-            limited
-                .read_to_end(&mut value)
-                .await
-                .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
-            if start == 0 && end == size {
-                // Read to the end: the object store has checked its digest.
-                let mut rest = Vec::new();
-                object
-                    .read_to_end(&mut rest)
-                    .await
-                    .map_err(|e| LogError::Store(format!("{url}: reading {name}: {e}")))?;
-            }
-            Ok(Some(value))
+            // Read whole again from the start while the servers cannot answer yet.
+            again_if(&name, settle(), || read_meta(&inner, &name, at, len)).await
         })
     }
 
@@ -1185,6 +1293,40 @@ mod tests {
         assert!(!request_may_pass(&kv::EntryError::with_source(kv::EntryErrorKind::Other, not_found)));
         assert!(!request_may_pass(&server_error(10005)));
         assert!(!creation_may_pass(&object_store::InfoError::new(object_store::InfoErrorKind::NotFound)));
+    }
+
+    #[test]
+    fn a_read_between_two_leaders_is_asked_again() {
+        use jetstream::context::{GetStreamError, GetStreamErrorKind, RequestError, RequestErrorKind};
+        let server = |code: u64| -> jetstream::Error {
+            serde_json::from_str(&format!(
+                r#"{{"code":503,"err_code":{code},"description":"from the server"}}"#
+            ))
+            .unwrap()
+        };
+        let get = |code| stream::RawMessageError::new(stream::RawMessageErrorKind::JetStream(server(code)));
+        assert!(request_may_pass(&get(10008)), "JetStream system temporarily unavailable");
+        assert!(request_may_pass(&get(10009)), "not the leader");
+        assert!(!request_may_pass(&get(10037)), "no message found is an answer");
+        let stream = |code| GetStreamError::new(GetStreamErrorKind::JetStream(server(code)));
+        assert!(request_may_pass(&stream(10008)));
+        assert!(!request_may_pass(&stream(10059)), "stream not found is an answer");
+        // How a bucket's getter reports a stream that did not answer in time, and a read whose
+        // answer did not come: both asked again.
+        let timed_out = GetStreamError::with_source(
+            GetStreamErrorKind::Request,
+            RequestError::new(RequestErrorKind::TimedOut),
+        );
+        assert!(request_may_pass(&jetstream::context::ObjectStoreError::with_source(
+            jetstream::context::ObjectStoreErrorKind::GetStore,
+            timed_out
+        )));
+        let raw = stream::RawMessageError::with_source(
+            stream::RawMessageErrorKind::Other,
+            RequestError::new(RequestErrorKind::TimedOut),
+        );
+        assert!(request_may_pass(&raw));
+        assert!(request_may_pass(&std::io::Error::new(std::io::ErrorKind::TimedOut, "a chunk did not come")));
     }
 
     #[test]
