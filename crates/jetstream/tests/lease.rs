@@ -81,3 +81,36 @@ fn servers_that_acknowledge_before_syncing_are_refused() {
     let options = Options { replicas: 1, ..Options::default() };
     JetStreamStore::open(&target, &options, true).unwrap();
 }
+
+/// The next claim after a release takes the lease, every time: a claim decides on what the
+/// bucket's leader holds, never on a replica's direct get, which may not have seen the release
+/// yet (the suite once saw `a.claim()` answer "writer b" right after `b.release()`).
+#[test]
+fn a_release_is_seen_by_the_next_claim_every_time() {
+    if !available("a_release_is_seen_by_the_next_claim_every_time") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    let target = Target::parse(&cluster.url("handover")).unwrap();
+    let store = JetStreamStore::open(&target, &cluster.options(), true).unwrap();
+    let ttl = Duration::from_secs(30);
+    let a = store.lease("writer a".into(), ttl, 3).unwrap();
+    let b = store.lease("writer b".into(), ttl, 3).unwrap();
+    const ROUNDS: usize = 400;
+    let mut missed = Vec::new();
+    for round in 0..ROUNDS {
+        let (from, to) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        assert_eq!(from.claim().unwrap(), Claim::Held, "round {round}");
+        from.release();
+        match to.claim().unwrap() {
+            Claim::Held => to.release(),
+            other => missed.push((round, other)),
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} of {ROUNDS} claims right after a release missed it: {missed:?}",
+        missed.len()
+    );
+}
