@@ -86,6 +86,35 @@ impl JetStreamStore {
     }
 }
 
+/// The lease's entry as the bucket's stream leader holds it.
+struct LeaderEntry {
+    /// Its revision: the stream sequence of the last message on the key.
+    revision: u64,
+    /// Who holds the lease; None when the last message is a release (a delete or a purge).
+    holder: Option<Bytes>,
+}
+
+/// The last message on the lease's key, asked of the bucket's stream leader (`STREAM.MSG.GET`,
+/// which only the leader answers); None when there is none (never written, or expired).
+async fn leader_entry(kv: &kv::Store) -> Result<Option<LeaderEntry>, stream::LastRawMessageError> {
+    let subject = format!("{}{LEASE_KEY}", kv.prefix);
+    match kv.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(message) => {
+            let operation = message.headers.get(KV_OPERATION).map(|v| v.as_str().to_string());
+            let released = matches!(operation.as_deref(), Some("DEL") | Some("PURGE"));
+            Ok(Some(LeaderEntry {
+                revision: message.sequence,
+                holder: (!released).then_some(message.payload),
+            }))
+        }
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The header a KV bucket's message carries its operation in (absent on a put).
+const KV_OPERATION: &str = "KV-Operation";
+
 impl JetStreamLease {
     fn run<T: Send + 'static>(
         &self,
@@ -112,45 +141,44 @@ impl Lease for JetStreamLease {
         let (claim, revision) = self.run(async move {
             let attempt = async move {
                 type Claimed = Result<(Result<Claim, LogError>, Option<u64>), LogError>;
-                let renewed = match held {
-                    Some(revision) => kv.update(LEASE_KEY, value.clone(), revision).await.ok(),
-                    None => kv.create(LEASE_KEY, value.clone()).await.ok(),
-                };
-                if let Some(revision) = renewed {
-                    return Claimed::Ok((Ok(Claim::Held), Some(revision)));
+                if let Some(revision) = held {
+                    if let Ok(revision) = kv.update(LEASE_KEY, value.clone(), revision).await {
+                        return Claimed::Ok((Ok(Claim::Held), Some(revision)));
+                    }
                 }
-                // The write failed, or its answer was lost: the entry says whose the lease is.
-                let entry = match kv.entry(LEASE_KEY).await {
-                    Ok(entry) => entry.filter(|e| e.operation == kv::Operation::Put),
+                // Not renewed (not held, or the write failed, or its answer was lost): the entry
+                // as the bucket's leader holds it says whose the lease is. Never a direct get
+                // (what `kv.entry` and `kv.create` read), which any replica answers, one that
+                // may not have seen the last claim or release yet: the suite saw a claim right
+                // after a release answered with the released holder's name.
+                let entry = match leader_entry(&kv).await {
+                    Ok(entry) => entry,
                     Err(e) => return Ok((Err(failed(&e)), held)),
                 };
-                match entry {
+                // Written over exactly the revision read: if another process wrote since, the
+                // write fails and the lease is theirs.
+                let (over, whose) = match entry {
                     // This process's own entry (a write whose answer was lost): renew from it.
-                    Some(entry) if entry.value == value => {
-                        match kv.update(LEASE_KEY, value, entry.revision).await {
-                            Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
-                            // The entry moved on since it was read: reads are answered by any
-                            // replica (direct gets), and one that had not yet seen another
-                            // process's claim showed this one's old entry. Not held; the next
-                            // claim reads whose it is (a suite run saw this as an error).
-                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok((
-                                Ok(Claim::Other("another process, since this one last read".into())),
-                                None,
-                            )),
-                            Err(e) => Ok((Err(failed(&e)), Some(entry.revision))),
-                        }
+                    Some(LeaderEntry { revision, holder: Some(holder) }) if holder == value => {
+                        (revision, None)
                     }
-                    Some(entry) => {
-                        Ok((Ok(Claim::Other(String::from_utf8_lossy(&entry.value).into_owned())), None))
+                    Some(LeaderEntry { holder: Some(holder), .. }) => {
+                        return Ok((Ok(Claim::Other(String::from_utf8_lossy(&holder).into_owned())), None))
                     }
-                    // Free (expired or released) since: take it.
-                    None => match kv.create(LEASE_KEY, value).await {
-                        Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
-                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                            Ok((Ok(Claim::Other("a process that took it just now".into())), None))
-                        }
-                        Err(e) => Ok((Err(failed(&e)), None)),
-                    },
+                    // Released (a delete marker): take it over the marker.
+                    Some(LeaderEntry { revision, holder: None }) => {
+                        (revision, Some("a process that took it just now"))
+                    }
+                    // Never written, or expired: take it.
+                    None => (0, Some("a process that took it just now")),
+                };
+                match kv.update(LEASE_KEY, value, over).await {
+                    Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok((
+                        Ok(Claim::Other(whose.unwrap_or("another process, since this one last read").into())),
+                        None,
+                    )),
+                    Err(e) => Ok((Err(failed(&e)), held.or(Some(over).filter(|_| whose.is_none())))),
                 }
             };
             match tokio::time::timeout(limit, attempt).await {
