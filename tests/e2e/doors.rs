@@ -204,6 +204,18 @@ fn trickled_headers_idle_connections_and_the_connection_cap() {
     let refused =
         closed_within(&mut fourth, Duration::from_secs(5)).expect("the fourth connection is closed");
     assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("too_many_connections"), "{refused}");
+    // Written by hand before hyper sees the connection: its length must be its body's, exactly
+    // (it said 81 for 82 bytes, and a strict client read the JSON without its closing brace).
+    let (head, body) = refused.split_once("\r\n\r\n").unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(length, body.len(), "{refused}");
+    assert!(serde_json::from_str::<serde_json::Value>(body).is_ok(), "{body}");
     drop(held);
     // Once they are gone (closed by the timeouts or by us), the daemon takes connections again.
     std::thread::sleep(Duration::from_millis(1_200));
