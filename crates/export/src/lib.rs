@@ -43,11 +43,11 @@ impl Table {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Table, String> {
+    pub fn parse(text: &str) -> Result<Table, ExportError> {
         Table::ALL
             .into_iter()
             .find(|t| t.name() == text)
-            .ok_or_else(|| format!("`{text}` is not a table (events, deals, stage_visits, touches)"))
+            .ok_or_else(|| ExportError::UnknownTable(text.to_string()))
     }
 }
 
@@ -57,6 +57,10 @@ pub enum ExportError {
     Log(#[from] LogError),
     #[error("{path}: {why}")]
     Write { path: String, why: String },
+    #[error("`{0}` is not a table (events, deals, stage_visits, touches)")]
+    UnknownTable(String),
+    #[error("`{0}` is not an export format (parquet, csv)")]
+    UnknownFormat(String),
 }
 
 /// A column's type.

@@ -29,11 +29,11 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(text: &str) -> Result<Format, String> {
+    pub fn parse(text: &str) -> Result<Format, crate::ExportError> {
         match text {
             "parquet" => Ok(Format::Parquet),
             "csv" => Ok(Format::Csv),
-            other => Err(format!("`{other}` is not an export format (parquet, csv)")),
+            other => Err(crate::ExportError::UnknownFormat(other.to_string())),
         }
     }
 

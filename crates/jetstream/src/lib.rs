@@ -24,4 +24,6 @@ pub mod testkit;
 
 pub use lease::{JetStreamLease, LEASE_TTL_MS_MIN};
 pub use store::{check_stream, stream_config, JetStreamStore, APPEND_BLOCKS_MAX};
-pub use target::{check_ledger_name, Options, Target, REPLICAS_DEFAULT};
+pub use target::{
+    check_ledger_name, LedgerNameError, Options, Target, TargetError, TargetProblem, REPLICAS_DEFAULT,
+};

@@ -58,33 +58,30 @@ impl Default for Options {
 impl Target {
     /// Parses `nats://HOST:PORT[,HOST:PORT...]/LEDGER` or `tls://...`. The error says what is
     /// wrong and what the URL should look like.
-    pub fn parse(url: &str) -> Result<Target, String> {
-        const SHAPE: &str = "expected nats://HOST:PORT/LEDGER (or tls://HOST:PORT/LEDGER)";
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("`{url}`: {SHAPE}"))?;
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        let bad = |why| TargetError { url: url.to_string(), why };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad(TargetProblem::Shape))?;
         let tls = match scheme {
             "nats" => false,
             "tls" => true,
-            other => return Err(format!("`{url}`: unknown scheme `{other}`; {SHAPE}")),
+            other => return Err(bad(TargetProblem::Scheme(other.to_string()))),
         };
-        let (hosts, ledger) =
-            rest.split_once('/').ok_or_else(|| format!("`{url}`: no ledger name; {SHAPE}"))?;
+        let (hosts, ledger) = rest.split_once('/').ok_or_else(|| bad(TargetProblem::NoLedger))?;
         if hosts.contains('@') {
-            return Err(format!(
-                "`{url}`: credentials do not go in the URL (a command line is visible to every user of the machine); use [store] credentials (a .creds file), DEALLEDGER_NATS_CREDS or DEALLEDGER_NATS_TOKEN"
-            ));
+            return Err(bad(TargetProblem::Credentials));
         }
-        check_ledger_name(ledger).map_err(|why| format!("`{url}`: {why}"))?;
+        check_ledger_name(ledger).map_err(|e| bad(TargetProblem::LedgerName(e)))?;
         let mut servers = Vec::new();
         for host in hosts.split(',') {
             let (name, port) =
-                host.rsplit_once(':').ok_or_else(|| format!("`{url}`: `{host}` has no port; {SHAPE}"))?;
+                host.rsplit_once(':').ok_or_else(|| bad(TargetProblem::NoPort(host.to_string())))?;
             if name.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(format!("`{url}`: `{host}` is not HOST:PORT; {SHAPE}"));
+                return Err(bad(TargetProblem::NotHostPort(host.to_string())));
             }
             servers.push(host.to_string());
         }
         if servers.len() > SERVERS_MAX {
-            return Err(format!("`{url}`: more than {SERVERS_MAX} servers"));
+            return Err(bad(TargetProblem::TooManyServers));
         }
         Ok(Target { servers, ledger: ledger.to_string(), tls })
     }
@@ -121,17 +118,59 @@ impl Target {
 }
 
 /// A ledger name goes into stream, subject and bucket names: letters, digits, `-` and `_`.
-pub fn check_ledger_name(name: &str) -> Result<(), String> {
+pub fn check_ledger_name(name: &str) -> Result<(), LedgerNameError> {
     if name.is_empty() {
-        return Err("the ledger name is empty".into());
+        return Err(LedgerNameError::Empty);
     }
     if name.len() > LEDGER_NAME_BYTES_MAX {
-        return Err(format!("the ledger name is longer than {LEDGER_NAME_BYTES_MAX} bytes"));
+        return Err(LedgerNameError::TooLong);
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(format!("the ledger name has `{bad}`: only letters, digits, `-` and `_` are allowed"));
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        Some(bad) => Err(LedgerNameError::Character(bad)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What [`Target::parse`] refuses: the URL and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{url}`: {why}")]
+pub struct TargetError {
+    pub url: String,
+    pub why: TargetProblem,
+}
+
+/// The shape a store URL has, said after each problem.
+const SHAPE: &str = "expected nats://HOST:PORT/LEDGER (or tls://HOST:PORT/LEDGER)";
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetProblem {
+    #[error("{SHAPE}")]
+    Shape,
+    #[error("unknown scheme `{0}`; {SHAPE}")]
+    Scheme(String),
+    #[error("no ledger name; {SHAPE}")]
+    NoLedger,
+    #[error("credentials do not go in the URL (a command line is visible to every user of the machine); use [store] credentials (a .creds file), DEALLEDGER_NATS_CREDS or DEALLEDGER_NATS_TOKEN")]
+    Credentials,
+    #[error(transparent)]
+    LedgerName(LedgerNameError),
+    #[error("`{0}` has no port; {SHAPE}")]
+    NoPort(String),
+    #[error("`{0}` is not HOST:PORT; {SHAPE}")]
+    NotHostPort(String),
+    #[error("more than {SERVERS_MAX} servers")]
+    TooManyServers,
+}
+
+/// What [`check_ledger_name`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerNameError {
+    #[error("the ledger name is empty")]
+    Empty,
+    #[error("the ledger name is longer than {LEDGER_NAME_BYTES_MAX} bytes")]
+    TooLong,
+    #[error("the ledger name has `{0}`: only letters, digits, `-` and `_` are allowed")]
+    Character(char),
 }
 
 impl Options {
@@ -175,6 +214,14 @@ mod tests {
             assert!(Target::parse(bad).is_err(), "{bad} is refused");
         }
         assert!(Target::parse(&format!("nats://a:1/{}", "x".repeat(65))).is_err());
-        assert!(Target::parse("nats://u:p@a:1/x").unwrap_err().contains("credentials do not go in the URL"));
+        let e = Target::parse("nats://u:p@a:1/x").unwrap_err();
+        assert_eq!(e.why, TargetProblem::Credentials);
+        assert!(e.to_string().contains("credentials do not go in the URL"), "{e}");
+        let e = Target::parse("nats://a:1/x.y").unwrap_err();
+        assert_eq!(e.why, TargetProblem::LedgerName(LedgerNameError::Character('.')));
+        assert_eq!(
+            e.to_string(),
+            "`nats://a:1/x.y`: the ledger name has `.`: only letters, digits, `-` and `_` are allowed"
+        );
     }
 }

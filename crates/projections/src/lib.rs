@@ -21,6 +21,6 @@ mod timeline;
 pub use fold::{Folded, Status, TouchFacts, Visit};
 pub use runner::{catch_up, rebuild, save_checkpoint, Projection, ReplayError, ReplayStats};
 pub use timeline::{
-    contact_key, force_parallel_parts, Change, DealHistory, Deals, DealsIter, Entry, Name, Names, Timeline,
-    Touch, View,
+    contact_key, force_parallel_parts, Change, DealHistory, Deals, DealsIter, Entry, Name, Names, StateError,
+    Timeline, Touch, View,
 };

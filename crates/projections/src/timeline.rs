@@ -248,6 +248,12 @@ impl<'a> DealHistory<'a> {
     }
 }
 
+/// A timeline state that does not decode ([`Timeline::decode_state`]): what is wrong with it.
+/// (A checkpoint's loader reports the same as the checkpoint's corruption.)
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the timeline's state does not decode: {0}")]
+pub struct StateError(pub String);
+
 /// Every deal's history, in order of first appearance in the log.
 ///
 /// Laid out for the folds and for the checkpoint, not for the writer: each list is one vector
@@ -482,8 +488,8 @@ impl Timeline {
     }
 
     /// [`Projection::decode`] of a state held in memory (tests, tools).
-    pub fn decode_state(state: &[u8]) -> Result<Timeline, String> {
-        codec::decode(dealledger_log::MetaBytes::Owned(state.to_vec()), 0..state.len())
+    pub fn decode_state(state: &[u8]) -> Result<Timeline, StateError> {
+        codec::decode(dealledger_log::MetaBytes::Owned(state.to_vec()), 0..state.len()).map_err(StateError)
     }
 
     pub fn deals(&self) -> Deals<'_> {

@@ -64,23 +64,33 @@ const CONNECTIONS_MAX_MAX: usize = 65_536;
 pub const TOKEN_BYTES_MIN: usize = 16;
 
 /// Why `token` cannot be the daemon's token, if it cannot.
-pub fn check_token(token: &str) -> Result<(), String> {
+pub fn check_token(token: &str) -> Result<(), TokenError> {
     if token.trim().is_empty() {
-        return Err("the token is empty: it would match a request with no Authorization header; set a long random token ([serve] token or --token-file), or remove it to serve loopback only".into());
+        return Err(TokenError::Empty);
     }
     if token.trim() != token {
-        return Err("the token starts or ends with a space or a line break: clients' headers are read trimmed, so it could never match; remove them".into());
+        return Err(TokenError::Spaces);
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("the token has a byte that is not printable ASCII: it travels in an Authorization header, which cannot carry it".into());
+        return Err(TokenError::NotPrintable);
     }
     if token.len() < TOKEN_BYTES_MIN {
-        return Err(format!(
-            "the token is {} bytes; it must be at least {TOKEN_BYTES_MIN} bytes of something random (e.g. `openssl rand -hex 32`)",
-            token.len()
-        ));
+        return Err(TokenError::Short { bytes: token.len() });
     }
     Ok(())
+}
+
+/// What [`check_token`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is empty: it would match a request with no Authorization header; set a long random token ([serve] token or --token-file), or remove it to serve loopback only")]
+    Empty,
+    #[error("the token starts or ends with a space or a line break: clients' headers are read trimmed, so it could never match; remove them")]
+    Spaces,
+    #[error("the token has a byte that is not printable ASCII: it travels in an Authorization header, which cannot carry it")]
+    NotPrintable,
+    #[error("the token is {bytes} bytes; it must be at least {TOKEN_BYTES_MIN} bytes of something random (e.g. `openssl rand -hex 32`)")]
+    Short { bytes: usize },
 }
 
 /// Why `host` is not a name a Host header could carry (a DNS name or an IP address, no port).

@@ -119,8 +119,8 @@ impl Shared {
 pub enum ServeError {
     #[error("refusing to listen on {0} without a token: set [serve] token in dealledger.toml or pass --token-file (only loopback addresses may go without)")]
     NoToken(SocketAddr),
-    #[error("{0}")]
-    BadToken(String),
+    #[error(transparent)]
+    BadToken(#[from] config::TokenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -243,7 +243,7 @@ pub fn run(
 /// quarantine a HubSpot hook writes to.
 fn check_start(config: &ServeConfig) -> Result<Option<quarantine::Quarantine>, ServeError> {
     if let Some(token) = &config.token {
-        config::check_token(token).map_err(ServeError::BadToken)?;
+        config::check_token(token)?;
     }
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));
