@@ -68,7 +68,10 @@ pub fn encode(timeline: &Timeline, head: &Head) -> Vec<u8> {
     let buckets = (deals.len() / DEALS_PER_BUCKET_TARGET).next_power_of_two().clamp(1, BUCKETS_MAX);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); buckets];
     for (i, deal) in deals.iter().enumerate() {
-        members[bucket_of(deal.id, buckets)].push(i);
+        // bucket_of masks with buckets - 1: always below buckets.
+        if let Some(bucket) = members.get_mut(bucket_of(deal.id, buckets)) {
+            bucket.push(i);
+        }
     }
     let mut table = Vec::with_capacity(buckets * SLOT_BYTES);
     let mut body = Vec::new();
@@ -125,12 +128,15 @@ pub enum Lookup {
     Unusable(String),
 }
 
+/// The little-endian u32 at `at`; 0 past the end (callers check the length first: a short
+/// read is refused before any field is read).
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+    bytes.get(at..at.saturating_add(4)).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes)
 }
 
+/// The little-endian u64 at `at`; 0 past the end (as [`u32_at`]).
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+    bytes.get(at..at.saturating_add(8)).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
 /// A saved index's header, checked: its crc, its layout and that the log has its chain.
@@ -146,14 +152,16 @@ fn header<S: BlockStore>(log: &Log<S>) -> Result<Result<Header, &'static str>, L
     let Some(header) = log.store().get_meta_range(KEY, 0, HEADER_BYTES)? else {
         return Ok(Err("no deal index saved"));
     };
-    if header.len() < HEADER_BYTES || header[..8] != MAGIC {
+    if header.len() < HEADER_BYTES || header.get(..8) != Some(&MAGIC[..]) {
         return Ok(Err("a deal index of another layout, or shorter than its header"));
     }
-    if crc32c::crc32c(&header[..HEADER_CRC_AT]) != u32_at(&header, HEADER_CRC_AT) {
+    if crc32c::crc32c(header.get(..HEADER_CRC_AT).unwrap_or_default()) != u32_at(&header, HEADER_CRC_AT) {
         return Ok(Err("a deal index whose header is damaged"));
     }
     let through = u64_at(&header, 8);
-    let chain: [u8; 32] = header[16..48].try_into().expect("32 bytes");
+    let Some(chain) = header.get(16..48).and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
+        return Ok(Err("a deal index shorter than its header"));
+    };
     let buckets = u32_at(&header, 48) as usize;
     if !buckets.is_power_of_two() || buckets > BUCKETS_MAX {
         return Ok(Err("a deal index with an impossible bucket count"));

@@ -237,7 +237,7 @@ fn parse_checkpoint<P: Projection>(bytes: &MetaBytes) -> Result<Checkpoint, Unus
     let chain: [u8; 32] = field(12, 32)?.try_into().expect("32 bytes");
     let len = u64_at(44)?;
     let crc = u32_at(52)?;
-    let state = &bytes[CHECKPOINT_HEADER_BYTES.min(bytes.len())..];
+    let state = bytes.get(CHECKPOINT_HEADER_BYTES.min(bytes.len())..).unwrap_or_default();
     if state.len() as u64 != len {
         return Err(Unusable::Damaged(format!("state of {} bytes where {len} were written", state.len())));
     }
@@ -256,7 +256,7 @@ fn checksum(bytes: &MetaBytes, from: usize) -> u32 {
     let mut at = from.min(bytes.len());
     while at < bytes.len() {
         let end = at.saturating_add(SLAB_BYTES).min(bytes.len());
-        crc = crc32c::crc32c_append(crc, &bytes[at..end]);
+        crc = crc32c::crc32c_append(crc, bytes.get(at..end).unwrap_or_default());
         bytes.release_pages(at..end);
         at = end;
     }

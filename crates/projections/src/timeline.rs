@@ -55,6 +55,8 @@ impl Names {
         self.strings.is_empty()
     }
 
+    /// A name this table gave out (names are never removed).
+    #[allow(clippy::indexing_slicing, reason = "a Name is only ever made by this table's intern")]
     pub fn resolve(&self, name: Name) -> &str {
         &self.strings[name as usize]
     }
@@ -237,14 +239,14 @@ impl<'a> DealHistory<'a> {
     pub fn entries(&self, view: View) -> impl Iterator<Item = &'a Entry> + 'a {
         let entries = self.entries;
         let end = entries.partition_point(|e| e.at <= view.as_of);
-        entries[..end].iter().filter(move |e| e.recorded_at <= view.known_at)
+        entries.get(..end).unwrap_or_default().iter().filter(move |e| e.recorded_at <= view.known_at)
     }
 
     /// The touches this view sees, in order.
     pub fn touches_in(&self, view: View) -> impl Iterator<Item = &'a Touch> + 'a {
         let touches = self.touches();
         let end = touches.partition_point(|t| t.at <= view.as_of);
-        touches[..end].iter().filter(move |t| t.recorded_at <= view.known_at)
+        touches.get(..end).unwrap_or_default().iter().filter(move |t| t.recorded_at <= view.known_at)
     }
 }
 
@@ -404,7 +406,7 @@ impl Timeline {
         let sees_all = view.as_of >= self.latest_at && view.known_at >= self.latest_recorded_at;
         if sees_all && self.current.fresh() {
             debug_assert_eq!(self.current.folded.len(), self.columns.deals());
-            for (i, folded) in range.clone().zip(&self.current.folded[range]) {
+            for (i, folded) in range.clone().zip(self.current.folded.get(range).unwrap_or_default()) {
                 each(&self.history(i), folded);
             }
             return;
@@ -505,6 +507,10 @@ impl Timeline {
     }
 
     /// Deal `i`'s history, from its own lists if it has moved to them, else from the columns.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "i is one of the timeline's deals; moved holds indices of lists"
+    )]
     fn history(&self, i: usize) -> DealHistory<'_> {
         let (entries, lists) = match self.moved.get(i) {
             Some(&list) if list != MOVED_NOT => {
@@ -517,6 +523,10 @@ impl Timeline {
     }
 
     /// Deal `i`'s own lists, moving it out of the columns if it is still there.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "i is one of the timeline's deals (moved is resized to them first)"
+    )]
     fn lists_mut(&mut self, i: usize) -> &mut Lists {
         let deals = self.columns.deals();
         if self.moved.len() < deals {

@@ -1,5 +1,11 @@
 //! Checkpoints never change an answer: a timeline caught up from a checkpoint plus the tail is
 //! the timeline rebuilt from scratch, byte for byte, and rebuilding twice gives the same bytes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
 
 use dealledger_events::Pipeline;
 use dealledger_log::{Ledger, MemStore};

@@ -2,6 +2,12 @@
 //! a panic, in the writer's rebuild or in any projection's. The blocks here are sealed by the
 //! log's own writer (so every checksum and chain is right) around records no admission would
 //! have let in.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
 
 use dealledger_events::{Amount, Body, Channel, Currency, DealId, Direction, Event, Pipeline, Timestamp};
 use dealledger_log::{Ledger, Log, LogError, MemStore};

@@ -4,6 +4,12 @@
 //!
 //! `PROPTEST_CASES=1000000 cargo test --release -p dealledger-projections --test
 //! fuzz_checkpoint` is the soak (figures in README).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "test code: a panic is a failing test"
+)]
 
 use dealledger_events::{parse_line, Pipeline};
 use dealledger_log::{BlockStore, Ledger, MemStore};

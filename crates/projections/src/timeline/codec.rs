@@ -165,10 +165,10 @@ fn entry_bytes(entry: &Entry) -> [u8; ENTRY_BYTES] {
 fn entry_of(record: &[u8]) -> Result<Entry, String> {
     let at = Timestamp(i64_at(record, 0));
     let recorded_at = Timestamp(i64_at(record, 8));
-    let (kind, flag) = (record[16], record[17]);
+    let (kind, flag) = (u8_at(record, 16), u8_at(record, 17));
     let a = u32_at(record, 20);
     let b = u32_at(record, 24);
-    let date = i32::from_le_bytes(record[28..32].try_into().expect("4 bytes"));
+    let date = u32_at(record, 28) as i32;
     let amount = i64_at(record, 32);
     let option = |present: u8| match present {
         0 => Ok(false),
@@ -227,14 +227,15 @@ fn put_touch(out: &mut Vec<u8>, touch: &Touch) {
 }
 
 fn touch_of(record: &[u8]) -> Result<Touch, String> {
-    let flags = record[27];
+    let flags = u8_at(record, 27);
     if flags & !(INBOUND | HAS_MINUTES | HAS_CONTACT) != 0 {
         return Err(format!("a touch with flags {flags:#x}"));
     }
+    let channel_byte = u8_at(record, 26);
     let channel =
-        *Channel::ALL.get(usize::from(record[26])).ok_or_else(|| format!("channel {}", record[26]))?;
-    let contact = u64::from_le_bytes(record[16..24].try_into().expect("8 bytes"));
-    let minutes = u16::from_le_bytes([record[24], record[25]]);
+        *Channel::ALL.get(usize::from(channel_byte)).ok_or_else(|| format!("channel {channel_byte}"))?;
+    let contact = i64_at(record, 16) as u64;
+    let minutes = u16::from_le_bytes([u8_at(record, 24), u8_at(record, 25)]);
     let touch = Touch {
         at: Timestamp(i64_at(record, 0)),
         recorded_at: Timestamp(i64_at(record, 8)),
@@ -286,12 +287,19 @@ fn varint_at(bytes: &[u8], at: &mut usize) -> Option<u64> {
     }
 }
 
+// Fields of a fixed-width record. Records are cut at their width (`Reader::records`, then
+// `chunks_exact`), so every field is inside; a field past the end would read as 0.
+
 fn i64_at(bytes: &[u8], at: usize) -> i64 {
-    i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+    bytes.get(at..at.saturating_add(8)).and_then(|b| b.try_into().ok()).map_or(0, i64::from_le_bytes)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+    bytes.get(at..at.saturating_add(4)).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes)
+}
+
+fn u8_at(bytes: &[u8], at: usize) -> u8 {
+    bytes.get(at).copied().unwrap_or(0)
 }
 
 /// Untrusted bytes, read front to back: every read is checked against what is left.
@@ -304,7 +312,8 @@ impl<'a> Reader<'a> {
     fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(len).filter(|&end| end <= self.bytes.len());
         let end = end.ok_or_else(|| format!("the state ends inside its {what}"))?;
-        let taken = &self.bytes[self.at..end];
+        let taken =
+            self.bytes.get(self.at..end).ok_or_else(|| format!("the state ends inside its {what}"))?;
         self.at = end;
         Ok(taken)
     }
@@ -380,7 +389,11 @@ pub(super) fn decode(checkpoint: MetaBytes, state_at: Range<usize>) -> Result<Ti
     };
     for (id, deal) in ids.iter().zip(table.chunks_exact(DEAL_BYTES)) {
         DealId::check(id).map_err(|why| why.to_string())?;
-        let currency = Currency(deal[0..3].try_into().expect("3 bytes"));
+        let currency = Currency(
+            deal.get(0..3)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("deal `{id}` has no currency"))?,
+        );
         if !currency.0.iter().all(u8::is_ascii_uppercase) {
             return Err(format!("deal `{id}` has currency bytes {:?}", currency.0));
         }
@@ -569,8 +582,11 @@ fn check_instants(
 fn check_distinct(ids: &[&str]) -> Result<(), String> {
     let mut keyed: Vec<(u64, &str)> = ids.iter().map(|id| (super::contact_key(id), *id)).collect();
     keyed.sort_unstable();
-    match keyed.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(format!("deal `{}` appears twice", w[0].1)),
+    match keyed.windows(2).find_map(|w| match w {
+        [a, b] if a == b => Some(a.1),
+        _ => None,
+    }) {
+        Some(id) => Err(format!("deal `{id}` appears twice")),
         None => Ok(()),
     }
 }

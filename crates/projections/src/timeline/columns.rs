@@ -22,6 +22,9 @@ impl Ranges {
         self.ends.last().copied().unwrap_or(0)
     }
 
+    // Deal numbers are below deals() wherever they come from (the timeline hands out only
+    // its own), and `ends` holds one end per deal, ascending: a deal's range is inside.
+    #[allow(clippy::indexing_slicing, reason = "a deal number the timeline handed out: see above")]
     pub(super) fn range(&self, deal: usize) -> Range<usize> {
         let start = match deal {
             0 => 0,
@@ -99,6 +102,11 @@ impl Columns {
         self.currencies.len()
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        reason = "the deal's range, inside the ids and on the boundaries of whole ids (each pushed whole)"
+    )]
     pub(super) fn id(&self, deal: usize) -> &str {
         &self.ids[self.id_ranges.range(deal)]
     }
@@ -179,14 +187,17 @@ impl ListColumns {
         self.seq_ranges.push(all.seqs.len());
     }
 
+    #[allow(clippy::indexing_slicing, reason = "the deal's range, inside the entries by construction")]
     pub(super) fn entries_of(&self, deal: usize) -> &[Entry] {
         &self.entries[self.entry_ranges.range(deal)]
     }
 
+    #[allow(clippy::indexing_slicing, reason = "the deal's range, inside the touches (checked at decode)")]
     pub(super) fn touches_of(&self, deal: usize) -> &[Touch] {
         &self.touches()[self.touch_ranges.range(deal)]
     }
 
+    #[allow(clippy::indexing_slicing, reason = "the deal's range, inside the seqs (checked at decode)")]
     pub(super) fn seqs_of(&self, deal: usize) -> (&[u64], &[u32]) {
         let range = self.seq_ranges.range(deal);
         let all = self.seqs();
