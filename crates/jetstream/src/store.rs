@@ -208,7 +208,8 @@ impl Drop for JetStreamStore {
     }
 }
 
-async fn connect(target: Target, options: Options, create: bool) -> Result<Inner, LogError> {
+/// A client of the servers of `target`, as `options` say (credentials, TLS, timeouts).
+async fn client(target: &Target, options: &Options) -> Result<async_nats::Client, LogError> {
     let url = target.url();
     let mut connect = match &options.credentials {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await.map_err(|e| {
@@ -235,8 +236,12 @@ async fn connect(target: Target, options: Options, create: bool) -> Result<Inner
         .map(|host| format!("{scheme}://{host}").parse())
         .collect::<Result<_, _>>()
         .map_err(|e| LogError::Store(format!("{url}: {e}")))?;
-    let client =
-        connect.connect(addrs).await.map_err(|e| LogError::Store(format!("cannot connect to {url}: {e}")))?;
+    connect.connect(addrs).await.map_err(|e| LogError::Store(format!("cannot connect to {url}: {e}")))
+}
+
+async fn connect(target: Target, options: Options, create: bool) -> Result<Inner, LogError> {
+    let url = target.url();
+    let client = client(&target, &options).await?;
     let mut js = jetstream::new(client.clone());
     js.set_timeout(options.request_timeout);
     let stream = open_stream(&js, &target, &options, create).await?;

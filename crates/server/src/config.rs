@@ -218,123 +218,128 @@ pub fn serve_config_from(file: &Config, pipeline: &Pipeline) -> Result<ServeConf
 fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, String> {
     let mut config = ServeConfig::default();
     if let Some(serve) = file.serve.clone() {
-        if let Some(listen) = serve.listen {
-            config.listen = listen.parse().map_err(|e| format!("[serve] listen `{listen}`: {e}"))?;
-        }
-        config.token = serve.token;
-        config.allowed_hosts = serve.allowed_hosts.unwrap_or_default();
-        for host in &config.allowed_hosts {
-            check_host_name(host).map_err(|why| format!("[serve] allowed_hosts `{host}`: {why}"))?;
-        }
-        // Every limit within a range a daemon can honour: zero would refuse everything or
-        // answer before anything could happen, and the absurd end is a typo or no limit at all.
-        let count = |name: &str, value: Option<usize>, default: usize, max: usize| -> Result<usize, String> {
-            match value {
-                None => Ok(default),
-                Some(v) if (1..=max).contains(&v) => Ok(v),
-                Some(v) => Err(format!("[serve] {name} = {v}: must be at least 1 and at most {max}")),
-            }
-        };
-        let millis =
-            |name: &str, value: Option<u64>, default: u64, (min, max): (u64, u64)| -> Result<u64, String> {
-                match value {
-                    None => Ok(default),
-                    Some(v) if (min..=max).contains(&v) => Ok(v),
-                    Some(v) => Err(format!(
-                        "[serve] {name} = {v}: must be at least {min} and at most {max} (milliseconds)"
-                    )),
-                }
-            };
-        config.body_bytes_max =
-            count("body_bytes_max", serve.body_bytes_max, BODY_BYTES_MAX_DEFAULT, 1 << 30)?;
-        config.request_events_max =
-            count("request_events_max", serve.request_events_max, REQUEST_EVENTS_MAX_DEFAULT, 1_000_000)?;
-        config.queue_requests_max =
-            count("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT, 1_000_000)?;
-        config.queue_bytes_max =
-            count("queue_bytes_max", serve.queue_bytes_max, QUEUE_BYTES_MAX_DEFAULT, 64 << 30)?;
-        if config.queue_bytes_max < config.body_bytes_max {
-            return Err(format!(
-                "[serve] queue_bytes_max ({}) is less than body_bytes_max ({}): a request of the largest size could never be taken",
-                config.queue_bytes_max, config.body_bytes_max
-            ));
-        }
-        config.request_timeout_ms = millis(
-            "request_timeout_ms",
-            serve.request_timeout_ms,
-            REQUEST_TIMEOUT_MS_DEFAULT,
-            TIMEOUT_RANGE_MS,
-        )?;
-        config.body_read_timeout_ms = millis(
-            "body_read_timeout_ms",
-            serve.body_read_timeout_ms,
-            BODY_READ_TIMEOUT_MS_DEFAULT,
-            TIMEOUT_RANGE_MS,
-        )?;
-        config.header_read_timeout_ms = millis(
-            "header_read_timeout_ms",
-            serve.header_read_timeout_ms,
-            HEADER_READ_TIMEOUT_MS_DEFAULT,
-            TIMEOUT_RANGE_MS,
-        )?;
-        config.idle_timeout_ms =
-            millis("idle_timeout_ms", serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT, TIMEOUT_RANGE_MS)?;
-        config.shutdown_timeout_ms = millis(
-            "shutdown_timeout_ms",
-            serve.shutdown_timeout_ms,
-            SHUTDOWN_TIMEOUT_MS_DEFAULT,
-            SHUTDOWN_RANGE_MS,
-        )?;
-        config.whatif_timeout_ms = millis(
-            "whatif_timeout_ms",
-            serve.whatif_timeout_ms,
-            WHATIF_TIMEOUT_MS_DEFAULT,
-            TIMEOUT_RANGE_MS,
-        )?;
-        config.connections_max =
-            count("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_MAX_MAX)?;
-        config.connections_per_address_max = count(
-            "connections_per_address_max",
-            serve.connections_per_address_max,
-            connections_per_address_max_default(config.connections_max),
-            config.connections_max,
-        )?;
-        config.whatifs_max = count("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT, 64)?;
-        config.streams_max =
-            count("streams_max", serve.streams_max, STREAMS_MAX_DEFAULT, config.connections_max)?;
+        serve_section(&mut config, serve)?;
     }
     if let Some(hubspot) = file.hubspot.clone() {
-        if hubspot.app_secret.is_empty() {
-            return Err("[hubspot] app_secret is empty".into());
-        }
-        let mut stages = BTreeMap::new();
-        for (id, target) in hubspot.stages {
-            let parsed = StageTarget::parse(&target, pipeline)
-                .map_err(|why| format!("[hubspot.stages] `{id}` = `{target}`: {why}"))?;
-            stages.insert(id, parsed);
-        }
-        let body_bytes_max = match hubspot.body_bytes_max {
-            Some(0) => return Err("[hubspot] body_bytes_max must be at least 1".into()),
-            Some(n) => n,
-            None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
-        };
-        let unsigned_bytes_max = hubspot.unsigned_bytes_max.unwrap_or(HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT);
-        if unsigned_bytes_max < body_bytes_max {
-            return Err(format!(
-                "[hubspot] unsigned_bytes_max ({unsigned_bytes_max}) is less than body_bytes_max ({body_bytes_max}): a delivery of the largest size could never be read"
-            ));
-        }
-        config.hubspot = Some(HubSpotConfig {
-            app_secret: hubspot.app_secret,
-            stages,
-            public_url: hubspot.public_url.map(|u| u.trim_end_matches('/').to_string()),
-            default_owner: hubspot.default_owner.unwrap_or_else(|| "hubspot".to_string()),
-            body_bytes_max,
-            unsigned_bytes_max,
-            open_unknown: hubspot.open_unknown.unwrap_or(false),
-        });
+        config.hubspot = Some(hubspot_section(hubspot, pipeline)?);
     }
     Ok(config)
+}
+
+/// `[serve]` onto the defaults in `config`.
+fn serve_section(config: &mut ServeConfig, serve: dealledger_config::ServeSection) -> Result<(), String> {
+    if let Some(listen) = serve.listen {
+        config.listen = listen.parse().map_err(|e| format!("[serve] listen `{listen}`: {e}"))?;
+    }
+    config.token = serve.token;
+    config.allowed_hosts = serve.allowed_hosts.unwrap_or_default();
+    for host in &config.allowed_hosts {
+        check_host_name(host).map_err(|why| format!("[serve] allowed_hosts `{host}`: {why}"))?;
+    }
+    // Every limit within a range a daemon can honour: zero would refuse everything or
+    // answer before anything could happen, and the absurd end is a typo or no limit at all.
+    let count = |name: &str, value: Option<usize>, default: usize, max: usize| -> Result<usize, String> {
+        match value {
+            None => Ok(default),
+            Some(v) if (1..=max).contains(&v) => Ok(v),
+            Some(v) => Err(format!("[serve] {name} = {v}: must be at least 1 and at most {max}")),
+        }
+    };
+    let millis =
+        |name: &str, value: Option<u64>, default: u64, (min, max): (u64, u64)| -> Result<u64, String> {
+            match value {
+                None => Ok(default),
+                Some(v) if (min..=max).contains(&v) => Ok(v),
+                Some(v) => Err(format!(
+                    "[serve] {name} = {v}: must be at least {min} and at most {max} (milliseconds)"
+                )),
+            }
+        };
+    config.body_bytes_max = count("body_bytes_max", serve.body_bytes_max, BODY_BYTES_MAX_DEFAULT, 1 << 30)?;
+    config.request_events_max =
+        count("request_events_max", serve.request_events_max, REQUEST_EVENTS_MAX_DEFAULT, 1_000_000)?;
+    config.queue_requests_max =
+        count("queue_requests_max", serve.queue_requests_max, QUEUE_REQUESTS_MAX_DEFAULT, 1_000_000)?;
+    config.queue_bytes_max =
+        count("queue_bytes_max", serve.queue_bytes_max, QUEUE_BYTES_MAX_DEFAULT, 64 << 30)?;
+    if config.queue_bytes_max < config.body_bytes_max {
+        return Err(format!(
+            "[serve] queue_bytes_max ({}) is less than body_bytes_max ({}): a request of the largest size could never be taken",
+            config.queue_bytes_max, config.body_bytes_max
+        ));
+    }
+    config.request_timeout_ms =
+        millis("request_timeout_ms", serve.request_timeout_ms, REQUEST_TIMEOUT_MS_DEFAULT, TIMEOUT_RANGE_MS)?;
+    config.body_read_timeout_ms = millis(
+        "body_read_timeout_ms",
+        serve.body_read_timeout_ms,
+        BODY_READ_TIMEOUT_MS_DEFAULT,
+        TIMEOUT_RANGE_MS,
+    )?;
+    config.header_read_timeout_ms = millis(
+        "header_read_timeout_ms",
+        serve.header_read_timeout_ms,
+        HEADER_READ_TIMEOUT_MS_DEFAULT,
+        TIMEOUT_RANGE_MS,
+    )?;
+    config.idle_timeout_ms =
+        millis("idle_timeout_ms", serve.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT, TIMEOUT_RANGE_MS)?;
+    config.shutdown_timeout_ms = millis(
+        "shutdown_timeout_ms",
+        serve.shutdown_timeout_ms,
+        SHUTDOWN_TIMEOUT_MS_DEFAULT,
+        SHUTDOWN_RANGE_MS,
+    )?;
+    config.whatif_timeout_ms =
+        millis("whatif_timeout_ms", serve.whatif_timeout_ms, WHATIF_TIMEOUT_MS_DEFAULT, TIMEOUT_RANGE_MS)?;
+    config.connections_max =
+        count("connections_max", serve.connections_max, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_MAX_MAX)?;
+    config.connections_per_address_max = count(
+        "connections_per_address_max",
+        serve.connections_per_address_max,
+        connections_per_address_max_default(config.connections_max),
+        config.connections_max,
+    )?;
+    config.whatifs_max = count("whatifs_max", serve.whatifs_max, WHATIFS_MAX_DEFAULT, 64)?;
+    config.streams_max =
+        count("streams_max", serve.streams_max, STREAMS_MAX_DEFAULT, config.connections_max)?;
+    Ok(())
+}
+
+/// `[hubspot]`, its stages checked against `pipeline`.
+fn hubspot_section(
+    hubspot: dealledger_config::HubSpotSection,
+    pipeline: &Pipeline,
+) -> Result<HubSpotConfig, String> {
+    if hubspot.app_secret.is_empty() {
+        return Err("[hubspot] app_secret is empty".into());
+    }
+    let mut stages = BTreeMap::new();
+    for (id, target) in hubspot.stages {
+        let parsed = StageTarget::parse(&target, pipeline)
+            .map_err(|why| format!("[hubspot.stages] `{id}` = `{target}`: {why}"))?;
+        stages.insert(id, parsed);
+    }
+    let body_bytes_max = match hubspot.body_bytes_max {
+        Some(0) => return Err("[hubspot] body_bytes_max must be at least 1".into()),
+        Some(n) => n,
+        None => HUBSPOT_BODY_BYTES_MAX_DEFAULT,
+    };
+    let unsigned_bytes_max = hubspot.unsigned_bytes_max.unwrap_or(HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT);
+    if unsigned_bytes_max < body_bytes_max {
+        return Err(format!(
+            "[hubspot] unsigned_bytes_max ({unsigned_bytes_max}) is less than body_bytes_max ({body_bytes_max}): a delivery of the largest size could never be read"
+        ));
+    }
+    Ok(HubSpotConfig {
+        app_secret: hubspot.app_secret,
+        stages,
+        public_url: hubspot.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        default_owner: hubspot.default_owner.unwrap_or_else(|| "hubspot".to_string()),
+        body_bytes_max,
+        unsigned_bytes_max,
+        open_unknown: hubspot.open_unknown.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ impl Metrics {
             "gauge",
             self.streams_open.load(Relaxed),
         );
+        self.render_rejects_and_commits(&mut out);
+        out
+    }
+
+    /// The labelled counter of refusals and the commit latency histogram.
+    fn render_rejects_and_commits(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP dealledger_rejects_total Requests refused, by reason.");
         let _ = writeln!(out, "# TYPE dealledger_rejects_total counter");
         for (reason, count) in self.rejects.lock().expect("not poisoned").iter() {
@@ -146,6 +152,5 @@ impl Metrics {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum {}", self.commit_micros_sum.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {count}");
-        out
     }
 }
