@@ -6,7 +6,7 @@
 //! sequence (see [`dealledger_log::lease`]).
 
 use crate::store::{again_while, creation_may_pass, JetStreamStore, SETTLE_WAIT_MS};
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::{kv, stream, ErrorCode};
 use bytes::Bytes;
 use dealledger_log::lease::{Claim, Lease};
 use dealledger_log::LogError;
@@ -112,6 +112,25 @@ async fn leader_entry(kv: &kv::Store) -> Result<Option<LeaderEntry>, stream::Las
     }
 }
 
+/// Whether a conditional write was refused because another write came first. The servers say
+/// so with 10071, or, from a clustered stream's leader, 10164 (both "wrong last sequence");
+/// async-nats calls only the first `WrongLastRevision` and leaves the second `Other`, which made
+/// a lost race look like a failure (seen in a loop of the suite under load).
+fn lost_to_another_write(error: &kv::UpdateError) -> bool {
+    if error.kind() == kv::UpdateErrorKind::WrongLastRevision {
+        return true;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            return [ErrorCode::STREAM_WRONG_LAST_SEQUENCE, ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT]
+                .contains(&e.error_code());
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// The header a KV bucket's message carries its operation in (absent on a put).
 const KV_OPERATION: &str = "KV-Operation";
 
@@ -174,7 +193,7 @@ impl Lease for JetStreamLease {
                 };
                 match kv.update(LEASE_KEY, value, over).await {
                     Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok((
+                    Err(e) if lost_to_another_write(&e) => Ok((
                         Ok(Claim::Other(whose.unwrap_or("another process, since this one last read").into())),
                         None,
                     )),
@@ -222,5 +241,34 @@ impl Lease for JetStreamLease {
 
     fn set_holder(&self, holder: String) {
         *self.holder.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = holder;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failing test")]
+    use super::*;
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    #[test]
+    fn a_write_that_lost_the_race_is_told_apart_whichever_code_says_so() {
+        let server = |code: u64| -> async_nats::jetstream::Error {
+            serde_json::from_str(&format!(
+                r#"{{"code":400,"err_code":{code},"description":"wrong last sequence"}}"#
+            ))
+            .unwrap()
+        };
+        // As async-nats reports a publish refused by the servers, inside the update's error.
+        let refused = |code| {
+            kv::UpdateError::with_source(
+                kv::UpdateErrorKind::Other,
+                PublishError::with_source(PublishErrorKind::Other, server(code)),
+            )
+        };
+        assert!(lost_to_another_write(&refused(10164)), "clustered: wrong last sequence (constant)");
+        assert!(lost_to_another_write(&refused(10071)));
+        assert!(lost_to_another_write(&kv::UpdateError::new(kv::UpdateErrorKind::WrongLastRevision)));
+        assert!(!lost_to_another_write(&refused(10077)), "another refusal is a failure");
+        assert!(!lost_to_another_write(&kv::UpdateError::new(kv::UpdateErrorKind::TimedOut)));
     }
 }
