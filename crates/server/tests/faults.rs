@@ -235,9 +235,9 @@ fn a_failed_barrier_is_unknown_and_readiness_names_it_until_recovered() {
 fn readiness_names_the_failure_only_to_who_has_the_token() {
     let store = Arc::new(FaultStore::new(4, FaultRates::default()));
     let daemon = Daemon::start_with(store.clone(), Some("s3cret-for-the-fault-tests"));
-    for _ in 0..3 {
-        store.force(Fault::Barrier);
-    }
+    // Every barrier fails until both readers have been answered: recovery tries again every
+    // second, so a count of forced faults can be used up before a loaded machine asks.
+    store.set_rates(FaultRates { barrier_permille: 1000, ..FaultRates::default() });
     let answer = ureq::post(&format!("{}/v1/events", daemon.url))
         .set("Content-Type", "application/x-ndjson")
         .set("Authorization", "Bearer s3cret-for-the-fault-tests")
@@ -254,6 +254,7 @@ fn readiness_names_the_failure_only_to_who_has_the_token() {
         other => panic!("{other:?}"),
     };
     assert!(operator.contains("fsync failed"), "{operator}");
+    store.set_rates(FaultRates::default());
     wait_ready(&daemon.url);
     daemon.stop().unwrap();
 }
