@@ -259,6 +259,30 @@ fn readiness_names_the_failure_only_to_who_has_the_token() {
     daemon.stop().unwrap();
 }
 
+/// Recovery is tried every second through an outage: what readiness names must stay the
+/// failure and the last try's, not grow by one clause per try.
+#[test]
+fn a_long_outage_is_named_once_not_once_per_recovery_try() {
+    let store = Arc::new(FaultStore::new(5, FaultRates::default()));
+    let daemon = Daemon::start(store.clone());
+    store.set_rates(FaultRates { barrier_permille: 1000, ..FaultRates::default() });
+    let (status, code, json) = post(&daemon.url, &batch("A", 2));
+    assert_eq!((status, code.as_str()), (503, "outcome_unknown"), "{json}");
+    // The failed write's barrier, then at least three recovery tries.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.injected().get(&Fault::Barrier).copied().unwrap_or(0) < 4 {
+        assert!(Instant::now() < deadline, "recovery was not retried: {:?}", store.injected());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ready, why) = get(&daemon.url, "/readyz");
+    assert_eq!(ready, 503, "{why}");
+    assert_eq!(why.matches("recovering failed").count(), 1, "{why}");
+    assert!(why.len() < 2_000, "{} bytes: {why}", why.len());
+    store.set_rates(FaultRates::default());
+    wait_ready(&daemon.url);
+    daemon.stop().unwrap();
+}
+
 #[test]
 fn a_refused_write_is_nothing_stored_and_a_panic_is_unknown() {
     let store = Arc::new(FaultStore::new(2, FaultRates::default()));
