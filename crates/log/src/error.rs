@@ -38,10 +38,24 @@ pub enum LogError {
     MarkMismatch { seq: u64, mark: String },
 }
 
+/// What a failed write left in the store: the one distinction every layer passes on, from this
+/// error to the daemon's HTTP answer (`store_failed` or `outcome_unknown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Certainty {
+    /// Nothing of the write was stored: a retry is new.
+    NothingStored,
+    /// The write may or may not be stored: a retry with the same `source_id`s is all duplicates
+    /// or all new, and the writer's state must be rebuilt from the store before it writes again.
+    Unknown,
+}
+
 impl LogError {
-    /// True when a failed write certainly stored nothing.
-    pub fn nothing_stored(&self) -> bool {
-        !matches!(self, LogError::Uncertain(_))
+    /// What a failed write left in the store.
+    pub fn certainty(&self) -> Certainty {
+        match self {
+            LogError::Uncertain(_) => Certainty::Unknown,
+            _ => Certainty::NothingStored,
+        }
     }
 
     /// True when the log is damaged or shorter than acknowledged: `audit verify` fails on these.

@@ -19,7 +19,7 @@
 //! commit until [`Ledger::reopen`] has made the store durable and rebuilt the state from it.
 //! The ledger never goes on deciding with state that may disagree with its store.
 
-use crate::error::LogError;
+use crate::error::{Certainty, LogError};
 use crate::log::{BlockWriter, Head, Log};
 use crate::store::BlockStore;
 use dealledger_events::codec::{encode_identity, encode_identity_ref};
@@ -109,8 +109,8 @@ pub struct Ledger<S> {
     deals: Deals,
     seen: SeenIndex,
     pipeline: Pipeline,
-    /// Why the last commit's outcome is unknown, until [`Ledger::reopen`] succeeds.
-    unsure: Option<String>,
+    /// Whether the deciding state may be written from.
+    standing: Standing,
     /// The last batch's block writer, for the next: its zstd context (about a MiB of tables)
     /// and buffers are made once, not at every group commit.
     spare_writer: Option<BlockWriter>,
@@ -144,8 +144,35 @@ fn apply_from<S: BlockStore>(
     Ok(())
 }
 
-/// Why a standby's ledger refuses commits: it follows another writer.
-const FOLLOWING: &str = "following another writer";
+/// Whether a ledger's deciding state is the store's, so that it may commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Standing {
+    /// It is: commits are allowed.
+    Current,
+    /// A standby's: it follows another writer's appends, and [`Ledger::resume`] (a takeover)
+    /// brings it to the store's end before it commits.
+    Following,
+    /// A commit's outcome is unknown, or following failed: only a whole rebuild
+    /// ([`Ledger::reopen`]) makes it current again. Says why.
+    InDoubt(String),
+}
+
+impl Standing {
+    fn why(&self) -> Option<&str> {
+        match self {
+            Standing::Current => None,
+            Standing::Following => Some("following another writer"),
+            Standing::InDoubt(why) => Some(why),
+        }
+    }
+
+    /// Doubt stays until a rebuild clears it; anything else becomes `to`.
+    fn unless_in_doubt(&mut self, to: Standing) {
+        if !matches!(self, Standing::InDoubt(_)) {
+            *self = to;
+        }
+    }
+}
 
 impl<S: BlockStore> Ledger<S> {
     /// Opens the log and rebuilds the deciding state from it. A log that ends below its
@@ -155,19 +182,19 @@ impl<S: BlockStore> Ledger<S> {
         let log = Log::open(store)?;
         log.check_mark()?;
         let (deals, seen) = rebuild(&log)?;
-        Ok(Ledger { log, deals, seen, pipeline, unsure: None, spare_writer: None })
+        Ok(Ledger { log, deals, seen, pipeline, standing: Standing::Current, spare_writer: None })
     }
 
     /// After a commit whose outcome was unknown (or any doubt about the state): makes whatever
     /// the store holds durable, then rebuilds the deciding state from it. On error the ledger
     /// stays refusing commits, and `reopen` may be tried again.
     pub fn reopen(&mut self) -> Result<(), LogError> {
-        self.unsure.get_or_insert_with(|| "reopening".into());
+        self.standing.unless_in_doubt(Standing::InDoubt("reopening".into()));
         self.log.reload()?;
         self.log.check_mark()?;
         self.log.sync()?;
         (self.deals, self.seen) = rebuild(&self.log)?;
-        self.unsure = None;
+        self.standing = Standing::Current;
         Ok(())
     }
 
@@ -176,12 +203,12 @@ impl<S: BlockStore> Ledger<S> {
     /// the log no longer holds the head it had). Commits are refused until [`Ledger::resume`]
     /// (a standby's takeover).
     pub fn follow(&mut self) -> Result<Head, LogError> {
-        self.unsure.get_or_insert_with(|| FOLLOWING.into());
+        self.standing.unless_in_doubt(Standing::Following);
         let before = self.log.head();
         let followed = (|| {
             self.log.reload()?;
             let head = self.log.head();
-            if self.unsure.as_deref() == Some(FOLLOWING) && head != before {
+            if self.standing == Standing::Following && head != before {
                 // The deciding state follows too, so that a takeover needs only the tail: the
                 // events after the head it was built at, if the log still holds that head.
                 let extends = head.seq > before.seq
@@ -197,7 +224,7 @@ impl<S: BlockStore> Ledger<S> {
         if let Err(e) = &followed {
             // The head may have moved past events the state has not taken in: only a whole
             // rebuild (`reopen`) may make this ledger write again.
-            self.unsure = Some(format!("following failed: {e}"));
+            self.standing = Standing::InDoubt(format!("following failed: {e}"));
         }
         followed
     }
@@ -206,22 +233,29 @@ impl<S: BlockStore> Ledger<S> {
     /// since it last followed, when it was only following), the store made durable and its
     /// mark checked; then commits are allowed. After any other doubt it is a full [`Ledger::reopen`].
     pub fn resume(&mut self) -> Result<(), LogError> {
-        match self.unsure.as_deref() {
-            None | Some(FOLLOWING) => {
-                self.unsure = Some(FOLLOWING.into());
+        match self.standing {
+            Standing::Current | Standing::Following => {
+                self.standing = Standing::Following;
                 self.follow()?;
                 self.log.check_mark()?;
                 self.log.sync()?;
-                self.unsure = None;
+                self.standing = Standing::Current;
                 Ok(())
             }
-            Some(_) => self.reopen(),
+            Standing::InDoubt(_) => self.reopen(),
         }
     }
 
-    /// Why commits are refused until [`Ledger::reopen`] succeeds, if they are.
+    /// Why commits are refused, if they are: following another writer (until
+    /// [`Ledger::resume`]), or in doubt (until [`Ledger::reopen`]).
     pub fn unsure(&self) -> Option<&str> {
-        self.unsure.as_deref()
+        self.standing.why()
+    }
+
+    /// Whether only a whole rebuild ([`Ledger::reopen`]) lets this ledger commit again: a
+    /// commit's outcome is unknown, or following failed.
+    pub fn in_doubt(&self) -> bool {
+        matches!(self.standing, Standing::InDoubt(_))
     }
 
     /// The log, giving up the writer (to reopen its store, as another process would).
@@ -365,7 +399,7 @@ impl<S: BlockStore> Batch<'_, S> {
     /// kept in memory; [`LogError::Uncertain`] means the store may have kept it, and the ledger
     /// then refuses commits until [`Ledger::reopen`].
     pub fn commit(mut self) -> Result<Committed, LogError> {
-        if let Some(why) = &self.ledger.unsure {
+        if let Some(why) = self.ledger.standing.why() {
             return Err(LogError::Store(format!(
                 "an earlier write's outcome is unknown ({why}); the ledger must be reopened before it writes again"
             )));
@@ -375,12 +409,15 @@ impl<S: BlockStore> Batch<'_, S> {
         let head = sealed.head;
         // Set while the store writes: a panic below (a bug in a backend) unwinds past the
         // clearing below and leaves the ledger refusing to write, as an unknown outcome must.
-        self.ledger.unsure = Some("a write was interrupted".into());
+        self.ledger.standing = Standing::InDoubt("a write was interrupted".into());
         if let Err(e) = self.ledger.log.append(sealed) {
-            self.ledger.unsure = (!e.nothing_stored()).then(|| e.to_string());
+            self.ledger.standing = match e.certainty() {
+                Certainty::NothingStored => Standing::Current,
+                Certainty::Unknown => Standing::InDoubt(e.to_string()),
+            };
             return Err(e);
         }
-        self.ledger.unsure = None;
+        self.ledger.standing = Standing::Current;
         self.ledger.deals.commit();
         self.done = true;
         let seqs = (self.appended > 0).then_some((first, head.seq));

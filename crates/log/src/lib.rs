@@ -37,7 +37,7 @@ mod sled_store;
 mod store;
 pub mod writer_lock;
 
-pub use error::LogError;
+pub use error::{Certainty, LogError};
 pub use ledger::{Batch, Committed, Ledger, Outcome};
 pub use log::{BlockWriter, Head, Log, Sealed, Verified};
 pub use sled_store::{Salvage, SledStore};

@@ -74,7 +74,7 @@ fn commit(ledger: &mut Ledger<Arc<FaultStore>>, lines: &[String]) -> Told {
     }));
     match result {
         Ok(Ok(outcomes)) => Told::Durable(outcomes),
-        Ok(Err(e)) if e.nothing_stored() => Told::NothingStored,
+        Ok(Err(e)) if e.certainty() == dealledger_log::Certainty::NothingStored => Told::NothingStored,
         Ok(Err(LogError::Uncertain(_))) => Told::Unknown,
         Ok(Err(e)) => panic!("unexpected error {e}"),
         // A panic below the writer: what it did is unknown.

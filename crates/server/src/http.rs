@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use dealledger_events::{stored_event_json, Currency, Rejection};
-use dealledger_log::{Log, Outcome};
+use dealledger_log::{Certainty, Log, Outcome};
 use dealledger_reports::{Format, Params, ReportName};
 use dealledger_whatif::{Ask, WhatIfError};
 use serde_json::json;
@@ -696,18 +696,11 @@ async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved) -> Respons
         // The writer dropped the reply: it panicked, or could not fold what it had stored.
         Ok(Err(_)) => outcome_unknown(shared, "the writer failed before answering".into()),
         Ok(Ok(Answer::Refused { index, rejection })) => refused(shared, Some(index), &rejection),
-        Ok(Ok(Answer::Failed(why))) => {
+        Ok(Ok(Answer::Failed { certainty: Certainty::NothingStored, why })) => {
             shared.metrics.reject("store_failed");
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_failed",
-                format!("nothing was stored: {why}"),
-                None,
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
-            response
+            unavailable("store_failed", format!("nothing was stored: {why}"))
         }
-        Ok(Ok(Answer::Unknown(why))) => outcome_unknown(shared, why),
+        Ok(Ok(Answer::Failed { certainty: Certainty::Unknown, why })) => outcome_unknown(shared, why),
         Ok(Ok(Answer::Unavailable { code, why })) => {
             shared.metrics.reject(code);
             unavailable(code, why)
