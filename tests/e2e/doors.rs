@@ -10,16 +10,8 @@ use std::time::Duration;
 
 /// Sends one HTTP/1.1 request and returns (status, body).
 fn raw(url: &str, request: &str) -> (u16, String) {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
+    let (status, _, body) = answer(url, request);
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn post(url: &str, host: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
@@ -271,4 +263,199 @@ fn numbers_from_requests_at_their_limits_are_clear_errors() {
         assert_eq!((code, err["error"].as_str()), (400, Some(rule)), "{line}: {err}");
     }
     assert_eq!(get(&d.url, d.url.strip_prefix("http://").unwrap(), "/healthz", "").0, 200);
+}
+
+/// One raw answer: status, the Content-Length it announced, its body's bytes.
+fn answer(url: &str, request: &str) -> (u16, Option<usize>, Vec<u8>) {
+    let (head, body) = exchange(url, request);
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: ").map(str::to_string))
+        .and_then(|n| n.trim().parse().ok());
+    (status, length, body)
+}
+
+/// Sends one HTTP/1.1 request on its own connection: the answer's head (header names in lower
+/// case) and its body's bytes.
+fn exchange(url: &str, request: &str) -> (String, Vec<u8>) {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A refusal may come before the request is all written.
+    let _ = stream.write_all(request.as_bytes());
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |at| at + 4);
+    let head = String::from_utf8_lossy(&response[..end])
+        .lines()
+        .map(|l| match l.split_once(": ") {
+            Some((name, value)) => format!("{}: {value}", name.to_ascii_lowercase()),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (head, response[end..].to_vec())
+}
+
+/// `dealledger_rejects_total` by reason, read with a session cookie (which the throttle on
+/// wrong tokens never slows).
+fn rejects(url: &str, host: &str, cookie: &str) -> std::collections::BTreeMap<String, u64> {
+    let (status, text) = get(url, host, "/metrics", &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(status, 200, "{text}");
+    parse_rejects(&text)
+}
+
+fn parse_rejects(metrics: &str) -> std::collections::BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("dealledger_rejects_total{reason=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(reason, n)| (reason.to_string(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+/// Every error answer the doors, the bodies, the writes and the reads give: its Content-Length
+/// is its body's exact length (a strict client reads the whole JSON), its body names its code,
+/// and `dealledger_rejects_total` counts it once under that code, and nothing else.
+#[test]
+fn every_error_answer_is_exact_and_counted_once() {
+    let l = Sandbox::new();
+    let d = Daemon::start(
+        &l,
+        &format!("[serve]\ntoken = \"{TOKEN}\"\nrequest_events_max = 2\nconnections_per_address_max = 8\n"),
+    );
+    let host = d.url.strip_prefix("http://").unwrap().to_string();
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let json = "Content-Type: application/json\r\n";
+    let post = |path: &str, headers: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let get = |path: &str, headers: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n")
+    };
+    let event = |deal: &str, kind: &str| match kind {
+        "opened" => format!(
+            r#"{{"deal":"{deal}","type":"opened","at":"2025-01-10T09:00:00Z","owner":"o","amount":1}}"#
+        ),
+        _ => format!(
+            r#"{{"deal":"{deal}","type":"touch","at":"2025-01-10T09:00:00Z","channel":"call","direction":"outbound"}}"#
+        ),
+    };
+    let cases: Vec<(&str, u16, String)> = vec![
+        ("unauthorized", 401, get("/v1/events", "")),
+        (
+            "wrong_host",
+            421,
+            get("/healthz", "Host: attacker.example\r\n").replacen(&format!("Host: {host}\r\n"), "", 1),
+        ),
+        ("bad_request", 400, get("/healthz", "Host: localhost\r\n")),
+        (
+            "unsupported_media_type",
+            415,
+            post("/v1/events", &format!("{auth}Content-Type: text/plain\r\n"), "[]"),
+        ),
+        ("not_found", 404, get("/nowhere", "")),
+        ("too_large", 413, post("/v1/session", json, &"x".repeat(5_000))),
+        ("bad_request", 400, post("/v1/session", json, "{}")),
+        ("bad_parameter", 400, get("/v1/events?limit=0", &auth)),
+        ("bad_parameter", 400, get("/v1/whatif", &auth)),
+        ("unknown_deal", 404, get("/v1/deals/NOPE", &auth)),
+        ("unknown_report", 404, get("/v1/reports/nope", &auth)),
+        (
+            "too_many_events",
+            413,
+            post(
+                "/v1/events",
+                &format!("{auth}{json}"),
+                &format!("[{},{},{}]", event("A", "opened"), event("B", "opened"), event("C", "opened")),
+            ),
+        ),
+        (
+            "not_opened",
+            400,
+            post("/v1/events", &format!("{auth}{json}"), &format!("[{}]", event("Z", "touch"))),
+        ),
+        ("not_configured", 404, post("/v1/hooks/hubspot", json, "[]")),
+    ];
+    let cookie = {
+        let (signed_in, _) =
+            exchange(&d.url, &post("/v1/session", json, &format!("{{\"token\":\"{TOKEN}\"}}")));
+        let line = signed_in.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("a session cookie");
+        line.split(';').next().unwrap().to_string()
+    };
+    for (code, status, request) in &cases {
+        let before = rejects(&d.url, &host, &cookie);
+        let (got, length, body) = answer(&d.url, request);
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(got, *status, "{code}: {text}");
+        assert_eq!(
+            length,
+            Some(body.len()),
+            "{code}: Content-Length against the body's {} bytes: {text}",
+            body.len()
+        );
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{code}: {e}: {text}"));
+        assert_eq!(parsed["error"].as_str(), Some(*code), "{text}");
+        let mut expected = before.clone();
+        *expected.entry(code.to_string()).or_default() += 1;
+        assert_eq!(rejects(&d.url, &host, &cookie), expected, "{code} counted once, nothing else: {text}");
+    }
+    // Past connections_per_address_max the accept loop answers before any router runs.
+    let before = rejects(&d.url, &host, &cookie);
+    // Connections held open one by one, each followed by a probe, until a probe is refused
+    // (a connection just closed may still count for a moment, so the cap is found, not assumed).
+    let mut held = Vec::new();
+    let (got, length, body) = loop {
+        held.push(std::net::TcpStream::connect(&host).unwrap());
+        let (got, length, body) = answer(&d.url, &get("/healthz", ""));
+        if got == 503 || held.len() > 20 {
+            break (got, length, body);
+        }
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!((got, length), (503, Some(body.len())), "{text}");
+    assert!(text.ends_with('}') && text.contains("\"too_many_connections\""), "{text}");
+    // A held connection may have been refused too: it holds the refusal.
+    let mut refused = 1;
+    for mut connection in held {
+        connection.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut start = [0u8; 12];
+        if connection.read_exact(&mut start).is_ok() && &start == b"HTTP/1.1 503" {
+            refused += 1;
+        }
+    }
+    // The held connections close as the daemon notices: until then a request may be refused,
+    // and is counted too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _, text) = answer(&d.url, &get("/metrics", &format!("Cookie: {cookie}\r\n")));
+        let text = String::from_utf8_lossy(&text).into_owned();
+        match status {
+            503 => refused += 1,
+            200 => {
+                let mut expected = before.clone();
+                *expected.entry("too_many_connections".into()).or_default() += refused;
+                assert_eq!(parse_rejects(&text), expected, "each refusal counted once");
+                break;
+            }
+            other => panic!("{other}: {text}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "{text} against {before:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Wrong tokens from one address, past the throttle's limit: 429, counted once each.
+    for _ in 0..10 {
+        let (got, _, _) = answer(&d.url, &get("/v1/events", "Authorization: Bearer wrong\r\n"));
+        assert_eq!(got, 401);
+    }
+    let (got, length, body) = answer(&d.url, &get("/v1/events", "Authorization: Bearer wrong\r\n"));
+    assert_eq!((got, length), (429, Some(body.len())), "{}", String::from_utf8_lossy(&body));
+    let counted = rejects(&d.url, &host, &cookie);
+    assert_eq!(counted.get("too_many_attempts"), Some(&1), "{counted:?}");
+    assert_eq!(counted.get("unauthorized"), Some(&11), "{counted:?}");
 }

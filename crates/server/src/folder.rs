@@ -76,7 +76,7 @@ pub fn run(queue: mpsc::Receiver<Fold>, shared: Arc<Shared>) {
 
 /// Folds events `folded + 1..=upto` from the log into the live timeline.
 fn fold(shared: &Shared, folded: u64, upto: u64) -> Result<u64, String> {
-    let log = crate::http::reader(shared);
+    let log = shared.reader();
     let from = folded + 1;
     let mut timeline = shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     log.scan_blocks(from, |header, raw| {
@@ -96,7 +96,7 @@ fn fold(shared: &Shared, folded: u64, upto: u64) -> Result<u64, String> {
 
 /// A timeline of the log at the durable head, replacing the live one.
 fn rebuild_timeline(shared: &Shared) -> Result<u64, String> {
-    let log = crate::http::reader(shared);
+    let log = shared.reader();
     let head = log.head().seq;
     let (mut timeline, _) = dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(&log)
         .map_err(|e| e.to_string())?;

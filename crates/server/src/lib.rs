@@ -110,6 +110,11 @@ pub enum Writing {
 }
 
 impl Shared {
+    /// A reader that sees the log up to the last durable head.
+    pub(crate) fn reader(&self) -> dealledger_log::Log<Store> {
+        dealledger_log::Log::at_head(self.store.clone(), *self.head.borrow())
+    }
+
     fn hubspot_config(&self) -> Option<Arc<HubSpotConfig>> {
         self.hubspot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
@@ -232,10 +237,13 @@ pub fn run(
     let router = http::router(shared.clone());
     let signal_shared = shared.clone();
     let config = shared.config.clone();
-    runtime.block_on(listen::serve(listener, router, &config, stop, move || {
+    let counted_shared = shared.clone();
+    let counted: listen::Counter = Arc::new(move |code| counted_shared.metrics.reject(code));
+    let on_stop = move || {
         tracing::info!("shutting down: finishing requests in flight");
         signal_shared.shutdown.send_replace(true);
-    }));
+    };
+    runtime.block_on(listen::serve(listener, router, &config, stop, on_stop, counted));
     finish(&shared, runtime, writer, folder, keeper)
 }
 

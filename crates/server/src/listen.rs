@@ -24,16 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// What a client over a connection cap hears before the connection closes: 503 with a JSON
-/// body saying which cap.
-fn over_cap_response(reason: &str) -> Vec<u8> {
-    let body = serde_json::json!({ "error": "too_many_connections", "reason": reason }).to_string();
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
+/// Counts an error answer by its code (`dealledger_rejects_total{reason}`).
+pub type Counter = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// The client's address (an IPv6 client's /64), in every request's extensions: what
 /// per-address limits count by.
@@ -100,6 +92,7 @@ pub async fn serve(
     config: &ServeConfig,
     stop: impl Future<Output = ()>,
     on_stop: impl FnOnce(),
+    counted: Counter,
 ) {
     let connections = Arc::new(Semaphore::new(config.connections_max));
     let per_address = Arc::new(PerAddress {
@@ -126,7 +119,7 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream, "connections_max reached; retry shortly".into()));
+            tokio::spawn(refuse(stream, "connections_max reached; retry shortly".into(), counted.clone()));
             continue;
         };
         let Some(place) = per_address.take(peer.ip()) else {
@@ -134,7 +127,7 @@ pub async fn serve(
                 "{} connections open from your address (connections_per_address_max); close one, or retry shortly",
                 per_address.max
             );
-            tokio::spawn(refuse(stream, reason));
+            tokio::spawn(refuse(stream, reason, counted.clone()));
             continue;
         };
         let router = router.clone();
@@ -165,8 +158,12 @@ pub async fn serve(
     }
 }
 
-async fn refuse(mut stream: TcpStream, reason: String) {
-    let answer = over_cap_response(&reason);
+/// What a client over a connection cap hears before the connection closes: 503 with a JSON
+/// body saying which cap.
+async fn refuse(mut stream: TcpStream, reason: String, counted: Counter) {
+    let refusal = crate::http::ApiError::TooManyConnections(reason);
+    counted(refusal.code());
+    let answer = refusal.http1_bytes();
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
 }
 

@@ -1,0 +1,116 @@
+//! The daemon's HTTP API, by resource: the doors (`auth`: tokens, sessions, Host, media
+//! types), bodies within their budgets (`body`), events in and out (`events`: submission,
+//! pages, the live tail), deals, reports and charts, what-ifs, HubSpot's hook and quarantine,
+//! and operations (`ops`: metrics, readiness, readers' priority). Every error answer is an
+//! [`ApiError`], counted once by [`count_errors`].
+
+mod auth;
+mod body;
+mod deals;
+mod error;
+mod events;
+mod hubspot;
+mod ops;
+mod read;
+mod reports;
+mod whatif;
+
+use crate::Shared;
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+pub use error::ApiError;
+pub use reports::NOTE_HEADER;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type SharedState = State<Arc<Shared>>;
+
+/// A handler's answer: what it sends, or the error it answers with.
+type Answer = Result<Response, ApiError>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let authenticated = Router::new()
+        .route("/v1/events", post(events::post_events).get(events::get_events))
+        .route("/v1/deals/{id}", get(deals::get_deal))
+        .route("/v1/deals/{id}/timeline", get(deals::get_deal_timeline))
+        .route("/v1/deals/{id}/proof", get(deals::get_deal_proof))
+        .route("/v1/reports/{name}", get(reports::get_report))
+        .route("/v1/charts/{name}", get(reports::get_chart))
+        .route("/v1/charts/deal/{id}", get(deals::get_deal_chart))
+        .route("/v1/stream", get(events::get_stream))
+        .route("/v1/whatif", get(whatif::get_whatif))
+        .route("/metrics", get(ops::get_metrics))
+        .route("/v1/quarantine", get(hubspot::get_quarantine))
+        .route("/v1/quarantine/retry", post(hubspot::post_quarantine_retry))
+        .route_layer(from_fn_with_state(shared.clone(), auth::require_token));
+    Router::new()
+        .merge(authenticated)
+        // HubSpot cannot send our token: its deliveries are authenticated by their signature.
+        .route("/v1/hooks/hubspot", post(hubspot::post_hubspot))
+        // The dashboard's page, script and style hold no data: every figure it shows comes
+        // from the endpoints above, behind the token.
+        .route("/", get(crate::dashboard::index))
+        .route("/assets/app.js", get(crate::dashboard::script))
+        .route("/assets/app.css", get(crate::dashboard::style))
+        .route("/v1/session", post(auth::post_session).get(auth::get_session))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ops::get_ready))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn(auth::require_json_posts))
+        .layer(from_fn_with_state(shared.clone(), auth::require_own_host))
+        // Outermost: it sees every answer, the doors' refusals too.
+        .layer(from_fn_with_state(shared.clone(), count_errors))
+        .with_state(shared)
+}
+
+/// Counts every error answer once, by its code (`dealledger_rejects_total{reason}`).
+async fn count_errors(State(shared): SharedState, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(error::Counted(code)) = response.extensions().get::<error::Counted>() {
+        shared.metrics.reject(code);
+    }
+    response
+}
+
+/// Refuses a parameter the endpoint does not take.
+fn only_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::bad_param(
+            unknown.as_str(),
+            format!("unknown parameter (this endpoint takes {})", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A whole-number parameter, or its default.
+fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, ApiError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => {
+            text.parse().map_err(|_| ApiError::bad_param(name, format!("`{text}` is not a whole number")))
+        }
+    }
+}
+
+/// A parameter a report, a view or a what-if refused.
+impl From<dealledger_reports::ParamError> for ApiError {
+    fn from(e: dealledger_reports::ParamError) -> ApiError {
+        ApiError::bad_param(e.param, format!("`{}`: {}", e.value, e.reason))
+    }
+}
+
+/// Sets `key` of a JSON object built by `json!` (a no-op on anything else, which it never is).
+fn set(body: &mut serde_json::Value, key: &str, value: impl Into<serde_json::Value>) {
+    if let Some(object) = body.as_object_mut() {
+        object.insert(key.to_string(), value.into());
+    }
+}
+
+/// JSON text already rendered, sent as JSON.
+fn json_text(body: String) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
