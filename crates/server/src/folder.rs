@@ -9,10 +9,8 @@
 //! If folding fails (a block that does not read back), the folder rebuilds the timeline from the
 //! log at the durable head rather than serve a timeline that may miss events.
 
-use crate::Shared;
-use dealledger_projections::Projection;
+use crate::live::LiveTimeline;
 use std::sync::mpsc;
-use std::sync::Arc;
 
 pub enum Fold {
     /// Events `first..=last` are durable: fold them.
@@ -23,7 +21,7 @@ pub enum Fold {
     Stop,
 }
 
-pub fn run(queue: mpsc::Receiver<Fold>, shared: Arc<Shared>) {
+pub fn run(queue: mpsc::Receiver<Fold>, live: &LiveTimeline) {
     let mut stopping = false;
     while !stopping {
         let Ok(first) = queue.recv() else { break };
@@ -45,63 +43,24 @@ pub fn run(queue: mpsc::Receiver<Fold>, shared: Arc<Shared>) {
                 next = queue.try_recv().ok();
             }
         }
-        let folded = *shared.folded.borrow();
+        let folded = live.folded();
         if !rebuild && upto <= folded {
             continue;
         }
         // Ranges come in order and without gaps; one that starts beyond what was folded means a
         // range went missing, and only the log can say what it held.
         rebuild |= lowest != u64::MAX && lowest > folded.saturating_add(1);
-        let result =
-            if rebuild { Err("the ledger was reopened".to_string()) } else { fold(&shared, folded, upto) };
-        let reached = match result {
-            Ok(reached) => reached,
-            Err(why) => {
-                if !rebuild {
-                    tracing::error!(error = %why, "folding committed events failed; rebuilding the timeline from the log");
-                }
-                match rebuild_timeline(&shared) {
-                    Ok(reached) => reached,
-                    Err(why) => {
-                        // Readers keep the timeline as it was; the next commit tries again.
-                        tracing::error!(error = %why, "rebuilding the timeline failed");
-                        continue;
-                    }
+        if !rebuild {
+            match live.fold(upto) {
+                Ok(()) => continue,
+                Err(why) => {
+                    tracing::error!(error = %why, "folding committed events failed; rebuilding the timeline from the log")
                 }
             }
-        };
-        shared.folded.send_replace(reached);
+        }
+        if let Err(why) = live.rebuild() {
+            // Readers keep the timeline as it was; the next commit tries again.
+            tracing::error!(error = %why, "rebuilding the timeline failed");
+        }
     }
-}
-
-/// Folds events `folded + 1..=upto` from the log into the live timeline.
-fn fold(shared: &Shared, folded: u64, upto: u64) -> Result<u64, String> {
-    let log = shared.reader();
-    let from = folded + 1;
-    let mut timeline = shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    log.scan_blocks(from, |header, raw| {
-        dealledger_log::block::decode_event_refs(header, raw, |event| {
-            if (from..=upto).contains(&event.seq) {
-                timeline
-                    .apply(event)
-                    .map_err(|why| dealledger_log::LogError::Corrupt { seq: event.seq, why })?;
-            }
-            Ok(())
-        })?;
-        Ok(header.first_seq.saturating_add(u64::from(header.count)) <= upto)
-    })
-    .map_err(|e| format!("reading back the events just committed: {e}"))?;
-    Ok(upto)
-}
-
-/// A timeline of the log at the durable head, replacing the live one.
-fn rebuild_timeline(shared: &Shared) -> Result<u64, String> {
-    let log = shared.reader();
-    let head = log.head().seq;
-    let (mut timeline, _) = dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(&log)
-        .map_err(|e| e.to_string())?;
-    timeline.refresh();
-    *shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner) = timeline;
-    shared.timeline.clear_poison();
-    Ok(head)
 }

@@ -25,6 +25,7 @@ mod http;
 pub mod hubspot;
 mod leadership;
 mod listen;
+mod live;
 mod metrics;
 pub mod quarantine;
 mod throttle;
@@ -46,26 +47,23 @@ pub use writer::Store;
 /// Live tails reading a page of the log at once, at most (each on a blocking-pool thread).
 const STREAM_READS_MAX: usize = 2;
 
-/// What every request handler and the writer share.
+/// What the request handlers share: the HTTP side's state. The writer and the folder are
+/// handed only their own parts ([`writer::Parts`], [`live::LiveTimeline`]).
 pub(crate) struct Shared {
     config: ServeConfig,
     /// The address actually bound (the port when `listen` asked for 0): what a Host header
     /// must name on loopback.
     bound: SocketAddr,
     /// `[hubspot]`, swapped when a quarantine retry reads dealledger.toml again.
-    hubspot: RwLock<Option<Arc<HubSpotConfig>>>,
+    hubspot: Arc<HubSpotSetting>,
     /// Open when `[hubspot]` is configured; the writer records in it, readers list it.
-    quarantine: Option<Mutex<quarantine::Quarantine>>,
+    quarantine: Option<Arc<Mutex<quarantine::Quarantine>>>,
     settings: Settings,
-    metrics: Metrics,
-    /// The timeline with every durable event folded in.
-    timeline: RwLock<Timeline>,
+    metrics: Arc<Metrics>,
+    /// The timeline with every durable event folded in, and the durable head.
+    live: Arc<live::LiveTimeline>,
     /// Slots for what-ifs computing at once (`[serve] whatifs_max`).
     whatifs: Arc<tokio::sync::Semaphore>,
-    /// The copy of the timeline the running what-ifs read, and the seq it has folded to: a
-    /// what-if holds the timeline's lock only to copy it, so the folder and the readers never
-    /// wait for one. Dropped with the last what-if that reads it.
-    whatif_timeline: Mutex<(u64, std::sync::Weak<Timeline>)>,
     /// Wrong tokens by address: sign-in and bearer guesses slowed down.
     throttle: throttle::Throttle,
     /// Places for live tails (`[serve] streams_max`).
@@ -73,27 +71,46 @@ pub(crate) struct Shared {
     /// Live tails reading a page from the log at once: they read on the blocking pool, and a
     /// burst of tails must not become a burst of threads.
     stream_reads: tokio::sync::Semaphore,
-    /// The last durable head; readers never look past it.
-    head: watch::Sender<Head>,
-    /// The last seq folded into `timeline` (the folder runs behind the writer, never ahead of
-    /// `head`): readers that must reflect every acknowledged event wait for it to reach `head`.
-    folded: watch::Sender<u64>,
-    /// The folder's queue: the writer hands it each committed range.
-    fold: mpsc::Sender<folder::Fold>,
-    /// Why the writer cannot write, while it cannot (it retries its recovery by itself).
-    failed: Mutex<Option<String>>,
+    /// Why the writer cannot write, while it cannot: what `/readyz` names.
+    failed: Arc<Readiness>,
     queue: mpsc::SyncSender<writer::Message>,
     /// Bytes of requests in memory (`[serve] queue_bytes_max`).
     budget: Arc<budget::Budget>,
     /// Bytes of HubSpot deliveries read before their signature is checked
     /// (`[hubspot] unsigned_bytes_max`): a budget of their own, never the shared one.
     unsigned: Arc<budget::Budget>,
-    store: Store,
     clock: Arc<dyn Clock + Send + Sync>,
     /// True once a shutdown signal arrived: live tails end, readiness fails.
     shutdown: watch::Sender<bool>,
-    /// With a shared store: the writer lease, and whether this daemon holds it.
-    leadership: Option<Arc<leadership::Leadership>>,
+}
+
+/// `[hubspot]` as the daemon uses it now: read at the start, read again by a quarantine retry.
+#[derive(Default)]
+pub(crate) struct HubSpotSetting(RwLock<Option<Arc<HubSpotConfig>>>);
+
+impl HubSpotSetting {
+    fn get(&self) -> Option<Arc<HubSpotConfig>> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, config: HubSpotConfig) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(config));
+    }
+}
+
+/// Why the writer cannot write, while it cannot: set by the writer from its role alone, read by
+/// `/readyz` and at the end of a run.
+#[derive(Default)]
+pub(crate) struct Readiness(Mutex<Option<String>>);
+
+impl Readiness {
+    fn failure(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, failure: Option<String>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = failure;
+    }
 }
 
 /// How this daemon comes to write.
@@ -107,17 +124,6 @@ pub enum Writing {
         lease: Arc<dyn dealledger_log::lease::Lease>,
         holder: Box<dyn FnOnce(SocketAddr) -> String + Send>,
     },
-}
-
-impl Shared {
-    /// A reader that sees the log up to the last durable head.
-    pub(crate) fn reader(&self) -> dealledger_log::Log<Store> {
-        dealledger_log::Log::at_head(self.store.clone(), *self.head.borrow())
-    }
-
-    fn hubspot_config(&self) -> Option<Arc<HubSpotConfig>> {
-        self.hubspot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,33 +193,38 @@ pub fn run(
             Some(leadership)
         }
     };
-    let (whatifs_max, streams_max) = (config.whatifs_max, config.streams_max);
+    let hubspot = Arc::new(HubSpotSetting::default());
+    if let Some(config) = config.hubspot.clone() {
+        hubspot.set(config);
+    }
+    let parts = writer::Parts {
+        live: Arc::new(live::LiveTimeline::new(timeline, head, store, fold_tx)),
+        metrics: Arc::new(metrics),
+        leadership: leadership.clone(),
+        quarantine: quarantine.map(|q| Arc::new(Mutex::new(q))),
+        hubspot,
+        failed: Arc::new(Readiness::default()),
+    };
     let shared = Arc::new(Shared {
-        hubspot: RwLock::new(config.hubspot.clone().map(Arc::new)),
-        quarantine: quarantine.map(Mutex::new),
+        whatifs: Arc::new(tokio::sync::Semaphore::new(config.whatifs_max)),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.streams_max)),
         config,
         bound,
+        hubspot: parts.hubspot.clone(),
+        quarantine: parts.quarantine.clone(),
         settings,
-        metrics,
-        timeline: RwLock::new(timeline),
-        whatifs: Arc::new(tokio::sync::Semaphore::new(whatifs_max)),
-        whatif_timeline: Mutex::new((0, std::sync::Weak::new())),
+        metrics: parts.metrics.clone(),
+        live: parts.live.clone(),
         throttle: throttle::Throttle::default(),
-        streams: Arc::new(tokio::sync::Semaphore::new(streams_max)),
         stream_reads: tokio::sync::Semaphore::new(STREAM_READS_MAX),
-        head: watch::Sender::new(head),
-        folded: watch::Sender::new(head.seq),
-        fold: fold_tx,
-        failed: Mutex::new(None),
+        failed: parts.failed.clone(),
         queue: queue_tx,
         budget,
         unsigned,
-        store,
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),
-        leadership: leadership.clone(),
     });
-    let keeper = match leadership {
+    let keeper = match leadership.clone() {
         Some(leadership) => Some(
             std::thread::Builder::new()
                 .name("dealledger-lease".into())
@@ -222,15 +233,14 @@ pub fn run(
         ),
         None => None,
     };
-    let writer_shared = shared.clone();
+    let folder_live = parts.live.clone();
     let writer = std::thread::Builder::new()
         .name("dealledger-writer".into())
-        .spawn(move || writer::run(ledger, clock, queue_rx, writer_shared))
+        .spawn(move || writer::run(ledger, clock, queue_rx, parts))
         .map_err(|e| ServeError::Runtime(format!("cannot start the writer thread: {e}")))?;
-    let folder_shared = shared.clone();
     let folder = std::thread::Builder::new()
         .name("dealledger-folder".into())
-        .spawn(move || folder::run(fold_rx, folder_shared))
+        .spawn(move || folder::run(fold_rx, &folder_live))
         .map_err(|e| ServeError::Runtime(format!("cannot start the folder thread: {e}")))?;
     listening(bound);
     tracing::info!(%bound, "listening");
@@ -244,7 +254,7 @@ pub fn run(
         signal_shared.shutdown.send_replace(true);
     };
     runtime.block_on(listen::serve(listener, router, &config, stop, on_stop, counted));
-    finish(&shared, runtime, writer, folder, keeper)
+    finish(&shared, runtime, writer, folder, (leadership, keeper))
 }
 
 /// What must hold before anything is opened: a usable token where one is needed, and the
@@ -290,26 +300,25 @@ fn finish(
     runtime: tokio::runtime::Runtime,
     writer: std::thread::JoinHandle<Ledger<writer::Store>>,
     folder: std::thread::JoinHandle<()>,
-    keeper: Option<std::thread::JoinHandle<()>>,
+    (leadership, keeper): (Option<Arc<leadership::Leadership>>, Option<std::thread::JoinHandle<()>>),
 ) -> Result<Stopped, ServeError> {
     // Every request has been answered; the writer finishes what is queued and stops.
     let _ = shared.queue.send(writer::Message::Stop);
     let ledger = writer.join().map_err(|_| ServeError::Runtime("the writer thread panicked".into()))?;
     // The writer has stopped acknowledging: the lease goes, and a standby takes over now.
-    if let (Some(leadership), Some(keeper)) = (&shared.leadership, keeper) {
+    if let (Some(leadership), Some(keeper)) = (leadership, keeper) {
         leadership.stop();
         let _ = keeper.join();
     }
     // The writer has handed over its last range: the folder folds it, then stops.
-    let _ = shared.fold.send(folder::Fold::Stop);
+    shared.live.stop_folding();
     folder.join().map_err(|_| ServeError::Runtime("the folder thread panicked".into()))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+    if let Some(why) = shared.failed.failure() {
         return Err(ServeError::Runtime(format!("the store failed: {why}")));
     }
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     // Only saves the next start time: a failure is worth a warning, not a failed shutdown.
-    if let Err(e) = save_checkpoint(ledger.log(), &*timeline) {
+    if let Err(e) = save_checkpoint(ledger.log(), &*shared.live.read()) {
         tracing::warn!(error = %e, "could not save the timeline's checkpoint; the next start replays more");
     }
     Ok(Stopped { head: ledger.log().head() })

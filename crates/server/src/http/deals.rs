@@ -30,9 +30,9 @@ async fn deal_events(
     let task_shared = shared.clone();
     let wanted = id.to_string();
     let read = move || {
-        let log = task_shared.reader();
+        let log = task_shared.live.reader();
         let (seqs, offsets, currency) = {
-            let timeline = task_shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let timeline = task_shared.live.read();
             let Some(deal) = timeline.deal(&wanted) else { return Ok(None) };
             (deal.seqs().to_vec(), deal.offsets().to_vec(), deal.currency)
         };
@@ -114,7 +114,7 @@ async fn deal_view_answer(
     let params = Params::from_query(|name| query.get(name).cloned())?;
     let view = dealledger_reports::query::view_of(&params, shared.clock.now())?;
     caught_up(shared).await?;
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let timeline = shared.live.read();
     answer(&timeline, view)
         .ok_or_else(|| ApiError::UnknownDeal(format!("deal `{id}` is not in the ledger as of then")))
 }

@@ -136,8 +136,8 @@ fn read_events(
     limit: usize,
     bytes_max: usize,
 ) -> Result<Vec<(u64, String)>, ApiError> {
-    let log = shared.reader();
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let log = shared.live.reader();
+    let timeline = shared.live.read();
     let mut page: Vec<(u64, String)> = Vec::new();
     let mut bytes = 0usize;
     log.scan(from.max(1), |stored| {
@@ -162,7 +162,7 @@ pub(super) async fn get_events(
         n => return Err(ApiError::bad_param("limit", format!("{n} is not in 1..={PAGE_EVENTS_MAX}"))),
     };
     caught_up(&shared).await?;
-    let head = shared.head.borrow().seq;
+    let head = shared.live.head().seq;
     let task_shared = shared.clone();
     let events =
         blocking(move || read_events(&task_shared, from, limit, PAGE_BYTES_MAX), ApiError::ReadFailed)
@@ -256,7 +256,7 @@ pub(super) async fn get_stream(
                 ApiError::bad_param("Last-Event-ID", format!("`{text}` is not a sequence number"))
             })?
         }
-        None => number(&query, "from_seq", shared.head.borrow().seq + 1)?.max(1),
+        None => number(&query, "from_seq", shared.live.head().seq + 1)?.max(1),
     };
     let place = shared
         .streams
@@ -265,7 +265,7 @@ pub(super) async fn get_stream(
         .map_err(|_| ApiError::TooManyStreams { max: shared.config.streams_max })?;
     shared.metrics.streams_open.fetch_add(1, Relaxed);
     let tail = Tail {
-        head: shared.head.subscribe(),
+        head: shared.live.subscribe_head(),
         shutdown: shared.shutdown.subscribe(),
         shared,
         next: from,

@@ -11,13 +11,12 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::IntoResponse;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Bytes of a retry's body, at most: it carries nothing.
 const RETRY_BODY_BYTES_MAX: usize = 64 * 1024;
 
 pub(super) async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: Request) -> Answer {
-    let config = shared.hubspot_config().ok_or_else(|| {
+    let config = shared.hubspot.get().ok_or_else(|| {
         ApiError::NotConfigured(
             "HubSpot webhooks need a [hubspot] section with app_secret in dealledger.toml".into(),
         )
@@ -97,7 +96,7 @@ pub(super) async fn post_quarantine_retry(State(shared): SharedState, request: R
             .map_err(ApiError::BadConfig)?
             .hubspot
             .ok_or_else(|| ApiError::BadConfig(format!("{}: no [hubspot] section", path.display())))?;
-        *shared.hubspot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(hubspot));
+        shared.hubspot.set(hubspot);
     }
     submit(&shared, Work::RetryQuarantine, reserved).await
 }

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 pub(super) async fn get_metrics(State(shared): SharedState) -> Response {
-    let head = shared.head.borrow().seq;
+    let head = shared.live.head().seq;
     let body = shared.metrics.render(
         head,
         shared.budget.used_bytes(),
@@ -19,7 +19,7 @@ pub(super) async fn get_metrics(State(shared): SharedState) -> Response {
 }
 
 pub(super) async fn get_ready(State(shared): SharedState, headers: HeaderMap) -> Answer {
-    if let Some(why) = shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+    if let Some(why) = shared.failed.failure() {
         // Store error text is for the operator, not for whoever can reach the port.
         return Err(ApiError::WriterFailed(match authorized(&shared, &headers) {
             true => format!("the writer cannot write: {why}"),

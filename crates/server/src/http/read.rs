@@ -47,14 +47,6 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Waits until the timeline has folded every event durable now. The writer answers without
 /// waiting for the folder; a reader that must reflect every acknowledgement waits here instead.
 pub(super) async fn caught_up(shared: &Shared) -> Result<(), ApiError> {
-    let target = shared.head.borrow().seq;
-    let mut folded = shared.folded.subscribe();
     let ms = shared.config.request_timeout_ms;
-    let reached = tokio::time::timeout(Duration::from_millis(ms), folded.wait_for(|seq| *seq >= target))
-        .await
-        .is_ok_and(|r| r.is_ok());
-    match reached {
-        true => Ok(()),
-        false => Err(ApiError::TimelineBehind { seq: target, ms }),
-    }
+    shared.live.caught_up(Duration::from_millis(ms)).await.map_err(|seq| ApiError::TimelineBehind { seq, ms })
 }

@@ -89,10 +89,7 @@ async fn answer_report<T: Send + 'static>(
     let now = shared.clock.now();
     let shared = shared.clone();
     let read = move || {
-        if !shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_fresh() {
-            shared.timeline.write().unwrap_or_else(std::sync::PoisonError::into_inner).refresh();
-        }
-        let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let timeline = shared.live.read_fresh();
         Ok(ask(&timeline, &shared.settings, now)?)
     };
     blocking(read, ApiError::ReportFailed).await

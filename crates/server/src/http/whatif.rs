@@ -51,7 +51,7 @@ async fn answer_whatif<T: Send + 'static>(
     then: impl FnOnce(dealledger_whatif::Answer) -> Option<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     caught_up(shared).await?;
-    let target = shared.head.borrow().seq;
+    let target = shared.live.head().seq;
     let wait = Duration::from_millis(shared.config.request_timeout_ms);
     let Ok(Ok(slot)) = tokio::time::timeout(wait, shared.whatifs.clone().acquire_owned()).await else {
         return Err(ApiError::WhatIfBusy(format!(
@@ -66,7 +66,7 @@ async fn answer_whatif<T: Send + 'static>(
     let answer = move || {
         let _slot = slot;
         let _running = Running::new(&shared.metrics.whatifs_running);
-        let timeline = whatif_timeline(&shared, target);
+        let timeline = shared.live.whatif_copy(target);
         let deadline = WhatIfDeadline::new(limit, client_gone);
         let answered =
             question.answer(&timeline, &shared.settings, now, &|progress| deadline.check(progress));
@@ -114,23 +114,6 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
     }
-}
-
-/// The copy of the timeline what-ifs read, folded at least to `target`: the one a running
-/// what-if reads when it is far enough, else a fresh copy (the lock held only to copy).
-fn whatif_timeline(shared: &Shared, target: u64) -> Arc<dealledger_projections::Timeline> {
-    let mut kept = shared.whatif_timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(timeline) = kept.1.upgrade().filter(|_| kept.0 >= target) {
-        return timeline;
-    }
-    let timeline = shared.timeline.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Read under the lock: the timeline has folded at least this far (the folder says so only
-    // after it lets the lock go).
-    let folded = *shared.folded.borrow();
-    let copy = Arc::new(timeline.snapshot());
-    drop(timeline);
-    *kept = (folded, Arc::downgrade(&copy));
-    copy
 }
 
 /// When a what-if must stop: its client gone, its time up, or its progress so far showing it

@@ -3,10 +3,9 @@
 //! request answered truthfully.
 
 use super::role::{Failure, Input};
-use super::{Answer, Job, Store, Work};
+use super::{Answer, Job, Parts, Store, Work};
 use crate::hubspot;
 use crate::quarantine::{Hold, QuarantineError, Release};
-use crate::Shared;
 use dealledger_events::Clock;
 use dealledger_log::Ledger;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,13 +16,13 @@ use tokio::sync::oneshot;
 /// request whose holds cannot be recorded (a full quarantine, a failed write) is answered 503:
 /// what it stored is durable, and HubSpot's retry of it is all duplicates and the same holds.
 fn record_quarantine(
-    shared: &Shared,
+    parts: &Parts,
     answers: &mut [(oneshot::Sender<Answer>, Answer)],
     holds: Vec<(usize, Vec<Hold>)>,
     releases: Vec<(String, Release)>,
     now: dealledger_events::Timestamp,
 ) {
-    let Some(quarantine) = shared.quarantine.as_ref() else { return };
+    let Some(quarantine) = parts.quarantine.as_ref() else { return };
     let mut quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let all: Vec<Hold> = holds.iter().flat_map(|(_, h)| h.iter().cloned()).collect();
     let mut new = 0;
@@ -48,8 +47,8 @@ fn record_quarantine(
             Some(holds.iter().filter(|(_, h)| !h.is_empty()).map(|(i, _)| (*i, e.to_string())).collect())
         }
     };
-    shared.metrics.quarantined.store(quarantine.len() as u64, Relaxed);
-    shared.metrics.hubspot_quarantined_total.fetch_add(new as u64, Relaxed);
+    parts.metrics.quarantined.store(quarantine.len() as u64, Relaxed);
+    parts.metrics.hubspot_quarantined_total.fetch_add(new as u64, Relaxed);
     for (index, why) in failed.into_iter().flatten() {
         if let Some((_, answer)) = answers.get_mut(index) {
             if holds.iter().any(|(i, h)| *i == index && !h.is_empty()) {
@@ -92,12 +91,12 @@ pub(super) fn commit_group(
     ledger: &mut Ledger<Store>,
     clock: &dyn Clock,
     group: Vec<Job>,
-    shared: &Shared,
+    parts: &Parts,
 ) -> Input<Vec<Job>> {
-    let metrics = &shared.metrics;
+    let metrics = &parts.metrics;
     let started = Instant::now();
     let mut answers: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(group.len());
-    let hubspot = shared.hubspot_config();
+    let hubspot = parts.hubspot.get();
     let mut batch = ledger.batch(clock);
     // What the quarantine must record once the batch is durable, per answer.
     let mut holds: Vec<(usize, Vec<Hold>)> = Vec::new();
@@ -108,14 +107,13 @@ pub(super) fn commit_group(
         held.push(job.reserved);
         let (submissions, ignored) = match job.work {
             Work::Events(submissions) => (submissions, 0),
-            Work::HubSpot(_) | Work::RetryQuarantine if hubspot.is_none() || shared.quarantine.is_none() => {
+            Work::HubSpot(_) | Work::RetryQuarantine if hubspot.is_none() || parts.quarantine.is_none() => {
                 let why = "HubSpot webhooks need a [hubspot] section in dealledger.toml".to_string();
                 answers.push((job.reply, Answer::Unavailable { code: "not_configured", why }));
                 continue;
             }
             work => {
-                let (Some(config), Some(quarantine)) = (hubspot.as_deref(), shared.quarantine.as_ref())
-                else {
+                let (Some(config), Some(quarantine)) = (hubspot.as_deref(), parts.quarantine.as_ref()) else {
                     unreachable!("checked above")
                 };
                 let (answer, admitted) = admit_hubspot(&mut batch, &work, config, quarantine);
@@ -166,14 +164,10 @@ pub(super) fn commit_group(
         metrics.batches_appended.fetch_add(1, Relaxed);
     }
     metrics.duplicates.fetch_add(committed.duplicates, Relaxed);
-    shared.head.send_replace(committed.head);
-    if let Some((first, last)) = committed.seqs {
-        // After the head moved (the folder reads the log up to it): the folder folds them into
-        // the timeline; readers that must see them wait for it, the writer does not (a report
-        // or a what-if may hold the timeline for a second).
-        let _ = shared.fold.send(crate::folder::Fold::Range { first, last });
-    }
-    record_quarantine(shared, &mut answers, holds, releases, clock.now());
+    // The folder folds them into the timeline; readers that must see them wait for it, the
+    // writer does not (a report or a what-if may hold the timeline for a second).
+    parts.live.committed(committed.head, committed.seqs);
+    record_quarantine(parts, &mut answers, holds, releases, clock.now());
     for (reply, answer) in answers {
         if let Answer::Acked { ignored, .. } = &answer {
             metrics.requests_acknowledged.fetch_add(1, Relaxed);

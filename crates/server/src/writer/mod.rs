@@ -18,7 +18,9 @@ mod commit;
 mod role;
 
 use crate::hubspot;
-use crate::Shared;
+use crate::live::LiveTimeline;
+use crate::metrics::Metrics;
+use crate::{HubSpotSetting, Readiness};
 use dealledger_events::{Clock, Rejection, Submission};
 use dealledger_log::{Certainty, Ledger, Outcome};
 pub use role::FOLLOW_INTERVAL_MS;
@@ -86,12 +88,26 @@ pub enum Answer {
 
 pub type Store = Arc<dyn dealledger_log::BlockStore>;
 
+/// What the writer is handed besides its ledger and queue: the handles of what it tells.
+pub struct Parts {
+    /// Where it publishes each durable head and hands over what it committed.
+    pub live: Arc<LiveTimeline>,
+    pub metrics: Arc<Metrics>,
+    /// With a shared store: the writer lease, and whether this daemon holds it.
+    pub leadership: Option<Arc<crate::leadership::Leadership>>,
+    /// Open when `[hubspot]` is configured: the writer records holds and releases in it.
+    pub quarantine: Option<Arc<std::sync::Mutex<crate::quarantine::Quarantine>>>,
+    pub hubspot: Arc<HubSpotSetting>,
+    /// What readiness names: set from the role alone.
+    pub failed: Arc<Readiness>,
+}
+
 /// The writer thread's own: the ledger (the only one that writes the store) and its queue.
 struct Writer {
     ledger: Ledger<Store>,
     clock: Arc<dyn Clock + Send + Sync>,
     queue: mpsc::Receiver<Message>,
-    shared: Arc<Shared>,
+    parts: Parts,
 }
 
 /// Runs until `Stop` or until the queue's senders are gone. Returns the ledger so the caller
@@ -101,10 +117,10 @@ pub fn run(
     ledger: Ledger<Store>,
     clock: Arc<dyn Clock + Send + Sync>,
     queue: mpsc::Receiver<Message>,
-    shared: Arc<Shared>,
+    parts: Parts,
 ) -> Ledger<Store> {
-    let mut role = Role::first(shared.leadership.is_some());
-    let mut writer = Writer { ledger, clock, queue, shared };
+    let mut role = Role::first(parts.leadership.is_some());
+    let mut writer = Writer { ledger, clock, queue, parts };
     let mut input = Input::Turn;
     loop {
         let (next, action) = step(&role, input, writer.lease());
@@ -122,7 +138,7 @@ pub fn run(
 
 impl Writer {
     fn lease(&self) -> Lease {
-        match &self.shared.leadership {
+        match &self.parts.leadership {
             None => Lease::Sole,
             Some(leadership) if leadership.holds() => Lease::Held,
             Some(_) => Lease::NotHeld,
@@ -145,8 +161,7 @@ impl Writer {
             _ => {}
         }
         if before.failure() != after.failure() {
-            *self.shared.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                after.failure().map(Failure::to_string);
+            self.parts.failed.set(after.failure().map(Failure::to_string));
         }
     }
 
@@ -166,7 +181,7 @@ impl Writer {
             // it: the requests of the group lose their reply senders, which their handlers
             // answer as "outcome unknown", and the ledger and timeline are rebuilt from the store.
             Do::Commit(group) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                commit::commit_group(&mut self.ledger, &*self.clock, group, &self.shared)
+                commit::commit_group(&mut self.ledger, &*self.clock, group, &self.parts)
             }))
             .unwrap_or_else(|panic| {
                 let what = panic
@@ -181,7 +196,7 @@ impl Writer {
                 Input::Turn
             }
             Do::StepDown(why) => {
-                if let Some(leadership) = &self.shared.leadership {
+                if let Some(leadership) = &self.parts.leadership {
                     leadership.step_down(&why);
                 }
                 Input::Turn
@@ -219,7 +234,7 @@ impl Writer {
                 next = self.queue.try_recv().ok();
             }
         }
-        self.shared.metrics.queue_depth.fetch_sub(group.len() as u64, Relaxed);
+        self.parts.metrics.queue_depth.fetch_sub(group.len() as u64, Relaxed);
         match (group.is_empty(), then_stop) {
             (true, true) => Input::Stop,
             (true, false) => Input::Turn,
@@ -229,7 +244,7 @@ impl Writer {
 
     /// Answers every request of the group without trying it: nothing of it is stored.
     fn refuse(&self, group: Vec<Job>, refusal: Refusal) {
-        let writer = self.shared.leadership.as_ref().map_or_else(String::new, |l| l.writer());
+        let writer = self.parts.leadership.as_ref().map_or_else(String::new, |l| l.writer());
         let answer = |refusal: &Refusal| {
             match refusal {
             Refusal::NotTheWriter => Answer::Unavailable {
@@ -257,7 +272,7 @@ impl Writer {
         // outlive it. Its outcome is unknown, so the next try reopens.
         let tried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match certainty {
             Certainty::NothingStored => self.ledger.log().sync().map_err(|e| e.to_string()),
-            Certainty::Unknown => reopen(&mut self.ledger, &self.shared),
+            Certainty::Unknown => reopen(&mut self.ledger, &self.parts.live),
         }));
         match tried {
             Ok(Ok(())) => Input::Done,
@@ -276,24 +291,24 @@ impl Writer {
     /// see it, the folder folds it), then answers what is queued with a 503 naming the writer,
     /// for at most [`FOLLOW_INTERVAL_MS`].
     fn stand_by(&mut self, followed: Option<StoreEnd>) -> Input<Vec<Job>> {
-        let end = self.shared.store.last_key().map(StoreEnd);
+        let end = self.parts.live.store_end().map(StoreEnd);
         let mut read = None;
         if end.as_ref().map_or(true, |end| followed != Some(*end)) {
             match self.ledger.follow() {
                 Ok(head) => {
                     read = end.ok();
-                    publish_head(&self.shared, head);
+                    self.parts.live.published(head);
                 }
                 Err(e) => tracing::warn!(error = %e, "following the store failed; trying again"),
             }
         }
-        let writer = self.shared.leadership.as_ref().map_or_else(String::new, |l| l.writer());
+        let writer = self.parts.leadership.as_ref().map_or_else(String::new, |l| l.writer());
         let deadline = Instant::now() + Duration::from_millis(FOLLOW_INTERVAL_MS);
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.queue.recv_timeout(wait) {
                 Ok(Message::Job(job)) => {
-                    self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
+                    self.parts.metrics.queue_depth.fetch_sub(1, Relaxed);
                     let why = format!(
                         "this daemon is a standby and does not write; the writer is {writer}. Send writes there (a standby does not forward them: the answer would then depend on two daemons); retrying with the same source_id values is safe"
                     );
@@ -316,7 +331,7 @@ impl Writer {
         let why = match resumed {
             Ok(Ok(())) => {
                 let head = self.ledger.log().head();
-                publish_head(&self.shared, head);
+                self.parts.live.published(head);
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(head = head.seq, seconds, "took over as the writer");
                 return Input::Done;
@@ -328,29 +343,11 @@ impl Writer {
     }
 }
 
-/// Makes `head`, read from the store, the one readers see, and has the folder fold what it adds
-/// (or rebuild the timeline, if the store holds another log than the one folded).
-fn publish_head(shared: &Shared, head: dealledger_log::Head) {
-    let seen = *shared.head.borrow();
-    if head == seen {
-        return;
-    }
-    shared.head.send_replace(head);
-    let _ = shared.fold.send(if head.seq > seen.seq {
-        crate::folder::Fold::Range { first: seen.seq + 1, last: head.seq }
-    } else {
-        crate::folder::Fold::Rebuild
-    });
-}
-
-/// Reopens the ledger (barrier, then state from the store) and rebuilds the live timeline at
+/// Reopens the ledger (barrier, then state from the store) and has the live timeline rebuilt at
 /// the store's head: after an unknown outcome the store may hold a group nobody was told of,
 /// and after a panic the timeline may hold half of one.
-fn reopen(ledger: &mut Ledger<Store>, shared: &Shared) -> Result<(), String> {
+fn reopen(ledger: &mut Ledger<Store>, live: &LiveTimeline) -> Result<(), String> {
     ledger.reopen().map_err(|e| e.to_string())?;
-    shared.head.send_replace(ledger.log().head());
-    // The folder rebuilds the timeline from the store at that head (it may hold half a group,
-    // or miss one nobody was told of).
-    let _ = shared.fold.send(crate::folder::Fold::Rebuild);
+    live.reopened(ledger.log().head());
     Ok(())
 }
