@@ -3,6 +3,7 @@
 use crate::data::DataDir;
 use crate::{Exit, Format};
 use anyhow::{Context, Result};
+use dealledger_datadir::{Acceptance, Recovered};
 use dealledger_events::Currency;
 use dealledger_log::{BlockStore, Head, LogError};
 use dealledger_projections::{catch_up, rebuild, Timeline};
@@ -115,11 +116,10 @@ pub fn verify(data: &DataDir, digest: Option<&Path>) -> Result<()> {
     let log = match (data.open_log(), salvage) {
         (Ok(log), _) => log,
         // The storage engine's own recovery refused the files: find our blocks in them.
-        (Err(error), Some(salvage)) => match error.downcast_ref::<LogError>() {
-            Some(LogError::Store(why)) => return Err(failed(salvage.failure(&store, why))),
-            _ => return Err(error),
-        },
-        (Err(error), None) => return Err(error),
+        (Err(dealledger_datadir::DataError::Log(LogError::Store(why))), Some(salvage)) => {
+            return Err(failed(salvage.failure(&store, &why)))
+        }
+        (Err(error), _) => return Err(error.into()),
     };
     let started = std::time::Instant::now();
     let verified = match log.verify(digest, |_| {}).map_err(|e| log.locate_failure(e)) {
@@ -165,86 +165,18 @@ pub fn digest(data: &DataDir) -> Result<()> {
 
 /// `dealledger recover`: a person accepts, on the record, that the store lost acknowledged
 /// events (or was replaced), so that the ledger writes again. Never automatic.
-pub fn recover(
-    data: &DataDir,
-    clock: &dyn dealledger_events::Clock,
-    accept_loss: Option<&str>,
-    accept_replaced_store: bool,
-) -> Result<()> {
-    let _lock = data.lock_existing_writer("dealledger recover")?;
-    let log = data.open_log()?;
-    let head = log.head();
-    let record = match log.check_mark() {
-        Ok(()) => {
-            outln!("nothing to recover: the log reaches its high-water mark (head seq {})", head.seq);
-            return Ok(());
+pub fn recover(data: &DataDir, clock: &dyn dealledger_events::Clock, accept: Acceptance<'_>) -> Result<()> {
+    match data.recover(clock.now(), accept)? {
+        Recovered::Nothing { head_seq } => {
+            outln!("nothing to recover: the log reaches its high-water mark (head seq {head_seq})");
         }
-        Err(LogError::LostTail { ends_at, acknowledged, mark }) => {
-            let lost = format!("{}..{acknowledged}", ends_at + 1);
-            match accept_loss {
-                Some(range) if range == lost => {}
-                Some(range) => {
-                    return Err(Exit {
-                        code: 2,
-                        message: format!(
-                            "--accept-loss {range}: the missing range is {lost}; name it exactly"
-                        ),
-                    }
-                    .into())
-                }
-                None => {
-                    return Err(Exit {
-                        code: 2,
-                        message: format!(
-                            "seqs {lost} are missing; to go on without them pass --accept-loss {lost} \
-                             (new events will be numbered from {} again)",
-                            ends_at + 1
-                        ),
-                    }
-                    .into())
-                }
-            }
-            serde_json::json!({
-                "accepted_at": clock.now().to_string(),
-                "kind": "lost_tail",
-                "lost_first_seq": ends_at + 1,
-                "lost_last_seq": acknowledged,
-                "head_seq": head.seq,
-                "head_chain": head.chain_hex(),
-                "mark": mark,
-            })
+        Recovered::Accepted { record, head_seq } => {
+            tracing::warn!(%record, "a loss was accepted; the high-water mark now is the log's head");
+            outln!(
+                "accepted: {record}\nthe high-water mark is now head seq {head_seq}; recorded in {}",
+                data.losses_path().display()
+            );
         }
-        Err(LogError::MarkMismatch { seq, mark }) => {
-            if !accept_replaced_store {
-                return Err(Exit {
-                    code: 2,
-                    message: format!(
-                        "the store's chain at seq {seq} is not the one acknowledged there; to take this store as the \
-                         ledger's from now on, pass --accept-replaced-store"
-                    ),
-                }
-                .into());
-            }
-            serde_json::json!({
-                "accepted_at": clock.now().to_string(),
-                "kind": "replaced_store",
-                "mismatch_at_seq": seq,
-                "head_seq": head.seq,
-                "head_chain": head.chain_hex(),
-                "mark": mark,
-            })
-        }
-        Err(other) => return Err(other.into()),
-    };
-    // The record first: if the mark were moved and the record then failed, the loss would be
-    // accepted with no trace of it.
-    data.record_loss(&record)?;
-    log.store().reset_mark(head)?;
-    tracing::warn!(%record, "a loss was accepted; the high-water mark now is the log's head");
-    outln!(
-        "accepted: {record}\nthe high-water mark is now head seq {}; recorded in {}",
-        head.seq,
-        data.losses_path().display()
-    );
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `--server URL`: asking a running daemon instead of opening the data directory (which the
 //! daemon holds). The daemon answers with the same bytes the local command would print.
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use crate::Format;
 use anyhow::{Context, Result};
 use dealledger_reports::{Answered, Params, ReportName};

@@ -1,6 +1,6 @@
 //! `demo`: the one-command first look.
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use anyhow::{Context, Result};
 use dealledger_events::Clock;
 use dealledger_projections::{catch_up, Timeline, View};

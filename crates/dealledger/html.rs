@@ -1,7 +1,7 @@
 //! `dealledger report html`: the dashboard's pages as one self-contained HTML file, their
 //! reports computed here (the same answers as the API's) and inlined (docs/dashboard.md).
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use crate::report::{flag_error, When};
 use anyhow::{Context, Result};
 use clap::Args;

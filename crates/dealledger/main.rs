@@ -28,6 +28,7 @@ macro_rules! outln {
 mod audit;
 mod client;
 mod data;
+use data::Settings as _;
 mod demo;
 mod export;
 mod html;
@@ -318,35 +319,47 @@ pub struct Exit {
 }
 
 /// The documented exit code of an error: the one place where the libraries' error kinds become
-/// codes (an [`Exit`] is the binary's own, with its code: a flag the binary checked).
+/// codes (an [`Exit`] is the binary's own, with its code: a flag the binary checked). The first
+/// error of the chain (an error, then its sources) that has a code of its own gives it.
 fn exit_code(error: &anyhow::Error) -> i32 {
+    error.chain().find_map(code_of).unwrap_or(1)
+}
+
+fn code_of(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    use dealledger_datadir::DataError;
     use dealledger_import::ImportError;
     use dealledger_log::LogError;
-    let verification = |e: &LogError| if e.is_verification_failure() { 5 } else { 1 };
+    let log = |e: &LogError| match e {
+        LogError::Fenced(_) => 4,
+        e if e.is_verification_failure() => 5,
+        _ => 1,
+    };
     if let Some(exit) = error.downcast_ref::<Exit>() {
-        exit.code
+        Some(exit.code)
     } else if let Some(e) = error.downcast_ref::<IngestError>() {
-        match e {
+        Some(match e {
             IngestError::Invalid(invalid) if invalid.rejection.rule.is_conflict() => 4,
             IngestError::Invalid(_) => 3,
-            IngestError::Log(e) => verification(e),
+            IngestError::Log(e) if e.is_verification_failure() => 5,
             _ => 1,
-        }
+        })
     } else if let Some(e) = error.downcast_ref::<ImportError>() {
-        match e {
+        Some(match e {
             ImportError::Option(_) => 2,
             ImportError::Read { .. } | ImportError::Invalid { .. } | ImportError::Unmapped(_) => 3,
-        }
+        })
     } else if error.downcast_ref::<dealledger_whatif::WhatIfError>().is_some() {
-        2
+        Some(2)
+    } else if let Some(e) = error.downcast_ref::<DataError>() {
+        match e {
+            DataError::Usage(_) => Some(2),
+            DataError::Log(e) => Some(log(e)),
+            _ => None,
+        }
     } else if let Some(dealledger_export::ExportError::Log(e)) = error.downcast_ref() {
-        verification(e)
-    } else if let Some(LogError::Fenced(_)) = error.downcast_ref::<LogError>() {
-        4
-    } else if let Some(e) = error.downcast_ref::<LogError>() {
-        verification(e)
+        Some(if e.is_verification_failure() { 5 } else { 1 })
     } else {
-        1
+        error.downcast_ref::<LogError>().map(log)
     }
 }
 
@@ -449,7 +462,11 @@ fn run(cli: Cli) -> Result<()> {
             quarantine::retry(&data, clock, format)
         }
         Command::Recover(args) => {
-            audit::recover(&data, clock, args.accept_loss.as_deref(), args.accept_replaced_store)
+            let accept = dealledger_datadir::Acceptance {
+                loss: args.accept_loss.as_deref(),
+                replaced_store: args.accept_replaced_store,
+            };
+            audit::recover(&data, clock, accept)
         }
         Command::Gen { deals, seed, out } => {
             let config = dealledger_gen::Config::new(seed, deals);

@@ -7,87 +7,34 @@
 use crate::data::{DataDir, Store, WriterGuard};
 use crate::Exit;
 use anyhow::Result;
-use dealledger_log::{block, BlockStore, Head, Log, LogError};
+use dealledger_log::{copy_log, CopyError};
 use std::sync::Arc;
-
-/// Blocks per append to the destination (each at most 96 KiB): well inside one atomic write
-/// on JetStream, and a bounded amount of memory.
-const MIGRATE_BLOCKS_PER_APPEND: usize = 256;
 
 pub fn run(data: &DataDir, to: &str) -> Result<()> {
     // Writers stay out of the source while it is copied: the copy ends at one head.
     let _guard = data.lock_existing_writer("dealledger migrate")?;
     let source = data.open_log()?;
     source.check_mark()?;
-    let source_head = source.head();
     // The destination's own lock or lease: nothing else writes to it while it is filled.
     let (destination, _destination_guard) = open_destination(data, to)?;
     let started = std::time::Instant::now();
-    let copy_from = Log::open(destination.clone())?.head();
-    if copy_from.seq > source_head.seq
-        || source.chain_after(copy_from.seq)? != Some(copy_from.chain) && copy_from.seq > 0
-    {
-        return Err(Exit {
-            code: 1,
-            message: format!(
-                "{to} holds a log that is not a prefix of this one (it ends at seq {} with chain {}); migrate to an empty store",
-                copy_from.seq,
-                copy_from.chain_hex()
-            ),
-        }
-        .into());
-    }
-    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut head = copy_from;
-    let mut copied = 0u64;
-    let flush = |pending: &mut Vec<(u64, Vec<u8>)>, head: Head| -> Result<(), LogError> {
-        destination.append(pending, head)?;
-        pending.clear();
-        Ok(())
-    };
-    source.store().scan(copy_from.seq + 1, &mut |key, bytes| {
-        let header = block::header(key, bytes)?;
-        if header.first_seq != head.seq + 1 || header.prev_chain != head.chain {
-            return Err(LogError::Corrupt {
-                seq: key,
-                why: "the source's blocks do not follow one another".into(),
-            });
-        }
-        head = Head { seq: header.last_seq(), chain: header.chain };
-        pending.push((key, bytes.to_vec()));
-        copied += 1;
-        if pending.len() >= MIGRATE_BLOCKS_PER_APPEND {
-            flush(&mut pending, head)?;
-            eprint!("\rcopied {copied} blocks, up to seq {}", head.seq);
-        }
-        Ok(head.seq < source_head.seq)
+    let progress = |blocks, seq| eprint!("\rcopied {blocks} blocks, up to seq {seq}");
+    // A clone: the destination's lease is released through its connection, which must outlive
+    // the guard (dropped first, at the end of this function).
+    let copied = copy_log(&source, destination.clone(), progress).map_err(|e| match e {
+        CopyError::Log(e) => anyhow::Error::from(e),
+        CopyError::NotAPrefix { .. } => Exit { code: 1, message: format!("{to}: {e}") }.into(),
+        CopyError::Verification(_) => Exit { code: 5, message: format!("{to}: {e}") }.into(),
     })?;
-    if !pending.is_empty() {
-        flush(&mut pending, head)?;
-    }
-    if copied > 0 {
+    if copied.blocks > 0 {
         eprintln!();
     }
-    // End to end: every block's checksum, numbering and the chain, up to the source's head.
-    let copy = Log::open(destination.clone())?;
-    let verified = copy
-        .verify(Some(source_head), |_| {})
-        .map_err(|e| Exit { code: 5, message: format!("the copy at {to} failed verification: {e}") })?;
-    if verified.head != source_head {
-        return Err(Exit {
-            code: 5,
-            message: format!(
-                "the copy at {to} ends at seq {}, the source at {}",
-                verified.head.seq, source_head.seq
-            ),
-        }
-        .into());
-    }
+    let verified = copied.verified;
     outln!(
         "{}",
         serde_json::json!({
             "to": to,
-            "blocks_copied": copied,
+            "blocks_copied": copied.blocks,
             "events": verified.events,
             "head_seq": verified.head.seq,
             "chain": verified.head.chain_hex(),

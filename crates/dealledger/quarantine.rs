@@ -1,7 +1,7 @@
 //! `audit quarantine` and `quarantine retry`: the HubSpot notifications the daemon could not
 //! admit yet (docs/daemon.md, HubSpot).
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use crate::{Exit, Format};
 use anyhow::Result;
 use dealledger_events::Clock;
@@ -34,7 +34,7 @@ pub fn retry(data: &DataDir, clock: &dyn Clock, format: Format) -> Result<()> {
         code: 1,
         message: format!(
             "no [hubspot] section in {}: nothing to retry with",
-            data.path.join(crate::data::CONFIG_FILE).display()
+            data.path.join(dealledger_config::CONFIG_FILE).display()
         ),
     })?;
     let summary = match data.lock_writer("dealledger quarantine retry") {
@@ -60,7 +60,7 @@ pub fn retry(data: &DataDir, clock: &dyn Clock, format: Format) -> Result<()> {
                 serde_json::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("the daemon's answer is not JSON ({e}): {text}"))?
             }
-            None => return Err(locked),
+            None => return Err(locked.into()),
         },
     };
     match format {

@@ -1,7 +1,7 @@
 //! `dealledger report NAME`: reads the timeline projection (catching its checkpoint up with the
 //! log first) and prints one report.
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use crate::Format;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};

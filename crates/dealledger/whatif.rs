@@ -1,6 +1,6 @@
 //! `dealledger whatif`: backtest disqualification policies on the ledger's history.
 
-use crate::data::DataDir;
+use crate::data::{DataDir, Settings as _};
 use crate::{Exit, Format};
 use anyhow::Result;
 use clap::Args;

@@ -26,6 +26,7 @@
 pub mod block;
 #[doc(hidden)]
 pub mod conformance;
+mod copy;
 mod error;
 pub mod faults;
 pub mod files;
@@ -37,6 +38,7 @@ mod sled_store;
 mod store;
 pub mod writer_lock;
 
+pub use copy::{copy_log, Copied, CopyError, COPY_BLOCKS_PER_APPEND};
 pub use error::{Certainty, LogError};
 pub use ledger::{Batch, Committed, Ledger, Outcome};
 pub use log::{BlockWriter, Head, Log, Sealed, Verified};
