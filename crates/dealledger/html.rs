@@ -42,6 +42,51 @@ enum Source<'a> {
     Daemon(&'a str),
 }
 
+impl Source<'_> {
+    /// A report's JSON, or its chart, from here or from the daemon: the same answers.
+    fn ask(
+        &self,
+        data: &DataDir,
+        now: Timestamp,
+        name: ReportName,
+        params: &Params,
+        chart: bool,
+    ) -> Result<String> {
+        match (self, chart) {
+            (Source::Here(here), false) => {
+                let (timeline, settings) = &**here;
+                Ok(answer(name, params, timeline, settings, now, Format::Json).map_err(flag_error)?.text)
+            }
+            (Source::Here(here), true) => {
+                let (timeline, settings) = &**here;
+                Ok(dealledger_reports::chart(name, params, timeline, settings, now).map_err(flag_error)?)
+            }
+            (Source::Daemon(url), false) => {
+                Ok(crate::client::report(url, data, name, params, Format::Json)?.text)
+            }
+            (Source::Daemon(url), true) => crate::client::chart(url, data, name, params),
+        }
+    }
+}
+
+/// What a report's JSON says of its figures (its notes), and the flags that would make it again
+/// for the moment or period that ends at the last event (its offer).
+fn said(report: &Value) -> Vec<String> {
+    let offer = match &report["offer"] {
+        Value::Object(o) if o.contains_key("as_of") => {
+            Some(format!("offer: --as-of {}", o["as_of"].as_str().unwrap_or("")))
+        }
+        Value::Object(o) => Some(format!(
+            "offer: --from {} --to {}",
+            o.get("from").and_then(Value::as_str).unwrap_or(""),
+            o.get("to").and_then(Value::as_str).unwrap_or("")
+        )),
+        _ => None,
+    };
+    let notes = report["notes"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    notes.map(|n| format!("note: {n}")).chain(offer).collect()
+}
+
 /// Makes the file from this data directory's ledger, or with `server` from a running daemon's
 /// answers (the daemon holds the ledger while it runs; its answers are the same bytes).
 pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlArgs) -> Result<()> {
@@ -70,23 +115,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
             ..Params::default()
         },
     );
-    // A report's JSON, or its chart, from here or from the daemon: the same answers.
-    let ask = |name: ReportName, params: &Params, chart: bool| -> Result<String> {
-        match (&source, chart) {
-            (Source::Here(here), false) => {
-                let (timeline, settings) = &**here;
-                Ok(answer(name, params, timeline, settings, now, Format::Json).map_err(flag_error)?.text)
-            }
-            (Source::Here(here), true) => {
-                let (timeline, settings) = &**here;
-                Ok(dealledger_reports::chart(name, params, timeline, settings, now).map_err(flag_error)?)
-            }
-            (Source::Daemon(url), false) => {
-                Ok(crate::client::report(url, data, name, params, Format::Json)?.text)
-            }
-            (Source::Daemon(url), true) => crate::client::chart(url, data, name, params),
-        }
-    };
+    let ask = |name: ReportName, params: &Params, chart: bool| source.ask(data, now, name, params, chart);
     let mut reports = serde_json::Map::new();
     let mut notes: Vec<String> = Vec::new();
     for (key, name, params) in [
@@ -98,26 +127,7 @@ pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, args: &HtmlA
         ("bad-deal-cost", ReportName::BadDealCost, period(from, to)),
     ] {
         let value: Value = serde_json::from_str(&ask(name, &params, false)?).context("a report's JSON")?;
-        // What the file's pages say of their figures, and the flags that would make it again
-        // for the moment or period that ends at the last event.
-        let offer = match &value["offer"] {
-            Value::Object(o) if o.contains_key("as_of") => {
-                Some(format!("offer: --as-of {}", o["as_of"].as_str().unwrap_or("")))
-            }
-            Value::Object(o) => Some(format!(
-                "offer: --from {} --to {}",
-                o.get("from").and_then(Value::as_str).unwrap_or(""),
-                o.get("to").and_then(Value::as_str).unwrap_or("")
-            )),
-            _ => None,
-        };
-        let said = value["notes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|n| format!("note: {n}"));
-        for line in said.chain(offer) {
+        for line in said(&value) {
             if key != "kpis-previous" && !notes.contains(&line) {
                 notes.push(line);
             }

@@ -412,40 +412,7 @@ fn run(cli: Cli) -> Result<()> {
     let shared_clock = clock.clone();
     let clock: &dyn dealledger_events::Clock = &*clock;
     match cli.command {
-        Command::Ingest(args) => {
-            let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
-            let _lock = data.lock_writer("dealledger ingest")?;
-            let options = dealledger_ingest::Options {
-                inputs,
-                skip_invalid: args.skip_invalid,
-                rejects: args.rejects,
-                rejects_bytes_max: args.rejects_bytes_max,
-                progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            };
-            let mut skipped_by_kind = std::collections::BTreeMap::new();
-            let report = match args.format {
-                InputFormat::Jsonl => {
-                    let mut ledger = data.open_ledger()?;
-                    dealledger_ingest::run(&mut ledger, clock, &options)?
-                }
-                format => {
-                    let imported = import(&data, format, &options.inputs, &args.columns)?;
-                    skipped_by_kind =
-                        imported.skipped_by_kind().into_iter().map(|(k, n)| (k.to_string(), n)).collect();
-                    let mut ledger = data.open_ledger()?;
-                    dealledger_ingest::run_rows(&mut ledger, clock, imported, &options)?
-                }
-            };
-            print_ingest(&report, &skipped_by_kind, args.output)?;
-            if report.rejected > 0 {
-                eprintln!(
-                    "{} invalid lines were not stored; see {}",
-                    report.rejected,
-                    options.rejects.as_ref().map_or("the rejects file".into(), |p| p.display().to_string())
-                );
-            }
-            Ok(())
-        }
+        Command::Ingest(args) => ingest(&data, clock, args),
         Command::Stats { format } => audit::stats(&data, format),
         Command::Replay => audit::replay(&data),
         Command::Report { command } => report::run(&data, clock, cli.server.as_deref(), &command),
@@ -487,6 +454,42 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => dealledger_bench::run(&args.into()),
         Command::Migrate(args) => migrate::run(&data, &args.to),
     }
+}
+
+/// `dealledger ingest`: JSON Lines, or a CRM export through its importer, into the ledger.
+fn ingest(data: &DataDir, clock: &dyn dealledger_events::Clock, args: IngestArgs) -> Result<()> {
+    let inputs = if args.inputs.is_empty() { vec!["-".to_string()] } else { args.inputs };
+    let _lock = data.lock_writer("dealledger ingest")?;
+    let options = dealledger_ingest::Options {
+        inputs,
+        skip_invalid: args.skip_invalid,
+        rejects: args.rejects,
+        rejects_bytes_max: args.rejects_bytes_max,
+        progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let mut skipped_by_kind = std::collections::BTreeMap::new();
+    let report = match args.format {
+        InputFormat::Jsonl => {
+            let mut ledger = data.open_ledger()?;
+            dealledger_ingest::run(&mut ledger, clock, &options)?
+        }
+        format => {
+            let imported = import(data, format, &options.inputs, &args.columns)?;
+            skipped_by_kind =
+                imported.skipped_by_kind().into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+            let mut ledger = data.open_ledger()?;
+            dealledger_ingest::run_rows(&mut ledger, clock, imported, &options)?
+        }
+    };
+    print_ingest(&report, &skipped_by_kind, args.output)?;
+    if report.rejected > 0 {
+        eprintln!(
+            "{} invalid lines were not stored; see {}",
+            report.rejected,
+            options.rejects.as_ref().map_or("the rejects file".into(), |p| p.display().to_string())
+        );
+    }
+    Ok(())
 }
 
 /// Reads a CRM export with its importer; reports the rows it skipped on stderr.

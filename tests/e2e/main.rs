@@ -23,6 +23,7 @@ mod powerloss;
 mod reports;
 mod rules;
 mod scaleout;
+mod shape;
 mod stall;
 mod time;
 mod versus;

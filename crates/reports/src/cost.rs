@@ -74,6 +74,70 @@ fn hours_of(minutes: i64) -> f64 {
     round6(minutes as f64 / 60.0) + 0.0
 }
 
+/// `owner`'s bad-deal cost, and each of its listed deals' into `deals`: minutes of its selling
+/// time priced at its rates, rounded once.
+fn owner_cost(settings: &Settings, owner: &str, sums: &OwnerSums, deals: &mut Vec<DealCost>) -> OwnerCost {
+    let currency = settings.currency;
+    let rates = settings.rates(owner);
+    // Minutes of this owner's selling time as (time cost, commission cost), rounded once.
+    let price = |minutes: i64| {
+        let per_minute_divisor = i128::from(rates.selling_hours) * 60;
+        let value = i128::from(minutes) * i128::from(rates.quota_minor);
+        let commission = value * i128::from(rates.commission_bp);
+        (div_round(value, per_minute_divisor), div_round(commission, per_minute_divisor * 10_000))
+    };
+    for (deal, status, ended, minutes) in &sums.listed {
+        deals.push(DealCost {
+            deal: deal.clone(),
+            owner: owner.to_string(),
+            outcome: status.as_str(),
+            ended_at: Instant(*ended),
+            effort_hours: hours_of(*minutes),
+            time_cost: Money::new(price(*minutes).0, currency),
+        });
+    }
+    let (time_cost, commission_cost) = price(sums.minutes);
+    OwnerCost {
+        owner: owner.to_string(),
+        cost: Cost {
+            bad_deals: sums.deals,
+            effort_hours: hours_of(sums.minutes),
+            time_cost: Money::new(time_cost, currency),
+            commission_cost: Money::new(commission_cost, currency),
+        },
+        hourly_value: Money::new(
+            div_round(i128::from(rates.quota_minor), i128::from(rates.selling_hours)),
+            currency,
+        ),
+    }
+}
+
+/// What the cost stands on: the period, and where the history holds no touches at all or bad
+/// deals without one.
+fn cost_basis(
+    timeline: &Timeline,
+    from: Timestamp,
+    to: Timestamp,
+    touched: bool,
+    untouched: u64,
+    bad_deals: u64,
+) -> Basis {
+    let mut basis = Basis::period(timeline, from, to);
+    if !touched {
+        basis.note(
+            "the history holds no touches: effort is 0 hours and its cost 0 for want of data, not because \
+             the bad deals cost no time",
+        );
+    } else if untouched > 0 {
+        basis.note(format!(
+            "{} of the {} have no touch: counted at 0 hours",
+            thousands(untouched),
+            count(bad_deals, "bad deal", "bad deals")
+        ));
+    }
+    basis
+}
+
 /// Bad deals: final status (on the events with `at < to`) lost or disqualified, set by an event
 /// in [from, to). Effort: every touch up to and including that event's `at`. Each owner's costs
 /// are rounded to the minor unit once; the totals are the sums of the owners' figures (effort
@@ -124,45 +188,9 @@ pub fn bad_deal_cost(
         }
     }
     let currency = settings.currency;
-    // What `minutes` of `owner`'s selling time are worth, rounded once.
     let mut deals = Vec::new();
-    let mut by_owner: Vec<OwnerCost> = owners
-        .iter()
-        .map(|(&owner, sums)| {
-            let rates = settings.rates(owner);
-            // Minutes of this owner's selling time as (time cost, commission cost), rounded once.
-            let price = |minutes: i64| {
-                let per_minute_divisor = i128::from(rates.selling_hours) * 60;
-                let value = i128::from(minutes) * i128::from(rates.quota_minor);
-                let commission = value * i128::from(rates.commission_bp);
-                (div_round(value, per_minute_divisor), div_round(commission, per_minute_divisor * 10_000))
-            };
-            for (deal, status, ended, minutes) in &sums.listed {
-                deals.push(DealCost {
-                    deal: deal.clone(),
-                    owner: owner.to_string(),
-                    outcome: status.as_str(),
-                    ended_at: Instant(*ended),
-                    effort_hours: hours_of(*minutes),
-                    time_cost: Money::new(price(*minutes).0, currency),
-                });
-            }
-            let (time_cost, commission_cost) = price(sums.minutes);
-            OwnerCost {
-                owner: owner.to_string(),
-                cost: Cost {
-                    bad_deals: sums.deals,
-                    effort_hours: hours_of(sums.minutes),
-                    time_cost: Money::new(time_cost, currency),
-                    commission_cost: Money::new(commission_cost, currency),
-                },
-                hourly_value: Money::new(
-                    div_round(i128::from(rates.quota_minor), i128::from(rates.selling_hours)),
-                    currency,
-                ),
-            }
-        })
-        .collect();
+    let mut by_owner: Vec<OwnerCost> =
+        owners.iter().map(|(&owner, sums)| owner_cost(settings, owner, sums, &mut deals)).collect();
     by_owner.sort_by(|a, b| {
         b.cost.time_cost.minor.cmp(&a.cost.time_cost.minor).then_with(|| a.owner.cmp(&b.owner))
     });
@@ -174,20 +202,8 @@ pub fn bad_deal_cost(
         time_cost: Money::new(by_owner.iter().map(|o| o.cost.time_cost.minor).sum(), currency),
         commission_cost: Money::new(by_owner.iter().map(|o| o.cost.commission_cost.minor).sum(), currency),
     };
-    let mut basis = Basis::period(timeline, from, to);
     let untouched: u64 = owners.values().map(|o| o.untouched).sum();
-    if !touched {
-        basis.note(
-            "the history holds no touches: effort is 0 hours and its cost 0 for want of data, not because \
-             the bad deals cost no time",
-        );
-    } else if untouched > 0 {
-        basis.note(format!(
-            "{} of the {} have no touch: counted at 0 hours",
-            thousands(untouched),
-            count(bad_deals, "bad deal", "bad deals")
-        ));
-    }
+    let basis = cost_basis(timeline, from, to, touched, untouched, bad_deals);
     CostReport {
         from: Instant(from),
         to: Instant(to),

@@ -7,7 +7,7 @@ use dealledger_events::time::MICROS_PER_DAY;
 use dealledger_events::{Currency, Timestamp};
 
 const MICROS_PER_HOUR: i64 = MICROS_PER_DAY / 24;
-use dealledger_projections::{Name, Status, Timeline, View};
+use dealledger_projections::{DealHistory, Folded, Name, Status, Timeline, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -171,36 +171,36 @@ fn ratio(numerator: f64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| round6(numerator / denominator as f64))
 }
 
-/// KPIs over [from, to): computed from the events with `at < to` (and `recorded_at <=
-/// known_at`). `forecast` is an amount of the report currency, any number of decimals.
-pub fn kpis(
-    timeline: &Timeline,
-    settings: &Settings,
+/// What one deal adds to a fold part's sums over [from, to).
+struct PeriodFold<'a> {
+    settings: &'a Settings,
+    view: View,
     from: Timestamp,
     to: Timestamp,
-    known_at: Timestamp,
-    currency: Option<Currency>,
-    forecast: Option<Decimal>,
-) -> Result<KpiReport, NoSuchCurrency> {
-    let view = View { as_of: Timestamp(to.0 - 1), known_at };
-    let in_period = |t: Timestamp| from <= t && t < to;
-    let stages = settings.pipeline.stages().len();
-    let index_by_name = stage_indexes(timeline, settings);
-    let index = |name: Name| index_by_name[name as usize];
-    let parts = timeline.fold_deals(view, true, Part::default, |part, deal, folded| {
-        let acc = part
-            .by_currency
-            .entry(deal.currency)
-            .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
+    /// A stage name's index in the pipeline, by name.
+    index_by_name: Vec<Option<usize>>,
+}
+
+impl PeriodFold<'_> {
+    fn in_period(&self, t: Timestamp) -> bool {
+        self.from <= t && t < self.to
+    }
+
+    fn new_acc(&self) -> Acc {
+        Acc { conversion: vec![(0, 0); self.settings.pipeline.stages().len()], ..Acc::default() }
+    }
+
+    fn add(&self, part: &mut Part, deal: &DealHistory<'_>, folded: &Folded) {
         part.touched |= folded.touches.count > 0;
         let owner = part.by_owner.entry(folded.owner).or_default();
         owner.touch_minutes += deal
-            .touches_in(view)
-            .filter(|touch| in_period(touch.at))
+            .touches_in(self.view)
+            .filter(|touch| self.in_period(touch.at))
             .map(|touch| touch.minutes_or_default())
             .sum::<i64>();
+        let acc = part.by_currency.entry(deal.currency).or_insert_with(|| self.new_acc());
         let status = folded.status();
-        if status != Status::Open && in_period(folded.status_at) {
+        if status != Status::Open && self.in_period(folded.status_at) {
             match status {
                 Status::Won => {
                     acc.won += 1;
@@ -208,7 +208,7 @@ pub fn kpis(
                     acc.revenue_minor += i128::from(folded.won_amount_minor);
                     acc.cycle_micros += i128::from(folded.status_at.0 - folded.opened_at.0);
                     owner.won += 1;
-                    if deal.currency == settings.currency {
+                    if deal.currency == self.settings.currency {
                         owner.revenue_minor += i128::from(folded.won_amount_minor);
                     }
                 }
@@ -220,18 +220,23 @@ pub fn kpis(
                 Status::Open => unreachable!(),
             }
         }
-        if !in_period(folded.opened_at) {
-            return;
+        if self.in_period(folded.opened_at) {
+            self.add_created(acc, folded, status);
         }
+    }
+
+    /// A deal opened in the period: its amount, its first response, and per stage whether it
+    /// entered it and whether it entered a later stage (or was won) after it first did. "After"
+    /// is the order of the visits, which is the order of entry, (at, seq): two moves at one
+    /// instant count in the order they were appended.
+    fn add_created(&self, acc: &mut Acc, folded: &Folded, status: Status) {
         acc.created += 1;
         acc.created_without_amount += u64::from(folded.opened_amount_minor == 0);
         acc.generated_minor += i128::from(folded.opened_amount_minor);
         if let Some(first_outbound) = folded.touches.first_outbound_at {
             acc.responses_micros.push(first_outbound.0 - folded.opened_at.0);
         }
-        // Per stage: whether the deal entered it, and whether it entered a later stage (or
-        // was won) after it first did. "After" is the order of the visits, which is the order
-        // of entry, (at, seq): two moves at one instant count in the order they were appended.
+        let index = |name: Name| self.index_by_name.get(name as usize).copied().flatten();
         for (i, counts) in acc.conversion.iter_mut().enumerate() {
             let Some(first) = folded.visits.iter().position(|v| index(v.stage) == Some(i)) else {
                 continue;
@@ -247,7 +252,24 @@ pub fn kpis(
                 counts.1 += 1;
             }
         }
-    });
+    }
+}
+
+/// KPIs over [from, to): computed from the events with `at < to` (and `recorded_at <=
+/// known_at`). `forecast` is an amount of the report currency, any number of decimals.
+pub fn kpis(
+    timeline: &Timeline,
+    settings: &Settings,
+    from: Timestamp,
+    to: Timestamp,
+    known_at: Timestamp,
+    currency: Option<Currency>,
+    forecast: Option<Decimal>,
+) -> Result<KpiReport, NoSuchCurrency> {
+    let view = View { as_of: Timestamp(to.0 - 1), known_at };
+    let fold = PeriodFold { settings, view, from, to, index_by_name: stage_indexes(timeline, settings) };
+    let parts =
+        timeline.fold_deals(view, true, Part::default, |part, deal, folded| fold.add(part, deal, folded));
     let mut owners: BTreeMap<&str, OwnerAcc> =
         settings.owner_rates.keys().map(|owner| (owner.as_str(), OwnerAcc::default())).collect();
     for part in &parts {
@@ -261,9 +283,8 @@ pub fn kpis(
         .into_iter()
         .map(|(owner, acc)| owner_kpis(settings, owner, acc, period_micros, touched))
         .collect();
-    let parts: Vec<BTreeMap<Currency, Acc>> = parts.into_iter().map(|part| part.by_currency).collect();
     let mut by_currency: BTreeMap<Currency, Acc> = BTreeMap::new();
-    for (currency, acc) in parts.into_iter().flatten() {
+    for (currency, acc) in parts.into_iter().flat_map(|part| part.by_currency) {
         match by_currency.entry(currency) {
             std::collections::btree_map::Entry::Vacant(entry) => {
                 entry.insert(acc);
@@ -273,35 +294,48 @@ pub fn kpis(
     }
     let currencies: Vec<Currency> = by_currency.keys().copied().collect();
     let main_currency = report_currency(&currencies, currency, settings)?;
-    by_currency
-        .entry(main_currency)
-        .or_insert_with(|| Acc { conversion: vec![(0, 0); stages], ..Acc::default() });
+    by_currency.entry(main_currency).or_insert_with(|| fold.new_acc());
     let spend = spend_in(settings, from, to);
     let mut all: Vec<Kpis> = by_currency
         .into_iter()
         .map(|(c, acc)| finish(settings, c, acc, spend.filter(|_| c == settings.currency)))
         .collect();
-    for k in &mut all {
-        if k.currency == main_currency {
-            if let Some(forecast) = forecast {
-                // Both sides at one decimal scale, exactly: revenue in minor units, the
-                // forecast as written.
-                let exponent = k.currency.exponent();
-                let scale = exponent.max(forecast.scale);
-                let actual = k.revenue.minor * 10i128.pow(scale - exponent);
-                let forecast = i128::from(forecast.mantissa) * 10i128.pow(scale - forecast.scale);
-                k.forecast_accuracy = Some(
-                    (actual != 0)
-                        .then(|| round6((actual - forecast).abs() as f64 / actual.abs() as f64 * 100.0)),
-                );
-            }
-        }
+    let main = all.iter_mut().find(|k| k.currency == main_currency).expect("inserted above");
+    if let Some(forecast) = forecast {
+        main.forecast_accuracy = Some(forecast_accuracy(main.revenue.minor, main.currency, forecast));
     }
-    let main = all.iter().find(|k| k.currency == main_currency).cloned().expect("inserted above");
+    let main = main.clone();
     // One currency asked for, one shown.
     let by_currency = if all.len() > 1 && currency.is_none() { all } else { Vec::new() };
-    let mut basis = Basis::period(timeline, from, to);
     let shown = if by_currency.is_empty() { std::slice::from_ref(&main) } else { &by_currency[..] };
+    let basis = kpis_basis(timeline, from, to, touched, shown);
+    Ok(KpiReport {
+        from: Instant(from),
+        to: Instant(to),
+        known_at: Instant(known_at),
+        main,
+        by_currency,
+        currencies,
+        by_owner,
+        by_owner_currency: settings.currency,
+        basis,
+    })
+}
+
+/// |actual - forecast| / |actual| in percent (null when nothing was won), both sides at one
+/// decimal scale, exactly: revenue in minor units, the forecast as written.
+fn forecast_accuracy(revenue_minor: i128, currency: Currency, forecast: Decimal) -> Option<f64> {
+    let exponent = currency.exponent();
+    let scale = exponent.max(forecast.scale);
+    let actual = revenue_minor * 10i128.pow(scale - exponent);
+    let forecast = i128::from(forecast.mantissa) * 10i128.pow(scale - forecast.scale);
+    (actual != 0).then(|| round6((actual - forecast).abs() as f64 / actual.abs() as f64 * 100.0))
+}
+
+/// What the figures stand on: the period, and where the history holds no touches or deals
+/// without an amount.
+fn kpis_basis(timeline: &Timeline, from: Timestamp, to: Timestamp, touched: bool, shown: &[Kpis]) -> Basis {
+    let mut basis = Basis::period(timeline, from, to);
     if !touched && !timeline.deals().is_empty() {
         basis.note(
             "the history holds no touches: first response and selling time cannot be computed (shown \
@@ -326,17 +360,7 @@ pub fn kpis(
             ));
         }
     }
-    Ok(KpiReport {
-        from: Instant(from),
-        to: Instant(to),
-        known_at: Instant(known_at),
-        main,
-        by_currency,
-        currencies,
-        by_owner,
-        by_owner_currency: settings.currency,
-        basis,
-    })
+    basis
 }
 
 /// A year's figure prorated to `period_micros`: x period / 365 days, rounded to the unit.

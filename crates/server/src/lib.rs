@@ -183,16 +183,7 @@ pub fn run(
     }
     let budget = budget::Budget::new(config.queue_bytes_max);
     let unsigned = budget::Budget::new(config.hubspot.as_ref().map_or(0, |h| h.unsigned_bytes_max));
-    let leadership = match writing {
-        Writing::Sole => None,
-        Writing::Leased { lease, holder } => {
-            lease.set_holder(holder(bound));
-            let leadership = Arc::new(leadership::Leadership::new(lease));
-            // Before the first request: a daemon alone on its store writes from the start.
-            leadership.claim();
-            Some(leadership)
-        }
-    };
+    let leadership = lead(writing, bound);
     let hubspot = Arc::new(HubSpotSetting::default());
     if let Some(config) = config.hubspot.clone() {
         hubspot.set(config);
@@ -225,23 +216,12 @@ pub fn run(
         shutdown: watch::Sender::new(false),
     });
     let keeper = match leadership.clone() {
-        Some(leadership) => Some(
-            std::thread::Builder::new()
-                .name("dealledger-lease".into())
-                .spawn(move || leadership.keep())
-                .map_err(|e| ServeError::Runtime(format!("cannot start the lease's thread: {e}")))?,
-        ),
+        Some(leadership) => Some(spawn("dealledger-lease", move || leadership.keep())?),
         None => None,
     };
     let folder_live = parts.live.clone();
-    let writer = std::thread::Builder::new()
-        .name("dealledger-writer".into())
-        .spawn(move || writer::run(ledger, clock, queue_rx, parts))
-        .map_err(|e| ServeError::Runtime(format!("cannot start the writer thread: {e}")))?;
-    let folder = std::thread::Builder::new()
-        .name("dealledger-folder".into())
-        .spawn(move || folder::run(fold_rx, &folder_live))
-        .map_err(|e| ServeError::Runtime(format!("cannot start the folder thread: {e}")))?;
+    let writer = spawn("dealledger-writer", move || writer::run(ledger, clock, queue_rx, parts))?;
+    let folder = spawn("dealledger-folder", move || folder::run(fold_rx, &folder_live))?;
     listening(bound);
     tracing::info!(%bound, "listening");
     let router = http::router(shared.clone());
@@ -255,6 +235,31 @@ pub fn run(
     };
     runtime.block_on(listen::serve(listener, router, &config, stop, on_stop, counted));
     finish(&shared, runtime, writer, folder, (leadership, keeper))
+}
+
+/// The writer lease, when several daemons share the store: claimed once before the first
+/// request (a daemon alone on its store writes from the start), then kept by its own thread.
+fn lead(writing: Writing, bound: SocketAddr) -> Option<Arc<leadership::Leadership>> {
+    match writing {
+        Writing::Sole => None,
+        Writing::Leased { lease, holder } => {
+            lease.set_holder(holder(bound));
+            let leadership = Arc::new(leadership::Leadership::new(lease));
+            leadership.claim();
+            Some(leadership)
+        }
+    }
+}
+
+/// One of the daemon's own threads, named.
+fn spawn<T: Send + 'static>(
+    name: &str,
+    run: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, ServeError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(run)
+        .map_err(|e| ServeError::Runtime(format!("cannot start the thread {name}: {e}")))
 }
 
 /// What must hold before anything is opened: a usable token where one is needed, and the

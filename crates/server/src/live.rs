@@ -16,6 +16,16 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Why the folder could not bring the timeline to the durable head (readers keep the timeline
+/// as it was; the next commit tries again).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FoldError {
+    #[error("reading back the events just committed: {0}")]
+    ReadBack(#[source] dealledger_log::LogError),
+    #[error("rebuilding the timeline from the log: {0}")]
+    Rebuild(#[source] dealledger_projections::ReplayError),
+}
+
 pub(crate) struct LiveTimeline {
     timeline: RwLock<Timeline>,
     /// The last durable head; readers never look past it.
@@ -100,7 +110,7 @@ impl LiveTimeline {
     }
 
     /// Folds events `folded + 1..=upto` from the log into the timeline, and says so.
-    pub fn fold(&self, upto: u64) -> Result<(), String> {
+    pub fn fold(&self, upto: u64) -> Result<(), FoldError> {
         let log = self.reader();
         let from = self.folded() + 1;
         let mut timeline = self.timeline.write().unwrap_or_else(PoisonError::into_inner);
@@ -115,7 +125,7 @@ impl LiveTimeline {
             })?;
             Ok(header.first_seq.saturating_add(u64::from(header.count)) <= upto)
         })
-        .map_err(|e| format!("reading back the events just committed: {e}"))?;
+        .map_err(FoldError::ReadBack)?;
         drop(timeline);
         // After the lock is let go: a what-if's copy taken under the lock has folded this far.
         self.folded.send_replace(upto);
@@ -123,11 +133,11 @@ impl LiveTimeline {
     }
 
     /// Replaces the timeline with one of the log at the durable head, and says so.
-    pub fn rebuild(&self) -> Result<(), String> {
+    pub fn rebuild(&self) -> Result<(), FoldError> {
         let log = self.reader();
         let head = log.head().seq;
         let (mut timeline, _) =
-            dealledger_projections::catch_up::<Timeline, _>(&log).map_err(|e| e.to_string())?;
+            dealledger_projections::catch_up::<Timeline, _>(&log).map_err(FoldError::Rebuild)?;
         timeline.refresh();
         *self.timeline.write().unwrap_or_else(PoisonError::into_inner) = timeline;
         self.timeline.clear_poison();

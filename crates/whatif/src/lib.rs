@@ -213,6 +213,64 @@ struct Real {
     won_minor: i64,
 }
 
+/// Every deal opened in the scope's [from, to) as of its moment: its currency, its real outcome
+/// and whether it had a touch by then.
+fn deals_in_scope(timeline: &Timeline, scope: &Scope, view: View) -> Vec<(Currency, Real, bool)> {
+    let mut in_scope = Vec::new();
+    let mut folded = Folded::default();
+    for (index, deal) in timeline.deals().iter().enumerate() {
+        if !folded.fold(&deal, view) {
+            continue;
+        }
+        let opened = folded.opened_at;
+        if scope.from.is_some_and(|f| opened < f) || scope.to.is_some_and(|t| opened >= t) {
+            continue;
+        }
+        let status = folded.status();
+        let end = if status == Status::Open { scope.as_of } else { folded.status_at };
+        let touched = deal.touches().first().is_some_and(|t| t.at <= scope.as_of);
+        let real = Real { index, owner: folded.owner, status, end, won_minor: folded.won_amount_minor };
+        in_scope.push((deal.currency, real, touched));
+    }
+    in_scope
+}
+
+/// What every answer says whatever the policy: the moment, the deals of other currencies left
+/// out, won deals without an amount, and selling time priced in another currency.
+fn coverage_basis(timeline: &Timeline, settings: &Settings, as_of: Timestamp, coverage: &Coverage) -> Basis {
+    let mut basis = Basis::as_of(timeline, as_of);
+    for left in &coverage.left_out {
+        basis.note(format!(
+            "{} in {} left out: amounts of two currencies are never added (--currency {} backtests them)",
+            count(left.deals, "deal", "deals"),
+            left.currency,
+            left.currency
+        ));
+    }
+    let won = count(coverage.won, "won deal", "won deals");
+    match (coverage.won, coverage.won_with_amount) {
+        (0, _) => {}
+        (_, 0) => basis.note(format!(
+            "none of the {won} has an amount: revenue at risk is 0 for want of data, so a cut win looks \
+             free; no best is named"
+        )),
+        (all, with) if with < all => basis.note(format!(
+            "{} of the {won} have no amount: revenue at risk counts them as 0",
+            thousands(all - with)
+        )),
+        _ => {}
+    }
+    let currency = coverage.currency;
+    if currency != settings.currency {
+        basis.note(format!(
+            "selling time is priced in {} ([costs] currency) and these deals are in {currency}: net value \
+             would subtract one from the other, so it is left empty and no best is named",
+            settings.currency
+        ));
+    }
+    basis
+}
+
 /// What a backtest needs, computed once and shared by every policy of a sweep or comparison.
 pub struct Prepared<'t> {
     timeline: &'t Timeline,
@@ -240,22 +298,7 @@ impl<'t> Prepared<'t> {
         let history = StageHistory::build(timeline, view);
         let stage_index = stage_indexes(timeline, settings);
         // Every deal in [from, to) with its currency; the chosen currency's are kept.
-        let mut in_scope: Vec<(Currency, Real, bool)> = Vec::new();
-        let mut folded = Folded::default();
-        for (index, deal) in timeline.deals().iter().enumerate() {
-            if !folded.fold(&deal, view) {
-                continue;
-            }
-            let opened = folded.opened_at;
-            if scope.from.is_some_and(|f| opened < f) || scope.to.is_some_and(|t| opened >= t) {
-                continue;
-            }
-            let status = folded.status();
-            let end = if status == Status::Open { scope.as_of } else { folded.status_at };
-            let touched = deal.touches().first().is_some_and(|t| t.at <= scope.as_of);
-            let real = Real { index, owner: folded.owner, status, end, won_minor: folded.won_amount_minor };
-            in_scope.push((deal.currency, real, touched));
-        }
+        let in_scope = deals_in_scope(timeline, &scope, view);
         let mut counts: BTreeMap<Currency, u64> = BTreeMap::new();
         for (currency, _, _) in &in_scope {
             *counts.entry(*currency).or_default() += 1;
@@ -289,35 +332,7 @@ impl<'t> Prepared<'t> {
             }
             reals.push(real);
         }
-        let mut basis = Basis::as_of(timeline, scope.as_of);
-        for left in &coverage.left_out {
-            basis.note(format!(
-                "{} in {} left out: amounts of two currencies are never added (--currency {} backtests them)",
-                count(left.deals, "deal", "deals"),
-                left.currency,
-                left.currency
-            ));
-        }
-        let won = count(coverage.won, "won deal", "won deals");
-        match (coverage.won, coverage.won_with_amount) {
-            (0, _) => {}
-            (_, 0) => basis.note(format!(
-                "none of the {won} has an amount: revenue at risk is 0 for want of data, so a cut win looks \
-                 free; no best is named"
-            )),
-            (all, with) if with < all => basis.note(format!(
-                "{} of the {won} have no amount: revenue at risk counts them as 0",
-                thousands(all - with)
-            )),
-            _ => {}
-        }
-        if currency != settings.currency {
-            basis.note(format!(
-                "selling time is priced in {} ([costs] currency) and these deals are in {currency}: net value \
-                 would subtract one from the other, so it is left empty and no best is named",
-                settings.currency
-            ));
-        }
+        let basis = coverage_basis(timeline, settings, scope.as_of, &coverage);
         let watch = UNWATCHED;
         Ok(Prepared {
             timeline,

@@ -374,6 +374,76 @@ pub(super) fn decode(checkpoint: MetaBytes, state_at: Range<usize>) -> Result<Ti
     names.reindex();
     let ids = r.strings(deals_n, "deal ids")?;
     let table = r.records(deals_n, DEAL_BYTES, "deals")?;
+    let DealTable { mut columns, entry_ranges, touch_ranges, seq_ranges, sums } = deal_table(&ids, table)?;
+    if sums != (entries_n, touches_n, seqs_n) {
+        return Err("the deals' counts do not add up to the state's".into());
+    }
+    check_distinct(&ids)?;
+    let base = state_at.start;
+    let mut read = Read { checkpoint: &checkpoint, released: 0 };
+    let entries_at = r.at;
+    let records = r.records(entries_n, ENTRY_BYTES, "entries")?;
+    let mut entries = Vec::with_capacity(entries_n);
+    for (slab, records) in records.chunks(Read::SLAB_BYTES / ENTRY_BYTES * ENTRY_BYTES).enumerate() {
+        for record in records.chunks_exact(ENTRY_BYTES) {
+            entries.push(entry_of(record)?);
+        }
+        read.upto(base + entries_at + slab * (Read::SLAB_BYTES / ENTRY_BYTES * ENTRY_BYTES) + records.len());
+    }
+    let touches_at = r.at;
+    let touches = r.records(touches_n, TOUCH_BYTES, "touches")?;
+    let seqs_at = r.at;
+    let (latest, end) = std::thread::scope(|scope| {
+        // The seqs on the other core, while this one checks the entries and touches.
+        let seqs = scope
+            .spawn(|| check_seqs(&checkpoint, base, &ids, &seq_ranges, Reader { bytes: state, at: seqs_at }));
+        let mut latest = check_entries(&ids, &entries, &entry_ranges, names.len())?;
+        let mut read = Read { checkpoint: &checkpoint, released: base + touches_at };
+        check_touches(&ids, touches, &touch_ranges, &mut latest, |end| read.upto(base + touches_at + end))?;
+        read.finish(base + seqs_at);
+        let end = seqs.join().map_err(|_| "checking the seqs failed".to_string())??;
+        Ok::<_, String>((latest, end))
+    })?;
+    if end != state.len() {
+        return Err(format!("{} bytes after the state", state.len() - end));
+    }
+    let expected = match deals_n {
+        0 => (Timestamp::default(), Timestamp::default()),
+        _ => latest,
+    };
+    if (latest_at, latest_recorded_at) != expected {
+        return Err("the latest instants are not those of the history".into());
+    }
+    let deferred = Deferred {
+        touches: base + touches_at..base + seqs_at,
+        seqs: base + seqs_at..base + end,
+        bytes: checkpoint,
+    };
+    columns.lists = ListColumns::deferred(entries, entry_ranges, touch_ranges, seq_ranges, deferred);
+    Ok(Timeline {
+        names,
+        columns,
+        moved: Vec::new(),
+        lists: Vec::new(),
+        latest_at,
+        latest_recorded_at,
+        index: std::sync::OnceLock::new(),
+        current: Default::default(),
+    })
+}
+
+/// The deals' table of a checkpoint: ids and currencies, and where each deal's entries, touches
+/// and seqs are; `sums`: how many of each in all.
+struct DealTable {
+    columns: Columns,
+    entry_ranges: Ranges,
+    touch_ranges: Ranges,
+    seq_ranges: Ranges,
+    sums: (usize, usize, usize),
+}
+
+fn deal_table(ids: &[&str], table: &[u8]) -> Result<DealTable, String> {
+    let deals_n = ids.len();
     let mut columns = Columns {
         ids: String::with_capacity(ids.iter().map(|id| id.len()).sum()),
         id_ranges: Ranges::with_capacity(deals_n),
@@ -411,74 +481,34 @@ pub(super) fn decode(checkpoint: MetaBytes, state_at: Range<usize>) -> Result<Ti
         touch_ranges.push(add(&mut touches_sum, touches)?);
         seq_ranges.push(add(&mut seqs_sum, seqs)?);
     }
-    if (entries_sum, touches_sum, seqs_sum) != (entries_n, touches_n, seqs_n) {
-        return Err("the deals' counts do not add up to the state's".into());
-    }
-    check_distinct(&ids)?;
-    let base = state_at.start;
-    let mut read = Read { checkpoint: &checkpoint, released: 0 };
-    let entries_at = r.at;
-    let records = r.records(entries_n, ENTRY_BYTES, "entries")?;
-    let mut entries = Vec::with_capacity(entries_n);
-    for (slab, records) in records.chunks(Read::SLAB_BYTES / ENTRY_BYTES * ENTRY_BYTES).enumerate() {
-        for record in records.chunks_exact(ENTRY_BYTES) {
-            entries.push(entry_of(record)?);
-        }
-        read.upto(base + entries_at + slab * (Read::SLAB_BYTES / ENTRY_BYTES * ENTRY_BYTES) + records.len());
-    }
-    let touches_at = r.at;
-    let touches = r.records(touches_n, TOUCH_BYTES, "touches")?;
-    let seqs_at = r.at;
-    let (latest, end) = std::thread::scope(|scope| {
-        // The seqs on the other core, while this one checks the entries and touches.
-        let seqs = scope
-            .spawn(|| check_seqs(&checkpoint, base, &ids, &seq_ranges, Reader { bytes: state, at: seqs_at }));
-        let mut latest = check_entries(&ids, &entries, &entry_ranges, names.len())?;
-        let mut read = Read { checkpoint: &checkpoint, released: base + touches_at };
-        for (i, id) in ids.iter().enumerate() {
-            let range = touch_ranges.range(i);
-            let records = touches.get(range.start * TOUCH_BYTES..range.end * TOUCH_BYTES);
-            let mut previous = Timestamp::MIN;
-            for record in records.unwrap_or_default().chunks_exact(TOUCH_BYTES) {
-                let touch = touch_of(record)?;
-                check_instants(id, touch.at, touch.recorded_at, &mut latest)?;
-                if touch.at < previous {
-                    return Err(format!("deal `{id}`'s touches are not in time order"));
-                }
-                previous = touch.at;
+    let sums = (entries_sum, touches_sum, seqs_sum);
+    Ok(DealTable { columns, entry_ranges, touch_ranges, seq_ranges, sums })
+}
+
+/// Every deal's touch records: each one valid, its instants taken into `latest`, in time order
+/// within its deal. `done(end)`: the records before byte `end` are checked.
+fn check_touches(
+    ids: &[&str],
+    touches: &[u8],
+    ranges: &Ranges,
+    latest: &mut (Timestamp, Timestamp),
+    mut done: impl FnMut(usize),
+) -> Result<(), String> {
+    for (i, id) in ids.iter().enumerate() {
+        let range = ranges.range(i);
+        let records = touches.get(range.start * TOUCH_BYTES..range.end * TOUCH_BYTES);
+        let mut previous = Timestamp::MIN;
+        for record in records.unwrap_or_default().chunks_exact(TOUCH_BYTES) {
+            let touch = touch_of(record)?;
+            check_instants(id, touch.at, touch.recorded_at, latest)?;
+            if touch.at < previous {
+                return Err(format!("deal `{id}`'s touches are not in time order"));
             }
-            read.upto(base + touches_at + range.end * TOUCH_BYTES);
+            previous = touch.at;
         }
-        read.finish(base + seqs_at);
-        let end = seqs.join().map_err(|_| "checking the seqs failed".to_string())??;
-        Ok::<_, String>((latest, end))
-    })?;
-    if end != state.len() {
-        return Err(format!("{} bytes after the state", state.len() - end));
+        done(range.end * TOUCH_BYTES);
     }
-    let expected = match deals_n {
-        0 => (Timestamp::default(), Timestamp::default()),
-        _ => latest,
-    };
-    if (latest_at, latest_recorded_at) != expected {
-        return Err("the latest instants are not those of the history".into());
-    }
-    let deferred = Deferred {
-        touches: base + touches_at..base + seqs_at,
-        seqs: base + seqs_at..base + end,
-        bytes: checkpoint,
-    };
-    columns.lists = ListColumns::deferred(entries, entry_ranges, touch_ranges, seq_ranges, deferred);
-    Ok(Timeline {
-        names,
-        columns,
-        moved: Vec::new(),
-        lists: Vec::new(),
-        latest_at,
-        latest_recorded_at,
-        index: std::sync::OnceLock::new(),
-        current: Default::default(),
-    })
+    Ok(())
 }
 
 /// How far a decode has read through its checkpoint: the pages behind it are given back as it
