@@ -38,8 +38,28 @@ pub struct Cluster {
     nodes: Vec<Node>,
 }
 
+/// The ports test servers are given: below the kernel's ephemeral range (Linux: 32768 and up).
+/// A port picked by binding port 0 is one the kernel may hand to any other socket (a client's
+/// outgoing connection, another test's daemon) in the moment before nats-server binds it; a node
+/// that cannot bind never joins, and its cluster never becomes ready (seen once in two
+/// whole-suite runs under load). Ports here are never handed out by the kernel, each process
+/// walks its own stretch of them, and each is checked free before it is given.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Each test process starts at its own place: processes run one after another, but a
+    // stopped cluster's ports may linger in TIME_WAIT.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + ((start + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Cluster {
@@ -114,9 +134,9 @@ impl Cluster {
     }
 
     /// Waits until every running node is healthy with JetStream and knows the meta leader.
-    pub fn wait_ready(&self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
-        let running: Vec<&Node> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+        let first_log = self.nodes.first().map(|n| n.log.clone());
         let jsz = |node: &Node| {
             ureq::get(&format!("http://127.0.0.1:{}/jsz", node.http_port))
                 .timeout(Duration::from_secs(2))
@@ -126,6 +146,8 @@ impl Cluster {
                 .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         };
         loop {
+            self.fail_if_a_node_exited();
+            let running: Vec<&Node> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
             let views: Vec<Option<serde_json::Value>> = running.iter().map(|n| jsz(n)).collect();
             let ready = if self.nodes.len() == 1 {
                 views.iter().all(Option::is_some)
@@ -171,9 +193,26 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "the cluster did not become ready in {READY_TIMEOUT_MS} ms (meta leader agreed and current: {ready}; unhealthy: {sick:?}); see the logs in {:?}",
-                running.first().map(|n| &n.log)
+                first_log
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A node that could not start (a port taken, say) exits: said at once, with the end of its
+    /// log, instead of waiting for a cluster that cannot become ready.
+    fn fail_if_a_node_exited(&mut self) {
+        for node in &mut self.nodes {
+            let Some(child) = node.child.as_mut() else { continue };
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines.get(lines.len().saturating_sub(20)..).unwrap_or_default().join("\n");
+                panic!(
+                    "node {} exited ({status}) while the cluster was starting; the end of its log:\n{tail}",
+                    node.name
+                );
+            }
         }
     }
 
