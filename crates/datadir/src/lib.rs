@@ -34,7 +34,8 @@ pub enum DataError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("{what}: {source}")]
+    /// `what` failed; the cause is the error's source (printed after it, once).
+    #[error("{what}")]
     Io { what: String, source: std::io::Error },
 }
 

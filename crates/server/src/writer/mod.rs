@@ -148,16 +148,16 @@ impl Writer {
     /// The one place a role change is told: the log, and readiness (which names the failure
     /// while there is one).
     fn announce(&self, before: &Role, after: &Role) {
-        match (before, after) {
-            (Role::Writing | Role::Recovering(_), Role::Standby { .. }) => {
-                tracing::warn!("the writer lease is no longer held: standing by");
-            }
-            (Role::Writing | Role::Standby { .. }, Role::Recovering(failure)) => {
+        if let (Role::Writing | Role::Recovering(_), Role::Standby { .. }) = (before, after) {
+            tracing::warn!("the writer lease is no longer held: standing by");
+        }
+        let why = |role: &Role| role.failure().map(|f| f.why.clone());
+        match (after.failure(), why(before) == why(after)) {
+            // A new failure (not a recovery's next try): said once, wherever the role went.
+            (Some(failure), false) => {
                 tracing::error!(error = %failure, "a write failed; the writer recovers before it writes again");
             }
-            (Role::Recovering(_), Role::Writing) => {
-                tracing::info!(head = self.ledger.log().head().seq, "the writer recovered");
-            }
+            (None, false) => tracing::info!(head = self.ledger.log().head().seq, "the writer recovered"),
             _ => {}
         }
         if before.failure() != after.failure() {
@@ -169,7 +169,7 @@ impl Writer {
         match action {
             Do::StandBy => {
                 let followed = match role {
-                    Role::Standby { followed } => *followed,
+                    Role::Standby { followed, .. } => *followed,
                     _ => None,
                 };
                 self.stand_by(followed)
@@ -270,6 +270,9 @@ impl Writer {
     fn recover(&mut self, certainty: Certainty) -> Input<Vec<Job>> {
         // A panic below (a bug, or in a backend) is caught here as in a commit: the writer must
         // outlive it. Its outcome is unknown, so the next try reopens.
+        // The ledger's own standing has the last word: a ledger in doubt is reopened, whatever
+        // the failure said.
+        let certainty = if self.ledger.in_doubt() { Certainty::Unknown } else { certainty };
         let tried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match certainty {
             Certainty::NothingStored => self.ledger.log().sync().map_err(|e| e.to_string()),
             Certainty::Unknown => reopen(&mut self.ledger, &self.parts.live),

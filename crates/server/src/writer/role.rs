@@ -51,8 +51,10 @@ pub struct StoreEnd(pub Option<u64>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Another daemon holds the writer lease, or nobody yet: this one follows the store for
-    /// its readers and answers writes 503 naming the writer. `followed`: the end it last read.
-    Standby { followed: Option<StoreEnd> },
+    /// its readers and answers writes 503 naming the writer. `followed`: the end it last read;
+    /// `failed`: a write's failure not recovered from when the lease went (readiness names it,
+    /// a stop keeps it, a takeover, which rebuilds what is in doubt, clears it).
+    Standby { followed: Option<StoreEnd>, failed: Option<Failure> },
     /// It commits what is queued.
     Writing,
     /// A write failed: it recovers (every [`RECOVER_RETRY_MS`]) before it writes again, and
@@ -68,18 +70,25 @@ impl Role {
     /// lease is held.
     pub fn first(leased: bool) -> Role {
         match leased {
-            true => Role::Standby { followed: None },
+            true => Role::Standby { followed: None, failed: None },
             false => Role::Writing,
         }
     }
 
-    /// Why the writer cannot write, while it cannot: what readiness names. A standby's is
-    /// none: it does not write, and it rebuilds what it doubts before it takes over.
+    /// Why the writer cannot write, while it cannot: what readiness names, and what a stop
+    /// ends the daemon with.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Role::Recovering(failure) | Role::Stopping(Some(failure)) => Some(failure),
-            Role::Standby { .. } | Role::Writing | Role::Stopping(None) => None,
+            Role::Recovering(failure)
+            | Role::Stopping(Some(failure))
+            | Role::Standby { failed: Some(failure), .. } => Some(failure),
+            Role::Standby { failed: None, .. } | Role::Writing | Role::Stopping(None) => None,
         }
+    }
+
+    /// Standing by from this role: the failure, if any, goes along.
+    fn standing_by(&self) -> Role {
+        Role::Standby { followed: None, failed: self.failure().cloned() }
     }
 }
 
@@ -155,7 +164,7 @@ pub fn step<G>(role: &Role, input: Input<G>, lease: Lease) -> (Role, Do<G>) {
         }
         (Role::Stopping(failure), Input::Fenced(why)) => (Role::Stopping(failure.clone()), Do::StepDown(why)),
         (Role::Stopping(failure), Input::Group { group, .. }) => {
-            (Role::Stopping(failure.clone()), Do::Refuse(group, refusal(role)))
+            (Role::Stopping(failure.clone()), Do::Refuse(group, refusal(role, lease)))
         }
         (Role::Stopping(failure), _) => (Role::Stopping(failure.clone()), Do::Stop),
         (_, Input::Stop) => (Role::Stopping(role.failure().cloned()), Do::Stop),
@@ -167,18 +176,27 @@ pub fn step<G>(role: &Role, input: Input<G>, lease: Lease) -> (Role, Do<G>) {
             };
             match commit {
                 true => (next, Do::Commit(group)),
-                false => (next, Do::Refuse(group, refusal(role))),
+                false => (next, Do::Refuse(group, refusal(role, lease))),
             }
         }
-        (_, Input::Fenced(why)) if leased => (Role::Standby { followed: None }, Do::StepDown(why)),
+        (_, Input::Fenced(why)) if leased => (role.standing_by(), Do::StepDown(why)),
         (_, Input::Fenced(why)) => next(Role::Recovering(Failure::new(Certainty::Unknown, why)), lease),
-        (Role::Standby { .. }, Input::Followed(end)) => next(Role::Standby { followed: Some(end) }, lease),
+        (Role::Standby { failed, .. }, Input::Followed(end)) => {
+            next(Role::Standby { followed: Some(end), failed: failed.clone() }, lease)
+        }
         (_, Input::Followed(_)) => next(role.clone(), lease),
-        (Role::Recovering(failure), Input::Failed(new)) if lease != Lease::NotHeld => {
+        // A try to recover (or a takeover, which rebuilds what is in doubt) failed: the first
+        // failure stays the one named, with this try's.
+        (Role::Recovering(failure) | Role::Standby { failed: Some(failure), .. }, Input::Failed(new)) => {
             let failure =
                 Failure { certainty: new.certainty, why: failure.why.clone(), last_try: Some(new.why) };
-            // Tried just now: the next try after a wait, in which requests are answered.
-            (Role::Recovering(failure), Do::Gather { wait_ms: Some(RECOVER_RETRY_MS) })
+            match (role, lease) {
+                // Tried just now: the next try after a wait, in which requests are answered.
+                (Role::Recovering(_), Lease::Sole | Lease::Held) => {
+                    (Role::Recovering(failure), Do::Gather { wait_ms: Some(RECOVER_RETRY_MS) })
+                }
+                _ => next(Role::Recovering(failure), lease),
+            }
         }
         (_, Input::Failed(failure)) => next(Role::Recovering(failure), lease),
         (Role::Standby { .. } | Role::Recovering(_), Input::Done) => next(Role::Writing, lease),
@@ -191,8 +209,8 @@ pub fn step<G>(role: &Role, input: Input<G>, lease: Lease) -> (Role, Do<G>) {
 fn next<G>(role: Role, lease: Lease) -> (Role, Do<G>) {
     match (role, lease) {
         (Role::Stopping(failure), _) => (Role::Stopping(failure), Do::Stop),
-        (Role::Standby { followed }, Lease::NotHeld) => (Role::Standby { followed }, Do::StandBy),
-        (_, Lease::NotHeld) => (Role::Standby { followed: None }, Do::StandBy),
+        (role @ Role::Standby { .. }, Lease::NotHeld) => (role, Do::StandBy),
+        (role, Lease::NotHeld) => (role.standing_by(), Do::StandBy),
         (role @ Role::Standby { .. }, _) => (role, Do::TakeOver),
         (Role::Recovering(failure), _) => {
             let certainty = failure.certainty;
@@ -203,10 +221,12 @@ fn next<G>(role: Role, lease: Lease) -> (Role, Do<G>) {
     }
 }
 
-fn refusal(role: &Role) -> Refusal {
+/// Why a group is not tried: without the lease this daemon is not the writer (whatever else is
+/// wrong); with it, the failure it is recovering from.
+fn refusal(role: &Role, lease: Lease) -> Refusal {
     match role.failure() {
-        Some(failure) => Refusal::CannotWrite(failure.to_string()),
-        None => Refusal::NotTheWriter,
+        Some(failure) if lease != Lease::NotHeld => Refusal::CannotWrite(failure.to_string()),
+        _ => Refusal::NotTheWriter,
     }
 }
 
@@ -226,8 +246,9 @@ mod tests {
     fn roles() -> Vec<Role> {
         let retried = Failure { last_try: Some("try".into()), ..failure(Certainty::Unknown, "first") };
         vec![
-            Role::Standby { followed: None },
-            Role::Standby { followed: Some(StoreEnd(Some(7))) },
+            Role::Standby { followed: None, failed: None },
+            Role::Standby { followed: Some(StoreEnd(Some(7))), failed: None },
+            Role::Standby { followed: None, failed: Some(failure(Certainty::Unknown, "first")) },
             Role::Writing,
             Role::Recovering(failure(Certainty::NothingStored, "first")),
             Role::Recovering(retried),
@@ -276,8 +297,11 @@ mod tests {
 
     fn show(role: &Role) -> String {
         match role {
-            Role::Standby { followed: None } => "Standby".into(),
-            Role::Standby { followed: Some(StoreEnd(end)) } => format!("Standby(at {end:?})"),
+            Role::Standby { followed, failed } => {
+                let at = followed.map_or(String::new(), |StoreEnd(end)| format!(" at {end:?}"));
+                let failed = failed.as_ref().map_or(String::new(), |f| format!(", failed: {f}"));
+                format!("Standby{at}{failed}")
+            }
             Role::Writing => "Writing".into(),
             Role::Recovering(f) | Role::Stopping(Some(f)) => {
                 let name = if matches!(role, Role::Recovering(_)) { "Recovering" } else { "Stopping" };
@@ -380,5 +404,43 @@ mod tests {
             input = Input::Failed(failure(Certainty::NothingStored, &format!("try {n}")));
         }
         assert_eq!(role.failure().unwrap().to_string(), "the barrier failed; recovering failed: try 998");
+    }
+}
+
+#[cfg(test)]
+mod lease_loss {
+    //! A failure outlives a lost lease: readiness names it, and a stop keeps it, until a
+    //! takeover (which rebuilds what is in doubt) succeeds.
+    #![allow(clippy::unwrap_used, reason = "a test: a panic is a failing test")]
+
+    use super::*;
+
+    #[test]
+    fn a_failure_survives_a_lost_lease_until_a_takeover() {
+        let failure = Failure::new(Certainty::Unknown, "the barrier failed");
+        for from in [Input::<()>::Turn, Input::Failed(failure.clone())] {
+            let role = match from {
+                Input::Turn => Role::Recovering(failure.clone()),
+                _ => Role::Writing,
+            };
+            let (standby, action) = step(&role, from, Lease::NotHeld);
+            assert_eq!(action, Do::StandBy);
+            assert_eq!(standby.failure(), Some(&failure), "{role:?} stood by");
+            let (still, _) = step(&standby, Input::<()>::Followed(StoreEnd(Some(3))), Lease::NotHeld);
+            assert_eq!(still.failure(), Some(&failure));
+            let (stopping, action) = step(&still, Input::<()>::Stop, Lease::NotHeld);
+            assert_eq!((stopping.failure(), action), (Some(&failure), Do::Stop));
+            let (writing, _) = step(&still, Input::<()>::Done, Lease::Held);
+            assert_eq!(writing, Role::Writing, "a takeover clears it");
+        }
+    }
+
+    #[test]
+    fn without_the_lease_a_group_is_refused_as_not_the_writer() {
+        let recovering = Role::Recovering(Failure::new(Certainty::NothingStored, "full"));
+        let (_, action) = step(&recovering, Input::Group { group: (), then_stop: false }, Lease::NotHeld);
+        assert_eq!(action, Do::Refuse((), Refusal::NotTheWriter));
+        let (_, action) = step(&recovering, Input::Group { group: (), then_stop: false }, Lease::Held);
+        assert_eq!(action, Do::Refuse((), Refusal::CannotWrite("full".into())));
     }
 }
