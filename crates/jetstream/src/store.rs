@@ -884,14 +884,21 @@ fn decode_mark(bytes: &[u8]) -> Option<Head> {
 }
 
 /// Publishes `blocks` after the block at stream sequence `expected` (0: the stream is empty),
-/// one atomic batch when there are several. Returns the stream sequence of the last one.
-async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64) -> Result<u64, LogError> {
+/// one atomic batch when there are several. Returns the stream sequence of the last one; a
+/// failure judged for `again_if`: only a write no stream took (its subject has no stream yet
+/// on the server this client reached: one just made, or a leader being elected) is certainly
+/// not stored and worth asking again, with a new batch.
+async fn publish(
+    inner: &Inner,
+    blocks: &[(u64, u64, Bytes)],
+    expected: u64,
+) -> Result<u64, (LogError, bool)> {
     let url = inner.target.url();
     let subject = inner.target.subject();
     let count = blocks.len();
     let batch = (count > 1).then(nuid::next);
     let mut ack = None;
-    for (i, (first, last, bytes)) in blocks.into_iter().enumerate() {
+    for (i, (first, last, bytes)) in blocks.iter().cloned().enumerate() {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(HEADER_FIRST, first.to_string().as_str());
         headers.insert(HEADER_LAST, last.to_string().as_str());
@@ -907,16 +914,15 @@ async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64)
             // that never commits is abandoned whole.
             inner
                 .client
-                .publish_with_headers(subject.clone(), headers, Bytes::from(bytes))
+                .publish_with_headers(subject.clone(), headers, bytes)
                 .await
-                .map_err(|e| LogError::Store(format!("{url}: publishing a block: {e}")))?;
+                .map_err(|e| (LogError::Store(format!("{url}: publishing a block: {e}")), false))?;
             continue;
         }
         if batch.is_some() {
             headers.insert("Nats-Batch-Commit", "1");
         }
-        let message =
-            jetstream::message::PublishMessage::build().payload(Bytes::from(bytes)).headers(headers);
+        let message = jetstream::message::PublishMessage::build().payload(bytes).headers(headers);
         let sent = inner.js.send_publish(subject.clone(), message).await;
         ack = Some(match sent {
             Ok(future) => future.await,
@@ -927,16 +933,22 @@ async fn publish(inner: &Inner, blocks: Vec<(u64, u64, Vec<u8>)>, expected: u64)
     match ack {
         Some(Ok(ack)) => Ok(ack.sequence),
         Some(Err(e)) => Err(match e.kind() {
-            Kind::WrongLastSequence => LogError::Fenced(format!(
-                "{url}: the stream's last block is not message {expected}, which this writer's log ends with"
-            )),
-            Kind::StreamNotFound => LogError::Store(format!(
-                "{url}: no server took the write (a stream leader being elected, or the stream was deleted): {e}"
-            )),
-            Kind::MaxPayloadExceeded => LogError::Store(format!("{url}: {e}")),
-            _ => LogError::Uncertain(format!("{url}: appending {count} blocks: {e}")),
+            Kind::WrongLastSequence => (
+                LogError::Fenced(format!(
+                    "{url}: the stream's last block is not message {expected}, which this writer's log ends with"
+                )),
+                false,
+            ),
+            Kind::StreamNotFound => (
+                LogError::Store(format!(
+                    "{url}: no server took the write (a stream leader being elected, or the stream was deleted): {e}"
+                )),
+                true,
+            ),
+            Kind::MaxPayloadExceeded => (LogError::Store(format!("{url}: {e}")), false),
+            _ => (LogError::Uncertain(format!("{url}: appending {count} blocks: {e}")), false),
         }),
-        None => Err(LogError::Store("nothing to publish".into())),
+        None => Err((LogError::Store("nothing to publish".into()), false)),
     }
 }
 
@@ -1000,7 +1012,7 @@ impl BlockStore for JetStreamStore {
         let mut sealed = Vec::with_capacity(blocks.len());
         for (key, bytes) in blocks {
             let header = block::header(*key, bytes)?;
-            sealed.push((header.first_seq, header.last_seq(), bytes.clone()));
+            sealed.push((header.first_seq, header.last_seq(), Bytes::from(bytes.clone())));
         }
         self.call(move |inner| async move {
             let url = inner.target.url();
@@ -1029,7 +1041,10 @@ impl BlockStore for JetStreamStore {
                 }
                 let expected = Index::stream_seq(before) - 1;
                 let ranges: Vec<(u64, u64)> = sealed.iter().map(|(f, l, _)| (*f, *l)).collect();
-                let last_at = publish(&inner, sealed, expected).await?;
+                // A write no stream took is asked again within the bound reads use: a ledger
+                // just made (its subject not yet known to every server) or a leader being
+                // elected must not fail a write that nothing stored.
+                let last_at = again_if("appending", settle(), || publish(&inner, &sealed, expected)).await?;
                 // Assert around the store: the blocks are where the condition put them.
                 if last_at != expected + ranges.len() as u64 {
                     return Err(LogError::Uncertain(format!(
