@@ -86,12 +86,15 @@ fn admit_hubspot(
 }
 
 /// Admits every request of the group into one batch, commits it (one store write, one barrier),
-/// hands the new events to the folder and answers every request: `Done`, or how it failed.
+/// hands the new events to the folder and puts every request's answer in `replies`: `Done`, or
+/// how it failed. The answers are sent by the loop once the writer's role (and readiness) says
+/// what this commit did: a client told `outcome_unknown` must find `/readyz` saying so.
 pub(super) fn commit_group(
     ledger: &mut Ledger<Store>,
     clock: &dyn Clock,
     group: Vec<Job>,
     parts: &Parts,
+    replies: &mut Vec<(oneshot::Sender<Answer>, Answer)>,
 ) -> Input<Vec<Job>> {
     let metrics = &parts.metrics;
     let started = Instant::now();
@@ -149,7 +152,7 @@ pub(super) fn commit_group(
                     Answer::Acked { .. } => Answer::Failed { certainty, why: why.clone() },
                     other => other,
                 };
-                let _ = reply.send(answer);
+                replies.push((reply, answer));
             }
             return match e {
                 dealledger_log::LogError::Fenced(_) => Input::Fenced(why),
@@ -173,8 +176,7 @@ pub(super) fn commit_group(
             metrics.requests_acknowledged.fetch_add(1, Relaxed);
             metrics.hubspot_ignored.fetch_add(*ignored, Relaxed);
         }
-        // A client that went away still had its events stored; nothing to undo.
-        let _ = reply.send(answer);
+        replies.push((reply, answer));
     }
     Input::Done
 }

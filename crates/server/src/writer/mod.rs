@@ -108,6 +108,8 @@ struct Writer {
     clock: Arc<dyn Clock + Send + Sync>,
     queue: mpsc::Receiver<Message>,
     parts: Parts,
+    /// A commit's answers, sent once the role says what the commit did.
+    replies: Vec<(oneshot::Sender<Answer>, Answer)>,
 }
 
 /// Runs until `Stop` or until the queue's senders are gone. Returns the ledger so the caller
@@ -120,7 +122,7 @@ pub fn run(
     parts: Parts,
 ) -> Ledger<Store> {
     let mut role = Role::first(parts.leadership.is_some());
-    let mut writer = Writer { ledger, clock, queue, parts };
+    let mut writer = Writer { ledger, clock, queue, parts, replies: Vec::new() };
     let mut input = Input::Turn;
     loop {
         let (next, action) = step(&role, input, writer.lease());
@@ -128,6 +130,7 @@ pub fn run(
             writer.announce(&role, &next);
             role = next;
         }
+        writer.deliver();
         input = match action {
             Do::Stop => break,
             action => writer.perform(action, &role),
@@ -181,7 +184,7 @@ impl Writer {
             // it: the requests of the group lose their reply senders, which their handlers
             // answer as "outcome unknown", and the ledger and timeline are rebuilt from the store.
             Do::Commit(group) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                commit::commit_group(&mut self.ledger, &*self.clock, group, &self.parts)
+                commit::commit_group(&mut self.ledger, &*self.clock, group, &self.parts, &mut self.replies)
             }))
             .unwrap_or_else(|panic| {
                 let what = panic
@@ -202,6 +205,14 @@ impl Writer {
                 Input::Turn
             }
             Do::Stop => Input::Stop,
+        }
+    }
+
+    /// Sends the last commit's answers. A client that went away still had its events stored;
+    /// nothing to undo.
+    fn deliver(&mut self) {
+        for (reply, answer) in self.replies.drain(..) {
+            let _ = reply.send(answer);
         }
     }
 
