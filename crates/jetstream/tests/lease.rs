@@ -114,3 +114,50 @@ fn a_release_is_seen_by_the_next_claim_every_time() {
         missed.len()
     );
 }
+
+/// A bucket the servers do not all know yet (one just made, its stream's interest still
+/// spreading; soak run 12 on cfb88d0 saw `ingest` fail with "no stream found for given subject"
+/// on the claim right after the bucket was made) is waited for within the claim's bound, never
+/// an error: nothing was written. Here the bucket's stream is gone for a moment, which the
+/// servers answer the same way.
+#[test]
+fn a_claim_waits_for_a_bucket_the_servers_do_not_know_yet() {
+    if !available("a_claim_waits_for_a_bucket_the_servers_do_not_know_yet") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    let target = Target::parse(&cluster.url("unknown")).unwrap();
+    let store = JetStreamStore::open(&target, &cluster.options(), true).unwrap();
+    let ttl = Duration::from_millis(3_000);
+    let a = store.lease("writer a".into(), ttl, 3).unwrap();
+    let servers = cluster.url("x").trim_start_matches("nats://").trim_end_matches("/x").to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bucket = target.lease_bucket();
+    let js = runtime.block_on(async {
+        let addrs: Vec<async_nats::ServerAddr> =
+            servers.split(',').map(|s| format!("nats://{s}").parse().unwrap()).collect();
+        let client = async_nats::connect(addrs).await.unwrap();
+        async_nats::jetstream::new(client)
+    });
+    let config = runtime.block_on(async {
+        let kv = js.get_key_value(&bucket).await.unwrap();
+        let status = kv.status().await.unwrap();
+        let config = async_nats::jetstream::kv::Config {
+            bucket: bucket.clone(),
+            history: 1,
+            max_age: status.max_age(),
+            storage: async_nats::jetstream::stream::StorageType::File,
+            num_replicas: 3,
+            ..Default::default()
+        };
+        js.delete_key_value(&bucket).await.unwrap();
+        config
+    });
+    let made_again = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        runtime.block_on(js.create_key_value(config)).unwrap();
+    });
+    assert_eq!(a.claim().unwrap(), Claim::Held);
+    made_again.join().unwrap();
+}
