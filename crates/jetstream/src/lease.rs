@@ -5,7 +5,7 @@
 //! cannot renew it back. Safety does not rest on it: appends are fenced by the stream's last
 //! sequence (see [`dealledger_log::lease`]).
 
-use crate::store::{again_while, creation_may_pass, JetStreamStore, SETTLE_WAIT_MS};
+use crate::store::{again_while, creation_may_pass, JetStreamStore, SETTLE_RETRY_MS, SETTLE_WAIT_MS};
 use async_nats::jetstream::{kv, stream, ErrorCode};
 use bytes::Bytes;
 use dealledger_log::lease::{Claim, Lease};
@@ -112,6 +112,32 @@ async fn leader_entry(kv: &kv::Store) -> Result<Option<LeaderEntry>, stream::Las
     }
 }
 
+/// Whether the servers answered that no stream holds the bucket: one just made that not every
+/// server knows yet (its interest still spreading), or one being made again. Nothing was read or
+/// written, so the claim asks again (the suite saw `ingest` fail on "no stream found for given
+/// subject" right after it made the bucket).
+fn bucket_unknown(error: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::StreamNotFound) {
+            return true;
+        }
+        if let Some(e) = e.downcast_ref::<stream::LastRawMessageError>() {
+            if let stream::LastRawMessageErrorKind::JetStream(e) = e.kind() {
+                return e.error_code() == ErrorCode::STREAM_NOT_FOUND;
+            }
+        }
+        if e.downcast_ref::<async_nats::jetstream::Error>()
+            .is_some_and(|e| e.error_code() == ErrorCode::STREAM_NOT_FOUND)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Whether a conditional write was refused because another write came first. The servers say
 /// so with 10071, or, from a clustered stream's leader, 10164 (both "wrong last sequence");
 /// async-nats calls only the first `WrongLastRevision` and leaves the second `Other`, which made
@@ -158,6 +184,12 @@ impl Lease for JetStreamLease {
         // a lease whose renewal timed out is still this process's until it expires).
         let limit = self.ttl / dealledger_log::lease::RENEWALS_PER_TTL;
         let (claim, revision) = self.run(async move {
+            // An unknown bucket is asked about again until half the bound, then named.
+            let deadline = tokio::time::Instant::now() + limit / 2;
+            let again = |e: &(dyn std::error::Error + 'static)| {
+                bucket_unknown(e) && tokio::time::Instant::now() < deadline
+            };
+            let pause = || tokio::time::sleep(Duration::from_millis(SETTLE_RETRY_MS).min(limit / 8));
             let attempt = async move {
                 type Claimed = Result<(Result<Claim, LogError>, Option<u64>), LogError>;
                 if let Some(revision) = held {
@@ -170,9 +202,22 @@ impl Lease for JetStreamLease {
                 // (what `kv.entry` and `kv.create` read), which any replica answers, one that
                 // may not have seen the last claim or release yet: the suite saw a claim right
                 // after a release answered with the released holder's name.
-                let entry = match leader_entry(&kv).await {
-                    Ok(entry) => entry,
-                    Err(e) => return Ok((Err(failed(&e)), held)),
+                // A read, so one that goes unanswered is asked again too: a request sent while
+                // the bucket's stream is being made can go unanswered (tests/lease.rs, a_claim_waits_...).
+                let entry = loop {
+                    match tokio::time::timeout(limit / 4, leader_entry(&kv)).await {
+                        Ok(Ok(entry)) => break entry,
+                        Ok(Err(e)) if again(&e) => pause().await,
+                        Ok(Err(e)) => return Ok((Err(failed(&e)), held)),
+                        Err(_) if tokio::time::Instant::now() < deadline => {}
+                        Err(_) => {
+                            let why = format!(
+                                "the lease's entry was not read within {} ms",
+                                (limit / 4).as_millis()
+                            );
+                            return Ok((Err(failed(&why)), held));
+                        }
+                    }
                 };
                 // Written over exactly the revision read: if another process wrote since, the
                 // write fails and the lease is theirs.
@@ -191,7 +236,13 @@ impl Lease for JetStreamLease {
                     // Never written, or expired: take it.
                     None => (0, Some("a process that took it just now")),
                 };
-                match kv.update(LEASE_KEY, value, over).await {
+                let written = loop {
+                    match kv.update(LEASE_KEY, value.clone(), over).await {
+                        Err(e) if again(&e) => pause().await,
+                        written => break written,
+                    }
+                };
+                match written {
                     Ok(revision) => Ok((Ok(Claim::Held), Some(revision))),
                     Err(e) if lost_to_another_write(&e) => Ok((
                         Ok(Claim::Other(whose.unwrap_or("another process, since this one last read").into())),

@@ -55,7 +55,7 @@ const META_CHUNK_BYTES: usize = 512 * 1024;
 /// in time (a change of meta leader), nobody serving a bucket's reads yet. Each was seen on a
 /// fresh cluster in CI or in a loop of the suite.
 pub(crate) const SETTLE_WAIT_MS: u64 = 15_000;
-const SETTLE_RETRY_MS: u64 = 250;
+pub(crate) const SETTLE_RETRY_MS: u64 = 250;
 const MARK_KEY: &str = "mark";
 /// An object never stored, asked for to learn that the object store answers.
 const READY_PROBE: &str = "dealledger-ready-probe";

@@ -129,7 +129,8 @@ fn a_claim_waits_for_a_bucket_the_servers_do_not_know_yet() {
     let cluster = Cluster::start(dir.path(), 3);
     let target = Target::parse(&cluster.url("unknown")).unwrap();
     let store = JetStreamStore::open(&target, &cluster.options(), true).unwrap();
-    let ttl = Duration::from_millis(3_000);
+    // The default TTL's claim bound (a third of it): time for the bucket to be made again.
+    let ttl = Duration::from_millis(10_000);
     let a = store.lease("writer a".into(), ttl, 3).unwrap();
     let servers = cluster.url("x").trim_start_matches("nats://").trim_end_matches("/x").to_string();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -158,6 +159,7 @@ fn a_claim_waits_for_a_bucket_the_servers_do_not_know_yet() {
         std::thread::sleep(Duration::from_millis(500));
         runtime.block_on(js.create_key_value(config)).unwrap();
     });
+    // Within the claim's bound: asked while the bucket is gone, and while it is being made.
     assert_eq!(a.claim().unwrap(), Claim::Held);
     made_again.join().unwrap();
 }
