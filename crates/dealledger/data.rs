@@ -11,6 +11,8 @@ pub trait Settings {
     fn import_options(&self) -> anyhow::Result<dealledger_import::Options>;
     /// The daemon's settings: `[serve]` and `[hubspot]`.
     fn serve_config(&self) -> anyhow::Result<dealledger_server::ServeConfig>;
+    /// `[hubspot]`, which `what` (a command that maps HubSpot's stages) needs: exit 2 without it.
+    fn hubspot(&self, what: &str) -> anyhow::Result<dealledger_server::HubSpotConfig>;
 }
 
 impl Settings for DataDir {
@@ -24,5 +26,11 @@ impl Settings for DataDir {
 
     fn serve_config(&self) -> anyhow::Result<dealledger_server::ServeConfig> {
         Ok(dealledger_server::serve_config_from(self.config()?, &self.pipeline()?)?)
+    }
+
+    fn hubspot(&self, what: &str) -> anyhow::Result<dealledger_server::HubSpotConfig> {
+        let path = self.config_path();
+        let message = format!("{what} maps HubSpot's deal stages through [hubspot.stages] of {}, which has no [hubspot] section", path.display());
+        Ok(self.serve_config()?.hubspot.ok_or(crate::Exit { code: 2, message })?)
     }
 }

@@ -35,6 +35,7 @@ mod html;
 mod migrate;
 mod quarantine;
 mod report;
+mod sync;
 mod whatif;
 
 use anyhow::Result;
@@ -110,6 +111,11 @@ enum Command {
     /// The log and the timeline's tables (events, deals, stage_visits, touches) as Parquet or
     /// CSV files for a warehouse (docs/export.md)
     Export(export::ExportArgs),
+    /// Pull a CRM's history through its API, since the last run (docs/importers.md)
+    Sync {
+        #[command(subcommand)]
+        command: sync::SyncCommand,
+    },
     /// Backtest a disqualification policy on the real history: what it saves, which wins it
     /// throws away (docs/whatif.md)
     Whatif(whatif::WhatIfArgs),
@@ -419,6 +425,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&data, shared_clock, args),
         Command::Whatif(args) => whatif::run(&data, clock.now(), cli.server.as_deref(), &args),
         Command::Export(args) => export::run(&data, clock, &args),
+        Command::Sync { command } => sync::run(&data, clock, &command),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
@@ -514,13 +521,7 @@ fn import(
         InputFormat::FieldChanges => dealledger_import::field_changes::import(&files, &options),
         InputFormat::OpportunitiesCsv => dealledger_import::opportunities::import(&files, &options),
         InputFormat::HubspotDeals => {
-            let hubspot = data.serve_config()?.hubspot.ok_or_else(|| Exit {
-                code: 2,
-                message: format!(
-                    "the HubSpot backfill maps stages through [hubspot.stages] of {}, which has no [hubspot] section",
-                    data.config_path().display()
-                ),
-            })?;
+            let hubspot = data.hubspot("the HubSpot backfill")?;
             dealledger_import::hubspot::import(&files, &options.pipeline, &hubspot.mapping())
         }
         InputFormat::Jsonl => unreachable!("JSON Lines does not go through an importer"),
@@ -610,19 +611,7 @@ fn print_ingest(
             json["skipped_by_kind"] = serde_json::json!(skipped_by_kind);
             writeln!(out, "{json}")?
         }
-        Format::Csv => {
-            writeln!(out, "ingested,duplicates,rejected,seconds,events_per_second,head_seq")?;
-            writeln!(
-                out,
-                "{},{},{},{:.3},{:.0},{}",
-                report.ingested,
-                report.duplicates,
-                report.rejected,
-                report.seconds,
-                report.events_per_second(),
-                report.head_seq
-            )?;
-        }
+        Format::Csv => write!(out, "{}", report.to_csv())?,
         Format::Table => writeln!(
             out,
             "ingested {} events, {} duplicates skipped, {} rejected in {:.2} s ({} events/s); head seq {}",

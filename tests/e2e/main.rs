@@ -25,6 +25,7 @@ mod rules;
 mod scaleout;
 mod shape;
 mod stall;
+mod sync;
 mod time;
 mod versus;
 mod whatif;

@@ -195,7 +195,8 @@ pub struct StoreSection {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubSpotSection {
-    pub app_secret: String,
+    /// The webhooks' key; not needed by `sync hubspot`.
+    pub app_secret: Option<String>,
     /// HubSpot stage id to a pipeline stage, `won` or `lost`.
     #[serde(default)]
     pub stages: BTreeMap<String, String>,
@@ -204,6 +205,10 @@ pub struct HubSpotSection {
     pub body_bytes_max: Option<usize>,
     pub unsigned_bytes_max: Option<usize>,
     pub open_unknown: Option<bool>,
+    /// `sync hubspot`: the API's base URL (default `https://api.hubapi.com`).
+    pub api_url: Option<String>,
+    /// `sync hubspot`: the HubSpot pipelines whose deals are synced (default: all).
+    pub pipelines: Option<Vec<String>>,
 }
 
 /// A number as the file writes it (an integer, a float or a string), kept as decimal text so

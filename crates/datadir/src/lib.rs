@@ -193,6 +193,11 @@ impl DataDir {
         self.path.join(CONFIG_FILE)
     }
 
+    /// Where a CRM sync keeps its cursor (`sync/hubspot.json`).
+    pub fn sync_state_path(&self, crm: &str) -> PathBuf {
+        self.path.join("sync").join(format!("{crm}.json"))
+    }
+
     /// The URL of the daemon holding the writer lock, if one does.
     pub fn daemon_url(&self) -> Option<String> {
         writer_lock::holder(&self.path).url

@@ -104,6 +104,21 @@ impl Change<'_> {
         format!("hubspot:{hex}")
     }
 
+    /// The webhook notification that says this change (`deal.creation`, `deal.propertyChange`):
+    /// the form in which a change the ledger refuses waits in the daemon's quarantine, whichever
+    /// path brought it.
+    pub fn notification(&self) -> serde_json::Value {
+        match self.what {
+            What::Creation => json!({
+                "subscriptionType": "deal.creation", "objectId": self.object_id, "occurredAt": self.at_ms,
+            }),
+            What::Property { name, value } => json!({
+                "subscriptionType": "deal.propertyChange", "objectId": self.object_id,
+                "propertyName": name, "propertyValue": value, "occurredAt": self.at_ms,
+            }),
+        }
+    }
+
     /// The event this change stands for, as JSON in the contract of docs/events.md; `None` when
     /// it maps to none (another property, an emptied value). A stage move to the stage the deal
     /// is in is the caller's to skip (it knows the deal's state).
@@ -190,23 +205,33 @@ struct Page {
     results: Vec<Deal>,
 }
 
-#[derive(Deserialize)]
+/// A deal as HubSpot's CRM v3 objects endpoints give it (list, batch read), with the fields the
+/// mapping reads. Property values are text or null.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Deal {
-    id: String,
+pub struct Deal {
+    pub id: String,
     #[serde(default)]
-    properties: BTreeMap<String, Option<String>>,
+    pub properties: BTreeMap<String, Option<String>>,
     #[serde(default)]
-    properties_with_history: BTreeMap<String, Vec<HistoryEntry>>,
+    pub properties_with_history: BTreeMap<String, Vec<HistoryEntry>>,
     #[serde(default)]
-    created_at: Option<String>,
+    pub created_at: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct HistoryEntry {
+impl Deal {
+    /// A property's current value, when set.
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(|v| v.as_deref())
+    }
+}
+
+/// One entry of a property's history.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HistoryEntry {
     #[serde(default)]
-    value: Option<String>,
-    timestamp: String,
+    pub value: Option<String>,
+    pub timestamp: String,
 }
 
 /// Reads backfill files into events: each deal's opening, then its changes, oldest first.
@@ -245,7 +270,9 @@ pub fn import(files: &[PathBuf], pipeline: &Pipeline, mapping: &Mapping) -> Resu
     Ok(out)
 }
 
-fn import_deal(
+/// One deal's events: its opening, then its changes oldest first (the mapping above); `location`
+/// names the deal in errors and skips.
+pub fn import_deal(
     out: &mut Imported,
     location: &str,
     deal: &Deal,
@@ -289,7 +316,7 @@ fn import_deal(
     changes.sort_by_key(|&(at, order, ..)| (at, order));
     changes.dedup();
     let opening = Change { object_id, what: What::Creation, at_ms: created };
-    push(out, format!("{location}: createdate"), opening.event(mapping));
+    push(out, format!("{location}: createdate"), &opening, opening.event(mapping));
     // Where the deal is as these events leave it: None once closed.
     let mut stage = Some(pipeline.first().to_string());
     for (at, _, name, value) in changes {
@@ -314,17 +341,24 @@ fn import_deal(
                 _ => {}
             }
         }
-        push(out, format!("{location}: {name} at {at} ms"), mapped);
+        push(out, format!("{location}: {name} at {at} ms"), &change, mapped);
     }
     Ok(())
 }
 
-fn push(out: &mut Imported, location: String, mapped: Result<Option<serde_json::Value>, Rejection>) {
-    match mapped {
-        Ok(Some(event)) => out.push(location, event),
-        Ok(None) => out.skip(location, "ignored", "an emptied value maps to no event"),
-        Err(rejection) => out.rows.push(crate::Row { location, result: Err(rejection) }),
-    }
+/// The change's row, which carries the notification that says it (for the quarantine).
+fn push(
+    out: &mut Imported,
+    location: String,
+    change: &Change<'_>,
+    mapped: Result<Option<serde_json::Value>, Rejection>,
+) {
+    let result = match mapped {
+        Ok(Some(event)) => dealledger_events::parse_line(&event.to_string()),
+        Ok(None) => return out.skip(location, "ignored", "an emptied value maps to no event"),
+        Err(rejection) => Err(rejection),
+    };
+    out.rows.push(crate::Row { location, result, notification: Some(change.notification()) });
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ use std::path::{Path, PathBuf};
 pub struct Row {
     pub location: String,
     pub result: Result<Submission, Rejection>,
+    /// A HubSpot change as the webhook notification that says the same (`deal.creation`,
+    /// `deal.propertyChange`): what the sync holds in the quarantine when the ledger refuses
+    /// the row, to be retried like a webhook's. None for every other source.
+    pub notification: Option<serde_json::Value>,
 }
 
 /// A row that maps to no event, and why.
@@ -83,7 +87,7 @@ impl Imported {
 
     fn push(&mut self, location: String, event: serde_json::Value) {
         let result = parse_line(&event.to_string());
-        self.rows.push(Row { location, result });
+        self.rows.push(Row { location, result, notification: None });
     }
 
     fn skip(&mut self, location: String, kind: &'static str, reason: impl Into<String>) {

@@ -75,6 +75,19 @@ impl Report {
         }
     }
 
+    /// The report as `ingest --output csv` prints it: a header and one row.
+    pub fn to_csv(&self) -> String {
+        format!(
+            "ingested,duplicates,rejected,seconds,events_per_second,head_seq\n{},{},{},{:.3},{:.0},{}\n",
+            self.ingested,
+            self.duplicates,
+            self.rejected,
+            self.seconds,
+            self.events_per_second(),
+            self.head_seq
+        )
+    }
+
     /// The report as `ingest --output json` prints it.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

@@ -173,13 +173,17 @@ impl Default for ServeConfig {
     }
 }
 
+/// HubSpot's API, where `sync hubspot` reads unless `[hubspot] api_url` says otherwise.
+pub const HUBSPOT_API_URL_DEFAULT: &str = "https://api.hubapi.com";
+
 /// Where a HubSpot deal stage id leads (the importers' type: the backfill maps the same way).
 pub use dealledger_import::Target as StageTarget;
 
 #[derive(Clone, Debug)]
 pub struct HubSpotConfig {
-    /// The app's client secret: the key of `X-HubSpot-Signature-v3`.
-    pub app_secret: String,
+    /// The app's client secret: the key of `X-HubSpot-Signature-v3`. None: no webhooks (a
+    /// portal kept in step by `sync hubspot` alone).
+    pub app_secret: Option<String>,
     /// HubSpot `dealstage` ids (e.g. `appointmentscheduled`) to stages, `won` or `lost`.
     pub stages: BTreeMap<String, StageTarget>,
     /// The URL HubSpot calls, scheme and host (`https://ledger.example.com`): signatures cover
@@ -196,6 +200,10 @@ pub struct HubSpotConfig {
     /// Open a deal the ledger has never seen from its first notification, instead of
     /// quarantining the notification (docs/daemon.md says what such a deal lacks).
     pub open_unknown: bool,
+    /// The CRM API's base URL for `sync hubspot` (HubSpot's, or a local one in tests).
+    pub api_url: String,
+    /// The HubSpot pipelines `sync hubspot` reads deals of; None for all.
+    pub pipelines: Option<std::collections::BTreeSet<String>>,
 }
 
 impl HubSpotConfig {
@@ -311,8 +319,18 @@ fn hubspot_section(
     hubspot: dealledger_config::HubSpotSection,
     pipeline: &Pipeline,
 ) -> Result<HubSpotConfig, String> {
-    if hubspot.app_secret.is_empty() {
+    if hubspot.app_secret.as_deref().is_some_and(str::is_empty) {
         return Err("[hubspot] app_secret is empty".into());
+    }
+    let api_url = hubspot.api_url.unwrap_or_else(|| HUBSPOT_API_URL_DEFAULT.to_string());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(format!("[hubspot] api_url `{api_url}` is not an http(s) URL"));
+    }
+    let api_url = api_url.trim_end_matches('/').to_string();
+    if hubspot.pipelines.as_ref().is_some_and(Vec::is_empty) {
+        return Err(
+            "[hubspot] pipelines is empty: name the pipelines to sync, or leave it out for all".into()
+        );
     }
     let mut stages = BTreeMap::new();
     for (id, target) in hubspot.stages {
@@ -339,6 +357,8 @@ fn hubspot_section(
         body_bytes_max,
         unsigned_bytes_max,
         open_unknown: hubspot.open_unknown.unwrap_or(false),
+        api_url,
+        pipelines: hubspot.pipelines.map(|p| p.into_iter().collect()),
     })
 }
 

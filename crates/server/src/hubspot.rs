@@ -434,7 +434,7 @@ mod tests {
 
         fn config() -> HubSpotConfig {
             HubSpotConfig {
-                app_secret: "s".into(),
+                app_secret: Some("s".into()),
                 stages: [
                     ("qualifiedtobuy".to_string(), StageTarget::Stage("qualifying".into())),
                     ("presentationscheduled".to_string(), StageTarget::Stage("quote".into())),
@@ -447,6 +447,8 @@ mod tests {
                 body_bytes_max: crate::config::HUBSPOT_BODY_BYTES_MAX_DEFAULT,
                 unsigned_bytes_max: crate::config::HUBSPOT_UNSIGNED_BYTES_MAX_DEFAULT,
                 open_unknown: false,
+                api_url: crate::config::HUBSPOT_API_URL_DEFAULT.into(),
+                pipelines: None,
             }
         }
 

@@ -28,6 +28,7 @@ mod listen;
 mod live;
 mod metrics;
 pub mod quarantine;
+pub mod sync_sink;
 mod throttle;
 mod writer;
 

@@ -16,11 +16,13 @@ use std::collections::HashMap;
 const RETRY_BODY_BYTES_MAX: usize = 64 * 1024;
 
 pub(super) async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: Request) -> Answer {
-    let config = shared.hubspot.get().ok_or_else(|| {
+    let not_configured = || {
         ApiError::NotConfigured(
             "HubSpot webhooks need a [hubspot] section with app_secret in dealledger.toml".into(),
         )
-    })?;
+    };
+    let config = shared.hubspot.get().ok_or_else(not_configured)?;
+    let app_secret = config.app_secret.as_deref().ok_or_else(not_configured)?;
     let path = request.uri().path_and_query().map_or("/v1/hooks/hubspot".to_string(), |p| p.to_string());
     let uri = match &config.public_url {
         Some(base) => format!("{base}{path}"),
@@ -36,7 +38,7 @@ pub(super) async fn post_hubspot(State(shared): SharedState, headers: HeaderMap,
         read_body(&shared, Pool::Unsigned, body, announced, limit, "[hubspot] body_bytes_max").await?;
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     hubspot::verify_v3(
-        &config.app_secret,
+        app_secret,
         Method::POST.as_str(),
         &uri,
         &body,

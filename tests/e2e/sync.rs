@@ -1,0 +1,256 @@
+//! `dealledger sync hubspot` through the binary, against the local HubSpot of the sync crate's
+//! testkit: the figures built on touches (bad-deal cost, flags, first response, selling time,
+//! a gone-dark what-if) from synced calls, emails and meetings, each against a hand count; a
+//! run again stores nothing; an unmapped stage is held in the quarantine and released by retry.
+
+use crate::harness::Ledger as Sandbox;
+use dealledger_sync::testkit::{ms, FakeActivity, FakeDeal, FakeHubSpot, Portal};
+use serde_json::Value;
+
+const NOW: &str = "2025-03-01T00:00:00Z";
+
+fn toml(url: &str, extra_stage: &str) -> String {
+    format!(
+        "[hubspot]\napi_url = \"{url}\"\n[hubspot.stages]\nappointmentscheduled = \"prospecting\"\n\
+         qualifiedtobuy = \"qualifying\"\nclosedwon = \"won\"\nclosedlost = \"lost\"\n{extra_stage}"
+    )
+}
+
+fn activity(at: &str, deal: u64, properties: &[(&str, String)]) -> FakeActivity {
+    let mut activity = FakeActivity {
+        created_ms: ms(at),
+        modified_ms: ms(at),
+        deals: vec![deal],
+        contacts: vec![900 + deal],
+        ..FakeActivity::default()
+    };
+    activity.properties.insert("hs_timestamp".into(), ms(at).to_string());
+    for (k, v) in properties {
+        activity.properties.insert(k.to_string(), v.clone());
+    }
+    activity
+}
+
+/// Deal 1: lost on Feb 15 after a 30-minute call, an inbound email and an hour's meeting.
+/// Deal 2: open, a 15-minute call, an inbound email on Jan 4, a 10-minute call on Jan 20.
+fn portal() -> Portal {
+    let mut portal = Portal::default();
+    let mut d1 = FakeDeal::new(ms("2025-01-02T09:00:00Z"), "appointmentscheduled");
+    d1.set("amount", "10000", ms("2025-01-02T09:00:00Z"));
+    d1.set("hubspot_owner_id", "77", ms("2025-01-02T09:01:00Z"));
+    d1.set("dealstage", "qualifiedtobuy", ms("2025-01-10T10:00:00Z"));
+    d1.set("dealstage", "closedlost", ms("2025-02-15T10:00:00Z"));
+    let mut d2 = FakeDeal::new(ms("2025-01-03T09:00:00Z"), "appointmentscheduled");
+    d2.set("amount", "5000", ms("2025-01-03T09:00:00Z"));
+    d2.set("hubspot_owner_id", "77", ms("2025-01-03T09:01:00Z"));
+    d2.set("dealstage", "qualifiedtobuy", ms("2025-01-05T10:00:00Z"));
+    portal.deals.extend([(1, d1), (2, d2)]);
+    let call = |minutes: i64, direction: &str| {
+        vec![
+            ("hs_call_direction", direction.to_string()),
+            ("hs_call_duration", (minutes * 60_000).to_string()),
+        ]
+    };
+    let email = |direction: &str| vec![("hs_email_direction", direction.to_string())];
+    let meeting = |start: &str, end: &str| {
+        vec![
+            ("hs_meeting_start_time", ms(start).to_string()),
+            ("hs_meeting_end_time", ms(end).to_string()),
+            ("hs_meeting_outcome", "COMPLETED".to_string()),
+        ]
+    };
+    let all = [
+        ("calls", 101, activity("2025-01-02T11:00:00Z", 1, &call(30, "OUTBOUND"))),
+        ("emails", 201, activity("2025-01-06T10:00:00Z", 1, &email("INCOMING_EMAIL"))),
+        (
+            "meetings",
+            301,
+            activity("2025-01-12T14:00:00Z", 1, &meeting("2025-01-12T14:00:00Z", "2025-01-12T15:00:00Z")),
+        ),
+        ("calls", 102, activity("2025-01-03T13:00:00Z", 2, &call(15, "OUTBOUND"))),
+        ("emails", 202, activity("2025-01-04T09:00:00Z", 2, &email("INCOMING_EMAIL"))),
+        ("calls", 103, activity("2025-01-20T10:00:00Z", 2, &call(10, "OUTBOUND"))),
+    ];
+    for (kind, id, a) in all {
+        portal.activities.insert((kind.to_string(), id), a);
+    }
+    portal
+}
+
+fn sync(sandbox: &Sandbox, token: &std::path::Path) -> Value {
+    sandbox
+        .run(&["--now", NOW, "sync", "hubspot", "--token-file", token.to_str().unwrap(), "--format", "json"])
+        .ok()
+        .json()
+}
+
+#[test]
+fn synced_touches_carry_every_figure_built_on_them() {
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    let summary = sync(&sandbox, &token);
+    // 2 opened, 2 amounts, 2 owners, 2 qualifying moves, 1 lost; 6 touches.
+    assert_eq!(
+        (summary["events_stored"].as_u64(), summary["duplicates"].as_u64()),
+        (Some(15), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(summary["skipped_by_kind"], serde_json::json!({"same_stage": 2}));
+    assert!(summary["requests"].as_u64().unwrap() >= 9, "{summary}");
+    // Again: nothing new.
+    let again = sync(&sandbox, &token);
+    assert_eq!(again["events_stored"], 0, "{again}");
+
+    let report = |args: &[&str]| {
+        let mut all = vec!["--now", NOW, "report"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--format", "json"]);
+        sandbox.run(&all).ok().json()
+    };
+    // Bad deals: deal 1, lost; its effort the call's 30 minutes, the meeting's 60 and the
+    // email's 5 (an email has no minutes of its own: its channel's default, docs/metrics.md).
+    let cost = report(&["bad-deal-cost", "--from", "2025-01-01", "--to", "2025-03-01", "--deals"]);
+    let text = cost.to_string();
+    assert!(text.contains("hubspot-1") && !text.contains("hubspot-2"), "{cost}");
+    assert_eq!(find_number(&cost, "effort_hours"), Some(1.583333), "{cost}");
+    // Flags on the open deal 2 at Mar 1: no inbound since Jan 4 (> 14 days), no touch since
+    // Jan 20 (> 10 days).
+    let flags = report(&["flags"]);
+    let text = flags.to_string();
+    assert!(text.contains("gone_dark") && text.contains("no_activity"), "{flags}");
+    assert_eq!(flags["deals_flagged"], 1, "{flags}");
+    // First response: 2 h (deal 1) and 4 h (deal 2): median 3 h. Owner 77's touch minutes:
+    // 30 + 5 + 60 (deal 1) and 15 + 5 + 10 (deal 2).
+    let kpis = report(&["kpis", "--from", "2025-01-01", "--to", "2025-03-01"]);
+    assert_eq!(find_number(&kpis, "first_response_hours_median"), Some(3.0), "{kpis}");
+    assert_eq!(find_number(&kpis, "touch_minutes"), Some(125.0), "{kpis}");
+    assert!(find_number(&kpis, "selling_time_share").is_some_and(|s| s > 0.0), "{kpis}");
+    let printed =
+        sandbox.run(&["--now", NOW, "report", "kpis", "--from", "2025-01-01", "--to", "2025-03-01"]).ok();
+    assert!(!printed.stdout.contains("-0.0"), "{}", printed.stdout);
+    // gone_dark = 14: both deals go 14 days without an inbound touch while open (deal 1 after
+    // Jan 6: out on Jan 20, lost later; deal 2 after Jan 4: out on Jan 18, still open), so both
+    // are cut, and the effort saved is deal 2's 10-minute call of Jan 20 (deal 1 had no touch
+    // after Jan 20).
+    let whatif = sandbox
+        .run(&[
+            "--now",
+            NOW,
+            "whatif",
+            "--rule",
+            "gone_dark=14",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-03-01",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let cut = ["cut", "cut_bad", "cut_open", "effort_hours_saved"].map(|k| find_number(&whatif, k));
+    assert_eq!(cut, [Some(2.0), Some(1.0), Some(1.0), Some(0.166667)], "{whatif}");
+}
+
+#[test]
+fn an_unmapped_stage_is_held_and_released_by_retry() {
+    let mut portal = portal();
+    portal.deals.get_mut(&2).unwrap().set("dealstage", "contractsent", ms("2025-02-01T10:00:00Z"));
+    let fake = FakeHubSpot::start(portal);
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    let summary = sync(&sandbox, &token);
+    assert_eq!(summary["held"], 1, "{summary}");
+    let held = sandbox.run(&["audit", "quarantine", "--format", "json"]).ok().json();
+    assert!(held.to_string().contains("contractsent"), "{held}");
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "contractsent = \"quote\"\n"))
+        .unwrap();
+    let retried = sandbox.run(&["--now", NOW, "quarantine", "retry", "--format", "json"]).ok().json();
+    assert_eq!(
+        (retried["admitted"].as_u64(), retried["remaining"].as_u64()),
+        (Some(1), Some(0)),
+        "{retried}"
+    );
+    // The sync reads it again (the overlap) and finds it stored.
+    let again = sync(&sandbox, &token);
+    assert_eq!((again["events_stored"].as_u64(), again["held"].as_u64()), (Some(0), Some(0)), "{again}");
+}
+
+#[test]
+fn a_missing_or_refused_token_is_one_clear_error() {
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let none = sandbox.run(&["sync", "hubspot"]);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("--token-file") && none.stderr.contains("DEALLEDGER_HUBSPOT_TOKEN"),
+        "{}",
+        none.stderr
+    );
+    let wrong = sandbox.file("wrong", &["not-the-token"]);
+    let refused = sandbox.run(&["--now", NOW, "sync", "hubspot", "--token-file", wrong.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("HubSpot refused the token"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("not-the-token") && !refused.stdout.contains("not-the-token"));
+}
+
+/// Negative zero is printed by no report, in no format: on the shared Salesforce sample's shape
+/// (the project's own fixture: no touches, so every effort figure is zero) and on a synced one.
+#[test]
+fn negative_zero_is_printed_nowhere() {
+    let sandbox = Sandbox::new();
+    let fixture = |path: &str| format!("{}/crates/import/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    let (history, opportunities) =
+        (fixture("salesforce-history/OpportunityHistory.csv"), fixture("salesforce-history/Opportunity.csv"));
+    sandbox.run(&["ingest", "--format", "salesforce-history", &history, &opportunities]).ok();
+    let fake = FakeHubSpot::start(portal());
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    sync(&sandbox, &token);
+    let period = ["--from", "2015-01-01", "--to", "2026-01-01"];
+    let reports: [&[&str]; 5] = [
+        &["pipeline"],
+        &["time-in-stage", "--by", "owner"],
+        &["kpis", period[0], period[1], period[2], period[3]],
+        &["bad-deal-cost", period[0], period[1], period[2], period[3], "--deals"],
+        &["flags"],
+    ];
+    for report in reports {
+        for format in ["table", "csv", "json"] {
+            let mut args = vec!["--now", NOW, "report"];
+            args.extend_from_slice(report);
+            args.extend_from_slice(&["--format", format]);
+            let run = sandbox.run(&args);
+            assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+            for text in [&run.stdout, &run.stderr] {
+                let negative_zero = text.match_indices("-0").any(|(i, _)| {
+                    let rest = &text[i + 2..];
+                    let digits_follow = rest.starts_with('.')
+                        && rest[1..].chars().take_while(|c| c.is_ascii_digit()).all(|c| c == '0');
+                    let ends = rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+                    let starts_number = i == 0 || !text[..i].ends_with(|c: char| c.is_ascii_alphanumeric());
+                    starts_number && (digits_follow && rest.len() > 1 || ends)
+                });
+                assert!(!negative_zero, "{args:?} printed a negative zero:\n{text}");
+            }
+        }
+    }
+}
+
+/// The first number under `key` anywhere in `value`.
+fn find_number(value: &Value, key: &str) -> Option<f64> {
+    match value {
+        Value::Object(map) => {
+            map.get(key).and_then(Value::as_f64).or_else(|| map.values().find_map(|v| find_number(v, key)))
+        }
+        Value::Array(list) => list.iter().find_map(|v| find_number(v, key)),
+        _ => None,
+    }
+}
