@@ -5,7 +5,7 @@
 use crate::daemon::{answer, Daemon, NOW_MS, TOKEN};
 use crate::harness::Ledger as Sandbox;
 
-const SECRET: &str = "hs-secret";
+pub const SECRET: &str = "hs-secret";
 
 fn toml(stages: &str, extra: &str) -> String {
     format!(

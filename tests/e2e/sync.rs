@@ -201,6 +201,96 @@ fn a_missing_or_refused_token_is_one_clear_error() {
     assert!(!refused.stderr.contains("not-the-token") && !refused.stdout.contains("not-the-token"));
 }
 
+/// Webhooks first, then a sync of the same portal: each change is stored once (the webhook's
+/// events are the sync's duplicates), and the sync adds only what the webhooks did not say.
+#[test]
+fn webhooks_then_sync_store_each_change_once() {
+    use crate::daemon::{Daemon, TOKEN};
+    use crate::hubspot::{deliver, note, SECRET};
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    let toml = format!("[serve]\ntoken = \"{TOKEN}\"\n{}", toml(&fake.url, ""))
+        .replace("[hubspot]\n", &format!("[hubspot]\napp_secret = \"{SECRET}\"\n"));
+    let d = Daemon::start(&sandbox, &toml);
+    let created = ms("2025-01-02T09:00:00Z");
+    let delivery = format!(
+        "[{},{},{}]",
+        note(1, created, 1, "deal.creation", "", ""),
+        note(2, created, 1, "deal.propertyChange", "amount", "10000"),
+        note(3, ms("2025-01-10T10:00:00Z"), 1, "deal.propertyChange", "dealstage", "qualifiedtobuy"),
+    );
+    let (code, ack) = deliver(&d, &delivery);
+    assert_eq!((code, ack["quarantined"].as_u64()), (200, Some(0)), "{ack}");
+    assert_eq!(d.terminate(), 0);
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    let now = "2026-01-15T12:00:00Z";
+    let run = sandbox
+        .run(&["--now", now, "sync", "hubspot", "--token-file", token.to_str().unwrap(), "--format", "json"])
+        .ok()
+        .json();
+    // The portal is 15 events; the webhooks said 3 of them.
+    assert_eq!((run["events_stored"].as_u64(), run["duplicates"].as_u64()), (Some(12), Some(3)), "{run}");
+    assert_eq!(sandbox.head(), 15);
+}
+
+/// A run killed (SIGKILL) in the middle resumes from its last stored page, and the two runs
+/// together store what one clean run stores, nothing twice.
+#[test]
+fn a_run_killed_mid_way_resumes_and_stores_nothing_twice() {
+    let mut portal = portal();
+    for id in 1000..1600u64 {
+        let at = ms("2025-01-20T00:00:00Z") + id as i64 * 1000;
+        portal.activities.insert(("calls".into(), id), activity(&dealledger_sync::testkit::iso(at), 2, &[]));
+    }
+    let clean_events = {
+        let mut same = Portal::default();
+        (same.deals, same.activities) = (portal.deals.clone(), portal.activities.clone());
+        let fake = FakeHubSpot::start(same);
+        let sandbox = Sandbox::new();
+        std::fs::create_dir_all(sandbox.data()).unwrap();
+        std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+        let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+        sync(&sandbox, &token);
+        sandbox.head()
+    };
+    portal.delay_ms = 150;
+    let fake = FakeHubSpot::start(portal);
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    let mut child = std::process::Command::new(crate::harness::binary())
+        .args(["--data", sandbox.data().to_str().unwrap(), "--now", NOW, "sync", "hubspot", "--quiet"])
+        .args(["--token-file", token.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the second page of calls is asked for: the first is stored by then.
+    let calls_searched =
+        || fake.portal().seen.iter().filter(|r| r.path == "/crm/v3/objects/calls/search").count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while calls_searched() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the run never reached its second page of calls");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored_before = sandbox.head();
+    assert!(stored_before > 0 && stored_before < clean_events, "{stored_before} of {clean_events}");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.data().join("sync/hubspot.json")).unwrap()).unwrap();
+    assert!(state["cursors"]["calls"].is_i64(), "{state}");
+    fake.portal().delay_ms = 0;
+    let resumed = sync(&sandbox, &token);
+    assert_eq!(sandbox.head(), clean_events, "{resumed}");
+    assert_eq!(
+        resumed["events_stored"].as_u64().unwrap() + stored_before,
+        clean_events,
+        "stored once: {resumed}"
+    );
+}
+
 /// Negative zero is printed by no report, in no format: on the shared Salesforce sample's shape
 /// (the project's own fixture: no touches, so every effort figure is zero) and on a synced one.
 #[test]

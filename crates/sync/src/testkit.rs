@@ -101,6 +101,9 @@ pub struct Portal {
     pub faults: HashMap<u64, Fault>,
     /// From this request number on, every request is answered 503 (the API down).
     pub down_from: Option<u64>,
+    /// Milliseconds each answer waits before it is sent (a slow API, for a test to kill a run in
+    /// the middle).
+    pub delay_ms: u64,
     /// Every request so far.
     pub seen: Vec<Seen>,
     general: VecDeque<Instant>,
@@ -120,6 +123,7 @@ impl Default for Portal {
             associations_page: 500,
             faults: HashMap::new(),
             down_from: None,
+            delay_ms: 0,
             seen: Vec::new(),
             general: VecDeque::new(),
             searches: VecDeque::new(),
@@ -207,10 +211,11 @@ fn serve(stream: TcpStream, portal: &Mutex<Portal>) {
     let mut writer = stream;
     loop {
         let Some((method, target, headers, body)) = read_request(&mut reader) else { return };
-        let answer = {
+        let (answer, delay_ms) = {
             let mut portal = portal.lock().unwrap_or_else(|e| e.into_inner());
-            answer(&mut portal, &method, &target, &headers, &body)
+            (answer(&mut portal, &method, &target, &headers, &body), portal.delay_ms)
         };
+        std::thread::sleep(Duration::from_millis(delay_ms));
         let Answer { status, headers, body, fault } = answer;
         let text = body.to_string();
         let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));

@@ -378,7 +378,7 @@ fn portal_with_calls() -> Portal {
 
 #[test]
 fn a_run_stopped_by_an_outage_resumes_and_stores_nothing_twice() {
-    let mut big = portal_with_calls();
+    let big = portal_with_calls();
     let clean = {
         let mut same = Portal::default();
         (same.activities, same.deals) = (big.activities.clone(), big.deals.clone());
