@@ -195,12 +195,15 @@ struct BenchArgs {
     /// syncing before acknowledging) started from nats-server on PATH, alternating, side by side
     #[arg(long, requires = "daemon")]
     jetstream: bool,
+    /// Measure `sync hubspot` of DEALS deals against a local HubSpot at HubSpot's limits
+    #[arg(long, value_name = "DEALS")]
+    sync: Option<u64>,
 }
 
 impl From<BenchArgs> for dealledger_bench::Options {
     fn from(a: BenchArgs) -> Self {
-        let BenchArgs { events, seed, dir, json, daemon, daemon_history, jetstream } = a;
-        dealledger_bench::Options { events, seed, dir, json, daemon, daemon_history, jetstream }
+        let BenchArgs { events, seed, dir, json, daemon, daemon_history, jetstream, sync } = a;
+        dealledger_bench::Options { events, seed, dir, json, daemon, daemon_history, jetstream, sync }
     }
 }
 

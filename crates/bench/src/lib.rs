@@ -9,6 +9,8 @@
 //! [`Options`]) and no data directory (each size gets a store of its own under `dir`, with the
 //! default pipeline and settings). Its errors are only ever printed, so they are `anyhow`'s.
 
+mod sync;
+
 use anyhow::{Context, Result};
 use dealledger_events::{Pipeline, Timestamp};
 use dealledger_log::{BlockStore, Ledger, Log, SledStore};
@@ -36,6 +38,8 @@ pub struct Options {
     /// With `daemon`: the first two phases on sled and then on a 3-node JetStream cluster (R3,
     /// every node syncing before it acknowledges) started here from `nats-server` on PATH.
     pub jetstream: bool,
+    /// Measure `sync hubspot` of this many deals against a local HubSpot instead.
+    pub sync: Option<u64>,
 }
 
 /// Where a benchmark daemon keeps its log.
@@ -528,6 +532,11 @@ fn time_reports(timeline: &Timeline, settings: &Settings) -> BTreeMap<&'static s
 pub fn run(args: &Options) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    if let Some(deals) = args.sync {
+        let figures = sync::sync_bench(&root, deals)?;
+        println!("{}", if args.json { serde_json::to_string_pretty(&figures)? } else { figures.to_string() });
+        return Ok(());
+    }
     if args.daemon && args.jetstream {
         if let Some(why) = dealledger_jetstream::testkit::nats_server_missing() {
             anyhow::bail!("bench --daemon --jetstream: {why}");

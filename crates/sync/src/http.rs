@@ -141,16 +141,18 @@ struct Budget {
     left: Option<(u64, u64)>,
 }
 
-/// Requests that share a stricter limit with no headers: at most one per `interval_ms`.
+/// Requests that share a stricter limit with no headers: at most one per `interval_ms`; a 429
+/// there waits `window_ms` (the limit's own window, not the general one).
 #[derive(Clone, Copy, Debug)]
 pub struct Lane {
     pub interval_ms: u64,
+    pub window_ms: u64,
     last_ms: Option<u64>,
 }
 
 impl Lane {
-    pub fn every(interval_ms: u64) -> Lane {
-        Lane { interval_ms, last_ms: None }
+    pub fn every(interval_ms: u64, window_ms: u64) -> Lane {
+        Lane { interval_ms, window_ms, last_ms: None }
     }
 }
 
@@ -231,7 +233,8 @@ impl Client {
         let mut failures = 0u32;
         loop {
             self.wait_for_budget(lane.as_deref_mut());
-            match self.attempt(&method, path_and_query)? {
+            let window_ms = lane.as_deref().map(|l| l.window_ms);
+            match self.attempt(&method, path_and_query, window_ms)? {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Again(wait_ms, why) => {
                     let wait_ms = wait_ms.unwrap_or_else(|| backoff_ms(failures));
@@ -285,7 +288,13 @@ impl Client {
         }
     }
 
-    fn attempt(&mut self, method: &Method<'_>, path_and_query: &str) -> Result<Attempt, HttpError> {
+    /// One request; `window_ms`: the lane's window, what a 429 there waits without `Retry-After`.
+    fn attempt(
+        &mut self,
+        method: &Method<'_>,
+        path_and_query: &str,
+        window_ms: Option<u64>,
+    ) -> Result<Attempt, HttpError> {
         let url = format!("{}{}", self.base, path_and_query);
         let request = match method {
             Method::Get => self.agent.get(&url),
@@ -310,7 +319,7 @@ impl Client {
                 return match status {
                     429 => {
                         self.counts.throttled += 1;
-                        let wait = retry_after_ms.unwrap_or(self.interval_ms_now());
+                        let wait = retry_after_ms.or(window_ms).unwrap_or(self.interval_ms_now());
                         Ok(Attempt::Again(Some(wait), format!("429: {message}")))
                     }
                     500 | 502 | 503 | 504 => {

@@ -6,7 +6,7 @@
 //!    up to the run's start (`GTE`, `LT` on `hs_lastmodifieddate`), oldest first, 200 a page
 //!    (the reference's maximum). Search stops at 10,000 results a query: past that the window
 //!    starts again at the last modification time read. Search has its own limit (five requests a
-//!    second per account) and sends no rate-limit headers, so its requests are spaced.
+//!    second per account) and sends no rate-limit headers, so its requests are spaced 210 ms.
 //! 2. Deals: `POST /crm/v3/objects/deals/batch/read` with `propertiesWithHistory`, 50 a request
 //!    (HubSpot reads fewer records a request when history is asked; 100 without). Each deal maps
 //!    as the `hubspot-deals` backfill maps it ([`dealledger_import::hubspot::import_deal`]), with
@@ -34,8 +34,11 @@ pub const API_URL_DEFAULT: &str = "https://api.hubapi.com";
 pub const SEARCH_PAGE_MAX: u64 = 200;
 /// Results one search query pages through, at most; past it HubSpot answers 400.
 pub const SEARCH_RESULTS_MAX: u64 = 10_000;
-/// Search's own limit: five requests a second per account.
-pub const SEARCH_INTERVAL_MS: u64 = 200;
+/// Search's own limit: five requests a second per account. Spaced a little over a fifth of a
+/// second, so that the servers' rolling second never counts six whatever the network's jitter.
+pub const SEARCH_INTERVAL_MS: u64 = 210;
+/// Search's window: what a search answered 429 waits (it carries no headers to say).
+pub const SEARCH_WINDOW_MS: u64 = 1000;
 /// Records of one batch read, at most: 100, and 50 when property history is asked.
 pub const BATCH_READ_MAX: usize = 100;
 pub const HISTORY_BATCH_MAX: usize = 50;
@@ -177,7 +180,7 @@ pub fn sync(
         let mut run = Run {
             settings,
             client,
-            search_lane: Lane::every(SEARCH_INTERVAL_MS),
+            search_lane: Lane::every(SEARCH_INTERVAL_MS, SEARCH_WINDOW_MS),
             now_ms: now.0.div_euclid(1000),
             state,
             state_path,

@@ -326,11 +326,14 @@ fn rate_limits_are_obeyed_and_never_met_twice_in_a_row() {
     assert!(in_a_row <= 1, "{throttled} 429s, {in_a_row} in a row");
     assert_eq!(ran.summary.http.throttled as usize, throttled);
     assert_eq!(kinds(&sink)["opened"], 162);
-    // Searches are spaced to five a second: no search was throttled.
+    // Searches are spaced to under five a second: no search was throttled.
     let searches: Vec<_> = portal.seen.iter().filter(|r| r.path.ends_with("/search")).collect();
     assert!(searches.iter().all(|r| r.status == 200));
     for pair in searches.windows(2) {
-        assert!(pair[1].at.duration_since(pair[0].at).as_millis() >= 195, "searches closer than 200 ms");
+        assert!(
+            pair[1].at.duration_since(pair[0].at).as_millis() >= 200,
+            "searches closer than a fifth of a second"
+        );
     }
 }
 
