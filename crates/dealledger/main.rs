@@ -428,7 +428,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&data, shared_clock, args),
         Command::Whatif(args) => whatif::run(&data, clock.now(), cli.server.as_deref(), &args),
         Command::Export(args) => export::run(&data, clock, &args),
-        Command::Sync { command } => sync::run(&data, clock, &command),
+        Command::Sync { command: sync::SyncCommand::Hubspot(a) } => {
+            sync::run(&data, clock, &a, sync::Steps::All)
+        }
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
@@ -545,15 +547,11 @@ fn serve(
         config.listen = listen;
     }
     if let Some(path) = &args.token_file {
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", path.display()))?;
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err(Exit { code: 2, message: format!("--token-file {} is empty", path.display()) }.into());
-        }
-        config.token = Some(token);
+        let token = dealledger_server::config::token_from_file(path);
+        config.token = Some(token.map_err(|e| Exit { code: 2, message: e.to_string() })?);
     }
     config.quarantine_path = Some(data.quarantine_path());
+    config.sync.hubspot_state_path = Some(data.sync_state_path("hubspot"));
     config.config_path = Some(data.config_path());
     let pipeline = data.pipeline()?;
     let settings = data.settings()?;

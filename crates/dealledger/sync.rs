@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use dealledger_events::Clock;
 use dealledger_server::sync_sink::sync_hubspot;
+pub use dealledger_sync::hubspot::Steps;
 use std::path::PathBuf;
 
 /// The environment variable that may hold the HubSpot token (a command line shows in `ps`).
@@ -36,21 +37,18 @@ pub struct HubSpotArgs {
     quiet: bool,
 }
 
-pub fn run(data: &DataDir, clock: &dyn Clock, command: &SyncCommand) -> Result<()> {
-    let SyncCommand::Hubspot(args) = command;
-    let hubspot = data.hubspot("sync hubspot")?;
-    let token = dealledger_sync::http::Secret::read(args.token_file.as_deref(), TOKEN_ENV)
-        .map_err(|why| Exit { code: 2, message: format!("sync hubspot: {why}") })?;
-    let _lock = data.lock_writer("dealledger sync hubspot")?;
+/// `sync hubspot` (`steps`: sync then reconcile), or `report reconcile` (reconcile alone).
+pub fn run(data: &DataDir, clock: &dyn Clock, args: &HubSpotArgs, steps: Steps) -> Result<()> {
+    let what = if steps == Steps::Reconcile { "report reconcile" } else { "sync hubspot" };
+    let hubspot = data.hubspot(what)?;
+    let token = dealledger_sync::http::Secret::read((args.token_file.as_deref(), "--token-file"), TOKEN_ENV)
+        .map_err(|why| Exit { code: 2, message: format!("{what}: {why}") })?;
+    let _lock = data.lock_writer(&format!("dealledger {what}"))?;
     data.ensure()?;
     let mut ledger = data.open_ledger()?;
     let mut progress = dealledger_sync::progress_bar(!args.quiet);
-    let state = data.sync_state_path("hubspot");
-    let ran =
-        sync_hubspot(&mut ledger, &data.quarantine_path(), &hubspot, token, clock, &state, &mut progress)?;
-    match args.format {
-        Format::Json => outln!("{}", serde_json::to_value(&ran.summary)?),
-        _ => outln!("{}", ran.summary.lines().join("\n")),
-    }
+    let paths = (data.quarantine_path(), data.sync_state_path("hubspot"));
+    let ran = sync_hubspot(&mut ledger, &paths, &hubspot, token, clock, &mut progress, steps)?;
+    outln!("{}", ran.summary.text(args.format == Format::Json));
     Ok(ran.result?)
 }

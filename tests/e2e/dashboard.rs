@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tools_available(test: &str) -> bool {
+pub(crate) fn tools_available(test: &str) -> bool {
     let works =
         |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
     let missing = if !works("chromium") {
@@ -33,7 +33,7 @@ fn shots() -> PathBuf {
 }
 
 /// Runs the steps in one browser; their results in order.
-fn drive(url: &str, steps: Value) -> Vec<Value> {
+pub(crate) fn drive(url: &str, steps: Value) -> Vec<Value> {
     drive_plan(json!({"url": url, "shots": shots(), "steps": steps}))
 }
 

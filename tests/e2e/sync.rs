@@ -344,3 +344,171 @@ fn find_number(value: &Value, key: &str) -> Option<f64> {
         _ => None,
     }
 }
+
+/// Polls `GET path` until `done` holds of its JSON, for at most 60 s (a loaded machine).
+fn wait_for_json(d: &crate::daemon::Daemon, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let now = d.get_json(path);
+        if done(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{path} never came to pass: {now}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The value of one Prometheus sample, when the text has it.
+fn sample(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A daemon syncing the base portal every `every` (`extra`: more of `[sync]`), once its
+/// first run has ended: the fake, the sandbox, the daemon and `GET /v1/sync` then.
+fn syncing_daemon(every: &str, extra: &str) -> (FakeHubSpot, Sandbox, crate::daemon::Daemon, Value) {
+    use crate::daemon::{Daemon, TOKEN};
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    let token = sandbox.file("hubspot-token", &[&fake.portal().token.clone()]);
+    let toml = format!(
+        "[serve]\ntoken = \"{TOKEN}\"\n[sync]\nhubspot_token_file = \"{}\"\nhubspot = \"{every}\"\n{extra}{}",
+        token.display(),
+        toml(&fake.url, "")
+    );
+    let d = Daemon::start(&sandbox, &toml);
+    let status = wait_for_json(&d, "/v1/sync", |s| s["hubspot"]["runs"].as_u64() >= Some(1));
+    (fake, sandbox, d, status)
+}
+
+/// `[sync] hubspot` in the daemon: the first run at the start, through the writer, with the
+/// same figures as the command's hand count; HubSpot down fails a run, never readiness, and
+/// says why; back up, the next run stores what changed.
+#[test]
+fn the_daemon_syncs_on_its_schedule_and_rides_out_hubspot_down() {
+    let (fake, sandbox, d, status) = syncing_daemon("1s", "retries_max = 1\n");
+    let last = &status["hubspot"]["last"];
+    assert_eq!(last["outcome"], "ok", "{status}");
+    assert_eq!(last["summary"]["events_stored"], 15, "{status}");
+    assert_eq!(last["summary"]["reconciled"]["compared"], 1, "{status}");
+    assert_eq!(last["summary"]["reconciled"]["differences_total"], 0, "{status}");
+    assert_eq!(status["hubspot"]["every_seconds"], 1);
+    // The daemon's figures: the command's hand count (synced_touches_carry_every_figure_built_on_them).
+    let cost = d.get_json("/v1/reports/bad-deal-cost?from=2025-01-01&to=2025-03-01&deals=true");
+    assert_eq!(find_number(&cost, "effort_hours"), Some(1.583333), "{cost}");
+    let kpis = d.get_json("/v1/reports/kpis?from=2025-01-01&to=2025-03-01");
+    assert_eq!(find_number(&kpis, "first_response_hours_median"), Some(3.0), "{kpis}");
+    assert_eq!(find_number(&kpis, "touch_minutes"), Some(125.0), "{kpis}");
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        sample(&metrics, "dealledger_sync_runs_total{crm=\"hubspot\",outcome=\"ok\"}") >= Some(1),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "dealledger_sync_events_total{crm=\"hubspot\"}"), Some(15), "{metrics}");
+    // HubSpot down: a run fails and says why; the daemon stays ready.
+    let failed_before = status["hubspot"]["failed_runs"].as_u64().unwrap();
+    fake.portal().down_from = Some(0);
+    let status =
+        wait_for_json(&d, "/v1/sync", |s| s["hubspot"]["failed_runs"].as_u64() > Some(failed_before));
+    let error = status["hubspot"]["last"]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("503"), "{status}");
+    assert!(!error.contains(&fake.portal().token), "the token is never shown: {error}");
+    let ready = ureq::get(&format!("{}/readyz", d.url)).call().map(|r| r.status());
+    assert_eq!(ready.ok(), Some(200), "a CRM down never makes the daemon unready");
+    let (_, metrics) = d.get("/metrics");
+    assert!(sample(&metrics, "dealledger_sync_errors_total{crm=\"hubspot\"}") >= Some(1), "{metrics}");
+    // Back up, with a change: a later run stores it, once.
+    {
+        let mut portal = fake.portal();
+        portal.down_from = None;
+        portal.deals.get_mut(&2).unwrap().set("amount", "7000", ms("2025-02-20T10:00:00Z"));
+    }
+    let stored = |s: &Value| s["hubspot"]["last"]["outcome"] == "ok";
+    wait_for_json(&d, "/v1/sync", stored);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, metrics) = d.get("/metrics");
+        if sample(&metrics, "dealledger_sync_events_total{crm=\"hubspot\"}") == Some(16) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(d.terminate(), 0);
+    assert_eq!(sandbox.head(), 16);
+}
+
+#[test]
+fn a_daemon_asked_to_sync_without_a_token_refuses_to_start() {
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    let toml = format!(
+        "[sync]\nhubspot = \"5m\"\nhubspot_token_file = \"/nonexistent/token\"\n{}",
+        toml(&fake.url, "")
+    );
+    let stderr = crate::daemon::serve_refuses(&sandbox, &toml, &[]);
+    assert!(
+        stderr.contains("[sync] hubspot_token_file") && stderr.contains("/nonexistent/token"),
+        "{stderr}"
+    );
+    let toml = toml.replace("hubspot = \"5m\"", "hubspot = \"5 minutes\"");
+    let stderr = crate::daemon::serve_refuses(&sandbox, &toml, &[]);
+    assert!(stderr.contains("[sync] hubspot") && stderr.contains("`5m`"), "{stderr}");
+}
+
+/// `report reconcile`: what HubSpot says now against the ledger, each difference with its
+/// likely cause; a value HubSpot's history does not show is listed, never patched.
+#[test]
+fn report_reconcile_lists_what_the_history_cannot_explain() {
+    let fake = FakeHubSpot::start(portal());
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data()).unwrap();
+    std::fs::write(sandbox.data().join("dealledger.toml"), toml(&fake.url, "")).unwrap();
+    let token = sandbox.file("token", &[&fake.portal().token.clone()]);
+    sync(&sandbox, &token);
+    let head = sandbox.head();
+    fake.portal().deals.get_mut(&2).unwrap().silent.insert("amount".into(), "6500".into());
+    let args = ["--now", NOW, "report", "reconcile", "--token-file", token.to_str().unwrap()];
+    let json = sandbox.run(&[&args[..], &["--format", "json"]].concat()).ok().json();
+    let reconciled = &json["reconciled"];
+    assert_eq!(
+        reconciled["differences"],
+        serde_json::json!([{"deal": "hubspot-2", "field": "amount", "crm": "6500.00", "ledger": "5000.00",
+                            "cause": "not_in_history"}]),
+        "{json}"
+    );
+    assert_eq!(reconciled["stored_from_history"], 0, "{json}");
+    assert_eq!(sandbox.head(), head, "nothing is invented");
+    let table = sandbox.run(&args).ok();
+    assert!(
+        table.stdout.contains("hubspot-2 amount: CRM 6500.00, ledger 5000.00 [not_in_history]"),
+        "{}",
+        table.stdout
+    );
+    let through_daemon = sandbox.run(&[&["--server", "http://127.0.0.1:9"][..], &args[..]].concat());
+    assert_eq!(through_daemon.code, 2, "{}", through_daemon.stderr);
+}
+
+/// The dashboard shows the last scheduled sync's outcome beside the live count.
+#[test]
+fn the_dashboard_shows_the_last_sync() {
+    use crate::daemon::TOKEN;
+    if !crate::dashboard::tools_available("the_dashboard_shows_the_last_sync") {
+        return;
+    }
+    let (_fake, _sandbox, d, _) = syncing_daemon("1h", "");
+    let sign_in = format!(
+        "(document.querySelector('input[name=token]').value = {}, document.querySelector('form').requestSubmit(), true)",
+        serde_json::json!(TOKEN)
+    );
+    let has = |text: &str| format!("document.body.innerText.includes({})", serde_json::json!(text));
+    let results = crate::dashboard::drive(
+        &d.url,
+        serde_json::json!([
+            {"page": "pipeline", "hash": "pipeline", "until": has("Sign in")},
+            {"page": "pipeline", "hash": "pipeline", "navigate": false, "evaluate": sign_in,
+             "until": has("hubspot sync at")},
+        ]),
+    );
+    let text = results[1]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("15 stored, 0 differences with hubspot"), "{text}");
+}

@@ -72,12 +72,12 @@ pub fn sync_bench(root: &std::path::Path, deals: u64) -> Result<serde_json::Valu
     let started = std::time::Instant::now();
     let ran = dealledger_server::sync_sink::sync_hubspot(
         &mut ledger,
-        &dir.join("quarantine.jsonl"),
+        &(dir.join("quarantine.jsonl"), dir.join("sync.json")),
         &config,
         dealledger_sync::http::Secret::new(token),
         &clock,
-        &dir.join("sync.json"),
         &mut |_| {},
+        dealledger_sync::hubspot::Steps::All,
     )?;
     ran.result?;
     let seconds = started.elapsed().as_secs_f64();
@@ -94,5 +94,6 @@ pub fn sync_bench(root: &std::path::Path, deals: u64) -> Result<serde_json::Valu
         "deals_per_second": (deals as f64 / seconds).round(),
         "activities_per_second": (activities as f64 / seconds).round(),
         "requests_per_1000_deals": (s.http.requests as f64 * 1000.0 / deals as f64).round(),
+        "reconciled_differences": s.reconciled.as_ref().map_or(0, |r| r.differences_total),
     }))
 }

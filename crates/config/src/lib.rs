@@ -4,8 +4,8 @@
 //! `deny_unknown_fields`. The file is parsed once and each library crate is handed its typed
 //! part, which it turns into its own settings, checking what only it can (a stage name against
 //! the pipeline): `[pipeline]` and `[ingest]` to events, `[costs]`, `[flags]` and
-//! `[exit_criteria]` to reports, `[import]` to the importers, `[serve]` and `[hubspot]` to the
-//! daemon. Nothing is ignored: an unknown section or key, or a value of the wrong type, is one
+//! `[exit_criteria]` to reports, `[import]` to the importers, `[serve]`, `[hubspot]` and `[sync]`
+//! to the daemon. Nothing is ignored: an unknown section or key, or a value of the wrong type, is one
 //! error that names the file, the line and column, the table, and for an unknown name the
 //! closest known one.
 //!
@@ -42,6 +42,7 @@ pub struct Config {
     pub serve: Option<ServeSection>,
     pub hubspot: Option<HubSpotSection>,
     pub store: Option<StoreSection>,
+    pub sync: Option<SyncSection>,
     /// The file it was read from, for errors (empty for a config built in code).
     #[serde(skip)]
     pub file: Source,
@@ -211,6 +212,19 @@ pub struct HubSpotSection {
     pub pipelines: Option<Vec<String>>,
 }
 
+/// `[sync]`: CRM syncs `dealledger serve` runs on a schedule (docs/daemon.md).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    /// How often to run `sync hubspot`: `30s`, `5m`, `1h`.
+    pub hubspot: Option<String>,
+    /// A file holding the HubSpot token (else `DEALLEDGER_HUBSPOT_TOKEN`).
+    pub hubspot_token_file: Option<String>,
+    /// Failures of one request in a row (a 5xx, a cut connection) a run retries before it
+    /// gives up until its next start (default 6).
+    pub retries_max: Option<u32>,
+}
+
 /// A number as the file writes it (an integer, a float or a string), kept as decimal text so
 /// that `0.1` is read exactly: probabilities, rates and money are parsed from it as decimals.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -343,6 +357,7 @@ fn config_keys(path: &[&str]) -> Option<&'static [&'static str]> {
         ["serve"] => fields_of::<ServeSection>(),
         ["hubspot"] => fields_of::<HubSpotSection>(),
         ["store"] => fields_of::<StoreSection>(),
+        ["sync"] => fields_of::<SyncSection>(),
         _ => return None,
     })
 }
@@ -548,7 +563,7 @@ mod tests {
         assert_eq!(
             error("[flag]\nx = 1\n"),
             "dealledger.toml:1:2: unknown section [flag]; did you mean [flags]? (sections: pipeline, ingest, \
-             costs, flags, exit_criteria, import, serve, hubspot, store)"
+             costs, flags, exit_criteria, import, serve, hubspot, store, sync)"
         );
         let e = error("[store]\nurl = \"nats://a:1/x\"\nlease_tll_ms = 5\n");
         assert!(

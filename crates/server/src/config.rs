@@ -93,6 +93,25 @@ pub enum TokenError {
     Short { bytes: usize },
 }
 
+/// `serve --token-file`: the daemon's token, the file's text trimmed.
+pub fn token_from_file(path: &std::path::Path) -> Result<String, TokenFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| TokenFileError::Unreadable { path: path.to_path_buf(), source })?;
+    match text.trim() {
+        "" => Err(TokenFileError::Empty(path.to_path_buf())),
+        token => Ok(token.to_string()),
+    }
+}
+
+/// Why `--token-file` gives no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read --token-file {}: {source}", path.display())]
+    Unreadable { path: std::path::PathBuf, source: std::io::Error },
+    #[error("--token-file {} is empty", .0.display())]
+    Empty(std::path::PathBuf),
+}
+
 /// Why `host` is not a name a Host header could carry (a DNS name or an IP address, no port).
 fn check_host_name(host: &str) -> Result<(), &'static str> {
     if host.is_empty() || host.len() > 253 {
@@ -138,6 +157,8 @@ pub struct ServeConfig {
     /// proxy's public name); names only, any port.
     pub allowed_hosts: Vec<String>,
     pub hubspot: Option<HubSpotConfig>,
+    /// `[sync]`: the CRM syncs run on a schedule.
+    pub sync: SyncConfig,
     /// Not in the file: set by the caller. Where HubSpot notifications that cannot be admitted
     /// yet are kept (required with `[hubspot]`).
     pub quarantine_path: Option<std::path::PathBuf>,
@@ -167,10 +188,61 @@ impl Default for ServeConfig {
             streams_max: STREAMS_MAX_DEFAULT,
             allowed_hosts: Vec::new(),
             hubspot: None,
+            sync: SyncConfig::default(),
             quarantine_path: None,
             config_path: None,
         }
     }
+}
+
+/// How often a scheduled sync may run: at least every second (tests), at most once a day.
+const SYNC_EVERY_RANGE_MS: (u64, u64) = (1000, 24 * 3_600_000);
+
+/// `[sync]`: which CRM syncs `serve` runs, and how often.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// `[sync] hubspot`: between the end of one `sync hubspot` run and the start of the next.
+    pub hubspot_every_ms: Option<u64>,
+    /// `[sync] hubspot_token_file`; else the token is `DEALLEDGER_HUBSPOT_TOKEN`.
+    pub hubspot_token_file: Option<std::path::PathBuf>,
+    /// Not in the file: set by the caller. Where the HubSpot sync keeps its cursor.
+    pub hubspot_state_path: Option<std::path::PathBuf>,
+    /// `[sync] retries_max`: transient failures of one request in a row before a run gives up.
+    pub retries_max: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            hubspot_every_ms: None,
+            hubspot_token_file: None,
+            hubspot_state_path: None,
+            retries_max: dealledger_sync::http::RETRIES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// A period as `[sync]` writes it: a whole number and a unit, `s`, `m` or `h` (`90s`, `5m`).
+fn period_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ms = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("`{text}` is not a period: a whole number then s, m or h (`5m`)")),
+    };
+    let ms = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .ok_or_else(|| format!("`{text}` is not a period: a whole number then s, m or h (`5m`)"))?;
+    let (min, max) = SYNC_EVERY_RANGE_MS;
+    if !(min..=max).contains(&ms) {
+        return Err(format!("`{text}` is out of range: at least 1s, at most 24h"));
+    }
+    Ok(ms)
 }
 
 /// HubSpot's API, where `sync hubspot` reads unless `[hubspot] api_url` says otherwise.
@@ -230,6 +302,25 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
     }
     if let Some(hubspot) = file.hubspot.clone() {
         config.hubspot = Some(hubspot_section(hubspot, pipeline)?);
+    }
+    if let Some(sync) = file.sync.clone() {
+        if let Some(every) = &sync.hubspot {
+            if config.hubspot.is_none() {
+                return Err(
+                    "[sync] hubspot needs a [hubspot] section (its stages, api_url, pipelines)".into()
+                );
+            }
+            config.sync.hubspot_every_ms =
+                Some(period_ms(every).map_err(|why| format!("[sync] hubspot: {why}"))?);
+        }
+        config.sync.hubspot_token_file = sync.hubspot_token_file.map(std::path::PathBuf::from);
+        match sync.retries_max {
+            Some(n) if !(1..=20).contains(&n) => {
+                return Err(format!("[sync] retries_max = {n}: must be at least 1 and at most 20"));
+            }
+            Some(n) => config.sync.retries_max = n,
+            None => {}
+        }
     }
     Ok(config)
 }

@@ -28,6 +28,7 @@ mod listen;
 mod live;
 mod metrics;
 pub mod quarantine;
+mod scheduled;
 pub mod sync_sink;
 mod throttle;
 mod writer;
@@ -83,6 +84,8 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock + Send + Sync>,
     /// True once a shutdown signal arrived: live tails end, readiness fails.
     shutdown: watch::Sender<bool>,
+    /// The scheduled CRM syncs' standing (`GET /v1/sync`).
+    syncs: Arc<scheduled::Status>,
 }
 
 /// `[hubspot]` as the daemon uses it now: read at the start, read again by a quarantine retry.
@@ -143,6 +146,10 @@ pub enum ServeError {
     Quarantine(#[from] quarantine::QuarantineError),
     #[error("[hubspot] is configured but no quarantine file was given (ServeConfig::quarantine_path): notifications that cannot be admitted would have nowhere to go")]
     NoQuarantine,
+    #[error("[sync] hubspot needs the HubSpot token: {0}")]
+    SyncToken(dealledger_sync::http::TokenError),
+    #[error("[sync] hubspot is set but no sync state path was given (SyncConfig::hubspot_state_path)")]
+    NoSyncState,
     #[error("{0}")]
     Runtime(String),
 }
@@ -169,6 +176,7 @@ pub fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
     let quarantine = check_start(&config)?;
+    let hubspot_schedule = hubspot_schedule(&config)?;
     let ledger = Ledger::open(store.clone(), pipeline)?;
     let (mut timeline, stats) = catch_up::<Timeline, _>(ledger.log())?;
     timeline.refresh();
@@ -215,7 +223,10 @@ pub fn run(
         unsigned,
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),
+        syncs: Arc::new(scheduled::Status::default()),
     });
+    let stopping = Arc::new(scheduled::Stopping::default());
+    let syncing = start_syncs(hubspot_schedule, &shared, &parts, ledger.pipeline(), &stopping)?;
     let keeper = match leadership.clone() {
         Some(leadership) => Some(spawn("dealledger-lease", move || leadership.keep())?),
         None => None,
@@ -230,12 +241,75 @@ pub fn run(
     let config = shared.config.clone();
     let counted_shared = shared.clone();
     let counted: listen::Counter = Arc::new(move |code| counted_shared.metrics.reject(code));
+    let sync_stopping = stopping.clone();
     let on_stop = move || {
         tracing::info!("shutting down: finishing requests in flight");
         signal_shared.shutdown.send_replace(true);
+        // A sync run stops at its next page or wait; what it stored stays stored.
+        sync_stopping.stop();
     };
     runtime.block_on(listen::serve(listener, router, &config, stop, on_stop, counted));
+    stopping.stop();
+    if let Some(syncing) = syncing {
+        join_within(syncing, std::time::Duration::from_millis(scheduled::STOP_WAIT_MS_MAX));
+    }
     finish(&shared, runtime, writer, folder, (leadership, keeper))
+}
+
+/// The scheduled syncs' thread, when `[sync]` schedules one: it submits to the writer as the
+/// request handlers do.
+fn start_syncs(
+    hubspot: Option<scheduled::HubSpotSchedule>,
+    shared: &Shared,
+    parts: &writer::Parts,
+    pipeline: &Pipeline,
+    stopping: &Arc<scheduled::Stopping>,
+) -> Result<Option<std::thread::JoinHandle<()>>, ServeError> {
+    let Some(schedule) = hubspot else { return Ok(None) };
+    let context = scheduled::Context {
+        queue: shared.queue.clone(),
+        live: parts.live.clone(),
+        metrics: parts.metrics.clone(),
+        budget: shared.budget.clone(),
+        hubspot: parts.hubspot.clone(),
+        leadership: parts.leadership.clone(),
+        pipeline: pipeline.clone(),
+        clock: shared.clock.clone(),
+        status: shared.syncs.clone(),
+        stopping: stopping.clone(),
+    };
+    Ok(Some(spawn("dealledger-sync", move || scheduled::run_hubspot(schedule, context))?))
+}
+
+/// Joins `thread` if it ends within `wait`; else leaves it (a sync in the middle of a request
+/// to its CRM), saying so: the writer stops next, and the run can store nothing after it.
+fn join_within(thread: std::thread::JoinHandle<()>, wait: std::time::Duration) {
+    let deadline = std::time::Instant::now() + wait;
+    while !thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    match thread.is_finished() {
+        true => {
+            let _ = thread.join();
+        }
+        false => tracing::warn!(
+            "a sync run is still waiting for its CRM; it is left to end on its own and stores nothing more"
+        ),
+    }
+}
+
+/// The HubSpot sync's schedule, when `[sync] hubspot` is set: its token read now, so that a
+/// daemon that cannot sync says so at its start rather than at its first run.
+fn hubspot_schedule(config: &ServeConfig) -> Result<Option<scheduled::HubSpotSchedule>, ServeError> {
+    let Some(every_ms) = config.sync.hubspot_every_ms else { return Ok(None) };
+    let token = dealledger_sync::http::Secret::read(
+        (config.sync.hubspot_token_file.as_deref(), "[sync] hubspot_token_file"),
+        "DEALLEDGER_HUBSPOT_TOKEN",
+    )
+    .map_err(ServeError::SyncToken)?;
+    let state_path = config.sync.hubspot_state_path.clone().ok_or(ServeError::NoSyncState)?;
+    let retries_max = config.sync.retries_max;
+    Ok(Some(scheduled::HubSpotSchedule { every_ms, token, state_path, retries_max }))
 }
 
 /// The writer lease, when several daemons share the store: claimed once before the first

@@ -28,11 +28,25 @@ pub struct Metrics {
     commit_count: AtomicU64,
     commit_micros_sum: AtomicU64,
     rejects: Mutex<BTreeMap<&'static str, u64>>,
+    /// Scheduled sync runs by CRM: (runs ok, runs failed, events stored).
+    syncs: Mutex<BTreeMap<&'static str, (u64, u64, u64)>>,
 }
 
 impl Metrics {
     pub fn reject(&self, reason: &'static str) {
         *self.rejects.lock().expect("not poisoned").entry(reason).or_default() += 1;
+    }
+
+    /// A scheduled sync run of `crm` ended.
+    pub fn observe_sync(&self, crm: &'static str, ok: bool, events: u64) {
+        let mut syncs = self.syncs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counts = syncs.entry(crm).or_default();
+        if ok {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+        counts.2 += events;
     }
 
     pub fn observe_commit(&self, seconds: f64) {
@@ -152,5 +166,32 @@ impl Metrics {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum {}", self.commit_micros_sum.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {count}");
+        self.render_syncs(out);
+    }
+
+    /// The scheduled syncs' counters, by CRM (only those that ran).
+    fn render_syncs(&self, out: &mut String) {
+        let syncs = self.syncs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut family = |name: &str, help: &str, samples: Vec<(String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        };
+        let runs = syncs.iter().flat_map(|(crm, (ok, failed, _))| {
+            [
+                (format!("crm=\"{crm}\",outcome=\"ok\""), *ok),
+                (format!("crm=\"{crm}\",outcome=\"failed\""), *failed),
+            ]
+        });
+        family(
+            "dealledger_sync_runs_total",
+            "Scheduled sync runs ([sync]), by CRM and outcome.",
+            runs.collect(),
+        );
+        let errors = syncs.iter().map(|(crm, (_, failed, _))| (format!("crm=\"{crm}\""), *failed));
+        family("dealledger_sync_errors_total", "Scheduled sync runs that failed, by CRM.", errors.collect());
+        let events = syncs.iter().map(|(crm, (_, _, events))| (format!("crm=\"{crm}\""), *events));
+        family("dealledger_sync_events_total", "Events scheduled syncs stored, by CRM.", events.collect());
     }
 }

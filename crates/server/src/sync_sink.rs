@@ -8,7 +8,9 @@ use crate::quarantine::{Hold, Quarantine, Reason, Release};
 use dealledger_events::{Clock, DealId, Rule, Timestamp};
 use dealledger_import::{Row, Skipped};
 use dealledger_log::{BlockStore, Ledger, Outcome};
-use dealledger_sync::{Sink, Stored};
+use dealledger_sync::reconcile::{ledger_deals, LedgerDeal};
+use dealledger_sync::{BoxError, Sink, Stored};
+use std::collections::BTreeMap;
 
 pub struct LedgerSink<'a, S: BlockStore> {
     pub ledger: &'a mut Ledger<S>,
@@ -22,73 +24,127 @@ impl<S: BlockStore> Sink for LedgerSink<'_, S> {
         self.ledger.deals().get(&id).map(|line| line.opened_at)
     }
 
-    fn store(&mut self, rows: Vec<Row>) -> Result<Stored, Box<dyn std::error::Error + Send + Sync>> {
+    fn store(&mut self, rows: Vec<Row>) -> Result<Stored, BoxError> {
         let now = self.clock.now();
         let mut batch = self.ledger.batch(self.clock);
-        let (mut holds, mut releases, mut refused) = (Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            let key = row.notification.as_ref().map(|n| Notification::from_json(n.clone()).key());
-            match row.result.and_then(|submission| batch.push(submission)) {
-                Ok(outcome) => {
-                    if let Some(key) = key.filter(|k| self.quarantine.contains(k)) {
-                        let how = match outcome {
-                            Outcome::Appended { .. } => Release::Admitted,
-                            Outcome::Duplicate { .. } => Release::Duplicate,
-                        };
-                        releases.push((key, how));
-                    }
-                }
-                // A move to the stage the deal is in already (a webhook moved it first): the
-                // ledger says it all, as the webhook path decides.
-                Err(rejection) if rejection.rule == Rule::SameStage => refused.push(Skipped {
-                    location: row.location,
-                    kind: "same_stage",
-                    reason: "the stage the deal is already in".into(),
-                }),
-                Err(rejection) => match (row.notification, key) {
-                    (Some(notification), Some(key)) => {
-                        holds.push(Hold { key, notification, reason: Reason::of(&rejection) })
-                    }
-                    _ => refused.push(Skipped {
-                        location: row.location,
-                        kind: "refused",
-                        reason: rejection.to_string(),
-                    }),
-                },
-            }
-        }
+        let quarantine = &*self.quarantine;
+        let admitted = admit_rows(&mut batch, rows, |key| quarantine.contains(key));
         // Room first: a full quarantine stops the run before anything of the page is stored.
-        self.quarantine.check_room(&holds)?;
+        self.quarantine.check_room(&admitted.holds)?;
         let committed = batch.commit()?;
         // After the events: a crash between the two leaves the holds to the next run, which
         // reads the page again (the cursor moves only after this returns).
-        self.quarantine.record(&holds, &releases, now)?;
+        self.quarantine.record(&admitted.holds, &admitted.releases, now)?;
         Ok(Stored {
             appended: committed.appended,
             duplicates: committed.duplicates,
-            held: holds.len() as u64,
-            refused,
+            held: admitted.holds.len() as u64,
+            refused: admitted.refused,
         })
+    }
+
+    fn deals_now(&mut self) -> Result<BTreeMap<String, LedgerDeal>, BoxError> {
+        let (timeline, _) =
+            dealledger_projections::catch_up::<dealledger_projections::Timeline, _>(self.ledger.log())?;
+        Ok(ledger_deals(&timeline))
     }
 }
 
-/// One `sync hubspot` run into `ledger` with `[hubspot]` as `config` says, refused changes into
-/// the quarantine at `quarantine_path`, the cursor at `state_path`: what the command runs, and
-/// what the daemon's schedule will.
+/// One page of a sync admitted into a batch: what the quarantine must hold and release once the
+/// batch is durable, the rows refused with nothing to hold them by, and the outcomes' counts.
+#[derive(Default)]
+pub struct Admitted {
+    pub holds: Vec<Hold>,
+    pub releases: Vec<(String, Release)>,
+    pub refused: Vec<Skipped>,
+    pub appended: u64,
+    pub duplicates: u64,
+}
+
+/// Admits `rows` into `batch`, each on its own (a refused row never fails the page): the one
+/// admission of a sync's page, for the command's ledger and the daemon's writer alike.
+/// `quarantined` says whether the quarantine holds a key now.
+pub fn admit_rows<S: BlockStore>(
+    batch: &mut dealledger_log::Batch<'_, S>,
+    rows: Vec<Row>,
+    quarantined: impl Fn(&str) -> bool,
+) -> Admitted {
+    let mut admitted = Admitted::default();
+    for row in rows {
+        let key = row.notification.as_ref().map(|n| Notification::from_json(n.clone()).key());
+        match row.result.and_then(|submission| batch.push(submission)) {
+            Ok(outcome) => {
+                let how = match outcome {
+                    Outcome::Appended { .. } => {
+                        admitted.appended += 1;
+                        Release::Admitted
+                    }
+                    Outcome::Duplicate { .. } => {
+                        admitted.duplicates += 1;
+                        Release::Duplicate
+                    }
+                };
+                if let Some(key) = key.filter(|k| quarantined(k)) {
+                    admitted.releases.push((key, how));
+                }
+            }
+            // A move to the stage the deal is in already (a webhook moved it first): the
+            // ledger says it all, as the webhook path decides.
+            Err(rejection) if rejection.rule == Rule::SameStage => admitted.refused.push(Skipped {
+                location: row.location,
+                kind: "same_stage",
+                reason: "the stage the deal is already in".into(),
+            }),
+            Err(rejection) => match (row.notification, key) {
+                (Some(notification), Some(key)) => {
+                    admitted.holds.push(Hold { key, notification, reason: Reason::of(&rejection) })
+                }
+                _ => admitted.refused.push(Skipped {
+                    location: row.location,
+                    kind: "refused",
+                    reason: rejection.to_string(),
+                }),
+            },
+        }
+    }
+    admitted
+}
+
+/// A HubSpot sync's settings from `[hubspot]`.
+pub fn settings_of(
+    config: &crate::HubSpotConfig,
+    pipeline: &dealledger_events::Pipeline,
+) -> dealledger_sync::hubspot::Settings {
+    let mut settings = dealledger_sync::hubspot::Settings::new(config.mapping(), pipeline.clone());
+    settings.api_url = config.api_url.clone();
+    settings.pipelines = config.pipelines.clone();
+    settings
+}
+
+/// One `sync hubspot` run (or `report reconcile`, by `steps`) into `ledger` with `[hubspot]` as
+/// `config` says, refused changes into the quarantine at `quarantine_path`, the cursor at
+/// `state_path`: what the commands run (the daemon's schedule runs the same through its writer).
 pub fn sync_hubspot<S: BlockStore>(
     ledger: &mut Ledger<S>,
-    quarantine_path: &std::path::Path,
+    (quarantine_path, state_path): &(std::path::PathBuf, std::path::PathBuf),
     config: &crate::HubSpotConfig,
     token: dealledger_sync::http::Secret,
     clock: &dyn Clock,
-    state_path: &std::path::Path,
     progress: &mut dyn FnMut(dealledger_sync::Progress<'_>),
+    steps: dealledger_sync::hubspot::Steps,
 ) -> Result<dealledger_sync::hubspot::Ran, crate::quarantine::QuarantineError> {
     let mut quarantine = Quarantine::open(quarantine_path)?;
-    let mut settings = dealledger_sync::hubspot::Settings::new(config.mapping(), ledger.pipeline().clone());
-    settings.api_url = config.api_url.clone();
-    settings.pipelines = config.pipelines.clone();
+    let settings = settings_of(config, ledger.pipeline());
     let mut sink = LedgerSink { ledger, quarantine: &mut quarantine, clock };
     let pause = Box::new(dealledger_sync::http::RealPause::default());
-    Ok(dealledger_sync::hubspot::sync(&settings, token, pause, clock.now(), state_path, &mut sink, progress))
+    Ok(dealledger_sync::hubspot::sync(
+        &settings,
+        token,
+        pause,
+        clock.now(),
+        state_path,
+        &mut sink,
+        progress,
+        steps,
+    ))
 }

@@ -39,17 +39,22 @@ impl Secret {
         Secret(token)
     }
 
-    /// The token in `file`, else in the environment variable `env`; never from a command line
-    /// (which `ps` shows).
-    pub fn read(file: Option<&std::path::Path>, env: &'static str) -> Result<Secret, TokenError> {
+    /// The token in `file` (named `file_setting` in errors: a flag or a setting), else in the
+    /// environment variable `env`; never from a command line (which `ps` shows).
+    pub fn read(
+        (file, file_setting): (Option<&std::path::Path>, &'static str),
+        env: &'static str,
+    ) -> Result<Secret, TokenError> {
         let (text, from) = match file {
             Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => (text, format!("--token-file {}", path.display())),
-                Err(source) => return Err(TokenError::Unreadable { path: path.to_path_buf(), source }),
+                Ok(text) => (text, format!("{file_setting} {}", path.display())),
+                Err(source) => {
+                    return Err(TokenError::Unreadable { file_setting, path: path.to_path_buf(), source })
+                }
             },
             None => match std::env::var(env) {
                 Ok(text) => (text, env.to_string()),
-                Err(_) => return Err(TokenError::Missing { env }),
+                Err(_) => return Err(TokenError::Missing { file_setting, env }),
             },
         };
         let token = text.trim();
@@ -63,10 +68,10 @@ impl Secret {
 /// Why there is no token to use.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot read --token-file {}: {source}", path.display())]
-    Unreadable { path: std::path::PathBuf, source: std::io::Error },
-    #[error("no token: give --token-file FILE or set {env}")]
-    Missing { env: &'static str },
+    #[error("cannot read {file_setting} {}: {source}", path.display())]
+    Unreadable { file_setting: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    #[error("no token: give {file_setting} FILE or set {env}")]
+    Missing { file_setting: &'static str, env: &'static str },
     #[error("{from} is empty")]
     Empty { from: String },
 }

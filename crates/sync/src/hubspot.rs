@@ -17,8 +17,14 @@
 //!
 //! Activities dated after the run (a meeting booked for next week) are kept in the state and
 //! read again (`batch/read`) once due, so a meeting nobody edits after it happens still counts.
+//!
+//! Then the run reconciles ([`crate::reconcile`]): `GET /crm/v3/objects/deals`, 100 a page
+//! (the list's maximum), every deal's current stage, amount, close date, owner and pipeline
+//! against the ledger; the deals that differ are read with their history (step 2) and what it
+//! shows is stored; what still differs is listed with its likely cause.
 
 use crate::http::{Client, HttpError, Lane, LimitHeaders, Method, Pause, Secret};
+use crate::reconcile::{compare, CrmDeal, Difference, Reconciled, Terms};
 use crate::state::{Pending, State, PENDING_MAX};
 use crate::{Progress, Sink, Summary, SyncError};
 use dealledger_events::{parse_line, Pipeline, Timestamp};
@@ -39,6 +45,10 @@ pub const SEARCH_RESULTS_MAX: u64 = 10_000;
 pub const SEARCH_INTERVAL_MS: u64 = 210;
 /// Search's window: what a search answered 429 waits (it carries no headers to say).
 pub const SEARCH_WINDOW_MS: u64 = 1000;
+/// Records of one list page, at most (the reference: "up to 100").
+pub const LIST_PAGE_MAX: u64 = 100;
+/// Differences a reconciliation lists, at most (the count says how many there were).
+pub const DIFFERENCES_MAX: usize = 1000;
 /// Records of one batch read, at most: 100, and 50 when property history is asked.
 pub const BATCH_READ_MAX: usize = 100;
 pub const HISTORY_BATCH_MAX: usize = 50;
@@ -162,7 +172,17 @@ pub struct Ran {
     pub result: Result<(), SyncError>,
 }
 
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steps {
+    /// Changes since the cursor, due activities, then the reconciliation.
+    All,
+    /// The reconciliation alone (`report reconcile`): the state is read, never written.
+    Reconcile,
+}
+
 /// One sync run at `now`, with the state at `state_path`.
+#[allow(clippy::too_many_arguments, reason = "a run's parts, each from its own source")]
 pub fn sync(
     settings: &Settings,
     token: Secret,
@@ -171,6 +191,7 @@ pub fn sync(
     state_path: &Path,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(Progress<'_>),
+    steps: Steps,
 ) -> Ran {
     let started = std::time::Instant::now();
     let mut summary = Summary { crm: "hubspot", ..Summary::default() };
@@ -188,15 +209,20 @@ pub fn sync(
             summary: &mut summary,
             progress,
         };
-        let result = run.all();
+        let result = match steps {
+            Steps::All => run.all().and_then(|()| run.reconcile()),
+            Steps::Reconcile => run.reconcile(),
+        };
         run.summary.http = run.client.counts;
-        run.summary.pending = run.state.pending.len() as u64;
-        run.summary.cursor = run
-            .state
-            .cursors
-            .iter()
-            .map(|(k, ms)| (k.clone(), Timestamp(ms.saturating_mul(1000)).to_string()))
-            .collect();
+        if steps == Steps::All {
+            run.summary.pending = run.state.pending.len() as u64;
+            run.summary.cursor = run
+                .state
+                .cursors
+                .iter()
+                .map(|(k, ms)| (k.clone(), Timestamp(ms.saturating_mul(1000)).to_string()))
+                .collect();
+        }
         result
     });
     summary.seconds = started.elapsed().as_secs_f64();
@@ -251,6 +277,13 @@ struct Paging {
 #[derive(Debug, Deserialize)]
 struct Next {
     after: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    results: Vec<Record>,
+    #[serde(default)]
+    paging: Option<Paging>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -580,6 +613,81 @@ impl Run<'_> {
         self.state.save(self.state_path)
     }
 
+    /// Every deal the CRM lists now, page by page.
+    fn list_deals(&mut self) -> Result<Vec<Record>, SyncError> {
+        let properties = "dealstage,amount,closedate,hubspot_owner_id,pipeline";
+        let mut deals = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path =
+                format!("/crm/v3/objects/deals?limit={LIST_PAGE_MAX}&properties={properties}&archived=false");
+            if let Some(after) = &after {
+                path.push_str("&after=");
+                path.push_str(&url_escape(after));
+            }
+            let page: ListPage = parse(self.call(Method::Get, &path, false)?, "/crm/v3/objects/deals")?;
+            self.summary.pages += 1;
+            let read = page.results.len() as u64;
+            deals.extend(page.results);
+            (self.progress)(Progress {
+                object: "reconcile",
+                done: deals.len() as u64,
+                total: deals.len() as u64 + u64::from(read > 0),
+            });
+            match page.paging.and_then(|p| p.next) {
+                Some(next) if read > 0 && after.as_deref() != Some(next.after.as_str()) => {
+                    after = Some(next.after)
+                }
+                _ => return Ok(deals),
+            }
+        }
+    }
+
+    /// The CRM's deals of the synced pipelines against the ledger: the deals that differ read
+    /// again with their history and what it shows stored, then what still differs listed.
+    fn reconcile(&mut self) -> Result<(), SyncError> {
+        let listed = self.list_deals()?;
+        let ids: BTreeSet<String> = listed.iter().map(crm_deal_id).collect();
+        let synced: Vec<Record> = listed
+            .into_iter()
+            .filter(|r| {
+                let pipeline = r.property("pipeline").unwrap_or("default");
+                self.settings.pipelines.as_ref().is_none_or(|p| p.contains(pipeline))
+            })
+            .collect();
+        let crm: Vec<CrmDeal> = synced.iter().map(crm_deal).collect();
+        let terms = Terms {
+            stages: &self.settings.mapping.stages,
+            default_owner: &self.settings.mapping.default_owner,
+        };
+        let ledger = self.sink.deals_now().map_err(SyncError::Store)?;
+        let (compared, first) = compare(&crm, &ids, &ledger, &terms, "hubspot-");
+        // Read again: the deals whose history may hold what the ledger lacks. Not a stage with no
+        // mapping (storing it would be refused and held again) nor a deal the CRM no longer has.
+        let differing: BTreeSet<String> = first
+            .iter()
+            .filter(|d| !matches!(d.cause, "not_in_crm" | "unmapped_stage"))
+            .map(|d| d.deal.clone())
+            .collect();
+        let mut reconciled = Reconciled { compared, differed: count_deals(&first), ..Reconciled::default() };
+        let mut differences = first;
+        if !differing.is_empty() {
+            let reread: Vec<Record> =
+                synced.into_iter().filter(|r| differing.contains(&crm_deal_id(r))).collect();
+            let before = self.summary.events_stored;
+            let rows = self.deals(&reread)?;
+            self.store(rows)?;
+            reconciled.stored_from_history = self.summary.events_stored.saturating_sub(before);
+            let ledger = self.sink.deals_now().map_err(SyncError::Store)?;
+            differences = compare(&crm, &ids, &ledger, &terms, "hubspot-").1;
+        }
+        reconciled.differences_total = differences.len() as u64;
+        differences.truncate(DIFFERENCES_MAX);
+        reconciled.differences = differences;
+        self.summary.reconciled = Some(reconciled);
+        Ok(())
+    }
+
     fn store(&mut self, rows: Vec<Row>) -> Result<(), SyncError> {
         if rows.is_empty() {
             return Ok(());
@@ -588,6 +696,39 @@ impl Run<'_> {
         self.summary.stored(&stored);
         Ok(())
     }
+}
+
+/// The ledger's id of a listed deal.
+fn crm_deal_id(record: &Record) -> String {
+    record.id.trim().parse().map_or_else(|_| format!("hubspot-{}", record.id), deal_id)
+}
+
+/// A listed deal's current values.
+fn crm_deal(record: &Record) -> CrmDeal {
+    let text = |name: &str| record.property(name).map(str::to_string);
+    CrmDeal {
+        deal: crm_deal_id(record),
+        stage: text("dealstage"),
+        amount: text("amount"),
+        close_date: record.property("closedate").and_then(dealledger_import::hubspot::close_date),
+        owner: text("hubspot_owner_id"),
+    }
+}
+
+/// Deals named in `differences`.
+fn count_deals(differences: &[Difference]) -> u64 {
+    differences.iter().map(|d| d.deal.as_str()).collect::<BTreeSet<_>>().len() as u64
+}
+
+/// A paging token as a query value: HubSpot's are digits and letters, but nothing it sends is
+/// put into a URL unescaped.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// An activity's moment and what the touch says, before its deal is known.

@@ -2,6 +2,7 @@
 //! run, each run asking only for what changed since the last.
 //!
 //! - [`http`]: the one HTTP client (token, bounded answers, rate limits, retries).
+//! - [`reconcile`]: each deal's current values in the CRM against the ledger's, with causes.
 //! - [`state`]: what a run leaves for the next: per object type, the modification time up to
 //!   which every record is stored (the cursor), and activities dated after the run.
 //! - [`hubspot`]: HubSpot's CRM API v3: deals with property history, calls, emails, meetings.
@@ -22,6 +23,7 @@
 
 pub mod http;
 pub mod hubspot;
+pub mod reconcile;
 pub mod state;
 pub mod testkit;
 
@@ -35,8 +37,13 @@ pub trait Sink {
     fn opened_at(&self, deal: &str) -> Option<Timestamp>;
     /// Stores `rows` durably before returning. A row the ledger refuses is held where a person
     /// can retry it when it carries a notification; else it is returned as skipped.
-    fn store(&mut self, rows: Vec<Row>) -> Result<Stored, Box<dyn std::error::Error + Send + Sync>>;
+    fn store(&mut self, rows: Vec<Row>) -> Result<Stored, BoxError>;
+    /// Every deal as the ledger sees it now, with everything stored so far, by deal id.
+    fn deals_now(&mut self) -> Result<BTreeMap<String, reconcile::LedgerDeal>, BoxError>;
 }
+
+/// A sink's error: whatever its store says.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a sink did with one page's rows.
 #[derive(Debug, Default)]
@@ -55,7 +62,7 @@ pub enum SyncError {
     #[error(transparent)]
     Http(#[from] http::HttpError),
     #[error("storing what the CRM gave failed: {0}")]
-    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Store(#[source] BoxError),
     #[error("cannot {what} the sync state {}: {source}", path.display())]
     State { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
     #[error("the sync state {} is damaged ({why}); move it aside to sync again from the start (what is stored is stored once)", path.display())]
@@ -89,13 +96,26 @@ pub struct Summary {
     pub cursor: BTreeMap<String, String>,
     /// Activities dated after this run, to be read again when due.
     pub pending: u64,
+    /// The reconciliation after the run, when it got that far.
+    pub reconciled: Option<reconcile::Reconciled>,
     pub seconds: f64,
 }
+
+/// Differences a summary for people shows, at most.
+pub const DIFFERENCES_SHOWN_MAX: usize = 20;
 
 /// Skipped records named in a summary, at most.
 pub const SKIPPED_SHOWN_MAX: usize = 10;
 
 impl Summary {
+    /// The summary as JSON (`--format json`), else for people ([`Summary::lines`]).
+    pub fn text(&self, json: bool) -> String {
+        match json {
+            true => serde_json::to_string(self).unwrap_or_default(),
+            false => self.lines().join("\n"),
+        }
+    }
+
     /// The summary for people: what was stored, read and skipped, and where the next run starts.
     pub fn lines(&self) -> Vec<String> {
         let counts = |map: &BTreeMap<String, u64>| {
@@ -122,8 +142,28 @@ impl Summary {
                 "held changes: dealledger audit quarantine; after fixing the cause: dealledger quarantine retry".into(),
             );
         }
-        let cursor: Vec<String> = self.cursor.iter().map(|(k, at)| format!("{k} {at}")).collect();
-        lines.push(format!("next run asks for changes since: {}", cursor.join(", ")));
+        if !self.cursor.is_empty() {
+            let cursor: Vec<String> = self.cursor.iter().map(|(k, at)| format!("{k} {at}")).collect();
+            lines.push(format!("next run asks for changes since: {}", cursor.join(", ")));
+        }
+        if let Some(reconciled) = &self.reconciled {
+            lines.push(format!(
+                "reconciled {} deals with the CRM: {} differed, {} events stored from their history, {} differences left",
+                reconciled.compared,
+                reconciled.differed,
+                reconciled.stored_from_history,
+                reconciled.differences_total
+            ));
+            let shown = reconciled.differences.iter().take(DIFFERENCES_SHOWN_MAX);
+            lines.extend(shown.map(|d| format!("  {}", d.line())));
+            if reconciled.differences_total > DIFFERENCES_SHOWN_MAX as u64 {
+                lines.push(format!(
+                    "  ... {} more (--format json lists the first {})",
+                    reconciled.differences_total - DIFFERENCES_SHOWN_MAX as u64,
+                    reconciled.differences.len()
+                ));
+            }
+        }
         lines
     }
 

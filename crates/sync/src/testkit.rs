@@ -25,6 +25,9 @@ pub struct FakeDeal {
     pub pipeline: String,
     /// Property to (value, ms) entries, oldest first.
     pub history: BTreeMap<String, Vec<(String, i64)>>,
+    /// Current values written with no history entry (what an import with history off, or a
+    /// property HubSpot keeps no history of, leaves): served as the value, never as history.
+    pub silent: BTreeMap<String, String>,
 }
 
 impl FakeDeal {
@@ -35,6 +38,7 @@ impl FakeDeal {
             modified_ms: created_ms,
             pipeline: "default".into(),
             history: BTreeMap::new(),
+            silent: BTreeMap::new(),
         };
         deal.set("dealstage", stage, created_ms);
         deal
@@ -47,6 +51,9 @@ impl FakeDeal {
     }
 
     fn current(&self, property: &str) -> Option<&str> {
+        if let Some(value) = self.silent.get(property) {
+            return Some(value);
+        }
         self.history.get(property).and_then(|h| h.last()).map(|(v, _)| v.as_str())
     }
 }
@@ -304,7 +311,8 @@ fn answer(
     let now = Instant::now();
     let path = target.split('?').next().unwrap_or_default().to_string();
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let mut answer = route(portal, method, &path, headers, &request, number, now);
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let mut answer = route(portal, method, (&path, query), headers, &request, number, now);
     if answer.fault.is_none() {
         if let Some(fault) = portal.faults.remove(&number) {
             match fault {
@@ -322,7 +330,7 @@ fn answer(
 fn route(
     portal: &mut Portal,
     method: &str,
-    path: &str,
+    (path, query): (&str, &str),
     headers: &BTreeMap<String, String>,
     request: &Value,
     number: u64,
@@ -344,6 +352,7 @@ fn route(
         return limited;
     }
     let mut answer = match (method, segments.as_slice()) {
+        ("GET", ["crm", "v3", "objects", "deals"]) => list_deals(portal, query),
         ("POST", ["crm", "v3", "objects", object, "search"]) => search_answer(portal, object, request),
         ("POST", ["crm", "v3", "objects", "deals", "batch", "read"]) => read_deals(portal, request),
         ("POST", ["crm", "v3", "objects", object, "batch", "read"]) => {
@@ -438,7 +447,7 @@ fn deal_properties(id: u64, deal: &FakeDeal) -> BTreeMap<String, String> {
     all.insert("createdate".to_string(), iso(deal.created_ms));
     all.insert("hs_lastmodifieddate".to_string(), iso(deal.modified_ms));
     all.insert("pipeline".to_string(), deal.pipeline.clone());
-    for property in deal.history.keys() {
+    for property in deal.history.keys().chain(deal.silent.keys()) {
         if let Some(value) = deal.current(property) {
             let value =
                 if property == "closedate" { iso(value.parse().unwrap_or(0)) } else { value.to_string() };
@@ -591,6 +600,48 @@ fn read_deals(portal: &Portal, request: &Value) -> Answer {
         );
     }
     batch(results, missing, "DEAL")
+}
+
+/// `GET /crm/v3/objects/deals`: `limit` (default 10, at most 100), `after` (the id of the next
+/// deal: the list is in id order), `properties` (comma separated or repeated), `archived`.
+fn list_deals(portal: &Portal, query: &str) -> Answer {
+    let mut limit = 10usize;
+    let mut after = 0u64;
+    let mut properties = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => match value.parse() {
+                Ok(n) if n <= 100 => limit = n,
+                _ => return error(400, "VALIDATION_ERROR", "limit must be a number of at most 100"),
+            },
+            "after" => match value.parse() {
+                Ok(n) => after = n,
+                Err(_) => return error(400, "VALIDATION_ERROR", "after is not a paging token"),
+            },
+            "properties" => properties.extend(value.split(',').map(|p| Value::String(p.to_string()))),
+            "propertiesWithHistory" => {
+                return error(400, "VALIDATION_ERROR", "this fake lists without history");
+            }
+            _ => {}
+        }
+    }
+    let asked = json!({ "properties": properties });
+    let mut deals = portal.deals.range(after..);
+    let results: Vec<Value> = deals
+        .by_ref()
+        .take(limit)
+        .map(|(id, deal)| {
+            json!({"id": id.to_string(), "properties": properties_of(&asked, &deal_properties(*id, deal)),
+                   "createdAt": iso(deal.created_ms), "updatedAt": iso(deal.modified_ms), "archived": false})
+        })
+        .collect();
+    let mut body = json!({ "results": results });
+    if let Some((next, _)) = deals.next() {
+        let link = format!("https://api.hubapi.com/crm/v3/objects/deals?after={next}");
+        set(&mut body, "paging", json!({"next": {"after": next.to_string(), "link": link}}));
+    }
+    Answer { status: 200, headers: Vec::new(), body, fault: None }
 }
 
 fn read_activities(portal: &Portal, object: &str, request: &Value) -> Answer {

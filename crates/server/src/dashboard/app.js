@@ -6,6 +6,7 @@
 
 const page = document.getElementById("page");
 const live = document.getElementById("live");
+const sync = document.getElementById("sync");
 // The one-file report (`dealledger report html`) carries its reports and charts in the page
 // itself: no server, no network. Then every view reads them instead of asking the API.
 const DATA = (() => {
@@ -534,6 +535,27 @@ function listen() {
   stream.onerror = () => { live.textContent = "live: reconnecting"; };
 }
 
+// The scheduled CRM syncs' last outcomes ([sync], GET /v1/sync) beside the live count: when
+// each ran, what it stored, what still differs from the CRM, or why it failed. Nothing when no
+// sync is scheduled.
+async function showSyncs() {
+  const all = await api("/v1/sync").catch(() => ({}));
+  let failed = false;
+  const said = Object.entries(all).map(([crm, s]) => {
+    const last = s.last;
+    if (!last) return `${crm} sync: ${s.state}`;
+    if (last.outcome !== "ok") {
+      failed = true;
+      return `${crm} sync failed at ${last.finished_at}: ${last.error}`;
+    }
+    const r = last.summary.reconciled;
+    const differ = r ? `, ${r.differences_total} difference${r.differences_total === 1 ? "" : "s"} with ${crm}` : "";
+    return `${crm} sync at ${last.finished_at}: ${last.summary.events_stored} stored${differ}`;
+  });
+  sync.textContent = said.join("; ");
+  sync.classList.toggle("error", failed);
+}
+
 // Asks first whether a token is wanted and given, so that a signed-out page shows its sign-in
 // rather than failed requests; then renders, and follows the stream.
 async function start() {
@@ -554,6 +576,8 @@ async function start() {
   window.addEventListener("hashchange", render);
   await render();
   listen();
+  await showSyncs();
+  setInterval(showSyncs, 30000);
 }
 
 start().catch((e) => {

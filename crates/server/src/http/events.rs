@@ -82,6 +82,11 @@ pub(super) async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved)
         }
         Ok(Ok(writer::Answer::Failed { certainty, why })) => Err(ApiError::Store { certainty, why }),
         Ok(Ok(writer::Answer::Unavailable { code, why })) => Err(ApiError::WriterUnavailable { code, why }),
+        // Only the scheduled sync sends a sync's page, and it waits for its own answer.
+        Ok(Ok(writer::Answer::Synced(_))) => Err(ApiError::Store {
+            certainty: dealledger_log::Certainty::Unknown,
+            why: "a sync's answer reached a request".into(),
+        }),
         Ok(Ok(writer::Answer::Acked { outcomes, ignored, quarantined, remaining })) => {
             let mut body = acknowledged(&outcomes);
             if ignored > 0 {

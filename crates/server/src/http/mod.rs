@@ -43,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/stream", get(events::get_stream))
         .route("/v1/whatif", get(whatif::get_whatif))
         .route("/metrics", get(ops::get_metrics))
+        .route("/v1/sync", get(ops::get_sync))
         .route("/v1/quarantine", get(hubspot::get_quarantine))
         .route("/v1/quarantine/retry", post(hubspot::post_quarantine_retry))
         .route_layer(from_fn_with_state(shared.clone(), auth::require_token));

@@ -1,4 +1,4 @@
-//! Operations: `GET /metrics` (Prometheus text) and `GET /readyz` (503 naming why, while the
+//! Operations: `GET /metrics` (Prometheus text), `GET /v1/sync` (the scheduled syncs) and `GET /readyz` (503 naming why, while the
 //! writer cannot write or the daemon is shutting down; the store's words only to who has the
 //! token).
 
@@ -16,6 +16,12 @@ pub(super) async fn get_metrics(State(shared): SharedState) -> Response {
         (shared.unsigned.used_bytes(), shared.unsigned.max_bytes()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The scheduled CRM syncs (`[sync]`): each one's period, state, runs, next start and last
+/// outcome with its summary and reconciliation; `{}` when none is scheduled.
+pub(super) async fn get_sync(State(shared): SharedState) -> Response {
+    axum::Json(shared.syncs.to_json()).into_response()
 }
 
 pub(super) async fn get_ready(State(shared): SharedState, headers: HeaderMap) -> Answer {

@@ -85,6 +85,47 @@ fn admit_hubspot(
     (answer, admitted)
 }
 
+/// A request's events admitted into `batch` as one atomic unit: acknowledged, or refused whole.
+fn admit_events(
+    batch: &mut dealledger_log::Batch<'_, Store>,
+    submissions: Vec<dealledger_events::Submission>,
+) -> Answer {
+    let deals: Vec<String> = submissions.iter().map(|s| s.event.deal.as_str().to_string()).collect();
+    match batch.push_all(submissions) {
+        Ok(outcomes) => Answer::Acked {
+            outcomes: deals.into_iter().zip(outcomes).collect(),
+            ignored: 0,
+            quarantined: Vec::new(),
+            remaining: None,
+        },
+        Err((index, rejection)) => Answer::Refused { index, rejection },
+    }
+}
+
+/// A sync's page admitted into `batch`, each row on its own: its answer, and what the quarantine
+/// must record once the batch is durable.
+fn admit_sync(
+    batch: &mut dealledger_log::Batch<'_, Store>,
+    rows: Vec<dealledger_import::Row>,
+    parts: &Parts,
+) -> (Answer, crate::sync_sink::Admitted) {
+    let Some(quarantine) = parts.quarantine.as_ref() else {
+        let why = "a sync needs the quarantine ([hubspot] configured)".to_string();
+        return (Answer::Unavailable { code: "not_configured", why }, Default::default());
+    };
+    let mut admitted = {
+        let quarantine = quarantine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::sync_sink::admit_rows(batch, rows, |key| quarantine.contains(key))
+    };
+    let stored = dealledger_sync::Stored {
+        appended: admitted.appended,
+        duplicates: admitted.duplicates,
+        held: admitted.holds.len() as u64,
+        refused: std::mem::take(&mut admitted.refused),
+    };
+    (Answer::Synced(stored), admitted)
+}
+
 /// Admits every request of the group into one batch, commits it (one store write, one barrier),
 /// hands the new events to the folder and puts every request's answer in `replies`: `Done`, or
 /// how it failed. The answers are sent by the loop once the writer's role (and readiness) says
@@ -108,8 +149,12 @@ pub(super) fn commit_group(
     let mut held = Vec::with_capacity(group.len());
     for job in group {
         held.push(job.reserved);
-        let (submissions, ignored) = match job.work {
-            Work::Events(submissions) => (submissions, 0),
+        let (answer, (new_holds, new_releases)) = match job.work {
+            Work::Events(submissions) => (admit_events(&mut batch, submissions), (Vec::new(), Vec::new())),
+            Work::Sync(rows) => {
+                let (answer, admitted) = admit_sync(&mut batch, rows, parts);
+                (answer, (admitted.holds, admitted.releases))
+            }
             Work::HubSpot(_) | Work::RetryQuarantine if hubspot.is_none() || parts.quarantine.is_none() => {
                 let why = "HubSpot webhooks need a [hubspot] section in dealledger.toml".to_string();
                 answers.push((job.reply, Answer::Unavailable { code: "not_configured", why }));
@@ -120,22 +165,11 @@ pub(super) fn commit_group(
                     unreachable!("checked above")
                 };
                 let (answer, admitted) = admit_hubspot(&mut batch, &work, config, quarantine);
-                holds.push((answers.len(), admitted.holds));
-                releases.extend(admitted.releases);
-                answers.push((job.reply, answer));
-                continue;
+                (answer, (admitted.holds, admitted.releases))
             }
         };
-        let deals: Vec<String> = submissions.iter().map(|s| s.event.deal.as_str().to_string()).collect();
-        let answer = match batch.push_all(submissions) {
-            Ok(outcomes) => Answer::Acked {
-                outcomes: deals.into_iter().zip(outcomes).collect(),
-                ignored,
-                quarantined: Vec::new(),
-                remaining: None,
-            },
-            Err((index, rejection)) => Answer::Refused { index, rejection },
-        };
+        holds.push((answers.len(), new_holds));
+        releases.extend(new_releases);
         answers.push((job.reply, answer));
     }
     let committed = batch.commit();
@@ -149,7 +183,9 @@ pub(super) fn commit_group(
             let certainty = e.certainty();
             for (reply, answer) in answers {
                 let answer = match answer {
-                    Answer::Acked { .. } => Answer::Failed { certainty, why: why.clone() },
+                    Answer::Acked { .. } | Answer::Synced(_) => {
+                        Answer::Failed { certainty, why: why.clone() }
+                    }
                     other => other,
                 };
                 replies.push((reply, answer));

@@ -40,6 +40,8 @@ pub enum Work {
     HubSpot(Vec<hubspot::Notification>),
     /// Every quarantined notification, again.
     RetryQuarantine,
+    /// A page of a scheduled CRM sync: each row admitted on its own, refused changes held.
+    Sync(Vec<dealledger_import::Row>),
 }
 
 impl Work {
@@ -47,6 +49,7 @@ impl Work {
         match self {
             Work::Events(v) => v.len(),
             Work::HubSpot(v) => v.len(),
+            Work::Sync(v) => v.len(),
             // Bounded by the quarantine's own limit; counted as one request.
             Work::RetryQuarantine => 1,
         }
@@ -80,6 +83,8 @@ pub enum Answer {
     /// A condition that is not the store's: nothing of the request is lost, but it is not done
     /// (a full quarantine, HubSpot not configured); `code` names it.
     Unavailable { code: &'static str, why: String },
+    /// A sync's page is durable: what was stored, already stored, held and refused.
+    Synced(dealledger_sync::Stored),
     /// The request's event `index` broke a rule; nothing of the request was stored.
     Refused { index: usize, rejection: Rejection },
     /// The store failed: nothing of the request was stored, or that is not known.
