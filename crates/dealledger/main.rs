@@ -267,6 +267,9 @@ enum InputFormat {
     Jsonl,
     /// Salesforce OpportunityHistory CSV (plus Opportunity.csv for owners and names)
     SalesforceHistory,
+    /// Salesforce Task, Event and EmailMessage CSVs (Data Loader exports, told apart by header):
+    /// activities on opportunities as touches, the same as `sync salesforce` gives
+    SalesforceActivities,
     /// A field-change log (Pipedrive deal_changes.csv with stages.csv, fields.csv, activity.csv)
     FieldChanges,
     /// One row per opportunity (a CRM report export; the Maven sales_pipeline.csv layout)
@@ -486,7 +489,7 @@ fn ingest(data: &DataDir, clock: &dyn dealledger_events::Clock, args: IngestArgs
             dealledger_ingest::run(&mut ledger, clock, &options)?
         }
         format => {
-            let imported = import(data, format, &options.inputs, &args.columns)?;
+            let imported = import(data, format, &options.inputs, &args.columns, clock.now())?;
             skipped_by_kind =
                 imported.skipped_by_kind().into_iter().map(|(k, n)| (k.to_string(), n)).collect();
             let mut ledger = data.open_ledger()?;
@@ -510,21 +513,18 @@ fn import(
     format: InputFormat,
     inputs: &[String],
     columns: &[String],
+    now: dealledger_events::Timestamp,
 ) -> Result<dealledger_import::Imported> {
     let mut options = data.import_options()?;
     for pair in columns {
         options.set_column(pair).map_err(|why| Exit { code: 2, message: format!("--column {why}") })?;
     }
-    if inputs.iter().any(|i| i == "-") {
-        return Err(
-            Exit { code: 2, message: "CRM exports are read from files, not standard input".into() }.into()
-        );
-    }
-    let files: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+    let files = dealledger_import::files_of(inputs)?;
     let imported = match format {
         InputFormat::SalesforceHistory => dealledger_import::salesforce::import(&files, &options),
         InputFormat::FieldChanges => dealledger_import::field_changes::import(&files, &options),
         InputFormat::OpportunitiesCsv => dealledger_import::opportunities::import(&files, &options),
+        InputFormat::SalesforceActivities => dealledger_import::salesforce_activities::import(&files, now),
         InputFormat::HubspotDeals => {
             let hubspot = data.hubspot("the HubSpot backfill")?;
             dealledger_import::hubspot::import(&files, &options.pipeline, &hubspot.mapping())

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 const DATASETS_VAR: &str = "DEALLEDGER_DATASETS";
 
 /// A file of crates/import/tests/fixtures, the importers' own small exports.
-fn fixture(path: &str) -> String {
+pub(crate) fn fixture(path: &str) -> String {
     format!("{}/crates/import/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The files `paths` (in the datasets folder) when `DEALLEDGER_DATASETS` is set; `None`, after
 /// a note on stderr, when it is not. Set to a folder that is not there, or that lacks a file, it
 /// fails naming the path: a mistyped variable must not pass as a skip.
-fn datasets<const N: usize>(paths: [&str; N]) -> Option<[String; N]> {
+pub(crate) fn datasets<const N: usize>(paths: [&str; N]) -> Option<[String; N]> {
     let Some(root) = std::env::var_os(DATASETS_VAR) else {
         eprintln!(
             "skipped: {DATASETS_VAR} is not set (point it at shared/datasets to run the tests on the real CRM exports)"
@@ -352,4 +352,63 @@ fn salesforce_history_through_the_binary() {
     assert_eq!(types, ["opened", "won", "close_date_changed"]);
     assert_eq!(history[0]["name"], "Express Logistics Standby Generator");
     assert_eq!(history[2]["close_date"], "2018-07-06");
+}
+
+/// The shared Salesforce sample with the project's own activity fixture (and one later history
+/// row: an opportunity lost): the figures built on touches, each against a hand count.
+#[test]
+fn salesforce_activities_carry_the_figures_on_the_shared_sample() {
+    let Some([history, opportunities]) =
+        datasets(["salesforce-sample/OpportunityHistory.csv", "salesforce-sample/Opportunity.csv"])
+    else {
+        return;
+    };
+    let l = Ledger::new();
+    let own = |f: &str| fixture(&format!("salesforce-sample-activities/{f}"));
+    let later = own("OpportunityHistory-later.csv");
+    l.run(&["ingest", "--format", "salesforce-history", &history, &opportunities, &later]).ok();
+    let (tasks, events, emails) = (own("Task.csv"), own("Event.csv"), own("EmailMessage.csv"));
+    let now = "2018-11-01T00:00:00Z";
+    let args = ["--now", now, "ingest", "--format", "salesforce-activities", "--output", "json"];
+    let run = l.run(&[&args[..], &[tasks.as_str(), events.as_str(), emails.as_str()]].concat()).ok();
+    // Six touches; six rows skipped, each of its own kind (one dated after --now).
+    assert_eq!(
+        (run.json()["ingested"].as_u64(), run.json()["skipped"].as_u64()),
+        (Some(6), Some(6)),
+        "{}",
+        run.stderr
+    );
+    let report = |args: &[&str]| {
+        l.run(&[&["--now", now, "report"][..], args, &["--format", "json"]].concat()).ok().json()
+    };
+    // T (…5TAAV), lost on Oct 30: a 30-minute call, an inbound email (5 minutes, the channel's
+    // default), a 60-minute meeting and a plain task (10): 105 minutes.
+    let cost = report(&["bad-deal-cost", "--from", "2018-10-01", "--to", "2018-11-01", "--deals"]);
+    assert_eq!(find_number(&cost, "effort_hours"), Some(1.75), "{cost}");
+    // First responses from the opening (2018-10-13 17:16:45): T's call 24 h later, U's 72 h.
+    let kpis = report(&["kpis", "--from", "2018-10-01", "--to", "2018-11-01"]);
+    assert_eq!(find_number(&kpis, "first_response_hours_median"), Some(48.0), "{kpis}");
+    // Flags on Nov 1: U (…5UAAV) has had no inbound touch since it opened (18.3 days) and no
+    // touch since its email of Oct 17 (14.6 days); the 11 other open deals none at all.
+    let flags = report(&["flags"]);
+    let flags = flags["flags"].as_array().unwrap();
+    let flagged = |rule: &str| -> Vec<&str> {
+        flags.iter().filter(|f| f["rule"] == rule).map(|f| f["deal"].as_str().unwrap()).collect()
+    };
+    let u = "0064600000J5S5UAAV";
+    assert!(flagged("gone_dark").contains(&u) && flagged("no_activity").contains(&u), "{flags:?}");
+    assert_eq!((flagged("gone_dark").len(), flagged("no_activity").len()), (12, 12), "{flags:?}");
+    let detail = flags.iter().find(|f| f["deal"] == u && f["rule"] == "no_activity").unwrap();
+    assert_eq!(detail["figure"], 14.625, "{detail}");
+}
+
+/// The first number under `key` anywhere in `value`.
+fn find_number(value: &serde_json::Value, key: &str) -> Option<f64> {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.get(key).and_then(|v| v.as_f64()).or_else(|| map.values().find_map(|v| find_number(v, key)))
+        }
+        serde_json::Value::Array(list) => list.iter().find_map(|v| find_number(v, key)),
+        _ => None,
+    }
 }

@@ -1,6 +1,8 @@
 //! dealledger's CRM importers: a team's history, exported from its CRM, as ledger events.
 //!
 //! - [`salesforce`]: Salesforce OpportunityHistory (and optionally Opportunity) CSV exports.
+//! - [`salesforce_activities`]: Salesforce Tasks, Events and EmailMessages as touches (Data
+//!   Loader CSVs, and the sync's API records: one mapping).
 //! - [`field_changes`]: field-change logs (Pipedrive's deal_changes, with stages and activities).
 //! - [`opportunities`]: one row per opportunity (CRM report exports; the Maven layout).
 //! - [`hubspot`]: HubSpot's CRM v3 deals with property history (the backfill), and the mapping
@@ -20,6 +22,7 @@ pub mod field_changes;
 pub mod hubspot;
 pub mod opportunities;
 pub mod salesforce;
+pub mod salesforce_activities;
 
 #[cfg(test)]
 mod fuzz;
@@ -294,6 +297,15 @@ impl Table {
     fn location(&self, line: u64) -> String {
         format!("{}:{line}", self.path)
     }
+}
+
+/// The files of `ingest`'s inputs: CRM exports are read from files (an importer tells them
+/// apart by header, reading each whole), never from standard input.
+pub fn files_of(inputs: &[String]) -> Result<Vec<PathBuf>, ImportError> {
+    if inputs.iter().any(|i| i == "-") {
+        return Err(ImportError::Option("CRM exports are read from files, not standard input".into()));
+    }
+    Ok(inputs.iter().map(PathBuf::from).collect())
 }
 
 /// Reads every file, so an importer can tell them apart by header.

@@ -44,7 +44,7 @@ pub fn standard_target(name: &str, pipeline: &Pipeline) -> Option<Target> {
 /// instant, and the same as RFC 3339. `None` for anything else, also for text whose date, time or
 /// zone is not where those formats put them (a cell is untrusted: it may hold any character, so
 /// it is cut with `get`, never by byte index).
-fn instant(text: &str) -> Option<(String, Timestamp)> {
+pub(crate) fn instant(text: &str) -> Option<(String, Timestamp)> {
     let text = text.trim();
     let (date, time, rest) = (text.get(..10)?, text.get(11..19)?, text.get(19..)?);
     let zone = match rest {

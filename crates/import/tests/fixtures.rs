@@ -314,3 +314,67 @@ fn skipped_rows_are_counted_by_kind() {
     assert_eq!(by_kind.get("already_closed"), Some(&4));
     assert_eq!(by_kind.values().sum::<u64>(), imported.skipped.len() as u64);
 }
+
+#[test]
+fn salesforce_activities_fixture() {
+    use dealledger_import::salesforce_activities;
+    let dir = "salesforce-sample-activities";
+    let files = ["Task.csv", "Event.csv", "EmailMessage.csv"].map(|f| fixture(&format!("{dir}/{f}")));
+    let now = dealledger_events::Timestamp::parse_rfc3339("2018-12-01T00:00:00Z").unwrap();
+    let imported = salesforce_activities::import(&files, now).unwrap();
+    let c = census(&imported);
+    // Tasks: two calls and a plain task; a meeting; two emails.
+    assert_eq!(c.types, counts(&[("touch", 6)]));
+    assert_eq!(
+        c.skipped,
+        counts(&[
+            ("all_day", 1),
+            ("deleted", 1),
+            ("email_not_sent", 1),
+            ("no_opportunity", 1),
+            ("not_yet", 1),
+            ("open_task", 1)
+        ])
+    );
+    let touches: Vec<serde_json::Value> =
+        imported.rows.iter().map(|row| common::event_json(&row.result.as_ref().unwrap().event)).collect();
+    let by_source = |id: &str| touches.iter().find(|t| t["source_id"] == id).unwrap().clone();
+    let call = by_source("salesforce:task:00T4600000Aa001AAA");
+    assert_eq!(
+        (&call["deal"], &call["at"], &call["channel"], &call["direction"], &call["minutes"]),
+        (
+            &"0064600000J5S5TAAV".into(),
+            &"2018-10-14T17:16:45Z".into(),
+            &"call".into(),
+            &"outbound".into(),
+            &30.into()
+        )
+    );
+    // Logged half an hour after the call: that is when Salesforce knew of it.
+    assert_eq!(call["recorded_at"], "2018-10-14T17:50:00Z");
+    assert_eq!(call["contact"], "salesforce-0034600000Cc001AAA");
+    // A plain task on its ActivityDate (no completion time), an `other` touch.
+    let task = by_source("salesforce:task:00T4600000Aa006AAA");
+    assert_eq!((&task["at"], &task["channel"]), (&"2018-10-26T00:00:00Z".into(), &"other".into()));
+    assert_eq!(task["recorded_at"], "2018-10-26T16:00:00Z");
+    let meeting = by_source("salesforce:event:00U4600000Bb001AAA");
+    assert_eq!((&meeting["channel"], &meeting["minutes"]), (&"meeting".into(), &60.into()));
+    // Booked before it happened: recorded when it happened, never before.
+    assert_eq!(meeting["recorded_at"], "2018-10-25T14:00:00Z");
+    assert_eq!(by_source("salesforce:email:02s4600000Dd001AAA")["direction"], "inbound");
+    assert_eq!(by_source("salesforce:email:02s4600000Dd002AAA")["direction"], "outbound");
+}
+
+#[test]
+fn salesforce_activities_need_a_known_header() {
+    let err = dealledger_import::salesforce_activities::import(
+        &[fixture("salesforce-history/Opportunity.csv")],
+        dealledger_events::Timestamp::parse_rfc3339("2030-01-01T00:00:00Z").unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Opportunity.csv:1") && err.contains("neither a Task, an Event nor an EmailMessage"),
+        "{err}"
+    );
+}

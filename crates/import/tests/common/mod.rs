@@ -94,12 +94,12 @@ pub fn json(imported: &Imported, deal: &str, kind: &str) -> serde_json::Value {
         .filter_map(|row| row.result.as_ref().ok())
         .find(|s| s.event.deal.as_str() == deal && s.event.body.kind().as_str() == kind)
         .unwrap_or_else(|| panic!("no {kind} for {deal}"));
+    event_json(&submission.event)
+}
+
+/// An event as the contract's JSON (amounts in USD).
+pub fn event_json(event: &dealledger_events::Event) -> serde_json::Value {
     let mut text = String::new();
-    dealledger_events::json::write_event_json(
-        &mut text,
-        &submission.event,
-        dealledger_events::Currency::USD,
-        "",
-    );
+    dealledger_events::json::write_event_json(&mut text, event, dealledger_events::Currency::USD, "");
     serde_json::from_str(&text).unwrap()
 }
