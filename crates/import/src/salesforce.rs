@@ -88,6 +88,121 @@ pub fn import(files: &[PathBuf], options: &Options) -> Result<Imported, ImportEr
     import_tables(read_all(files)?, options)
 }
 
+/// A record read through the API: its fields' text by API name.
+pub type Record = std::collections::BTreeMap<String, String>;
+
+/// The same import of OpportunityHistory and Opportunity records read through the API (`sync
+/// salesforce`): the same events with the same `source_id`s as the files give. `name` says
+/// where they came from in locations (`salesforce OpportunityHistory:N`).
+pub fn import_records(
+    name: &str,
+    history: &[Record],
+    opportunities: &[Record],
+    owners: &[Record],
+    options: &Options,
+) -> Result<Imported, ImportError> {
+    let table = |object: &str, records: &[Record], headers: &[&str]| Table {
+        path: format!("{name} {object}"),
+        headers: headers.iter().map(|h| h.to_string()).collect(),
+        records: records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let cells = headers.iter().map(|h| r.get(*h).map_or("", String::as_str));
+                (i as u64 + 1, csv::StringRecord::from_iter(cells))
+            })
+            .collect(),
+    };
+    let history_headers = [
+        "Id",
+        "OpportunityId",
+        "CreatedById",
+        "CreatedDate",
+        "StageName",
+        "Amount",
+        "CloseDate",
+        "IsDeleted",
+    ];
+    let mut tables = vec![table("OpportunityHistory", history, &history_headers)];
+    if !opportunities.is_empty() {
+        tables.push(table("Opportunity", opportunities, &["Id", "OwnerId", "Name"]));
+    }
+    if !owners.is_empty() {
+        let headers = [
+            "Id",
+            "OpportunityId",
+            "CreatedById",
+            "CreatedDate",
+            "Field",
+            "DataType",
+            "OldValue",
+            "NewValue",
+        ];
+        tables.push(table("OpportunityFieldHistory", owners, &headers));
+    }
+    import_tables(tables, options)
+}
+
+/// Whether two amount cells say the same amount (`7500`, `7500.0` and `7500.00` do: the API
+/// writes numbers, exports text).
+fn same_amount(a: &str, b: &str) -> bool {
+    use dealledger_events::money::Decimal;
+    match (Decimal::parse(a.trim()), Decimal::parse(b.trim())) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Owner changes from OpportunityFieldHistory records of the `Owner` field. Salesforce writes
+/// each change twice, once with the users' names (`DataType` `Text`) and once with their Ids
+/// (`EntityId`): the Id row is an `owner_changed` to `NewValue` at its `CreatedDate`
+/// (`recorded_at` the same, `source_id` `ID:owner_changed`, `actor` its `CreatedById`); the
+/// name row is counted as `owner_names`, a deleted row as `deleted`.
+pub fn owner_changes(rows: &[(String, Record)]) -> Imported {
+    let mut out = Imported::default();
+    for (location, row) in rows {
+        let field = |key: &str| row.get(key).map_or("", |v| v.trim());
+        let location = location.clone();
+        if field("Field") != "Owner" {
+            out.skip(
+                location,
+                "unmapped_field",
+                format!("a change of {}, which the ledger does not follow", field("Field")),
+            );
+            continue;
+        }
+        if matches!(field("IsDeleted"), "1" | "true" | "True") {
+            out.skip(location, "deleted", "deleted in Salesforce");
+            continue;
+        }
+        if field("DataType") != "EntityId" {
+            out.skip(location, "owner_names", "the change by the users' names; its Id row is the event");
+            continue;
+        }
+        let Some((at, _)) = instant(field("CreatedDate")) else {
+            out.skip(
+                location,
+                "no_date",
+                format!("CreatedDate `{}` is not a date and time", field("CreatedDate")),
+            );
+            continue;
+        };
+        let event = json!({
+            "deal": field("OpportunityId"), "type": "owner_changed", "at": at, "recorded_at": at,
+            "actor": field("CreatedById"), "owner": field("NewValue"),
+            "source_id": format!("{}:owner_changed", field("Id")),
+        });
+        out.push(location, event);
+    }
+    out
+}
+
+/// A Salesforce stage name's target, as the import maps it: `[import.stages]`, a pipeline stage
+/// of that name, else the standard stages' rule; None when none takes it.
+pub fn stage_target(name: &str, options: &Options) -> Option<Target> {
+    options.target(name, |s| standard_target(s, &options.pipeline))
+}
+
 /// A history row read, with where it sorts: by CreatedDate, then file and line.
 struct Read {
     created: Timestamp,
@@ -102,6 +217,8 @@ struct Read {
 /// [`import`] of files already read.
 pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imported, ImportError> {
     let first = first_location(&tables);
+    let (field_history, tables): (Vec<Table>, Vec<Table>) =
+        tables.into_iter().partition(|t| t.has("Field") && t.has("NewValue"));
     let (history, others): (Vec<Table>, Vec<Table>) = tables
         .into_iter()
         .partition(|t| t.has(options.columns.get("deal_id").map_or("OpportunityId", String::as_str)));
@@ -112,9 +229,11 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
             why: "no OpportunityHistory file among the inputs (a CSV with an OpportunityId column)".into(),
         });
     }
+    let owner_rows = records_of(&field_history);
     let mut replay = Replay {
         options,
         opportunities: &opportunities,
+        first_owners: first_owners(&owner_rows),
         out: Imported::default(),
         deals: HashMap::new(),
         last_stage: options.pipeline.stages().last().expect("a pipeline has stages").name.clone(),
@@ -122,7 +241,49 @@ pub(crate) fn import_tables(tables: Vec<Table>, options: &Options) -> Result<Imp
     for read in history_rows(&history, options)? {
         replay.row(read)?;
     }
-    replay.out.finish(&options.pipeline)
+    let mut out = replay.out;
+    let owners = owner_changes(&owner_rows);
+    out.rows.extend(owners.rows);
+    out.skipped.extend(owners.skipped);
+    out.finish(&options.pipeline)
+}
+
+/// The rows of OpportunityFieldHistory tables, each with where it is, by its fields' names.
+fn records_of(tables: &[Table]) -> Vec<(String, Record)> {
+    let mut out = Vec::new();
+    for table in tables {
+        for (line, record) in &table.records {
+            let fields =
+                table.headers.iter().zip(record.iter()).map(|(h, v)| (h.clone(), v.trim().to_string()));
+            out.push((table.location(*line), fields.collect()));
+        }
+    }
+    out
+}
+
+/// Each opportunity's owner before its first owner change: the old value of its first change
+/// by Id. An opportunity opens with it (else with its owner now, from Opportunity.csv), so that
+/// its opening says the same whenever it is read, before or after an owner change.
+fn first_owners(rows: &[(String, Record)]) -> HashMap<String, String> {
+    let mut changes: Vec<(Timestamp, &str, &str, &str)> = rows
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.get("Field").map(String::as_str) == Some("Owner"))
+        .filter(|r| r.get("DataType").map(String::as_str) == Some("EntityId"))
+        .filter(|r| !matches!(r.get("IsDeleted").map(String::as_str), Some("1" | "true" | "True")))
+        .filter_map(|r| {
+            let at = instant(r.get("CreatedDate")?)?.1;
+            Some((at, r.get("Id")?.as_str(), r.get("OpportunityId")?.as_str(), r.get("OldValue")?.as_str()))
+        })
+        .collect();
+    changes.sort_unstable();
+    let mut out = HashMap::new();
+    for (_, _, opportunity, old) in changes {
+        if !old.is_empty() {
+            out.entry(opportunity.to_string()).or_insert_with(|| old.to_string());
+        }
+    }
+    out
 }
 
 /// Opportunity.csv: owner and name by opportunity id.
@@ -190,6 +351,8 @@ fn history_rows(history: &[Table], options: &Options) -> Result<Vec<Read>, Impor
 struct Replay<'a> {
     options: &'a Options,
     opportunities: &'a HashMap<String, Opportunity>,
+    /// The owner before the first owner change, by opportunity.
+    first_owners: HashMap<String, String>,
     out: Imported,
     deals: HashMap<String, State>,
     /// Where a deal first seen closed, or reopened from closed, is put.
@@ -249,7 +412,11 @@ impl Replay<'_> {
     ) {
         let mut opened = events.event("opened");
         let known = self.opportunities.get(&row.opportunity);
-        crate::set(&mut opened, "owner", known.map_or(row.actor.clone(), |o| o.owner.clone()).into());
+        let owner = match self.first_owners.get(&row.opportunity) {
+            Some(first) => first.clone(),
+            None => known.map_or(row.actor.clone(), |o| o.owner.clone()),
+        };
+        crate::set(&mut opened, "owner", owner.into());
         crate::set(
             &mut opened,
             "amount",
@@ -331,7 +498,7 @@ impl Replay<'_> {
             }
             state.target = target;
         }
-        if !amount.is_empty() && *amount != state.amount {
+        if !amount.is_empty() && !same_amount(amount, &state.amount) {
             changed = true;
             // A won event in this row already carries the amount.
             if !won_now {

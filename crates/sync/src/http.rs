@@ -162,6 +162,11 @@ impl Lane {
 }
 
 /// The names of one vendor's rate-limit headers.
+impl LimitHeaders {
+    /// An API that sends no per-window headers (Salesforce: a daily allocation, watched apart).
+    pub const NONE: LimitHeaders = LimitHeaders { remaining: "", interval_ms: "", interval_ms_default: 1000 };
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct LimitHeaders {
     /// Requests left in the current window.
@@ -173,6 +178,12 @@ pub struct LimitHeaders {
 }
 
 pub struct Client {
+    /// Headers sent with every request besides the token's (Salesforce's query options).
+    pub request_headers: Vec<(&'static str, String)>,
+    /// A response header the caller reads after each answer (Salesforce's `Sforce-Limit-Info`),
+    /// and its value in the last answer that had it.
+    pub watched_header: Option<&'static str>,
+    pub watched: Option<String>,
     agent: ureq::Agent,
     base: String,
     token: Secret,
@@ -215,6 +226,9 @@ impl Client {
             .user_agent(concat!("dealledger/", env!("CARGO_PKG_VERSION")))
             .build();
         Client {
+            request_headers: Vec::new(),
+            watched_header: None,
+            watched: None,
             agent,
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -307,6 +321,7 @@ impl Client {
         }
         .set("Authorization", &format!("Bearer {}", self.token.0))
         .set("Accept", "application/json");
+        let request = self.request_headers.iter().fold(request, |r, (name, value)| r.set(name, value));
         self.counts.requests += 1;
         let sent = match method {
             Method::Get => request.call(),
@@ -371,6 +386,9 @@ impl Client {
     }
 
     fn note_budget(&mut self, response: &ureq::Response) {
+        if let Some(value) = self.watched_header.and_then(|name| response.header(name)) {
+            self.watched = Some(value.to_string());
+        }
         let number = |name: &str| response.header(name).and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(interval) = number(self.headers.interval_ms) {
             self.interval_ms = Some(interval.min(RETRY_AFTER_MAX_MS));

@@ -27,6 +27,7 @@ use crate::http::{Client, HttpError, Lane, LimitHeaders, Method, Pause, Secret};
 use crate::reconcile::{compare, CrmDeal, Difference, Reconciled, Terms};
 use crate::state::{Pending, State, PENDING_MAX};
 use crate::{Progress, Sink, Summary, SyncError};
+pub use crate::{Ran, Steps};
 use dealledger_events::{parse_line, Pipeline, Timestamp};
 use dealledger_import::hubspot::{deal_id, import_deal, instant_ms, Deal, Mapping, PROPERTIES};
 use dealledger_import::{Imported, Row, Skipped};
@@ -164,23 +165,6 @@ impl Settings {
     }
 }
 
-/// A run's outcome: what it did, and the error that stopped it, if one did (all it stored before
-/// that stays stored, and the state says so).
-#[derive(Debug)]
-pub struct Ran {
-    pub summary: Summary,
-    pub result: Result<(), SyncError>,
-}
-
-/// What a run does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Steps {
-    /// Changes since the cursor, due activities, then the reconciliation.
-    All,
-    /// The reconciliation alone (`report reconcile`): the state is read, never written.
-    Reconcile,
-}
-
 /// One sync run at `now`, with the state at `state_path`.
 #[allow(clippy::too_many_arguments, reason = "a run's parts, each from its own source")]
 pub fn sync(
@@ -213,16 +197,7 @@ pub fn sync(
             Steps::All => run.all().and_then(|()| run.reconcile()),
             Steps::Reconcile => run.reconcile(),
         };
-        run.summary.http = run.client.counts;
-        if steps == Steps::All {
-            run.summary.pending = run.state.pending.len() as u64;
-            run.summary.cursor = run
-                .state
-                .cursors
-                .iter()
-                .map(|(k, ms)| (k.clone(), Timestamp(ms.saturating_mul(1000)).to_string()))
-                .collect();
-        }
+        run.summary.closed(run.client.counts, &run.state, steps);
         result
     });
     summary.seconds = started.elapsed().as_secs_f64();

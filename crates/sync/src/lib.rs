@@ -2,6 +2,8 @@
 //! run, each run asking only for what changed since the last.
 //!
 //! - [`http`]: the one HTTP client (token, bounded answers, rate limits, retries).
+//! - [`salesforce`]: Salesforce's REST API: opportunities with their stage and owner history,
+//!   tasks, events and email messages.
 //! - [`reconcile`]: each deal's current values in the CRM against the ledger's, with causes.
 //! - [`state`]: what a run leaves for the next: per object type, the modification time up to
 //!   which every record is stored (the cursor), and activities dated after the run.
@@ -24,12 +26,30 @@
 pub mod http;
 pub mod hubspot;
 pub mod reconcile;
+pub mod salesforce;
 pub mod state;
 pub mod testkit;
 
 use dealledger_events::Timestamp;
 use dealledger_import::{Row, Skipped};
 use std::collections::BTreeMap;
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steps {
+    /// Changes since the cursor, due activities, then the reconciliation.
+    All,
+    /// The reconciliation alone (`report reconcile`): the state is read, never written.
+    Reconcile,
+}
+
+/// A run's outcome: what it did, and the error that stopped it, if one did (all it stored before
+/// that stays stored, and the state says so).
+#[derive(Debug)]
+pub struct Ran {
+    pub summary: Summary,
+    pub result: Result<(), SyncError>,
+}
 
 /// Where a run's events go.
 pub trait Sink {
@@ -73,6 +93,10 @@ pub enum SyncError {
     /// A setting that cannot work.
     #[error("{0}")]
     Settings(String),
+    /// The run's share of the CRM's daily API allocation is spent: it stops cleanly, and the next
+    /// run goes on from the cursor.
+    #[error("{0}")]
+    Budget(String),
 }
 
 /// What a run did: `sync --format json` prints it, the daemon keeps the last one.
@@ -167,7 +191,21 @@ impl Summary {
         lines
     }
 
-    fn skipped(&mut self, skipped: &[Skipped]) {
+    /// What a run of `steps` leaves: its requests, and (when it synced) the activities pending and
+    /// where the next run starts.
+    pub(crate) fn closed(&mut self, counts: http::Counts, state: &state::State, steps: Steps) {
+        self.http = counts;
+        if steps == Steps::All {
+            self.pending = state.pending.len() as u64;
+            self.cursor = state
+                .cursors
+                .iter()
+                .map(|(k, ms)| (k.clone(), Timestamp(ms.saturating_mul(1000)).to_string()))
+                .collect();
+        }
+    }
+
+    pub(crate) fn skipped(&mut self, skipped: &[Skipped]) {
         for s in skipped {
             *self.skipped_by_kind.entry(s.kind.to_string()).or_default() += 1;
             if self.skipped_examples.len() < SKIPPED_SHOWN_MAX {
@@ -176,7 +214,7 @@ impl Summary {
         }
     }
 
-    fn stored(&mut self, stored: &Stored) {
+    pub(crate) fn stored(&mut self, stored: &Stored) {
         self.events_stored += stored.appended;
         self.duplicates += stored.duplicates;
         self.held += stored.held;

@@ -1,3 +1,6 @@
+//! Local CRMs for the tests: HubSpot here, Salesforce in [`salesforce`]; both on the same plain
+//! HTTP/1.1 server on std threads.
+//!
 //! A local HubSpot for the tests: the endpoints a sync calls, answering as HubSpot's API
 //! reference describes them (shapes, page-size limits, search's 10,000-result cap and its own
 //! rate limit without headers, the ten-second limit with its headers, 207 for ids not found,
@@ -7,6 +10,8 @@
 //! Plain HTTP/1.1 on std threads, so that a test controls every byte (a cut is a cut). Times
 //! are HubSpot's: ISO 8601 with milliseconds for property values and history; search filters
 //! take milliseconds as text.
+
+pub mod salesforce;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -164,21 +169,8 @@ pub struct FakeHubSpot {
 
 impl FakeHubSpot {
     pub fn start(portal: Portal) -> FakeHubSpot {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
         let portal = Arc::new(Mutex::new(portal));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (portal.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(stream) = stream else { continue };
-                let p = p.clone();
-                std::thread::spawn(move || serve(stream, &p));
-            }
-        });
+        let (url, stop, thread) = listen(portal.clone());
         FakeHubSpot { url, portal, stop, thread: Some(thread) }
     }
 
@@ -189,11 +181,64 @@ impl FakeHubSpot {
 
 impl Drop for FakeHubSpot {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        stop_listening(&self.url, &self.stop, self.thread.take());
+    }
+}
+
+/// What a fake answers, on the shared server.
+pub(crate) trait Api: Send + 'static {
+    fn answer(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &BTreeMap<String, String>,
+        body: &[u8],
+    ) -> Answer;
+    /// Milliseconds each answer waits before it is sent.
+    fn delay_ms(&self) -> u64;
+}
+
+impl Api for Portal {
+    fn answer(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &BTreeMap<String, String>,
+        body: &[u8],
+    ) -> Answer {
+        answer(self, method, target, headers, body)
+    }
+
+    fn delay_ms(&self) -> u64 {
+        self.delay_ms
+    }
+}
+
+/// Serves `api` on a local port: its URL, the stop flag and the accepting thread.
+pub(crate) fn listen<A: Api>(api: Arc<Mutex<A>>) -> (String, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if s.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            let api = api.clone();
+            std::thread::spawn(move || serve(stream, &api));
         }
+    });
+    (url, stop, thread)
+}
+
+/// Stops the server at `url` [`listen`] started.
+pub(crate) fn stop_listening(url: &str, stop: &AtomicBool, thread: Option<std::thread::JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(url.trim_start_matches("http://"));
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
@@ -209,7 +254,7 @@ pub fn ms(iso: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(iso).map(|t| t.timestamp_millis()).unwrap_or(0)
 }
 
-fn serve(stream: TcpStream, portal: &Mutex<Portal>) {
+fn serve<A: Api>(stream: TcpStream, api: &Mutex<A>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
@@ -219,8 +264,8 @@ fn serve(stream: TcpStream, portal: &Mutex<Portal>) {
     loop {
         let Some((method, target, headers, body)) = read_request(&mut reader) else { return };
         let (answer, delay_ms) = {
-            let mut portal = portal.lock().unwrap_or_else(|e| e.into_inner());
-            (answer(&mut portal, &method, &target, &headers, &body), portal.delay_ms)
+            let mut api = api.lock().unwrap_or_else(|e| e.into_inner());
+            (api.answer(&method, &target, &headers, &body), api.delay_ms())
         };
         std::thread::sleep(Duration::from_millis(delay_ms));
         let Answer { status, headers, body, fault } = answer;
@@ -276,6 +321,7 @@ fn reason(status: u16) -> &'static str {
         207 => "Multi-Status",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         429 => "Too Many Requests",
         502 => "Bad Gateway",
@@ -284,11 +330,16 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-    fault: Option<Fault>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Value,
+    pub(crate) fault: Option<Fault>,
+}
+
+/// An answer of `status` with `body`.
+pub(crate) fn plain(status: u16, body: Value) -> Answer {
+    Answer { status, headers: Vec::new(), body, fault: None }
 }
 
 /// HubSpot's error body.
