@@ -375,27 +375,6 @@ fn code_of(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
     }
 }
 
-/// The command line as typed, with `--server URL` put before the subcommand (`URL` is left for
-/// the caller to fill in): the command to run against a daemon that holds the ledger. Quoted
-/// where an argument holds anything but plain characters.
-fn command_line_with_server() -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
-    let mut words: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            let arg = arg.to_string_lossy().into_owned();
-            if !arg.is_empty() && arg.chars().all(plain) {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
-    let at = words.iter().position(|w| w == "report" || w == "whatif").unwrap_or(0);
-    words.insert(at, "--server URL".to_string());
-    words.join(" ")
-}
-
 fn default_data_dir() -> PathBuf {
     PathBuf::from("dealledger-data")
 }
@@ -409,7 +388,7 @@ fn run(cli: Cli) -> Result<()> {
         _ => false,
     };
     if asks_daemon {
-        data.server_retry = Some(command_line_with_server());
+        data.server_retry = Some(dealledger_datadir::command_line_with_server(std::env::args_os().skip(1)));
     }
     let clock: std::sync::Arc<dyn dealledger_events::Clock + Send + Sync> = match &cli.now {
         None => std::sync::Arc::new(dealledger_events::SystemClock),
@@ -431,9 +410,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&data, shared_clock, args),
         Command::Whatif(args) => whatif::run(&data, clock.now(), cli.server.as_deref(), &args),
         Command::Export(args) => export::run(&data, clock, &args),
-        Command::Sync { command: sync::SyncCommand::Hubspot(a) } => {
-            sync::run(&data, clock, &a, sync::Steps::All)
-        }
+        Command::Sync { command } => sync::command(&data, clock, &command),
         Command::Audit { command } => match command {
             AuditCommand::Deal { id, format } => audit::deal(&data, &id, format),
             AuditCommand::Verify { digest } => audit::verify(&data, digest.as_deref()),
@@ -552,6 +529,7 @@ fn serve(
     }
     config.quarantine_path = Some(data.quarantine_path());
     config.sync.hubspot_state_path = Some(data.sync_state_path("hubspot"));
+    config.sync.salesforce_state_path = Some(data.sync_state_path("salesforce"));
     config.config_path = Some(data.config_path());
     let pipeline = data.pipeline()?;
     let settings = data.settings()?;

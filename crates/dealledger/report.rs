@@ -8,7 +8,6 @@ use clap::{Args, Subcommand, ValueEnum};
 use dealledger_events::Clock;
 use dealledger_projections::{catch_up, Timeline};
 use dealledger_reports::{answer, ParamError, Params, ReportName, Settings};
-use dealledger_sync::hubspot::Steps;
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -64,10 +63,11 @@ pub enum ReportCommand {
     /// network): for a pipeline review or an email (docs/dashboard.md). With --server, made
     /// from a running daemon's answers
     Html(crate::html::HtmlArgs),
-    /// Each open deal's stage, amount, close date and owner in HubSpot now against the ledger,
-    /// each difference with its likely cause; what HubSpot's history shows is stored at its own
-    /// time (as every `sync hubspot` run does after it syncs), nothing else is changed
-    Reconcile(crate::sync::HubSpotArgs),
+    /// Each open deal's stage, amount, close date and owner in the CRM now (HubSpot, or
+    /// Salesforce with --crm salesforce) against the ledger, each difference with its likely
+    /// cause; what the CRM's history shows is stored at its own time (as every sync run does
+    /// after it syncs), nothing else is changed
+    Reconcile(crate::sync::ReconcileArgs),
     /// Open deals that need a decision: gone dark, no activity, stalled, past close date, not
     /// enough contacts, missing exit criteria, late-stage pile-up ([flags] in dealledger.toml)
     Flags {
@@ -166,8 +166,8 @@ pub fn timeline(data: &DataDir) -> Result<Timeline> {
 pub fn run(data: &DataDir, clock: &dyn Clock, server: Option<&str>, command: &ReportCommand) -> Result<()> {
     let Some((name, params, format)) = request(command) else {
         return match command {
-            ReportCommand::Reconcile(_) if server.is_some() => Err(crate::Exit { code: 2, message: "report reconcile talks to HubSpot, not to a daemon: drop --server (a daemon with [sync] hubspot reconciles after every run: GET /v1/sync)".into() }.into()),
-            ReportCommand::Reconcile(args) => crate::sync::run(data, clock, args, Steps::Reconcile),
+            ReportCommand::Reconcile(_) if server.is_some() => Err(crate::Exit { code: 2, message: "report reconcile talks to the CRM, not to a daemon: drop --server (a daemon with [sync] reconciles after every run: GET /v1/sync)".into() }.into()),
+            ReportCommand::Reconcile(args) => crate::sync::reconcile(data, clock, args),
             ReportCommand::Html(args) => crate::html::run(data, clock, server, args),
             _ => unreachable!("only html and reconcile are not queries"),
         };

@@ -158,3 +158,14 @@ pub fn spawn_daemon(command: &mut Command) -> (std::process::Child, String) {
     let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}"));
     (child, url.to_string())
 }
+
+/// The first number under `key` anywhere in `value`.
+pub fn find_number(value: &serde_json::Value, key: &str) -> Option<f64> {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.get(key).and_then(|v| v.as_f64()).or_else(|| map.values().find_map(|v| find_number(v, key)))
+        }
+        serde_json::Value::Array(list) => list.iter().find_map(|v| find_number(v, key)),
+        _ => None,
+    }
+}

@@ -2,6 +2,7 @@
 //! format (always), the real exports of shared/datasets (when `DEALLEDGER_DATASETS` names that
 //! folder), all or nothing, idempotent re-imports.
 
+use crate::harness::find_number;
 use crate::harness::Ledger;
 use std::path::PathBuf;
 
@@ -400,15 +401,4 @@ fn salesforce_activities_carry_the_figures_on_the_shared_sample() {
     assert_eq!((flagged("gone_dark").len(), flagged("no_activity").len()), (12, 12), "{flags:?}");
     let detail = flags.iter().find(|f| f["deal"] == u && f["rule"] == "no_activity").unwrap();
     assert_eq!(detail["figure"], 14.625, "{detail}");
-}
-
-/// The first number under `key` anywhere in `value`.
-fn find_number(value: &serde_json::Value, key: &str) -> Option<f64> {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.get(key).and_then(|v| v.as_f64()).or_else(|| map.values().find_map(|v| find_number(v, key)))
-        }
-        serde_json::Value::Array(list) => list.iter().find_map(|v| find_number(v, key)),
-        _ => None,
-    }
 }

@@ -22,6 +22,7 @@ mod migration;
 mod powerloss;
 mod reports;
 mod rules;
+mod salesforce;
 mod scaleout;
 mod shape;
 mod stall;

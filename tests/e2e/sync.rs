@@ -3,6 +3,7 @@
 //! a gone-dark what-if) from synced calls, emails and meetings, each against a hand count; a
 //! run again stores nothing; an unmapped stage is held in the quarantine and released by retry.
 
+use crate::harness::find_number;
 use crate::harness::Ledger as Sandbox;
 use dealledger_sync::testkit::{ms, FakeActivity, FakeDeal, FakeHubSpot, Portal};
 use serde_json::Value;
@@ -334,19 +335,8 @@ fn negative_zero_is_printed_nowhere() {
     }
 }
 
-/// The first number under `key` anywhere in `value`.
-fn find_number(value: &Value, key: &str) -> Option<f64> {
-    match value {
-        Value::Object(map) => {
-            map.get(key).and_then(Value::as_f64).or_else(|| map.values().find_map(|v| find_number(v, key)))
-        }
-        Value::Array(list) => list.iter().find_map(|v| find_number(v, key)),
-        _ => None,
-    }
-}
-
 /// Polls `GET path` until `done` holds of its JSON, for at most 60 s (a loaded machine).
-fn wait_for_json(d: &crate::daemon::Daemon, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for_json(d: &crate::daemon::Daemon, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = std::time::Instant::now();
     loop {
         let now = d.get_json(path);
@@ -359,7 +349,7 @@ fn wait_for_json(d: &crate::daemon::Daemon, path: &str, done: impl Fn(&Value) ->
 }
 
 /// The value of one Prometheus sample, when the text has it.
-fn sample(metrics: &str, name: &str) -> Option<u64> {
+pub(crate) fn sample(metrics: &str, name: &str) -> Option<u64> {
     metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 

@@ -70,14 +70,14 @@ pub fn sync_bench(root: &std::path::Path, deals: u64) -> Result<serde_json::Valu
     };
     let clock = FixedClock(Timestamp((T0_MS + 400 * 86_400_000) * 1000));
     let started = std::time::Instant::now();
-    let ran = dealledger_server::sync_sink::sync_hubspot(
+    let ran = dealledger_server::sync_sink::sync_crm(
         &mut ledger,
         &(dir.join("quarantine.jsonl"), dir.join("sync.json")),
-        &config,
+        &dealledger_server::sync_sink::Crm::HubSpot(config),
         dealledger_sync::http::Secret::new(token),
         &clock,
         &mut |_| {},
-        dealledger_sync::hubspot::Steps::All,
+        dealledger_sync::Steps::All,
     )?;
     ran.result?;
     let seconds = started.elapsed().as_secs_f64();

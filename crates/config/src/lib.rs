@@ -43,6 +43,7 @@ pub struct Config {
     pub hubspot: Option<HubSpotSection>,
     pub store: Option<StoreSection>,
     pub sync: Option<SyncSection>,
+    pub salesforce: Option<SalesforceSection>,
     /// The file it was read from, for errors (empty for a config built in code).
     #[serde(skip)]
     pub file: Source,
@@ -223,6 +224,25 @@ pub struct SyncSection {
     /// Failures of one request in a row (a 5xx, a cut connection) a run retries before it
     /// gives up until its next start (default 6).
     pub retries_max: Option<u32>,
+    /// How often to run `sync salesforce`: `15m`.
+    pub salesforce: Option<String>,
+    /// A file holding the Salesforce access token (else `DEALLEDGER_SALESFORCE_TOKEN`).
+    pub salesforce_token_file: Option<String>,
+}
+
+/// `[salesforce]`: where `sync salesforce` reads (docs/importers.md); stages map through
+/// `[import.stages]`, as the `salesforce-history` importer's do.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSection {
+    /// `https://MyDomain.my.salesforce.com`.
+    pub instance_url: Option<String>,
+    /// `v62.0`.
+    pub api_version: Option<String>,
+    /// The share of the org's daily API requests left that one run may take (default 0.2).
+    pub api_share_max: Option<f64>,
+    /// Records of one query page asked for (200 to 2,000; default 2,000).
+    pub batch_size: Option<u32>,
 }
 
 /// A number as the file writes it (an integer, a float or a string), kept as decimal text so
@@ -358,6 +378,7 @@ fn config_keys(path: &[&str]) -> Option<&'static [&'static str]> {
         ["hubspot"] => fields_of::<HubSpotSection>(),
         ["store"] => fields_of::<StoreSection>(),
         ["sync"] => fields_of::<SyncSection>(),
+        ["salesforce"] => fields_of::<SalesforceSection>(),
         _ => return None,
     })
 }
@@ -563,7 +584,7 @@ mod tests {
         assert_eq!(
             error("[flag]\nx = 1\n"),
             "dealledger.toml:1:2: unknown section [flag]; did you mean [flags]? (sections: pipeline, ingest, \
-             costs, flags, exit_criteria, import, serve, hubspot, store, sync)"
+             costs, flags, exit_criteria, import, serve, hubspot, store, sync, salesforce)"
         );
         let e = error("[store]\nurl = \"nats://a:1/x\"\nlease_tll_ms = 5\n");
         assert!(

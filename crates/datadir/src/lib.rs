@@ -463,3 +463,24 @@ fn sync_dir(dir: &Path) -> Result<()> {
         source,
     })
 }
+
+/// The command line as typed (`args`, the program's name left out), with `--server URL` put
+/// before the subcommand (`URL` is left for the caller to fill in): the command to run against a
+/// daemon that holds the ledger. Quoted
+/// where an argument holds anything but plain characters.
+pub fn command_line_with_server(args: impl Iterator<Item = std::ffi::OsString>) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    let mut words: Vec<String> = args
+        .map(|arg| {
+            let arg = arg.to_string_lossy().into_owned();
+            if !arg.is_empty() && arg.chars().all(plain) {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    let at = words.iter().position(|w| w == "report" || w == "whatif").unwrap_or(0);
+    words.insert(at, "--server URL".to_string());
+    words.join(" ")
+}

@@ -208,9 +208,12 @@ impl Fields<'_> {
     fn number(&self, name: &str) -> Result<Option<i64>, Why> {
         match self.text(name) {
             None => Ok(None),
-            Some(t) => {
-                t.parse().map(Some).map_err(|_| ("invalid", format!("{name} `{t}` is no whole number")))
-            }
+            // The API writes numbers as JSON does (`1800`, or `1800.0` for a double field).
+            Some(t) => match (t.parse::<i64>(), t.parse::<f64>()) {
+                (Ok(n), _) => Ok(Some(n)),
+                (_, Ok(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => Ok(Some(f as i64)),
+                _ => Err(("invalid", format!("{name} `{t}` is no whole number"))),
+            },
         }
     }
 }

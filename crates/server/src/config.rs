@@ -159,6 +159,8 @@ pub struct ServeConfig {
     pub hubspot: Option<HubSpotConfig>,
     /// `[sync]`: the CRM syncs run on a schedule.
     pub sync: SyncConfig,
+    /// `[salesforce]`, with the importers' stage map it maps through.
+    pub salesforce: Option<SalesforceConfig>,
     /// Not in the file: set by the caller. Where HubSpot notifications that cannot be admitted
     /// yet are kept (required with `[hubspot]`).
     pub quarantine_path: Option<std::path::PathBuf>,
@@ -189,6 +191,7 @@ impl Default for ServeConfig {
             allowed_hosts: Vec::new(),
             hubspot: None,
             sync: SyncConfig::default(),
+            salesforce: None,
             quarantine_path: None,
             config_path: None,
         }
@@ -209,6 +212,10 @@ pub struct SyncConfig {
     pub hubspot_state_path: Option<std::path::PathBuf>,
     /// `[sync] retries_max`: transient failures of one request in a row before a run gives up.
     pub retries_max: u32,
+    /// `[sync] salesforce`, `salesforce_token_file` and (set by the caller) its cursor's file.
+    pub salesforce_every_ms: Option<u64>,
+    pub salesforce_token_file: Option<std::path::PathBuf>,
+    pub salesforce_state_path: Option<std::path::PathBuf>,
 }
 
 impl Default for SyncConfig {
@@ -218,6 +225,9 @@ impl Default for SyncConfig {
             hubspot_token_file: None,
             hubspot_state_path: None,
             retries_max: dealledger_sync::http::RETRIES_MAX_DEFAULT,
+            salesforce_every_ms: None,
+            salesforce_token_file: None,
+            salesforce_state_path: None,
         }
     }
 }
@@ -243,6 +253,64 @@ fn period_ms(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is out of range: at least 1s, at most 24h"));
     }
     Ok(ms)
+}
+
+/// `[salesforce]`: where `sync salesforce` reads and how much of the org's API it may use.
+#[derive(Clone, Debug)]
+pub struct SalesforceConfig {
+    pub instance_url: String,
+    pub api_version: String,
+    pub api_share_max: f64,
+    pub batch_size: u32,
+    /// The importers' options (`[import.stages]`): Salesforce's stages map as the files' do.
+    pub options: dealledger_import::Options,
+}
+
+impl SalesforceConfig {
+    /// A run's settings.
+    pub fn settings(&self) -> dealledger_sync::salesforce::Settings {
+        let mut settings =
+            dealledger_sync::salesforce::Settings::new(&self.instance_url, self.options.clone());
+        settings.api_version = self.api_version.clone();
+        settings.api_share_max = self.api_share_max;
+        settings.batch_size = self.batch_size;
+        settings
+    }
+}
+
+fn salesforce_section(
+    file: &Config,
+    section: dealledger_config::SalesforceSection,
+    pipeline: &Pipeline,
+) -> Result<SalesforceConfig, String> {
+    let instance_url = section.instance_url.ok_or(
+        "[salesforce] instance_url is missing: the org's URL (`sf org display --json` gives it as instanceUrl)",
+    )?;
+    if !(instance_url.starts_with("https://") || instance_url.starts_with("http://")) {
+        return Err(format!("[salesforce] instance_url `{instance_url}` is not an http(s) URL"));
+    }
+    let api_version =
+        section.api_version.unwrap_or_else(|| dealledger_sync::salesforce::API_VERSION_DEFAULT.into());
+    let version_ok = api_version.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    });
+    if !version_ok {
+        return Err(format!("[salesforce] api_version `{api_version}` is not a version such as `v62.0`"));
+    }
+    let api_share_max = section.api_share_max.unwrap_or(dealledger_sync::salesforce::API_SHARE_MAX_DEFAULT);
+    if !(0.01..=1.0).contains(&api_share_max) {
+        return Err(format!("[salesforce] api_share_max = {api_share_max}: must be from 0.01 to 1"));
+    }
+    let batch_size = section.batch_size.unwrap_or(dealledger_sync::salesforce::BATCH_SIZE_DEFAULT);
+    if !(200..=2000).contains(&batch_size) {
+        return Err(format!(
+            "[salesforce] batch_size = {batch_size}: must be from 200 to 2000 (Salesforce's range)"
+        ));
+    }
+    let options =
+        dealledger_import::options_from_config(file, pipeline.clone()).map_err(|e| e.to_string())?;
+    let instance_url = instance_url.trim_end_matches('/').to_string();
+    Ok(SalesforceConfig { instance_url, api_version, api_share_max, batch_size, options })
 }
 
 /// HubSpot's API, where `sync hubspot` reads unless `[hubspot] api_url` says otherwise.
@@ -303,7 +371,18 @@ fn serve_config_of(file: &Config, pipeline: &Pipeline) -> Result<ServeConfig, St
     if let Some(hubspot) = file.hubspot.clone() {
         config.hubspot = Some(hubspot_section(hubspot, pipeline)?);
     }
+    if let Some(salesforce) = file.salesforce.clone() {
+        config.salesforce = Some(salesforce_section(file, salesforce, pipeline)?);
+    }
     if let Some(sync) = file.sync.clone() {
+        if let Some(every) = &sync.salesforce {
+            if config.salesforce.is_none() {
+                return Err("[sync] salesforce needs a [salesforce] section (its instance_url)".into());
+            }
+            config.sync.salesforce_every_ms =
+                Some(period_ms(every).map_err(|why| format!("[sync] salesforce: {why}"))?);
+        }
+        config.sync.salesforce_token_file = sync.salesforce_token_file.map(std::path::PathBuf::from);
         if let Some(every) = &sync.hubspot {
             if config.hubspot.is_none() {
                 return Err(

@@ -146,9 +146,9 @@ pub enum ServeError {
     Quarantine(#[from] quarantine::QuarantineError),
     #[error("[hubspot] is configured but no quarantine file was given (ServeConfig::quarantine_path): notifications that cannot be admitted would have nowhere to go")]
     NoQuarantine,
-    #[error("[sync] hubspot needs the HubSpot token: {0}")]
-    SyncToken(dealledger_sync::http::TokenError),
-    #[error("[sync] hubspot is set but no sync state path was given (SyncConfig::hubspot_state_path)")]
+    #[error("[sync] {crm} needs the token: {why}")]
+    SyncToken { crm: &'static str, why: dealledger_sync::http::TokenError },
+    #[error("[sync] schedules a CRM but no sync state path was given (SyncConfig)")]
     NoSyncState,
     #[error("{0}")]
     Runtime(String),
@@ -176,7 +176,7 @@ pub fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServeError> {
     let quarantine = check_start(&config)?;
-    let hubspot_schedule = hubspot_schedule(&config)?;
+    let schedules = sync_schedules(&config)?;
     let ledger = Ledger::open(store.clone(), pipeline)?;
     let (mut timeline, stats) = catch_up::<Timeline, _>(ledger.log())?;
     timeline.refresh();
@@ -226,7 +226,7 @@ pub fn run(
         syncs: Arc::new(scheduled::Status::default()),
     });
     let stopping = Arc::new(scheduled::Stopping::default());
-    let syncing = start_syncs(hubspot_schedule, &shared, &parts, ledger.pipeline(), &stopping)?;
+    let syncing = start_syncs(schedules, &shared, &parts, ledger.pipeline(), &stopping)?;
     let keeper = match leadership.clone() {
         Some(leadership) => Some(spawn("dealledger-lease", move || leadership.keep())?),
         None => None,
@@ -250,8 +250,9 @@ pub fn run(
     };
     runtime.block_on(listen::serve(listener, router, &config, stop, on_stop, counted));
     stopping.stop();
-    if let Some(syncing) = syncing {
-        join_within(syncing, std::time::Duration::from_millis(scheduled::STOP_WAIT_MS_MAX));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(scheduled::STOP_WAIT_MS_MAX);
+    for thread in syncing {
+        join_within(thread, deadline.saturating_duration_since(std::time::Instant::now()));
     }
     finish(&shared, runtime, writer, folder, (leadership, keeper))
 }
@@ -259,26 +260,30 @@ pub fn run(
 /// The scheduled syncs' thread, when `[sync]` schedules one: it submits to the writer as the
 /// request handlers do.
 fn start_syncs(
-    hubspot: Option<scheduled::HubSpotSchedule>,
+    schedules: Vec<scheduled::Schedule>,
     shared: &Shared,
     parts: &writer::Parts,
     pipeline: &Pipeline,
     stopping: &Arc<scheduled::Stopping>,
-) -> Result<Option<std::thread::JoinHandle<()>>, ServeError> {
-    let Some(schedule) = hubspot else { return Ok(None) };
-    let context = scheduled::Context {
-        queue: shared.queue.clone(),
-        live: parts.live.clone(),
-        metrics: parts.metrics.clone(),
-        budget: shared.budget.clone(),
-        hubspot: parts.hubspot.clone(),
-        leadership: parts.leadership.clone(),
-        pipeline: pipeline.clone(),
-        clock: shared.clock.clone(),
-        status: shared.syncs.clone(),
-        stopping: stopping.clone(),
-    };
-    Ok(Some(spawn("dealledger-sync", move || scheduled::run_hubspot(schedule, context))?))
+) -> Result<Vec<std::thread::JoinHandle<()>>, ServeError> {
+    let mut threads = Vec::new();
+    for schedule in schedules {
+        let context = scheduled::Context {
+            queue: shared.queue.clone(),
+            live: parts.live.clone(),
+            metrics: parts.metrics.clone(),
+            budget: shared.budget.clone(),
+            hubspot: parts.hubspot.clone(),
+            leadership: parts.leadership.clone(),
+            pipeline: pipeline.clone(),
+            clock: shared.clock.clone(),
+            status: shared.syncs.clone(),
+            stopping: stopping.clone(),
+        };
+        let name = format!("dealledger-sync-{}", schedule.crm.name());
+        threads.push(spawn(&name, move || scheduled::run_schedule(schedule, context))?);
+    }
+    Ok(threads)
 }
 
 /// Joins `thread` if it ends within `wait`; else leaves it (a sync in the middle of a request
@@ -298,18 +303,34 @@ fn join_within(thread: std::thread::JoinHandle<()>, wait: std::time::Duration) {
     }
 }
 
-/// The HubSpot sync's schedule, when `[sync] hubspot` is set: its token read now, so that a
-/// daemon that cannot sync says so at its start rather than at its first run.
-fn hubspot_schedule(config: &ServeConfig) -> Result<Option<scheduled::HubSpotSchedule>, ServeError> {
-    let Some(every_ms) = config.sync.hubspot_every_ms else { return Ok(None) };
-    let token = dealledger_sync::http::Secret::read(
-        (config.sync.hubspot_token_file.as_deref(), "[sync] hubspot_token_file"),
-        "DEALLEDGER_HUBSPOT_TOKEN",
-    )
-    .map_err(ServeError::SyncToken)?;
-    let state_path = config.sync.hubspot_state_path.clone().ok_or(ServeError::NoSyncState)?;
-    let retries_max = config.sync.retries_max;
-    Ok(Some(scheduled::HubSpotSchedule { every_ms, token, state_path, retries_max }))
+/// The CRM syncs `[sync]` schedules, their tokens read now, so that a daemon that cannot sync
+/// says so at its start rather than at its first run.
+fn sync_schedules(config: &ServeConfig) -> Result<Vec<scheduled::Schedule>, ServeError> {
+    let sync = &config.sync;
+    let wanted = [
+        ("hubspot", sync.hubspot_every_ms, &sync.hubspot_token_file, &sync.hubspot_state_path),
+        ("salesforce", sync.salesforce_every_ms, &sync.salesforce_token_file, &sync.salesforce_state_path),
+    ];
+    let mut schedules = Vec::new();
+    for (name, every_ms, token_file, state_path) in wanted {
+        let Some(every_ms) = every_ms else { continue };
+        let path = config.config_path.clone().unwrap_or_default();
+        let crm = sync_sink::Crm::of(config, name, "[sync]", &path)
+            .map_err(|e| ServeError::Runtime(e.to_string()))?;
+        let setting =
+            if name == "hubspot" { "[sync] hubspot_token_file" } else { "[sync] salesforce_token_file" };
+        let token = dealledger_sync::http::Secret::read((token_file.as_deref(), setting), crm.token_env())
+            .map_err(|why| ServeError::SyncToken { crm: name, why })?;
+        let state_path = state_path.clone().ok_or(ServeError::NoSyncState)?;
+        schedules.push(scheduled::Schedule {
+            crm,
+            every_ms,
+            token,
+            state_path,
+            retries_max: sync.retries_max,
+        });
+    }
+    Ok(schedules)
 }
 
 /// The writer lease, when several daemons share the store: claimed once before the first

@@ -11,6 +11,7 @@
 use crate::budget::Budget;
 use crate::live::LiveTimeline;
 use crate::metrics::Metrics;
+use crate::sync_sink::Crm;
 use crate::writer::{Answer, Job, Message, Work};
 use crate::HubSpotSetting;
 use dealledger_events::{Body, Clock, Pipeline, Timestamp};
@@ -118,19 +119,21 @@ pub struct Context {
     pub stopping: Arc<Stopping>,
 }
 
-/// The HubSpot sync's schedule: read from `[sync]` and checked before the daemon starts.
-pub struct HubSpotSchedule {
+/// A CRM sync's schedule: read from `[sync]` and checked before the daemon starts.
+pub struct Schedule {
+    pub crm: Crm,
     pub every_ms: u64,
     pub token: Secret,
     pub state_path: PathBuf,
     pub retries_max: u32,
 }
 
-/// Runs the HubSpot sync on its schedule until stopped.
-pub fn run_hubspot(schedule: HubSpotSchedule, context: Context) {
+/// Runs a CRM's sync on its schedule until stopped.
+pub fn run_schedule(schedule: Schedule, context: Context) {
     let every = Duration::from_millis(schedule.every_ms);
+    let crm = schedule.crm.name();
     context.status.0.lock().unwrap_or_else(PoisonError::into_inner).insert(
-        "hubspot",
+        crm,
         CrmStatus {
             every_seconds: schedule.every_ms / 1000,
             state: "waiting",
@@ -157,30 +160,33 @@ pub fn run_hubspot(schedule: HubSpotSchedule, context: Context) {
     }
 }
 
-fn run_once(schedule: &HubSpotSchedule, context: &Context) {
-    let Some(config) = context.hubspot.get() else { return };
+fn run_once(schedule: &Schedule, context: &Context) {
+    let name = schedule.crm.name();
+    // HubSpot's settings as a quarantine retry last read them (a stage mapped since the start).
+    let crm = match (&schedule.crm, context.hubspot.get()) {
+        (Crm::HubSpot(_), Some(now)) => Crm::HubSpot((*now).clone()),
+        (crm, _) => crm.clone(),
+    };
     let started_at = context.clock.now();
-    context.status.update("hubspot", |s| s.state = "running");
-    let mut settings = crate::sync_sink::settings_of(&config, &context.pipeline);
-    settings.retries_max = schedule.retries_max;
+    context.status.update(name, |s| s.state = "running");
     let pause = Box::new(StopPause { stopping: context.stopping.clone(), started: Instant::now() });
     let mut sink = QueueSink { context, opened: BTreeMap::new() };
-    let ran = dealledger_sync::hubspot::sync(
-        &settings,
+    let ran = crm.run(
+        &context.pipeline,
         schedule.token.clone(),
         pause,
         started_at,
         &schedule.state_path,
         &mut sink,
         &mut |_| {},
-        dealledger_sync::hubspot::Steps::All,
+        (dealledger_sync::Steps::All, Some(schedule.retries_max)),
     );
     let error = ran.result.err().map(|e| e.to_string());
     let summary = ran.summary;
-    context.metrics.observe_sync("hubspot", error.is_none(), summary.events_stored);
+    context.metrics.observe_sync(name, error.is_none(), summary.events_stored);
     match &error {
         None => tracing::info!(
-            crm = "hubspot",
+            crm = name,
             stored = summary.events_stored,
             duplicates = summary.duplicates,
             held = summary.held,
@@ -189,7 +195,7 @@ fn run_once(schedule: &HubSpotSchedule, context: &Context) {
             "sync run done"
         ),
         Some(error) => tracing::warn!(
-            crm = "hubspot",
+            crm = name,
             stored = summary.events_stored,
             %error,
             "sync run failed; the next run starts from the cursor"
@@ -202,7 +208,7 @@ fn run_once(schedule: &HubSpotSchedule, context: &Context) {
         error: error.clone(),
         summary,
     };
-    context.status.update("hubspot", |s| {
+    context.status.update(name, |s| {
         s.state = "waiting";
         s.runs += 1;
         s.failed_runs += u64::from(error.is_some());

@@ -121,30 +121,111 @@ pub fn settings_of(
     settings
 }
 
-/// One `sync hubspot` run (or `report reconcile`, by `steps`) into `ledger` with `[hubspot]` as
-/// `config` says, refused changes into the quarantine at `quarantine_path`, the cursor at
-/// `state_path`: what the commands run (the daemon's schedule runs the same through its writer).
-pub fn sync_hubspot<S: BlockStore>(
+/// A CRM a sync reads, with its settings.
+#[derive(Clone, Debug)]
+pub enum Crm {
+    HubSpot(crate::HubSpotConfig),
+    Salesforce(crate::config::SalesforceConfig),
+}
+
+/// A CRM named on a command line or in `[sync]` that the settings file does not set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    #[error("{what} needs a [{crm}] section in {}: {needs}", path.display())]
+    NotConfigured { what: String, crm: &'static str, path: std::path::PathBuf, needs: &'static str },
+}
+
+impl Crm {
+    /// `crm` (`hubspot`, `salesforce`) as `config` sets it up, for `what` (a command, in errors);
+    /// `path` names the settings file.
+    pub fn of(
+        config: &crate::ServeConfig,
+        crm: &str,
+        what: &str,
+        path: &std::path::Path,
+    ) -> Result<Crm, CrmError> {
+        let missing = |crm, needs| CrmError::NotConfigured {
+            what: what.to_string(),
+            crm,
+            path: path.to_path_buf(),
+            needs,
+        };
+        match crm {
+            "salesforce" => {
+                config.salesforce.clone().map(Crm::Salesforce).ok_or_else(|| {
+                    missing("salesforce", "instance_url, and the stages through [import.stages]")
+                })
+            }
+            _ => config
+                .hubspot
+                .clone()
+                .map(Crm::HubSpot)
+                .ok_or_else(|| missing("hubspot", "its deal stages through [hubspot.stages]")),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Crm::HubSpot(_) => "hubspot",
+            Crm::Salesforce(_) => "salesforce",
+        }
+    }
+
+    /// The environment variable that may hold its token.
+    pub fn token_env(&self) -> &'static str {
+        match self {
+            Crm::HubSpot(_) => "DEALLEDGER_HUBSPOT_TOKEN",
+            Crm::Salesforce(_) => "DEALLEDGER_SALESFORCE_TOKEN",
+        }
+    }
+
+    /// One run into `sink` at `now`.
+    #[allow(clippy::too_many_arguments, reason = "a run's parts, each from its own source")]
+    pub fn run(
+        &self,
+        pipeline: &dealledger_events::Pipeline,
+        token: dealledger_sync::http::Secret,
+        pause: Box<dyn dealledger_sync::http::Pause>,
+        now: dealledger_events::Timestamp,
+        state_path: &std::path::Path,
+        sink: &mut dyn Sink,
+        progress: &mut dyn FnMut(dealledger_sync::Progress<'_>),
+        (steps, retries_max): (dealledger_sync::Steps, Option<u32>),
+    ) -> dealledger_sync::Ran {
+        match self {
+            Crm::HubSpot(config) => {
+                let mut settings = settings_of(config, pipeline);
+                settings.retries_max = retries_max.unwrap_or(settings.retries_max);
+                dealledger_sync::hubspot::sync(
+                    &settings, token, pause, now, state_path, sink, progress, steps,
+                )
+            }
+            Crm::Salesforce(config) => {
+                let mut settings = config.settings();
+                settings.retries_max = retries_max.unwrap_or(settings.retries_max);
+                dealledger_sync::salesforce::sync(
+                    &settings, token, pause, now, state_path, sink, progress, steps,
+                )
+            }
+        }
+    }
+}
+
+/// One sync run of `crm` (or its reconciliation alone, by `steps`) into `ledger`, refused changes
+/// into the quarantine at `quarantine_path`, the cursor at `state_path`: what the commands run
+/// (the daemon's schedule runs the same through its writer).
+pub fn sync_crm<S: BlockStore>(
     ledger: &mut Ledger<S>,
     (quarantine_path, state_path): &(std::path::PathBuf, std::path::PathBuf),
-    config: &crate::HubSpotConfig,
+    crm: &Crm,
     token: dealledger_sync::http::Secret,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(dealledger_sync::Progress<'_>),
-    steps: dealledger_sync::hubspot::Steps,
-) -> Result<dealledger_sync::hubspot::Ran, crate::quarantine::QuarantineError> {
+    steps: dealledger_sync::Steps,
+) -> Result<dealledger_sync::Ran, crate::quarantine::QuarantineError> {
     let mut quarantine = Quarantine::open(quarantine_path)?;
-    let settings = settings_of(config, ledger.pipeline());
+    let pipeline = ledger.pipeline().clone();
     let mut sink = LedgerSink { ledger, quarantine: &mut quarantine, clock };
     let pause = Box::new(dealledger_sync::http::RealPause::default());
-    Ok(dealledger_sync::hubspot::sync(
-        &settings,
-        token,
-        pause,
-        clock.now(),
-        state_path,
-        &mut sink,
-        progress,
-        steps,
-    ))
+    Ok(crm.run(&pipeline, token, pause, clock.now(), state_path, &mut sink, progress, (steps, None)))
 }
