@@ -147,3 +147,82 @@ fn the_daemon_syncs_salesforce_on_its_schedule() {
     assert_eq!(last["summary"]["events_stored"], run.json()["ingested"], "{status}");
     assert_eq!(d.terminate(), 0);
 }
+
+/// A run killed (SIGKILL) in the middle resumes from its last stored page, and the two runs
+/// together store what one clean run stores, nothing twice.
+#[test]
+fn a_run_killed_mid_way_resumes_and_stores_nothing_twice() {
+    use dealledger_sync::testkit::salesforce::{sf_time, Record};
+    let fixture_org = || {
+        let mut org = org_of(&[
+            ("Opportunity", fixture("salesforce-history/Opportunity.csv")),
+            ("OpportunityHistory", fixture("salesforce-history/OpportunityHistory.csv")),
+        ]);
+        // 1,000 calls on opportunity 5, one a minute: pages of 200.
+        for i in 0..1000i64 {
+            let at = sf_time(&format!("2024-03-01T{:02}:{:02}:00Z", i / 60, i % 60));
+            let task: Record = serde_json::from_value(serde_json::json!({
+                "Id": format!("00TFx{i:013}"), "WhatId": "006Fx00000O0005AAV", "Status": "Completed",
+                "IsClosed": true, "TaskSubtype": "Call", "CallType": "Outbound", "CallDurationInSeconds": 60,
+                "CompletedDateTime": at, "CreatedDate": at, "SystemModstamp": at, "IsDeleted": false}))
+            .unwrap();
+            org.insert("Task", task);
+        }
+        org
+    };
+    let now = "2024-06-01T00:00:00Z";
+    let start = |org: Org| {
+        let fake = FakeSalesforce::start(org);
+        let sandbox = Sandbox::new();
+        std::fs::create_dir_all(sandbox.data()).unwrap();
+        std::fs::write(
+            sandbox.data().join("dealledger.toml"),
+            format!("{}batch_size = 200\n", toml(&fake.url)),
+        )
+        .unwrap();
+        let token = sandbox.file("token", &[&fake.org().token.clone()]);
+        (fake, sandbox, token)
+    };
+    let run = |sandbox: &Sandbox, token: &std::path::Path| {
+        let args =
+            ["--now", now, "sync", "salesforce", "--token-file", token.to_str().unwrap(), "--format", "json"];
+        sandbox.run(&args).ok().json()
+    };
+    let clean = {
+        let (_fake, sandbox, token) = start(fixture_org());
+        run(&sandbox, &token);
+        sandbox.head()
+    };
+    let mut org = fixture_org();
+    org.delay_ms = 150;
+    let (fake, sandbox, token) = start(org);
+    let mut child = std::process::Command::new(crate::harness::binary())
+        .args(["--data", sandbox.data().to_str().unwrap(), "--now", now, "sync", "salesforce", "--quiet"])
+        .args(["--token-file", token.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the third page of tasks is asked for: two are stored by then.
+    let task_pages = || {
+        let org = fake.org();
+        let first = org.seen.iter().position(|q| q.soql.contains(" FROM Task "));
+        first.map_or(0, |i| org.seen.iter().skip(i).filter(|q| q.resource != "query").count())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while task_pages() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the run never reached its third page of tasks");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored_before = sandbox.head();
+    assert!(stored_before > 0 && stored_before < clean, "{stored_before} of {clean}");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.data().join("sync/salesforce.json")).unwrap()).unwrap();
+    assert!(state["cursors"]["Task"].is_i64(), "{state}");
+    fake.org().delay_ms = 0;
+    let resumed = run(&sandbox, &token);
+    assert_eq!(sandbox.head(), clean, "{resumed}");
+    assert_eq!(resumed["events_stored"].as_u64().unwrap() + stored_before, clean, "stored once: {resumed}");
+}

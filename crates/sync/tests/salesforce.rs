@@ -108,6 +108,15 @@ fn source_ids(sink: &MemSink) -> BTreeSet<String> {
     sink.events().iter().map(|e| e["source_id"].as_str().unwrap().to_string()).collect()
 }
 
+/// The events' source_ids of one clean run of the base org.
+fn clean_run() -> BTreeSet<String> {
+    let fake = FakeSalesforce::start(org());
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = MemSink::new(NOW);
+    run(&fake, &settings(&fake.url), &mut sink, &dir.path().join("s.json"), NOW).result.unwrap();
+    source_ids(&sink)
+}
+
 #[test]
 fn a_full_sync_stores_what_the_files_give_and_the_activities() {
     let fake = FakeSalesforce::start(org());
@@ -230,13 +239,7 @@ fn an_incremental_sync_reads_from_the_cursor_and_stores_only_the_changes() {
 #[test]
 fn an_outage_a_503_and_a_cut_connection_are_ridden_out_and_a_stopped_run_resumes() {
     // A clean run, for comparison.
-    let clean = {
-        let fake = FakeSalesforce::start(org());
-        let dir = tempfile::tempdir().unwrap();
-        let mut sink = MemSink::new(NOW);
-        run(&fake, &settings(&fake.url), &mut sink, &dir.path().join("s.json"), NOW).result.unwrap();
-        source_ids(&sink)
-    };
+    let clean = clean_run();
     let mut org = org();
     org.faults.insert(3, Fault::Status(503));
     org.faults.insert(5, Fault::Cut);
@@ -311,4 +314,36 @@ fn a_difference_no_history_explains_is_listed_and_a_refused_token_is_one_clear_e
         "{error}"
     );
     assert!(!error.contains("not-the-token"), "{error}");
+}
+
+#[test]
+fn pages_are_followed_to_done_and_a_refused_query_stops_the_run_with_its_code() {
+    let clean = clean_run();
+    // Pages of three records: every query's nextRecordsUrl followed until done.
+    let mut small = org();
+    small.page_max = 3;
+    let fake = FakeSalesforce::start(small);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = MemSink::new(NOW);
+    let ran = run(&fake, &settings(&fake.url), &mut sink, &dir.path().join("s.json"), NOW);
+    ran.result.unwrap();
+    assert_eq!(source_ids(&sink), clean);
+    let more = fake.org().seen.iter().filter(|q| q.resource == "more").count();
+    assert!(more >= 10, "{more} pages after the first");
+    assert!(fake.org().seen.iter().all(|q| q.records <= 3));
+    // A query Salesforce refuses: the run stops at once with Salesforce's code and message.
+    let mut org = org();
+    org.malformed = Some("FROM EmailMessage".into());
+    let fake = FakeSalesforce::start(org);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = MemSink::new(NOW);
+    let ran = run(&fake, &settings(&fake.url), &mut sink, &dir.path().join("s.json"), NOW);
+    let error = ran.result.unwrap_err().to_string();
+    assert!(
+        error.contains("400") && error.contains("MALFORMED_QUERY") && error.contains("unexpected token"),
+        "{error}"
+    );
+    assert_eq!(ran.summary.http.failed, 0, "a 400 is not retried");
+    // What came before it is stored: the history and the tasks and events.
+    assert!(!sink.touches().is_empty());
 }

@@ -151,6 +151,9 @@ pub struct Org {
     pub page_max: usize,
     /// Faults by request number (1 is the first request).
     pub faults: HashMap<u64, Fault>,
+    /// A query whose text has this is answered `MALFORMED_QUERY` (a field an org hides, a
+    /// syntax an API version refuses).
+    pub malformed: Option<String>,
     /// From this request number on, every request is answered 503.
     pub down_from: Option<u64>,
     pub delay_ms: u64,
@@ -168,6 +171,7 @@ impl Default for Org {
             api_usage: (1000, 15_000),
             page_max: 2000,
             faults: HashMap::new(),
+            malformed: None,
             down_from: None,
             delay_ms: 0,
             seen: Vec::new(),
@@ -300,6 +304,11 @@ impl Org {
                     status: 200,
                     records: 0,
                 });
+                if self.malformed.as_deref().is_some_and(|m| soql.contains(m)) {
+                    let message =
+                        format!("unexpected token: '{}'", self.malformed.clone().unwrap_or_default());
+                    return sf_error(400, "MALFORMED_QUERY", &message);
+                }
                 match run(&self.objects, &soql, *resource == "queryAll") {
                     Ok(records) => self.page(version, records, 0, batch),
                     Err((code, message)) => sf_error(400, code, &message),
@@ -511,9 +520,10 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
 
 fn holds(condition: &Condition, record: &Record) -> bool {
     match condition {
-        Condition::In { field, values } => key(record.get(field)).is_some_and(|k| {
-            values.iter().any(|v| k == key(Some(&Value::String(v.clone()))).unwrap_or(Err(String::new())))
-        }),
+        // Ids and other text, compared as text.
+        Condition::In { field, values } => {
+            record.get(field).and_then(Value::as_str).is_some_and(|text| values.iter().any(|v| v == text))
+        }
         Condition::Compare { field, op, value } => {
             let left = record.get(field).filter(|v| !v.is_null());
             let Some(value) = value else {
