@@ -29,7 +29,7 @@ pub enum SyncCommand {
 
 #[derive(Args)]
 pub struct CrmArgs {
-    /// A file holding the token (else the CRM's environment variable, above).
+    /// A file holding the token (else DEALLEDGER_HUBSPOT_TOKEN or DEALLEDGER_SALESFORCE_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// table: a summary for people; json: requests, pages, events stored, duplicates, skipped by

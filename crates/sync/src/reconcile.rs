@@ -88,7 +88,7 @@ impl Difference {
     pub fn why(&self) -> &'static str {
         match self.cause {
             "unmapped_stage" => {
-                "the CRM's stage has no mapping: add it to [hubspot.stages], then `dealledger quarantine retry`"
+                "the CRM's stage has no mapping: add it to [hubspot.stages] (then `dealledger quarantine retry`) or, for Salesforce, [import.stages] (the next sync stores it)"
             }
             "never_seen" => {
                 "a deal the ledger never saw: its creation was refused or held (see `dealledger audit quarantine`), or its pipeline is not synced"
