@@ -171,6 +171,22 @@ pub struct ServeSection {
     pub whatif_timeout_ms: Option<u64>,
     pub whatifs_max: Option<usize>,
     pub streams_max: Option<usize>,
+    /// `[[serve.tokens]]`: tokens with a name and a role each.
+    pub tokens: Option<Vec<TokenSection>>,
+}
+
+/// One `[[serve.tokens]]` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// What the token is for (`crm-integration`, `dashboard`): named in errors and, later, in
+    /// the events it writes.
+    pub name: String,
+    pub token: Option<String>,
+    /// A file holding the token (instead of `token`).
+    pub token_file: Option<String>,
+    /// `read`, `write` or `admin`.
+    pub role: String,
 }
 
 /// `[store]`: where the log lives when it is not sled in the data directory (docs/scale-out.md).
@@ -375,6 +391,7 @@ fn config_keys(path: &[&str]) -> Option<&'static [&'static str]> {
         ["flags"] => fields_of::<FlagsSection>(),
         ["import"] => fields_of::<ImportSection>(),
         ["serve"] => fields_of::<ServeSection>(),
+        ["serve", "tokens"] => fields_of::<TokenSection>(),
         ["hubspot"] => fields_of::<HubSpotSection>(),
         ["store"] => fields_of::<StoreSection>(),
         ["sync"] => fields_of::<SyncSection>(),

@@ -133,12 +133,106 @@ fn check_host_name(host: &str) -> Result<(), &'static str> {
     }
 }
 
+/// What a token may do. `read` and `write` are apart (an integration that posts events cannot
+/// read the reports, a dashboard cannot write); `admin` may do everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reports, the dashboard, live tails, deals, events, metrics, the sync's standing.
+    Read,
+    /// Posting events.
+    Write,
+    /// Quarantine retries, and everything the others may do.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a token of this role may use an endpoint that needs `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
+    }
+
+    fn parse(text: &str) -> Option<Role> {
+        match text {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A token with a name and a role (`[[serve.tokens]]`; `[serve] token` is one named `token`
+/// with the role `admin`).
+#[derive(Clone)]
+pub struct ScopedToken {
+    pub name: String,
+    pub token: String,
+    pub role: Role,
+}
+
+impl std::fmt::Debug for ScopedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScopedToken {{ name: {:?}, token: ***, role: {:?} }}", self.name, self.role)
+    }
+}
+
+/// Bytes of a token's name, at most.
+const TOKEN_NAME_BYTES_MAX: usize = 64;
+
+/// `[[serve.tokens]]`, each checked: a name of letters, digits, `-` and `_`, unique; one of
+/// `token` and `token_file`, a usable token, unique; a role.
+fn scoped_tokens(sections: Vec<dealledger_config::TokenSection>) -> Result<Vec<ScopedToken>, String> {
+    let mut out: Vec<ScopedToken> = Vec::new();
+    for section in sections {
+        let name = section.name;
+        let named = |why: String| format!("[[serve.tokens]] `{name}`: {why}");
+        let name_ok = !name.is_empty()
+            && name.len() <= TOKEN_NAME_BYTES_MAX
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(named(format!("a name is 1 to {TOKEN_NAME_BYTES_MAX} letters, digits, `-` or `_`")));
+        }
+        if name == "token" || out.iter().any(|t| t.name == name) {
+            return Err(named(
+                "the name is taken (each token's name is its own; `token` is [serve] token's)".into(),
+            ));
+        }
+        let token = match (section.token, section.token_file) {
+            (Some(token), None) => token,
+            (None, Some(file)) => {
+                token_from_file(std::path::Path::new(&file)).map_err(|e| named(e.to_string()))?
+            }
+            _ => return Err(named("give one of token and token_file".into())),
+        };
+        check_token(&token).map_err(|e| named(e.to_string()))?;
+        if out.iter().any(|t| t.token == token) {
+            return Err(named("the same token as another entry: each caller gets a token of its own".into()));
+        }
+        let role = Role::parse(&section.role)
+            .ok_or_else(|| named(format!("role `{}`: read, write or admin", section.role)))?;
+        out.push(ScopedToken { name, token, role });
+    }
+    Ok(out)
+}
+
 /// What `dealledger serve` runs with.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    /// Bearer token every request but /healthz, /readyz and the HubSpot hook must carry.
+    /// Bearer token every request but /healthz, /readyz and the HubSpot hook must carry: the
+    /// admin token named `token`.
     pub token: Option<String>,
+    /// `[[serve.tokens]]`: tokens with a name and a role.
+    pub tokens: Vec<ScopedToken>,
     pub body_bytes_max: usize,
     pub request_events_max: usize,
     pub queue_requests_max: usize,
@@ -169,11 +263,30 @@ pub struct ServeConfig {
     pub config_path: Option<std::path::PathBuf>,
 }
 
+impl ServeConfig {
+    /// Every token the daemon takes: `[serve] token` as the admin named `token`, then
+    /// `[[serve.tokens]]`.
+    pub fn all_tokens(&self) -> Vec<ScopedToken> {
+        let single = self.token.iter().map(|token| ScopedToken {
+            name: "token".into(),
+            token: token.clone(),
+            role: Role::Admin,
+        });
+        single.chain(self.tokens.iter().cloned()).collect()
+    }
+
+    /// Whether any token is set: without one only loopback is served, and everything is open.
+    pub fn wants_token(&self) -> bool {
+        self.token.is_some() || !self.tokens.is_empty()
+    }
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: LISTEN_DEFAULT.parse().expect("valid default"),
             token: None,
+            tokens: Vec::new(),
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
             request_events_max: REQUEST_EVENTS_MAX_DEFAULT,
             queue_requests_max: QUEUE_REQUESTS_MAX_DEFAULT,
@@ -410,6 +523,14 @@ fn serve_section(config: &mut ServeConfig, serve: dealledger_config::ServeSectio
         config.listen = listen.parse().map_err(|e| format!("[serve] listen `{listen}`: {e}"))?;
     }
     config.token = serve.token;
+    config.tokens = scoped_tokens(serve.tokens.unwrap_or_default())?;
+    if let Some(token) = &config.token {
+        if config.tokens.iter().any(|t| &t.token == token) {
+            return Err(
+                "[serve] token is also in [[serve.tokens]]: each caller gets a token of its own".into()
+            );
+        }
+    }
     config.allowed_hosts = serve.allowed_hosts.unwrap_or_default();
     for host in &config.allowed_hosts {
         check_host_name(host).map_err(|why| format!("[serve] allowed_hosts `{host}`: {why}"))?;
@@ -562,5 +683,48 @@ mod tests {
         assert!(e.contains("body_bytes_max = 0: must be at least 1"), "{e}");
         let e = parse_serve_toml("[serve]\nport = 1\n").unwrap_err();
         assert!(e.contains("unknown key `port` in [serve]"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServeConfig, String> {
+        let config = Config::parse(text, "dealledger.toml").map_err(|e| e.to_string())?;
+        serve_config_from(&config, &Pipeline::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn scoped_tokens_parse_and_every_mistake_is_named() {
+        let good = "[serve]\ntoken = \"admin-0123456789abcdef\"\n\
+                    [[serve.tokens]]\nname = \"crm\"\ntoken = \"write-0123456789abcdef\"\nrole = \"write\"\n\
+                    [[serve.tokens]]\nname = \"board\"\ntoken = \"read-0123456789abcdef0\"\nrole = \"read\"\n";
+        let config = parse(good).unwrap();
+        let all: Vec<(String, Role)> = config.all_tokens().into_iter().map(|t| (t.name, t.role)).collect();
+        assert_eq!(
+            all,
+            [
+                ("token".to_string(), Role::Admin),
+                ("crm".to_string(), Role::Write),
+                ("board".to_string(), Role::Read)
+            ]
+        );
+        assert!(!format!("{:?}", config.tokens).contains("0123456789"), "a token never prints");
+        let error = |text: &str| parse(text).unwrap_err();
+        let entry = |name: &str, token: &str, role: &str| {
+            format!("[[serve.tokens]]\nname = \"{name}\"\ntoken = \"{token}\"\nrole = \"{role}\"\n")
+        };
+        assert!(error(&entry("crm", "write-0123456789abcdef", "writer"))
+            .contains("role `writer`: read, write or admin"));
+        assert!(error(&entry("c r m", "write-0123456789abcdef", "write")).contains("letters, digits"));
+        assert!(error(&entry("crm", "short", "write")).contains("at least 16 bytes"));
+        let twice =
+            entry("a", "same-0123456789abcdef", "read") + &entry("b", "same-0123456789abcdef", "write");
+        assert!(error(&twice).contains("the same token as another entry"));
+        let names = entry("a", "one-0123456789abcdef", "read") + &entry("a", "two-0123456789abcdef", "write");
+        assert!(error(&names).contains("the name is taken"));
+        assert!(error("[[serve.tokens]]\nname = \"a\"\nrole = \"read\"\n")
+            .contains("give one of token and token_file"));
     }
 }

@@ -49,25 +49,32 @@ pub async fn style() -> Response {
 /// How long a session lasts: a working day. Then the dashboard asks for the token again.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
 
-/// The cookie's value for `token`, ending at `expires` (Unix seconds): `EXPIRES.MAC`, the MAC
-/// HMAC-SHA256 under the token of a fixed label and the expiry, in hex. The daemon keeps no
-/// sessions: the expiry travels in the cookie and the MAC keeps it from being moved.
-pub fn session_value(token: &str, expires: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"dealledger dashboard session 2\0");
+/// The cookie's value for the token `scoped`, ending at `expires` (Unix seconds):
+/// `NAME.EXPIRES.MAC`, the MAC HMAC-SHA256 under the token of a fixed label, its name and the
+/// expiry, in hex. The daemon keeps no sessions: the expiry travels in the cookie, the name
+/// says which token's role it has, and the MAC keeps both from being changed.
+pub fn session_value(scoped: &crate::config::ScopedToken, expires: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(scoped.token.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"dealledger dashboard session 3\0");
+    mac.update(scoped.name.as_bytes());
+    mac.update(b"\0");
     mac.update(expires.to_string().as_bytes());
     let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{expires}.{hex}")
+    format!("{}.{expires}.{hex}", scoped.name)
 }
 
-/// Whether `value` is a session of `token` that has not ended at `now` (Unix seconds).
-pub fn session_valid(token: &str, value: &str, now: i64) -> bool {
+/// The token whose session `value` is, if it has not ended at `now` (Unix seconds).
+pub fn session_of<'t>(
+    tokens: &'t [crate::config::ScopedToken],
+    value: &str,
+    now: i64,
+) -> Option<&'t crate::config::ScopedToken> {
     use subtle::ConstantTimeEq;
-    let Some(expires) = value.split_once('.').and_then(|(expires, _)| expires.parse::<i64>().ok()) else {
-        return false;
-    };
-    let expected = session_value(token, expires);
-    now < expires && bool::from(expected.as_bytes().ct_eq(value.as_bytes()))
+    let mut parts = value.splitn(3, '.');
+    let (name, expires) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
+    let scoped = tokens.iter().find(|t| t.name == name)?;
+    let expected = session_value(scoped, expires);
+    (now < expires && bool::from(expected.as_bytes().ct_eq(value.as_bytes()))).then_some(scoped)
 }
 
 /// The session cookie's value, if the request carries one.
@@ -82,9 +89,9 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// The `Set-Cookie` of a session for `token` that starts at `now` (Unix seconds).
-pub fn set_cookie(token: &str, now: i64) -> HeaderValue {
-    let value = session_value(token, now.saturating_add(SESSION_SECONDS));
+/// The `Set-Cookie` of a session for the token `scoped` that starts at `now` (Unix seconds).
+pub fn set_cookie(scoped: &crate::config::ScopedToken, now: i64) -> HeaderValue {
+    let value = session_value(scoped, now.saturating_add(SESSION_SECONDS));
     let cookie =
         format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}");
     HeaderValue::from_str(&cookie).expect("digits, hex and ASCII")
@@ -117,19 +124,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_ends_and_its_expiry_cannot_be_moved() {
-        let token = "a-token-for-the-session-test";
+    fn a_session_ends_and_its_expiry_and_name_cannot_be_moved() {
+        use crate::config::{Role, ScopedToken};
+        let scoped =
+            |name: &str, token: &str, role| ScopedToken { name: name.into(), token: token.into(), role };
+        let tokens = [
+            scoped("board", "a-token-for-the-session-test", Role::Read),
+            scoped("operator", "another-token-entirely-here", Role::Admin),
+        ];
+        let valid = |value: &str, now| session_of(&tokens, value, now).map(|t| t.name.clone());
         let now = 1_700_000_000;
-        let value = session_value(token, now + SESSION_SECONDS);
-        assert!(session_valid(token, &value, now));
-        assert!(session_valid(token, &value, now + SESSION_SECONDS - 1));
-        assert!(!session_valid(token, &value, now + SESSION_SECONDS), "past its end");
-        assert!(!session_valid("another-token-entirely", &value, now), "another token's");
-        let (_, mac) = value.split_once('.').unwrap();
-        let moved = format!("{}.{mac}", now + 10 * SESSION_SECONDS);
-        assert!(!session_valid(token, &moved, now + 2 * SESSION_SECONDS), "an expiry moved by hand");
-        for junk in ["", ".", "x.y", "99999999999999999999.00", mac] {
-            assert!(!session_valid(token, junk, now), "{junk}");
+        let value = session_value(&tokens[0], now + SESSION_SECONDS);
+        assert_eq!(valid(&value, now).as_deref(), Some("board"));
+        assert!(valid(&value, now + SESSION_SECONDS - 1).is_some());
+        assert!(valid(&value, now + SESSION_SECONDS).is_none(), "past its end");
+        let (_, rest) = value.split_once('.').unwrap();
+        let (_, mac) = rest.split_once('.').unwrap();
+        let moved = format!("board.{}.{mac}", now + 10 * SESSION_SECONDS);
+        assert!(valid(&moved, now + 2 * SESSION_SECONDS).is_none(), "an expiry moved by hand");
+        let renamed = format!("operator.{rest}");
+        assert!(valid(&renamed, now).is_none(), "a read session passed off as the admin's");
+        let unknown = [scoped("board", "a-third-token-nobody-has", Role::Read)];
+        assert!(session_of(&unknown, &value, now).is_none(), "another token's");
+        for junk in ["", ".", "x.y", "board.99999999999999999999.00", mac] {
+            assert!(valid(junk, now).is_none(), "{junk}");
         }
     }
 }

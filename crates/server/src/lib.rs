@@ -39,7 +39,7 @@ use dealledger_events::{Clock, Pipeline};
 use dealledger_log::{Head, Ledger};
 use dealledger_projections::{catch_up, save_checkpoint, Timeline};
 use dealledger_reports::Settings;
-pub use http::NOTE_HEADER;
+pub use http::{route_roles, NOTE_HEADER};
 use metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     /// The scheduled CRM syncs' standing (`GET /v1/sync`).
     syncs: Arc<scheduled::Status>,
+    /// Every token the daemon takes, with its name and role (`ServeConfig::all_tokens`).
+    tokens: Vec<config::ScopedToken>,
 }
 
 /// `[hubspot]` as the daemon uses it now: read at the start, read again by a quarantine retry.
@@ -205,6 +207,7 @@ pub fn run(
         hubspot,
         failed: Arc::new(Readiness::default()),
     };
+    let tokens = config.all_tokens();
     let shared = Arc::new(Shared {
         whatifs: Arc::new(tokio::sync::Semaphore::new(config.whatifs_max)),
         streams: Arc::new(tokio::sync::Semaphore::new(config.streams_max)),
@@ -224,6 +227,7 @@ pub fn run(
         clock: clock.clone(),
         shutdown: watch::Sender::new(false),
         syncs: Arc::new(scheduled::Status::default()),
+        tokens,
     });
     let stopping = Arc::new(scheduled::Stopping::default());
     let syncing = start_syncs(schedules, &shared, &parts, ledger.pipeline(), &stopping)?;
@@ -364,7 +368,7 @@ fn check_start(config: &ServeConfig) -> Result<Option<quarantine::Quarantine>, S
     if let Some(token) = &config.token {
         config::check_token(token)?;
     }
-    if config.token.is_none() && !config.listen.ip().is_loopback() {
+    if !config.wants_token() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NoToken(config.listen));
     }
     match (&config.hubspot, &config.quarantine_path) {

@@ -2,6 +2,7 @@
 //! Host check on loopback, and POSTs that must say they carry JSON.
 
 use super::{ApiError, SharedState};
+use crate::config::{Role, ScopedToken};
 use crate::Shared;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -18,42 +19,67 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// What a request presents to the token.
+/// What a request presents to the tokens.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Credentials {
-    /// The right token, or no token is configured (loopback only).
-    Token,
-    /// A live session cookie of the right token: not a guess (its HMAC cannot be guessed), so
-    /// never throttled.
-    Session,
-    /// A token that is not the right one: a guess, counted by the throttle.
+    /// A token the daemon takes (its role), or no token is configured (loopback only: admin).
+    Token(Role),
+    /// A live session cookie of a token: not a guess (its HMAC cannot be guessed), so never
+    /// throttled.
+    Session(Role),
+    /// A token the daemon does not take: a guess, counted by the throttle.
     Wrong,
-    /// Neither (a session cookie that has ended or is of another token counts as none: a
-    /// dashboard left open overnight is not guessing).
+    /// Neither (a session cookie that has ended or is of no token counts as none: a dashboard
+    /// left open overnight is not guessing).
     Absent,
 }
 
+impl Credentials {
+    fn role(self) -> Option<Role> {
+        match self {
+            Credentials::Token(role) | Credentials::Session(role) => Some(role),
+            Credentials::Wrong | Credentials::Absent => None,
+        }
+    }
+}
+
+/// The token among `tokens` that `given` is, compared with every one in constant time.
+fn token_of<'t>(tokens: &'t [ScopedToken], given: &str) -> Option<&'t ScopedToken> {
+    let mut found = None;
+    for scoped in tokens {
+        if same_secret(scoped.token.as_bytes(), given.as_bytes()) {
+            found = Some(scoped);
+        }
+    }
+    found
+}
+
 fn credentials(shared: &Shared, headers: &HeaderMap) -> Credentials {
-    let Some(token) = &shared.config.token else { return Credentials::Token };
+    if !shared.config.wants_token() {
+        return Credentials::Token(Role::Admin);
+    }
+    let tokens = &shared.tokens;
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
-        return match same_secret(token.as_bytes(), given.as_bytes()) {
-            true => Credentials::Token,
-            false => Credentials::Wrong,
+        return match token_of(tokens, given) {
+            Some(scoped) => Credentials::Token(scoped.role),
+            None => Credentials::Wrong,
         };
     }
     // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
     let now_s = shared.clock.now().0.div_euclid(1_000_000);
-    match crate::dashboard::session_cookie(headers) {
-        Some(value) if crate::dashboard::session_valid(token, value, now_s) => Credentials::Session,
-        _ => Credentials::Absent,
+    match crate::dashboard::session_cookie(headers)
+        .and_then(|v| crate::dashboard::session_of(tokens, v, now_s))
+    {
+        Some(scoped) => Credentials::Session(scoped.role),
+        None => Credentials::Absent,
     }
 }
 
 /// True when the request may see internal detail: no token is configured (loopback only), or
-/// it carries the right one.
+/// it carries one the daemon takes.
 pub(super) fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    matches!(credentials(shared, headers), Credentials::Token | Credentials::Session)
+    credentials(shared, headers).role().is_some()
 }
 
 /// The client's address, as the accept loop saw it (None in a test that calls the router).
@@ -68,7 +94,7 @@ fn throttled(
     peer: Option<std::net::IpAddr>,
     presented: Credentials,
 ) -> Result<(), ApiError> {
-    let guess = matches!(presented, Credentials::Token | Credentials::Wrong);
+    let guess = matches!(presented, Credentials::Token(_) | Credentials::Wrong);
     let (Some(peer), true) = (peer, guess) else { return Ok(()) };
     let now_ms = shared.clock.now().0.div_euclid(1_000);
     if let Some(retry_after_s) = shared.throttle.wait_seconds(peer, now_ms) {
@@ -87,7 +113,7 @@ pub(super) async fn get_session(State(shared): SharedState, headers: HeaderMap) 
     // `now`: the daemon's clock (which a test or a replay may set), so that the dashboard's
     // default periods are the ones the reports take.
     let body = json!({
-        "token_required": shared.config.token.is_some(),
+        "token_required": shared.config.wants_token(),
         "signed_in": authorized(&shared, &headers),
         "now": shared.clock.now().to_string(),
     });
@@ -103,9 +129,9 @@ pub(super) async fn post_session(State(shared): SharedState, request: Request) -
     struct SignIn {
         token: String,
     }
-    let Some(token) = shared.config.token.clone() else {
+    if !shared.config.wants_token() {
         return Ok(StatusCode::NO_CONTENT.into_response());
-    };
+    }
     let peer = peer(request.extensions());
     // A sign-in is small: a larger body is not one.
     let body = axum::body::to_bytes(request.into_body(), SIGN_IN_BYTES_MAX)
@@ -114,17 +140,18 @@ pub(super) async fn post_session(State(shared): SharedState, request: Request) -
     let given = serde_json::from_slice::<SignIn>(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body must be {{\"token\": \"...\"}}: {e}")))?
         .token;
-    let presented = match same_secret(token.as_bytes(), given.as_bytes()) {
-        true => Credentials::Token,
-        false => Credentials::Wrong,
+    let scoped = token_of(&shared.tokens, &given);
+    let presented = match scoped {
+        Some(scoped) => Credentials::Token(scoped.role),
+        None => Credentials::Wrong,
     };
     throttled(&shared, peer, presented)?;
-    if presented == Credentials::Wrong {
+    let Some(scoped) = scoped else {
         return Err(ApiError::Unauthorized { why: "wrong token", bearer: false });
-    }
+    };
     let now_s = shared.clock.now().0.div_euclid(1_000_000);
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, crate::dashboard::set_cookie(&token, now_s));
+    response.headers_mut().insert(header::SET_COOKIE, crate::dashboard::set_cookie(scoped, now_s));
     Ok(response)
 }
 
@@ -189,12 +216,21 @@ pub(super) async fn require_json_posts(request: Request, next: Next) -> super::A
     Ok(next.run(request).await)
 }
 
-pub(super) async fn require_token(State(shared): SharedState, request: Request, next: Next) -> super::Answer {
+/// The door of an endpoint behind the tokens: a token (or session) the daemon takes, of a role
+/// that allows `needed` (403 naming the role needed, else).
+pub(super) async fn require_role(
+    State((shared, needed)): State<(std::sync::Arc<Shared>, Role)>,
+    request: Request,
+    next: Next,
+) -> super::Answer {
     let presented = credentials(&shared, request.headers());
     throttled(&shared, peer(request.extensions()), presented)?;
-    if !matches!(presented, Credentials::Token | Credentials::Session) {
+    let Some(role) = presented.role() else {
         let why = "missing or wrong bearer token (Authorization: Bearer TOKEN)";
         return Err(ApiError::Unauthorized { why, bearer: true });
+    };
+    if !role.allows(needed) {
+        return Err(ApiError::Forbidden { role, needed });
     }
     Ok(next.run(request).await)
 }

@@ -20,6 +20,11 @@ pub enum ApiError {
         why: &'static str,
         bearer: bool,
     },
+    /// A token the daemon takes, of a role that does not allow the endpoint.
+    Forbidden {
+        role: crate::config::Role,
+        needed: crate::config::Role,
+    },
     TooManyAttempts {
         retry_after_s: u64,
     },
@@ -101,6 +106,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::WrongHost(_) => "wrong_host",
             ApiError::BadRequest(_) => "bad_request",
@@ -139,6 +145,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized { .. } | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::WrongHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::BadRequest(_)
@@ -187,6 +194,11 @@ impl ApiError {
     fn reason(&self) -> String {
         match self {
             ApiError::Unauthorized { why, .. } => (*why).to_string(),
+            ApiError::Forbidden { role, needed } => format!(
+                "this token's role is {}; this endpoint needs {} (or admin): use a token with that role ([[serve.tokens]])",
+                role.as_str(),
+                needed.as_str()
+            ),
             ApiError::TooManyAttempts { retry_after_s } => format!(
                 "{} wrong tokens from this address within {} s; retry in {retry_after_s} s",
                 crate::throttle::FAILURES_MAX,
@@ -340,10 +352,11 @@ mod tests {
             ApiError::WhatIfFailed(_) => 30,
             ApiError::WriterFailed(_) => 31,
             ApiError::ShuttingDown => 32,
+            ApiError::Forbidden { .. } => 33,
         }
     }
 
-    const VARIANTS: usize = 33;
+    const VARIANTS: usize = 34;
 
     /// One of each, with text that needs escaping and is not ASCII.
     fn every() -> Vec<ApiError> {
@@ -383,6 +396,7 @@ mod tests {
             ApiError::WhatIfFailed(why()),
             ApiError::WriterFailed(why()),
             ApiError::ShuttingDown,
+            ApiError::Forbidden { role: crate::config::Role::Read, needed: crate::config::Role::Write },
         ]
     }
 

@@ -15,11 +15,13 @@ mod read;
 mod reports;
 mod whatif;
 
+use crate::config::Role;
 use crate::Shared;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 pub use error::ApiError;
 pub use reports::NOTE_HEADER;
@@ -31,22 +33,52 @@ type SharedState = State<Arc<Shared>>;
 /// A handler's answer: what it sends, or the error it answers with.
 type Answer = Result<Response, ApiError>;
 
+/// Every endpoint behind the tokens, with the role it needs: the one list the router is built
+/// from, so an endpoint cannot be added without saying who may use it (and the role test walks
+/// it: `dealledger_server::routes`).
+fn routes() -> Vec<(&'static str, Method, Role, MethodRouter<Arc<Shared>>)> {
+    vec![
+        ("/v1/events", Method::POST, Role::Write, post(events::post_events)),
+        ("/v1/events", Method::GET, Role::Read, get(events::get_events)),
+        ("/v1/deals/{id}", Method::GET, Role::Read, get(deals::get_deal)),
+        ("/v1/deals/{id}/timeline", Method::GET, Role::Read, get(deals::get_deal_timeline)),
+        ("/v1/deals/{id}/proof", Method::GET, Role::Read, get(deals::get_deal_proof)),
+        ("/v1/reports/{name}", Method::GET, Role::Read, get(reports::get_report)),
+        ("/v1/charts/{name}", Method::GET, Role::Read, get(reports::get_chart)),
+        ("/v1/charts/deal/{id}", Method::GET, Role::Read, get(deals::get_deal_chart)),
+        ("/v1/stream", Method::GET, Role::Read, get(events::get_stream)),
+        ("/v1/whatif", Method::GET, Role::Read, get(whatif::get_whatif)),
+        ("/metrics", Method::GET, Role::Read, get(ops::get_metrics)),
+        ("/v1/sync", Method::GET, Role::Read, get(ops::get_sync)),
+        ("/v1/quarantine", Method::GET, Role::Read, get(hubspot::get_quarantine)),
+        ("/v1/quarantine/retry", Method::POST, Role::Admin, post(hubspot::post_quarantine_retry)),
+    ]
+}
+
+/// The endpoints behind the tokens, as (path, method, role needed).
+pub fn route_roles() -> Vec<(&'static str, &'static str, Role)> {
+    routes().into_iter().map(|(path, method, role, _)| (path, method_name(&method), role)).collect()
+}
+
+fn method_name(method: &Method) -> &'static str {
+    if method == Method::POST {
+        "POST"
+    } else {
+        "GET"
+    }
+}
+
 pub fn router(shared: Arc<Shared>) -> Router {
-    let authenticated = Router::new()
-        .route("/v1/events", post(events::post_events).get(events::get_events))
-        .route("/v1/deals/{id}", get(deals::get_deal))
-        .route("/v1/deals/{id}/timeline", get(deals::get_deal_timeline))
-        .route("/v1/deals/{id}/proof", get(deals::get_deal_proof))
-        .route("/v1/reports/{name}", get(reports::get_report))
-        .route("/v1/charts/{name}", get(reports::get_chart))
-        .route("/v1/charts/deal/{id}", get(deals::get_deal_chart))
-        .route("/v1/stream", get(events::get_stream))
-        .route("/v1/whatif", get(whatif::get_whatif))
-        .route("/metrics", get(ops::get_metrics))
-        .route("/v1/sync", get(ops::get_sync))
-        .route("/v1/quarantine", get(hubspot::get_quarantine))
-        .route("/v1/quarantine/retry", post(hubspot::post_quarantine_retry))
-        .route_layer(from_fn_with_state(shared.clone(), auth::require_token));
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<Shared>>)> = Vec::new();
+    for (path, _, role, handler) in routes() {
+        let guarded = handler.route_layer(from_fn_with_state((shared.clone(), role), auth::require_role));
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(guarded),
+            None => by_path.push((path, guarded)),
+        }
+    }
+    let authenticated =
+        by_path.into_iter().fold(Router::new(), |router, (path, methods)| router.route(path, methods));
     Router::new()
         .merge(authenticated)
         // HubSpot cannot send our token: its deliveries are authenticated by their signature.
