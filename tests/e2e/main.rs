@@ -24,6 +24,7 @@ mod reports;
 mod rules;
 mod salesforce;
 mod scaleout;
+mod secrets;
 mod shape;
 mod stall;
 mod sync;
