@@ -281,7 +281,7 @@ enum InputFormat {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// A deal's full history: seq, version, at, recorded_at, appended_at, type, details, actor, source_id
+    /// A deal's full history: seq, version, at, recorded_at, appended_at, appended_by, type, details, actor, source_id
     Deal {
         /// The deal id
         id: String,

@@ -1,18 +1,18 @@
-//! The codec's first format migration: a store written by the code of record
-//! format version 1 (tests/fixtures/store-v1, never rewritten) opens, verifies, and replays to
-//! the very reports that code gave; new events go into it in today's format, and the two read
-//! side by side.
+//! The codec's format migrations: a store written by the code of each earlier record format
+//! (tests/fixtures/store-v1 and store-v2, never rewritten) opens, verifies, and replays to the
+//! very reports that code gave; new events go into it in today's format, and the two read side
+//! by side.
 
 use crate::harness::{copy_dir, Ledger};
 
 const NOW: &str = "2026-06-01T00:00:00Z";
 
-fn fixture() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
+fn fixture(format: u8) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-v{format}"))
 }
 
-fn expected(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture().join("expected").join(name)).unwrap();
+fn expected_of(format: u8, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(format).join("expected").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -43,8 +43,26 @@ fn gives_again(actual: &serde_json::Value, expected: &serde_json::Value, at: &st
 
 #[test]
 fn a_version_1_store_opens_verifies_and_replays_to_the_same_reports() {
+    let events = old_store_reads_and_takes_new_events(1);
+    // Format 1 did not keep the append time; format 2 does.
+    assert!(events[..events.len() - 1].iter().all(|e| e.get("appended_at").is_none()));
+}
+
+#[test]
+fn a_version_2_store_opens_verifies_and_replays_to_the_same_reports() {
+    let events = old_store_reads_and_takes_new_events(2);
+    // Format 2 kept the append time, not who appended (format 3; a command appends as nobody).
+    assert!(events[..events.len() - 1]
+        .iter()
+        .all(|e| e["appended_at"] == NOW && e.get("appended_by").is_none()));
+}
+
+/// The store of record `format` opens, verifies, replays to that code's reports, and takes a
+/// new event in today's format: the deal's history after it.
+fn old_store_reads_and_takes_new_events(format: u8) -> Vec<serde_json::Value> {
+    let expected = |name: &str| expected_of(format, name);
     let l = Ledger::new();
-    copy_dir(&fixture().join("data"), &l.data());
+    copy_dir(&fixture(format).join("data"), &l.data());
     l.run(&["audit", "verify"]).ok();
     assert_eq!(json(&l, &["audit", "digest"]), expected("digest.json"));
     assert_eq!(json(&l, &["stats", "--format", "json"])["events"], expected("stats.json")["events"]);
@@ -87,7 +105,6 @@ fn a_version_1_store_opens_verifies_and_replays_to_the_same_reports() {
     assert_eq!(events.len(), expected("deal-D-0000001.json").as_array().unwrap().len() + 1);
     assert_eq!(&events[..events.len() - 1], expected("deal-D-0000001.json").as_array().unwrap().as_slice());
     assert_eq!(events.last().unwrap()["source_id"], "new-1");
-    // Format 1 did not keep the append time; format 2 does.
-    assert!(events[..events.len() - 1].iter().all(|e| e.get("appended_at").is_none()));
     assert_eq!(events.last().unwrap()["appended_at"], NOW);
+    events.clone()
 }

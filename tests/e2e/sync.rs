@@ -388,6 +388,9 @@ fn the_daemon_syncs_on_its_schedule_and_rides_out_hubspot_down() {
     let kpis = d.get_json("/v1/reports/kpis?from=2025-01-01&to=2025-03-01");
     assert_eq!(find_number(&kpis, "first_response_hours_median"), Some(3.0), "{kpis}");
     assert_eq!(find_number(&kpis, "touch_minutes"), Some(125.0), "{kpis}");
+    // Appended by the sync, in the daemon.
+    let deal = d.get_json("/v1/deals/hubspot-1");
+    assert_eq!(deal[0]["appended_by"], "sync-hubspot", "{deal}");
     let (_, metrics) = d.get("/metrics");
     assert!(
         sample(&metrics, "dealledger_sync_runs_total{crm=\"hubspot\",outcome=\"ok\"}") >= Some(1),

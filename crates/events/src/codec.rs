@@ -14,6 +14,8 @@ use thiserror::Error;
 
 /// The record format written today, and the oldest one still read.
 ///
+/// - Version 3: version 2's fields, then `appended_by` (the name of the daemon's token that
+///   appended it, or none). Version 2 reads through [`upcast_v2`].
 /// - Version 2: version 1's fields, then `appended_after_recorded` (the ledger's clock at append,
 ///   as its distance from `recorded_at`: zero when the source gave no `recorded_at`).
 /// - Version 1: bincode 2 `standard()` (little endian, varint integers) of [`RecordV1`]'s fields
@@ -22,7 +24,7 @@ use thiserror::Error;
 /// A format change is a new version here: a struct for its records, an upcaster from the one
 /// before, golden files for both (tests/golden.rs), and a store of the old format that a test
 /// opens (tests/e2e/migration.rs). Blocks say their version, so old and new blocks mix in a log.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 pub const FORMAT_VERSION_OLDEST: u8 = 1;
 
 /// Whether blocks of this record format can be read.
@@ -30,7 +32,7 @@ pub fn is_known_version(format_version: u8) -> bool {
     (FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&format_version)
 }
 
-/// One record as written (version 2). Instants are split into whole seconds and the
+/// One record as written (version 3). Instants are split into whole seconds and the
 /// microseconds past them: CRM times are whole seconds or milliseconds, so the second part is one
 /// byte and the seconds share their high bytes from record to record (a single microsecond varint
 /// takes 9 bytes and compresses worse). `recorded_at` is stored as its distance from `at`, usually
@@ -44,6 +46,24 @@ struct RecordRef<'a> {
     recorded_after_at: Option<(i64, u32)>,
     actor: Option<&'a str>,
     source_id: Option<&'a str>,
+    body: BodyRef<'a>,
+    appended_after_recorded: Option<(i64, u32)>,
+    appended_by: Option<&'a str>,
+}
+
+/// A version 2 record: a version 3 record without `appended_by`.
+#[derive(Deserialize)]
+struct RecordV2<'a> {
+    version: u32,
+    deal: &'a str,
+    at_seconds: i64,
+    at_micros: u32,
+    recorded_after_at: Option<(i64, u32)>,
+    #[serde(borrow)]
+    actor: Option<&'a str>,
+    #[serde(borrow)]
+    source_id: Option<&'a str>,
+    #[serde(borrow)]
     body: BodyRef<'a>,
     appended_after_recorded: Option<(i64, u32)>,
 }
@@ -66,7 +86,7 @@ struct RecordV1<'a> {
     body: BodyRef<'a>,
 }
 
-/// A version 2 record, borrowed from the block, as read.
+/// A version 3 record, borrowed from the block, as read.
 #[derive(Deserialize)]
 struct RecordView<'a> {
     version: u32,
@@ -81,9 +101,38 @@ struct RecordView<'a> {
     #[serde(borrow)]
     body: BodyRef<'a>,
     appended_after_recorded: Option<(i64, u32)>,
+    #[serde(borrow)]
+    appended_by: Option<&'a str>,
 }
 
-/// Version 1 to version 2: the append time was not kept, so it is unknown (`None`), never
+/// Version 2 to version 3: who appended it was not kept (`None`).
+fn upcast_v2(record: RecordV2<'_>) -> RecordView<'_> {
+    let RecordV2 {
+        version,
+        deal,
+        at_seconds,
+        at_micros,
+        recorded_after_at,
+        actor,
+        source_id,
+        body,
+        appended_after_recorded,
+    } = record;
+    RecordView {
+        version,
+        deal,
+        at_seconds,
+        at_micros,
+        recorded_after_at,
+        actor,
+        source_id,
+        body,
+        appended_after_recorded,
+        appended_by: None,
+    }
+}
+
+/// Version 1 to version 3: the append time was not kept, so it is unknown (`None`), never
 /// guessed from `recorded_at`.
 fn upcast_v1(record: RecordV1<'_>) -> RecordView<'_> {
     let RecordV1 { version, deal, at_seconds, at_micros, recorded_after_at, actor, source_id, body } = record;
@@ -97,6 +146,7 @@ fn upcast_v1(record: RecordV1<'_>) -> RecordView<'_> {
         source_id,
         body,
         appended_after_recorded: None,
+        appended_by: None,
     }
 }
 
@@ -143,6 +193,7 @@ pub fn encode_record(version: u32, event: &Event, out: &mut Vec<u8>) {
         appended_after_recorded: event
             .appended_at
             .map(|a| split(a.0.wrapping_sub(event.recorded_at.unwrap_or(event.at).0))),
+        appended_by: event.appended_by.as_deref(),
     };
     bincode::serde::encode_into_std_write(record, out, config())
         .expect("writing to a Vec cannot fail and every event serializes");
@@ -204,7 +255,12 @@ pub fn decode_record_ref(
                 bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?;
             (upcast_v1(record), used)
         }
-        2 => bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?,
+        2 => {
+            let (record, used) =
+                bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?;
+            (upcast_v2(record), used)
+        }
+        3 => bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(corrupt)?,
         other => return Err(CodecError::UnknownVersion(other)),
     };
     let at = join(record.at_seconds, record.at_micros)?;
@@ -231,6 +287,7 @@ pub fn decode_record_ref(
         at,
         recorded_at,
         appended_at,
+        appended_by: record.appended_by,
         actor: record.actor,
         source_id: record.source_id,
         body: record.body,

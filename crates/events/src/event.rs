@@ -322,6 +322,10 @@ pub struct Event {
     /// The ledger's own clock when it appended the event: set on admission, never taken from
     /// input. `None` on events stored before record format 2, which did not keep it.
     pub appended_at: Option<Timestamp>,
+    /// The name of the daemon's token that appended it (`[[serve.tokens]]`; `token` for `[serve]
+    /// token`, a sync's or the HubSpot hook's own name): set by the daemon, never taken from
+    /// input. `None` on events stored before record format 3, and on those a command appended.
+    pub appended_by: Option<String>,
     pub actor: Option<String>,
     /// The source system's idempotency key.
     pub source_id: Option<String>,

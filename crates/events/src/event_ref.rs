@@ -86,6 +86,8 @@ pub struct EventRef<'a> {
     pub recorded_at: Timestamp,
     /// The ledger's clock at append; `None` for records of format 1, which did not keep it.
     pub appended_at: Option<Timestamp>,
+    /// The token that appended it; `None` for records of formats 1 and 2, and a command's.
+    pub appended_by: Option<&'a str>,
     pub actor: Option<&'a str>,
     pub source_id: Option<&'a str>,
     pub body: BodyRef<'a>,
@@ -196,6 +198,7 @@ impl<'a> EventRef<'a> {
             at: event.at,
             recorded_at: event.recorded_at.expect("stored events have their recorded_at resolved"),
             appended_at: event.appended_at,
+            appended_by: event.appended_by.as_deref(),
             actor: event.actor.as_deref(),
             source_id: event.source_id.as_deref(),
             body: BodyRef::of(&event.body),
@@ -290,6 +293,7 @@ impl<'a> EventRef<'a> {
                 at: self.at,
                 recorded_at: Some(self.recorded_at),
                 appended_at: self.appended_at,
+                appended_by: self.appended_by.map(str::to_string),
                 actor: self.actor.map(str::to_string),
                 source_id: self.source_id.map(str::to_string),
                 body: self.body.to_owned_body(),

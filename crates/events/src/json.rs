@@ -65,6 +65,10 @@ struct Wire<'a> {
     /// and replaced by this ledger's clock.
     #[serde(borrow = "'a")]
     appended_at: Option<Text<'a>>,
+    /// Printed on stored events; accepted (as text) so that printed events ingest again, and
+    /// replaced by what this ledger knows of who appended it.
+    #[serde(borrow = "'a")]
+    appended_by: Option<Text<'a>>,
     #[serde(borrow = "'a")]
     actor: Option<Text<'a>>,
     #[serde(borrow = "'a")]
@@ -256,12 +260,13 @@ pub fn parse_line(line: &str) -> Result<Submission, Rejection> {
     if let Some(text) = wire.appended_at.as_deref() {
         Timestamp::parse_rfc3339(text).map_err(invalid("appended_at"))?;
     }
+    let _ = text(wire.appended_by.take(), "appended_by")?;
     let actor = nonempty(text(wire.actor.take(), "actor")?, "actor")?;
     let source_id = nonempty(text(wire.source_id.take(), "source_id")?, "source_id")?;
     let expected_version = wire.expected_version;
     let body = body(kind, wire)?;
     Ok(Submission {
-        event: Event { deal, at, recorded_at, appended_at: None, actor, source_id, body },
+        event: Event { deal, at, recorded_at, appended_at: None, appended_by: None, actor, source_id, body },
         expected_version,
     })
 }
@@ -506,6 +511,7 @@ pub fn write_event_json(out: &mut String, event: &Event, currency: Currency, pre
     if let Some(appended_at) = event.appended_at {
         f.str("appended_at", &appended_at.to_string());
     }
+    f.opt("appended_by", &event.appended_by);
     f.opt("actor", &event.actor);
     f.opt("source_id", &event.source_id);
     write_body(&mut f, &event.body, currency);

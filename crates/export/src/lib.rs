@@ -133,6 +133,7 @@ const EVENTS: &[Column] = &[
     col("value", Text, true),
     col("reason", Text, true),
     col("note", Text, true),
+    col("appended_by", Text, true),
 ];
 
 const DEALS: &[Column] = &[
@@ -231,7 +232,7 @@ fn events<S: BlockStore>(log: &Log<S>, view: View, out: &mut write::TableWriter)
         // A valid log opens every deal before its other events; USD only stands in for the impossible.
         let currency = currencies.get(event.deal.as_str()).copied().unwrap_or(Currency::USD);
         let money = |minor: i64| Value::Money { minor, currency };
-        let mut row = vec![Value::Null; 22];
+        let mut row = vec![Value::Null; EVENTS.len()];
         row[0] = Value::Int(i64::try_from(stored.seq).unwrap_or(i64::MAX));
         row[1] = text(event.deal.as_str());
         row[2] = text(event.body.kind().as_str());
@@ -240,6 +241,7 @@ fn events<S: BlockStore>(log: &Log<S>, view: View, out: &mut write::TableWriter)
         row[5] = opt_time(event.appended_at);
         row[6] = opt_text(event.actor.as_deref());
         row[7] = opt_text(event.source_id.as_deref());
+        row[22] = opt_text(event.appended_by.as_deref());
         row[11] = text(currency.as_str());
         match &event.body {
             Body::Opened { owner, amount, stage, close_date, name, .. } => {

@@ -105,6 +105,7 @@ impl DealStory<'_> {
             at,
             recorded_at: Some(at.plus_micros(delay)),
             appended_at: None,
+            appended_by: None,
             actor: None,
             source_id,
             body,

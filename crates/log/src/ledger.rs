@@ -288,6 +288,7 @@ impl<S: BlockStore> Ledger<S> {
             writer,
             savepoint,
             now,
+            appended_by: None,
             new_ids: Recorded::default(),
             appended: 0,
             duplicates: 0,
@@ -302,6 +303,8 @@ pub struct Batch<'l, S: BlockStore> {
     writer: BlockWriter,
     savepoint: Savepoint,
     now: dealledger_events::Timestamp,
+    /// Who the events pushed next are appended by (`Event::appended_by`).
+    appended_by: Option<String>,
     new_ids: Recorded,
     appended: u64,
     duplicates: u64,
@@ -310,6 +313,12 @@ pub struct Batch<'l, S: BlockStore> {
 }
 
 impl<S: BlockStore> Batch<'_, S> {
+    /// The name the events pushed from now on are appended by (the daemon's token of the
+    /// request), never taken from their input.
+    pub fn set_appended_by(&mut self, name: Option<&str>) {
+        self.appended_by = name.map(str::to_string);
+    }
+
     /// Admits one event. On `Err` the batch is as it was before the call and may go on (for
     /// `--skip-invalid`) or be dropped (all or nothing).
     pub fn push(&mut self, submission: Submission) -> Result<Outcome, Rejection> {
@@ -380,6 +389,7 @@ impl<S: BlockStore> Batch<'_, S> {
         let version = self.ledger.deals.admit(&mut submission, seq, self.now, &self.ledger.pipeline)?;
         // The ledger's own clock, whatever the source said: the audit's record of when it knew.
         submission.event.appended_at = Some(self.now);
+        submission.event.appended_by.clone_from(&self.appended_by);
         self.ledger.seen.insert(id, Seen { seq, version, body });
         self.new_ids.push(id);
         self.appended += 1;

@@ -21,6 +21,7 @@ fn event(deal: &str, body: Body) -> Event {
         at,
         recorded_at: Some(at),
         appended_at: Some(at),
+        appended_by: None,
         actor: None,
         source_id: None,
         body,

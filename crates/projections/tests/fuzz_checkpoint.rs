@@ -126,7 +126,10 @@ fn the_fold_cannot_change_without_its_version() {
     let (timeline, _) = rebuild::<Timeline, _>(ledger().log()).unwrap();
     let state = timeline.encode();
     let pinned = (Timeline::VERSION, state.len(), crc32c::crc32c(&state));
-    assert_eq!(pinned, (7, 726, 4_172_009_085), "the timeline's state changed; see the comment above");
+    // The state holds each event's offset in its block, so a record format that writes a record
+    // longer moves them (format 3's `appended_by` did, by one byte a record): blocks already
+    // written keep theirs, so the version stays and only this figure changes.
+    assert_eq!(pinned, (7, 726, 4_129_928_271), "the timeline's state changed; see the comment above");
 }
 
 #[test]

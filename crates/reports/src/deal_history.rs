@@ -21,13 +21,15 @@ pub fn render(events: &[StoredEvent], currency: Currency, format: Format) -> Str
     }
 }
 
-/// A deal's history as a table. CSV puts `appended_at` last (columns are only ever added at the
-/// end) and leaves it empty where it is not known; the table for people puts it beside
-/// `recorded_at` and shows `-` (it is not kept before record format 2).
+/// A deal's history as a table. CSV puts `appended_at` and then `appended_by` last (columns are
+/// only ever added at the end) and leaves them empty where they are not known; the table for
+/// people puts them beside `recorded_at` and shows `-` (`appended_at` is not kept before record
+/// format 2, `appended_by` before format 3 nor for what a command appended).
 fn table(events: &[StoredEvent], currency: Currency, for_csv: bool) -> Table {
     let mut columns = vec!["seq", "version", "at", "recorded_at", "type", "details", "actor", "source_id"];
     let appended_column = if for_csv { columns.len() } else { 4 };
     columns.insert(appended_column, "appended_at");
+    columns.insert(appended_column + 1, "appended_by");
     let mut table = Table::new("", &columns);
     for stored in events {
         let e = &stored.event;
@@ -43,6 +45,10 @@ fn table(events: &[StoredEvent], currency: Currency, for_csv: bool) -> Table {
         ];
         let unknown = if for_csv { "" } else { "-" };
         row.insert(appended_column, Cell::Text(e.appended_at.map_or(unknown.to_string(), |a| a.to_string())));
+        row.insert(
+            appended_column + 1,
+            Cell::Text(e.appended_by.clone().unwrap_or_else(|| unknown.to_string())),
+        );
         table.push(row);
     }
     table

@@ -170,7 +170,7 @@ fn run_once(schedule: &Schedule, context: &Context) {
     let started_at = context.clock.now();
     context.status.update(name, |s| s.state = "running");
     let pause = Box::new(StopPause { stopping: context.stopping.clone(), started: Instant::now() });
-    let mut sink = QueueSink { context, opened: BTreeMap::new() };
+    let mut sink = QueueSink { context, crm: name, opened: BTreeMap::new() };
     let ran = crm.run(
         &context.pipeline,
         schedule.token.clone(),
@@ -235,6 +235,8 @@ impl Pause for StopPause {
 /// A sync's pages to the writer, as batches of their own.
 struct QueueSink<'a> {
     context: &'a Context,
+    /// The CRM it syncs: the events are appended by `sync-CRM`.
+    crm: &'static str,
     /// Deals this run opened, and when: the timeline may not have folded them yet.
     opened: BTreeMap<String, Timestamp>,
 }
@@ -291,7 +293,8 @@ impl Sink for QueueSink<'_> {
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.context.metrics.queue_depth.fetch_add(1, Relaxed);
-        let job = Job { work: Work::Sync(rows), reply, reserved };
+        let by = Some(format!("sync-{}", self.crm));
+        let job = Job { work: Work::Sync(rows), reply, reserved, by };
         if self.context.queue.send(Message::Job(job)).is_err() {
             self.context.metrics.queue_depth.fetch_sub(1, Relaxed);
             return Err("the writer has stopped".into());

@@ -83,6 +83,21 @@ fn every_endpoint_answers_each_role_as_its_table_says() {
             }
         }
     }
+    // Who appended each event is the name of the token that posted it.
+    let event = r#"{"deal":"BY-1","type":"opened","at":"2025-01-01T00:00:00Z","owner":"o","amount":1,"appended_by":"forged"}"#;
+    let posted = ureq::post(&format!("{url}/v1/events"))
+        .set("Authorization", &format!("Bearer {}", TOKENS[1].1))
+        .set("Content-Type", "application/json")
+        .send_string(event);
+    assert!(posted.is_ok(), "{posted:?}");
+    let history = ureq::get(&format!("{url}/v1/deals/BY-1"))
+        .set("Authorization", &format!("Bearer {}", TOKENS[0].1))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(history[0]["appended_by"], "integration", "never what the input says: {history}");
     let _ = stop.send(());
     thread.join().unwrap().unwrap();
 }

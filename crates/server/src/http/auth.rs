@@ -216,6 +216,26 @@ pub(super) async fn require_json_posts(request: Request, next: Next) -> super::A
     Ok(next.run(request).await)
 }
 
+/// The name of the token a request came with, which the door put in its extensions (None with
+/// no token configured).
+#[derive(Clone)]
+struct Caller(Option<String>);
+
+pub(super) fn caller_name(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions.get::<Caller>().and_then(|c| c.0.clone())
+}
+
+/// The name of the token `headers` present, if the daemon takes it.
+fn name_of(shared: &Shared, headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
+        return token_of(&shared.tokens, given).map(|t| t.name.clone());
+    }
+    let now_s = shared.clock.now().0.div_euclid(1_000_000);
+    let value = crate::dashboard::session_cookie(headers)?;
+    crate::dashboard::session_of(&shared.tokens, value, now_s).map(|t| t.name.clone())
+}
+
 /// The door of an endpoint behind the tokens: a token (or session) the daemon takes, of a role
 /// that allows `needed` (403 naming the role needed, else).
 pub(super) async fn require_role(
@@ -232,5 +252,8 @@ pub(super) async fn require_role(
     if !role.allows(needed) {
         return Err(ApiError::Forbidden { role, needed });
     }
+    let mut request = request;
+    let caller = Caller(name_of(&shared, request.headers()));
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

@@ -30,6 +30,7 @@ const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 const STREAM_PAGE_EVENTS: usize = 1_000;
 
 pub(super) async fn post_events(State(shared): SharedState, request: Request) -> Answer {
+    let caller = super::auth::caller_name(request.extensions());
     let announced = announced_bytes(request.headers());
     let limit = shared.config.body_bytes_max;
     let body = request.into_body();
@@ -46,7 +47,7 @@ pub(super) async fn post_events(State(shared): SharedState, request: Request) ->
             if !reserved.grow(bytes) {
                 return Err(busy(&shared));
             }
-            submit(&shared, Work::Events(submissions), reserved).await
+            submit(&shared, Work::Events(submissions), reserved, caller).await
         }
         Decoded::Bad(bad) => Err(ApiError::Rejected { index: bad.index, rejection: bad.rejection }),
         Decoded::TooMany(t) => Err(ApiError::TooManyEvents { max: t.events_max }),
@@ -54,12 +55,17 @@ pub(super) async fn post_events(State(shared): SharedState, request: Request) ->
 }
 
 /// Queues work for the writer and waits for its answer.
-pub(super) async fn submit(shared: &Arc<Shared>, work: Work, reserved: Reserved) -> Answer {
+pub(super) async fn submit(
+    shared: &Arc<Shared>,
+    work: Work,
+    reserved: Reserved,
+    by: Option<String>,
+) -> Answer {
     let hubspot = !matches!(work, Work::Events(_));
     // No short cut when the writer has failed: it answers (and retries its recovery) itself.
     let (reply, answer) = tokio::sync::oneshot::channel();
     shared.metrics.queue_depth.fetch_add(1, Relaxed);
-    if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply, reserved })) {
+    if let Err(e) = shared.queue.try_send(Message::Job(Job { work, reply, reserved, by })) {
         shared.metrics.queue_depth.fetch_sub(1, Relaxed);
         return Err(match e {
             std::sync::mpsc::TrySendError::Full(_) => ApiError::QueueFull(format!(

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 
 /// Bytes of a retry's body, at most: it carries nothing.
 const RETRY_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Who appends what HubSpot's signed deliveries carry (`Event::appended_by`).
+pub const HOOK_NAME: &str = "hubspot-webhook";
 
 pub(super) async fn post_hubspot(State(shared): SharedState, headers: HeaderMap, request: Request) -> Answer {
     let not_configured = || {
@@ -64,7 +66,8 @@ pub(super) async fn post_hubspot(State(shared): SharedState, headers: HeaderMap,
     if !reserved.grow(tree) {
         return Err(busy(&shared));
     }
-    submit(&shared, Work::HubSpot(notifications), reserved).await
+    // Signed by HubSpot, not by a token of ours: the hook's own name.
+    submit(&shared, Work::HubSpot(notifications), reserved, Some(HOOK_NAME.to_string())).await
 }
 
 /// The quarantined HubSpot notifications, oldest first.
@@ -84,6 +87,7 @@ pub(super) async fn get_quarantine(
 /// Reads `[hubspot]` of dealledger.toml again (a stage mapping added since the start), then
 /// retries every quarantined notification.
 pub(super) async fn post_quarantine_retry(State(shared): SharedState, request: Request) -> Answer {
+    let caller = super::auth::caller_name(request.extensions());
     // The body is not used; it is read (bounded) so the connection stays usable.
     let announced = announced_bytes(request.headers());
     let body = request.into_body();
@@ -100,5 +104,5 @@ pub(super) async fn post_quarantine_retry(State(shared): SharedState, request: R
             .ok_or_else(|| ApiError::BadConfig(format!("{}: no [hubspot] section", path.display())))?;
         shared.hubspot.set(hubspot);
     }
-    submit(&shared, Work::RetryQuarantine, reserved).await
+    submit(&shared, Work::RetryQuarantine, reserved, caller).await
 }

@@ -149,6 +149,7 @@ pub(super) fn commit_group(
     let mut held = Vec::with_capacity(group.len());
     for job in group {
         held.push(job.reserved);
+        batch.set_appended_by(job.by.as_deref());
         let (answer, (new_holds, new_releases)) = match job.work {
             Work::Events(submissions) => (admit_events(&mut batch, submissions), (Vec::new(), Vec::new())),
             Work::Sync(rows) => {

@@ -58,6 +58,9 @@ impl Work {
 
 pub struct Job {
     pub work: Work,
+    /// Who appends it: the request's token's name (`[[serve.tokens]]`), the hook's or a sync's
+    /// own; `Event::appended_by` of what it stores.
+    pub by: Option<String>,
     pub reply: oneshot::Sender<Answer>,
     /// The request's bytes in the memory budget, given back when the writer is done with it.
     pub reserved: crate::budget::Reserved,
