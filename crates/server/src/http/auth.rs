@@ -55,15 +55,21 @@ fn token_of<'t>(tokens: &'t [ScopedToken], given: &str) -> Option<&'t ScopedToke
 }
 
 fn credentials(shared: &Shared, headers: &HeaderMap) -> Credentials {
+    presented(shared, headers).0
+}
+
+/// What `headers` present, and the name of the token when the daemon takes it: one pass over the
+/// tokens per request.
+fn presented<'s>(shared: &'s Shared, headers: &HeaderMap) -> (Credentials, Option<&'s str>) {
     if !shared.config.wants_token() {
-        return Credentials::Token(Role::Admin);
+        return (Credentials::Token(Role::Admin), None);
     }
     let tokens = &shared.tokens;
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
         return match token_of(tokens, given) {
-            Some(scoped) => Credentials::Token(scoped.role),
-            None => Credentials::Wrong,
+            Some(scoped) => (Credentials::Token(scoped.role), Some(scoped.name.as_str())),
+            None => (Credentials::Wrong, None),
         };
     }
     // The dashboard's session (docs/dashboard.md): the cookie `POST /v1/session` set.
@@ -71,8 +77,8 @@ fn credentials(shared: &Shared, headers: &HeaderMap) -> Credentials {
     match crate::dashboard::session_cookie(headers)
         .and_then(|v| crate::dashboard::session_of(tokens, v, now_s))
     {
-        Some(scoped) => Credentials::Session(scoped.role),
-        None => Credentials::Absent,
+        Some(scoped) => (Credentials::Session(scoped.role), Some(scoped.name.as_str())),
+        None => (Credentials::Absent, None),
     }
 }
 
@@ -225,17 +231,6 @@ pub(super) fn caller_name(extensions: &axum::http::Extensions) -> Option<String>
     extensions.get::<Caller>().and_then(|c| c.0.clone())
 }
 
-/// The name of the token `headers` present, if the daemon takes it.
-fn name_of(shared: &Shared, headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
-        return token_of(&shared.tokens, given).map(|t| t.name.clone());
-    }
-    let now_s = shared.clock.now().0.div_euclid(1_000_000);
-    let value = crate::dashboard::session_cookie(headers)?;
-    crate::dashboard::session_of(&shared.tokens, value, now_s).map(|t| t.name.clone())
-}
-
 /// The door of an endpoint behind the tokens: a token (or session) the daemon takes, of a role
 /// that allows `needed` (403 naming the role needed, else).
 pub(super) async fn require_role(
@@ -243,7 +238,8 @@ pub(super) async fn require_role(
     request: Request,
     next: Next,
 ) -> super::Answer {
-    let presented = credentials(&shared, request.headers());
+    let (presented, name) = presented(&shared, request.headers());
+    let caller = Caller(name.map(str::to_string));
     throttled(&shared, peer(request.extensions()), presented)?;
     let Some(role) = presented.role() else {
         let why = "missing or wrong bearer token (Authorization: Bearer TOKEN)";
@@ -253,7 +249,6 @@ pub(super) async fn require_role(
         return Err(ApiError::Forbidden { role, needed });
     }
     let mut request = request;
-    let caller = Caller(name_of(&shared, request.headers()));
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
